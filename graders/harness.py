@@ -1,0 +1,215 @@
+"""The code that runs inside a grading child: load a program, call it on each test, ship the outputs.
+
+It runs next to untrusted code, so it decides nothing: it never sees expected outputs and never
+judges. It only converts what the function returned into plain numeric arrays and writes them to the
+result pipe (fd 3) the parent created. Comparison happens in the parent.
+
+Run as `python -m graders.harness`: reads one request message on stdin, writes messages on fd 3.
+"""
+
+from __future__ import annotations
+
+import linecache
+import os
+import sys
+import time
+import traceback
+import types
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from graders import wire
+
+RESULT_FD = 3
+MAX_DEPTH = 32
+MAX_LEAVES = 10_000
+SUBMISSION_FILENAME = "submission.py"
+
+
+class OutputRejected(Exception):
+    """The returned value cannot be sent as plain numeric arrays."""
+
+    def __init__(self, message: str, kind: str = "bad_output"):
+        super().__init__(message)
+        self.kind = kind
+
+
+def _leaf_to_array(value: Any) -> np.ndarray:
+    if isinstance(value, str | bytes):
+        raise OutputRejected(f"returned a {type(value).__name__}; only numbers and arrays are graded")
+    if value is None:
+        raise OutputRejected("returned None; did you forget a `return`?")
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:
+        raise OutputRejected(f"returned a {type(value).__name__} that is not array-like: {exc}") from exc
+    if arr.dtype.kind == "V" or arr.dtype.name in {"bfloat16", "float8_e4m3fn", "float8_e5m2"}:
+        arr = arr.astype(np.float32)
+    if arr.dtype.kind not in wire.NUMERIC_KINDS:
+        raise OutputRejected(
+            f"returned a {type(value).__name__} of dtype {arr.dtype}; only bool, int and float arrays are graded"
+        )
+    # A fresh base-class array: subclasses and their overridden methods never leave this process.
+    return np.array(arr, dtype=arr.dtype, copy=True, subok=False, order="C")
+
+
+def to_tree(value: Any, leaves: list[np.ndarray], budget: list[int], depth: int = 0) -> dict[str, Any]:
+    """Describe a returned pytree as JSON and collect its leaves as plain arrays."""
+    if depth > MAX_DEPTH:
+        raise OutputRejected("the returned structure is nested too deeply")
+    if isinstance(value, tuple | list):
+        kind = "tuple" if isinstance(value, tuple) else "list"
+        return {"t": kind, "c": [to_tree(v, leaves, budget, depth + 1) for v in value]}
+    if isinstance(value, dict):
+        keys = list(value.keys())
+        if not all(isinstance(k, str) for k in keys):
+            raise OutputRejected("dictionary keys in the result must be strings")
+        return {"t": "dict", "k": keys, "c": [to_tree(value[k], leaves, budget, depth + 1) for k in keys]}
+    if len(leaves) >= MAX_LEAVES:
+        raise OutputRejected("the result has too many leaves")
+    arr = _leaf_to_array(value)
+    budget[0] -= arr.nbytes
+    if budget[0] < 0:
+        raise OutputRejected("the result is larger than this problem's output limit", kind="output_limit")
+    leaves.append(arr)
+    return {"t": "leaf", "i": len(leaves) - 1}
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback of an exception, keeping only frames of the submitted file."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == SUBMISSION_FILENAME]
+    lines = ["Traceback (most recent call last, your code only):\n"]
+    lines += traceback.format_list(frames)
+    lines += traceback.format_exception_only(type(exc), exc)
+    return "".join(lines)[-8000:]
+
+
+def _error_fields(exc: BaseException) -> dict[str, Any]:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == SUBMISSION_FILENAME]
+    return {
+        "error_type": type(exc).__name__,
+        "message": str(exc)[:4000],
+        "traceback": user_traceback(exc),
+        "line": frames[-1].lineno if frames else None,
+    }
+
+
+def load_program(code: str, function: str, module_name: str = "submission") -> tuple[dict[str, Any], Any]:
+    """Compile and execute a program; return a load event and the function (or None)."""
+    try:
+        compiled = compile(code, SUBMISSION_FILENAME, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        return {"status": "syntax_error", "message": f"{exc.msg}", "line": exc.lineno, "offset": exc.offset,
+                "text": (exc.text or "").rstrip("\n")[:500]}, None
+    except (ValueError, MemoryError, RecursionError) as exc:
+        return {"status": "syntax_error", "message": str(exc)[:500], "line": None}, None
+    linecache.cache[SUBMISSION_FILENAME] = (len(code), None, code.splitlines(True), SUBMISSION_FILENAME)
+    module = types.ModuleType(module_name)
+    module.__file__ = SUBMISSION_FILENAME
+    sys.modules[module_name] = module
+    try:
+        exec(compiled, module.__dict__)
+    except BaseException as exc:  # the program may raise anything, SystemExit included
+        return {"status": "error", **_error_fields(exc)}, None
+    fn = module.__dict__.get(function)
+    if fn is None:
+        return {"status": "invalid", "message": f"no function named `{function}` is defined"}, None
+    if not callable(fn):
+        return {"status": "invalid", "message": f"`{function}` is a {type(fn).__name__}, not a function"}, None
+    return {"status": "ok"}, fn
+
+
+def _build_args(test: dict[str, Any], arrays: list[np.ndarray]) -> list[Any]:
+    import jax.numpy as jnp
+
+    args: list[Any] = []
+    for arg in test["args"]:
+        if "s" in arg:
+            args.append(float(arg["s"]))
+        else:
+            arr = arrays[arg["a"]]
+            dtype = arg.get("dtype", str(arr.dtype))
+            args.append(jnp.asarray(arr, dtype=dtype))
+    return args
+
+
+def run_test(fn: Any, test: dict[str, Any], arrays: list[np.ndarray], output_budget: int
+             ) -> tuple[dict[str, Any], list[np.ndarray]]:
+    import jax
+
+    args = _build_args(test, arrays)
+    start = time.perf_counter()
+    try:
+        result = fn(*args)
+        result = jax.block_until_ready(result)
+    except BaseException as exc:
+        return {"status": "error", "duration_ms": _ms(start), **_error_fields(exc)}, []
+    duration = _ms(start)
+    leaves: list[np.ndarray] = []
+    try:
+        tree = to_tree(result, leaves, [output_budget])
+    except OutputRejected as exc:
+        return {"status": exc.kind, "duration_ms": duration, "message": str(exc)}, []
+    except BaseException as exc:  # __array__ of a returned object may raise anything
+        return {"status": "bad_output", "duration_ms": duration,
+                "message": f"the result could not be converted to arrays: {type(exc).__name__}: {exc}"[:2000]}, []
+    return {"status": "ok", "duration_ms": duration, "tree": tree}, leaves
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+def serve(request: wire.Message, out: BinaryIO) -> None:
+    """Run every program of a request on every test, writing one message per event."""
+    header = request.header
+    tests = header["tests"]
+    budget = int(header.get("output_budget", 16 * 1024 * 1024))
+    for p_index, program in enumerate(header["programs"]):
+        load, fn = load_program(program["code"], header["function"])
+        wire.write_message(out, {"event": "load", "program": p_index, **load})
+        if fn is None:
+            continue
+        for t_index, test in enumerate(tests):
+            wire.write_message(out, {"event": "start", "program": p_index, "index": t_index})
+            result, leaves = run_test(fn, test, request.arrays, budget)
+            wire.write_message(out, {"event": "test", "program": p_index, "index": t_index, **result}, leaves)
+    wire.write_message(out, {"event": "done"})
+
+
+def import_libraries() -> None:
+    """Import what every problem needs, so a fork of this process starts warm."""
+    import flax.nnx  # noqa: F401
+    import jax  # noqa: F401
+    import jax.numpy  # noqa: F401
+    import optax  # noqa: F401
+
+
+def read_request(stream: BinaryIO) -> wire.Message:
+    data = stream.read()
+    messages = wire.decode_all(data)
+    if len(messages) != 1:
+        raise wire.WireError("expected exactly one request message")
+    return messages[0]
+
+
+def main() -> None:
+    fd = int(os.environ.pop("GRADAX_RESULT_FD", RESULT_FD))
+    out = os.fdopen(fd, "wb", buffering=0)
+    import_libraries()
+    wire.write_message(out, {"event": "ready", "pid": os.getpid()})
+    request = read_request(sys.stdin.buffer)
+    serve(request, out)
+    out.close()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    # Skip interpreter teardown: a submission's atexit hooks and threads must not change the outcome.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,317 @@
+"""The problem format: one YAML file per problem, validated by pydantic.
+
+Errors name the file, the line and the field, because instructors fix problems from those messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,63}$"
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ArgSpec(Strict):
+    """One parameter of the required function.
+
+    `scalar` arguments reach the function as Python floats (the harness convention); `array`
+    arguments as `jax.Array` of `dtype`. `shape` is documentation only (e.g. `[batch, in]`).
+    """
+
+    name: str
+    kind: Literal["scalar", "array"]
+    dtype: Literal["float32", "float16", "bfloat16", "int32", "uint32", "bool"] = "float32"
+    shape: list[str | int] | None = None
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, v: str) -> str:
+        if not IDENTIFIER.match(v):
+            raise ValueError(f"{v!r} is not a Python identifier")
+        return v
+
+
+class RandomArray(Strict):
+    """An array argument produced from a seed, so hidden tests need not spell out their values."""
+
+    random: Literal["normal", "uniform", "randint"]
+    shape: list[int]
+    seed: int = 0
+    low: float = 0.0
+    high: float = 1.0
+    scale: float = 1.0
+
+    @field_validator("shape")
+    @classmethod
+    def _dims(cls, v: list[int]) -> list[int]:
+        if any(d < 0 for d in v):
+            raise ValueError("dimensions must be >= 0")
+        return v
+
+
+# A test value: a number for scalars; a (nested) list or a RandomArray for arrays.
+ArgValue = float | int | bool | list[Any] | RandomArray
+
+
+class TestCase(Strict):
+    name: str
+    args: dict[str, ArgValue]
+    description: str = ""
+
+
+class IntRange(Strict):
+    int_range: Annotated[list[int], Field(min_length=2, max_length=2)]
+
+
+class Choice(Strict):
+    choice: Annotated[list[float], Field(min_length=1)]
+
+
+class GeneratedArray(Strict):
+    """An array whose dimensions are drawn per test: an int, `[lo, hi]`, or a name from `dims`."""
+
+    shape: list[int | str | list[int]]
+    random: Literal["normal", "uniform", "randint"] = "normal"
+    low: float = 0.0
+    high: float = 1.0
+    scale: float = 1.0
+
+
+class Generated(Strict):
+    """`count` hidden tests drawn from `seed`: reproducible, so reference outputs can be cached."""
+
+    name: str = "generated"
+    count: Annotated[int, Field(ge=1, le=100)]
+    seed: int = 0
+    dims: dict[str, Annotated[list[int], Field(min_length=2, max_length=2)]] = {}
+    args: dict[str, IntRange | Choice | GeneratedArray]
+
+
+class Tests(Strict):
+    public: Annotated[list[TestCase], Field(min_length=1)]
+    hidden: list[TestCase] = []
+    generated: list[Generated] = []
+
+
+class Tolerance(Strict):
+    rtol: Annotated[float, Field(ge=0)] = 1e-5
+    atol: Annotated[float, Field(ge=0)] = 1e-6
+    # "reject": NaN/Inf where the reference is finite fails. "equal": NaN matches NaN.
+    nan_policy: Literal["reject", "equal"] = "reject"
+
+
+class Limits(Strict):
+    """Per-problem limits. Clients can never raise these; the sandbox clamps them to its maxima."""
+
+    time_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    memory_mb: Annotated[int, Field(ge=256, le=8192)] = 2048
+    output_kb: Annotated[int, Field(ge=1, le=65536)] = 4096
+
+
+class KnownMistake(Strict):
+    """A short wrong solution and what a student whose outputs match it should read."""
+
+    id: str
+    message: str
+    code: str
+
+
+class Problem(Strict):
+    id: Annotated[str, Field(pattern=ID_PATTERN)]
+    title: str
+    track: str
+    order: int = 0
+    difficulty: Literal["easy", "medium", "hard"]
+    statement: str
+    function: str
+    args: Annotated[list[ArgSpec], Field(min_length=1)]
+    returns: str = ""
+    starter_code: str
+    tests: Tests
+    tolerance: Tolerance = Tolerance()
+    limits: Limits = Limits()
+    hints: list[str] = []
+    known_mistakes: list[KnownMistake] = []
+    tags: list[str] = []
+
+    @field_validator("function")
+    @classmethod
+    def _function_identifier(cls, v: str) -> str:
+        if not IDENTIFIER.match(v):
+            raise ValueError(f"{v!r} is not a Python identifier")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Problem:
+        names = [a.name for a in self.args]
+        if len(set(names)) != len(names):
+            raise ValueError("argument names repeat")
+        arg_names = set(names)
+        seen: set[str] = set()
+        for case in [*self.tests.public, *self.tests.hidden]:
+            if case.name in seen:
+                raise ValueError(f"test name {case.name!r} repeats")
+            seen.add(case.name)
+            if set(case.args) != arg_names:
+                missing = sorted(arg_names - set(case.args))
+                extra = sorted(set(case.args) - arg_names)
+                raise ValueError(f"test {case.name!r}: missing args {missing}, unknown args {extra}")
+        for gen in self.tests.generated:
+            if set(gen.args) != arg_names:
+                raise ValueError(f"generated tests {gen.name!r} must give every argument {sorted(arg_names)}")
+            for spec in gen.args.values():
+                if isinstance(spec, GeneratedArray):
+                    for dim in spec.shape:
+                        if isinstance(dim, str) and dim not in gen.dims:
+                            raise ValueError(f"generated tests {gen.name!r}: dimension {dim!r} not in dims")
+        ids = [m.id for m in self.known_mistakes]
+        if len(set(ids)) != len(ids):
+            raise ValueError("known mistake ids repeat")
+        return self
+
+    @property
+    def signature(self) -> str:
+        return f"def {self.function}({', '.join(a.name for a in self.args)}):"
+
+    @property
+    def arg_kinds(self) -> dict[str, ArgSpec]:
+        return {a.name: a for a in self.args}
+
+
+class ProblemError(Exception):
+    """A problem file that cannot be used, with every reason located by file, line and field."""
+
+    def __init__(self, path: Path, errors: list[str]):
+        self.path = path
+        self.errors = errors
+        super().__init__("\n".join(errors))
+
+
+@dataclass(frozen=True)
+class LoadedProblem:
+    """A validated problem together with the files it came from and its version hash."""
+
+    problem: Problem
+    path: Path
+    reference_path: Path
+    source: bytes
+    reference_source: bytes
+
+    @property
+    def id(self) -> str:
+        return self.problem.id
+
+    @property
+    def content_hash(self) -> str:
+        """Changes whenever the problem file or its reference solution changes."""
+        h = hashlib.sha256()
+        h.update(self.source)
+        h.update(b"\0")
+        h.update(self.reference_source)
+        return h.hexdigest()
+
+
+def _node_at(node: yaml.Node | None, loc: Iterable[int | str]) -> yaml.Node | None:
+    """Walk a composed YAML node along a pydantic error location, stopping where the path ends."""
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = None
+            for k, v in node.value:
+                if k.value == key:
+                    nxt = v
+                    break
+            if nxt is None:
+                return node
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            return node
+    return node
+
+
+def parse_problem(text: str, path: Path) -> Problem:
+    """Parse and validate one problem file; raise ProblemError with located messages."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ProblemError(path, [f"{path}{line}: not valid YAML: {exc}"]) from exc
+    if not isinstance(data, dict):
+        raise ProblemError(path, [f"{path}:1: a problem file must be a mapping of fields"])
+    try:
+        return Problem.model_validate(data)
+    except ValidationError as exc:
+        messages = []
+        for err in exc.errors():
+            loc = [p for p in err["loc"] if isinstance(p, int | str)]
+            # pydantic adds union member names (e.g. 'list[any]') to the location; keep real keys only.
+            field = ".".join(str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p[:1].isupper())))
+            node = _node_at(root, loc)
+            line = node.start_mark.line + 1 if node is not None else 1
+            messages.append(f"{path}:{line}: {field or '(top level)'}: {err['msg']}")
+        raise ProblemError(path, messages) from exc
+
+
+def reference_path_for(problem_path: Path, problem_id: str) -> Path:
+    """Reference solutions live in `reference_solutions/` beside `problems/`, named after the id."""
+    module = problem_id.replace("-", "_") + ".py"
+    return problem_path.resolve().parent.parent / "reference_solutions" / module
+
+
+def load_problem(path: Path) -> LoadedProblem:
+    source = path.read_bytes()
+    try:
+        text = source.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProblemError(path, [f"{path}:1: not UTF-8 text"]) from exc
+    problem = parse_problem(text, path)
+    if path.stem != problem.id:
+        raise ProblemError(path, [f"{path}:1: id: {problem.id!r} must match the file name {path.stem!r}"])
+    ref = reference_path_for(path, problem.id)
+    if not ref.is_file():
+        raise ProblemError(path, [f"{path}:1: no reference solution at {ref}"])
+    return LoadedProblem(problem, path, ref, source, ref.read_bytes())
+
+
+class ProblemBank:
+    """All problems of a `problems/` directory, loaded once and reloadable."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.problems: dict[str, LoadedProblem] = {}
+        self.errors: dict[Path, ProblemError] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        problems: dict[str, LoadedProblem] = {}
+        errors: dict[Path, ProblemError] = {}
+        for path in sorted(self.directory.glob("*.yaml")):
+            try:
+                loaded = load_problem(path)
+            except ProblemError as exc:
+                errors[path] = exc
+                continue
+            problems[loaded.id] = loaded
+        self.problems, self.errors = problems, errors
+
+    def get(self, problem_id: str) -> LoadedProblem | None:
+        return self.problems.get(problem_id)
+
+    def __iter__(self) -> Iterator[LoadedProblem]:
+        return iter(sorted(self.problems.values(), key=lambda p: (p.problem.track, p.problem.order, p.id)))
