@@ -1,0 +1,177 @@
+"""The `gradax` command line.
+
+Engine commands live here (`grade`, `check`, `new`, `bench`). Commands that need the web app
+(`serve`, `worker`, `user`) are registered by the app through the `gradax.commands` entry point group,
+so this package never imports the web app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from graders.engine import Grader
+from graders.problem import ProblemBank, ProblemError, load_problem
+from graders.report import to_junit
+from graders.settings import get_settings
+
+EXIT_ACCEPTED, EXIT_REJECTED, EXIT_UNGRADABLE = 0, 1, 2
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    problems_dir = Path(args.problems) if args.problems else settings.problems_dir
+    bank = ProblemBank(problems_dir)
+    loaded = bank.get(args.problem_id)
+    if loaded is None:
+        broken = [str(p) for p in bank.errors if p.stem == args.problem_id]
+        reason = f" (its file is invalid: {broken[0]})" if broken else ""
+        print(f"gradax grade: unknown problem {args.problem_id!r}{reason}", file=sys.stderr)
+        return EXIT_UNGRADABLE
+    try:
+        code = Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"gradax grade: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_UNGRADABLE
+    grader = Grader(bank, settings)
+    report = grader.grade_loaded(loaded, code, mode="run" if args.public_only else "submit")
+    if args.junit:
+        Path(args.junit).write_text(to_junit(report))
+    if args.json:
+        print(json.dumps(report.to_json_dict(), indent=2))
+    else:
+        print_human(report, verbose=args.verbose)
+    if report.verdict == "internal_error":
+        return EXIT_UNGRADABLE
+    return EXIT_ACCEPTED if report.accepted else EXIT_REJECTED
+
+
+def print_human(report: object, verbose: bool = False) -> None:
+    from graders.report import Report
+
+    assert isinstance(report, Report)
+    print(f"{report.problem}: {report.verdict.value}  ({report.passed}/{report.total} tests, "
+          f"{report.duration_ms:.0f} ms)")
+    if report.message:
+        print(report.message)
+    for t in report.tests:
+        mark = {"passed": "ok ", "failed": "FAIL", "error": "ERR ", "timeout": "TIME", "skipped": "skip"}[t.status]
+        vis = "public" if t.public else "hidden"
+        print(f"  [{mark}] {t.name} ({vis}){': ' + t.message if t.status != 'passed' else ''}")
+        if t.expected is not None:
+            print(f"         expected: {t.expected}\n         got:      {t.got}")
+        if t.traceback and t.public:
+            print("         " + t.traceback.replace("\n", "\n         "))
+    if report.diagnosis:
+        print(f"Diagnosis: {report.diagnosis}")
+    if report.stdout:
+        print("--- stdout ---\n" + report.stdout)
+    if verbose:
+        print("timings: " + ", ".join(f"{k}={v}" for k, v in report.timings.items())
+              + "  (cold start: a fresh sandboxed Python imported jax for this run)")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from graders.check import check_paths
+
+    settings = get_settings()
+    paths = [Path(p) for p in args.paths] or [settings.problems_dir]
+    start = time.monotonic()
+    results = check_paths(paths, settings)
+    failed = 0
+    for result in results:
+        status = "ok" if result.ok else "FAILED"
+        print(f"{status:6} {result.path} ({result.duration_s:.1f} s)")
+        for line in result.errors:
+            print(f"       {line}")
+        for line in result.warnings:
+            print(f"       warning: {line}")
+        failed += not result.ok
+    print(f"{len(results) - failed} of {len(results)} problems ok in {time.monotonic() - start:.1f} s")
+    return 1 if failed or not results else 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from graders.scaffold import scaffold
+
+    settings = get_settings()
+    problems_dir = Path(args.problems) if args.problems else settings.problems_dir
+    try:
+        created = scaffold(args.problem_id, problems_dir, function=args.function)
+    except (FileExistsError, ValueError) as exc:
+        print(f"gradax new: {exc}", file=sys.stderr)
+        return 2
+    for path in created:
+        print(f"created {path}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from graders.bench import run_bench
+
+    return run_bench(args)
+
+
+def _plugin_commands() -> dict[str, Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
+    found = {}
+    for ep in importlib.metadata.entry_points(group="gradax.commands"):
+        found[ep.name] = ep.load()
+    return found
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gradax", description="Graded exercises for JAX and Flax NNX.")
+    parser.add_argument("--log-level", default="WARNING")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("grade", help="grade one file with the server's engine and sandbox")
+    g.add_argument("problem_id")
+    g.add_argument("file")
+    g.add_argument("--json", action="store_true", help="print the report as JSON and nothing else")
+    g.add_argument("--junit", metavar="PATH", help="also write a JUnit XML report")
+    g.add_argument("--public-only", action="store_true", help="run the public tests only (like Run)")
+    g.add_argument("--problems", help="problems directory (default: GRADAX_PROBLEMS_DIR or ./problems)")
+    g.add_argument("--verbose", "-v", action="store_true", help="print timings")
+    g.set_defaults(func=cmd_grade)
+
+    c = sub.add_parser("check", help="validate problem files against their reference solutions")
+    c.add_argument("paths", nargs="*", help="problem files or directories (default: the problem bank)")
+    c.set_defaults(func=cmd_check)
+
+    n = sub.add_parser("new", help="scaffold a problem and its reference solution")
+    n.add_argument("problem_id")
+    n.add_argument("--function", help="function name (default: derived from the id)")
+    n.add_argument("--problems", help="problems directory")
+    n.set_defaults(func=cmd_new)
+
+    b = sub.add_parser("bench", help="benchmark grading latency and throughput")
+    b.add_argument("--submissions", type=int, default=20)
+    b.add_argument("--concurrency", type=int, default=4)
+    b.add_argument("--naive", type=int, default=5, help="submissions through the fresh-python path")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench)
+
+    for _name, register in sorted(_plugin_commands().items()):
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        code = args.func(args)
+    except ProblemError as exc:
+        print(str(exc), file=sys.stderr)
+        code = 2
+    sys.exit(code)
+
+
+__all__ = ["build_parser", "load_problem", "main"]

@@ -1,0 +1,177 @@
+"""Staged comparison of a submission's outputs with the reference, in the trusted parent process.
+
+Stages, each with its own message, so a student learns from the first that fails:
+present -> structure (pytree) -> shape (exact, no broadcasting) -> finite -> values within tolerance.
+Hidden tests report the stage only, never inputs, expected values or error sizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from graders.problem import Tolerance
+
+PREVIEW_ELEMENTS = 12
+
+
+@dataclass(frozen=True)
+class Output:
+    """A returned value as it crossed the pipe: a JSON tree description and plain numeric leaves."""
+
+    tree: dict[str, Any]
+    leaves: tuple[np.ndarray, ...]
+
+
+@dataclass
+class Comparison:
+    ok: bool
+    stage: str
+    message: str
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+    mismatched: int | None = None
+    elements: int | None = None
+    worst_index: list[int] | None = None
+    expected: str | None = None
+    got: str | None = None
+
+
+def _describe(tree: dict[str, Any], leaves: tuple[np.ndarray, ...]) -> str:
+    kind = tree.get("t")
+    if kind == "leaf":
+        arr = leaves[tree["i"]]
+        return "a scalar" if arr.ndim == 0 else f"an array of shape {tuple(arr.shape)}"
+    if kind in ("tuple", "list"):
+        return f"a {kind} of {len(tree['c'])}"
+    if kind == "dict":
+        return f"a dict with keys {sorted(tree['k'])}"
+    return "an unknown value"
+
+
+def preview(arr: np.ndarray) -> str:
+    return np.array2string(
+        np.asarray(arr), precision=6, threshold=PREVIEW_ELEMENTS, edgeitems=3, suppress_small=False,
+        max_line_width=100,
+    )
+
+
+def _path_name(path: str) -> str:
+    return f"the output{path}" if path else "the output"
+
+
+def _structure(got: Output, want: Output, g: dict[str, Any], w: dict[str, Any], path: str,
+               pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> str | None:
+    """Walk both trees; collect leaf pairs; return the first structural mismatch, if any."""
+    wk, gk = w.get("t"), g.get("t")
+    if wk == "leaf":
+        if gk != "leaf":
+            return f"{_path_name(path)} should be a single array, got {_describe(g, got.leaves)}"
+        pairs.append((path, got.leaves[g["i"]], want.leaves[w["i"]]))
+        return None
+    if wk in ("tuple", "list"):
+        # A list where a tuple is expected (or the reverse) is the same answer.
+        if gk not in ("tuple", "list"):
+            return (f"{_path_name(path)} should be a {wk} of {len(w['c'])} values, "
+                    f"got {_describe(g, got.leaves)}")
+        if len(g["c"]) != len(w["c"]):
+            return f"{_path_name(path)} should have {len(w['c'])} elements, got {len(g['c'])}"
+        for i, (gc, wc) in enumerate(zip(g["c"], w["c"], strict=True)):
+            err = _structure(got, want, gc, wc, f"{path}[{i}]", pairs)
+            if err:
+                return err
+        return None
+    if wk == "dict":
+        if gk != "dict":
+            return f"{_path_name(path)} should be a dict with keys {sorted(w['k'])}, got {_describe(g, got.leaves)}"
+        if sorted(g["k"]) != sorted(w["k"]):
+            return f"{_path_name(path)} should have keys {sorted(w['k'])}, got {sorted(g['k'])}"
+        gmap = dict(zip(g["k"], g["c"], strict=True))
+        for key, wc in zip(w["k"], w["c"], strict=True):
+            err = _structure(got, want, gmap[key], wc, f"{path}[{key!r}]", pairs)
+            if err:
+                return err
+        return None
+    return f"{_path_name(path)} has an unexpected structure"
+
+
+def _values(path: str, got: np.ndarray, want: np.ndarray, tol: Tolerance, public: bool) -> Comparison | None:
+    name = _path_name(path)
+    if got.shape != want.shape:
+        got_desc = "a scalar" if got.ndim == 0 else f"shape {tuple(got.shape)}"
+        want_desc = "a scalar" if want.ndim == 0 else f"shape {tuple(want.shape)}"
+        return Comparison(False, "shape", f"{name} has the wrong shape: expected {want_desc}, got {got_desc}")
+    g = got.astype(np.float64)
+    w = want.astype(np.float64)
+    g_bad = ~np.isfinite(g)
+    w_bad = ~np.isfinite(w)
+    if tol.nan_policy == "reject" and np.any(g_bad & ~w_bad):
+        idx = np.argwhere(g_bad & ~w_bad)[0]
+        what = "NaN" if np.isnan(g[tuple(idx)]) else "Inf"
+        where = f" at index {tuple(int(i) for i in idx)}" if g.ndim else ""
+        count = int(np.sum(g_bad & ~w_bad))
+        return Comparison(False, "finite", f"{name} contains {what}{where} ({count} non-finite values) "
+                          "where the expected values are finite")
+    # Non-finite values match only the same non-finite value (NaN with NaN, +Inf with +Inf).
+    both_nan = np.isnan(g) & np.isnan(w)
+    same_inf = np.isinf(g) & np.isinf(w) & (np.sign(g) == np.sign(w))
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(g - w)
+        allowed = tol.atol + tol.rtol * np.abs(w)
+        ok = (diff <= allowed) | both_nan | same_inf
+    if np.all(ok):
+        return None
+    finite = np.isfinite(diff)
+    diff_f = np.where(finite, diff, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(np.abs(w) > 0, diff_f / np.abs(w), np.where(diff_f > 0, np.inf, 0.0))
+    excess = np.where(ok, -np.inf, np.where(finite, diff_f - allowed, np.inf))
+    worst = np.unravel_index(int(np.argmax(excess)), g.shape) if g.ndim else ()
+    mismatched = int(np.sum(~ok))
+    max_abs = float(np.max(np.where(ok, 0.0, np.where(finite, diff_f, np.inf))))
+    max_rel = float(np.max(np.where(ok, 0.0, rel)))
+    if not public:
+        return Comparison(False, "values", f"{name} has the right shape but wrong values (hidden test)")
+    where = f" at index {tuple(int(i) for i in worst)}" if g.ndim else ""
+    message = (
+        f"{name}: {mismatched} of {g.size} values differ beyond tolerance "
+        f"(rtol={tol.rtol:g}, atol={tol.atol:g}); worst{where}: expected {w[worst]:.6g}, got {g[worst]:.6g}"
+    )
+    return Comparison(
+        False, "values", message, max_abs_error=max_abs, max_rel_error=max_rel, mismatched=mismatched,
+        elements=int(g.size), worst_index=[int(i) for i in worst], expected=preview(want), got=preview(got),
+    )
+
+
+def compare(got: Output, want: Output, tol: Tolerance, *, public: bool) -> Comparison:
+    pairs: list[tuple[str, np.ndarray, np.ndarray]] = []
+    err = _structure(got, want, got.tree, want.tree, "", pairs)
+    if err:
+        return Comparison(False, "structure", err)
+    worst_abs = 0.0
+    worst_rel = 0.0
+    for path, g, w in pairs:
+        failure = _values(path, g, w, tol, public)
+        if failure is not None:
+            if public and failure.stage in ("shape", "finite"):
+                failure.expected, failure.got = preview(w), preview(g)
+            return failure
+        if g.size:
+            d = np.abs(g.astype(np.float64) - w.astype(np.float64))
+            d = d[np.isfinite(d)]
+            if d.size:
+                worst_abs = max(worst_abs, float(d.max()))
+                denom = np.abs(w.astype(np.float64))[np.isfinite(np.abs(g.astype(np.float64) - w))]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    r = np.where(denom > 0, d / denom, 0.0)
+                worst_rel = max(worst_rel, float(r.max()) if r.size else 0.0)
+    if not public:
+        return Comparison(True, "values", "passed")
+    return Comparison(True, "values", "passed", max_abs_error=worst_abs, max_rel_error=worst_rel)
+
+
+def outputs_match(a: Output, b: Output, tol: Tolerance) -> bool:
+    """Whether two outputs agree within tolerance (used to recognise known mistakes)."""
+    return compare(a, b, tol, public=False).ok

@@ -1,0 +1,98 @@
+"""Name the likely mistake: known wrong solutions matched by their outputs, and Flax-version pitfalls
+matched by the error they raise.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from graders.compare import Output, outputs_match
+from graders.problem import KnownMistake, Tolerance
+
+
+@dataclass(frozen=True)
+class Pitfall:
+    id: str
+    pattern: re.Pattern[str]
+    advice: str
+
+
+# Errors that code written for older Flax (or for a different harness) raises on Flax 0.12.
+PITFALLS: tuple[Pitfall, ...] = (
+    Pitfall(
+        "plain-list-of-modules",
+        re.compile(r"assigned to static attribute .*Static attributes should not contain data", re.S),
+        "Flax 0.12 treats a plain Python list stored on a module as static, so modules inside it are not "
+        "tracked. Wrap it: `self.layers = nnx.List([nnx.Linear(...), ...])` (or use `nnx.Sequential`).",
+    ),
+    Pitfall(
+        "variable-in-place-arithmetic",
+        re.compile(r"In-place operations are no longer supported for Variable"),
+        "Flax 0.12 no longer supports `self.count += 1` on a Variable. Update its value instead: "
+        "`self.count[...] += 1` (or `self.count.value += 1`).",
+    ),
+    Pitfall(
+        "optimizer-update-without-model",
+        re.compile(r"Missing required argument `grads`"),
+        "Since Flax 0.11, `Optimizer.update` takes the model too: `optimizer.update(model, grads)`.",
+    ),
+    Pitfall(
+        "optimizer-without-wrt",
+        re.compile(r"Missing required argument `wrt`"),
+        "Since Flax 0.11, `nnx.Optimizer` needs `wrt`: `nnx.Optimizer(model, optax.sgd(lr), wrt=nnx.Param)`.",
+    ),
+    Pitfall(
+        "float-shape",
+        re.compile(r"Shapes must be 1D sequences of concrete values of integer type, got .*\d\.\d*"),
+        "Numeric arguments arrive as Python floats (features 4 arrives as 4.0). Cast sizes before using "
+        "them as shapes: `int(features)`.",
+    ),
+    Pitfall(
+        "float-seed",
+        re.compile(r"Invalid rng value: -?\d+\.\d*"),
+        "`nnx.Rngs` needs an integer seed, and the seed arrives as a float: `nnx.Rngs(int(seed))`.",
+    ),
+    Pitfall(
+        "float-as-integer",
+        re.compile(r"'float' object cannot be interpreted as an integer"),
+        "Numeric arguments arrive as Python floats; cast counts before `range(...)` or sizes: `int(steps)`.",
+    ),
+    Pitfall(
+        "float-prng-seed",
+        re.compile(r"(PRNGKey|key)\b.*(float|dtype=float)|seed.*must be an integer", re.I | re.S),
+        "Random keys need an integer seed, and the seed arrives as a float: `jax.random.key(int(seed))`.",
+    ),
+    Pitfall(
+        "batchnorm-mode-missing",
+        re.compile(r"use_running_average", re.S),
+        "`nnx.BatchNorm` needs to know its mode: call `model.train()` / `model.eval()` (or pass "
+        "`use_running_average=` when calling it).",
+    ),
+)
+
+
+def pitfall_for(error_type: str, message: str) -> Pitfall | None:
+    text = f"{error_type}: {message}"
+    for pitfall in PITFALLS:
+        if pitfall.pattern.search(text):
+            return pitfall
+    return None
+
+
+def matching_mistake(
+    submission: Mapping[int, Output],
+    mistakes: Sequence[tuple[KnownMistake, Mapping[int, Output]]],
+    tol: Tolerance,
+) -> KnownMistake | None:
+    """The first known mistake whose outputs equal the submission's on every test it answered.
+
+    Only tests where both produced an output count; at least one must, so a submission that crashed
+    everywhere is never given a known mistake's message.
+    """
+    for mistake, outputs in mistakes:
+        shared = [i for i in submission if i in outputs]
+        if shared and all(outputs_match(submission[i], outputs[i], tol) for i in shared):
+            return mistake
+    return None

@@ -1,0 +1,334 @@
+"""Grade one submission: validate it, run it in the sandbox, compare, diagnose, report.
+
+Every path (CLI, web server, queue worker) grades through `Grader.grade`, so they agree on verdicts.
+A failure of the grader itself becomes `internal_error`, never a student's verdict.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from graders import diagnose
+from graders.cases import CaseInput, build_cases
+from graders.compare import Output, compare
+from graders.problem import LoadedProblem, ProblemBank
+from graders.reference import ReferenceCache, ReferenceError, ReferenceOutputs, build_request
+from graders.report import Report, TestReport, TestStatus, Verdict, clip_log
+from graders.sandbox import ChildOutcome, SandboxLimits, run_harness, warn_unsandboxed
+from graders.settings import GraderSettings, get_settings
+
+log = logging.getLogger("gradax.engine")
+Mode = Literal["submit", "run"]
+
+
+class Executor(Protocol):
+    """Runs a harness request for a problem; the cold-start sandbox or a warm pool."""
+
+    def execute(self, problem: LoadedProblem, request: bytes, limits: SandboxLimits) -> ChildOutcome: ...
+
+
+@dataclass
+class ColdExecutor:
+    """A fresh sandboxed Python per submission: slow (imports jax every time) but simple."""
+
+    sandboxed: bool = True
+
+    def execute(self, problem: LoadedProblem, request: bytes, limits: SandboxLimits) -> ChildOutcome:
+        return run_harness(request, limits, sandboxed=self.sandboxed)
+
+
+class InvalidInput(Exception):
+    """The submitted bytes cannot be graded: too large, not UTF-8, or empty."""
+
+
+def decode_submission(code: bytes | str, max_bytes: int) -> str:
+    raw = code.encode("utf-8") if isinstance(code, str) else code
+    if len(raw) > max_bytes:
+        raise InvalidInput(f"the file is {len(raw)} bytes; the limit is {max_bytes} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"the file is not UTF-8 text (byte {exc.start} is invalid)") from exc
+    if not text.strip():
+        raise InvalidInput("the file is empty")
+    return text
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(code).name
+    except ValueError:
+        return f"signal {code}"
+
+
+def _exit_description(exit_code: int | None) -> str:
+    if exit_code is None:
+        return "the process ended"
+    if exit_code < 0:
+        return f"the process was killed by {_signal_name(-exit_code)}"
+    if exit_code > 128:
+        return f"the process was killed by {_signal_name(exit_code - 128)}"
+    return f"the process exited with status {exit_code}"
+
+
+class Grader:
+    def __init__(self, bank: ProblemBank, settings: GraderSettings | None = None,
+                 executor: Executor | None = None):
+        self.bank = bank
+        self.settings = settings or get_settings()
+        sandboxed = self.settings.sandbox != "none"
+        if not sandboxed:
+            warn_unsandboxed()
+        self.executor: Executor = executor or ColdExecutor(sandboxed=sandboxed)
+        self.references = ReferenceCache(self.settings.cache_dir)
+
+    def limits_for(self, loaded: LoadedProblem) -> SandboxLimits:
+        """The problem's limits, clamped to the operator's maxima. Clients never choose limits."""
+        lim = loaded.problem.limits
+        s = self.settings
+        output_bytes = min(lim.output_kb, s.max_output_kb) * 1024
+        return SandboxLimits(
+            time_s=min(lim.time_s, s.max_time_s),
+            memory_mb=min(lim.memory_mb, s.max_memory_mb),
+            # The pipe carries headers and npy framing as well as the numbers themselves.
+            result_bytes=output_bytes + 1024 * 1024,
+            startup_s=s.startup_timeout_s,
+        )
+
+    def reference_for(self, loaded: LoadedProblem) -> tuple[list[CaseInput], ReferenceOutputs]:
+        cases = build_cases(loaded.problem)
+        return cases, self.references.get(loaded, cases)
+
+    def grade(self, problem_id: str, code: bytes | str, *, mode: Mode = "submit") -> Report:
+        loaded = self.bank.get(problem_id)
+        if loaded is None:
+            raise KeyError(problem_id)
+        return self.grade_loaded(loaded, code, mode=mode)
+
+    def grade_loaded(self, loaded: LoadedProblem, code: bytes | str, *, mode: Mode = "submit") -> Report:
+        start = time.monotonic()
+        try:
+            report = self._grade(loaded, code, mode)
+        except Exception as exc:  # the grader failed, not the student
+            log.exception("grader failure on %s", loaded.id)
+            report = Report(problem=loaded.id, verdict=Verdict.INTERNAL_ERROR, mode=mode,
+                            message=f"The grader failed ({type(exc).__name__}); this is not your fault. "
+                                    "The attempt will be retried.")
+        report.duration_ms = round((time.monotonic() - start) * 1000, 1)
+        return report
+
+    def _grade(self, loaded: LoadedProblem, code: bytes | str, mode: Mode) -> Report:
+        problem = loaded.problem
+        try:
+            text = decode_submission(code, self.settings.max_code_bytes)
+        except InvalidInput as exc:
+            return Report(problem=loaded.id, verdict=Verdict.INVALID_SUBMISSION, mode=mode, message=str(exc))
+        t0 = time.monotonic()
+        try:
+            all_cases, reference = self.reference_for(loaded)
+        except ReferenceError as exc:
+            log.error("reference failure: %s", exc)
+            return Report(problem=loaded.id, verdict=Verdict.INTERNAL_ERROR, mode=mode,
+                          message="The reference solution of this problem could not be run; "
+                                  "the instructors have been told. This is not your fault.")
+        n_public = len(problem.tests.public)
+        cases = all_cases[:n_public] if mode == "run" else all_cases
+        limits = self.limits_for(loaded)
+        request = build_request(loaded, cases, [text], output_budget=limits.result_bytes - 1024 * 1024)
+        t1 = time.monotonic()
+        outcome = self.executor.execute(loaded, request, limits)
+        t2 = time.monotonic()
+        report = judge(loaded, cases, reference, outcome, mode)
+        report.timings = {
+            "reference_ms": round((t1 - t0) * 1000, 1),
+            "sandbox_ms": round((t2 - t1) * 1000, 1),
+            "startup_ms": round(outcome.ready_ms or 0.0, 1),
+            "run_ms": round(outcome.run_ms or 0.0, 1),
+            "compare_ms": round((time.monotonic() - t2) * 1000, 1),
+        }
+        if outcome.memory_peak is not None:
+            report.timings["memory_peak_mb"] = round(outcome.memory_peak / 2**20, 1)
+        return report
+
+
+def _base(loaded: LoadedProblem, mode: Mode, outcome: ChildOutcome) -> Report:
+    return Report(
+        problem=loaded.id, verdict=Verdict.INTERNAL_ERROR, mode=mode,
+        stdout=clip_log(outcome.stdout, outcome.stdout_total),
+        stderr=clip_log(outcome.stderr, outcome.stderr_total),
+    )
+
+
+def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOutputs,
+          outcome: ChildOutcome, mode: Mode) -> Report:
+    """Turn what the child did into a report. Runs in the trusted parent only."""
+    problem = loaded.problem
+    report = _base(loaded, mode, outcome)
+    report.total = len(cases)
+    if outcome.start_error:
+        log.error("sandbox start failure: %s", outcome.start_error)
+        report.message = f"Grading could not start: {outcome.start_error}. This is not your fault."
+        return report
+    if not outcome.events("ready"):
+        log.error("harness never became ready (exit %s): %s", outcome.exit_code,
+                  outcome.stderr[-2000:].decode("utf-8", "replace"))
+        report.stdout = report.stderr = ""
+        report.message = ("The grading process failed to start"
+                          + (" in time" if outcome.startup_timed_out else "") + ". This is not your fault.")
+        return report
+
+    loads = outcome.events("load")
+    if not loads:
+        return _runtime_before_tests(report, outcome)
+    load = loads[0].header
+    status = load.get("status")
+    if status == "syntax_error":
+        report.verdict = Verdict.SYNTAX_ERROR
+        report.line = load.get("line")
+        where = f" on line {report.line}" if report.line else ""
+        text = f"\n    {load['text']}" if load.get("text") else ""
+        report.message = f"SyntaxError{where}: {load.get('message')}{text}"
+        return report
+    if status == "invalid":
+        report.verdict = Verdict.INVALID_SUBMISSION
+        report.message = f"{load.get('message')}. The problem asks for `{problem.signature}`."
+        return report
+    if status == "error":
+        report.verdict = Verdict.RUNTIME_ERROR
+        report.line = load.get("line")
+        report.message = (f"Your file raised {load.get('error_type')} while it was being loaded:\n"
+                          f"{load.get('traceback', '')}")
+        _add_pitfall(report, load.get("error_type", ""), load.get("message", ""))
+        return _limit_verdicts(report, outcome)
+
+    started = {m.header["index"] for m in outcome.events("start")}
+    finished = {m.header["index"]: m for m in outcome.events("test")}
+    submission_outputs: dict[int, Output] = {}
+    any_output_limit = False
+    for index, case in enumerate(cases):
+        test = TestReport(name=case.name, public=case.public, status=TestStatus.SKIPPED)
+        report.tests.append(test)
+        msg = finished.get(index)
+        if msg is None:
+            if index in started:
+                test.status = TestStatus.TIMEOUT if (outcome.timed_out or outcome.cpu_exceeded) else TestStatus.ERROR
+                test.message = _unfinished_message(outcome)
+            else:
+                test.message = "not run: an earlier test stopped the run"
+            continue
+        h = msg.header
+        test.duration_ms = h.get("duration_ms")
+        if h["status"] == "error":
+            test.status = TestStatus.ERROR
+            test.message = f"{h.get('error_type')}: {h.get('message')}"
+            test.traceback = h.get("traceback")
+            test.line = h.get("line")
+            if not case.public:
+                test.message = f"{h.get('error_type')} raised (hidden test): {h.get('message')}"[:2000]
+            _add_pitfall(report, h.get("error_type", ""), h.get("message", ""))
+            continue
+        if h["status"] in ("bad_output", "output_limit"):
+            test.status = TestStatus.ERROR
+            test.message = f"Your function {h.get('message')}"
+            any_output_limit = any_output_limit or h["status"] == "output_limit"
+            continue
+        got = Output(h["tree"], tuple(msg.arrays))
+        submission_outputs[index] = got
+        want = reference.reference.outputs.get(index)
+        if want is None:
+            raise ReferenceError(f"no reference output for test {case.name}")
+        cmp = compare(got, want, problem.tolerance, public=case.public)
+        test.status = TestStatus.PASSED if cmp.ok else TestStatus.FAILED
+        test.message = cmp.message
+        test.stage = cmp.stage
+        if case.public:
+            test.max_abs_error = cmp.max_abs_error
+            test.max_rel_error = cmp.max_rel_error
+            test.mismatched, test.elements, test.worst_index = cmp.mismatched, cmp.elements, cmp.worst_index
+            test.expected, test.got = cmp.expected, cmp.got
+
+    report.passed = sum(t.status == TestStatus.PASSED for t in report.tests)
+    report.score = round(report.passed / report.total, 4) if report.total else 0.0
+    statuses = {t.status for t in report.tests}
+    if outcome.timed_out or outcome.cpu_exceeded:
+        report.verdict = Verdict.TIME_LIMIT_EXCEEDED
+    elif outcome.memory_exceeded:
+        report.verdict = Verdict.MEMORY_LIMIT_EXCEEDED
+    elif outcome.result_overflow or any_output_limit:
+        report.verdict = Verdict.OUTPUT_LIMIT_EXCEEDED
+    elif TestStatus.ERROR in statuses or outcome.wire_error:
+        report.verdict = Verdict.RUNTIME_ERROR
+    elif TestStatus.FAILED in statuses:
+        report.verdict = Verdict.WRONG_ANSWER
+    elif report.passed == report.total:
+        report.verdict = Verdict.ACCEPTED
+    else:
+        report.verdict = Verdict.RUNTIME_ERROR
+    report.message = _summary(report, outcome)
+    if report.verdict == Verdict.WRONG_ANSWER and report.diagnosis is None:
+        mistakes = [(m, reference.mistakes[m.id].outputs) for m in problem.known_mistakes if m.id in reference.mistakes]
+        found = diagnose.matching_mistake(submission_outputs, mistakes, problem.tolerance)
+        if found is not None:
+            report.diagnosis = found.message
+    if report.verdict != Verdict.ACCEPTED:
+        report.hints = list(problem.hints[:1])
+    return report
+
+
+def _add_pitfall(report: Report, error_type: str, message: str) -> None:
+    if report.diagnosis:
+        return
+    pitfall = diagnose.pitfall_for(error_type, message)
+    if pitfall is not None:
+        report.diagnosis = pitfall.advice
+
+
+def _unfinished_message(outcome: ChildOutcome) -> str:
+    if outcome.timed_out:
+        return "time limit exceeded during this test (the run was stopped from outside)"
+    if outcome.cpu_exceeded:
+        return "CPU time limit exceeded during this test"
+    if outcome.memory_exceeded:
+        return "memory limit exceeded during this test"
+    if outcome.result_overflow:
+        return "the result was larger than this problem's output limit"
+    if outcome.wire_error:
+        return "the submission corrupted the grader's result channel"
+    return f"{_exit_description(outcome.exit_code)} during this test, before returning a result"
+
+
+def _runtime_before_tests(report: Report, outcome: ChildOutcome) -> Report:
+    report.verdict = Verdict.RUNTIME_ERROR
+    report.message = f"{_exit_description(outcome.exit_code)} while your file was being loaded."
+    return _limit_verdicts(report, outcome)
+
+
+def _limit_verdicts(report: Report, outcome: ChildOutcome) -> Report:
+    if outcome.timed_out or outcome.cpu_exceeded:
+        report.verdict = Verdict.TIME_LIMIT_EXCEEDED
+        report.message = "Time limit exceeded while your file was being loaded.\n" + report.message
+    elif outcome.memory_exceeded:
+        report.verdict = Verdict.MEMORY_LIMIT_EXCEEDED
+        report.message = "Memory limit exceeded while your file was being loaded."
+    return report
+
+
+def _summary(report: Report, outcome: ChildOutcome) -> str:
+    v = report.verdict
+    if v == Verdict.ACCEPTED:
+        return f"All {report.total} tests passed."
+    if v == Verdict.TIME_LIMIT_EXCEEDED:
+        return "Time limit exceeded: the run was stopped from outside."
+    if v == Verdict.MEMORY_LIMIT_EXCEEDED:
+        return "Memory limit exceeded: the run was stopped."
+    if v == Verdict.OUTPUT_LIMIT_EXCEEDED:
+        return "The result is larger than this problem allows."
+    first = next((t for t in report.tests if t.status not in (TestStatus.PASSED, TestStatus.SKIPPED)), None)
+    prefix = f"{report.passed} of {report.total} tests passed."
+    if first is None:
+        return prefix
+    return f"{prefix} First failure, test '{first.name}': {first.message}"

@@ -1,0 +1,202 @@
+"""The trusted reference runner: expected outputs and known-mistake outputs, computed once per version.
+
+The reference solution and the known mistakes are trusted instructor code. They run in a child
+process of their own (never in a student's), and their outputs are cached on disk keyed by a hash of
+the problem file, the reference file, the library versions and the harness protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graders import wire
+from graders.cases import CaseInput
+from graders.compare import Output
+from graders.problem import LoadedProblem
+from graders.sandbox import SandboxLimits, run_harness
+
+CACHE_FORMAT = 1
+LIBRARIES = ("jax", "jaxlib", "flax", "optax", "numpy")
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+class ReferenceError(Exception):
+    """The reference solution could not produce outputs: the problem is broken, not the student."""
+
+
+@dataclass
+class ProgramOutputs:
+    """What one trusted program produced on each test: an Output, or the error message it raised."""
+
+    load_error: str | None = None
+    outputs: dict[int, Output] = field(default_factory=dict)
+    errors: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class ReferenceOutputs:
+    key: str
+    reference: ProgramOutputs
+    mistakes: dict[str, ProgramOutputs]
+    duration_ms: float = 0.0
+
+
+def library_versions() -> dict[str, str]:
+    return {name: importlib.metadata.version(name) for name in LIBRARIES}
+
+
+def cache_key(loaded: LoadedProblem) -> str:
+    h = hashlib.sha256()
+    h.update(loaded.content_hash.encode())
+    h.update(json.dumps(library_versions(), sort_keys=True).encode())
+    h.update(f"format={CACHE_FORMAT}".encode())
+    return h.hexdigest()[:32]
+
+
+def encode_cases(cases: list[CaseInput], arg_dtypes: list[str]) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+    """Tests as request JSON plus arrays: scalars inline as floats, arrays by index."""
+    arrays: list[np.ndarray] = []
+    tests = []
+    for case in cases:
+        args: list[dict[str, Any]] = []
+        for value, dtype in zip(case.args, arg_dtypes, strict=True):
+            if isinstance(value, np.ndarray):
+                args.append({"a": len(arrays), "dtype": dtype})
+                arrays.append(value)
+            else:
+                args.append({"s": float(value)})
+        tests.append({"name": case.name, "args": args})
+    return tests, arrays
+
+
+def build_request(loaded: LoadedProblem, cases: list[CaseInput], programs: list[str],
+                  output_budget: int) -> bytes:
+    problem = loaded.problem
+    tests, arrays = encode_cases(cases, [a.dtype for a in problem.args])
+    header = {
+        "function": problem.function,
+        "programs": [{"code": code} for code in programs],
+        "tests": tests,
+        "output_budget": output_budget,
+    }
+    return wire.encode(header, arrays)
+
+
+def outputs_from_messages(messages: list[wire.Message], n_programs: int) -> list[ProgramOutputs]:
+    programs = [ProgramOutputs() for _ in range(n_programs)]
+    for msg in messages:
+        h = msg.header
+        event = h.get("event")
+        if event == "load" and h.get("status") != "ok":
+            programs[h["program"]].load_error = f"{h.get('status')}: {h.get('message')}\n{h.get('traceback', '')}"
+        elif event == "test":
+            prog = programs[h["program"]]
+            if h.get("status") == "ok":
+                prog.outputs[h["index"]] = Output(h["tree"], tuple(msg.arrays))
+            else:
+                prog.errors[h["index"]] = f"{h.get('error_type', h.get('status'))}: {h.get('message')}"
+    return programs
+
+
+class ReferenceCache:
+    """Reference and known-mistake outputs on disk under `<cache_dir>/reference/`."""
+
+    def __init__(self, cache_dir: Path):
+        self.directory = cache_dir / "reference"
+        self._memory: dict[str, ReferenceOutputs] = {}
+
+    def _path(self, loaded: LoadedProblem, key: str) -> Path:
+        return self.directory / loaded.id / f"{key}.npz"
+
+    def get(self, loaded: LoadedProblem, cases: list[CaseInput]) -> ReferenceOutputs:
+        key = cache_key(loaded)
+        if key in self._memory:
+            return self._memory[key]
+        with _lock_for(key):
+            if key in self._memory:
+                return self._memory[key]
+            path = self._path(loaded, key)
+            result = self._load(path, key, loaded) if path.exists() else None
+            if result is None:
+                result = compute(loaded, cases, key)
+                self._store(path, result, loaded)
+            self._memory[key] = result
+            return result
+
+    def _store(self, path: Path, result: ReferenceOutputs, loaded: LoadedProblem) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {}
+        meta: dict[str, Any] = {"key": result.key, "duration_ms": result.duration_ms, "programs": {}}
+        named = {"__reference__": result.reference, **result.mistakes}
+        for p_index, (name, prog) in enumerate(named.items()):
+            entry: dict[str, Any] = {"load_error": prog.load_error, "errors": prog.errors, "outputs": {}}
+            for t_index, out in prog.outputs.items():
+                entry["outputs"][t_index] = out.tree
+                for l_index, leaf in enumerate(out.leaves):
+                    arrays[f"p{p_index}_t{t_index}_l{l_index}"] = leaf
+            entry["index"] = p_index
+            meta["programs"][name] = entry
+        arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        # Write then rename, so a concurrent reader never sees half a file.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, path)
+
+    def _load(self, path: Path, key: str, loaded: LoadedProblem) -> ReferenceOutputs | None:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(bytes(data["__meta__"]).decode())
+                programs: dict[str, ProgramOutputs] = {}
+                for name, entry in meta["programs"].items():
+                    prog = ProgramOutputs(entry["load_error"], {}, {int(k): v for k, v in entry["errors"].items()})
+                    for t_key, tree in entry["outputs"].items():
+                        t_index = int(t_key)
+                        n_leaves = _count_leaves(tree)
+                        leaves = tuple(data[f"p{entry['index']}_t{t_index}_l{i}"] for i in range(n_leaves))
+                        prog.outputs[t_index] = Output(tree, leaves)
+                    programs[name] = prog
+        except (OSError, ValueError, KeyError):
+            return None
+        reference = programs.pop("__reference__")
+        return ReferenceOutputs(key, reference, programs, meta.get("duration_ms", 0.0))
+
+
+def _count_leaves(tree: dict[str, Any]) -> int:
+    if tree.get("t") == "leaf":
+        return 1
+    return sum(_count_leaves(c) for c in tree.get("c", []))
+
+
+def _lock_for(key: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(key, threading.Lock())
+
+
+def compute(loaded: LoadedProblem, cases: list[CaseInput], key: str) -> ReferenceOutputs:
+    """Run the reference and every known mistake on every test, in one trusted child process."""
+    problem = loaded.problem
+    programs = [loaded.reference_source.decode("utf-8")] + [m.code for m in problem.known_mistakes]
+    request = build_request(loaded, cases, programs, output_budget=256 * 1024 * 1024)
+    limits = SandboxLimits(time_s=max(120.0, problem.limits.time_s * len(programs)), memory_mb=8192,
+                           result_bytes=1024 * 1024 * 1024, log_bytes=64 * 1024)
+    outcome = run_harness(request, limits, sandboxed=False)
+    if outcome.start_error or outcome.timed_out or not outcome.events("done"):
+        stderr = outcome.stderr.decode("utf-8", "replace")[-4000:]
+        raise ReferenceError(f"{loaded.id}: the reference runner did not finish "
+                             f"(exit {outcome.exit_code}, timed out: {outcome.timed_out}): "
+                             f"{outcome.start_error or ''}{outcome.wire_error or ''}\n{stderr}")
+    results = outputs_from_messages(outcome.messages, len(programs))
+    mistakes = {m.id: results[i + 1] for i, m in enumerate(problem.known_mistakes)}
+    return ReferenceOutputs(key, results[0], mistakes, outcome.run_ms or 0.0)

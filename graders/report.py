@@ -1,0 +1,130 @@
+"""The grading report (JSON version 1) and its JUnit rendering.
+
+Field names are a fixed contract (see DESIGN.md): extend, never rename.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from pydantic import BaseModel, Field
+
+REPORT_VERSION = 1
+LOG_LIMIT = 8 * 1024
+
+
+class Verdict(StrEnum):
+    ACCEPTED = "accepted"
+    WRONG_ANSWER = "wrong_answer"
+    RUNTIME_ERROR = "runtime_error"
+    TIME_LIMIT_EXCEEDED = "time_limit_exceeded"
+    MEMORY_LIMIT_EXCEEDED = "memory_limit_exceeded"
+    OUTPUT_LIMIT_EXCEEDED = "output_limit_exceeded"
+    SYNTAX_ERROR = "syntax_error"
+    INVALID_SUBMISSION = "invalid_submission"
+    INTERNAL_ERROR = "internal_error"
+
+
+class TestStatus(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    SKIPPED = "skipped"
+
+
+class TestReport(BaseModel):
+    name: str
+    public: bool
+    status: TestStatus
+    message: str = ""
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+    duration_ms: float | None = None
+    # Extensions, filled for public tests only: what a student needs to see the difference.
+    stage: str | None = None
+    expected: str | None = None
+    got: str | None = None
+    mismatched: int | None = None
+    elements: int | None = None
+    worst_index: list[int] | None = None
+    traceback: str | None = None
+    line: int | None = None
+
+
+class Report(BaseModel):
+    version: int = REPORT_VERSION
+    problem: str
+    verdict: Verdict
+    score: float = 0.0
+    passed: int = 0
+    total: int = 0
+    duration_ms: float = 0.0
+    tests: list[TestReport] = Field(default_factory=list)
+    diagnosis: str | None = None
+    stdout: str = ""
+    # Extensions
+    mode: str = "submit"
+    message: str = ""
+    line: int | None = None
+    stderr: str = ""
+    hints: list[str] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict)
+
+    @property
+    def accepted(self) -> bool:
+        return self.verdict == Verdict.ACCEPTED
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def clip_log(data: bytes, total: int, limit: int = LOG_LIMIT) -> str:
+    text = data[:limit].decode("utf-8", errors="replace")
+    if total > limit:
+        text += f"\n... [output truncated: {total} bytes in all, first {limit} shown]"
+    return text
+
+
+def to_junit(report: Report) -> str:
+    """One <testsuite> per report, one <testcase> per test, as CI systems expect."""
+    failures = sum(t.status == TestStatus.FAILED for t in report.tests)
+    errors = sum(t.status in (TestStatus.ERROR, TestStatus.TIMEOUT) for t in report.tests)
+    skipped = sum(t.status == TestStatus.SKIPPED for t in report.tests)
+    suite = ET.Element(
+        "testsuite",
+        name=report.problem,
+        tests=str(len(report.tests) or 1),
+        failures=str(failures),
+        errors=str(errors + (0 if report.tests else int(not report.accepted))),
+        skipped=str(skipped),
+        time=f"{report.duration_ms / 1000:.3f}",
+    )
+    ET.SubElement(suite, "properties").extend(
+        [ET.Element("property", name="verdict", value=report.verdict.value)]
+    )
+    if not report.tests:
+        case = ET.SubElement(suite, "testcase", classname=report.problem, name="load")
+        if not report.accepted:
+            ET.SubElement(case, "error", type=report.verdict.value, message=report.message).text = report.message
+    for test in report.tests:
+        case = ET.SubElement(
+            suite, "testcase", classname=report.problem, name=test.name,
+            time=f"{(test.duration_ms or 0) / 1000:.3f}",
+        )
+        if test.status == TestStatus.FAILED:
+            ET.SubElement(case, "failure", message=test.message, type="wrong_answer").text = test.message
+        elif test.status in (TestStatus.ERROR, TestStatus.TIMEOUT):
+            ET.SubElement(case, "error", message=test.message, type=test.status.value).text = (
+                test.traceback or test.message
+            )
+        elif test.status == TestStatus.SKIPPED:
+            ET.SubElement(case, "skipped", message=test.message)
+    if report.stdout:
+        ET.SubElement(suite, "system-out").text = report.stdout
+    if report.diagnosis:
+        ET.SubElement(suite, "system-err").text = f"diagnosis: {report.diagnosis}"
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
