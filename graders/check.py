@@ -75,7 +75,7 @@ def check_problem(loaded: LoadedProblem, settings: GraderSettings, result: Check
         result.errors.append(f"{loaded.reference_path}: the reference runner failed: {exc}")
         return
     if ref.reference.load_error:
-        result.errors.append(f"{loaded.reference_path}: the reference solution does not load: {ref.reference.load_error}")
+        result.errors.append(f"{loaded.reference_path}: the reference does not load: {ref.reference.load_error}")
         return
     for index, message in sorted(ref.reference.errors.items()):
         result.errors.append(f"{loaded.reference_path}: the reference raised on test {cases[index].name!r}: {message}")

@@ -118,7 +118,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
-def _plugin_commands() -> dict[str, Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
+def _plugin_commands() -> dict[str, Callable[..., None]]:
     found = {}
     for ep in importlib.metadata.entry_points(group="gradax.commands"):
         found[ep.name] = ep.load()

@@ -181,7 +181,7 @@ def serve(request: wire.Message, out: BinaryIO) -> None:
 def import_libraries() -> None:
     """Import what every problem needs, so a fork of this process starts warm."""
     import flax.nnx  # noqa: F401
-    import jax  # noqa: F401
+    import jax
     import jax.numpy  # noqa: F401
     import optax  # noqa: F401
 

@@ -261,10 +261,10 @@ def parse_problem(text: str, path: Path) -> Problem:
         for err in exc.errors():
             loc = [p for p in err["loc"] if isinstance(p, int | str)]
             # pydantic adds union member names (e.g. 'list[any]') to the location; keep real keys only.
-            field = ".".join(str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p[:1].isupper())))
+            name = ".".join(str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p[:1].isupper())))
             node = _node_at(root, loc)
-            line = node.start_mark.line + 1 if node is not None else 1
-            messages.append(f"{path}:{line}: {field or '(top level)'}: {err['msg']}")
+            lineno = node.start_mark.line + 1 if node is not None else 1
+            messages.append(f"{path}:{lineno}: {name or '(top level)'}: {err['msg']}")
         raise ProblemError(path, messages) from exc
 
 

@@ -13,7 +13,7 @@ import io
 import json
 import struct
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 
@@ -105,7 +105,7 @@ def decode_all(data: bytes) -> list[Message]:
     return out
 
 
-def read_capped(stream: BinaryIO, budget: int) -> tuple[bytes, int]:
+def read_capped(stream: IO[bytes], budget: int) -> tuple[bytes, int]:
     """Read a stream to its end, keeping at most `budget` bytes; return them and the total seen.
 
     The reader keeps draining after the budget so the writer never blocks on a full pipe.

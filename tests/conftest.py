@@ -1,0 +1,48 @@
+"""Shared fixtures: the project's paths, a data dir shared by test workers, and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PROBLEMS = ROOT / "problems"
+GRADAX = Path(sys.executable).parent / "gradax"
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data dir for the whole run (all xdist workers), so reference outputs are computed once."""
+    shared = tmp_path_factory.getbasetemp().parent / "gradax-data"
+    shared.mkdir(exist_ok=True)
+    return shared
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def gradax(data_dir: Path):  # type: ignore[no-untyped-def]
+    """Run the real `gradax` console script with a given environment."""
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> CliResult:
+        full_env = {**os.environ, "GRADAX_DATA_DIR": str(data_dir), **(env or {})}
+        proc = subprocess.run([str(GRADAX), *args], capture_output=True, text=True, env=full_env,
+                              timeout=timeout, cwd=ROOT)
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
