@@ -120,7 +120,7 @@ def _values(path: str, got: np.ndarray, want: np.ndarray, tol: Tolerance, public
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(g - w)
         allowed = tol.atol + tol.rtol * np.abs(w)
-        ok = (diff <= allowed) | both_nan | same_inf
+        ok = (np.isfinite(g) & np.isfinite(w) & (diff <= allowed)) | both_nan | same_inf
     if np.all(ok):
         return None
     finite = np.isfinite(diff)
@@ -159,14 +159,15 @@ def compare(got: Output, want: Output, tol: Tolerance, *, public: bool) -> Compa
                 failure.expected, failure.got = preview(w), preview(g)
             return failure
         if g.size:
-            d = np.abs(g.astype(np.float64) - w.astype(np.float64))
-            d = d[np.isfinite(d)]
+            g64, w64 = g.astype(np.float64), w.astype(np.float64)
+            finite = np.isfinite(g64) & np.isfinite(w64)
+            d = np.abs(g64[finite] - w64[finite])
             if d.size:
                 worst_abs = max(worst_abs, float(d.max()))
-                denom = np.abs(w.astype(np.float64))[np.isfinite(np.abs(g.astype(np.float64) - w))]
+                denom = np.abs(w64[finite])
                 with np.errstate(divide="ignore", invalid="ignore"):
                     r = np.where(denom > 0, d / denom, 0.0)
-                worst_rel = max(worst_rel, float(r.max()) if r.size else 0.0)
+                worst_rel = max(worst_rel, float(r.max()))
     if not public:
         return Comparison(True, "values", "passed")
     return Comparison(True, "values", "passed", max_abs_error=worst_abs, max_rel_error=worst_rel)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,63}$"
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -154,34 +154,6 @@ class Problem(Strict):
             raise ValueError(f"{v!r} is not a Python identifier")
         return v
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Problem:
-        names = [a.name for a in self.args]
-        if len(set(names)) != len(names):
-            raise ValueError("argument names repeat")
-        arg_names = set(names)
-        seen: set[str] = set()
-        for case in [*self.tests.public, *self.tests.hidden]:
-            if case.name in seen:
-                raise ValueError(f"test name {case.name!r} repeats")
-            seen.add(case.name)
-            if set(case.args) != arg_names:
-                missing = sorted(arg_names - set(case.args))
-                extra = sorted(set(case.args) - arg_names)
-                raise ValueError(f"test {case.name!r}: missing args {missing}, unknown args {extra}")
-        for gen in self.tests.generated:
-            if set(gen.args) != arg_names:
-                raise ValueError(f"generated tests {gen.name!r} must give every argument {sorted(arg_names)}")
-            for spec in gen.args.values():
-                if isinstance(spec, GeneratedArray):
-                    for dim in spec.shape:
-                        if isinstance(dim, str) and dim not in gen.dims:
-                            raise ValueError(f"generated tests {gen.name!r}: dimension {dim!r} not in dims")
-        ids = [m.id for m in self.known_mistakes]
-        if len(set(ids)) != len(ids):
-            raise ValueError("known mistake ids repeat")
-        return self
-
     @property
     def signature(self) -> str:
         return f"def {self.function}({', '.join(a.name for a in self.args)}):"
@@ -189,6 +161,43 @@ class Problem(Strict):
     @property
     def arg_kinds(self) -> dict[str, ArgSpec]:
         return {a.name: a for a in self.args}
+
+
+Loc = tuple[int | str, ...]
+
+
+def semantic_errors(problem: Problem) -> list[tuple[Loc, str]]:
+    """Cross-field rules pydantic cannot express per field, each with the location it concerns."""
+    errors: list[tuple[Loc, str]] = []
+    names = [a.name for a in problem.args]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            errors.append((("args", i, "name"), f"argument {name!r} repeats"))
+    arg_names = set(names)
+    seen: set[str] = set()
+    for group in ("public", "hidden"):
+        for i, case in enumerate(getattr(problem.tests, group)):
+            loc: Loc = ("tests", group, i)
+            if case.name in seen:
+                errors.append(((*loc, "name"), f"test name {case.name!r} repeats"))
+            seen.add(case.name)
+            if set(case.args) != arg_names:
+                missing = sorted(arg_names - set(case.args))
+                extra = sorted(set(case.args) - arg_names)
+                errors.append(((*loc, "args"), f"test {case.name!r}: missing args {missing}, unknown args {extra}"))
+    for i, gen in enumerate(problem.tests.generated):
+        loc = ("tests", "generated", i, "args")
+        if set(gen.args) != arg_names:
+            errors.append((loc, f"generated tests {gen.name!r} must give every argument {sorted(arg_names)}"))
+        for arg, spec in gen.args.items():
+            if isinstance(spec, GeneratedArray):
+                for dim in spec.shape:
+                    if isinstance(dim, str) and dim not in gen.dims:
+                        errors.append(((*loc, arg, "shape"), f"dimension {dim!r} is not in dims {sorted(gen.dims)}"))
+    for i, mistake in enumerate(problem.known_mistakes):
+        if mistake.id in [m.id for m in problem.known_mistakes[:i]]:
+            errors.append((("known_mistakes", i, "id"), f"known mistake id {mistake.id!r} repeats"))
+    return errors
 
 
 class ProblemError(Exception):
@@ -255,17 +264,22 @@ def parse_problem(text: str, path: Path) -> Problem:
     if not isinstance(data, dict):
         raise ProblemError(path, [f"{path}:1: a problem file must be a mapping of fields"])
     try:
-        return Problem.model_validate(data)
+        problem = Problem.model_validate(data)
     except ValidationError as exc:
-        messages = []
-        for err in exc.errors():
-            loc = [p for p in err["loc"] if isinstance(p, int | str)]
-            # pydantic adds union member names (e.g. 'list[any]') to the location; keep real keys only.
-            name = ".".join(str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p[:1].isupper())))
-            node = _node_at(root, loc)
-            lineno = node.start_mark.line + 1 if node is not None else 1
-            messages.append(f"{path}:{lineno}: {name or '(top level)'}: {err['msg']}")
-        raise ProblemError(path, messages) from exc
+        located = [(tuple(p for p in err["loc"] if isinstance(p, int | str)), err["msg"]) for err in exc.errors()]
+        raise ProblemError(path, [_locate(root, path, loc, msg) for loc, msg in located]) from exc
+    problems = semantic_errors(problem)
+    if problems:
+        raise ProblemError(path, [_locate(root, path, loc, msg) for loc, msg in problems])
+    return problem
+
+
+def _locate(root: yaml.Node | None, path: Path, loc: Loc, msg: str) -> str:
+    # pydantic adds union member names (e.g. 'list[any]') to the location; keep real keys only.
+    name = ".".join(str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p[:1].isupper())))
+    node = _node_at(root, loc)
+    lineno = node.start_mark.line + 1 if node is not None else 1
+    return f"{path}:{lineno}: {name or '(top level)'}: {msg}"
 
 
 def reference_path_for(problem_path: Path, problem_id: str) -> Path:

@@ -1,0 +1,80 @@
+"""Staged comparison: each stage fails with its own message; hidden tests reveal nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graders.compare import Output, compare, outputs_match
+from graders.problem import Tolerance
+
+TOL = Tolerance()
+
+
+def leaf(arr: object) -> Output:
+    return Output({"t": "leaf", "i": 0}, (np.asarray(arr),))
+
+
+def pair(a: object, b: object, kind: str = "tuple") -> Output:
+    return Output({"t": kind, "c": [{"t": "leaf", "i": 0}, {"t": "leaf", "i": 1}]}, (np.asarray(a), np.asarray(b)))
+
+
+def test_equal_within_tolerance_passes() -> None:
+    want = leaf(np.array([1.0, 2.0], np.float32))
+    got = leaf(np.array([1.0 + 5e-6, 2.0], np.float32))
+    assert compare(got, want, TOL, public=True).ok
+
+
+def test_value_failure_reports_errors_and_worst_index_on_public_tests() -> None:
+    want = leaf(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32))
+    got = leaf(np.array([[1.0, 2.0], [3.0, 5.0]], np.float32))
+    cmp = compare(got, want, TOL, public=True)
+    assert not cmp.ok and cmp.stage == "values"
+    assert cmp.mismatched == 1 and cmp.elements == 4 and cmp.worst_index == [1, 1]
+    assert cmp.max_abs_error == 1.0 and cmp.max_rel_error == 0.25
+    assert "expected 4, got 5" in cmp.message and "(1, 1)" in cmp.message
+    assert cmp.expected is not None and "4." in cmp.expected and cmp.got is not None and "5." in cmp.got
+
+
+def test_hidden_failure_reveals_only_the_kind() -> None:
+    cmp = compare(leaf([1.0, 9.0]), leaf([1.0, 2.0]), TOL, public=False)
+    assert not cmp.ok and cmp.stage == "values"
+    assert cmp.expected is None and cmp.got is None and cmp.max_abs_error is None
+    assert "9" not in cmp.message and "2" not in cmp.message
+
+
+def test_shape_must_match_exactly_no_broadcasting() -> None:
+    cmp = compare(leaf(2.0), leaf([2.0, 2.0]), TOL, public=True)
+    assert not cmp.ok and cmp.stage == "shape"
+    assert "expected shape (2,), got a scalar" in cmp.message
+    assert not compare(leaf([[1.0, 2.0]]), leaf([1.0, 2.0]), TOL, public=True).ok
+
+
+def test_nan_and_inf_fail_where_reference_is_finite() -> None:
+    cmp = compare(leaf([1.0, np.nan]), leaf([1.0, 2.0]), TOL, public=True)
+    assert not cmp.ok and cmp.stage == "finite" and "NaN at index (1,)" in cmp.message
+    assert compare(leaf([np.inf]), leaf([1.0]), TOL, public=True).stage == "finite"
+    # NaN matches NaN only under the "equal" policy.
+    assert compare(leaf([np.nan]), leaf([np.nan]), Tolerance(nan_policy="equal"), public=True).ok
+    assert compare(leaf([np.inf]), leaf([np.inf]), TOL, public=True).ok
+    assert not compare(leaf([-np.inf]), leaf([np.inf]), Tolerance(nan_policy="equal"), public=True).ok
+
+
+def test_structure_stage() -> None:
+    assert compare(pair(1.0, 2.0, "list"), pair(1.0, 2.0, "tuple"), TOL, public=True).ok
+    cmp = compare(leaf([1.0, 2.0]), pair(1.0, 2.0), TOL, public=True)
+    assert cmp.stage == "structure" and "should be a tuple of 2 values" in cmp.message
+    three = Output({"t": "tuple", "c": [{"t": "leaf", "i": i} for i in range(3)]}, tuple(np.ones(1) for _ in range(3)))
+    assert "should have 2 elements, got 3" in compare(three, pair(1.0, 1.0), TOL, public=True).message
+    d1 = Output({"t": "dict", "k": ["a"], "c": [{"t": "leaf", "i": 0}]}, (np.ones(1),))
+    d2 = Output({"t": "dict", "k": ["b"], "c": [{"t": "leaf", "i": 0}]}, (np.ones(1),))
+    assert "should have keys ['b']" in compare(d1, d2, TOL, public=True).message
+
+
+def test_nested_path_is_named() -> None:
+    cmp = compare(pair([1.0], [3.0]), pair([1.0], [2.0]), TOL, public=True)
+    assert cmp.message.startswith("the output[1]")
+
+
+def test_integer_and_bool_outputs_compare_numerically() -> None:
+    assert compare(leaf(np.uint32(3)), leaf(3), TOL, public=True).ok
+    assert outputs_match(leaf(np.array([True, False])), leaf(np.array([1, 0])), TOL)

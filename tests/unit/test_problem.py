@@ -1,0 +1,132 @@
+"""The problem format: valid files load; invalid ones are rejected with file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graders.cases import build_cases
+from graders.problem import ProblemBank, ProblemError, load_problem, parse_problem
+
+ROOT = Path(__file__).resolve().parents[2]
+
+MINIMAL = """\
+id: tiny
+title: Tiny
+track: drafts
+difficulty: easy
+statement: Double it.
+function: double
+args:
+  - name: seed
+    kind: scalar
+  - name: x
+    kind: array
+starter_code: "def double(seed, x):\\n    ...\\n"
+tests:
+  public:
+    - name: example
+      args: {seed: 0, x: [1.0, 2.0]}
+  hidden:
+    - name: rand
+      args: {seed: 3, x: {random: normal, shape: [2, 3], seed: 1}}
+  generated:
+    - count: 3
+      seed: 9
+      dims: {n: [2, 5]}
+      args:
+        seed: {int_range: [0, 10]}
+        x: {shape: [n, 2], random: uniform, low: -1, high: 1}
+"""
+
+
+def test_minimal_problem_loads_with_defaults() -> None:
+    problem = parse_problem(MINIMAL, Path("tiny.yaml"))
+    assert problem.signature == "def double(seed, x):"
+    assert problem.tolerance.rtol == 1e-5 and problem.tolerance.atol == 1e-6
+    assert problem.limits.time_s == 10.0
+
+
+def test_cases_follow_the_harness_convention() -> None:
+    problem = parse_problem(MINIMAL, Path("tiny.yaml"))
+    cases = build_cases(problem)
+    assert [c.name for c in cases] == ["example", "rand", "generated-1", "generated-2", "generated-3"]
+    assert [c.public for c in cases] == [True, False, False, False, False]
+    seed, x = cases[0].args
+    assert isinstance(seed, float) and seed == 0.0
+    assert isinstance(x, np.ndarray) and x.dtype == np.float32 and x.tolist() == [1.0, 2.0]
+    assert cases[1].args[1].shape == (2, 3)
+    for case in cases[2:]:
+        s, arr = case.args
+        assert isinstance(s, float) and 0 <= s <= 10
+        assert 2 <= arr.shape[0] <= 5 and arr.shape[1] == 2 and np.all(np.abs(arr) <= 1)
+    # Reproducible: the same file gives the same inputs, so reference outputs can be cached.
+    again = build_cases(problem)
+    assert all(np.array_equal(a.args[1], b.args[1]) for a, b in zip(cases, again, strict=True))
+    assert len(build_cases(problem, public_only=True)) == 1
+
+
+@pytest.mark.parametrize(
+    ("edit", "line", "field", "text"),
+    [
+        (lambda s: s.replace("title: Tiny\n", ""), 1, "title", "Field required"),
+        (lambda s: s.replace("kind: array", "kind: tensor"), 11, "args.1.kind", "'scalar' or 'array'"),
+        (lambda s: s.replace("difficulty: easy", "difficulty: brutal"), 4, "difficulty", "'easy', 'medium' or 'hard'"),
+        (
+            lambda s: s.replace("args: {seed: 0, x: [1.0, 2.0]}", "args: {seed: 0}"),
+            16, "tests.public.0.args", "missing args ['x']",
+        ),
+        (lambda s: s.replace("function: double", "function: 2double"), 6, "function", "not a Python identifier"),
+        (lambda s: s.replace("shape: [n, 2]", "shape: [m, 2]"), 26, "tests.generated.0.args.x.shape", "dimension 'm'"),
+    ],
+)
+def test_invalid_problems_name_line_and_field(edit, line: int, field: str, text: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ProblemError) as err:
+        parse_problem(edit(MINIMAL), Path("tiny.yaml"))
+    message = "\n".join(err.value.errors)
+    assert text in message
+    if field:
+        assert f"tiny.yaml:{line}: {field}:" in message, message
+
+
+def test_yaml_syntax_error_names_the_line() -> None:
+    with pytest.raises(ProblemError) as err:
+        parse_problem(MINIMAL.replace("track: drafts", "track: [drafts"), Path("tiny.yaml"))
+    assert "tiny.yaml:" in err.value.errors[0] and "not valid YAML" in err.value.errors[0]
+
+
+def test_unknown_field_is_rejected() -> None:
+    with pytest.raises(ProblemError) as err:
+        parse_problem(MINIMAL + "colour: blue\n", Path("tiny.yaml"))
+    assert "colour: Extra inputs are not permitted" in "\n".join(err.value.errors)
+
+
+def test_file_name_must_match_id_and_reference_must_exist(tmp_path: Path) -> None:
+    (tmp_path / "problems").mkdir()
+    wrong_name = tmp_path / "problems" / "other.yaml"
+    wrong_name.write_text(MINIMAL)
+    with pytest.raises(ProblemError, match="must match the file name"):
+        load_problem(wrong_name)
+    right = tmp_path / "problems" / "tiny.yaml"
+    right.write_text(MINIMAL)
+    with pytest.raises(ProblemError, match="no reference solution"):
+        load_problem(right)
+    (tmp_path / "reference_solutions").mkdir()
+    (tmp_path / "reference_solutions" / "tiny.py").write_text("def double(seed, x):\n    return x * 2\n")
+    loaded = load_problem(right)
+    assert loaded.id == "tiny"
+    before = loaded.content_hash
+    (tmp_path / "reference_solutions" / "tiny.py").write_text("def double(seed, x):\n    return 2 * x\n")
+    assert load_problem(right).content_hash != before
+
+
+def test_bank_loads_the_project_problems_and_reports_broken_files(tmp_path: Path) -> None:
+    bank = ProblemBank(ROOT / "problems")
+    assert "nnx-module-basics" in bank.problems
+    assert not bank.errors, bank.errors
+    (tmp_path / "problems").mkdir()
+    (tmp_path / "problems" / "tiny.yaml").write_text("id: [")
+    broken = ProblemBank(tmp_path / "problems")
+    assert broken.problems == {} and len(broken.errors) == 1
