@@ -1,0 +1,10 @@
+"""The JSON API, mounted under /api/v1."""
+
+from fastapi import APIRouter
+
+from app.api.routes import auth, problems, submissions
+
+api_router = APIRouter()
+api_router.include_router(auth.router)
+api_router.include_router(problems.router)
+api_router.include_router(submissions.router)

@@ -1,0 +1,87 @@
+"""Problems: list, read, reveal hints, save a draft, the reference solution once solved, reload the bank."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+
+from app.api.deps import BankDep, CurrentUser, OptionalUser, SessionDep, SettingsDep, StaffUser
+from app.errors import not_found
+from app.schemas import DraftUpdate, HintsPublic, Page, ProblemDetail, ProblemSummary
+from app.services.attempts import check_code
+from app.services.problems import (
+    build_detail,
+    build_summary,
+    get_or_create_progress,
+    get_progress,
+    list_problems,
+    progress_by_problem,
+    reveal_hint,
+    solution_for,
+    sync_problems,
+)
+from graders.problem import LoadedProblem, ProblemBank
+
+router = APIRouter(prefix="/problems", tags=["problems"])
+
+
+def _loaded(bank: ProblemBank, problem_id: str) -> LoadedProblem:
+    loaded = bank.get(problem_id)
+    if loaded is None:
+        raise not_found(f"problem {problem_id!r}")
+    return loaded
+
+
+@router.get("", response_model=Page[ProblemSummary])
+def read_problems(session: SessionDep, user: OptionalUser, track: str | None = None,
+                  offset: Annotated[int, Query(ge=0)] = 0,
+                  limit: Annotated[int, Query(ge=1, le=200)] = 100) -> Page[ProblemSummary]:
+    """Problems ordered by track and position, with the caller's progress when logged in."""
+    rows, count = list_problems(session=session, track=track, offset=offset, limit=limit)
+    progress = progress_by_problem(session=session, user_id=user.id) if user else {}
+    data = [build_summary(r, progress.get(r.id), user is not None) for r in rows]
+    return Page(data=data, count=count, offset=offset, limit=limit)
+
+
+@router.get("/{problem_id}", response_model=ProblemDetail)
+def read_problem(problem_id: str, session: SessionDep, bank: BankDep, user: OptionalUser) -> ProblemDetail:
+    """Statement, signature, starter code, public tests; the caller's draft, hints and (once solved) solution."""
+    loaded = _loaded(bank, problem_id)
+    progress = get_progress(session=session, user_id=user.id, problem_id=problem_id) if user else None
+    return build_detail(loaded, progress, user is not None)
+
+
+@router.post("/{problem_id}/hints", response_model=HintsPublic)
+def reveal_next_hint(problem_id: str, session: SessionDep, bank: BankDep, user: CurrentUser) -> HintsPublic:
+    """Reveal the next hint; hints come one at a time."""
+    return reveal_hint(session=session, loaded=_loaded(bank, problem_id), user_id=user.id)
+
+
+@router.put("/{problem_id}/draft", status_code=204)
+def save_draft(problem_id: str, body: DraftUpdate, session: SessionDep, bank: BankDep, user: CurrentUser,
+               settings: SettingsDep) -> Response:
+    """Keep the editor's content so the problem page reopens where the student left off."""
+    loaded = _loaded(bank, problem_id)
+    check_code(body.code, settings.max_code_bytes)
+    progress = get_or_create_progress(session=session, user_id=user.id, problem_id=loaded.id)
+    progress.draft = body.code
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/{problem_id}/solution", response_model=dict[str, str])
+def read_solution(problem_id: str, session: SessionDep, bank: BankDep, user: CurrentUser) -> dict[str, str]:
+    """The reference solution, for those who solved the problem (403 before)."""
+    loaded = _loaded(bank, problem_id)
+    solution = solution_for(loaded, get_progress(session=session, user_id=user.id, problem_id=problem_id))
+    if solution is None:
+        raise HTTPException(403, "solve the problem (an accepted Submit) to see the reference solution")
+    return {"problem_id": problem_id, "solution": solution}
+
+
+@router.post("/reload", response_model=dict[str, int], tags=["instructor"])
+def reload_problems(session: SessionDep, bank: BankDep, user: StaffUser) -> dict[str, int]:
+    """Re-read problems/ from disk and update the problem table (instructors)."""
+    bank.reload()
+    return sync_problems(session=session, bank=bank)

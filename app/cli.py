@@ -1,0 +1,101 @@
+"""`gradax serve` and `gradax user`, plugged into the engine's CLI through the `gradax.commands` entry points."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any
+
+from app.models import Role
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    print(f"gradax: serving on http://{args.host}:{args.port}  (Ctrl+C stops)", file=sys.stderr)
+    uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port,
+                log_level=args.log_level_uvicorn, proxy_headers=args.proxy_headers)
+    return 0
+
+
+def register_serve(subparsers: Any) -> None:
+    p = subparsers.add_parser("serve", help="run the web app (SQLite and in-process grading by default)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--log-level-uvicorn", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-* (behind a reverse proxy)")
+    p.set_defaults(func=cmd_serve)
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass(f"password for {args.username}: ")
+    if first != getpass.getpass("again: "):
+        raise ValueError("the passwords differ")
+    return first
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from app.core.config import get_settings
+    from app.db import make_engine, make_session_factory
+    from app.errors import AppError
+    from app.migrate import upgrade_to_head
+    from app.schemas import UserCreate
+    from app.services.users import create_user
+
+    try:
+        body = UserCreate(username=args.username, password=_read_password(args))
+    except (ValidationError, ValueError) as exc:
+        print(f"gradax user create: {exc}", file=sys.stderr)
+        return 2
+    from app.core.security import configure_password_hashing
+
+    settings = get_settings()
+    configure_password_hashing(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.sqlalchemy_url)
+    upgrade_to_head(engine)
+    with make_session_factory(engine)() as session:
+        try:
+            user = create_user(session=session, username=body.username, password=body.password,
+                               role=Role(args.role))
+        except AppError as exc:
+            print(f"gradax user create: {exc.detail}", file=sys.stderr)
+            return 1
+        print(f"created {user.role} {user.username!r} (id {user.id})")
+    engine.dispose()
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from app.core.config import get_settings
+    from app.db import make_engine, make_session_factory
+    from app.migrate import upgrade_to_head
+    from app.models import User
+
+    settings = get_settings()
+    engine = make_engine(settings.sqlalchemy_url)
+    upgrade_to_head(engine)
+    with make_session_factory(engine)() as session:
+        for user in session.scalars(select(User).order_by(User.id)):
+            print(f"{user.id:6}  {user.role:10}  {user.username}")
+    engine.dispose()
+    return 0
+
+
+def register_user(subparsers: Any) -> None:
+    p = subparsers.add_parser("user", help="manage accounts (e.g. the first instructor)")
+    sub = p.add_subparsers(dest="user_command", required=True)
+    c = sub.add_parser("create", help="create an account; the password is asked for, or read from stdin")
+    c.add_argument("username")
+    c.add_argument("--role", choices=[r.value for r in Role], default=Role.STUDENT.value)
+    c.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    c.set_defaults(func=cmd_user_create)
+    ls = sub.add_parser("list", help="list accounts")
+    ls.set_defaults(func=cmd_user_list)

@@ -1,0 +1,95 @@
+"""Web app settings, read from environment variables prefixed `GRADAX_` (same prefix as the engine's)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from graders.settings import PROJECT_ROOT, GraderSettings
+
+log = logging.getLogger("gradax.config")
+
+PLACEHOLDER_SECRET = "changethis"
+SECRET_FILE = "secret_key"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GRADAX_", extra="ignore")
+
+    # "dev" allows the placeholder secret (with a warning); anything else refuses it.
+    environment: Literal["dev", "production"] = "dev"
+    data_dir: Path = Path(".gradax")
+    problems_dir: Path = PROJECT_ROOT / "problems"
+    # Empty: SQLite in data_dir. PostgreSQL (scale-out): postgresql+psycopg://user:pass@host/db
+    database_url: str = ""
+    # Empty: generated once and kept in data_dir/secret_key (mode 0600).
+    secret_key: str = ""
+    access_token_minutes: int = 60 * 24 * 7
+    # argon2id cost; the defaults are argon2-cffi's (RFC 9106). Lower them only where memory is scarce (tests).
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    # Session cookie: `Secure` only behind HTTPS; off by default so http://127.0.0.1 works.
+    cookie_secure: bool = False
+    # Submissions per user per minute, Run and Submit together; 0 turns the limit off (benchmarks).
+    submit_rate: int = 20
+    max_code_bytes: int = 64 * 1024
+    # In-process grading threads; 0 leaves attempts queued for external `gradax worker`s.
+    grading_workers: int = 2
+    grading_queue_size: int = 256
+    # How often an attempt whose grading failed on the grader's side (internal_error) is retried.
+    grading_retries: int = 2
+    # Executor behind the grader: "cold" starts a fresh sandboxed Python per submission.
+    pool: str = "cold"
+    sandbox: Literal["bwrap", "none"] = "bwrap"
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> Settings:
+        if self.secret_key == PLACEHOLDER_SECRET:
+            if self.environment != "dev":
+                raise ValueError(f"GRADAX_SECRET_KEY is the placeholder {PLACEHOLDER_SECRET!r}; "
+                                 "set a real secret (or unset it to generate one) outside dev")
+            log.warning("GRADAX_SECRET_KEY is the placeholder %r: fine for dev only", PLACEHOLDER_SECRET)
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'gradax.db').resolve()}"
+
+    def grader_settings(self) -> GraderSettings:
+        """The engine's settings, derived from these so the app and the grader agree on paths and caps."""
+        return GraderSettings(data_dir=self.data_dir, problems_dir=self.problems_dir,
+                              sandbox=self.sandbox, max_code_bytes=self.max_code_bytes)
+
+    def resolved_secret(self) -> str:
+        """The signing secret: the configured one, else the one stored in data_dir (created on first use)."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / SECRET_FILE
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            # O_EXCL: if two processes race, one creates the file and the other reads it.
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(secrets.token_urlsafe(48))
+        secret = path.read_text().strip()
+        if len(secret) < 32:
+            raise ValueError(f"{path} holds a secret shorter than 32 characters; delete it to regenerate")
+        return secret
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,126 @@
+"""The FastAPI application: `create_app()` wires settings, database, problem bank, grading and routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from app.api.main import api_router
+from app.core.config import Settings, get_settings
+from app.core.security import configure_password_hashing
+from app.db import make_engine, make_session_factory
+from app.errors import AppError
+from app.grading.backend import build_grader
+from app.grading.dispatcher import Dispatcher
+from app.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from app.migrate import upgrade_to_head
+from app.pages.routes import render_error
+from app.pages.routes import router as pages_router
+from app.services.problems import sync_problems
+from graders.problem import ProblemBank
+
+log = logging.getLogger("gradax.app")
+STATIC = Path(__file__).resolve().parent / "static"
+SESSION_COOKIE = "gradax_session"
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", "")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def app_error(request: Request, exc: AppError) -> Response:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                                headers=getattr(exc, "headers", None))
+        return render_error(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        # A body that is not JSON at all is a malformed request (400); JSON of the wrong shape is 422.
+        broken = [e for e in errors if e.get("type") == "json_invalid"]
+        if broken:
+            ctx = broken[0].get("ctx") or {}
+            return JSONResponse({"detail": f"malformed JSON body: {ctx.get('error', 'cannot parse')}"},
+                                status_code=400)
+        return JSONResponse({"detail": _jsonable(errors)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+
+def _jsonable(errors: object) -> object:
+    from fastapi.encoders import jsonable_encoder
+
+    # pydantic puts the offending input (and exception objects) in ctx; keep the response small and serialisable.
+    cleaned = [{k: v for k, v in e.items() if k in ("type", "loc", "msg")} for e in errors]  # type: ignore[attr-defined]
+    return jsonable_encoder(cleaned)
+
+
+def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = None) -> FastAPI:
+    """The app on `settings` (default: from the environment). `bank` reuses an already loaded problem bank."""
+    settings = settings or get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secret = settings.resolved_secret()
+    configure_password_hashing(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
+
+    engine = make_engine(settings.sqlalchemy_url)
+    upgrade_to_head(engine)
+    session_factory = make_session_factory(engine)
+    bank = bank or ProblemBank(settings.problems_dir)
+    with session_factory() as session:
+        stats = sync_problems(session=session, bank=bank)
+    log.info("problems: %s", stats)
+    grader = build_grader(settings, bank)
+    dispatcher = Dispatcher(session_factory, grader, workers=settings.grading_workers,
+                            queue_size=settings.grading_queue_size, retries=settings.grading_retries)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        dispatcher.start()
+        try:
+            yield
+        finally:
+            dispatcher.stop()
+            engine.dispose()
+
+    app = FastAPI(title="gradax", version="1", lifespan=lifespan, openapi_url="/openapi.json")
+    app.state.settings = settings
+    app.state.secret = secret
+    app.state.engine = engine
+    app.state.session_factory = session_factory
+    app.state.bank = bank
+    app.state.grader = grader
+    app.state.dispatcher = dispatcher
+
+    _install_error_handlers(app)
+    app.include_router(api_router, prefix="/api/v1")
+    app.include_router(pages_router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    # Outermost last: security headers wrap everything, the body cap runs before sessions and parsing.
+    app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie=SESSION_COOKIE,
+                       max_age=int(timedelta(days=14).total_seconds()), same_site="lax",
+                       https_only=settings.cookie_secure)
+    # JSON escaping can grow code up to 6x (\uXXXX); leave room for that and the other fields.
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_code_bytes * 6 + 16 * 1024)
+    app.add_middleware(SecurityHeadersMiddleware)
+    return app

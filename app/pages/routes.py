@@ -1,0 +1,143 @@
+"""Server-rendered pages: problem list, problem page, log in, register, log out.
+
+Forms carry a CSRF token from the session (synchronizer pattern); the problem page's script sends the
+same token in the X-CSRF-Token header with its JSON calls.
+"""
+
+from __future__ import annotations
+
+from itertools import groupby
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from app.api.deps import SAFE_METHODS, BankDep, OptionalUser, SessionDep
+from app.core.security import csrf_matches, new_csrf_token
+from app.errors import AppError
+from app.schemas import UserCreate
+from app.services.problems import build_detail, build_summary, get_progress, list_problems, progress_by_problem
+from app.services.users import authenticate, create_user
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
+router = APIRouter(include_in_schema=False)
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = request.session["csrf"] = new_csrf_token()
+    return str(token)
+
+
+def check_form_csrf(request: Request, token: str | None) -> None:
+    if request.method not in SAFE_METHODS and not csrf_matches(request.session.get("csrf"), token):
+        raise HTTPException(403, "the form expired or came from another site; reload the page and try again")
+
+
+def page(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+    context = {"csrf_token": csrf_token(request), "user": None, **context}
+    return TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def render_error(request: Request, status_code: int, message: str) -> HTMLResponse:
+    return page(request, "error.html", {"status_code": status_code, "message": message}, status_code=status_code)
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths: an attacker-supplied `next` must not send people elsewhere after log in."""
+    if not target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def start_session(request: Request, user_id: int) -> None:
+    # A fresh session (and CSRF token) at log in: nothing planted before it survives.
+    request.session.clear()
+    request.session["uid"] = user_id
+    request.session["csrf"] = new_csrf_token()
+
+
+@router.get("/", response_class=HTMLResponse)
+def problem_list_page(request: Request, session: SessionDep, user: OptionalUser) -> HTMLResponse:
+    rows, _count = list_problems(session=session, track=None, offset=0, limit=10_000)
+    progress = progress_by_problem(session=session, user_id=user.id) if user else {}
+    summaries = [build_summary(r, progress.get(r.id), user is not None) for r in rows]
+    tracks = [(track, list(items)) for track, items in groupby(summaries, key=lambda s: s.track)]
+    solved = sum(1 for s in summaries if s.progress and s.progress.solved)
+    return page(request, "index.html", {"user": user, "tracks": tracks, "solved": solved, "total": len(summaries)})
+
+
+@router.get("/problems/{problem_id}", response_class=HTMLResponse)
+def problem_page(problem_id: str, request: Request, session: SessionDep, bank: BankDep,
+                 user: OptionalUser) -> HTMLResponse:
+    loaded = bank.get(problem_id)
+    if loaded is None:
+        raise HTTPException(404, f"There is no problem {problem_id!r}.")
+    progress = get_progress(session=session, user_id=user.id, problem_id=problem_id) if user else None
+    detail = build_detail(loaded, progress, user is not None)
+    config = {
+        "problemId": detail.id, "loggedIn": user is not None, "csrf": csrf_token(request),
+        "starter": detail.starter_code, "draft": detail.draft, "hints": detail.hints,
+        "hintsTotal": detail.hints_total, "solved": bool(progress and progress.solved),
+        "solution": detail.solution,
+    }
+    return page(request, "problem.html", {"user": user, "p": detail, "config": config})
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str | None = None) -> HTMLResponse:
+    return page(request, "login.html", {"next": safe_next(next), "error": None, "username": ""})
+
+
+@router.post("/login", response_model=None)
+def login_submit(request: Request, session: SessionDep, username: Annotated[str, Form(max_length=64)],
+                 password: Annotated[str, Form(max_length=256)], csrf_token: Annotated[str, Form()] = "",
+                 next: Annotated[str, Form()] = "/") -> Response:
+    check_form_csrf(request, csrf_token)
+    user = authenticate(session=session, username=username, password=password)
+    if user is None:
+        return page(request, "login.html", {"next": safe_next(next), "error": "Wrong username or password.",
+                                            "username": username}, status_code=401)
+    start_session(request, user.id)
+    return RedirectResponse(safe_next(next), status_code=303)
+
+
+@router.get("/register", response_class=HTMLResponse)
+def register_page(request: Request, next: str | None = None) -> HTMLResponse:
+    return page(request, "register.html", {"next": safe_next(next), "error": None, "username": ""})
+
+
+@router.post("/register", response_model=None)
+def register_submit(request: Request, session: SessionDep, username: Annotated[str, Form(max_length=64)],
+                    password: Annotated[str, Form(max_length=256)], csrf_token: Annotated[str, Form()] = "",
+                    next: Annotated[str, Form()] = "/") -> Response:
+    check_form_csrf(request, csrf_token)
+    try:
+        body = UserCreate(username=username, password=password)
+        user = create_user(session=session, username=body.username, password=body.password)
+    except ValidationError as exc:
+        field = str(exc.errors()[0]["loc"][0])
+        message = ("Usernames are 3-32 letters, digits, '_', '.' or '-'." if field == "username"
+                   else "Passwords need at least 8 characters.")
+        return page(request, "register.html", {"next": safe_next(next), "error": message, "username": username},
+                    status_code=422)
+    except AppError as exc:
+        return page(request, "register.html", {"next": safe_next(next), "error": exc.detail, "username": username},
+                    status_code=exc.status_code)
+    start_session(request, user.id)
+    return RedirectResponse(safe_next(next), status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> RedirectResponse:
+    check_form_csrf(request, csrf_token)
+    request.session.clear()
+    return RedirectResponse("/", status_code=303)

@@ -1,0 +1,138 @@
+"""Request and response bodies of the JSON API (pydantic). Lists are `{data, count}`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
+
+
+class Page(BaseModel, Generic[T]):
+    data: list[T]
+    count: int = Field(description="total number of items matching, across all pages")
+    offset: int
+    limit: int
+
+
+class Message(BaseModel):
+    detail: str
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(pattern=USERNAME_PATTERN, description="3-32 letters, digits, '_', '.', '-'")
+    password: str = Field(min_length=8, max_length=256)
+
+
+class UserPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    username: str
+    role: str
+    created_at: datetime
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+
+
+class ProgressPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    attempts: int = 0
+    solved: bool = False
+    solved_at: datetime | None = None
+    best_score: float = 0.0
+    hints_revealed: int = 0
+
+
+class ProblemSummary(BaseModel):
+    id: str
+    title: str
+    track: str
+    difficulty: str
+    order: int
+    progress: ProgressPublic | None = Field(None, description="the caller's progress; null when not logged in")
+
+
+class ArgPublic(BaseModel):
+    name: str
+    kind: str
+    dtype: str
+    shape: list[str | int] | None = None
+    description: str = ""
+
+
+class PublicTest(BaseModel):
+    name: str
+    description: str = ""
+    args: dict[str, Any]
+
+
+class ProblemDetail(ProblemSummary):
+    function: str
+    signature: str
+    statement: str = Field(description="Markdown source")
+    statement_html: str = Field(description="rendered and sanitised HTML")
+    args: list[ArgPublic]
+    returns: str
+    starter_code: str
+    public_tests: list[PublicTest]
+    hidden_tests: int = Field(description="how many tests Submit adds to the public ones")
+    tolerance: dict[str, Any]
+    hints_total: int
+    hints: list[str] = Field(description="the hints the caller has revealed so far")
+    draft: str | None = Field(None, description="the caller's last code for this problem")
+    solution: str | None = Field(None, description="the reference solution, once the caller has solved the problem")
+
+
+class HintsPublic(BaseModel):
+    hints: list[str]
+    hints_total: int
+
+
+class DraftUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+
+
+class SubmissionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    problem_id: str = Field(max_length=64)
+    code: str
+    mode: Literal["submit", "run"] = Field("submit", description="'run': public tests only; 'submit': all tests")
+
+
+class SubmissionCreated(BaseModel):
+    id: int
+    status: str
+
+
+class SubmissionSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    problem_id: str
+    mode: str
+    status: Literal["queued", "running", "done"]
+    verdict: str | None
+    score: float | None
+    passed: int | None
+    total: int | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class SubmissionDetail(SubmissionSummary):
+    code: str
+    report: dict[str, Any] | None = Field(None, description="the grading report (JSON version 1) once done")

@@ -1,0 +1,114 @@
+"""Attempts: validate and store a submission (queued first), record its grading, update progress."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.errors import AppError, not_found
+from app.models import ACTIVE_STATUSES, Attempt, AttemptStatus, AttemptTest, Problem, User, utcnow
+from app.services.problems import get_or_create_progress
+from graders.report import Report, Verdict
+
+RATE_WINDOW = timedelta(minutes=1)
+
+
+def check_code(code: str, max_bytes: int) -> None:
+    try:
+        size = len(code.encode("utf-8"))
+    except UnicodeEncodeError as exc:  # lone surrogates survive JSON decoding but are not text
+        raise AppError(400, "the code is not valid UTF-8 text") from exc
+    if size > max_bytes:
+        raise AppError(413, f"the code is {size} bytes; the limit is {max_bytes} bytes")
+
+
+def check_rate(*, session: Session, user: User, per_minute: int) -> None:
+    """At most `per_minute` attempts per user in any sliding minute; 429 says when to come back."""
+    if per_minute <= 0:
+        return
+    since = utcnow() - RATE_WINDOW
+    recent = session.scalars(
+        select(Attempt.created_at).where(Attempt.user_id == user.id, Attempt.created_at > since)
+        .order_by(Attempt.created_at.desc()).limit(per_minute)
+    ).all()
+    if len(recent) < per_minute:
+        return
+    oldest = recent[-1]
+    wait = max(1, math.ceil((oldest + RATE_WINDOW - utcnow()).total_seconds()))
+    raise AppError(429, f"too many submissions: at most {per_minute} per minute; retry in {wait} s",
+                   headers={"Retry-After": str(wait)})
+
+
+def create_attempt(*, session: Session, user: User, problem_id: str, code: str, mode: Literal["submit", "run"],
+                   max_code_bytes: int, per_minute: int) -> Attempt:
+    """Store the attempt as `queued` and commit before anyone grades it. Raises AppError."""
+    check_code(code, max_code_bytes)
+    problem = session.get(Problem, problem_id)
+    if problem is None or not problem.available:
+        raise not_found(f"problem {problem_id!r}")
+    check_rate(session=session, user=user, per_minute=per_minute)
+    active = session.scalar(select(Attempt.id).where(
+        Attempt.user_id == user.id, Attempt.problem_id == problem_id, Attempt.status.in_(ACTIVE_STATUSES)))
+    if active is not None:
+        raise AppError(409, f"attempt {active} on this problem is still being graded; wait for its result")
+    attempt = Attempt(user_id=user.id, problem_id=problem_id, mode=mode, code=code,
+                      status=AttemptStatus.QUEUED.value, problem_hash=problem.content_hash, tries=0)
+    session.add(attempt)
+    progress = get_or_create_progress(session=session, user_id=user.id, problem_id=problem_id)
+    progress.draft = code
+    if mode == "submit":
+        progress.attempts += 1
+    try:
+        session.commit()
+    except IntegrityError as exc:  # the partial unique index: a concurrent post got in first
+        session.rollback()
+        raise AppError(409, "another attempt on this problem is still being graded; wait for its result") from exc
+    return attempt
+
+
+def get_attempt_for(*, session: Session, user: User, attempt_id: int) -> Attempt:
+    """The caller's own attempt (staff may read anyone's); someone else's id is simply not found."""
+    attempt = session.get(Attempt, attempt_id)
+    if attempt is None or (attempt.user_id != user.id and not user.is_staff):
+        raise not_found(f"submission {attempt_id}")
+    return attempt
+
+
+def list_attempts(*, session: Session, user: User, problem_id: str | None, offset: int,
+                  limit: int) -> tuple[list[Attempt], int]:
+    where = [Attempt.user_id == user.id]
+    if problem_id is not None:
+        where.append(Attempt.problem_id == problem_id)
+    count = session.scalar(select(func.count()).select_from(Attempt).where(*where)) or 0
+    rows = session.scalars(select(Attempt).where(*where).order_by(Attempt.id.desc()).offset(offset).limit(limit))
+    return list(rows), count
+
+
+def record_report(*, session: Session, attempt: Attempt, report: Report) -> None:
+    """Store a finished report on the attempt, its per-test rows, and the user's progress."""
+    attempt.status = AttemptStatus.DONE.value
+    attempt.verdict = report.verdict.value
+    attempt.score, attempt.passed, attempt.total = report.score, report.passed, report.total
+    attempt.report = report.to_json_dict()
+    attempt.finished_at = utcnow()
+    attempt.tests = [
+        AttemptTest(position=i, name=t.name, public=t.public, status=t.status.value, message=t.message[:4000],
+                    max_abs_error=_finite(t.max_abs_error), max_rel_error=_finite(t.max_rel_error),
+                    duration_ms=t.duration_ms)
+        for i, t in enumerate(report.tests)
+    ]
+    if attempt.mode == "submit" and report.verdict != Verdict.INTERNAL_ERROR:
+        progress = get_or_create_progress(session=session, user_id=attempt.user_id, problem_id=attempt.problem_id)
+        progress.best_score = max(progress.best_score, report.score)
+        if report.verdict == Verdict.ACCEPTED and not progress.solved:
+            progress.solved, progress.solved_at = True, utcnow()
+
+
+def _finite(x: float | None) -> float | None:
+    # PostgreSQL takes NaN/Inf floats but JSON and SQLite round-trips do not agree on them.
+    return x if x is None or math.isfinite(x) else None

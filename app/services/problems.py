@@ -1,0 +1,138 @@
+"""Problems: the bank on disk mirrored into the database, statements rendered, solutions gated."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Any
+
+import nh3
+from markdown_it import MarkdownIt
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from app.models import Problem, Progress, utcnow
+from app.schemas import ArgPublic, HintsPublic, ProblemDetail, ProblemSummary, ProgressPublic, PublicTest
+from graders.problem import LoadedProblem, ProblemBank, RandomArray
+
+log = logging.getLogger("gradax.problems")
+
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+
+
+@lru_cache(maxsize=256)
+def render_statement(markdown: str) -> str:
+    """Markdown to HTML, then sanitised: problem files are trusted-ish, but defence in depth is cheap."""
+    return nh3.clean(_markdown.render(markdown), link_rel="noopener noreferrer nofollow")
+
+
+def sync_problems(*, session: Session, bank: ProblemBank) -> dict[str, int]:
+    """Upsert a row per loaded problem; rows whose file is gone or broken become unavailable."""
+    rows = {p.id: p for p in session.scalars(select(Problem))}
+    added = updated = 0
+    for loaded in bank:
+        p = loaded.problem
+        row = rows.pop(loaded.id, None)
+        if row is None:
+            row = Problem(id=loaded.id)
+            session.add(row)
+            added += 1
+        elif row.content_hash != loaded.content_hash or not row.available:
+            updated += 1
+        row.title, row.track, row.difficulty, row.order = p.title, p.track, p.difficulty, p.order
+        row.function, row.content_hash, row.available = p.function, loaded.content_hash, True
+        row.updated_at = utcnow()
+    for row in rows.values():
+        row.available = False
+    session.commit()
+    for path, err in bank.errors.items():
+        log.error("problem file %s skipped:\n%s", path, err)
+    return {"added": added, "updated": updated, "unavailable": len(rows), "errors": len(bank.errors)}
+
+
+def get_progress(*, session: Session, user_id: int, problem_id: str) -> Progress | None:
+    return session.get(Progress, (user_id, problem_id))
+
+
+def get_or_create_progress(*, session: Session, user_id: int, problem_id: str) -> Progress:
+    progress = session.get(Progress, (user_id, problem_id))
+    if progress is None:
+        progress = Progress(user_id=user_id, problem_id=problem_id, attempts=0, solved=False, best_score=0.0,
+                            hints_revealed=0)
+        session.add(progress)
+    return progress
+
+
+def progress_by_problem(*, session: Session, user_id: int) -> dict[str, Progress]:
+    return {p.problem_id: p for p in session.scalars(select(Progress).where(Progress.user_id == user_id))}
+
+
+def public_arg_value(value: Any) -> Any:
+    if isinstance(value, RandomArray):
+        return {"random": value.random, "shape": value.shape, "seed": value.seed}
+    return value
+
+
+def public_tests(loaded: LoadedProblem) -> list[dict[str, Any]]:
+    """The public tests only: hidden tests never leave the server."""
+    return [
+        {"name": t.name, "description": t.description,
+         "args": {k: public_arg_value(v) for k, v in t.args.items()}}
+        for t in loaded.problem.tests.public
+    ]
+
+
+def hidden_test_count(loaded: LoadedProblem) -> int:
+    tests = loaded.problem.tests
+    return len(tests.hidden) + sum(g.count for g in tests.generated)
+
+
+def solution_for(loaded: LoadedProblem, progress: Progress | None) -> str | None:
+    """The reference solution, only for someone who has solved the problem (an accepted Submit)."""
+    if progress is None or not progress.solved:
+        return None
+    return loaded.reference_source.decode("utf-8", errors="replace")
+
+
+def list_problems(*, session: Session, track: str | None, offset: int, limit: int) -> tuple[list[Problem], int]:
+    where: list[ColumnElement[bool]] = [Problem.available.is_(True)]
+    if track is not None:
+        where.append(Problem.track == track)
+    rows = list(session.scalars(select(Problem).where(*where).order_by(Problem.track, Problem.order, Problem.id)))
+    return rows[offset:offset + limit], len(rows)
+
+
+def build_summary(row: Problem, progress: Progress | None, logged_in: bool) -> ProblemSummary:
+    return ProblemSummary(
+        id=row.id, title=row.title, track=row.track, difficulty=row.difficulty, order=row.order,
+        progress=(ProgressPublic.model_validate(progress) if progress else ProgressPublic()) if logged_in else None,
+    )
+
+
+def build_detail(loaded: LoadedProblem, progress: Progress | None, logged_in: bool) -> ProblemDetail:
+    p = loaded.problem
+    revealed = progress.hints_revealed if progress else 0
+    return ProblemDetail(
+        id=p.id, title=p.title, track=p.track, difficulty=p.difficulty, order=p.order,
+        progress=(ProgressPublic.model_validate(progress) if progress else ProgressPublic()) if logged_in else None,
+        function=p.function, signature=p.signature, statement=p.statement,
+        statement_html=render_statement(p.statement),
+        args=[ArgPublic(name=a.name, kind=a.kind, dtype=a.dtype, shape=a.shape, description=a.description)
+              for a in p.args],
+        returns=p.returns, starter_code=p.starter_code,
+        public_tests=[PublicTest.model_validate(t) for t in public_tests(loaded)],
+        hidden_tests=hidden_test_count(loaded),
+        tolerance=p.tolerance.model_dump(),
+        hints_total=len(p.hints), hints=list(p.hints[:revealed]),
+        draft=progress.draft if progress else None,
+        solution=solution_for(loaded, progress),
+    )
+
+
+def reveal_hint(*, session: Session, loaded: LoadedProblem, user_id: int) -> HintsPublic:
+    """Reveal the next hint (one at a time); once all are shown this is a no-op."""
+    progress = get_or_create_progress(session=session, user_id=user_id, problem_id=loaded.id)
+    total = len(loaded.problem.hints)
+    progress.hints_revealed = min(total, progress.hints_revealed + 1)
+    session.commit()
+    return HintsPublic(hints=list(loaded.problem.hints[:progress.hints_revealed]), hints_total=total)

@@ -1,0 +1,39 @@
+"""User accounts: create, authenticate, look up."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.core.security import hash_password, needs_rehash, verify_password
+from app.errors import AppError
+from app.models import Role, User
+
+
+def get_user_by_username(*, session: Session, username: str) -> User | None:
+    return session.scalar(select(User).where(User.username == username))
+
+
+def create_user(*, session: Session, username: str, password: str, role: Role = Role.STUDENT) -> User:
+    if get_user_by_username(session=session, username=username) is not None:
+        raise AppError(409, f"the username {username!r} is taken")
+    user = User(username=username, password_hash=hash_password(password), role=role.value)
+    session.add(user)
+    try:
+        session.commit()
+    except IntegrityError as exc:  # a concurrent registration won the race
+        session.rollback()
+        raise AppError(409, f"the username {username!r} is taken") from exc
+    return user
+
+
+def authenticate(*, session: Session, username: str, password: str) -> User | None:
+    user = get_user_by_username(session=session, username=username)
+    if not verify_password(password, user.password_hash if user else None):
+        return None
+    assert user is not None
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+        session.commit()
+    return user

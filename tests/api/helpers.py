@@ -1,0 +1,65 @@
+"""Helpers for API tests: settings for a per-test database, accounts, waiting for grading."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from app.core.config import Settings
+from app.models import Role
+from app.services.users import create_user
+
+API = "/api/v1"
+ROOT_PROBLEMS = Path(__file__).resolve().parents[2] / "problems"
+PASSWORD = "correct horse battery"
+
+
+def make_settings(tmp_path: Path, data_dir: Path, **overrides: Any) -> Settings:
+    """Caches live in the shared data dir (reference outputs computed once per run); the database is per test."""
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "database_url": f"sqlite:///{tmp_path / 'test.db'}",
+        "secret_key": "test-secret-" + "x" * 40,
+        "grading_workers": 0,  # most tests check what the API stores, not grading
+        "submit_rate": 0,
+        # The production argon2 cost (64 MiB, 3 passes) dominates test time on 2 shared cores.
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 8192,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def register(client: TestClient, username: str, password: str = PASSWORD) -> dict[str, str]:
+    """Register through the API and return bearer headers for the new account."""
+    r = client.post(f"{API}/auth/register", json={"username": username, "password": password})
+    assert r.status_code == 201, r.text
+    return login(client, username, password)
+
+
+def login(client: TestClient, username: str, password: str = PASSWORD) -> dict[str, str]:
+    r = client.post(f"{API}/auth/token", data={"username": username, "password": password})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def make_user(app: FastAPI, username: str, role: Role) -> None:
+    with app.state.session_factory() as session:
+        create_user(session=session, username=username, password=PASSWORD, role=role)
+
+
+def wait_done(client: TestClient, attempt_id: int, headers: dict[str, str], timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = client.get(f"{API}/submissions/{attempt_id}", headers=headers)
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        if body["status"] == "done":
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"attempt {attempt_id} not graded within {timeout} s")
+

@@ -1,0 +1,198 @@
+"""Submission routes: queued before grading, limits (413/429/409), ownership (404), validation (400/422)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from api.helpers import API, make_settings, register
+from app.main import create_app
+from app.models import Attempt, AttemptStatus, utcnow
+from graders.problem import ProblemBank
+
+PID = "nnx-module-basics"
+CODE = "def module_basics_forward(seed, x, features):\n    return x\n"
+
+
+def submit(client: TestClient, headers: dict[str, str], code: str = CODE, problem_id: str = PID,
+           mode: str = "submit") -> int:
+    r = client.post(f"{API}/submissions", json={"problem_id": problem_id, "code": code, "mode": mode}, headers=headers)
+    assert r.status_code == 202, r.text
+    return int(r.json()["id"])
+
+
+def finish_all(app: FastAPI) -> None:
+    """Mark every attempt graded, as the dispatcher would, so the next one is not refused with 409."""
+    with app.state.session_factory() as session:
+        session.execute(update(Attempt).values(status=AttemptStatus.DONE.value, verdict="wrong_answer",
+                                               finished_at=utcnow()))
+        session.commit()
+
+
+def test_submission_is_stored_queued_and_readable(client: TestClient, alice: dict[str, str]) -> None:
+    r = client.post(f"{API}/submissions", json={"problem_id": PID, "code": CODE}, headers=alice)
+    assert r.status_code == 202
+    created = r.json()
+    assert created["status"] == "queued"
+    r = client.get(f"{API}/submissions/{created['id']}", headers=alice)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["problem_id"] == PID and body["code"] == CODE and body["mode"] == "submit"
+    assert body["status"] == "queued" and body["verdict"] is None and body["report"] is None
+
+
+def test_run_mode_is_recorded(client: TestClient, alice: dict[str, str]) -> None:
+    attempt_id = submit(client, alice, mode="run")
+    assert client.get(f"{API}/submissions/{attempt_id}", headers=alice).json()["mode"] == "run"
+    r = client.post(f"{API}/submissions", json={"problem_id": PID, "code": CODE, "mode": "grade-everything"},
+                    headers=alice)
+    assert r.status_code == 422
+
+
+def test_submitting_requires_authentication(client: TestClient) -> None:
+    r = client.post(f"{API}/submissions", json={"problem_id": PID, "code": CODE})
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"] == "Bearer"
+    assert client.get(f"{API}/submissions").status_code == 401
+    assert client.get(f"{API}/submissions/1").status_code == 401
+
+
+def test_unknown_problem_is_404(client: TestClient, alice: dict[str, str]) -> None:
+    r = client.post(f"{API}/submissions", json={"problem_id": "no-such-problem", "code": CODE}, headers=alice)
+    assert r.status_code == 404
+    assert r.json() == {"detail": "problem 'no-such-problem' not found"}
+
+
+def test_another_users_attempt_is_404(client: TestClient, alice: dict[str, str], bob: dict[str, str]) -> None:
+    attempt_id = submit(client, alice)
+    r = client.get(f"{API}/submissions/{attempt_id}", headers=bob)
+    assert r.status_code == 404
+    assert r.json() == {"detail": f"submission {attempt_id} not found"}
+    assert CODE not in r.text
+    assert client.get(f"{API}/submissions/{attempt_id + 1000}", headers=alice).status_code == 404
+    assert client.get(f"{API}/submissions", headers=bob).json()["count"] == 0
+
+
+def test_nonnumeric_attempt_id_is_422(client: TestClient, alice: dict[str, str]) -> None:
+    assert client.get(f"{API}/submissions/abc", headers=alice).status_code == 422
+
+
+def test_list_own_attempts_newest_first_with_pagination(app: FastAPI, client: TestClient,
+                                                         alice: dict[str, str], bob: dict[str, str]) -> None:
+    ids = []
+    for _ in range(3):
+        ids.append(submit(client, alice))
+        finish_all(app)
+    submit(client, bob)
+    finish_all(app)
+    other = submit(client, alice, problem_id="nnx-linear-bias")
+    body = client.get(f"{API}/submissions", headers=alice).json()
+    assert body["count"] == 4
+    assert [s["id"] for s in body["data"]] == [other, *reversed(ids)]
+    assert "code" not in body["data"][0]  # summaries only
+    page = client.get(f"{API}/submissions", params={"offset": 1, "limit": 2}, headers=alice).json()
+    assert [s["id"] for s in page["data"]] == list(reversed(ids))[:2] and page["count"] == 4
+    only = client.get(f"{API}/submissions", params={"problem_id": PID}, headers=alice).json()
+    assert only["count"] == 3 and {s["problem_id"] for s in only["data"]} == {PID}
+    assert client.get(f"{API}/submissions", params={"limit": 500}, headers=alice).status_code == 422
+
+
+def test_code_over_the_size_cap_is_413(client: TestClient, alice: dict[str, str]) -> None:
+    code = "# padding\n" * 7000  # 70,000 bytes > 64 KiB
+    r = client.post(f"{API}/submissions", json={"problem_id": PID, "code": code}, headers=alice)
+    assert r.status_code == 413
+    assert "limit is 65536 bytes" in r.json()["detail"]
+    assert client.get(f"{API}/submissions", headers=alice).json()["count"] == 0
+
+
+def test_huge_body_is_refused_before_parsing_with_413(client: TestClient, alice: dict[str, str]) -> None:
+    body = b'{"problem_id": "nnx-module-basics", "code": "' + b"x" * 2_000_000 + b'"}'
+    r = client.post(f"{API}/submissions", content=body, headers={**alice, "Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert "request body larger than" in r.json()["detail"]
+
+    def chunks():  # no Content-Length: the cap applies to what is streamed
+        for _ in range(40):
+            yield b"x" * 65536
+
+    r = client.post(f"{API}/submissions", content=chunks(), headers={**alice, "Content-Type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_malformed_bodies_are_400_or_422(client: TestClient, alice: dict[str, str]) -> None:
+    headers = {**alice, "Content-Type": "application/json"}
+    r = client.post(f"{API}/submissions", content=b'{"problem_id": "nnx-module-basics", "code": ', headers=headers)
+    assert r.status_code == 400 and "malformed JSON" in r.json()["detail"]
+    r = client.post(f"{API}/submissions", content=b"\xff\xfe not json", headers=headers)
+    assert r.status_code == 400
+    for body in ({"problem_id": PID}, {"code": CODE}, {"problem_id": PID, "code": 42},
+                 {"problem_id": PID, "code": CODE, "extra": 1}, [1, 2, 3], "just a string"):
+        r = client.post(f"{API}/submissions", json=body, headers=alice)
+        assert r.status_code == 422, body
+        assert isinstance(r.json()["detail"], list)
+    # a lone surrogate is valid JSON but not text
+    r = client.post(f"{API}/submissions", content=b'{"problem_id": "nnx-module-basics", "code": "\\ud800"}',
+                    headers=headers)
+    assert r.status_code == 400
+    assert client.get(f"{API}/submissions", headers=alice).json()["count"] == 0
+
+
+def test_one_active_attempt_per_user_and_problem(app: FastAPI, client: TestClient, alice: dict[str, str],
+                                                 bob: dict[str, str]) -> None:
+    first = submit(client, alice)
+    r = client.post(f"{API}/submissions", json={"problem_id": PID, "code": CODE}, headers=alice)
+    assert r.status_code == 409
+    assert f"attempt {first}" in r.json()["detail"]
+    submit(client, alice, problem_id="nnx-linear-bias")  # another problem is fine
+    submit(client, bob)  # another user is fine
+    finish_all(app)
+    submit(client, alice)  # and once graded, the next one goes in
+
+
+def test_the_database_itself_refuses_a_second_active_attempt(app: FastAPI, client: TestClient,
+                                                             alice: dict[str, str]) -> None:
+    """Two posts racing past the pre-check still cannot both be queued: the partial unique index stops one."""
+    from sqlalchemy.exc import IntegrityError
+
+    submit(client, alice)
+    with app.state.session_factory() as session:
+        first = session.query(Attempt).one()
+        session.add(Attempt(user_id=first.user_id, problem_id=PID, mode="run", code=CODE, status="running"))
+        with pytest.raises(IntegrityError):
+            session.commit()
+
+
+@pytest.fixture
+def limited_app(tmp_path: Path, data_dir: Path, bank: ProblemBank) -> FastAPI:
+    return create_app(make_settings(tmp_path, data_dir, submit_rate=3), bank=bank)
+
+
+def test_rate_limit_is_429_with_retry_after(limited_app: FastAPI) -> None:
+    with TestClient(limited_app) as client:
+        alice, bob = register(client, "alice"), register(client, "bob")
+        for _ in range(3):
+            submit(client, alice)
+            finish_all(limited_app)
+        r = client.post(f"{API}/submissions", json={"problem_id": PID, "code": CODE}, headers=alice)
+        assert r.status_code == 429
+        assert 1 <= int(r.headers["Retry-After"]) <= 60
+        assert "at most 3 per minute" in r.json()["detail"]
+        submit(client, bob)  # per user
+        # once the oldest attempt leaves the window, alice may submit again
+        with limited_app.state.session_factory() as session:
+            oldest = session.query(Attempt).order_by(Attempt.id).first()
+            assert oldest is not None
+            oldest.created_at = oldest.created_at.replace(year=oldest.created_at.year - 1)
+            session.commit()
+        submit(client, alice)
+
+
+def test_submission_updates_draft_and_attempt_count(client: TestClient, alice: dict[str, str]) -> None:
+    submit(client, alice, code=CODE + "# mine\n", mode="run")
+    detail = client.get(f"{API}/problems/{PID}", headers=alice).json()
+    assert detail["draft"] == CODE + "# mine\n"
+    assert detail["progress"]["attempts"] == 0  # Run does not count as an attempt at the problem
