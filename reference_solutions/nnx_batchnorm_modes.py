@@ -1,0 +1,13 @@
+"""Reference solution for nnx-batchnorm-modes."""
+
+from flax import nnx
+
+
+def batchnorm_train_then_eval(x, steps):
+    bn = nnx.BatchNorm(x.shape[-1], momentum=0.9, rngs=nnx.Rngs(0))
+    bn.train()  # batch statistics, and the running averages are updated on every call
+    y_train = None
+    for _ in range(int(steps)):
+        y_train = bn(x)
+    bn.eval()  # running averages, which stay fixed
+    return y_train, bn(x)
