@@ -23,15 +23,18 @@ class Pitfall:
 PITFALLS: tuple[Pitfall, ...] = (
     Pitfall(
         "plain-list-of-modules",
-        re.compile(r"assigned to static attribute .*Static attributes should not contain data", re.S),
-        "Flax 0.12 treats a plain Python list stored on a module as static, so modules inside it are not "
-        "tracked. Wrap it: `self.layers = nnx.List([nnx.Linear(...), ...])` (or use `nnx.Sequential`).",
+        # Flax 0.12 words it two ways: "assigned to static attribute" when a list of modules is assigned,
+        # "in static attribute" when modules are appended to a list assigned empty.
+        re.compile(r"Found (unexpected )?data on value of type .{0,80}?(assigned to|in) static attribute"),
+        "Flax 0.12 treats a plain Python list (or dict) stored on a module as static, so modules inside it "
+        "are not tracked. Wrap it: `self.layers = nnx.List([nnx.Linear(...), ...])` (`nnx.Dict({...})` "
+        "for a dict, or use `nnx.Sequential`).",
     ),
     Pitfall(
         "variable-in-place-arithmetic",
         re.compile(r"In-place operations are no longer supported for Variable"),
         "Flax 0.12 no longer supports `self.count += 1` on a Variable. Update its value instead: "
-        "`self.count[...] += 1` (or `self.count.value += 1`).",
+        "`self.count[...] += 1`.",
     ),
     Pitfall(
         "optimizer-update-without-model",
@@ -42,6 +45,18 @@ PITFALLS: tuple[Pitfall, ...] = (
         "optimizer-without-wrt",
         re.compile(r"Missing required argument `wrt`"),
         "Since Flax 0.11, `nnx.Optimizer` needs `wrt`: `nnx.Optimizer(model, optax.sgd(lr), wrt=nnx.Param)`.",
+    ),
+    Pitfall(
+        "optimizer-model-attribute",
+        re.compile(r"Optimizer does not have attribute '(model|target)'"),
+        "Since Flax 0.11, `nnx.Optimizer` no longer holds the model: keep your own reference to it and "
+        "pass it to `optimizer.update(model, grads)`.",
+    ),
+    Pitfall(
+        "rngs-stream-missing",
+        re.compile(r"No RngStream named '(\w+)' found in Rngs"),
+        "This `nnx.Rngs` has no stream of that name. `rngs()` draws from the `default` stream, which only "
+        "`nnx.Rngs(seed)` (a positional seed) creates; `nnx.Rngs(params=seed)` has only `rngs.params()`.",
     ),
     Pitfall(
         "float-shape",
@@ -60,13 +75,21 @@ PITFALLS: tuple[Pitfall, ...] = (
         "Numeric arguments arrive as Python floats; cast counts before `range(...)` or sizes: `int(steps)`.",
     ),
     Pitfall(
+        "jit-over-scalar-arguments",
+        re.compile(r"ConcretizationTypeError|TracerIntegerConversionError"),
+        "A value that has to be a plain Python number (a seed, a size, a loop count) became a tracer, "
+        "usually because the scalar arguments went through `jax.jit` / `nnx.jit`. Cast them with `int(...)` "
+        "outside the jitted function and pass only arrays and modules into it (or mark them static with "
+        "`static_argnums`).",
+    ),
+    Pitfall(
         "float-prng-seed",
-        re.compile(r"(PRNGKey|key)\b.*(float|dtype=float)|seed.*must be an integer", re.I | re.S),
+        re.compile(r"PRNG key seed must be an integer|seed.{0,40}must be an integer", re.I),
         "Random keys need an integer seed, and the seed arrives as a float: `jax.random.key(int(seed))`.",
     ),
     Pitfall(
         "batchnorm-mode-missing",
-        re.compile(r"use_running_average", re.S),
+        re.compile(r"No `use_running_average` argument was provided"),
         "`nnx.BatchNorm` needs to know its mode: call `model.train()` / `model.eval()` (or pass "
         "`use_running_average=` when calling it).",
     ),
