@@ -13,6 +13,7 @@
     onRun: () => grade("run"),
     onChange: scheduleDraftSave,
   });
+  window.gradaxEditor = editor;  // for the browser tests and the console
 
   function el(tag, text, cls) {
     const node = document.createElement(tag);
@@ -61,6 +62,8 @@
   async function grade(mode) {
     if (!config.loggedIn || busy) return;
     setBusy(true);
+    $("result").hidden = true;  // the previous result no longer describes the code being graded
+    $("verdict").textContent = "";
     const started = performance.now();
     setStatus(mode === "run" ? "Sending to the grader (public tests)…" : "Sending to the grader (all tests)…", "working");
     const resp = await api("POST", "/submissions", { problem_id: config.problemId, code: editor.getValue(), mode });

@@ -1,0 +1,117 @@
+"""Real grading through the API: the sandbox runs the code, the dispatcher stores the report and progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.helpers import API, ROOT_PROBLEMS, make_settings, register, wait_done
+from app.grading.dispatcher import Dispatcher
+from app.main import create_app
+from app.models import Attempt, AttemptTest
+from graders.engine import ColdExecutor
+from graders.problem import LoadedProblem, ProblemBank
+from graders.sandbox import ChildOutcome, SandboxLimits
+
+pytestmark = pytest.mark.slow
+
+PID = "nnx-module-basics"
+REFERENCE = (ROOT_PROBLEMS.parent / "reference_solutions" / "nnx_module_basics.py").read_text()
+MISTAKES = {m["id"]: m for m in yaml.safe_load((ROOT_PROBLEMS / f"{PID}.yaml").read_text())["known_mistakes"]}
+
+
+@pytest.fixture
+def grading_app(tmp_path: Path, data_dir: Path, bank: ProblemBank) -> FastAPI:
+    return create_app(make_settings(tmp_path, data_dir, grading_workers=1), bank=bank)
+
+
+def test_wrong_then_right_submission(grading_app: FastAPI) -> None:
+    with TestClient(grading_app) as client:
+        alice = register(client, "alice")
+        wrong = MISTAKES["no-scaling"]
+        r = client.post(f"{API}/submissions", json={"problem_id": PID, "code": wrong["code"]}, headers=alice)
+        assert r.status_code == 202
+        done = wait_done(client, r.json()["id"], alice)
+        assert done["verdict"] == "wrong_answer"
+        report = done["report"]
+        assert report["diagnosis"] == wrong["message"]
+        assert report["passed"] < report["total"] == 7
+        assert report["tests"][0]["name"] == "example" and report["tests"][0]["status"] == "failed"
+        with grading_app.state.session_factory() as session:
+            rows = session.query(AttemptTest).filter_by(attempt_id=done["id"]).order_by(AttemptTest.position).all()
+            assert [t.name for t in rows] == [t["name"] for t in report["tests"]]
+            assert rows[0].status == "failed" and rows[0].max_abs_error is not None
+        assert client.get(f"{API}/problems/{PID}/solution", headers=alice).status_code == 403
+
+        r = client.post(f"{API}/submissions", json={"problem_id": PID, "code": REFERENCE}, headers=alice)
+        done = wait_done(client, r.json()["id"], alice)
+        assert done["verdict"] == "accepted" and done["score"] == 1.0
+        assert done["report"]["passed"] == done["report"]["total"] == 7
+
+        detail = client.get(f"{API}/problems/{PID}", headers=alice).json()
+        assert detail["progress"]["solved"] is True and detail["progress"]["attempts"] == 2
+        assert detail["solution"] == REFERENCE
+        assert client.get(f"{API}/problems/{PID}/solution", headers=alice).json()["solution"] == REFERENCE
+        listed = {p["id"]: p["progress"] for p in client.get(f"{API}/problems", headers=alice).json()["data"]}
+        assert listed[PID]["solved"] is True and listed[PID]["best_score"] == 1.0
+
+
+def test_run_grades_public_tests_only_and_does_not_solve(grading_app: FastAPI) -> None:
+    with TestClient(grading_app) as client:
+        alice = register(client, "alice")
+        r = client.post(f"{API}/submissions", json={"problem_id": PID, "code": REFERENCE, "mode": "run"},
+                        headers=alice)
+        done = wait_done(client, r.json()["id"], alice)
+        assert done["verdict"] == "accepted"
+        assert [t["name"] for t in done["report"]["tests"]] == ["example"]
+        detail = client.get(f"{API}/problems/{PID}", headers=alice).json()
+        assert detail["progress"]["solved"] is False and detail["solution"] is None
+
+
+def test_syntax_error_is_reported_with_its_line(grading_app: FastAPI) -> None:
+    with TestClient(grading_app) as client:
+        alice = register(client, "alice")
+        code = "def module_basics_forward(seed, x, features)\n    return x\n"
+        r = client.post(f"{API}/submissions", json={"problem_id": PID, "code": code}, headers=alice)
+        done = wait_done(client, r.json()["id"], alice)
+        assert done["verdict"] == "syntax_error" and done["report"]["line"] == 1
+
+
+class BrokenExecutor:
+    """An executor whose sandbox never starts: the grader's own failure, not the student's."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def execute(self, problem: LoadedProblem, request: bytes, limits: SandboxLimits) -> ChildOutcome:
+        self.calls += 1
+        raise OSError("sandbox unavailable")
+
+
+def test_grader_failures_are_retried_then_reported_as_internal_error(app: FastAPI, client: TestClient,
+                                                                     alice: dict[str, str]) -> None:
+    r = client.post(f"{API}/submissions", json={"problem_id": PID, "code": REFERENCE}, headers=alice)
+    attempt_id = r.json()["id"]
+    grader = app.state.grader
+    broken = BrokenExecutor()
+    grader.executor = broken
+    try:
+        dispatcher = Dispatcher(app.state.session_factory, grader, workers=1, queue_size=4, retries=2)
+        assert dispatcher.grade_attempt(attempt_id) is True  # try 1 failed: back in the queue
+        assert dispatcher.grade_attempt(attempt_id) is True  # try 2
+        assert dispatcher.grade_attempt(attempt_id) is False  # try 3: give up and report
+    finally:
+        grader.executor = ColdExecutor()
+    assert broken.calls == 3
+    done = client.get(f"{API}/submissions/{attempt_id}", headers=alice).json()
+    assert done["status"] == "done" and done["verdict"] == "internal_error"
+    assert "not your fault" in done["report"]["message"]
+    with app.state.session_factory() as session:
+        assert session.get(Attempt, attempt_id).tries == 3  # type: ignore[union-attr]
+    # a grader failure does not count against the student
+    detail = client.get(f"{API}/problems/{PID}", headers=alice).json()
+    assert detail["progress"]["best_score"] == 0.0 and detail["progress"]["solved"] is False
