@@ -93,6 +93,12 @@ class Attempt(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    # Queue workers (app/grading/claims.py): the current claim, who holds it and until when, and when the
+    # attempt's message was last sent. A result is written only under the claim that is still current.
+    claim_token: Mapped[str | None] = mapped_column(String(36), default=None)
+    claimed_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
 
     tests: Mapped[list[AttemptTest]] = relationship(
         back_populates="attempt", cascade="all, delete-orphan", order_by="AttemptTest.position"
@@ -132,3 +138,21 @@ class Progress(Base):
     hints_revealed: Mapped[int] = mapped_column(Integer, default=0)
     draft: Mapped[str | None] = mapped_column(Text, default=None)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class GradingClaim(Base):
+    """One claim of an attempt by a queue worker, kept as history: how it ended says whether it wrote the result.
+
+    `outcome`: NULL while held; "done" (wrote the report), "retry" (grader failure, queued again), "expired"
+    (the worker stopped renewing its lease: died or hung), "stale" (finished after its claim was taken away).
+    """
+
+    __tablename__ = "grading_claims"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id", ondelete="CASCADE"), index=True)
+    token: Mapped[str] = mapped_column(String(36), unique=True)
+    worker: Mapped[str] = mapped_column(String(200))
+    claimed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    outcome: Mapped[str | None] = mapped_column(String(16), default=None)

@@ -89,13 +89,15 @@ class ProblemDetail(ProblemSummary):
     hidden_tests: int = Field(description="how many tests Submit adds to the public ones")
     tolerance: dict[str, Any]
     hints_total: int
-    hints: list[str] = Field(description="the hints the caller has revealed so far")
+    hints: list[str] = Field(description="the hints the caller has revealed so far (Markdown)")
+    hints_html: list[str] = Field(description="the same hints as sanitised HTML")
     draft: str | None = Field(None, description="the caller's last code for this problem")
     solution: str | None = Field(None, description="the reference solution, once the caller has solved the problem")
 
 
 class HintsPublic(BaseModel):
     hints: list[str]
+    hints_html: list[str] = Field(description="the same hints as sanitised HTML")
     hints_total: int
 
 

@@ -48,6 +48,22 @@ class Settings(BaseSettings):
     # Executor behind the grader: "cold" starts a fresh sandboxed Python per submission.
     pool: str = "cold"
     sandbox: Literal["bwrap", "none"] = "bwrap"
+    # Scale-out (docs/scale.md). "inprocess": grading threads in the server (the embedded default, no Redis);
+    # "celery": the server only enqueues attempt ids on Redis and `gradax worker` processes grade them.
+    grading_backend: Literal["inprocess", "celery"] = "inprocess"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # A worker's claim on an attempt lasts this long and is renewed while it grades; a dead worker's
+    # claim expires and the sweeper puts the attempt back in the queue.
+    grading_lease_s: float = 60.0
+    # A queued attempt whose message was sent longer ago than this is sent again (a lost message).
+    requeue_after_s: float = 60.0
+    sweep_interval_s: float = 5.0
+    # Unacknowledged messages come back from Redis after this; the sweeper usually acts first.
+    visibility_timeout_s: float = 3600.0
+    worker_concurrency: int = 1
+    # "json": one JSON object per log line (for log shippers); "text": human-readable.
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

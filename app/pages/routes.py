@@ -85,7 +85,7 @@ def problem_page(problem_id: str, request: Request, session: SessionDep, bank: B
     detail = build_detail(loaded, progress, user is not None)
     config = {
         "problemId": detail.id, "loggedIn": user is not None, "csrf": csrf_token(request),
-        "starter": detail.starter_code, "draft": detail.draft, "hints": detail.hints,
+        "starter": detail.starter_code, "draft": detail.draft, "hints": detail.hints_html,
         "hintsTotal": detail.hints_total, "solved": bool(progress and progress.solved),
         "solution": detail.solution,
     }

@@ -26,6 +26,12 @@ def render_statement(markdown: str) -> str:
     return nh3.clean(_markdown.render(markdown), link_rel="noopener noreferrer nofollow")
 
 
+@lru_cache(maxsize=1024)
+def render_inline(markdown: str) -> str:
+    """One line of Markdown (a hint) to sanitised inline HTML."""
+    return nh3.clean(_markdown.renderInline(markdown), link_rel="noopener noreferrer nofollow")
+
+
 def sync_problems(*, session: Session, bank: ProblemBank) -> dict[str, int]:
     """Upsert a row per loaded problem; rows whose file is gone or broken become unavailable."""
     rows = {p.id: p for p in session.scalars(select(Problem))}
@@ -124,6 +130,7 @@ def build_detail(loaded: LoadedProblem, progress: Progress | None, logged_in: bo
         hidden_tests=hidden_test_count(loaded),
         tolerance=p.tolerance.model_dump(),
         hints_total=len(p.hints), hints=list(p.hints[:revealed]),
+        hints_html=[render_inline(h) for h in p.hints[:revealed]],
         draft=progress.draft if progress else None,
         solution=solution_for(loaded, progress),
     )
@@ -135,4 +142,5 @@ def reveal_hint(*, session: Session, loaded: LoadedProblem, user_id: int) -> Hin
     total = len(loaded.problem.hints)
     progress.hints_revealed = min(total, progress.hints_revealed + 1)
     session.commit()
-    return HintsPublic(hints=list(loaded.problem.hints[:progress.hints_revealed]), hints_total=total)
+    shown = loaded.problem.hints[:progress.hints_revealed]
+    return HintsPublic(hints=list(shown), hints_html=[render_inline(h) for h in shown], hints_total=total)

@@ -136,9 +136,10 @@
     $("solution").hidden = false;
   }
 
+  // Hints come from the problem files, rendered and sanitised (nh3) on the server.
   function renderHints(hints) {
     const list = $("hint-list");
-    list.replaceChildren(...hints.map((h) => el("li", h)));
+    list.replaceChildren(...hints.map((h) => { const li = el("li"); li.innerHTML = h; return li; }));
     const button = $("hint-button");
     if (!button) return;
     const left = config.hintsTotal - hints.length;
@@ -148,7 +149,7 @@
 
   async function nextHint() {
     const resp = await api("POST", "/problems/" + config.problemId + "/hints");
-    if (resp.ok) renderHints(resp.data.hints); else setStatus(errorText(resp), "bad");
+    if (resp.ok) renderHints(resp.data.hints_html); else setStatus(errorText(resp), "bad");
   }
 
   async function refreshHistory() {

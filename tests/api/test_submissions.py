@@ -196,3 +196,13 @@ def test_submission_updates_draft_and_attempt_count(client: TestClient, alice: d
     detail = client.get(f"{API}/problems/{PID}", headers=alice).json()
     assert detail["draft"] == CODE + "# mine\n"
     assert detail["progress"]["attempts"] == 0  # Run does not count as an attempt at the problem
+
+
+def test_instructors_may_read_any_attempt(app: FastAPI, client: TestClient, alice: dict[str, str]) -> None:
+    from api.helpers import login, make_user
+    from app.models import Role
+
+    attempt_id = submit(client, alice)
+    make_user(app, "teacher", Role.INSTRUCTOR)
+    r = client.get(f"{API}/submissions/{attempt_id}", headers=login(client, "teacher"))
+    assert r.status_code == 200 and r.json()["code"] == CODE
