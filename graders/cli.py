@@ -11,6 +11,7 @@ import argparse
 import importlib.metadata
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -39,20 +40,33 @@ def cmd_grade(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"gradax grade: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return EXIT_UNGRADABLE
-    grader = Grader(bank, settings)
-    report = grader.grade_loaded(loaded, code, mode="run" if args.public_only else "submit")
+    # One file: a fresh sandboxed Python (cold start) unless GRADAX_POOL=warm asks for the warm pool,
+    # which starts a zygote and one child for this single grade (used to run attack tests through it).
+    executor = None
+    if os.environ.get("GRADAX_POOL") == "warm":
+        from graders.pool import make_executor
+
+        executor = make_executor(settings)
+    grader = Grader(bank, settings, executor=executor)
+    try:
+        report = grader.grade_loaded(loaded, code, mode="run" if args.public_only else "submit")
+    finally:
+        close = getattr(grader.executor, "close", None)
+        if close is not None:
+            close()
+    args.executor_name = type(grader.executor).__name__
     if args.junit:
         Path(args.junit).write_text(to_junit(report))
     if args.json:
         print(json.dumps(report.to_json_dict(), indent=2))
     else:
-        print_human(report, verbose=args.verbose)
+        print_human(report, verbose=args.verbose, executor=getattr(args, "executor_name", "ColdExecutor"))
     if report.verdict == "internal_error":
         return EXIT_UNGRADABLE
     return EXIT_ACCEPTED if report.accepted else EXIT_REJECTED
 
 
-def print_human(report: object, verbose: bool = False) -> None:
+def print_human(report: object, verbose: bool = False, executor: str = "ColdExecutor") -> None:
     from graders.report import Report
 
     assert isinstance(report, Report)
@@ -74,7 +88,8 @@ def print_human(report: object, verbose: bool = False) -> None:
         print("--- stdout ---\n" + report.stdout)
     if verbose:
         print("timings: " + ", ".join(f"{k}={v}" for k, v in report.timings.items())
-              + "  (cold start: a fresh sandboxed Python imported jax for this run)")
+              + ("  (warm pool: a pre-forked child graded this run)" if executor == "WarmPool"
+                 else "  (cold start: a fresh sandboxed Python imported jax for this run)"))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -155,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--concurrency", type=int, default=4)
     b.add_argument("--naive", type=int, default=5, help="submissions through the fresh-python path")
     b.add_argument("--json", action="store_true")
+    from graders.bench import add_arguments as add_bench_arguments
+
+    add_bench_arguments(b)
     b.set_defaults(func=cmd_bench)
 
     for _name, register in sorted(_plugin_commands().items()):

@@ -1,0 +1,329 @@
+"""Compile profiles: which jitted library functions and primitives a reference ran, on which shapes.
+
+Where the time goes in a warm child: every jax operation on a shape the process has not seen costs
+~11 ms (trace, lower, fetch from the persistent compilation cache), `jax.random.normal` ~50 ms. A child
+that runs the same operations on zeros of the same shapes before the submission arrives fills those
+in-process caches, and the submission then runs in a few milliseconds.
+
+A profile is data only: for each top-level (eager) dispatch the trusted reference run made, either
+- `{"k": "jit", "m": module, "n": name, "a": args, "kw": kwargs}`: a module-level jitted function of
+  jax/flax/optax (looked up by name again in the child, never anything else), with arrays described by
+  shape/dtype and static arguments by value (shapes, dtypes, axis numbers), or
+- `{"k": "prim", "n": primitive name, "p": params, "a": args}`: an eagerly applied primitive.
+No code and no values of the reference travel; python scalars passed as data become zeros.
+
+`record` runs in a trusted process of its own (`python -m graders.compile_profile`, like the reference
+runner); `replay` runs in a pool child before its submission arrives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from graders.cases import CaseInput
+from graders.problem import LoadedProblem
+
+PROFILE_FORMAT = 1
+MAX_ENTRIES = 400
+ALLOWED_MODULES = ("jax.", "jax", "flax.", "optax.", "jaxlib.")
+_locks: dict[str, threading.Lock] = {}
+_guard = threading.Lock()
+
+
+class Unencodable(Exception):
+    """A value that a profile cannot describe as data; the dispatch is left out of the profile."""
+
+
+# ---------------------------------------------------------------- encoding (trusted side)
+
+def _encode(value: Any, static: bool) -> Any:
+    import jax
+    import numpy as np
+
+    if isinstance(value, jax.Array | np.ndarray):
+        dtype = value.dtype
+        if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+            impl = str(jax.random.key_impl(value))
+            return {"key": list(value.shape), "impl": impl}
+        return {"a": list(value.shape), "d": str(dtype), "w": bool(getattr(value, "weak_type", False)),
+                "np": isinstance(value, np.ndarray)}
+    if value is None:
+        return {"none": 1}
+    if isinstance(value, bool | int | float | complex):
+        if static:
+            if isinstance(value, complex):
+                raise Unencodable("complex static")
+            return {"v": value, "t": type(value).__name__}
+        return {"py": type(value).__name__}
+    if isinstance(value, str):
+        if static:
+            return {"v": value, "t": "str"}
+        raise Unencodable("string argument")
+    if isinstance(value, np.dtype):
+        return {"dtype": str(value)}
+    if isinstance(value, type) and hasattr(value, "dtype"):
+        return {"dtype": str(np.dtype(value))}  # jnp.float32 and friends
+    if isinstance(value, tuple | list):
+        return {"seq": [_encode(v, static) for v in value], "tuple": isinstance(value, tuple)}
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {"dict": {k: _encode(v, static) for k, v in value.items()}}
+    raise Unencodable(type(value).__name__)
+
+
+def _entry_for(fun: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    import inspect
+
+    try:
+        if getattr(fun, "_apply_primitive", False):
+            closure = inspect.getclosurevars(fun).nonlocals
+            prim, params = closure.get("prim"), closure.get("params")
+            if prim is None or params is None:
+                return None
+            return {"k": "prim", "n": prim.name, "p": {k: _encode(v, True) for k, v in params.items()},
+                    "a": [_encode(a, False) for a in args]}
+        module_name = getattr(fun, "__module__", None) or ""
+        if not module_name.startswith(ALLOWED_MODULES):
+            return None
+        module = sys.modules.get(module_name)
+        jitted = _jitted_for(getattr(module, getattr(fun, "__name__", ""), None), fun)
+        if jitted is None:
+            return None
+        info = jitted._jit_info
+        static_nums = set(info.static_argnums)
+        static_names = set(info.static_argnames)
+        return {"k": "jit", "m": module_name, "n": fun.__name__,
+                "a": [_encode(a, i in static_nums) for i, a in enumerate(args)],
+                "kw": {k: _encode(v, k in static_names) for k, v in kwargs.items()}}
+    except Unencodable:
+        return None
+
+
+def _jitted_for(attribute: Any, fun: Any) -> Any:
+    """The jitted library object behind a module attribute (a jit wrapper or a `jnp.ufunc`), if it is `fun`'s."""
+    if attribute is None:
+        return None
+    if getattr(attribute, "_fun", None) is fun:
+        return attribute
+    props = getattr(attribute, "_ufunc__static_props", None)  # jnp.multiply and friends are jnp.ufunc objects
+    if isinstance(props, dict):
+        call = props.get("call")
+        if getattr(call, "_fun", None) is fun:
+            return call
+    return None
+
+
+def install_recorder(entries: list[dict[str, Any]]) -> None:
+    """Record every top-level jit dispatch that misses the in-process caches (i.e. compiles)."""
+    from jax._src import core, pjit
+
+    original = pjit._run_python_pjit
+    seen: set[str] = set()
+
+    def recording(p: Any, args_flat: Any, fun: Any, args: Any, kwargs: Any) -> Any:
+        if core.trace_state_clean() and len(entries) < MAX_ENTRIES:
+            entry = _entry_for(fun, tuple(args), dict(kwargs))
+            if entry is not None:
+                key = json.dumps(entry, sort_keys=True)
+                if key not in seen:
+                    seen.add(key)
+                    entries.append(entry)
+        return original(p, args_flat, fun, args, kwargs)
+
+    pjit._run_python_pjit = recording
+
+
+def configure_persistent_cache(cache_dir: str) -> None:
+    """Use JAX's persistent compilation cache for every compilation, however small."""
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", cache_dir)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+# ---------------------------------------------------------------- replay (pool child side)
+
+def _primitives() -> dict[str, Any]:
+    from jax._src import core
+
+    found: dict[str, Any] = {}
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("jax._src") or module is None:
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, core.Primitive):
+                found.setdefault(value.name, value)
+    return found
+
+
+def _decode(spec: Any) -> Any:
+    import jax
+    import numpy as np
+
+    if "a" in spec and "d" in spec:
+        zeros = np.zeros(spec["a"], dtype=spec["d"])
+        if spec.get("np"):
+            return zeros
+        if spec.get("w") and not spec["a"]:
+            return zeros.item()  # a weakly typed scalar behaves like a python number
+        return jax.device_put(zeros)
+    if "key" in spec:
+        impl = spec.get("impl", "fry")
+        impl_name = {"fry": "threefry2x32", "rbg": "rbg", "urbg": "unsafe_rbg"}.get(impl, impl)
+        data_shape = {"threefry2x32": (2,), "rbg": (4,), "unsafe_rbg": (4,)}.get(impl_name, (2,))
+        data = np.zeros(tuple(spec["key"]) + data_shape, dtype=np.uint32)
+        return jax.random.wrap_key_data(jax.device_put(data), impl=impl_name)
+    if "none" in spec:
+        return None
+    if "py" in spec:
+        return {"int": 0, "float": 0.0, "bool": False, "complex": 0j}[spec["py"]]
+    if "v" in spec:
+        value = spec["v"]
+        return {"int": int, "float": float, "bool": bool, "str": str}[spec["t"]](value)
+    if "dtype" in spec:
+        return np.dtype(spec["dtype"])
+    if "seq" in spec:
+        items = [_decode(s) for s in spec["seq"]]
+        return tuple(items) if spec["tuple"] else items
+    if "dict" in spec:
+        return {k: _decode(v) for k, v in spec["dict"].items()}
+    raise ValueError(f"unknown spec {spec!r}")
+
+
+def replay(entries: list[dict[str, Any]]) -> dict[str, float]:
+    """Run each profiled dispatch on zeros; failures are ignored (a warm-up never fails a child)."""
+    import importlib
+
+    import jax
+
+    start = time.perf_counter()
+    prims: dict[str, Any] | None = None
+    ok = failed = 0
+    for entry in entries[:MAX_ENTRIES]:
+        try:
+            if entry["k"] == "jit":
+                if not str(entry["m"]).startswith(ALLOWED_MODULES):
+                    continue
+                fn = getattr(importlib.import_module(entry["m"]), entry["n"])
+                if not hasattr(fn, "_fun") and not hasattr(fn, "_ufunc__static_props"):
+                    continue  # only jitted library functions, nothing else is ever called by name
+                result = fn(*[_decode(a) for a in entry["a"]], **{k: _decode(v) for k, v in entry["kw"].items()})
+            else:
+                if prims is None:
+                    prims = _primitives()
+                prim = prims.get(entry["n"])
+                if prim is None:
+                    continue
+                params = {k: _decode(v) for k, v in entry["p"].items()}
+                result = prim.bind(*[_decode(a) for a in entry["a"]], **params)
+            jax.block_until_ready(result)
+            ok += 1
+        except Exception:
+            failed += 1
+    return {"replayed": ok, "failed": failed, "ms": round((time.perf_counter() - start) * 1000, 1)}
+
+
+# ---------------------------------------------------------------- cache (host side, trusted)
+
+def profile_key(reference_key: str) -> str:
+    return hashlib.sha256(f"{reference_key}:profile={PROFILE_FORMAT}".encode()).hexdigest()[:32]
+
+
+class ProfileCache:
+    """Compile profiles on disk beside the reference outputs: `<cache>/reference/<id>/<key>.profile.json`."""
+
+    def __init__(self, cache_dir: Path):
+        self.directory = cache_dir / "reference"
+        self.jax_cache_dir = cache_dir / "jax"
+        self._memory: dict[str, list[dict[str, Any]]] = {}
+
+    def get(self, loaded: LoadedProblem, cases: list[CaseInput]) -> list[dict[str, Any]]:
+        from graders.reference import cache_key
+
+        key = profile_key(cache_key(loaded))
+        if key in self._memory:
+            return self._memory[key]
+        with _guard:
+            lock = _locks.setdefault(key, threading.Lock())
+        with lock:
+            if key in self._memory:
+                return self._memory[key]
+            path = self.directory / loaded.id / f"{key}.profile.json"
+            entries: list[dict[str, Any]] | None = None
+            if path.exists():
+                try:
+                    entries = json.loads(path.read_text())["entries"]
+                except (OSError, ValueError, KeyError):
+                    entries = None
+            if entries is None:
+                entries = record_profile(loaded, cases, self.jax_cache_dir)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+                with os.fdopen(fd, "w") as fh:
+                    json.dump({"format": PROFILE_FORMAT, "problem": loaded.id, "entries": entries}, fh)
+                os.replace(tmp, path)
+            self._memory[key] = entries
+            return entries
+
+
+def record_profile(loaded: LoadedProblem, cases: list[CaseInput], jax_cache_dir: Path,
+                   timeout_s: float = 300.0) -> list[dict[str, Any]]:
+    """Run the reference once in a trusted process of its own with the recorder installed.
+
+    The run also fills the persistent compilation cache the pool children read (read-only).
+    """
+    from graders.reference import build_request
+    from graders.sandbox import GRADERS_DIR
+
+    jax_cache_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(jax_cache_dir, 0o755)
+    request = build_request(loaded, cases, [loaded.reference_source.decode("utf-8")], output_budget=256 * 2**20)
+    env = {"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", "HOME": "/tmp", "LANG": "C.UTF-8",
+           "PYTHONPATH": str(GRADERS_DIR.parent), "GRADAX_JAX_CACHE_DIR": str(jax_cache_dir),
+           "PYTHONHASHSEED": "0"}
+    proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile"], input=request,
+                          capture_output=True, env=env, cwd="/tmp", timeout=timeout_s)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{loaded.id}: recording the compile profile failed: "
+                           f"{proc.stderr.decode('utf-8', 'replace')[-2000:]}")
+    entries: list[dict[str, Any]] = json.loads(proc.stdout)["entries"]
+    # Files the child reads must be readable by the unprivileged sandbox user.
+    for root, dirs, files in os.walk(jax_cache_dir):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o755)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
+    return entries
+
+
+def main() -> None:
+    """Trusted: read a reference request on stdin, run program 0 on every test, print the profile."""
+    from graders import harness
+
+    cache_dir = os.environ.get("GRADAX_JAX_CACHE_DIR")
+    if cache_dir:
+        configure_persistent_cache(cache_dir)
+    harness.import_libraries()
+    entries: list[dict[str, Any]] = []
+    install_recorder(entries)
+    request = harness.read_request(sys.stdin.buffer)
+    header = request.header
+    _, fn = harness.load_program(header["programs"][0]["code"], header["function"])
+    if fn is not None:
+        for test in header["tests"]:
+            harness.run_test(fn, test, request.arrays, int(header.get("output_budget", 2**24)))
+    sys.stdout.write(json.dumps({"entries": entries}))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

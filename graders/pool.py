@@ -1,0 +1,714 @@
+"""The warm grading pool: submissions graded in children forked from a zygote that already imported jax.
+
+Why: a fresh Python per submission spends ~1 s importing jax/flax and ~1 s compiling. Here a zygote
+(graders/zygote.py) imports the libraries once inside bubblewrap; children are forked ahead of demand,
+each in namespaces of its own, dropped to `nobody`, with its backend started and the problem's compile
+profile (graders/compile_profile.py) replayed, so a submission only pays for its own few milliseconds.
+
+Isolation per submission is that of the cold path (see graders/sandbox.py): a child serves exactly
+one request; it has its own PID, mount, network and IPC namespaces, its own tmpfs on /tmp and
+/dev/shm, no capabilities, `no_new_privs`; the host moves it into a fresh per-run cgroup (memory,
+pids, CPU accounting, freezer kill) before writing the request, i.e. before any submitted code runs;
+time and CPU are watched from outside exactly as for a cold run; results come only over the pipe the
+host created. The persistent compilation cache is bound read-only; only trusted processes write it.
+
+When the pool is unhealthy (bwrap or the zygote cannot start, the zygote died), `execute` falls back
+to the cold path for that submission and the pool restarts the zygote in the background.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import logging
+import os
+import queue
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from graders import cgroup, wire
+from graders.cases import build_cases
+from graders.compile_profile import ProfileCache
+from graders.engine import ColdExecutor, Executor
+from graders.problem import LoadedProblem
+from graders.sandbox import (
+    SANDBOX_CODE_ROOT,
+    ChildOutcome,
+    SandboxError,
+    SandboxLimits,
+    _feed,
+    _group_cpu,
+    _reader,
+    _results_reader,
+    bwrap_argv,
+)
+from graders.settings import GraderSettings, get_settings
+from graders.zygote import FD_NAMES, STATUS
+
+log = logging.getLogger("gradax.pool")
+JAX_CACHE_MOUNT = "/opt/gradax-jax-cache"
+ZYGOTE_CAPS = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
+_ZYGOTE_BOOT = (
+    f"import sys; sys.path.insert(0, {SANDBOX_CODE_ROOT!r}); "
+    "import graders.zygote as z; z.main()"
+)
+
+
+class PoolSettings(BaseSettings):
+    """`GRADAX_POOL=warm|cold`, `GRADAX_POOL_SIZE`, `GRADAX_POOL_PREFORK`, `GRADAX_POOL_RECYCLE_S`."""
+
+    model_config = SettingsConfigDict(env_prefix="GRADAX_", extra="ignore")
+
+    pool: Literal["warm", "cold"] = "warm"
+    # Children alive at once (warming, ready, or grading); bounds the pool's memory (~150 MB each).
+    pool_size: int = 4
+    # Ready children kept per problem that was graded recently.
+    pool_prefork: int = 2
+    # A ready child older than this is replaced (fresh process, fresh state), and the zygote after
+    # `pool_zygote_recycle_s` when nothing is in flight.
+    pool_recycle_s: float = 600.0
+    pool_zygote_recycle_s: float = 6 * 3600.0
+    # A problem stays "hot" (children preforked for it) this long after its last submission.
+    pool_hot_s: float = 1800.0
+    # Longest a submission waits for a warm child before it is graded cold instead.
+    pool_wait_s: float = 30.0
+
+
+class PoolUnavailable(Exception):
+    """The pool cannot serve this request; the caller falls back to the cold path."""
+
+
+@dataclass
+class PoolChild:
+    """One forked grading child: the host's ends of its pipes and where it is in its life."""
+
+    key: str
+    ns_pid: int
+    fds: dict[str, int]
+    generation: int
+    created: float = field(default_factory=time.monotonic)
+    host_pid: int | None = None
+    ready_at: float | None = None
+
+    def close(self) -> None:
+        for name in list(self.fds):
+            try:
+                os.close(self.fds.pop(name))
+            except OSError:
+                pass
+
+
+def _descendants(root: int) -> list[int]:
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                    kids = [int(x) for x in fh.read().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
+def _ns_pids(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("NSpid:"):
+                    return [int(x) for x in line.split()[1:]]
+    except OSError:
+        pass
+    return []
+
+
+class Zygote:
+    """The bubblewrapped zygote process and the command channel to it."""
+
+    def __init__(self, jax_cache_dir: Path, generation: int, startup_s: float = 120.0):
+        self.generation = generation
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+        self._next_id = 0
+        self.group = cgroup.RunCgroup(64 * 2**30, 100_000, name=f"pool-{uuid.uuid4().hex[:12]}")
+        host_sock, zygote_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.sock = host_sock
+        argv = self._argv(zygote_sock.fileno(), jax_cache_dir)
+        procs = self.group.procs_files()
+
+        def join_group() -> None:
+            pid = str(os.getpid()).encode()
+            for path in procs:
+                fd = os.open(path, os.O_WRONLY)
+                try:
+                    os.write(fd, pid)
+                finally:
+                    os.close(fd)
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, pass_fds=(zygote_sock.fileno(),),
+                                         preexec_fn=join_group, env={}, cwd="/")
+        except OSError:
+            self.group.remove()
+            raise
+        finally:
+            zygote_sock.close()
+        self.stderr_tail: collections.deque[bytes] = collections.deque(maxlen=64)
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self.sock.settimeout(startup_s)
+        try:
+            hello = json.loads(self.sock.recv(65536) or b"{}")
+        except (OSError, ValueError) as exc:
+            self.stop()
+            raise PoolUnavailable(f"the zygote did not start: {exc}; stderr: {self.stderr()}") from exc
+        if hello.get("event") != "ready":
+            self.stop()
+            raise PoolUnavailable(f"the zygote did not start; stderr: {self.stderr()}")
+        self.sock.settimeout(30.0)
+
+    @staticmethod
+    def _argv(sock_fd: int, jax_cache_dir: Path) -> list[str]:
+        limits = SandboxLimits(tmpfs_mb=16)
+        base = bwrap_argv(limits, sock_fd, ["true"], extra_ro_binds=[(str(jax_cache_dir), JAX_CACHE_MOUNT)])
+        # bwrap_argv ends with `-- setpriv ... <command>`: the zygote keeps the privileges it needs to
+        # build each child's namespaces; every child drops all of them before untrusted code runs.
+        split = base.index("--")
+        argv = base[:split]
+        for cap in ZYGOTE_CAPS:
+            argv += ["--cap-add", cap]
+        argv += ["--setenv", "GRADAX_ZYGOTE_FD", str(sock_fd), "--setenv", "GRADAX_JAX_CACHE_DIR", JAX_CACHE_MOUNT]
+        return [*argv, "--", sys.executable, "-B", "-s", "-c", _ZYGOTE_BOOT]
+
+    def _drain_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr_tail.append(line[:2000])
+
+    def stderr(self) -> str:
+        return b"".join(self.stderr_tail).decode("utf-8", "replace")[-4000:]
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def fork(self, key: str, profile: list[dict[str, Any]], limits: SandboxLimits) -> PoolChild:
+        """Create the child's pipes, hand their child ends to the zygote, and get the holder's pid."""
+        pipes = [os.pipe() for _ in FD_NAMES]
+        # stdin: the child reads; every other pipe: the child writes.
+        child_ends = [pipes[0][0]] + [w for _, w in pipes[1:]]
+        host_ends = {"stdin": pipes[0][1], **{name: r for name, (r, _) in zip(FD_NAMES[1:], pipes[1:], strict=True)}}
+        command: dict[str, Any] = {"cmd": "fork", "profile": profile,
+                   "limits": {"tmpfs_mb": limits.tmpfs_mb, "file_size_mb": limits.file_size_mb,
+                              "open_files": limits.open_files}}
+        try:
+            with self._lock:
+                self._next_id += 1
+                command["id"] = self._next_id
+                socket.send_fds(self.sock, [json.dumps(command).encode()], child_ends)
+                reply = json.loads(self.sock.recv(65536) or b"{}")
+        except (OSError, ValueError) as exc:
+            for fd in host_ends.values():
+                os.close(fd)
+            raise PoolUnavailable(f"the zygote stopped answering: {exc}") from exc
+        finally:
+            for fd in child_ends:
+                os.close(fd)
+        if "pid" not in reply:
+            for fd in host_ends.values():
+                os.close(fd)
+            raise PoolUnavailable(f"the zygote refused to fork: {reply}")
+        return PoolChild(key, int(reply["pid"]), host_ends, self.generation)
+
+    def resolve(self, child: PoolChild) -> int | None:
+        """The host pid of a child: the only child of its holder, found through NSpid."""
+        for pid in _descendants(self.proc.pid):
+            ns = _ns_pids(pid)
+            if len(ns) >= 2 and ns[1] == child.ns_pid:
+                kids = [k for k in _descendants(pid) if _ns_pids(k)[-1:] == [1]]
+                return kids[0] if kids else None
+        return None
+
+    def memory_bytes(self) -> int:
+        try:
+            return int((self.group.paths["memory"] / "memory.usage_in_bytes").read_text())
+        except OSError:
+            return 0
+
+    def stop(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.group.remove()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+class WarmPool:
+    """An `Executor` that grades in pre-warmed children of a zygote; cold start when unhealthy."""
+
+    def __init__(self, settings: GraderSettings | None = None, pool_settings: PoolSettings | None = None):
+        self.settings = settings or get_settings()
+        self.config = pool_settings or PoolSettings()
+        self.cold = ColdExecutor(sandboxed=True)
+        self.profiles = ProfileCache(self.settings.cache_dir)
+        self._cond = threading.Condition()
+        self._zygote_lock = threading.Lock()
+        self._zygote: Zygote | None = None
+        self._generation = 0
+        self._ready: dict[str, collections.deque[PoolChild]] = collections.defaultdict(collections.deque)
+        self._warming: dict[str, int] = collections.defaultdict(int)
+        self._busy: set[int] = set()
+        self._run_groups: dict[int, cgroup.RunCgroup] = {}
+        self._hot: dict[str, tuple[float, list[dict[str, Any]], SandboxLimits]] = {}
+        self._last_failure: float | None = None
+        self._failure: str | None = None
+        self._closed = False
+        self.stats: collections.Counter[str] = collections.Counter()
+        self._maintainer = threading.Thread(target=self._maintain, daemon=True, name="gradax-pool")
+        self._maintainer.start()
+
+    # ------------------------------------------------------------------ public surface
+
+    def execute(self, problem: LoadedProblem, request: bytes, limits: SandboxLimits) -> ChildOutcome:
+        try:
+            key, profile = self._profile(problem)
+            child = self._acquire(key, profile, limits)
+        except (PoolUnavailable, cgroup.CgroupUnavailable, SandboxError, OSError, RuntimeError) as exc:
+            return self._cold(problem, request, limits, str(exc))
+        try:
+            outcome = self._run(child, request, limits)
+        finally:
+            with self._cond:
+                self._cond.notify_all()
+        if outcome.start_error:
+            return self._cold(problem, request, limits, outcome.start_error)
+        self.stats["warm"] += 1
+        return outcome
+
+    def prewarm(self, problem: LoadedProblem, limits: SandboxLimits | None = None) -> None:
+        """Mark a problem hot and start its children now (the server calls this at start-up)."""
+        key, profile = self._profile(problem)
+        with self._cond:
+            self._hot[key] = (time.monotonic(), profile, limits or SandboxLimits())
+        self._replenish()
+
+    def wait_ready(self, problem: LoadedProblem, count: int = 1, timeout: float = 120.0) -> bool:
+        key, _ = self._profile(problem)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self._ready[key]) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    @property
+    def healthy(self) -> bool:
+        return self._zygote is not None and self._zygote.alive()
+
+    @property
+    def failure(self) -> str | None:
+        return self._failure
+
+    def zygote_pid(self) -> int | None:
+        return self._zygote.proc.pid if self._zygote else None
+
+    def memory_bytes(self) -> int:
+        """Memory charged to the pool now: the zygote, its warming/ready children, and running children."""
+        with self._cond:
+            total = self._zygote.memory_bytes() if self._zygote else 0
+            groups = list(self._run_groups.values())
+        for group in groups:
+            try:
+                total += int((group.paths["memory"] / "memory.usage_in_bytes").read_text())
+            except OSError:
+                pass
+        return total
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            zygote, self._zygote = self._zygote, None
+            children = [c for q in self._ready.values() for c in q]
+            self._ready.clear()
+            self._cond.notify_all()
+        for child in children:
+            self._discard(child)
+        if zygote is not None:
+            zygote.stop()
+
+    # ------------------------------------------------------------------ internals
+
+    def _cold(self, problem: LoadedProblem, request: bytes, limits: SandboxLimits, why: str) -> ChildOutcome:
+        log.warning("warm pool unavailable (%s); grading %s with a cold start", why, problem.id)
+        self.stats["cold"] += 1
+        with self._cond:
+            self._failure = why
+        return self.cold.execute(problem, request, limits)
+
+    def _profile(self, problem: LoadedProblem) -> tuple[str, list[dict[str, Any]]]:
+        profile = self.profiles.get(problem, build_cases(problem.problem))
+        digest = hashlib.sha256(json.dumps(profile, sort_keys=True).encode()).hexdigest()[:12]
+        return f"{problem.id}:{digest}", profile
+
+    def _ensure_zygote(self) -> Zygote:
+        with self._zygote_lock:  # one creator at a time, or two threads would each start a zygote
+            return self._ensure_zygote_locked()
+
+    def _ensure_zygote_locked(self) -> Zygote:
+        with self._cond:
+            if self._zygote is not None and self._zygote.alive():
+                return self._zygote
+            if self._closed:
+                raise PoolUnavailable("the pool is closed")
+            if self._last_failure is not None and time.monotonic() - self._last_failure < 5.0:
+                raise PoolUnavailable(f"the zygote failed recently: {self._failure}")
+            old, self._zygote = self._zygote, None
+            # Children of a dead zygote died with it (bwrap's PID 1 took its namespace down).
+            for q in self._ready.values():
+                for child in q:
+                    child.close()
+            self._ready.clear()
+            self._warming.clear()
+            self._generation += 1
+            generation = self._generation
+        if old is not None:
+            old.stop()
+        try:
+            zygote = Zygote(self.settings.cache_dir / "jax", generation)
+        except (PoolUnavailable, OSError, SandboxError, cgroup.CgroupUnavailable) as exc:
+            with self._cond:
+                self._last_failure = time.monotonic()
+                self._failure = f"the zygote could not start: {exc}"
+            raise PoolUnavailable(str(exc)) from exc
+        with self._cond:
+            self._zygote = zygote
+            self._last_failure = None
+            self.stats["zygotes"] += 1
+            self._cond.notify_all()
+        return zygote
+
+    def _alive_count(self) -> int:
+        return sum(len(q) for q in self._ready.values()) + sum(self._warming.values()) + len(self._busy)
+
+    def _spawn(self, key: str, profile: list[dict[str, Any]], limits: SandboxLimits) -> None:
+        """Fork a child for `key`; a thread waits for it to become ready. Caller holds no lock."""
+        zygote = self._ensure_zygote()
+        try:
+            child = zygote.fork(key, profile, limits)
+        except PoolUnavailable:
+            with self._cond:
+                self._warming[key] -= 1
+                self._cond.notify_all()
+            raise
+        self.stats["forked"] += 1
+        threading.Thread(target=self._await_ready, args=(zygote, child, limits.startup_s), daemon=True).start()
+
+    def _await_ready(self, zygote: Zygote, child: PoolChild, timeout: float) -> None:
+        ready = False
+        why = "timed out"
+        try:
+            readable, _, _ = select.select([child.fds["control"]], [], [], timeout)
+            if readable:
+                ready = os.read(child.fds["control"], 1) == b"R"
+                why = "exited before it was ready"
+            if ready:
+                child.host_pid = zygote.resolve(child)
+                ready = child.host_pid is not None
+                why = "its pid could not be found"
+        except OSError as exc:
+            ready, why = False, str(exc)
+        if not ready:
+            log.warning("a pool child failed to warm up (%s): %s", why, _read_available(child.fds.get("stderr")))
+        with self._cond:
+            self._warming[child.key] -= 1
+            if ready and child.generation == self._generation and not self._closed:
+                child.ready_at = time.monotonic()
+                self._ready[child.key].append(child)
+                self.stats["ready"] += 1
+            else:
+                ready = False
+                self.stats["warm_failed"] += 1
+            self._cond.notify_all()
+        if not ready:
+            self._discard(child)
+
+    def _discard(self, child: PoolChild) -> None:
+        if child.host_pid is not None:
+            try:
+                os.kill(child.host_pid, 9)  # PID 1 of its namespace: everything in it dies too
+            except ProcessLookupError:
+                pass
+        child.close()
+
+    def _acquire(self, key: str, profile: list[dict[str, Any]], limits: SandboxLimits) -> PoolChild:
+        deadline = time.monotonic() + self.config.pool_wait_s
+        with self._cond:
+            self._hot[key] = (time.monotonic(), profile, limits)
+        while True:
+            spawn = False
+            with self._cond:
+                if self._ready[key]:
+                    child = self._ready[key].popleft()
+                    self._busy.add(id(child))
+                    break
+                if self._warming[key] == 0 and self._alive_count() >= self.config.pool_size:
+                    # Full of other problems' children: take one (it grades correctly, just less warm).
+                    other = next((q for q in self._ready.values() if q), None)
+                    if other is not None:
+                        child = other.popleft()
+                        self._busy.add(id(child))
+                        self.stats["stolen"] += 1
+                        break
+                if self._warming[key] == 0:
+                    self._warming[key] += 1
+                    spawn = True
+                elif time.monotonic() >= deadline:
+                    raise PoolUnavailable("no warm child became ready in time")
+                else:
+                    self._cond.wait(min(0.5, max(0.01, deadline - time.monotonic())))
+            if spawn:
+                self._spawn(key, profile, limits)
+        threading.Thread(target=self._replenish, daemon=True).start()
+        return child
+
+    def _replenish(self) -> None:
+        """Keep `pool_prefork` ready or warming children per hot problem, within `pool_size`."""
+        while True:
+            todo: tuple[str, list[dict[str, Any]], SandboxLimits] | None = None
+            with self._cond:
+                if self._closed:
+                    return
+                now = time.monotonic()
+                for key, (last, profile, limits) in sorted(self._hot.items(), key=lambda kv: -kv[1][0]):
+                    if now - last > self.config.pool_hot_s:
+                        continue
+                    have = len(self._ready[key]) + self._warming[key]
+                    if have < self.config.pool_prefork and self._alive_count() < self.config.pool_size:
+                        self._warming[key] += 1
+                        todo = (key, profile, limits)
+                        break
+            if todo is None:
+                return
+            try:
+                self._spawn(*todo)
+            except PoolUnavailable:
+                return
+
+    def _maintain(self) -> None:
+        """Recycle old children and an old zygote; restart a dead zygote; keep hot problems stocked."""
+        while True:
+            time.sleep(2.0)
+            if self._closed:
+                return
+            stale: list[PoolChild] = []
+            with self._cond:
+                now = time.monotonic()
+                for q in self._ready.values():
+                    while q and now - q[0].created > self.config.pool_recycle_s:
+                        stale.append(q.popleft())
+                zygote = self._zygote
+                recycle_zygote = (zygote is not None and not self._busy
+                                  and now - zygote.started > self.config.pool_zygote_recycle_s)
+                hot = any(now - last <= self.config.pool_hot_s for last, _, _ in self._hot.values())
+            for child in stale:
+                self.stats["recycled"] += 1
+                self._discard(child)
+            try:
+                if recycle_zygote and zygote is not None:
+                    zygote.stop()  # _ensure_zygote starts a fresh one on the next spawn
+                if hot:
+                    self._replenish()
+            except Exception:  # the maintainer must never die
+                log.exception("pool maintenance failed")
+
+    # ------------------------------------------------------------------ one run
+
+    def _run(self, child: PoolChild, request: bytes, limits: SandboxLimits) -> ChildOutcome:
+        outcome = ChildOutcome(sandboxed=True)
+        group: cgroup.RunCgroup | None = None
+        try:
+            group = cgroup.RunCgroup(limits.memory_mb * 1024 * 1024, limits.pids)
+            _move_charges(group)
+            assert child.host_pid is not None
+            for path in group.procs_files():
+                with open(path, "w") as fh:
+                    fh.write(str(child.host_pid))
+        except (OSError, cgroup.CgroupUnavailable, AssertionError) as exc:
+            # The child died while it waited, or cgroups failed: no submitted code has run yet.
+            self._discard(child)
+            if group is not None:
+                group.remove()
+            with self._cond:
+                self._busy.discard(id(child))
+            outcome.start_error = f"a warm child could not be assigned: {exc}"
+            return outcome
+        with self._cond:
+            self._run_groups[id(child)] = group
+        try:
+            _watch_child(child, request, limits, group, outcome)
+        finally:
+            outcome.memory_exceeded = outcome.memory_exceeded or group.oom_killed()
+            try:
+                outcome.memory_peak = group.memory_peak()
+                outcome.cpu_seconds = group.cpu_seconds()
+            except OSError:
+                pass
+            group.remove()
+            child.close()
+            with self._cond:
+                self._run_groups.pop(id(child), None)
+                self._busy.discard(id(child))
+        return outcome
+
+
+def _read_available(fd: int | None, limit: int = 4000) -> str:
+    if fd is None:
+        return ""
+    readable, _, _ = select.select([fd], [], [], 0)
+    if not readable:
+        return ""
+    try:
+        return os.read(fd, 1 << 20)[-limit:].decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _move_charges(group: cgroup.RunCgroup) -> None:
+    """Charge the child's pre-warmed memory to the run, so the run's limit counts it as a cold run would."""
+    try:
+        (group.paths["memory"] / "memory.move_charge_at_immigrate").write_text("3")
+    except OSError:
+        pass
+
+
+def _exit_status(control_fd: int, timeout: float = 2.0) -> int | None:
+    """The holder writes `X` + the child's exit status once the child is gone."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while len(data) < 1 + STATUS.size:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        readable, _, _ = select.select([control_fd], [], [], remaining)
+        if not readable:
+            return None
+        chunk = os.read(control_fd, 1 + STATUS.size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    if data[:1] != b"X":
+        return None
+    code: int = STATUS.unpack(data[1:])[0]
+    return code
+
+
+def _watch_child(child: PoolChild, request: bytes, limits: SandboxLimits, group: cgroup.RunCgroup,
+                 outcome: ChildOutcome) -> None:
+    """Feed the request and watch the child as `sandbox._watch` does: time and CPU from outside."""
+    logs: dict[str, Any] = {}
+    events: queue.Queue[Any] = queue.Queue()
+    decoder = wire.StreamDecoder(limits.result_bytes)
+    stdout = os.fdopen(child.fds.pop("stdout"), "rb", buffering=0)
+    stderr = os.fdopen(child.fds.pop("stderr"), "rb", buffering=0)
+    stdin = os.fdopen(child.fds.pop("stdin"), "wb", buffering=0)
+    threads = [
+        threading.Thread(target=_reader, args=(stdout, limits.log_bytes, logs, "stdout"), daemon=True),
+        threading.Thread(target=_reader, args=(stderr, limits.log_bytes, logs, "stderr"), daemon=True),
+        threading.Thread(target=_results_reader, args=(child.fds.pop("result"), decoder, events), daemon=True),
+        threading.Thread(target=_feed, args=(stdin, request), daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    started = time.monotonic()
+    ready_at: float | None = None
+    cpu_at_ready = 0.0
+    # The child is already warm: it only has to read the request before it says ready.
+    deadline = started + min(limits.startup_s, 10.0)
+    finished = False
+    while not finished:
+        timeout = max(0.0, min(deadline - time.monotonic(), 0.05))
+        try:
+            kind, payload = events.get(timeout=timeout)
+        except queue.Empty:
+            kind, payload = "tick", None
+        if kind == "message":
+            at, message = payload
+            outcome.messages.append(message)
+            if message.header.get("event") == "ready" and ready_at is None:
+                ready_at = at
+                outcome.ready_ms = (at - started) * 1000
+                deadline = at + limits.time_s
+                cpu_at_ready = _group_cpu(group)
+            if message.header.get("event") == "done":
+                finished = True
+        elif kind == "eof":
+            finished = True
+        elif kind == "overflow":
+            outcome.result_overflow = True
+            finished = True
+        elif kind == "garbage":
+            outcome.wire_error = payload
+            finished = True
+        if not finished and time.monotonic() >= deadline:
+            if ready_at is None:
+                outcome.startup_timed_out = True
+            else:
+                outcome.timed_out = True
+            finished = True
+        if not finished and ready_at is not None and _group_cpu(group) - cpu_at_ready > limits.cpu_limit:
+            outcome.cpu_exceeded = True
+            finished = True
+    if ready_at is not None:
+        outcome.run_ms = (time.monotonic() - ready_at) * 1000
+    # Give a child that finished normally a moment to flush and exit on its own, then kill the rest.
+    if not (outcome.timed_out or outcome.cpu_exceeded):
+        outcome.exit_code = _exit_status(child.fds["control"], timeout=0.5)
+    group.kill_all()
+    if outcome.exit_code is None:
+        outcome.exit_code = _exit_status(child.fds["control"])
+    for t in threads[:2]:
+        t.join(timeout=2)
+    outcome.stdout, outcome.stdout_total = logs.get("stdout", (b"", 0))
+    outcome.stderr, outcome.stderr_total = logs.get("stderr", (b"", 0))
+
+
+def make_executor(settings: GraderSettings | None = None, pool_settings: PoolSettings | None = None) -> Executor:
+    """The executor the server and workers grade with: the warm pool unless `GRADAX_POOL=cold`.
+
+    With `GRADAX_SANDBOX=none` (trusted local use) there is no sandbox to keep warm: cold, unsandboxed.
+    """
+    settings = settings or get_settings()
+    pool_settings = pool_settings or PoolSettings()
+    if settings.sandbox == "none":
+        return ColdExecutor(sandboxed=False)
+    if pool_settings.pool == "cold" or shutil.which("bwrap") is None or cgroup.available() is not None:
+        return ColdExecutor(sandboxed=True)
+    return WarmPool(settings, pool_settings)

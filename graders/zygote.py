@@ -1,0 +1,170 @@
+"""The zygote: a process inside bubblewrap that imported jax/flax/optax and forks grading children.
+
+It runs trusted code only and never starts the XLA backend (no devices, no arrays): forking after the
+backend started deadlocks the child. The host (graders/pool.py) talks to it over a SOCK_SEQPACKET
+socket: each `fork` command carries a compile profile and five pipe ends the host created (stdin,
+stdout, stderr, results, control). For each command the zygote forks a holder that
+
+1. unshares mount, PID, network and IPC namespaces and forks the grading child, PID 1 of its own PID
+   namespace (so `kill(-1, 9)` reaches only its own descendants), in its own network namespace (no
+   abstract-socket channel to siblings);
+2. the child makes mounts private, puts a fresh size-capped tmpfs on /tmp and /dev/shm, mounts a /proc
+   that shows only its own namespace, sets rlimits, and drops to `nobody` with empty capability sets
+   and `no_new_privs`, then starts its backend and replays the problem's compile profile;
+3. it writes `R` on the control pipe and blocks reading its request on stdin. The host moves it into a
+   per-run cgroup before writing the request, so the submission's code only ever runs inside it;
+4. the holder (also stripped of privileges) waits for the child and writes its exit status on the
+   control pipe; the child closed its own copy before any untrusted code ran.
+
+A child serves exactly one request and then exits.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import resource
+import signal
+import socket
+import struct
+import sys
+import warnings
+from typing import Any
+
+NOBODY = 65534
+STATUS = struct.Struct("<i")
+# Pipe ends in a fork command, in this order.
+FD_NAMES = ("stdin", "stdout", "stderr", "result", "control")
+
+
+def main() -> None:
+    from graders import compile_profile, harness
+
+    sock = socket.socket(fileno=int(os.environ.pop("GRADAX_ZYGOTE_FD")))
+    cache_dir = os.environ.pop("GRADAX_JAX_CACHE_DIR", "")
+    harness.import_libraries()
+    # The cache is mounted read-only on purpose (only trusted processes write it); JAX warns on every
+    # entry it cannot store, which would otherwise fill each submission's stderr.
+    warnings.filterwarnings("ignore", message="Error writing persistent compilation cache entry")
+    if cache_dir:
+        compile_profile.configure_persistent_cache(cache_dir)  # config only: the backend stays unstarted
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # holders are reaped by the kernel
+    sock.send(json.dumps({"event": "ready", "pid": os.getpid()}).encode())
+    while True:
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(sock, 1 << 22, len(FD_NAMES))
+        except OSError:
+            os._exit(0)
+        if not data:
+            os._exit(0)  # the host closed the channel
+        command = json.loads(data)
+        if command.get("cmd") != "fork" or len(fds) != len(FD_NAMES):
+            for fd in fds:
+                os.close(fd)
+            sock.send(json.dumps({"id": command.get("id"), "error": "bad command"}).encode())
+            continue
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                sock.close()
+                _holder(fds, command)
+            finally:
+                os._exit(70)
+        for fd in fds:
+            os.close(fd)
+        sock.send(json.dumps({"id": command["id"], "pid": pid}).encode())
+
+
+def _holder(fds: list[int], command: dict[str, Any]) -> None:
+    from graders import nsutil
+
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    control = fds[4]
+    nsutil.unshare(nsutil.CLONE_NEWNS | nsutil.CLONE_NEWPID | nsutil.CLONE_NEWNET | nsutil.CLONE_NEWIPC)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _child(fds, command)
+        except BaseException as exc:  # setup failed: say so on stderr; the host sees no `R`
+            try:
+                os.write(2, f"gradax pool child setup failed: {exc!r}\n".encode())
+            finally:
+                os._exit(71)
+        os._exit(0)
+    for fd in fds[:4]:
+        os.close(fd)
+    nsutil.drop_privileges(NOBODY, NOBODY)
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    try:
+        os.write(control, b"X" + STATUS.pack(os.waitstatus_to_exitcode(status)))
+    except OSError:
+        pass
+    os._exit(0)
+
+
+def _child(fds: list[int], command: dict[str, Any]) -> None:
+    from graders import nsutil
+
+    limits = command["limits"]
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in fds]  # so no dup2 below clobbers a later source
+    for target, fd in enumerate(high):
+        os.dup2(fd, target)  # stdin 0, stdout 1, stderr 2, results 3, control 4
+    os.closerange(len(fds), 1 << 16)
+    nsutil.mount(None, "/", None, nsutil.MS_REC | nsutil.MS_PRIVATE)
+    flags = nsutil.MS_NOSUID | nsutil.MS_NODEV
+    nsutil.mount("tmpfs", "/tmp", "tmpfs", flags,
+                 f"size={int(limits['tmpfs_mb'])}m,nr_inodes=16384,mode=1777")
+    if os.path.isdir("/dev/shm"):
+        nsutil.mount("tmpfs", "/dev/shm", "tmpfs", flags | nsutil.MS_NOEXEC, "size=8m,nr_inodes=256,mode=1777")
+    nsutil.mount("proc", "/proc", "proc", flags | nsutil.MS_NOEXEC)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    size = int(limits["file_size_mb"]) * 2**20
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    files = int(limits["open_files"])
+    resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
+    nsutil.drop_privileges(NOBODY, NOBODY)
+    os.chdir("/tmp")
+    _warm(command.get("profile") or [])
+    os.write(4, b"R")
+    os.close(4)
+    _serve()
+
+
+def _warm(profile: list[dict[str, Any]]) -> None:
+    """Start the backend and fill the in-process compile caches for the problem this child will grade."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from graders import compile_profile
+
+    jax.block_until_ready(jnp.asarray(np.zeros(3, np.float32)) + 1.0)
+    compile_profile.replay(profile)
+
+
+def _serve() -> None:
+    from graders import harness, wire
+
+    request = harness.read_request(sys.stdin.buffer)
+    out = os.fdopen(3, "wb", buffering=0)
+    wire.write_message(out, {"event": "ready", "pid": os.getpid(), "warm": True})
+    harness.serve(request, out)
+    out.close()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
