@@ -1,0 +1,17 @@
+"""Reference solution for nnx-sequential."""
+
+import jax
+from flax import nnx
+
+
+def sequential_forward(seed, x, hidden, out):
+    rngs = nnx.Rngs(params=int(seed), dropout=int(seed))
+    model = nnx.Sequential(
+        nnx.Linear(x.shape[-1], int(hidden), rngs=rngs),
+        nnx.gelu,  # plain functions are fine inside nnx.Sequential
+        nnx.Dropout(0.5, rngs=rngs),
+        nnx.Linear(int(hidden), int(out), rngs=rngs),
+    )
+    model.eval()  # reaches the Dropout inside the container: it becomes the identity
+    logits: jax.Array = model(x)
+    return logits
