@@ -1,4 +1,4 @@
-"""`gradax serve` and `gradax user`, plugged into the engine's CLI through the `gradax.commands` entry points."""
+"""`gradax serve`, `gradax worker` and `gradax user`, plugged into the CLI through `gradax.commands` entry points."""
 
 from __future__ import annotations
 
@@ -13,9 +13,15 @@ from app.models import Role
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.core.config import get_settings
+    from app.observability import configure_logging, uvicorn_log_config
+
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
     print(f"gradax: serving on http://{args.host}:{args.port}  (Ctrl+C stops)", file=sys.stderr)
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port,
-                log_level=args.log_level_uvicorn, proxy_headers=args.proxy_headers)
+                log_level=args.log_level_uvicorn, proxy_headers=args.proxy_headers,
+                log_config=uvicorn_log_config(settings.log_format, settings.log_level))
     return 0
 
 
@@ -26,6 +32,37 @@ def register_serve(subparsers: Any) -> None:
     p.add_argument("--log-level-uvicorn", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-* (behind a reverse proxy)")
     p.set_defaults(func=cmd_serve)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from app.core.config import get_settings
+    from app.grading.worker import default_worker_name, run_worker
+    from app.observability import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        return run_worker(settings, concurrency=args.concurrency or settings.worker_concurrency, pool=args.pool,
+                          name=args.name or default_worker_name(), sweep=not args.no_sweep,
+                          metrics_port=args.metrics_port, metrics_host=args.metrics_host)
+    except RuntimeError as exc:
+        print(f"gradax worker: {exc}", file=sys.stderr)
+        return 2
+
+
+def register_worker(subparsers: Any) -> None:
+    p = subparsers.add_parser("worker", help="grade queued attempts from Redis (GRADAX_REDIS_URL) into the database "
+                                             "(GRADAX_DATABASE_URL); see docs/scale.md")
+    p.add_argument("--concurrency", type=int, default=0,
+                   help="attempts graded at once (default GRADAX_WORKER_CONCURRENCY, 1)")
+    p.add_argument("--pool", choices=["solo", "threads"], default="solo",
+                   help="solo: one attempt at a time in the main thread; threads: --concurrency threads")
+    p.add_argument("--name", default="", help="worker name in logs and claims (default host/pid)")
+    p.add_argument("--no-sweep", action="store_true",
+                   help="do not re-queue lost or abandoned attempts from this worker (the server does too)")
+    p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    p.add_argument("--metrics-host", default="127.0.0.1")
+    p.set_defaults(func=cmd_worker)
 
 
 def _read_password(args: argparse.Namespace) -> str:

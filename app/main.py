@@ -16,14 +16,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from app.api.main import api_router
+from app.api.routes.health import router as health_router
 from app.core.config import Settings, get_settings
 from app.core.security import configure_password_hashing
 from app.db import make_engine, make_session_factory
 from app.errors import AppError
 from app.grading.backend import build_grader
+from app.grading.celery_app import BrokerProbe, QueueDispatcher
 from app.grading.dispatcher import Dispatcher
 from app.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.migrate import upgrade_to_head
+from app.observability import register_pool_metrics, register_state_metrics
 from app.pages.routes import render_error
 from app.pages.routes import router as pages_router
 from app.services.problems import sync_problems
@@ -90,8 +93,18 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
         stats = sync_problems(session=session, bank=bank)
     log.info("problems: %s", stats)
     grader = build_grader(settings, bank)
-    dispatcher = Dispatcher(session_factory, grader, workers=settings.grading_workers,
-                            queue_size=settings.grading_queue_size, retries=settings.grading_retries)
+    dispatcher: Dispatcher | QueueDispatcher
+    broker_probe: BrokerProbe | None = None
+    if settings.grading_backend == "celery":  # scale-out: `gradax worker`s grade (docs/scale.md)
+        dispatcher = QueueDispatcher(session_factory, settings)
+        broker_probe = BrokerProbe(settings.redis_url)
+    else:
+        dispatcher = Dispatcher(session_factory, grader, workers=settings.grading_workers,
+                                queue_size=settings.grading_queue_size, retries=settings.grading_retries)
+    register_state_metrics(session_factory=session_factory,
+                           broker_length=broker_probe.queue_length if broker_probe else None)
+    if settings.grading_backend == "inprocess":
+        register_pool_metrics(grader.executor)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -110,9 +123,11 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     app.state.bank = bank
     app.state.grader = grader
     app.state.dispatcher = dispatcher
+    app.state.broker_probe = broker_probe
 
     _install_error_handlers(app)
     app.include_router(api_router, prefix="/api/v1")
+    app.include_router(health_router)
     app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

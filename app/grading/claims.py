@@ -18,8 +18,9 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import CursorResult, Update, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import session_scope
@@ -55,13 +56,11 @@ def claim(factory: sessionmaker[Session], attempt_id: int, *, worker: str, lease
     token = str(uuid.uuid4())
     now = utcnow()
     with session_scope(factory) as session:
-        taken = session.execute(
+        taken = _changed(session,
             update(Attempt)
             .where(Attempt.id == attempt_id, Attempt.status == QUEUED)
             .values(status=RUNNING, claim_token=token, claimed_by=worker[:200], started_at=now,
-                    lease_expires_at=now + timedelta(seconds=lease_s), tries=Attempt.tries + 1)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+                    lease_expires_at=now + timedelta(seconds=lease_s), tries=Attempt.tries + 1))
         if taken != 1:
             return None
         session.add(GradingClaim(attempt_id=attempt_id, token=token, worker=worker[:200], claimed_at=now))
@@ -74,12 +73,10 @@ def claim(factory: sessionmaker[Session], attempt_id: int, *, worker: str, lease
 def renew(factory: sessionmaker[Session], held: Claim, *, lease_s: float) -> bool:
     """Extend the lease; False once the claim is no longer current (the worker should stop caring)."""
     with session_scope(factory) as session:
-        return session.execute(
+        return _changed(session,
             update(Attempt)
             .where(Attempt.id == held.attempt_id, Attempt.claim_token == held.token, Attempt.status == RUNNING)
-            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
-            .execution_options(synchronize_session=False)
-        ).rowcount == 1
+            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))) == 1
 
 
 def finish(factory: sessionmaker[Session], held: Claim, report: Report, *, problem_hash: str | None,
@@ -89,12 +86,10 @@ def finish(factory: sessionmaker[Session], held: Claim, report: Report, *, probl
     with session_scope(factory) as session:
         # The fence: this UPDATE matches only while our claim is current, and from here to the commit it holds
         # the row (PostgreSQL row lock; SQLite's write lock), so no sweeper or other worker can slip in.
-        fenced = session.execute(
+        fenced = _changed(session,
             update(Attempt)
             .where(Attempt.id == held.attempt_id, Attempt.claim_token == held.token, Attempt.status == RUNNING)
-            .values(lease_expires_at=None)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+            .values(lease_expires_at=None))
         if fenced != 1:
             _close_claim(session, held.token, Finish.STALE.value, now)
             log.warning("attempt %d: claim %s by %s is no longer current; result discarded",
@@ -143,13 +138,11 @@ def sweep(factory: sessionmaker[Session], *, requeue_after_s: float, max_tries: 
                 if done:
                     result.abandoned.append(attempt_id)
                 continue
-            moved = session.execute(
+            moved = _changed(session,
                 update(Attempt)
                 .where(Attempt.id == attempt_id, Attempt.claim_token == token, Attempt.status == RUNNING,
                        Attempt.lease_expires_at < now)
-                .values(status=QUEUED, claim_token=None, lease_expires_at=None, enqueued_at=None)
-                .execution_options(synchronize_session=False)
-            ).rowcount
+                .values(status=QUEUED, claim_token=None, lease_expires_at=None, enqueued_at=None))
             if moved == 1 and token is not None:
                 _close_claim(session, token, "expired", now)
                 result.expired.append(attempt_id)
@@ -170,25 +163,21 @@ def sweep(factory: sessionmaker[Session], *, requeue_after_s: float, max_tries: 
     for attempt_id in due:
         with session_scope(factory) as session:
             # Mark before sending, guarded, so two sweepers never both send the same attempt.
-            marked = session.execute(
+            marked = _changed(session,
                 update(Attempt)
                 .where(Attempt.id == attempt_id, Attempt.status == QUEUED,
                        or_(Attempt.enqueued_at.is_(None), Attempt.enqueued_at < cutoff))
-                .values(enqueued_at=now)
-                .execution_options(synchronize_session=False)
-            ).rowcount
+                .values(enqueued_at=now))
         if marked == 1:
             result.resend.append(attempt_id)
     return result
 
 
 def _abandon(session: Session, attempt_id: int, token: str | None, tries: int, now: datetime) -> bool:
-    fenced = session.execute(
+    fenced = _changed(session,
         update(Attempt)
         .where(Attempt.id == attempt_id, Attempt.claim_token == token, Attempt.status == RUNNING)
-        .values(lease_expires_at=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        .values(lease_expires_at=None))
     if fenced != 1:
         return False
     attempt = session.get(Attempt, attempt_id, populate_existing=True)
@@ -202,3 +191,9 @@ def _abandon(session: Session, attempt_id: int, token: str | None, tries: int, n
         _close_claim(session, token, "expired", now)
     log.error("attempt %d: abandoned after %d interrupted gradings", attempt_id, tries)
     return True
+
+
+def _changed(session: Session, statement: Update) -> int:
+    """Rows an UPDATE matched: the atomic test-and-set every step above relies on."""
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return cast(CursorResult[Any], result).rowcount

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import AppError, not_found
 from app.models import ACTIVE_STATUSES, Attempt, AttemptStatus, AttemptTest, Problem, User, utcnow
+from app.observability import observe_report
 from app.services.problems import get_or_create_progress
 from graders.report import Report, Verdict
 
@@ -102,6 +103,8 @@ def record_report(*, session: Session, attempt: Attempt, report: Report) -> None
                     duration_ms=t.duration_ms)
         for i, t in enumerate(report.tests)
     ]
+    observe_report(mode=attempt.mode, verdict=report.verdict.value, created_at=attempt.created_at,
+                   finished_at=attempt.finished_at)
     if attempt.mode == "submit" and report.verdict != Verdict.INTERNAL_ERROR:
         progress = get_or_create_progress(session=session, user_id=attempt.user_id, problem_id=attempt.problem_id)
         progress.best_score = max(progress.best_score, report.score)

@@ -1,0 +1,156 @@
+"""`gradax worker`: a Celery worker that claims queued attempts, grades them, and stores the reports.
+
+It grades with the server's own grader (app/grading/backend.py: same executor, warm pool when configured,
+same sandbox) and writes through the claim protocol (claims.py), so a message delivered twice, a worker
+killed mid-grading or a broker restart never produces two conflicting results.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.config import Settings
+from app.db import make_engine, make_session_factory
+from app.grading import claims
+from app.grading.backend import build_grader
+from app.grading.celery_app import TASK_NAME, QueueDispatcher, make_celery
+from app.observability import schema_state
+from graders.engine import Grader
+from graders.problem import ProblemBank
+from graders.report import Report, Verdict
+
+log = logging.getLogger("gradax.worker")
+
+# Backoff before a retry after an internal_error (same as the in-process dispatcher).
+RETRY_DELAY_S = 1.0
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}/{os.getpid()}"
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    grader: Grader
+    dispatcher: QueueDispatcher
+    name: str
+
+    def close(self) -> None:
+        self.dispatcher.stop()
+        close = getattr(self.grader.executor, "close", None)  # the warm pool owns processes
+        if callable(close):
+            close()
+        self.engine.dispose()
+
+
+def build_context(settings: Settings, *, name: str, sweep: bool) -> WorkerContext:
+    engine = make_engine(settings.sqlalchemy_url)
+    current, head = schema_state(engine)
+    if current != head:
+        engine.dispose()
+        raise RuntimeError(f"database schema is at {current}, the code expects {head}: "
+                           "start `gradax serve` once (it migrates) before the workers")
+    factory = make_session_factory(engine)
+    bank = ProblemBank(settings.problems_dir)
+    for error in bank.errors:
+        log.error("problem file skipped: %s", error)
+    grader = build_grader(settings, bank)
+    dispatcher = QueueDispatcher(factory, settings, sweep=sweep)
+    return WorkerContext(settings, engine, factory, grader, dispatcher, name)
+
+
+def grade_one(ctx: WorkerContext, attempt_id: int, *, thread_name: str | None = None) -> str:
+    """Claim, grade and store one attempt; returns what happened ("done", "retry", "stale", "skipped")."""
+    worker = ctx.name if thread_name is None else f"{ctx.name}/{thread_name}"
+    lease_s = ctx.settings.grading_lease_s
+    held = claims.claim(ctx.session_factory, attempt_id, worker=worker, lease_s=lease_s)
+    if held is None:
+        log.info("attempt %d is not queued (graded or held elsewhere); message dropped", attempt_id)
+        return "skipped"
+    stop = threading.Event()
+    heartbeat = threading.Thread(target=_renew_until, args=(ctx, held, stop), daemon=True,
+                                 name=f"gradax-lease-{attempt_id}")
+    heartbeat.start()
+    loaded = ctx.grader.bank.get(held.problem_id)
+    try:
+        if loaded is None:
+            report = Report(problem=held.problem_id, verdict=Verdict.INTERNAL_ERROR, mode=held.mode,
+                            message="This problem is no longer available on the grading worker.")
+        else:
+            report = ctx.grader.grade_loaded(loaded, held.code, mode=held.mode)
+    except Exception as exc:  # the grader itself broke: never the student's fault, retried
+        log.exception("attempt %d: grader failed", attempt_id)
+        report = Report(problem=held.problem_id, verdict=Verdict.INTERNAL_ERROR, mode=held.mode,
+                        message=f"The grader failed ({type(exc).__name__}); this is not your fault.")
+    finally:
+        stop.set()
+        heartbeat.join(5)
+    outcome = claims.finish(ctx.session_factory, held, report,
+                            problem_hash=loaded.content_hash if loaded is not None else None,
+                            retries=ctx.settings.grading_retries, retryable=loaded is not None)
+    if outcome is claims.Finish.RETRY:
+        ctx.dispatcher.submit(attempt_id, countdown=RETRY_DELAY_S)
+    log.info("attempt %d: %s (%s, try %d)", attempt_id, outcome.value, report.verdict.value, held.tries,
+             extra={"attempt_id": attempt_id, "verdict": report.verdict.value, "outcome": outcome.value})
+    return outcome.value
+
+
+def _renew_until(ctx: WorkerContext, held: claims.Claim, stop: threading.Event) -> None:
+    interval = max(0.2, ctx.settings.grading_lease_s / 4)
+    while not stop.wait(interval):
+        try:
+            if not claims.renew(ctx.session_factory, held, lease_s=ctx.settings.grading_lease_s):
+                log.warning("attempt %d: claim lost while grading (lease expired?)", held.attempt_id)
+                return
+        except Exception:
+            log.exception("attempt %d: could not renew the claim; retrying", held.attempt_id)
+
+
+def run_worker(settings: Settings, *, concurrency: int, pool: str, name: str, sweep: bool,
+               metrics_port: int | None, metrics_host: str = "127.0.0.1") -> int:
+    """Run a Celery worker in this process until it is stopped (SIGTERM finishes the current attempt)."""
+    ctx = build_context(settings, name=name, sweep=sweep)
+    celery = make_celery(settings)
+
+    @celery.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+    def grade_attempt(attempt_id: int) -> str:
+        return grade_one(ctx, int(attempt_id), thread_name=threading.current_thread().name
+                         if pool == "threads" else None)
+
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from app.observability import register_pool_metrics
+
+        register_pool_metrics(ctx.grader.executor)
+        start_http_server(metrics_port, addr=metrics_host)
+        log.info("metrics on http://%s:%d/metrics", metrics_host, metrics_port)
+    ctx.dispatcher.start()
+    log.info("worker %s: %s pool, concurrency %d, broker %s", name, pool, concurrency,
+             _redact(settings.redis_url))
+    worker = celery.Worker(hostname=f"gradax@{name.replace('/', '-')}", pool_cls=pool, concurrency=concurrency,
+                           without_gossip=True, without_mingle=True, optimization="fair",
+                           loglevel=settings.log_level)
+    try:
+        worker.start()
+    finally:
+        ctx.close()
+    return int(worker.exitcode or 0)
+
+
+def _redact(url: str) -> str:
+    """The broker URL without its password, for logs."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
