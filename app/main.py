@@ -21,7 +21,7 @@ from app.core.config import Settings, get_settings
 from app.core.security import configure_password_hashing
 from app.db import make_engine, make_session_factory
 from app.errors import AppError
-from app.grading.backend import build_grader
+from app.grading.backend import build_grader, close_grader
 from app.grading.celery_app import BrokerProbe, QueueDispatcher
 from app.grading.dispatcher import Dispatcher
 from app.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
             yield
         finally:
             dispatcher.stop()
+            close_grader(grader)
             engine.dispose()
 
     app = FastAPI(title="gradax", version="1", lifespan=lifespan, openapi_url="/openapi.json")

@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     grading_queue_size: int = 256
     # How often an attempt whose grading failed on the grader's side (internal_error) is retried.
     grading_retries: int = 2
-    # Executor behind the grader: "cold" starts a fresh sandboxed Python per submission.
+    # Executor behind the grader: "cold" starts a fresh sandboxed Python per submission; "warm" grades in
+    # pre-warmed children of a zygote (graders/pool.py, tuned by GRADAX_POOL_* settings).
     pool: str = "cold"
     sandbox: Literal["bwrap", "none"] = "bwrap"
     # Scale-out (docs/scale.md). "inprocess": grading threads in the server (the embedded default, no Redis);

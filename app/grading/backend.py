@@ -1,7 +1,4 @@
-"""The one place where the grader and its executor are built.
-
-A warm pool plugs in here: give `build_executor` a branch for the new `GRADAX_POOL` value.
-"""
+"""The one place where the grader and its executor are built (`GRADAX_POOL` picks the executor)."""
 
 from __future__ import annotations
 
@@ -13,8 +10,19 @@ from graders.problem import ProblemBank
 def build_executor(settings: Settings) -> Executor:
     if settings.pool == "cold":
         return ColdExecutor(sandboxed=settings.sandbox != "none")
-    raise ValueError(f"GRADAX_POOL={settings.pool!r} is not a known grading pool (known: 'cold')")
+    if settings.pool == "warm":
+        from graders.pool import WarmPool
+
+        return WarmPool(settings.grader_settings())
+    raise ValueError(f"GRADAX_POOL={settings.pool!r} is not a known grading pool (known: 'cold', 'warm')")
 
 
 def build_grader(settings: Settings, bank: ProblemBank) -> Grader:
     return Grader(bank, settings.grader_settings(), executor=build_executor(settings))
+
+
+def close_grader(grader: Grader) -> None:
+    """Stop what the executor keeps running (a warm pool's zygote and children)."""
+    close = getattr(grader.executor, "close", None)
+    if callable(close):
+        close()
