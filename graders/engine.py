@@ -303,7 +303,15 @@ def _unfinished_message(outcome: ChildOutcome) -> str:
 
 def _runtime_before_tests(report: Report, outcome: ChildOutcome) -> Report:
     report.verdict = Verdict.RUNTIME_ERROR
-    report.message = f"{_exit_description(outcome.exit_code)} while your file was being loaded."
+    if outcome.wire_error:
+        report.message = ("Your file wrote to the grader's private result channel while it was being loaded and "
+                          "corrupted it; results only count when the grader itself sends them.")
+    elif outcome.result_overflow:
+        report.verdict = Verdict.OUTPUT_LIMIT_EXCEEDED
+        report.message = "Your file flooded the grader's result channel while it was being loaded."
+    else:
+        report.message = (f"Your file stopped the grading process: {_exit_description(outcome.exit_code)} "
+                          "while it was being loaded.")
     return _limit_verdicts(report, outcome)
 
 

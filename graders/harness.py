@@ -9,6 +9,7 @@ Run as `python -m graders.harness`: reads one request message on stdin, writes m
 
 from __future__ import annotations
 
+import inspect
 import linecache
 import os
 import sys
@@ -19,7 +20,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from graders import wire
+from graders import seccomp, wire
 
 RESULT_FD = 3
 MAX_DEPTH = 32
@@ -33,6 +34,22 @@ class OutputRejected(Exception):
     def __init__(self, message: str, kind: str = "bad_output"):
         super().__init__(message)
         self.kind = kind
+
+
+def declared_nbytes(value: Any) -> int | None:
+    """Bytes a leaf will take once converted, from its declared shape and dtype, without converting it.
+
+    jax and numpy arrays (and broadcast views) declare both; checking them first lets a 20000x20000
+    result be refused before numpy copies 1.6 GB. Anything else is measured after conversion.
+    """
+    if not isinstance(value, np.ndarray | np.generic) and type(value).__module__.split(".")[0] not in ("jax", "jaxlib"):
+        return None
+    try:
+        shape = tuple(int(d) for d in value.shape)
+        itemsize = int(np.dtype(value.dtype).itemsize)
+    except Exception:
+        return None
+    return int(np.prod(shape, dtype=np.float64)) * itemsize
 
 
 def _leaf_to_array(value: Any) -> np.ndarray:
@@ -68,6 +85,10 @@ def to_tree(value: Any, leaves: list[np.ndarray], budget: list[int], depth: int 
         return {"t": "dict", "k": keys, "c": [to_tree(value[k], leaves, budget, depth + 1) for k in keys]}
     if len(leaves) >= MAX_LEAVES:
         raise OutputRejected("the result has too many leaves")
+    declared = declared_nbytes(value)
+    if declared is not None and declared > budget[0]:
+        raise OutputRejected(f"returned an array of {declared} bytes; this problem's output limit is smaller",
+                             kind="output_limit")
     arr = _leaf_to_array(value)
     budget[0] -= arr.nbytes
     if budget[0] < 0:
@@ -95,7 +116,21 @@ def _error_fields(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def load_program(code: str, function: str, module_name: str = "submission") -> tuple[dict[str, Any], Any]:
+def signature_problem(fn: Any, n_args: int) -> str | None:
+    """Why `fn` cannot be called with `n_args` positional arguments, or None if it can (or cannot tell)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    try:
+        sig.bind(*range(n_args))
+    except TypeError as exc:
+        return f"`{getattr(fn, '__name__', 'the function')}{sig}` cannot be called with {n_args} arguments ({exc})"
+    return None
+
+
+def load_program(code: str, function: str, module_name: str = "submission",
+                 n_args: int | None = None) -> tuple[dict[str, Any], Any]:
     """Compile and execute a program; return a load event and the function (or None)."""
     try:
         compiled = compile(code, SUBMISSION_FILENAME, "exec", dont_inherit=True)
@@ -117,6 +152,10 @@ def load_program(code: str, function: str, module_name: str = "submission") -> t
         return {"status": "invalid", "message": f"no function named `{function}` is defined"}, None
     if not callable(fn):
         return {"status": "invalid", "message": f"`{function}` is a {type(fn).__name__}, not a function"}, None
+    if n_args is not None:
+        problem = signature_problem(fn, n_args)
+        if problem is not None:
+            return {"status": "invalid", "message": problem}, None
     return {"status": "ok"}, fn
 
 
@@ -167,7 +206,8 @@ def serve(request: wire.Message, out: BinaryIO) -> None:
     tests = header["tests"]
     budget = int(header.get("output_budget", 16 * 1024 * 1024))
     for p_index, program in enumerate(header["programs"]):
-        load, fn = load_program(program["code"], header["function"])
+        n_args = len(tests[0]["args"]) if tests else None
+        load, fn = load_program(program["code"], header["function"], n_args=n_args)
         wire.write_message(out, {"event": "load", "program": p_index, **load})
         if fn is None:
             continue
@@ -194,7 +234,23 @@ def read_request(stream: BinaryIO) -> wire.Message:
     return messages[0]
 
 
+def apply_seccomp() -> None:
+    """In the sandbox, install the syscall filter before anything else runs; refuse to go on without it."""
+    if os.environ.pop("GRADAX_SECCOMP", "") != "1":
+        return
+    program = seccomp.build_filter()
+    if program is None:
+        print("gradax harness: no seccomp filter for this machine; continuing without one", file=sys.stderr)
+        return
+    try:
+        seccomp.install(program)
+    except OSError as exc:
+        print(f"gradax harness: cannot install the seccomp filter: {exc}", file=sys.stderr)
+        os._exit(70)
+
+
 def main() -> None:
+    apply_seccomp()
     fd = int(os.environ.pop("GRADAX_RESULT_FD", RESULT_FD))
     out = os.fdopen(fd, "wb", buffering=0)
     import_libraries()

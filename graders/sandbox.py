@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import queue
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,10 @@ _HARNESS_BOOT = (
 )
 
 
+def default_pids() -> int:
+    return 64 + 2 * (os.cpu_count() or 1)
+
+
 @dataclass(frozen=True)
 class SandboxLimits:
     """Limits of one run. `time_s` counts from the moment the libraries are imported."""
@@ -48,12 +53,14 @@ class SandboxLimits:
     time_s: float = 10.0
     cpu_s: float | None = None  # CPU seconds of the whole group; default 2 x time_s (XLA threads)
     memory_mb: int = 2048
-    pids: int = 64
+    # Threads count too: XLA starts a pool per core, so the limit grows with the machine.
+    pids: int = field(default_factory=default_pids)
     result_bytes: int = 16 * 1024 * 1024
     log_bytes: int = 8 * 1024
     file_size_mb: int = 16
     open_files: int = 256
     tmpfs_mb: int = 64
+    tmpfs_inodes: int = 8192
     startup_s: float = 60.0
 
     @property
@@ -105,10 +112,15 @@ def bwrap_argv(limits: SandboxLimits, result_fd: int, command: Sequence[str],
     """The bubblewrap command line; only read-only binds of code, never project data."""
     bwrap = shutil.which("bwrap")
     setpriv = shutil.which("setpriv")
+    shell = shutil.which("sh")
     if not bwrap:
         raise SandboxError("bubblewrap (bwrap) is not installed; install the Debian package 'bubblewrap'")
-    if not setpriv:
-        raise SandboxError("setpriv (util-linux) is not installed")
+    mount = shutil.which("mount")
+    if not setpriv or not shell or not mount:
+        raise SandboxError("setpriv, mount or sh (util-linux, dash) is not installed")
+    for tool in (setpriv, shell, mount):
+        if not os.path.realpath(tool).startswith("/usr/"):
+            raise SandboxError(f"{tool} is not under /usr, so it would not exist inside the sandbox")
     argv = [
         bwrap,
         "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
@@ -141,20 +153,25 @@ def bwrap_argv(limits: SandboxLimits, result_fd: int, command: Sequence[str],
                 made.add(parent)
         argv += ["--ro-bind", src, dest]
         made.add(dest)
-    argv += [
-        "--proc", "/proc", "--dev", "/dev",
-        "--perms", "1777", "--size", str(limits.tmpfs_mb * 1024 * 1024), "--tmpfs", "/tmp",
-        "--chdir", "/tmp",
-    ]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--dir", "/tmp"]
     env = {
         "HOME": "/tmp", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "JAX_PLATFORMS": "cpu",
         "TMPDIR": "/tmp", "GRADAX_RESULT_FD": str(result_fd), "PYTHONDONTWRITEBYTECODE": "1",
+        "GRADAX_SECCOMP": "1",
         "PYTHONHASHSEED": "0",
     }
     for key, value in env.items():
         argv += ["--setenv", key, value]
+    # bwrap's --tmpfs takes a size but no inode count, so a fixed root shell mounts the private /tmp
+    # (size- and inode-capped) with the one capability it keeps, then setpriv drops to `nobody` with no
+    # capabilities at all before anything of the submission runs.
+    mount_tmp = (f"{shlex.quote(os.path.realpath(mount))} -t tmpfs "
+                 "-o size=$1,nr_inodes=$2,mode=1777,nosuid,nodev gradax-tmp /tmp && cd /tmp && shift 2 && exec \"$@\"")
     argv += [
-        "--", setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--no-new-privs",
+        "--cap-add", "CAP_SYS_ADMIN",
+        "--", shell, "-c", mount_tmp, "gradax-mount-tmp",
+        str(limits.tmpfs_mb * 1024 * 1024), str(limits.tmpfs_inodes),
+        setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--no-new-privs",
         "--bounding-set=-all", "--inh-caps=-all",
     ]
     return argv + list(command)
@@ -224,6 +241,7 @@ def run_harness(request: bytes, limits: SandboxLimits, *, sandboxed: bool = True
     outcome = ChildOutcome(sandboxed=sandboxed)
     group: cgroup.RunCgroup | None = None
     read_fd, write_fd = os.pipe()
+    pass_fds = [write_fd]
     try:
         if sandboxed:
             group = cgroup.RunCgroup(limits.memory_mb * 1024 * 1024, limits.pids)
@@ -239,17 +257,19 @@ def run_harness(request: bytes, limits: SandboxLimits, *, sandboxed: bool = True
             cwd = "/tmp"
         proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            pass_fds=(write_fd,), preexec_fn=preexec, env=env, cwd=cwd,
+            pass_fds=pass_fds, preexec_fn=preexec, env=env, cwd=cwd,
             start_new_session=not sandboxed,
         )
-    except (cgroup.CgroupUnavailable, SandboxError, OSError) as exc:
+    except (cgroup.CgroupUnavailable, SandboxError, OSError, subprocess.SubprocessError) as exc:
         os.close(read_fd)
-        os.close(write_fd)
+        for fd in pass_fds:
+            os.close(fd)
         if group is not None:
             group.remove()
         outcome.start_error = f"the sandbox could not start: {exc}"
         return outcome
-    os.close(write_fd)
+    for fd in pass_fds:
+        os.close(fd)
     try:
         _watch(proc, request, read_fd, limits, group, outcome)
     finally:

@@ -1,0 +1,26 @@
+# Row 23: fills the disk with one big file, then makes as many files as it can.
+# Expect runtime_error whose message reports the caps it hit (file size / space / inodes / time).
+import os
+
+
+def module_basics_forward(seed, x, features):
+    report = []
+    block = b"\0" * (1024 * 1024)
+    written = 0
+    try:
+        with open("/tmp/__MARKER__-big", "wb") as fh:
+            while written < 10 * 1024**3:
+                fh.write(block)
+                written += len(block)
+    except OSError as exc:
+        report.append(f"big file stopped at {written // 2**20} MiB: {exc}")
+    os.makedirs("/tmp/many", exist_ok=True)
+    count = 0
+    try:
+        while count < 1_000_000:
+            with open(f"/tmp/many/{count}", "wb"):
+                pass
+            count += 1
+    except OSError as exc:
+        report.append(f"file {count} failed: {exc}")
+    raise OSError("; ".join(report) or f"made {count} files")

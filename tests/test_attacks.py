@@ -1,0 +1,357 @@
+"""Every row of ATTACKS.md as a real submission graded through `gradax grade --json`.
+
+After each attack the test checks, besides the verdict: no file carrying the attack's marker appeared
+on the host, no process carrying the marker is left, nothing reached a TCP/UDP listener the test opened
+on 127.0.0.1, no value of the grader's environment appears in the report, and the reference solution
+graded right afterwards is accepted. Attacks run against a test-only copy of `nnx-module-basics` with
+a lower time limit and fewer hidden tests, so the suite stays in minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from graders.sandbox import default_pids
+
+pytestmark = [pytest.mark.slow, pytest.mark.attack]
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = Path(__file__).parent / "attacks" / "cases"
+CliResult = Any  # tests/conftest.py CliResult: returncode, stdout, stderr, json()
+PROBLEM = "nnx-module-basics"
+REFERENCE = ROOT / "reference_solutions" / "nnx_module_basics.py"
+# Limits of the attack copy. Time: short enough for a quick suite, long enough for a correct run on a
+# loaded 2-core machine. Memory: first-touch page faults in a fresh cgroup ran at ~300 MB/s on the CI
+# VM, so the problem's 2 GiB would race the time limit (the default is verified in test_sandbox).
+TIME_LIMIT_S = 6
+MEMORY_LIMIT_MB = 320
+HOME = Path(os.path.expanduser("~"))
+NUL = b"\0"
+SKIP_DIRS = {".venv", ".git", "node_modules", ".mypy_cache", ".ruff_cache"}
+
+
+def _problem_copy(base: Path, time_s: float | None, memory_mb: int | None) -> Path:
+    """A copy of the problem with three tests (seeds 0, 7 and 11) and, optionally, other limits."""
+    (base / "problems").mkdir(parents=True)
+    (base / "reference_solutions").mkdir()
+    data = yaml.safe_load((ROOT / "problems" / f"{PROBLEM}.yaml").read_text())
+    if time_s is not None:
+        data["limits"]["time_s"] = time_s
+    if memory_mb is not None:
+        data["limits"]["memory_mb"] = memory_mb
+    data["tests"]["hidden"] = [t for t in data["tests"]["hidden"] if t["name"] in ("seed-7", "one-output")]
+    (base / "problems" / f"{PROBLEM}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    (base / "reference_solutions" / REFERENCE.name).write_bytes(REFERENCE.read_bytes())
+    return base / "problems"
+
+
+@pytest.fixture(scope="session")
+def attack_problems(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Problem dirs for the attacks (lowered limits) and for the correct run after each (problem's limits)."""
+    base = tmp_path_factory.mktemp("attack-bank")
+    return (_problem_copy(base / "attack", TIME_LIMIT_S, MEMORY_LIMIT_MB),
+            _problem_copy(base / "check", None, None))
+
+
+@dataclass
+class Listener:
+    """A TCP and a UDP socket on one 127.0.0.1 port; records anything that arrives."""
+
+    port: int = 0
+    received: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> Listener:
+        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.tcp.bind(("127.0.0.1", 0))
+        self.tcp.listen(16)
+        self.tcp.settimeout(0.1)
+        self.port = self.tcp.getsockname()[1]
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self.udp.bind(("127.0.0.1", self.port))
+        except OSError:
+            self.udp.bind(("127.0.0.1", 0))
+        self.udp.settimeout(0.1)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, addr = self.tcp.accept()
+                self.received.append(f"tcp connection from {addr}")
+                conn.close()
+            except OSError:
+                pass
+            try:
+                data, addr = self.udp.recvfrom(65536)
+                self.received.append(f"udp datagram from {addr}: {data[:80]!r}")
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=2)
+        self.tcp.close()
+        self.udp.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    lst = Listener().start()
+    yield lst
+    lst.close()
+
+
+def _walk_names(top: Path, max_depth: int | None = None) -> Iterator[Path]:
+    top_depth = len(top.parts)
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        here = Path(dirpath)
+        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
+        if max_depth is not None and len(here.parts) - top_depth >= max_depth:
+            dirnames[:] = []
+        for name in dirnames + filenames:
+            yield here / name
+
+
+def marker_files(marker: str, data_dir: Path) -> list[Path]:
+    """Files or links on the host whose name carries the marker (the attacks name what they write so)."""
+    found = []
+    for top, depth in ((Path("/tmp"), None), (ROOT, None), (data_dir, None), (Path("/var/tmp"), None),
+                       (Path("/dev/shm"), None), (HOME, 2)):
+        if top.exists():
+            found += [p for p in _walk_names(top, depth) if marker in p.name]
+    return found
+
+
+def marker_processes(marker: str) -> list[str]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline:
+            found.append(f"{entry}: {cmdline.replace(NUL, b' ')!r}")
+    return found
+
+
+@dataclass
+class Attack:
+    """One row: the case file, the verdict ATTACKS.md demands, and optional extra checks on the report."""
+
+    case: str
+    verdict: str
+    check: Callable[[dict[str, Any], CliResult], None] | None = None
+    content: Callable[[], bytes] | None = None
+
+
+def _check_forks(report: dict[str, Any], _: CliResult) -> None:
+    messages = " ".join(t.get("message") or "" for t in report["tests"])
+    assert "forked" in messages, report
+    counts = [int(w) for w in messages.replace(":", " ").split() if w.isdigit()]
+    assert counts and max(counts) < default_pids(), messages
+
+
+def _check_capped_output(report: dict[str, Any], result: CliResult) -> None:
+    assert len(report["stdout"]) <= 9 * 1024
+    assert len(result.stdout) < 64 * 1024
+
+
+def _check_result_channel(report: dict[str, Any], _: CliResult) -> None:
+    assert "accepted" not in report["message"], report["message"]
+    assert "result channel" in report["message"], report["message"]
+
+
+def _check_shape_stage(report: dict[str, Any], _: CliResult) -> None:
+    public = next(t for t in report["tests"] if t["public"])
+    assert public["stage"] == "shape", public
+
+
+def _check_env_leak(report: dict[str, Any], _: CliResult) -> None:
+    public = next(t for t in report["tests"] if t["public"])
+    assert "environ" in public["message"], public
+    assert "HOME" in public["message"]  # the submission did read its (cleared) environment
+
+
+def _check_network(report: dict[str, Any], _: CliResult) -> None:
+    public = next(t for t in report["tests"] if t["public"])
+    assert "ConnectionError" in public["message"], public
+    # UDP to 127.0.0.1 is "sent" on the sandbox's own loopback; the listener check shows nothing arrived.
+    assert "CONNECTED" not in public["message"], public
+    assert "dns:" in public["message"] and "example.com" not in public["message"].split("dns:")[1][:20]
+
+
+def _check_disk(report: dict[str, Any], _: CliResult) -> None:
+    public = next(t for t in report["tests"] if t["public"])
+    assert "File too large" in public["message"] or "No space left" in public["message"], public
+
+
+def _check_no_core(report: dict[str, Any], _: CliResult) -> None:
+    for top in (ROOT, Path("/tmp")):
+        assert not [p for p in top.iterdir() if p.name.startswith("core") and p.stat().st_mtime > time.time() - 60]
+
+
+def _check_signature(report: dict[str, Any], _: CliResult) -> None:
+    assert "argument" in report["message"] and "module_basics_forward(seed, x, features)" in report["message"]
+
+
+def _check_load_line(report: dict[str, Any], _: CliResult) -> None:
+    assert report["line"] == 2, report
+
+
+def _check_cheap(report: dict[str, Any], _: CliResult) -> None:
+    assert report["timings"].get("memory_peak_mb", 0) < MEMORY_LIMIT_MB, report["timings"]
+
+
+ATTACKS = [
+    Attack("01_busy_loop", "time_limit_exceeded"),
+    Attack("02_sleep_ignores_signals", "time_limit_exceeded"),
+    Attack("03_xla_while_loop", "time_limit_exceeded"),
+    Attack("04_catch_base_exception", "time_limit_exceeded"),
+    Attack("05a_os_exit_in_call", "runtime_error"),
+    Attack("05b_sys_exit_at_import", "runtime_error"),
+    Attack("06_custom_base_exception", "runtime_error"),
+    Attack("07_fork_many_children", "runtime_error", _check_forks),
+    Attack("08_setsid_daemon", "accepted"),
+    Attack("09_allocate_8gib", "memory_limit_exceeded"),
+    Attack("10_huge_result", "output_limit_exceeded", _check_cheap),
+    Attack("11_print_200mb", "accepted", _check_capped_output),
+    Attack("12_fake_report_everywhere", "runtime_error", _check_result_channel),
+    Attack("13_monkeypatch_compare", "wrong_answer"),
+    Attack("14a_ndarray_subclass", "wrong_answer"),
+    Attack("14b_array_protocol_runs_code", "runtime_error"),
+    Attack("15_object_pickle_string", "runtime_error"),
+    Attack("16_scalar_for_array", "wrong_answer", _check_shape_stage),
+    Attack("17_nan_inf", "wrong_answer"),
+    Attack("18_find_reference", "wrong_answer"),
+    Attack("19_scan_gc_frames", "wrong_answer"),
+    Attack("20_leak_environment", "runtime_error", _check_env_leak),
+    Attack("21_network", "runtime_error", _check_network),
+    Attack("22_write_host_paths", "accepted"),
+    Attack("23_fill_disk", "runtime_error", _check_disk),
+    Attack("24_kill_everything", "runtime_error"),
+    Attack("25_segfault_recursion", "runtime_error", _check_no_core),
+    Attack("26_busy_threads", "time_limit_exceeded"),
+    Attack("27_plant_symlink_fifo", "accepted"),
+    Attack("28a_syntax_error", "syntax_error", _check_load_line),
+    Attack("28b_missing_function", "invalid_submission"),
+    Attack("28c_wrong_signature", "invalid_submission", _check_signature),
+    Attack("28d_empty", "invalid_submission"),
+    Attack("28e_ten_megabytes", "invalid_submission",
+           content=lambda: b"def module_basics_forward(seed, x, features):\n    return x\n" + b"#" * 10_000_000),
+    Attack("28f_not_utf8", "invalid_submission",
+           content=lambda: b"def module_basics_forward(seed, x, features):\n    return x  # \xff\xfe\xc3\x28\n"),
+    Attack("29_jax_config", "accepted"),
+]
+
+
+def render(case: str, marker: str, port: int, data_dir: Path, **extra: str) -> bytes:
+    text = (CASES / f"{case}.py").read_text()
+    values = {"__MARKER__": marker, "__PORT__": str(port), "__ROOT__": str(ROOT), "__HOME__": str(HOME),
+              "__DATA__": str(data_dir), **extra}
+    for key, value in values.items():
+        text = text.replace(key, value)
+    return text.encode()
+
+
+class Run:
+    """Grades submissions against the attack problem with a secret in the grader's environment."""
+
+    def __init__(self, gradax: Callable[..., CliResult], problems: tuple[Path, Path], tmp_path: Path):
+        self.gradax = gradax
+        self.problems, self.check_problems = problems
+        self.tmp_path = tmp_path
+        self.secret = f"gxsecret{uuid.uuid4().hex}"
+
+    def grade(self, code: bytes, name: str = "submission.py", problems: Path | None = None
+              ) -> tuple[dict[str, Any], CliResult]:
+        path = self.tmp_path / name
+        path.write_bytes(code)
+        result = self.gradax("grade", PROBLEM, str(path), "--json", "--problems", str(problems or self.problems),
+                             env={"GRADAX_TEST_SECRET": self.secret, "GRADAX_SANDBOX": "bwrap"})
+        assert result.stdout, result.stderr
+        return result.json(), result
+
+    def assert_no_secret(self, result: CliResult) -> None:
+        assert self.secret not in result.stdout
+        assert self.secret not in result.stderr
+
+    def assert_correct_accepted(self) -> None:
+        report, result = self.grade(REFERENCE.read_bytes(), "correct.py", self.check_problems)
+        assert report["verdict"] == "accepted", json.dumps(report, indent=1)[:3000]
+        assert result.returncode == 0
+
+
+@pytest.fixture
+def run(gradax: Callable[..., CliResult], attack_problems: tuple[Path, Path], tmp_path: Path) -> Run:
+    return Run(gradax, attack_problems, tmp_path)
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a.case for a in ATTACKS])
+def test_attack(attack: Attack, run: Run, listener: Listener, data_dir: Path) -> None:
+    marker = f"gxatk{uuid.uuid4().hex[:12]}"
+    code = attack.content() if attack.content else render(attack.case, marker, listener.port, data_dir)
+    report, result = run.grade(code)
+    assert report["verdict"] == attack.verdict, json.dumps(report, indent=1)[:4000]
+    assert result.returncode == (0 if attack.verdict == "accepted" else 1)
+    if attack.check:
+        attack.check(report, result)
+    assert marker_processes(marker) == []
+    assert marker_files(marker, data_dir) == []
+    assert listener.received == []
+    run.assert_no_secret(result)
+    run.assert_correct_accepted()
+
+
+def test_two_submissions_cannot_see_each_other(run: Run, listener: Listener, data_dir: Path) -> None:
+    """Row 30: two submissions at once each look for the other's files and processes."""
+    a, b = f"gxatkA{uuid.uuid4().hex[:10]}", f"gxatkB{uuid.uuid4().hex[:10]}"
+    codes = [render("30_read_other_submission", a, listener.port, data_dir, __SELF__=a, __OTHER__=b),
+             render("30_read_other_submission", b, listener.port, data_dir, __SELF__=b, __OTHER__=a)]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda i: run.grade(codes[i], f"sub{i}.py", run.check_problems), range(2)))
+    for report, result in results:
+        assert report["verdict"] == "accepted", json.dumps(report, indent=1)[:3000]
+        run.assert_no_secret(result)
+    for marker in (a, b):
+        assert marker_files(marker, data_dir) == []
+        assert marker_processes(marker) == []
+    assert listener.received == []
+
+
+def test_concurrent_hostile_and_correct(run: Run, listener: Listener, data_dir: Path) -> None:
+    """A busy loop, a fork bomb and a correct submission graded at once each get their own verdict."""
+    marker = f"gxatk{uuid.uuid4().hex[:12]}"
+    jobs = [
+        (render("01_busy_loop", marker, listener.port, data_dir), "time_limit_exceeded"),
+        (render("07_fork_many_children", marker, listener.port, data_dir), "runtime_error"),
+        (REFERENCE.read_bytes(), "accepted"),
+    ]
+    # The correct one is graded with the problem's own limits: two hostile runs share its 2 cores.
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda i: run.grade(jobs[i][0], f"job{i}.py", run.check_problems if i == 2 else None),
+                                range(3)))
+    for (_, want), (report, result) in zip(jobs, results, strict=True):
+        assert report["verdict"] == want, json.dumps(report, indent=1)[:3000]
+        run.assert_no_secret(result)
+    assert marker_processes(marker) == []
+    assert marker_files(marker, data_dir) == []
+    assert listener.received == []

@@ -1,0 +1,131 @@
+"""The result protocol rejects anything that is not a well-formed message of plain numeric arrays."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graders import wire
+
+
+class Trap:
+    """Unpickling this creates a file: proof that something ran pickle.loads on child bytes."""
+
+    path = ""
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (Path.touch, (Trap.path,))  # type: ignore[return-value]
+
+
+@pytest.fixture
+def trap(tmp_path: Path) -> Path:
+    Trap.path = str(tmp_path / "unpickled")
+    return tmp_path / "unpickled"
+
+
+def _npy(arr: np.ndarray, allow_pickle: bool = False) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+def _message(header: bytes, payloads: list[bytes]) -> bytes:
+    parts = [wire.MAGIC, struct.pack("<I", len(header)), header, struct.pack("<I", len(payloads))]
+    for p in payloads:
+        parts += [struct.pack("<Q", len(p)), p]
+    return b"".join(parts)
+
+
+def test_round_trip_keeps_header_dtypes_and_values() -> None:
+    arrays = [np.arange(6, dtype=np.float32).reshape(2, 3), np.array([True, False]), np.int64(7) * np.ones(())]
+    data = wire.encode({"event": "test", "index": 1}, arrays) + wire.encode({"event": "done"})
+    messages = wire.decode_all(data)
+    assert [m.header for m in messages] == [{"event": "test", "index": 1}, {"event": "done"}]
+    for got, want in zip(messages[0].arrays, arrays, strict=True):
+        assert type(got) is np.ndarray and got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("cut", [1, 4, 7, 10, 20, -9, -1])
+def test_truncated_message_is_rejected(cut: int) -> None:
+    data = wire.encode({"event": "test"}, [np.zeros(4, np.float32)])
+    with pytest.raises(wire.WireError):
+        wire.decode_all(data[:cut])
+
+
+def test_array_length_larger_than_the_data_is_rejected_without_allocating() -> None:
+    data = _message(b'{"event":"x"}', []) [:-4] + struct.pack("<I", 1) + struct.pack("<Q", 2**62)
+    with pytest.raises(wire.WireError, match="truncated"):
+        wire.decode_all(data)
+
+
+def test_oversized_header_is_rejected_before_reading_it() -> None:
+    data = wire.MAGIC + struct.pack("<I", wire.MAX_HEADER + 1) + b"{}"
+    with pytest.raises(wire.WireError, match="header too large"):
+        wire.decode_all(data)
+    with pytest.raises(wire.WireError, match="header too large"):
+        wire.StreamDecoder(10**9).feed(data)
+
+
+@pytest.mark.parametrize("header", [b"not json", b"[1, 2]", b'"text"'])
+def test_header_must_be_a_json_object(header: bytes) -> None:
+    with pytest.raises(wire.WireError):
+        wire.decode_all(_message(header, []))
+
+
+def test_bad_marker_is_rejected() -> None:
+    with pytest.raises(wire.WireError, match="marker"):
+        wire.decode_all(b'{"verdict": "accepted"}')
+    with pytest.raises(wire.WireError, match="marker"):
+        wire.StreamDecoder(1024).feed(b'{"verdict": "accepted"}\n')
+
+
+def test_object_dtype_payload_is_rejected_and_never_unpickled(trap: Path) -> None:
+    payload = _npy(np.array([Trap(), 1.0], dtype=object), allow_pickle=True)
+    with pytest.raises(wire.WireError):
+        wire.decode_all(_message(b'{"event":"test"}', [payload]))
+    assert not trap.exists()
+
+
+def test_raw_pickle_payload_is_rejected_and_never_unpickled(trap: Path) -> None:
+    with pytest.raises(wire.WireError):
+        wire.decode_all(_message(b'{"event":"test"}', [pickle.dumps(Trap())]))
+    with pytest.raises(wire.WireError):
+        wire.decode_all(pickle.dumps(Trap()))
+    assert not trap.exists()
+
+
+@pytest.mark.parametrize("arr", [np.array(["accepted"]), np.array([b"x"]), np.zeros(2, dtype=[("a", "f4")]),
+                                 np.array([1 + 2j]), np.array(["2020-01-01"], dtype="datetime64[D]")])
+def test_non_numeric_dtypes_are_rejected(arr: np.ndarray) -> None:
+    with pytest.raises(wire.WireError):
+        wire.decode_all(_message(b'{"event":"test"}', [_npy(arr)]))
+
+
+def test_stream_decoder_handles_byte_by_byte_delivery() -> None:
+    data = wire.encode({"event": "test"}, [np.arange(5.0)]) + wire.encode({"event": "done"})
+    decoder = wire.StreamDecoder(len(data))
+    messages = []
+    for i in range(len(data)):
+        messages += decoder.feed(data[i : i + 1])
+    assert [m.header["event"] for m in messages] == ["test", "done"]
+    np.testing.assert_array_equal(messages[0].arrays[0], np.arange(5.0))
+    assert decoder.pending == 0
+
+
+def test_stream_decoder_enforces_its_byte_budget() -> None:
+    decoder = wire.StreamDecoder(1000)
+    data = wire.encode({"event": "test"}, [np.zeros(1000, np.float32)])
+    with pytest.raises(wire.BudgetExceeded):
+        decoder.feed(data)
+
+
+def test_read_capped_keeps_the_budget_and_counts_everything() -> None:
+    data, total = wire.read_capped(io.BytesIO(b"x" * 200_000), 8192)
+    assert data == b"x" * 8192
+    assert total == 200_000
