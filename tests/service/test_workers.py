@@ -1,0 +1,208 @@
+"""Scale-out grading end to end: the API in celery mode on PostgreSQL, real Redis, real `gradax worker`
+processes grading in the sandbox. Two workers at once, a worker killed mid-grading, Redis restarted."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from api.helpers import API, ROOT_PROBLEMS, register, wait_done
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from app.main import create_app
+from app.models import Attempt, AttemptTest, GradingClaim
+from graders.problem import ProblemBank
+from service.conftest import queue_settings, worker_env
+from service.servers import Process, RedisServer, start_worker
+
+pytestmark = [pytest.mark.service, pytest.mark.slow]
+
+PID = "nnx-module-basics"
+REFERENCE = (ROOT_PROBLEMS.parent / "reference_solutions" / "nnx_module_basics.py").read_text()
+WRONG = next(m for m in yaml.safe_load((ROOT_PROBLEMS / f"{PID}.yaml").read_text())["known_mistakes"]
+             if m["id"] == "no-scaling")["code"]
+# Correct, but spends seconds at import: long enough to kill its worker mid-grading.
+SLOW_REFERENCE = "import time\ntime.sleep(6)\n" + REFERENCE
+
+
+@pytest.fixture
+def queue_app(tmp_path: Path, data_dir: Path, bank: ProblemBank, pg_url: str, redis_server: RedisServer) -> FastAPI:
+    if redis_server.proc is None:  # a test stopped it and failed before starting it again
+        redis_server.start()
+    _flush(redis_server)
+    return create_app(queue_settings(tmp_path, data_dir, database_url=pg_url, redis_url=redis_server.url), bank=bank)
+
+
+@pytest.fixture
+def workers(queue_app: FastAPI, tmp_path: Path) -> Iterator[dict[str, Process]]:
+    """Workers started by the test (by name), all stopped at its end."""
+    running: dict[str, Process] = {}
+    yield running
+    for proc in running.values():
+        proc.stop()
+
+
+def _flush(redis_server: RedisServer) -> None:
+    import redis
+
+    redis.Redis.from_url(redis_server.url).flushall()
+
+
+def _env(app: FastAPI) -> dict[str, str]:
+    return worker_env(app.state.settings)
+
+
+def submit(client: TestClient, headers: dict[str, str], code: str, problem_id: str = PID) -> int:
+    r = client.post(f"{API}/submissions", json={"problem_id": problem_id, "code": code}, headers=headers)
+    assert r.status_code == 202, r.text
+    return int(r.json()["id"])
+
+
+def claim_history(app: FastAPI, attempt_id: int) -> list[tuple[str, str | None]]:
+    with app.state.session_factory() as session:
+        rows = session.scalars(select(GradingClaim).where(GradingClaim.attempt_id == attempt_id)
+                               .order_by(GradingClaim.id)).all()
+        return [(r.worker, r.outcome) for r in rows]
+
+
+def attempt_row(app: FastAPI, attempt_id: int) -> Attempt:
+    with app.state.session_factory() as session:
+        attempt = session.get(Attempt, attempt_id)
+        assert attempt is not None
+        return attempt
+
+
+def stored_test_rows(app: FastAPI, attempt_id: int) -> int:
+    with app.state.session_factory() as session:
+        return session.query(AttemptTest).filter_by(attempt_id=attempt_id).count()
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_two_workers_grade_concurrently_and_each_attempt_once(queue_app: FastAPI, workers: dict[str, Process],
+                                                              tmp_path: Path) -> None:
+    env = _env(queue_app)
+    with TestClient(queue_app) as client:
+        users = [register(client, f"student{i}") for i in range(6)]
+        # Both workers up before the first message, so neither takes everything.
+        for name in ("w1", "w2"):
+            workers[name] = Process(["worker", "--name", name], env, tmp_path / f"worker-{name}.log")
+        for proc in workers.values():
+            proc.wait_for_log("ready.")
+        expected: dict[int, str] = {}
+        for i, headers in enumerate(users):
+            code = REFERENCE if i % 2 == 0 else WRONG
+            attempt_id = submit(client, headers, code)
+            expected[attempt_id] = "accepted" if i % 2 == 0 else "wrong_answer"
+            # The same message again, as a redelivery would: it must not grade twice.
+            queue_app.state.dispatcher.submit(attempt_id)
+        results = {a: wait_done(client, a, users[i], timeout=300) for i, a in enumerate(expected)}
+    assert {a: r["verdict"] for a, r in results.items()} == expected
+    rows = {a: attempt_row(queue_app, a) for a in expected}
+    for attempt_id, row in rows.items():
+        assert claim_history(queue_app, attempt_id) == [(row.claimed_by, "done")]
+        assert row.tries == 1
+        assert stored_test_rows(queue_app, attempt_id) == results[attempt_id]["report"]["total"] == 7
+    graded_by = {row.claimed_by for row in rows.values()}
+    assert graded_by == {"w1", "w2"}, graded_by
+    # Concurrency: some attempt on w1 was being graded while one on w2 was.
+    spans = [(r.claimed_by, r.started_at, r.finished_at) for r in rows.values()]
+    assert any(a[0] != b[0] and a[1] < b[2] and b[1] < a[2] for a in spans for b in spans), spans
+
+
+def test_a_worker_killed_mid_grading_is_replaced_and_the_attempt_graded_once(
+        queue_app: FastAPI, workers: dict[str, Process], tmp_path: Path) -> None:
+    env = _env(queue_app)
+    with TestClient(queue_app) as client:
+        alice = register(client, "alice")
+        workers["doomed"] = start_worker("doomed", env, tmp_path)
+        attempt_id = submit(client, alice, SLOW_REFERENCE)
+        wait_for(lambda: attempt_row(queue_app, attempt_id).status == "running", 120, "the attempt to be claimed")
+        assert attempt_row(queue_app, attempt_id).claimed_by == "doomed"
+        time.sleep(1.5)  # inside the submission's 6 s sleep: the sandbox child is running it
+        sandbox_pids = _descendants(workers["doomed"].pid)
+        assert sandbox_pids, "no sandbox process under the worker: it was not grading"
+        workers["doomed"].kill()
+        # The sandbox does not outlive its worker (bwrap --die-with-parent).
+        wait_for(lambda: not any(_alive(p) for p in sandbox_pids), 15, "the sandbox to die with its worker")
+        workers["heir"] = start_worker("heir", env, tmp_path)
+        done = wait_done(client, attempt_id, alice, timeout=300)
+    assert done["verdict"] == "accepted"
+    assert claim_history(queue_app, attempt_id) == [("doomed", "expired"), ("heir", "done")]
+    row = attempt_row(queue_app, attempt_id)
+    assert row.tries == 2 and row.claimed_by == "heir"
+    assert stored_test_rows(queue_app, attempt_id) == 7
+
+
+def test_redis_restarts_lose_nothing(queue_app: FastAPI, workers: dict[str, Process], tmp_path: Path,
+                                     redis_server: RedisServer) -> None:
+    import redis
+
+    from app.grading.celery_app import QUEUE
+
+    env = _env(queue_app)
+    broker = redis.Redis.from_url(redis_server.url)
+    with TestClient(queue_app) as client:
+        users = [register(client, f"student{i}") for i in range(6)]
+        # 1. Messages waiting in Redis survive a restart (append-only file).
+        queued = [submit(client, users[i], REFERENCE) for i in range(3)]
+        assert broker.llen(QUEUE) == 3
+        redis_server.restart()
+        assert broker.llen(QUEUE) == 3
+        # 2. Submissions while Redis is down are accepted (the row is committed) and sent later by the sweeper.
+        redis_server.stop()
+        started = time.monotonic()
+        while_down = [submit(client, users[i], WRONG) for i in range(3, 5)]
+        assert time.monotonic() - started < 10, "a broker outage must not hang the API"
+        assert client.get("/readyz").status_code == 503
+        redis_server.start()
+        wait_for(lambda: client.get("/readyz").status_code == 200, 30, "readiness after Redis is back")
+        workers["w1"] = start_worker("w1", env, tmp_path)
+        for i, attempt_id in enumerate(queued + while_down):
+            assert wait_done(client, attempt_id, users[i], timeout=300)["verdict"] == (
+                "accepted" if attempt_id in queued else "wrong_answer")
+        # 3. A restart under a running worker: it reconnects and keeps grading.
+        redis_server.restart()
+        last = submit(client, users[5], REFERENCE)
+        assert wait_done(client, last, users[5], timeout=300)["verdict"] == "accepted"
+    for attempt_id in [*queued, *while_down, last]:
+        assert claim_history(queue_app, attempt_id) == [("w1", "done")], attempt_id
+
+
+def _descendants(pid: int) -> list[int]:
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found.append(child)
+            frontier.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
