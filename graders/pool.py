@@ -290,12 +290,18 @@ class WarmPool:
         self._failure: str | None = None
         self._closed = False
         self.stats: collections.Counter[str] = collections.Counter()
+        self.warmup_s: collections.deque[float] = collections.deque(maxlen=256)  # fork to ready, per child
         self._maintainer = threading.Thread(target=self._maintain, daemon=True, name="gradax-pool")
         self._maintainer.start()
 
     # ------------------------------------------------------------------ public surface
 
     def execute(self, problem: LoadedProblem, request: bytes, limits: SandboxLimits) -> ChildOutcome:
+        zygote = self._zygote
+        if zygote is not None and not zygote.alive():
+            # Its children died with it. Grade this one cold now; restart the zygote in the background.
+            threading.Thread(target=self._restart_quietly, daemon=True).start()
+            return self._cold(problem, request, limits, f"the zygote died: {zygote.stderr()[-500:]}")
         try:
             key, profile = self._profile(problem)
             child = self._acquire(key, profile, limits)
@@ -373,6 +379,13 @@ class WarmPool:
             self._failure = why
         return self.cold.execute(problem, request, limits)
 
+    def _restart_quietly(self) -> None:
+        try:
+            self._ensure_zygote()
+            self._replenish()
+        except PoolUnavailable as exc:
+            log.warning("the warm pool could not restart: %s", exc)
+
     def _profile(self, problem: LoadedProblem) -> tuple[str, list[dict[str, Any]]]:
         profile = self.profiles.get(problem, build_cases(problem.problem))
         digest = hashlib.sha256(json.dumps(profile, sort_keys=True).encode()).hexdigest()[:12]
@@ -445,12 +458,13 @@ class WarmPool:
                 why = "its pid could not be found"
         except OSError as exc:
             ready, why = False, str(exc)
-        if not ready:
+        if not ready and not self._closed:
             log.warning("a pool child failed to warm up (%s): %s", why, _read_available(child.fds.get("stderr")))
         with self._cond:
             self._warming[child.key] -= 1
             if ready and child.generation == self._generation and not self._closed:
                 child.ready_at = time.monotonic()
+                self.warmup_s.append(child.ready_at - child.created)
                 self._ready[child.key].append(child)
                 self.stats["ready"] += 1
             else:

@@ -1,0 +1,251 @@
+"""The warm pool grades like the cold path and keeps every submission as isolated as a cold one."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+
+from graders import pool as pool_module
+from graders.engine import ColdExecutor, Grader
+from graders.pool import PoolSettings, WarmPool
+from graders.problem import ProblemBank
+from graders.settings import GraderSettings
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pool")]
+
+ROOT = Path(__file__).resolve().parent.parent
+PROBLEM = "nnx-module-basics"
+REFERENCE = (ROOT / "reference_solutions" / "nnx_module_basics.py").read_text()
+WRONG = """
+import jax
+from flax import nnx
+def module_basics_forward(seed, x, features):
+    rngs = nnx.Rngs(int(seed))
+    return x @ jax.random.normal(rngs.params(), (x.shape[-1], int(features)))
+"""
+RUNTIME_ERROR = "def module_basics_forward(seed, x, features):\n    return undefined_name\n"
+SYNTAX_ERROR = "def module_basics_forward(seed, x, features)\n    return x\n"
+CORRECT_BODY = """
+def module_basics_forward(seed, x, features):
+    import jax.numpy as jnp
+    from flax import nnx
+    class K(nnx.Module):
+        def __init__(self, n, m, rngs):
+            self.kernel = nnx.Param(jax.random.normal(rngs.params(), (n, m)) * (1 / jnp.sqrt(n)))
+    k = K(x.shape[-1], int(features), nnx.Rngs(int(seed)))
+    return x @ k.kernel[...]
+"""
+# Counts, in the interpreter itself, how many submissions this process has run.
+ONCE_PER_PROCESS = """
+import builtins, jax
+seen = getattr(builtins, "_gradax_seen", 0)
+builtins._gradax_seen = seen + 1
+if seen:
+    raise RuntimeError("this process already ran another submission")
+""" + CORRECT_BODY
+POLLUTER = """
+import jax, jax.numpy as jnp, threading, time, os
+jax.config.update("jax_enable_x64", True)
+jnp.matmul = lambda a, b: a.sum()
+jax.numpy.matmul = jnp.matmul
+threading.Thread(target=lambda: time.sleep(3600), name="gradax-leftover", daemon=True).start()
+with open("/tmp/gradax-leftover", "w") as fh:
+    fh.write("left behind")
+os.environ["GRADAX_LEFTOVER"] = "1"
+""" + CORRECT_BODY
+INSPECTOR = """
+import jax, jax.numpy as jnp, threading, os
+problems = []
+if jax.config.jax_enable_x64:
+    problems.append("x64 is on")
+if getattr(jnp.matmul, "__name__", "") == "<lambda>":
+    problems.append("jnp.matmul is patched")
+if any(t.name == "gradax-leftover" for t in threading.enumerate()):
+    problems.append("a thread was left over")
+if os.path.exists("/tmp/gradax-leftover"):
+    problems.append("a /tmp file was left over")
+if "GRADAX_LEFTOVER" in os.environ:
+    problems.append("the environment was changed")
+if problems:
+    raise RuntimeError("; ".join(problems))
+""" + CORRECT_BODY
+KILL_ALL = """
+import os, signal
+def module_basics_forward(seed, x, features):
+    os.kill(-1, signal.SIGKILL)
+    os.kill(1, signal.SIGKILL)
+    return x
+"""
+# Runs at import, in the child: its /proc shows only itself, and its /tmp only its own files.
+SEES_SIBLING = """
+import os, time, glob
+mine = "/tmp/gradax-sibling-%d-%f" % (os.getpid(), time.time())
+open(mine, "w").write("x")
+pids = sorted(p for p in os.listdir("/proc") if p.isdigit())
+if pids != ["1"]:
+    raise RuntimeError("sees other processes: %s" % pids)
+deadline = time.time() + 1.5
+while time.time() < deadline:
+    others = [p for p in glob.glob("/tmp/gradax-sibling-*") if p != mine]
+    if others:
+        raise RuntimeError("saw another submission's file: %s" % others)
+    time.sleep(0.05)
+""" + CORRECT_BODY
+
+
+@pytest.fixture(scope="module")
+def settings(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> GraderSettings:
+    """A copy of the problem with a generous time limit: the cold comparison runs on a busy 2-core box."""
+    base = tmp_path_factory.mktemp("pool-bank")
+    (base / "problems").mkdir()
+    (base / "reference_solutions").mkdir()
+    data = yaml.safe_load((ROOT / "problems" / f"{PROBLEM}.yaml").read_text())
+    data["limits"]["time_s"] = 30
+    (base / "problems" / f"{PROBLEM}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    (base / "reference_solutions" / "nnx_module_basics.py").write_text(REFERENCE)
+    return GraderSettings(data_dir=data_dir, problems_dir=base / "problems")
+
+
+@pytest.fixture(scope="module")
+def bank(settings: GraderSettings) -> ProblemBank:
+    return ProblemBank(settings.problems_dir)
+
+
+@pytest.fixture(scope="module")
+def warm(settings: GraderSettings, bank: ProblemBank) -> Iterator[tuple[Grader, WarmPool]]:
+    pool = WarmPool(settings, PoolSettings(pool_size=3, pool_prefork=2))
+    grader = Grader(bank, settings, executor=pool)
+    loaded = bank.get(PROBLEM)
+    assert loaded is not None
+    pool.prewarm(loaded, grader.limits_for(loaded))
+    assert pool.wait_ready(loaded, 1, timeout=300), pool.failure
+    yield grader, pool
+    pool.close()
+
+
+def _grade(grader: Grader, code: str) -> tuple[str, str]:
+    report = grader.grade(PROBLEM, code)
+    return report.verdict.value, report.message or ""
+
+
+def test_verdicts_match_the_cold_path(warm: tuple[Grader, WarmPool], settings: GraderSettings,
+                                      bank: ProblemBank) -> None:
+    grader, pool = warm
+    cold = Grader(bank, settings, executor=ColdExecutor())
+    cold_wrong = cold.grade(PROBLEM, WRONG)
+    warm_wrong = grader.grade(PROBLEM, WRONG)
+    assert warm_wrong.verdict == cold_wrong.verdict == "wrong_answer"
+    assert [t.status for t in warm_wrong.tests] == [t.status for t in cold_wrong.tests]
+    assert warm_wrong.diagnosis == cold_wrong.diagnosis is not None
+    assert _grade(grader, REFERENCE)[0] == "accepted"
+    assert _grade(grader, RUNTIME_ERROR)[0] == "runtime_error"
+    assert _grade(grader, SYNTAX_ERROR)[0] == "syntax_error"
+    assert pool.stats["warm"] >= 4 and pool.stats["cold"] == 0
+
+
+def test_warm_grading_is_fast_once_warm(warm: tuple[Grader, WarmPool], bank: ProblemBank) -> None:
+    grader, pool = warm
+    loaded = bank.get(PROBLEM)
+    assert loaded is not None
+    assert pool.wait_ready(loaded, 1, timeout=120)
+    report = grader.grade(PROBLEM, REFERENCE)
+    assert report.verdict == "accepted"
+    # A cold start spends >1 s importing jax before it is ready; a warm child is ready at once.
+    assert report.timings["startup_ms"] < 500
+
+
+def test_a_child_never_serves_two_submissions(warm: tuple[Grader, WarmPool]) -> None:
+    grader, pool = warm
+    before = pool.stats["forked"]
+    verdicts = [_grade(grader, ONCE_PER_PROCESS) for _ in range(3)]
+    assert verdicts == [("accepted", "All 7 tests passed.")] * 3
+    assert pool.stats["forked"] - before >= 2
+
+
+def test_state_mutation_does_not_reach_the_next_submission(warm: tuple[Grader, WarmPool]) -> None:
+    grader, _ = warm
+    verdict, message = _grade(grader, POLLUTER)
+    assert verdict in ("accepted", "wrong_answer", "runtime_error"), message  # graded, whatever it returned
+    for _ in range(2):
+        verdict, message = _grade(grader, INSPECTOR)
+        assert verdict == "accepted", message
+
+
+def test_concurrent_submissions_cannot_see_each_other(warm: tuple[Grader, WarmPool]) -> None:
+    grader, _ = warm
+    with ThreadPoolExecutor(2) as executor:
+        results = list(executor.map(lambda _: _grade(grader, SEES_SIBLING), range(2)))
+    assert [v for v, _ in results] == ["accepted", "accepted"], results
+
+
+def test_kill_minus_one_only_kills_its_own_submission(warm: tuple[Grader, WarmPool], bank: ProblemBank) -> None:
+    grader, pool = warm
+    loaded = bank.get(PROBLEM)
+    assert loaded is not None
+    zygote_pid = pool.zygote_pid()
+    assert pool.wait_ready(loaded, 1, timeout=120)
+    verdict, _ = _grade(grader, KILL_ALL)
+    assert verdict == "runtime_error"
+    assert pool.healthy and pool.zygote_pid() == zygote_pid
+    cold_before = pool.stats["cold"]
+    assert _grade(grader, REFERENCE)[0] == "accepted"
+    assert pool.stats["cold"] == cold_before
+
+
+def test_a_dead_zygote_falls_back_to_cold_and_the_pool_recovers(warm: tuple[Grader, WarmPool],
+                                                               bank: ProblemBank) -> None:
+    grader, pool = warm
+    loaded = bank.get(PROBLEM)
+    assert loaded is not None
+    pid = pool.zygote_pid()
+    assert pid is not None
+    os.kill(pid, 9)
+    deadline = time.monotonic() + 10
+    while pool.healthy and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cold_before, zygotes_before = pool.stats["cold"], pool.stats["zygotes"]
+    assert _grade(grader, REFERENCE)[0] == "accepted"
+    assert pool.stats["cold"] == cold_before + 1
+    assert pool.wait_ready(loaded, 1, timeout=300), pool.failure
+    assert pool.healthy and pool.stats["zygotes"] == zygotes_before + 1
+    warm_before = pool.stats["warm"]
+    assert _grade(grader, REFERENCE)[0] == "accepted"
+    assert pool.stats["warm"] == warm_before + 1
+
+
+def test_a_zygote_that_cannot_start_falls_back_to_cold(settings: GraderSettings, bank: ProblemBank,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    real = pool_module.bwrap_argv
+
+    def broken(*args: object, **kwargs: object) -> list[str]:
+        argv = real(*args, **kwargs)  # type: ignore[arg-type]
+        return [argv[0], "--no-such-bwrap-option", *argv[1:]]
+
+    monkeypatch.setattr(pool_module, "bwrap_argv", broken)
+    pool = WarmPool(settings, PoolSettings(pool_size=1, pool_prefork=1))
+    try:
+        grader = Grader(bank, settings, executor=pool)
+        assert _grade(grader, REFERENCE)[0] == "accepted"
+        assert pool.stats["cold"] == 1 and not pool.healthy
+        assert pool.failure and "zygote" in pool.failure
+    finally:
+        pool.close()
+
+
+def test_make_executor_honours_the_settings(settings: GraderSettings) -> None:
+    assert isinstance(pool_module.make_executor(settings, PoolSettings(pool="cold")), ColdExecutor)
+    unsandboxed = settings.model_copy(update={"sandbox": "none"})
+    executor = pool_module.make_executor(unsandboxed, PoolSettings(pool="warm"))
+    assert isinstance(executor, ColdExecutor) and not executor.sandboxed
+    warm_pool = pool_module.make_executor(settings, PoolSettings(pool="warm", pool_size=2))
+    try:
+        assert isinstance(warm_pool, WarmPool) and warm_pool.config.pool_size == 2
+    finally:
+        if isinstance(warm_pool, WarmPool):
+            warm_pool.close()
