@@ -112,7 +112,7 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
         try:
             yield
         finally:
-            dispatcher.stop()
+            dispatcher.stop(timeout=settings.shutdown_grace_s)
             close_grader(grader)
             engine.dispose()
 

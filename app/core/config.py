@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     # In-process grading threads; 0 leaves attempts queued for external `gradax worker`s.
     grading_workers: int = 2
     grading_queue_size: int = 256
+    # Backpressure: once this many attempts wait (queued) for grading, new submissions get 503 with Retry-After
+    # instead of piling up behind a deadline burst; 0 turns the bound off.
+    max_backlog: int = 500
+    # Graceful shutdown (SIGTERM): gradings in progress may finish for this long; the rest stay queued for the
+    # next start.
+    shutdown_grace_s: float = 10.0
     # How often an attempt whose grading failed on the grader's side (internal_error) is retried.
     grading_retries: int = 2
     # Executor behind the grader: "cold" starts a fresh sandboxed Python per submission; "warm" grades in

@@ -7,17 +7,18 @@ anything lost from this in-process queue (full queue, crash) is found again by t
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import session_scope
-from app.models import ACTIVE_STATUSES, Attempt, AttemptStatus, utcnow
-from app.services.attempts import record_report
-from graders.engine import Grader, Mode
+from app.grading import claims
+from app.models import Attempt, AttemptStatus, utcnow
+from graders.engine import Grader
 from graders.report import Report, Verdict
 
 log = logging.getLogger("gradax.dispatcher")
@@ -26,6 +27,9 @@ log = logging.getLogger("gradax.dispatcher")
 SWEEP_INTERVAL_S = 2.0
 # Backoff before a retry after an internal_error, so a transient failure has time to clear.
 RETRY_DELAY_S = 1.0
+# In-process claims are released by this process (graceful stop) or by the next start (`recover`), never by
+# lease expiry, so the lease only has to outlive any grading.
+INPROCESS_LEASE_S = 24 * 3600.0
 
 
 class Dispatcher:
@@ -37,6 +41,8 @@ class Dispatcher:
         self.retries = retries
         self.queue: queue.Queue[int] = queue.Queue(maxsize=queue_size)
         self._pending: set[int] = set()  # ids in the queue or being graded: never enqueue twice
+        self._held: dict[int, claims.Claim] = {}  # attempts being graded right now, by id
+        self.worker_name = f"inprocess:{os.getpid()}"
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -56,21 +62,57 @@ class Dispatcher:
         sweeper.start()
         self._threads.append(sweeper)
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0) -> int:
+        """Graceful stop: take nothing new, let gradings in progress finish for up to `timeout` seconds, then
+        put the attempts still being graded back to `queued` for the next start. Returns how many."""
         self._stop.set()
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
+        with self._lock:
+            unfinished = list(self._held.values())
+        released = 0
+        for held in unfinished:
+            # Guarded by the claim token: if the grading finished meanwhile, its result stands; if it finishes
+            # later, its write is fenced out (claims.finish finds the token gone) and the next start grades it.
+            with session_scope(self.session_factory) as session:
+                released += self._release(session, held.attempt_id, held.token, "interrupted")
+        if released:
+            log.warning("shutdown: %d attempts still grading after %.0f s were put back in the queue",
+                        released, timeout)
+        return released
+
+    def _release(self, session: Session, attempt_id: int, token: str | None, outcome: str) -> int:
+        moved = claims._changed(session,
+            update(Attempt)
+            .where(Attempt.id == attempt_id, Attempt.status == AttemptStatus.RUNNING.value,
+                   Attempt.claim_token.is_(None) if token is None else Attempt.claim_token == token)
+            .values(status=AttemptStatus.QUEUED.value, claim_token=None, lease_expires_at=None))
+        if moved and token is not None:
+            claims._close_claim(session, token, outcome, utcnow())
+        return moved
 
     def recover(self) -> int:
-        """Attempts left `running` by a crash go back to `queued`; every queued attempt is enqueued."""
-        with session_scope(self.session_factory) as session:
-            stale = session.scalars(select(Attempt).where(Attempt.status == AttemptStatus.RUNNING.value)).all()
-            for attempt in stale:
-                attempt.status = AttemptStatus.QUEUED.value
-        if stale:
-            log.warning("requeued %d attempts left running by a previous process", len(stale))
+        """Attempts left `running` by a crash go back to `queued`; every queued attempt is enqueued.
+
+        The embedded server is the only in-process grader of its database, so at start every `running` row
+        belongs to a process that is gone. An attempt that was interrupted again and again (say it takes the
+        whole server down) is not retried for ever: past `retries + 2` tries it is stored as internal_error.
+        """
+        with self.session_factory() as session:
+            stale = session.execute(select(Attempt.id, Attempt.claim_token, Attempt.tries)
+                                    .where(Attempt.status == AttemptStatus.RUNNING.value)).all()
+        requeued = abandoned = 0
+        for attempt_id, token, tries in stale:
+            with session_scope(self.session_factory) as session:
+                if tries >= self.retries + 2:
+                    abandoned += claims._abandon(session, attempt_id, token, tries, utcnow())
+                else:
+                    requeued += self._release(session, attempt_id, token, "expired")
+        if requeued or abandoned:
+            log.warning("start-up: requeued %d attempts left running by a previous process, abandoned %d",
+                        requeued, abandoned)
         return self.sweep()
 
     def sweep(self) -> int:
@@ -123,42 +165,34 @@ class Dispatcher:
             if retry and not self._stop.wait(RETRY_DELAY_S):
                 self.submit(attempt_id)
 
-    def _claim(self, attempt_id: int) -> tuple[str, str, Mode] | None:
-        with session_scope(self.session_factory) as session:
-            attempt = session.get(Attempt, attempt_id)
-            if attempt is None or attempt.status != AttemptStatus.QUEUED.value:
-                return None
-            attempt.status = AttemptStatus.RUNNING.value
-            attempt.started_at = utcnow()
-            attempt.tries += 1
-            mode: Mode = "run" if attempt.mode == "run" else "submit"
-            return attempt.problem_id, attempt.code, mode
-
     def grade_attempt(self, attempt_id: int) -> bool:
         """Grade one queued attempt and store the result. True when it failed on the grader's side and was
-        put back in the queue for another try (bounded by `retries`)."""
-        claimed = self._claim(attempt_id)
-        if claimed is None:
+        put back in the queue for another try (bounded by `retries`).
+
+        Through the claim protocol (claims.py), like queue workers: every grading leaves a `grading_claims`
+        row, and the result is written only under the claim that is still current, so an attempt released by
+        a graceful stop or a restart never gets two results."""
+        held = claims.claim(self.session_factory, attempt_id, worker=self.worker_name, lease_s=INPROCESS_LEASE_S)
+        if held is None:
             return False
-        problem_id, code, mode = claimed
-        loaded = self.grader.bank.get(problem_id)
-        if loaded is None:
-            report = Report(problem=problem_id, verdict=Verdict.INTERNAL_ERROR, mode=mode,
-                            message="This problem is no longer available on the server.")
-        else:
-            report = self.grader.grade_loaded(loaded, code, mode=mode)
-        retry = False
-        with session_scope(self.session_factory) as session:
-            attempt = session.get(Attempt, attempt_id)
-            if attempt is None or attempt.status not in ACTIVE_STATUSES:
-                return False
-            if report.verdict == Verdict.INTERNAL_ERROR and loaded is not None and attempt.tries <= self.retries:
-                log.warning("attempt %d: internal error (try %d of %d), retrying: %s", attempt_id, attempt.tries,
-                            self.retries + 1, report.message)
-                attempt.status = AttemptStatus.QUEUED.value
-                retry = True
-            else:
-                if loaded is not None:
-                    attempt.problem_hash = loaded.content_hash
-                record_report(session=session, attempt=attempt, report=report)
-        return retry
+        with self._lock:
+            self._held[attempt_id] = held
+        try:
+            loaded = self.grader.bank.get(held.problem_id)
+            try:
+                if loaded is None:
+                    report = Report(problem=held.problem_id, verdict=Verdict.INTERNAL_ERROR, mode=held.mode,
+                                    message="This problem is no longer available on the server.")
+                else:
+                    report = self.grader.grade_loaded(loaded, held.code, mode=held.mode)
+            except Exception as exc:  # the grader itself broke: never the student's fault, retried
+                log.exception("attempt %d: grader failed", attempt_id)
+                report = Report(problem=held.problem_id, verdict=Verdict.INTERNAL_ERROR, mode=held.mode,
+                                message=f"The grader failed ({type(exc).__name__}); this is not your fault.")
+            outcome = claims.finish(self.session_factory, held, report,
+                                    problem_hash=loaded.content_hash if loaded is not None else None,
+                                    retries=self.retries, retryable=loaded is not None)
+        finally:
+            with self._lock:
+                self._held.pop(attempt_id, None)
+        return outcome is claims.Finish.RETRY

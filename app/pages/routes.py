@@ -20,7 +20,14 @@ from app.api.deps import SAFE_METHODS, BankDep, OptionalUser, SessionDep
 from app.core.security import csrf_matches, new_csrf_token
 from app.errors import AppError
 from app.schemas import UserCreate
-from app.services.problems import build_detail, build_summary, get_progress, list_problems, progress_by_problem
+from app.services.problems import (
+    build_detail,
+    build_summary,
+    get_progress,
+    list_problems,
+    progress_by_problem,
+    track_title,
+)
 from app.services.users import authenticate, create_user
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
@@ -70,7 +77,7 @@ def problem_list_page(request: Request, session: SessionDep, user: OptionalUser)
     rows, _count = list_problems(session=session, track=None, offset=0, limit=10_000)
     progress = progress_by_problem(session=session, user_id=user.id) if user else {}
     summaries = [build_summary(r, progress.get(r.id), user is not None) for r in rows]
-    tracks = [(track, list(items)) for track, items in groupby(summaries, key=lambda s: s.track)]
+    tracks = [(track_title(track), list(items)) for track, items in groupby(summaries, key=lambda s: s.track)]
     solved = sum(1 for s in summaries if s.progress and s.progress.solved)
     return page(request, "index.html", {"user": user, "tracks": tracks, "solved": solved, "total": len(summaries)})
 

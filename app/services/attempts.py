@@ -45,14 +45,34 @@ def check_rate(*, session: Session, user: User, per_minute: int) -> None:
                    headers={"Retry-After": str(wait)})
 
 
+def check_backlog(*, session: Session, max_backlog: int) -> None:
+    """503 with Retry-After once `max_backlog` attempts wait for grading: a deadline burst is told to come back
+    instead of growing the queue (and everyone's wait) without bound. The bound is soft: simultaneous posts
+    can each pass the count just below it."""
+    if max_backlog <= 0:
+        return
+    backlog = session.scalar(select(func.count()).select_from(Attempt)
+                             .where(Attempt.status == AttemptStatus.QUEUED.value)) or 0
+    if backlog < max_backlog:
+        return
+    # When the backlog will be back under the bound at the pace of the last minute (at least 1 s, at most 2 min).
+    finished = session.scalar(select(func.count()).select_from(Attempt).where(
+        Attempt.status == AttemptStatus.DONE.value, Attempt.finished_at > utcnow() - RATE_WINDOW)) or 0
+    per_second = finished / RATE_WINDOW.total_seconds()
+    wait = 30 if per_second <= 0 else min(120, max(1, math.ceil((backlog - max_backlog + 1) / per_second)))
+    raise AppError(503, f"the grader is busy: {backlog} attempts are waiting; retry in {wait} s",
+                   headers={"Retry-After": str(wait)})
+
+
 def create_attempt(*, session: Session, user: User, problem_id: str, code: str, mode: Literal["submit", "run"],
-                   max_code_bytes: int, per_minute: int) -> Attempt:
+                   max_code_bytes: int, per_minute: int, max_backlog: int = 0) -> Attempt:
     """Store the attempt as `queued` and commit before anyone grades it. Raises AppError."""
     check_code(code, max_code_bytes)
     problem = session.get(Problem, problem_id)
     if problem is None or not problem.available:
         raise not_found(f"problem {problem_id!r}")
     check_rate(session=session, user=user, per_minute=per_minute)
+    check_backlog(session=session, max_backlog=max_backlog)
     active = session.scalar(select(Attempt.id).where(
         Attempt.user_id == user.id, Attempt.problem_id == problem_id, Attempt.status.in_(ACTIVE_STATUSES)))
     if active is not None:

@@ -17,6 +17,19 @@ from graders.problem import LoadedProblem, ProblemBank, RandomArray
 
 log = logging.getLogger("gradax.problems")
 
+# The curriculum's order of tracks; tracks not listed follow, alphabetically.
+TRACK_ORDER = ("nnx-basics", "layers", "state-and-transforms", "training", "architectures")
+TRACK_TITLES = {"nnx-basics": "NNX basics"}
+
+
+def track_title(track: str) -> str:
+    return TRACK_TITLES.get(track) or track.replace("-", " ").capitalize()
+
+
+def track_rank(track: str) -> tuple[int, str]:
+    return (TRACK_ORDER.index(track) if track in TRACK_ORDER else len(TRACK_ORDER), track)
+
+
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 
 
@@ -104,7 +117,7 @@ def list_problems(*, session: Session, track: str | None, offset: int, limit: in
     where: list[ColumnElement[bool]] = [Problem.available.is_(True)]
     if track is not None:
         where.append(Problem.track == track)
-    rows = list(session.scalars(select(Problem).where(*where).order_by(Problem.track, Problem.order, Problem.id)))
+    rows = sorted(session.scalars(select(Problem).where(*where)), key=lambda p: (track_rank(p.track), p.order, p.id))
     return rows[offset:offset + limit], len(rows)
 
 

@@ -31,7 +31,8 @@ def browser_register(client: TestClient, username: str = "carol") -> str:
 def test_problem_list_page_groups_by_track(client: TestClient) -> None:
     r = client.get("/")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
-    assert "<h2>nnx-basics</h2>" in r.text
+    assert "<h2>NNX basics</h2>" in r.text
+    assert r.text.index("<h2>NNX basics</h2>") < r.text.index("<h2>Layers</h2>")  # the curriculum's order
     assert f'href="/problems/{PID}"' in r.text and "NNX module basics" in r.text
     assert 'class="badge easy"' in r.text
     assert "Log in" in r.text

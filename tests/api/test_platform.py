@@ -18,6 +18,7 @@ from sqlalchemy import inspect, select, text
 from api.helpers import API, PASSWORD, make_settings, register
 from app.core.config import Settings
 from app.db import make_engine
+from app.grading import claims
 from app.grading.dispatcher import Dispatcher
 from app.migrate import alembic_config, upgrade_to_head
 from app.models import Attempt, AttemptStatus
@@ -133,7 +134,7 @@ def test_full_queue_leaves_attempts_queued_for_the_sweep(app: FastAPI, client: T
     assert dispatcher.submit(ids[1]) is False  # full
     dispatcher.queue.get_nowait()
     dispatcher._pending.discard(ids[0])
-    dispatcher._claim(ids[0])  # being graded now
+    claims.claim(app.state.session_factory, ids[0], worker="test", lease_s=60)  # being graded now
     assert dispatcher.sweep() == 1 and list(dispatcher.queue.queue) == [ids[1]]
 
 

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from api.helpers import API, ROOT_PROBLEMS, login, make_user
 from app.models import Role
+from app.services.problems import track_rank
 
 PID = "nnx-module-basics"
 
@@ -20,9 +21,10 @@ def test_list_problems_anonymously_has_no_progress(app: FastAPI, client: TestCli
     assert PID in ids
     assert body["count"] == len(ids) == len(app.state.bank.problems)
     assert all(p["progress"] is None for p in body["data"])
-    # ordered by track, then position within the track
-    keys = [(p["track"], p["order"]) for p in body["data"]]
+    # ordered by track (the curriculum's order), then position within the track
+    keys = [(track_rank(p["track"]), p["order"]) for p in body["data"]]
     assert keys == sorted(keys)
+    assert body["data"][0]["track"] == "nnx-basics"
 
 
 def test_list_problems_paginates(client: TestClient) -> None:

@@ -19,7 +19,7 @@ def create_submission(body: SubmissionCreate, request: Request, session: Session
     """Queue code for grading; poll GET /submissions/{id} for the result."""
     attempt = create_attempt(session=session, user=user, problem_id=body.problem_id, code=body.code,
                              mode=body.mode, max_code_bytes=settings.max_code_bytes,
-                             per_minute=settings.submit_rate)
+                             per_minute=settings.submit_rate, max_backlog=settings.max_backlog)
     # Committed as queued above, so a failure to enqueue here loses nothing: the sweep finds it.
     request.app.state.dispatcher.submit(attempt.id)
     return SubmissionCreated(id=attempt.id, status=attempt.status)
