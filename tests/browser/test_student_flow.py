@@ -52,6 +52,12 @@ def test_register_fail_fix_and_solve(server: str, browser, artifacts: Path) -> N
         assert page.locator("#hint-list li").count() == 1
 
         replace_code(page, WRONG["code"])
+        page.click("#run-button")  # public tests only
+        page.wait_for_selector("#verdict:not(:empty)", timeout=GRADING_TIMEOUT_MS)
+        assert page.locator("#verdict").inner_text() == "Run: Wrong answer"
+        assert page.locator("#tests tbody tr").count() == len(PROBLEM["tests"]["public"])
+
+        page.locator(".cm-content").click()
         page.keyboard.press("Control+Enter")  # the submit shortcut, from inside the editor
         page.wait_for_selector("#status.working", timeout=10_000)  # live status while grading
         # (the page's CSP forbids eval, so waits use locators rather than wait_for_function)
@@ -73,7 +79,7 @@ def test_register_fail_fix_and_solve(server: str, browser, artifacts: Path) -> N
         page.wait_for_selector("#solution:not([hidden])")
         assert "def module_basics_forward" in page.locator("#solution-code").inner_text()
         assert page.locator("#solved-badge").is_visible()
-        expect(page.locator("#history tbody tr")).to_have_count(2)
+        expect(page.locator("#history tbody tr")).to_have_count(3)
         page.screenshot(path=str(artifacts / "problem-accepted.png"), full_page=True)
 
         # the draft survives a reload
