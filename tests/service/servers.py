@@ -199,6 +199,8 @@ class Process:
 
 
 def start_worker(name: str, env: dict[str, str], log_dir: Path, *extra: str) -> Process:
-    worker = Process(["worker", "--name", name, *extra], env, log_dir / f"worker-{name}.log")
+    # INFO at least: readiness is Celery's "ready." log line.
+    worker = Process(["worker", "--name", name, *extra], {**env, "GRADAX_LOG_LEVEL": "INFO"},
+                     log_dir / f"worker-{name}.log")
     worker.wait_for_log("ready.")
     return worker
