@@ -33,7 +33,7 @@ COPY pyproject.toml README.md ./
 COPY graders ./graders
 COPY app ./app
 # Editable, as in development: the engine finds problems/ and reference_solutions/ beside graders/.
-RUN /opt/venv/bin/pip install --no-deps --no-build-isolation -e . \
+RUN /opt/venv/bin/pip install --no-deps -e . \
  && /opt/venv/bin/python -m compileall -q /srv/gradax/graders /srv/gradax/app
 
 # ---- runtime: slim Python, the sandbox's system packages, a non-root user ----------------------------------
