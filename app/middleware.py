@@ -74,6 +74,11 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
 
+# FastAPI's interactive API docs are an inline script plus assets from a CDN: they get every header but the CSP.
+# They show no user data.
+CSP_EXEMPT_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -83,10 +88,13 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
 
+        exempt = scope["path"] in CSP_EXEMPT_PATHS
+
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {k.lower() for k, _ in message.get("headers", [])}
-                extra: list[Any] = [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                extra: list[Any] = [(k, v) for k, v in SECURITY_HEADERS
+                                    if k not in present and not (exempt and k == b"content-security-policy")]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

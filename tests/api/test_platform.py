@@ -165,3 +165,12 @@ def test_cli_user_create_makes_an_instructor_who_can_log_in(tmp_path: Path, data
         assert r.status_code == 200
         me = client.get(f"{API}/auth/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
         assert me.json()["role"] == "instructor"
+
+
+def test_grading_pool_setting_picks_the_executor(tmp_path: Path) -> None:
+    from app.grading.backend import build_executor
+    from graders.engine import ColdExecutor
+
+    assert isinstance(build_executor(Settings(data_dir=tmp_path)), ColdExecutor)
+    with pytest.raises(ValueError, match="not a known grading pool"):
+        build_executor(Settings(data_dir=tmp_path, pool="lukewarm"))
