@@ -29,7 +29,7 @@ PER_USER = int(os.environ.get("GRADAX_LOAD_SUBMISSIONS", "5"))
 TIMEOUT_S = float(os.environ.get("GRADAX_LOAD_TIMEOUT_S", "120"))
 PASSWORD = "load test password"
 
-_finished_users = 0
+_graded = 0  # submissions whose result was read (or timed out), all users together
 
 
 @events.test_start.add_listener
@@ -61,6 +61,7 @@ class Student(HttpUser):
                               headers=self.headers, name="POST /submissions", catch_response=True) as r:
             if r.status_code != 202:
                 r.failure(f"status {r.status_code}: {r.text[:200]}")
+                self._count_one()
                 return
             attempt_id = r.json()["id"]
         verdict, error = None, None
@@ -78,13 +79,15 @@ class Student(HttpUser):
         events.request.fire(request_type="GRADE", name="submit->graded", context={}, response=None,
                             response_time=(time.perf_counter() - started) * 1000, response_length=0,
                             exception=error)
+        self._count_one()
+
+    def _count_one(self) -> None:
+        global _graded
+        _graded += 1
+        options = self.environment.parsed_options
+        expected = (options.num_users if options is not None else 1) * PER_USER
+        if _graded >= expected and self.environment.runner is not None:
+            gevent.spawn_later(0.5, self.environment.runner.quit)  # every submission is through: end the run
 
     def _done(self) -> None:
-        global _finished_users
-        _finished_users += 1
-        runner = self.environment.runner
-        options = self.environment.parsed_options
-        expected = options.num_users if options is not None else 1
-        if runner is not None and _finished_users >= expected:
-            gevent.spawn_later(0.2, runner.quit)  # every student is through: end the run now
         raise StopUser()
