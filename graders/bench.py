@@ -57,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="also measure HTTP submit-to-verdict against this running server")
     parser.add_argument("--token", help="bearer token for --url (default: register a fresh user)")
     parser.add_argument("--http-only", action="store_true", help="measure only the HTTP path")
+    parser.add_argument("--pause", type=float, default=1.0,
+                        help="seconds between sequential HTTP submissions (the pool refills meanwhile)")
 
 
 @dataclass
@@ -93,8 +95,8 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[rank - 1]
 
 
-def _r(value: float | None) -> float | None:
-    return round(value, 1) if value is not None else None
+def _r(value: float | None, digits: int = 1) -> float | None:
+    return round(value, digits) if value is not None else None
 
 
 class MemorySampler:
@@ -146,9 +148,12 @@ def run_naive(loaded: Any, grader: Any, code: str, count: int) -> PathResult:
     return result
 
 
-def run_grader(name: str, grader: Any, problem: str, code: str, count: int, note: str) -> PathResult:
+def run_grader(name: str, grader: Any, problem: str, code: str, count: int, note: str,
+               before_each: Callable[[], object] | None = None) -> PathResult:
     result = PathResult(name, note=note)
     for _ in range(count):
+        if before_each is not None:
+            before_each()  # untimed
         result.add(*_timed(lambda: grader.grade(problem, code).verdict.value))
     return result
 
@@ -229,6 +234,7 @@ def _bench_http(args: argparse.Namespace, problem: str, code: str, throughput_n:
         client.grade(problem, code)
     sequential = PathResult("http", note=f"POST /submissions to verdict, {args.url}")
     for _ in range(args.submissions):
+        time.sleep(args.pause)  # untimed: lets the server's pool refill, as between real students' submissions
         sequential.add(*_timed(lambda: client.grade(problem, code)))
     concurrent, rate = run_concurrent(lambda: client.grade(problem, code), throughput_n, args.concurrency)
     return {"sequential": sequential.to_json(), "concurrent": concurrent.to_json(),
@@ -269,8 +275,12 @@ def _bench_engine(args: argparse.Namespace, problem: str, code: str, throughput_
         result["pool_start_s"] = round(time.perf_counter() - start, 2)
         with MemorySampler(pool.memory_bytes) as memory:
             warm.grade(problem, code)  # first child after start-up, not counted
+            # Latency "on a warm server": each timed submission starts once a warm child is ready (the
+            # pool refills between submissions); the concurrent phase below measures the sustained rate.
             sequential = run_grader("warm", warm, problem, code, args.submissions,
-                                    "Grader.grade through the warm pool (the server's path), one at a time")
+                                    "Grader.grade through the warm pool (the server's path), one at a time, "
+                                    "each submitted when a warm child is ready",
+                                    before_each=lambda: pool.wait_ready(loaded, 1, timeout=120))
             pool.wait_ready(loaded, 1, timeout=60)
             concurrent, rate = run_concurrent(lambda: warm.grade(problem, code).verdict.value, throughput_n,
                                               args.concurrency)
@@ -279,8 +289,11 @@ def _bench_engine(args: argparse.Namespace, problem: str, code: str, throughput_
         result["throughput_per_s"] = round(rate, 2)
         result["concurrency"] = args.concurrency
         result["pool_memory_peak_mb"] = round(memory.peak / 2**20, 1)
+        warmups = sorted(pool.warmup_s)
         result["pool"] = {"size": pool.config.pool_size, "prefork": pool.config.pool_prefork,
-                          "stats": dict(pool.stats)}
+                          "stats": dict(pool.stats),
+                          "child_warmup_p50_s": _r(percentile(warmups, 50), 2),
+                          "child_warmup_cpu_s": _r(pool.warmup_cpu_s(), 2)}
     finally:
         pool.close()
     return result

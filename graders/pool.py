@@ -187,6 +187,14 @@ class Zygote:
             self.stop()
             raise PoolUnavailable(f"the zygote did not start; stderr: {self.stderr()}")
         self.sock.settimeout(30.0)
+        self.forked = 0
+        self.cpu_at_ready = self.cpu_seconds()
+
+    def cpu_seconds(self) -> float:
+        try:
+            return self.group.cpu_seconds()
+        except OSError:
+            return 0.0
 
     @staticmethod
     def _argv(sock_fd: int, jax_cache_dir: Path) -> list[str]:
@@ -238,6 +246,7 @@ class Zygote:
             for fd in host_ends.values():
                 os.close(fd)
             raise PoolUnavailable(f"the zygote refused to fork: {reply}")
+        self.forked += 1
         return PoolChild(key, int(reply["pid"]), host_ends, self.generation)
 
     def resolve(self, child: PoolChild) -> int | None:
@@ -357,6 +366,16 @@ class WarmPool:
             except OSError:
                 pass
         return total
+
+    def warmup_cpu_s(self) -> float | None:
+        """CPU seconds per child spent before its submission (fork, backend start, replay), on average.
+
+        Measured on the zygote's cgroup; a child leaves it when it is assigned to a run.
+        """
+        zygote = self._zygote
+        if zygote is None or not zygote.forked:
+            return None
+        return (zygote.cpu_seconds() - zygote.cpu_at_ready) / zygote.forked
 
     def close(self) -> None:
         with self._cond:

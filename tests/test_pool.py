@@ -33,6 +33,7 @@ RUNTIME_ERROR = "def module_basics_forward(seed, x, features):\n    return undef
 SYNTAX_ERROR = "def module_basics_forward(seed, x, features)\n    return x\n"
 CORRECT_BODY = """
 def module_basics_forward(seed, x, features):
+    import jax
     import jax.numpy as jnp
     from flax import nnx
     class K(nnx.Module):
@@ -205,15 +206,17 @@ def test_a_dead_zygote_falls_back_to_cold_and_the_pool_recovers(warm: tuple[Grad
     assert loaded is not None
     pid = pool.zygote_pid()
     assert pid is not None
+    zygotes_before = pool.stats["zygotes"]
     os.kill(pid, 9)
     deadline = time.monotonic() + 10
     while pool.healthy and time.monotonic() < deadline:
         time.sleep(0.05)
-    cold_before, zygotes_before = pool.stats["cold"], pool.stats["zygotes"]
+    cold_before = pool.stats["cold"]
+    # The next submission does not wait for a new zygote: it is graded cold at once.
     assert _grade(grader, REFERENCE)[0] == "accepted"
     assert pool.stats["cold"] == cold_before + 1
     assert pool.wait_ready(loaded, 1, timeout=300), pool.failure
-    assert pool.healthy and pool.stats["zygotes"] == zygotes_before + 1
+    assert pool.healthy and pool.zygote_pid() != pid and pool.stats["zygotes"] >= zygotes_before + 1
     warm_before = pool.stats["warm"]
     assert _grade(grader, REFERENCE)[0] == "accepted"
     assert pool.stats["warm"] == warm_before + 1
