@@ -1,0 +1,1 @@
+module_basics_forward = 42
