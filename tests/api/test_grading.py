@@ -17,7 +17,8 @@ from graders.engine import ColdExecutor
 from graders.problem import LoadedProblem, ProblemBank
 from graders.sandbox import ChildOutcome, SandboxLimits
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs all the web tests that grade for real, so they do not slow each other past time limits.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("web-grading")]
 
 PID = "nnx-module-basics"
 REFERENCE = (ROOT_PROBLEMS.parent / "reference_solutions" / "nnx_module_basics.py").read_text()

@@ -15,7 +15,8 @@ WRONG = next(m for m in PROBLEM["known_mistakes"] if m["id"] == "no-scaling")
 RIGHT = (ROOT / "reference_solutions" / "nnx_module_basics.py").read_text()
 GRADING_TIMEOUT_MS = 180_000  # a cold sandboxed Python per submission, on a shared 2-core machine
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# Same xdist worker as tests/api/test_grading.py: real grading in both, kept from competing for the 2 cores.
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("web-grading")]
 
 
 def replace_code(page, code: str) -> None:  # type: ignore[no-untyped-def]
