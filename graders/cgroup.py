@@ -74,7 +74,13 @@ class RunCgroup:
         return False
 
     def memory_limit_hit(self) -> bool:
-        return int((self.paths["memory"] / "memory.failcnt").read_text()) > 0 and self.oom_killed()
+        return self.memory_limit_reached() and self.oom_killed()
+
+    def memory_limit_reached(self) -> bool:
+        """Whether usage ever reached the limit. Near the limit the kernel may keep reclaiming (library
+        pages, page cache) for seconds instead of killing, so a run stopped by time can be starved of
+        memory rather than slow; the engine reports that as memory_limit_exceeded."""
+        return int((self.paths["memory"] / "memory.failcnt").read_text()) > 0
 
     def kill_all(self, timeout: float = 5.0) -> None:
         """Freeze the group so nothing can fork, SIGKILL every member, thaw, wait until empty."""

@@ -215,7 +215,8 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
         msg = finished.get(index)
         if msg is None:
             if index in started:
-                test.status = TestStatus.TIMEOUT if (outcome.timed_out or outcome.cpu_exceeded) else TestStatus.ERROR
+                timed_out = (outcome.timed_out or outcome.cpu_exceeded) and not _starved_of_memory(outcome)
+                test.status = TestStatus.TIMEOUT if timed_out else TestStatus.ERROR
                 test.message = _unfinished_message(outcome)
             else:
                 test.message = "not run: an earlier test stopped the run"
@@ -254,7 +255,9 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
     report.passed = sum(t.status == TestStatus.PASSED for t in report.tests)
     report.score = round(report.passed / report.total, 4) if report.total else 0.0
     statuses = {t.status for t in report.tests}
-    if outcome.timed_out or outcome.cpu_exceeded:
+    if _starved_of_memory(outcome):
+        report.verdict = Verdict.MEMORY_LIMIT_EXCEEDED
+    elif outcome.timed_out or outcome.cpu_exceeded:
         report.verdict = Verdict.TIME_LIMIT_EXCEEDED
     elif outcome.memory_exceeded:
         report.verdict = Verdict.MEMORY_LIMIT_EXCEEDED
@@ -288,12 +291,12 @@ def _add_pitfall(report: Report, error_type: str, message: str) -> None:
 
 
 def _unfinished_message(outcome: ChildOutcome) -> str:
+    if _starved_of_memory(outcome):
+        return "memory limit exceeded during this test"
     if outcome.timed_out:
         return "time limit exceeded during this test (the run was stopped from outside)"
     if outcome.cpu_exceeded:
         return "CPU time limit exceeded during this test"
-    if outcome.memory_exceeded:
-        return "memory limit exceeded during this test"
     if outcome.result_overflow:
         return "the result was larger than this problem's output limit"
     if outcome.wire_error:
@@ -315,13 +318,20 @@ def _runtime_before_tests(report: Report, outcome: ChildOutcome) -> Report:
     return _limit_verdicts(report, outcome)
 
 
+def _starved_of_memory(outcome: ChildOutcome) -> bool:
+    """Killed by the OOM killer, or stopped by time while pinned at the memory limit (the kernel kept
+    reclaiming instead of killing): either way memory, not speed, is what the student must fix."""
+    return outcome.memory_exceeded or (
+        (outcome.timed_out or outcome.cpu_exceeded) and outcome.memory_limit_reached)
+
+
 def _limit_verdicts(report: Report, outcome: ChildOutcome) -> Report:
-    if outcome.timed_out or outcome.cpu_exceeded:
-        report.verdict = Verdict.TIME_LIMIT_EXCEEDED
-        report.message = "Time limit exceeded while your file was being loaded.\n" + report.message
-    elif outcome.memory_exceeded:
+    if _starved_of_memory(outcome):
         report.verdict = Verdict.MEMORY_LIMIT_EXCEEDED
         report.message = "Memory limit exceeded while your file was being loaded."
+    elif outcome.timed_out or outcome.cpu_exceeded:
+        report.verdict = Verdict.TIME_LIMIT_EXCEEDED
+        report.message = "Time limit exceeded while your file was being loaded.\n" + report.message
     return report
 
 

@@ -83,6 +83,7 @@ class ChildOutcome:
     startup_timed_out: bool = False
     cpu_exceeded: bool = False
     memory_exceeded: bool = False
+    memory_limit_reached: bool = False  # usage touched the limit at some point (memory.failcnt > 0)
     result_overflow: bool = False
     start_error: str | None = None
     ready_ms: float | None = None
@@ -275,6 +276,10 @@ def run_harness(request: bytes, limits: SandboxLimits, *, sandboxed: bool = True
     finally:
         if group is not None:
             outcome.memory_exceeded = outcome.memory_exceeded or group.oom_killed()
+            try:
+                outcome.memory_limit_reached = group.memory_limit_reached()
+            except OSError:
+                pass
             try:
                 outcome.memory_peak = group.memory_peak()
                 outcome.cpu_seconds = group.cpu_seconds()

@@ -33,10 +33,12 @@ CASES = Path(__file__).parent / "attacks" / "cases"
 CliResult = Any  # tests/conftest.py CliResult: returncode, stdout, stderr, json()
 PROBLEM = "nnx-module-basics"
 REFERENCE = ROOT / "reference_solutions" / "nnx_module_basics.py"
-# Limits of the attack copy. Time: short enough for a quick suite, long enough for a correct run on a
-# loaded 2-core machine. Memory: first-touch page faults in a fresh cgroup ran at ~300 MB/s on the CI
-# VM, so the problem's 2 GiB would race the time limit (the default is verified in test_sandbox).
-TIME_LIMIT_S = 6
+# Limits of the attack copy. Time: short enough for a quick suite, long enough for the hostile rows to
+# reach what they attack on a loaded 2-core machine. Rows that must be accepted use the problem's own
+# limits: they test containment, not limits (a load average of 19 was seen while writing this).
+# Memory: first-touch page faults in a fresh cgroup ran at 70-300 MB/s on the CI VM, so the problem's
+# 2 GiB would race the time limit (the 2 GiB default is verified in tests/unit/test_sandbox.py).
+TIME_LIMIT_S = 10
 MEMORY_LIMIT_MB = 320
 HOME = Path(os.path.expanduser("~"))
 NUL = b"\0"
@@ -309,7 +311,8 @@ def run(gradax: Callable[..., CliResult], attack_problems: tuple[Path, Path], tm
 def test_attack(attack: Attack, run: Run, listener: Listener, data_dir: Path) -> None:
     marker = f"gxatk{uuid.uuid4().hex[:12]}"
     code = attack.content() if attack.content else render(attack.case, marker, listener.port, data_dir)
-    report, result = run.grade(code)
+    problems = run.check_problems if attack.verdict == "accepted" else run.problems
+    report, result = run.grade(code, problems=problems)
     assert report["verdict"] == attack.verdict, json.dumps(report, indent=1)[:4000]
     assert result.returncode == (0 if attack.verdict == "accepted" else 1)
     if attack.check:
