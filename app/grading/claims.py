@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Update, and_, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, Update, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import session_scope
@@ -123,13 +123,18 @@ class SweepResult:
     resend: list[int]  # queued attempts whose message is due to be sent (again)
 
 
-def sweep(factory: sessionmaker[Session], *, requeue_after_s: float, max_tries: int) -> SweepResult:
+def sweep(factory: sessionmaker[Session], *, requeue_after_s: float, max_tries: int,
+          orphan_after_s: float = 900.0) -> SweepResult:
     """Expire dead claims and pick the queued attempts to send again. Safe to run in many processes at once."""
     now = utcnow()
     result = SweepResult([], [], [])
+    # Running without a lease: left by an in-process server (embedded mode) that died; given much longer.
+    expired_clause = or_(Attempt.lease_expires_at < now,
+                         and_(Attempt.lease_expires_at.is_(None), Attempt.claim_token.is_(None),
+                              Attempt.started_at < now - timedelta(seconds=orphan_after_s)))
     with factory() as session:
         expired = session.execute(select(Attempt.id, Attempt.claim_token, Attempt.tries).where(
-            Attempt.status == RUNNING, Attempt.lease_expires_at.is_not(None), Attempt.lease_expires_at < now)).all()
+            Attempt.status == RUNNING, expired_clause)).all()
     for attempt_id, token, tries in expired:
         with session_scope(factory) as session:
             if tries >= max_tries:
@@ -140,11 +145,11 @@ def sweep(factory: sessionmaker[Session], *, requeue_after_s: float, max_tries: 
                 continue
             moved = _changed(session,
                 update(Attempt)
-                .where(Attempt.id == attempt_id, Attempt.claim_token == token, Attempt.status == RUNNING,
-                       Attempt.lease_expires_at < now)
+                .where(Attempt.id == attempt_id, _token_is(token), Attempt.status == RUNNING, expired_clause)
                 .values(status=QUEUED, claim_token=None, lease_expires_at=None, enqueued_at=None))
-            if moved == 1 and token is not None:
-                _close_claim(session, token, "expired", now)
+            if moved == 1:
+                if token is not None:
+                    _close_claim(session, token, "expired", now)
                 result.expired.append(attempt_id)
     if result.expired:
         log.warning("re-queued %d attempts whose worker stopped renewing its claim: %s", len(result.expired),
@@ -176,7 +181,7 @@ def sweep(factory: sessionmaker[Session], *, requeue_after_s: float, max_tries: 
 def _abandon(session: Session, attempt_id: int, token: str | None, tries: int, now: datetime) -> bool:
     fenced = _changed(session,
         update(Attempt)
-        .where(Attempt.id == attempt_id, Attempt.claim_token == token, Attempt.status == RUNNING)
+        .where(Attempt.id == attempt_id, _token_is(token), Attempt.status == RUNNING)
         .values(lease_expires_at=None))
     if fenced != 1:
         return False
@@ -197,3 +202,7 @@ def _changed(session: Session, statement: Update) -> int:
     """Rows an UPDATE matched: the atomic test-and-set every step above relies on."""
     result = session.execute(statement.execution_options(synchronize_session=False))
     return cast(CursorResult[Any], result).rowcount
+
+
+def _token_is(token: str | None) -> ColumnElement[bool]:
+    return Attempt.claim_token.is_(None) if token is None else Attempt.claim_token == token

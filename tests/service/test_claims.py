@@ -207,3 +207,16 @@ def test_an_attempt_that_keeps_killing_workers_is_abandoned(factory: sessionmake
         assert attempt is not None and attempt.status == "done" and attempt.verdict == "internal_error"
         assert attempt.report is not None and "interrupted 3 times" in attempt.report["message"]
     assert [o for _, o in history(factory, attempt_id)] == ["expired", "expired", "expired"]
+
+
+def test_attempts_left_running_by_a_dead_embedded_server_are_requeued(factory: sessionmaker[Session]) -> None:
+    attempt_id = new_attempt(factory)
+    with factory() as session:  # what the in-process dispatcher leaves behind: running, no claim, no lease
+        session.execute(update(Attempt).where(Attempt.id == attempt_id).values(
+            status="running", tries=1, started_at=utcnow() - timedelta(minutes=30)))
+        session.commit()
+    assert claims.sweep(factory, requeue_after_s=60, max_tries=5, orphan_after_s=3600).expired == []
+    swept = claims.sweep(factory, requeue_after_s=60, max_tries=5, orphan_after_s=600)
+    assert swept.expired == [attempt_id] and swept.resend == [attempt_id]
+    held = claims.claim(factory, attempt_id, worker="w", lease_s=30)
+    assert held is not None and held.tries == 2
