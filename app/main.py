@@ -27,6 +27,7 @@ from app.grading.dispatcher import Dispatcher
 from app.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.migrate import upgrade_to_head
 from app.observability import register_pool_metrics, register_state_metrics
+from app.pages.instructor import router as instructor_pages_router
 from app.pages.routes import render_error
 from app.pages.routes import router as pages_router
 from app.services.problems import sync_problems
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(health_router)
     app.include_router(pages_router)
+    app.include_router(instructor_pages_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     # Outermost last: security headers wrap everything, the body cap runs before sessions and parsing.

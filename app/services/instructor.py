@@ -1,0 +1,217 @@
+"""Instructor views: per-problem statistics, per-student progress, the grade sheet (CSV) and regrading.
+
+Statistics count students only: instructors trying their own problems would otherwise skew solve rates.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.models import Attempt, AttemptStatus, AttemptTest, Problem, Progress, Role, User, utcnow
+from app.services.problems import list_problems
+from graders.engine import Grader
+from graders.report import Report, Verdict
+
+TOP_N = 5
+
+
+@dataclass
+class ProblemStats:
+    id: str
+    title: str
+    attempts: int = 0
+    students: int = 0
+    solved: int = 0
+    solve_rate: float | None = None
+    median_attempts_to_accept: float | None = None
+    top_failures: list[tuple[str, int]] = field(default_factory=list)
+    top_diagnoses: list[tuple[str, int]] = field(default_factory=list)
+
+
+@dataclass
+class StudentProgress:
+    username: str
+    solved: int
+    attempts: int
+    solved_problems: list[str]
+
+
+def failure_message(report: dict[str, object] | None) -> str:
+    """What went wrong in one attempt: the first failing test's message, else the report's own message."""
+    if not report:
+        return ""
+    for test in report.get("tests") or []:  # type: ignore[attr-defined]
+        if isinstance(test, dict) and test.get("status") != "passed" and test.get("message"):
+            return str(test["message"]).strip().splitlines()[0][:300]
+    return str(report.get("message") or "").strip().splitlines()[0][:300] if report.get("message") else ""
+
+
+def _student_ids(session: Session) -> set[int]:
+    return set(session.scalars(select(User.id).where(User.role == Role.STUDENT.value)))
+
+
+def problem_stats(session: Session) -> list[ProblemStats]:
+    """One row per listed problem, in curriculum order, from the students' graded Submit attempts."""
+    problems, _ = list_problems(session=session, track=None, offset=0, limit=100_000)
+    students = _student_ids(session)
+    rows = session.execute(
+        select(Attempt.problem_id, Attempt.user_id, Attempt.id, Attempt.verdict, Attempt.report)
+        .where(Attempt.mode == "submit", Attempt.status == AttemptStatus.DONE.value,
+               Attempt.verdict != Verdict.INTERNAL_ERROR.value)
+        .order_by(Attempt.id)).all()
+    by_problem: dict[str, list[tuple[int, str | None, dict[str, object] | None]]] = defaultdict(list)
+    for problem_id, user_id, _id, verdict, report in rows:
+        if user_id in students:
+            by_problem[problem_id].append((user_id, verdict, report))
+    out = []
+    for problem in problems:
+        stats = ProblemStats(id=problem.id, title=problem.title)
+        attempts = by_problem.get(problem.id, [])
+        tries: Counter[int] = Counter()
+        to_accept: dict[int, int] = {}
+        failures: Counter[str] = Counter()
+        diagnoses: Counter[str] = Counter()
+        for user_id, verdict, report in attempts:
+            tries[user_id] += 1
+            if verdict == Verdict.ACCEPTED.value:
+                to_accept.setdefault(user_id, tries[user_id])
+                continue
+            message = failure_message(report)
+            if message:
+                failures[message] += 1
+            diagnosis = (report or {}).get("diagnosis")
+            if diagnosis:
+                diagnoses[str(diagnosis)] += 1
+        stats.attempts, stats.students, stats.solved = len(attempts), len(tries), len(to_accept)
+        stats.solve_rate = stats.solved / stats.students if stats.students else None
+        stats.median_attempts_to_accept = float(statistics.median(to_accept.values())) if to_accept else None
+        stats.top_failures, stats.top_diagnoses = failures.most_common(TOP_N), diagnoses.most_common(TOP_N)
+        out.append(stats)
+    return out
+
+
+def student_progress(session: Session) -> list[StudentProgress]:
+    """Every student with the problems they solved and their Submit count, by username."""
+    users = session.scalars(select(User).where(User.role == Role.STUDENT.value).order_by(User.username)).all()
+    progress: dict[int, list[Progress]] = defaultdict(list)
+    for p in session.scalars(select(Progress)):
+        progress[p.user_id].append(p)
+    return [StudentProgress(username=u.username, solved=sum(p.solved for p in progress[u.id]),
+                            attempts=sum(p.attempts for p in progress[u.id]),
+                            solved_problems=sorted(p.problem_id for p in progress[u.id] if p.solved))
+            for u in users]
+
+
+def grades_csv(session: Session) -> str:
+    """The grade sheet: one row per student; per listed problem 1 when solved (an accepted Submit) else 0;
+    then the number solved."""
+    problems, _ = list_problems(session=session, track=None, offset=0, limit=100_000)
+    ids = [p.id for p in problems]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["username", *ids, "total"])
+    for student in student_progress(session):
+        solved = set(student.solved_problems)
+        marks = [1 if pid in solved else 0 for pid in ids]
+        writer.writerow([_safe_cell(student.username), *marks, sum(marks)])
+    return buffer.getvalue()
+
+
+def _safe_cell(value: str) -> str:
+    # A cell starting with = + - @ is run as a formula by spreadsheets (CSV injection); usernames cannot start
+    # with those today, but the export must stay safe if the rules change.
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
+@dataclass
+class Flip:
+    attempt_id: int
+    username: str
+    old: str | None
+    new: str
+
+
+@dataclass
+class RegradeResult:
+    problem_id: str
+    regraded: int
+    flipped: list[Flip]
+    duration_s: float
+
+
+def _store(attempt: Attempt, report: Report, problem_hash: str) -> None:
+    attempt.verdict = report.verdict.value
+    attempt.score, attempt.passed, attempt.total = report.score, report.passed, report.total
+    attempt.report = report.to_json_dict()
+    attempt.problem_hash = problem_hash
+    attempt.finished_at = utcnow()
+    attempt.tests = [
+        AttemptTest(position=i, name=t.name, public=t.public, status=t.status.value, message=t.message[:4000],
+                    max_abs_error=_finite(t.max_abs_error), max_rel_error=_finite(t.max_rel_error),
+                    duration_ms=t.duration_ms)
+        for i, t in enumerate(report.tests)
+    ]
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is None or math.isfinite(x) else None
+
+
+def recompute_progress(session: Session, problem_id: str) -> None:
+    """Solved and best score follow the attempts as they are now graded (a regrade can take a solve away)."""
+    attempts = session.scalars(select(Attempt).where(
+        Attempt.problem_id == problem_id, Attempt.mode == "submit", Attempt.status == AttemptStatus.DONE.value,
+        Attempt.verdict != Verdict.INTERNAL_ERROR.value).order_by(Attempt.id)).all()
+    by_user: dict[int, list[Attempt]] = defaultdict(list)
+    for a in attempts:
+        by_user[a.user_id].append(a)
+    for progress in session.scalars(select(Progress).where(Progress.problem_id == problem_id)):
+        mine = by_user.get(progress.user_id, [])
+        accepted = [a for a in mine if a.verdict == Verdict.ACCEPTED.value]
+        progress.best_score = max((a.score or 0.0 for a in mine), default=0.0)
+        progress.solved = bool(accepted)
+        progress.solved_at = (accepted[0].finished_at if accepted else None)
+
+
+def regrade_problem(factory: sessionmaker[Session], grader: Grader, problem_id: str) -> RegradeResult:
+    """Grade every finished Submit attempt of the problem again against its current version, store the new
+    reports, and list the attempts whose verdict changed. Blocking: about one grading per attempt."""
+    import time
+
+    start = time.monotonic()
+    loaded = grader.bank.get(problem_id)
+    if loaded is None:
+        raise LookupError(problem_id)
+    with factory() as session:
+        todo = session.execute(
+            select(Attempt.id, Attempt.code, Attempt.verdict, User.username).join(User, User.id == Attempt.user_id)
+            .where(Attempt.problem_id == problem_id, Attempt.mode == "submit",
+                   Attempt.status == AttemptStatus.DONE.value).order_by(Attempt.id)).all()
+    flipped: list[Flip] = []
+    for attempt_id, code, old, username in todo:
+        report = grader.grade_loaded(loaded, code, mode="submit")
+        with factory() as session:
+            attempt = session.get(Attempt, attempt_id)
+            if attempt is None or attempt.status != AttemptStatus.DONE.value:
+                continue  # deleted, or put back in the queue meanwhile: its next grading decides
+            _store(attempt, report, loaded.content_hash)
+            session.commit()
+        if old != report.verdict.value:
+            flipped.append(Flip(attempt_id=attempt_id, username=username, old=old, new=report.verdict.value))
+    with factory() as session:
+        recompute_progress(session, problem_id)
+        session.commit()
+    return RegradeResult(problem_id=problem_id, regraded=len(todo), flipped=flipped,
+                         duration_s=time.monotonic() - start)
+
+
+def problem_exists(session: Session, problem_id: str) -> bool:
+    return session.get(Problem, problem_id) is not None

@@ -1,0 +1,140 @@
+"""Instructor uploads: a problem YAML and its reference solution, validated before anything is written.
+
+Errors keep the engine's "file:line: field: message" form so the page can show them by line. Files land in
+the configured problems directory and its sibling `reference_solutions/`, and only replace existing files
+when asked to.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from graders.check import CheckResult, check_problem
+from graders.problem import ID_PATTERN, ProblemError, load_problem, parse_problem, reference_path_for
+from graders.settings import GraderSettings
+
+PROBLEM_NAME = "problem.yaml"
+REFERENCE_NAME = "reference.py"
+LINE = re.compile(r"^(?P<file>[^:]*):(?P<line>\d+): (?P<message>.*)$", re.S)
+
+
+@dataclass
+class UploadError:
+    file: str
+    line: int | None
+    message: str
+
+    @classmethod
+    def parse(cls, text: str) -> UploadError:
+        match = LINE.match(text)
+        if match is None:
+            return cls(file="", line=None, message=text)
+        return cls(file=match["file"], line=int(match["line"]), message=match["message"])
+
+
+@dataclass
+class UploadResult:
+    problem_id: str | None = None
+    errors: list[UploadError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+    checked: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def target_paths(problems_dir: Path, problem_id: str) -> tuple[Path, Path]:
+    """Where the files of `problem_id` go; refuses anything that would leave the two directories."""
+    if not re.match(ID_PATTERN, problem_id):
+        raise ValueError(f"{problem_id!r} is not a valid problem id")
+    root = problems_dir.resolve()
+    problem_path = (root / f"{problem_id}.yaml").resolve()
+    reference_path = reference_path_for(problem_path, problem_id).resolve()
+    if problem_path.parent != root or reference_path.parent != root.parent / "reference_solutions":
+        raise ValueError(f"{problem_id!r} would be written outside the problems directory")
+    return problem_path, reference_path
+
+
+def validate(yaml_text: str, reference_text: str) -> UploadResult:
+    """Schema and semantic checks of the YAML, and that the reference compiles and defines the function."""
+    result = UploadResult()
+    try:
+        problem = parse_problem(yaml_text, Path(PROBLEM_NAME))
+    except ProblemError as exc:
+        result.errors += [UploadError.parse(e) for e in exc.errors]
+        problem = None
+    if not reference_text.strip():
+        result.errors.append(UploadError(REFERENCE_NAME, None, "the reference solution is empty"))
+        return result
+    try:
+        tree = ast.parse(reference_text, REFERENCE_NAME)
+    except SyntaxError as exc:
+        result.errors.append(UploadError(REFERENCE_NAME, exc.lineno, f"syntax error: {exc.msg}"))
+        return result
+    if problem is None:
+        return result
+    result.problem_id = problem.id
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+    if problem.function not in defined:
+        result.errors.append(UploadError(REFERENCE_NAME, 1, f"does not define the function {problem.function!r}"))
+    return result
+
+
+def run_check(yaml_text: str, reference_text: str, problem_id: str, settings: GraderSettings) -> CheckResult:
+    """`gradax check` on a scratch copy: the reference must be accepted through the sandbox and every known
+    mistake rejected. Takes seconds (child processes importing jax)."""
+    with tempfile.TemporaryDirectory(prefix="gradax-upload-") as tmp:
+        problem_path, reference_path = target_paths(Path(tmp) / "problems", problem_id)
+        problem_path.parent.mkdir()
+        reference_path.parent.mkdir()
+        problem_path.write_text(yaml_text, encoding="utf-8")
+        reference_path.write_text(reference_text, encoding="utf-8")
+        result = CheckResult(problem_path)
+        check_problem(load_problem(problem_path), settings, result)
+        # Scratch paths mean nothing to the instructor: name the uploaded files instead.
+        rename = {str(problem_path): PROBLEM_NAME, str(reference_path): REFERENCE_NAME}
+        for attr in ("errors", "warnings"):
+            messages = getattr(result, attr)
+            for old, new in rename.items():
+                messages = [m.replace(old, new) for m in messages]
+            setattr(result, attr, messages)
+        return result
+
+
+def upload_problem(problems_dir: Path, yaml_text: str, reference_text: str, *, replace: bool,
+                   check: GraderSettings | None = None) -> UploadResult:
+    """Validate, optionally `gradax check`, then write both files. Nothing is written when anything fails."""
+    yaml_text, reference_text = yaml_text.replace("\r\n", "\n"), reference_text.replace("\r\n", "\n")
+    result = validate(yaml_text, reference_text)
+    if not result.ok or result.problem_id is None:
+        return result
+    try:
+        problem_path, reference_path = target_paths(problems_dir, result.problem_id)
+    except ValueError as exc:
+        result.errors.append(UploadError(PROBLEM_NAME, 1, f"id: {exc}"))
+        return result
+    existing = [p for p in (problem_path, reference_path) if p.exists()]
+    if existing and not replace:
+        result.errors.append(UploadError(PROBLEM_NAME, 1, f"id: problem {result.problem_id!r} already exists; "
+                                         "tick 'replace' to overwrite it"))
+        return result
+    if check is not None:
+        checked = run_check(yaml_text, reference_text, result.problem_id, check)
+        result.checked = True
+        result.errors += [UploadError.parse(e) for e in checked.errors]
+        result.warnings += checked.warnings
+        if not result.ok:
+            return result
+    problem_path.parent.mkdir(parents=True, exist_ok=True)
+    reference_path.parent.mkdir(parents=True, exist_ok=True)
+    # Reference first: a problem file without its reference would be skipped by the next reload.
+    reference_path.write_text(reference_text, encoding="utf-8")
+    problem_path.write_text(yaml_text, encoding="utf-8")
+    result.written = [problem_path, reference_path]
+    return result

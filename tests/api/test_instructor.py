@@ -1,0 +1,330 @@
+"""Instructor workflow: role checks, upload with located errors, reload, statistics, CSV export, regrade."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.helpers import API, PASSWORD, login, make_settings, make_user, register, wait_done
+from app.main import create_app
+from app.models import Attempt, Progress, Role, User
+from app.services.uploads import target_paths
+from graders.scaffold import REFERENCE, TEMPLATE, scaffold
+
+IDS = ("aa-double", "bb-double")
+
+
+def problem_yaml(problem_id: str, **replace: str) -> str:
+    text = TEMPLATE.format(id=problem_id, title=problem_id, function=problem_id.replace("-", "_"))
+    for old, new in replace.items():
+        assert old in text
+        text = text.replace(old, new)
+    return text
+
+
+def reference(problem_id: str) -> str:
+    return REFERENCE.format(id=problem_id, function=problem_id.replace("-", "_"))
+
+
+@pytest.fixture
+def problems_dir(tmp_path: Path) -> Path:
+    """A scratch bank of two tiny scaffolded problems: tests never touch the real problems/."""
+    root = tmp_path / "bank" / "problems"
+    for pid in IDS:
+        scaffold(pid, root)
+    return root
+
+
+@pytest.fixture
+def iapp(tmp_path: Path, data_dir: Path, problems_dir: Path) -> FastAPI:
+    return create_app(make_settings(tmp_path, data_dir, problems_dir=problems_dir))
+
+
+@pytest.fixture
+def iclient(iapp: FastAPI) -> Iterator[TestClient]:
+    with TestClient(iapp) as c:
+        yield c
+
+
+@pytest.fixture
+def teacher(iapp: FastAPI, iclient: TestClient) -> dict[str, str]:
+    make_user(iapp, "teacher", Role.INSTRUCTOR)
+    return login(iclient, "teacher")
+
+
+def csrf_from(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match
+    return match.group(1)
+
+
+def browser_login(client: TestClient, username: str) -> str:
+    """Log in through the form like a browser; returns the session's CSRF token."""
+    token = csrf_from(client.get("/login").text)
+    r = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token, "next": "/"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    return csrf_from(client.get("/").text)
+
+
+# -- who may see what ------------------------------------------------------------------------------------------
+
+def test_students_get_403_on_every_instructor_page_and_route(iclient: TestClient) -> None:
+    alice = register(iclient, "alice")
+    for method, path in [("GET", "/instructor/stats"), ("GET", "/instructor/grades.csv"),
+                         ("POST", "/instructor/problems"), ("POST", f"/instructor/problems/{IDS[0]}/regrade"),
+                         ("POST", "/problems/reload")]:
+        json = {"yaml": problem_yaml("cc-double"), "reference": reference("cc-double")} if method == "POST" else None
+        r = iclient.request(method, API + path, headers=alice, json=json)
+        assert r.status_code == 403, (path, r.text)
+    token = browser_login(iclient, "alice")
+    for path in ("/instructor", "/instructor/grades.csv", "/instructor/problems/upload"):
+        assert iclient.get(path, headers={"Accept": "text/html"}).status_code == 403, path
+    for path in ("/instructor/reload", f"/instructor/problems/{IDS[0]}/regrade", "/instructor/problems/upload"):
+        r = iclient.post(path, data={"csrf_token": token, "problem_yaml": problem_yaml("cc-double"),
+                                     "reference": reference("cc-double")})
+        assert r.status_code == 403, path
+    assert not (iclient.app.state.bank.directory / "cc-double.yaml").exists()  # type: ignore[attr-defined]
+
+
+def test_anonymous_visitors_are_sent_to_log_in(iclient: TestClient) -> None:
+    r = iclient.get("/instructor", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Finstructor"
+    assert iclient.get(f"{API}/instructor/stats").status_code == 401
+
+
+def test_instructor_forms_need_the_csrf_token(iapp: FastAPI, iclient: TestClient) -> None:
+    make_user(iapp, "teacher", Role.INSTRUCTOR)
+    browser_login(iclient, "teacher")
+    assert iclient.post("/instructor/reload", data={"csrf_token": "forged"}).status_code == 403
+
+
+# -- upload ----------------------------------------------------------------------------------------------------
+
+def test_upload_with_errors_lists_them_by_line_and_writes_nothing(iapp: FastAPI, iclient: TestClient,
+                                                                  problems_dir: Path) -> None:
+    make_user(iapp, "teacher", Role.INSTRUCTOR)
+    token = browser_login(iclient, "teacher")
+    bad = problem_yaml("cc-double", **{"difficulty: easy": "difficulty: impossible",
+                                      "    kind: array": "    kind: tensor"})
+    lines = bad.splitlines()
+    difficulty_line = lines.index("difficulty: impossible") + 1
+    kind_line = lines.index("    kind: tensor") + 1
+    r = iclient.post("/instructor/problems/upload", data={"csrf_token": token, "problem_yaml": bad,
+                                                         "reference": reference("cc-double")})
+    assert r.status_code == 422
+    got_lines = re.findall(r'data-testid="error-line">(\d+)<', r.text)
+    assert sorted(map(int, got_lines)) == sorted([difficulty_line, kind_line])
+    assert "difficulty" in r.text and "args.1.kind" in r.text
+    assert not (problems_dir / "cc-double.yaml").exists()
+
+    broken = "def cc_double(seed, x):\n    return x *\n"
+    r = iclient.post("/instructor/problems/upload",
+                     data={"csrf_token": token, "problem_yaml": problem_yaml("cc-double"), "reference": broken})
+    assert r.status_code == 422
+    assert re.findall(r'data-testid="error-line">(\d+)<', r.text) == ["2"] and "syntax error" in r.text
+    assert not (problems_dir / "cc-double.yaml").exists()
+
+
+def test_upload_makes_the_problem_live_without_restart(iapp: FastAPI, iclient: TestClient,
+                                                        problems_dir: Path) -> None:
+    make_user(iapp, "teacher", Role.INSTRUCTOR)
+    token = browser_login(iclient, "teacher")
+    assert "/instructor/problems/upload" in iclient.get("/instructor").text
+    files = {"problem_file": ("cc-double.yaml", problem_yaml("cc-double").encode(), "application/x-yaml"),
+             "reference_file": ("cc_double.py", reference("cc-double").encode(), "text/x-python")}
+    r = iclient.post("/instructor/problems/upload", data={"csrf_token": token}, files=files)
+    assert r.status_code == 200 and 'data-testid="upload-ok"' in r.text, r.text
+    assert (problems_dir / "cc-double.yaml").read_text() == problem_yaml("cc-double")
+    assert (problems_dir.parent / "reference_solutions" / "cc_double.py").read_text() == reference("cc-double")
+    listed = [p["id"] for p in iclient.get(f"{API}/problems").json()["data"]]
+    assert "cc-double" in listed
+
+    # The same id again is refused unless "replace" is ticked.
+    retitled = problem_yaml("cc-double", **{'title: "cc-double"': 'title: "Doubling, take two"'})
+    r = iclient.post("/instructor/problems/upload", data={"csrf_token": token, "problem_yaml": retitled,
+                                                         "reference": reference("cc-double")})
+    assert r.status_code == 422 and "already exists" in r.text
+    r = iclient.post("/instructor/problems/upload", data={"csrf_token": token, "problem_yaml": retitled,
+                                                         "reference": reference("cc-double"), "replace": "true"})
+    assert r.status_code == 200
+    assert iclient.get(f"{API}/problems/cc-double").json()["title"] == "Doubling, take two"
+
+
+def test_upload_api_reports_errors_as_json(iclient: TestClient, teacher: dict[str, str]) -> None:
+    r = iclient.post(f"{API}/instructor/problems", headers=teacher,
+                     json={"yaml": problem_yaml("cc-double", **{"order: 100": "order: many"}),
+                           "reference": reference("cc-double")})
+    assert r.status_code == 422
+    [error] = r.json()["errors"]
+    assert error["file"] == "problem.yaml" and error["line"] == 4 and error["message"].startswith("order:")
+    r = iclient.post(f"{API}/instructor/problems", headers=teacher,
+                     json={"yaml": problem_yaml("cc-double"), "reference": reference("cc-double")})
+    assert r.status_code == 201 and r.json()["sync"]["added"] == 1 and r.json()["checked"] is False
+
+
+def test_upload_paths_cannot_leave_the_problems_directory(tmp_path: Path) -> None:
+    for bad in ("../evil", "a/b", "..", "/etc/passwd", "x" * 80):
+        with pytest.raises(ValueError):
+            target_paths(tmp_path / "problems", bad)
+    assert target_paths(tmp_path / "problems", "ok-id") == (
+        (tmp_path / "problems" / "ok-id.yaml").resolve(), (tmp_path / "reference_solutions" / "ok_id.py").resolve())
+
+
+# -- reload ----------------------------------------------------------------------------------------------------
+
+def test_reload_picks_up_files_edited_on_disk(iapp: FastAPI, iclient: TestClient, problems_dir: Path,
+                                              teacher: dict[str, str]) -> None:
+    path = problems_dir / f"{IDS[0]}.yaml"
+    path.write_text(path.read_text().replace('title: "Aa double"', 'title: "Edited on disk"'))
+    assert iclient.get(f"{API}/problems/{IDS[0]}").json()["title"] == "Aa double"  # not before a reload
+    token = browser_login(iclient, "teacher")
+    r = iclient.post("/instructor/reload", data={"csrf_token": token})
+    assert r.status_code == 200 and "Reloaded: 2 problems (0 new, 1 changed, 0 gone)" in r.text
+    assert iclient.get(f"{API}/problems/{IDS[0]}").json()["title"] == "Edited on disk"
+    titles = {p["id"]: p["title"] for p in iclient.get(f"{API}/problems").json()["data"]}
+    assert titles[IDS[0]] == "Edited on disk"  # the problems table too, not only the bank
+
+    # A file broken on disk disappears from the list and its error shows on the instructor page.
+    (problems_dir / f"{IDS[1]}.yaml").write_text(problem_yaml(IDS[1], **{"difficulty: easy": "difficulty: 3"}))
+    r = iclient.post(f"{API}/problems/reload", headers=teacher)
+    assert r.json()["unavailable"] == 1 and r.json()["errors"] == 1
+    assert IDS[1] not in [p["id"] for p in iclient.get(f"{API}/problems").json()["data"]]
+    assert "difficulty" in iclient.get("/instructor").text
+
+
+# -- statistics and grades -------------------------------------------------------------------------------------
+
+def _report(verdict: str, message: str = "", diagnosis: str | None = None) -> dict[str, object]:
+    tests = [{"name": "example", "status": "passed" if verdict == "accepted" else "failed", "message": message}]
+    return {"verdict": verdict, "message": "", "diagnosis": diagnosis, "tests": tests}
+
+
+def _seed_attempts(app: FastAPI) -> None:
+    """Known attempts straight into the database: who solved what, after how many tries."""
+    for name in ("alice", "bob", "carol"):
+        make_user(app, name, Role.STUDENT)
+    make_user(app, "teacher2", Role.INSTRUCTOR)
+    plan = {  # user -> problem -> verdicts in order
+        "alice": {IDS[0]: ["wrong_answer", "accepted"], IDS[1]: ["accepted"]},
+        "bob": {IDS[0]: ["wrong_answer", "wrong_answer", "wrong_answer", "accepted"]},
+        "carol": {IDS[0]: ["runtime_error"]},
+        "teacher2": {IDS[0]: ["wrong_answer"]},  # staff attempts are not statistics
+    }
+    failures = {"wrong_answer": ("values differ at [0]", "You returned the input unchanged."),
+                "runtime_error": ("NameError: name 'jnp' is not defined", None)}
+    with app.state.session_factory() as session:
+        users = {u.username: u.id for u in session.query(User)}
+        for name, per_problem in plan.items():
+            for pid, verdicts in per_problem.items():
+                for verdict in verdicts:
+                    message, diagnosis = failures.get(verdict, ("", None))
+                    session.add(Attempt(user_id=users[name], problem_id=pid, mode="submit", code="...",
+                                        status="done", verdict=verdict, score=1.0 if verdict == "accepted" else 0.0,
+                                        report=_report(verdict, message, diagnosis)))
+                session.add(Progress(user_id=users[name], problem_id=pid, attempts=len(verdicts),
+                                     solved="accepted" in verdicts, best_score=1.0 if "accepted" in verdicts else 0.0,
+                                     hints_revealed=0))
+        session.commit()
+
+
+def test_grades_csv_has_one_row_per_student(iapp: FastAPI, iclient: TestClient, teacher: dict[str, str]) -> None:
+    _seed_attempts(iapp)
+    r = iclient.get(f"{API}/instructor/grades.csv", headers=teacher)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert r.headers["content-disposition"] == 'attachment; filename="grades.csv"'
+    assert r.text == (f"username,{IDS[0]},{IDS[1]},total\n"
+                      "alice,1,1,2\n"
+                      "bob,1,0,1\n"
+                      "carol,0,0,0\n")
+    browser_login(iclient, "teacher")
+    page = iclient.get("/instructor/grades.csv")
+    assert page.text == r.text and page.headers["content-disposition"].startswith("attachment")
+    assert list(csv.reader(io.StringIO(page.text)))[1] == ["alice", "1", "1", "2"]
+
+
+def test_stats_solve_rate_attempts_to_accept_and_common_failures(iapp: FastAPI, iclient: TestClient,
+                                                                 teacher: dict[str, str]) -> None:
+    _seed_attempts(iapp)
+    body = iclient.get(f"{API}/instructor/stats", headers=teacher).json()
+    first = {p["id"]: p for p in body["problems"]}[IDS[0]]
+    assert first["attempts"] == 7 and first["students"] == 3 and first["solved"] == 2
+    assert first["solve_rate"] == pytest.approx(2 / 3)
+    assert first["median_attempts_to_accept"] == 3.0  # alice 2, bob 4
+    assert first["top_failures"] == [["values differ at [0]", 4], ["NameError: name 'jnp' is not defined", 1]]
+    assert first["top_diagnoses"] == [["You returned the input unchanged.", 4]]
+    students = {s["username"]: s for s in body["students"]}
+    assert set(students) == {"alice", "bob", "carol"}
+    assert (students["alice"]["solved"], students["alice"]["attempts"]) == (2, 3)
+    assert (students["bob"]["solved"], students["bob"]["attempts"]) == (1, 4)
+
+    browser_login(iclient, "teacher")
+    html = iclient.get("/instructor").text
+    assert "67% (2/3)" in html and "values differ at [0]" in html and "\u00d74" in html
+    assert re.search(r"<td>bob</td><td>1</td><td>4</td>", html)
+
+
+# -- regrade and check (real grading) --------------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("web-grading")
+def test_regrade_after_the_tests_change_lists_flipped_verdicts(tmp_path: Path, data_dir: Path,
+                                                               problems_dir: Path) -> None:
+    app = create_app(make_settings(tmp_path, data_dir, problems_dir=problems_dir, grading_workers=1))
+    pid, fn = IDS[0], IDS[0].replace("-", "_")
+    doubled = f"def {fn}(seed, x):\n    return x * 2\n"
+    tripled = f"def {fn}(seed, x):\n    return x * 3\n"
+    with TestClient(app) as client:
+        alice, bob = register(client, "alice"), register(client, "bob")
+        make_user(app, "teacher", Role.INSTRUCTOR)
+        teacher = login(client, "teacher")
+        a = wait_done(client, client.post(f"{API}/submissions", json={"problem_id": pid, "code": doubled},
+                                          headers=alice).json()["id"], alice)
+        b = wait_done(client, client.post(f"{API}/submissions", json={"problem_id": pid, "code": tripled},
+                                          headers=bob).json()["id"], bob)
+        assert (a["verdict"], b["verdict"]) == ("accepted", "wrong_answer")
+
+        # The instructor decides the exercise is about tripling: new reference, reload, regrade.
+        ref = problems_dir.parent / "reference_solutions" / f"{fn}.py"
+        ref.write_text(ref.read_text().replace("* 2", "* 3"))
+        assert client.post(f"{API}/problems/reload", headers=teacher).json()["updated"] == 1
+        r = client.post(f"{API}/instructor/problems/{pid}/regrade", headers=teacher)
+        assert r.status_code == 200, r.text
+        result = r.json()
+        assert result["regraded"] == 2
+        assert sorted((f["attempt_id"], f["username"], f["old"], f["new"]) for f in result["flipped"]) == [
+            (a["id"], "alice", "accepted", "wrong_answer"), (b["id"], "bob", "wrong_answer", "accepted")]
+
+        assert client.get(f"{API}/submissions/{a['id']}", headers=alice).json()["verdict"] == "wrong_answer"
+        assert client.get(f"{API}/problems/{pid}", headers=alice).json()["progress"]["solved"] is False
+        assert client.get(f"{API}/problems/{pid}", headers=bob).json()["progress"]["solved"] is True
+        assert client.get(f"{API}/instructor/grades.csv", headers=teacher).text.splitlines()[1:] == [
+            "alice,0,0,0", "bob,1,0,1"]
+
+        # The button on the instructor page does the same and shows the (now empty) list of flips.
+        token = browser_login(client, "teacher")
+        html = client.post(f"/instructor/problems/{pid}/regrade", data={"csrf_token": token}).text
+        assert "2 Submit attempts graded again" in html and "0 changed verdict" in html
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("web-grading")
+def test_upload_with_check_grades_the_reference_and_known_mistakes(iclient: TestClient, teacher: dict[str, str],
+                                                                   problems_dir: Path) -> None:
+    # A known mistake identical to the reference: the schema is fine, `gradax check` is not.
+    bad = problem_yaml("cc-double", **{"          return x + 2": "          return x * 2"})
+    r = iclient.post(f"{API}/instructor/problems", headers=teacher,
+                     json={"yaml": bad, "reference": reference("cc-double"), "check": True})
+    assert r.status_code == 422 and r.json()["checked"] is True
+    assert any("'plus-two' passes every test" in e["message"] for e in r.json()["errors"]), r.json()
+    assert not (problems_dir / "cc-double.yaml").exists()
+    r = iclient.post(f"{API}/instructor/problems", headers=teacher,
+                     json={"yaml": problem_yaml("cc-double"), "reference": reference("cc-double"), "check": True})
+    assert r.status_code == 201 and r.json()["checked"] is True, r.json()
