@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 T = TypeVar("T")
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
+# Ids and offsets past a signed 64-bit integer cannot reach the database (SQLite raises OverflowError): 422.
+MAX_DB_INT = 2**63 - 1
 
 
 class Page(BaseModel, Generic[T]):

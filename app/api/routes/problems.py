@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 
 from app.api.deps import BankDep, CurrentUser, OptionalUser, SessionDep, SettingsDep, StaffUser
 from app.errors import not_found
-from app.schemas import DraftUpdate, HintsPublic, Page, ProblemDetail, ProblemSummary
+from app.schemas import MAX_DB_INT, DraftUpdate, HintsPublic, Page, ProblemDetail, ProblemSummary
 from app.services.attempts import check_code
 from app.services.problems import (
     build_detail,
@@ -35,7 +35,7 @@ def _loaded(bank: ProblemBank, problem_id: str) -> LoadedProblem:
 
 @router.get("", response_model=Page[ProblemSummary])
 def read_problems(session: SessionDep, user: OptionalUser, track: str | None = None,
-                  offset: Annotated[int, Query(ge=0)] = 0,
+                  offset: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
                   limit: Annotated[int, Query(ge=1, le=200)] = 100) -> Page[ProblemSummary]:
     """Problems ordered by track and position, with the caller's progress when logged in."""
     rows, count = list_problems(session=session, track=track, offset=offset, limit=limit)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from app.api.deps import CurrentUser, SessionDep, SettingsDep
-from app.schemas import Page, SubmissionCreate, SubmissionCreated, SubmissionDetail, SubmissionSummary
+from app.schemas import MAX_DB_INT, Page, SubmissionCreate, SubmissionCreated, SubmissionDetail, SubmissionSummary
 from app.services.attempts import create_attempt, get_attempt_for, list_attempts
 
 router = APIRouter(prefix="/submissions", tags=["submissions"])
@@ -27,7 +27,7 @@ def create_submission(body: SubmissionCreate, request: Request, session: Session
 
 @router.get("", response_model=Page[SubmissionSummary])
 def read_submissions(session: SessionDep, user: CurrentUser, problem_id: str | None = None,
-                     offset: Annotated[int, Query(ge=0)] = 0,
+                     offset: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
                      limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Page[SubmissionSummary]:
     """The caller's own attempts, newest first."""
     rows, count = list_attempts(session=session, user=user, problem_id=problem_id, offset=offset, limit=limit)
@@ -35,7 +35,8 @@ def read_submissions(session: SessionDep, user: CurrentUser, problem_id: str | N
 
 
 @router.get("/{submission_id}", response_model=SubmissionDetail)
-def read_submission(submission_id: int, session: SessionDep, user: CurrentUser) -> SubmissionDetail:
+def read_submission(submission_id: Annotated[int, Path(ge=1, le=MAX_DB_INT)], session: SessionDep,
+                    user: CurrentUser) -> SubmissionDetail:
     """One attempt with its report once graded. Someone else's attempt is 404."""
     attempt = get_attempt_for(session=session, user=user, attempt_id=submission_id)
     return SubmissionDetail.model_validate(attempt)
