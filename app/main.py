@@ -31,6 +31,7 @@ from app.pages.instructor import router as instructor_pages_router
 from app.pages.routes import render_error
 from app.pages.routes import router as pages_router
 from app.services.problems import sync_problems
+from app.services.regrades import RegradeJobs
 from graders.problem import ProblemBank
 
 log = logging.getLogger("gradax.app")
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     app.state.grader = grader
     app.state.dispatcher = dispatcher
     app.state.broker_probe = broker_probe
+    app.state.regrades = RegradeJobs(session_factory, grader)
 
     _install_error_handlers(app)
     app.include_router(api_router, prefix="/api/v1")

@@ -99,6 +99,9 @@ class Attempt(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(200), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    # Instructor regrades (app/services/instructor.py): the verdict before the latest regrade, and when it ran.
+    previous_verdict: Mapped[str | None] = mapped_column(String(32), default=None)
+    regraded_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
 
     tests: Mapped[list[AttemptTest]] = relationship(
         back_populates="attempt", cascade="all, delete-orphan", order_by="AttemptTest.position"

@@ -15,8 +15,9 @@ from starlette.datastructures import URL
 from app.api.deps import BankDep, SessionDep, SettingsDep
 from app.models import User
 from app.pages.routes import check_form_csrf, page
-from app.services.instructor import grades_csv, problem_stats, regrade_problem, student_progress
+from app.services.instructor import grades_csv, problem_stats, recorded_flips, student_progress
 from app.services.problems import sync_problems
+from app.services.regrades import RegradeJob
 from app.services.uploads import UploadResult, upload_problem
 
 router = APIRouter(prefix="/instructor", include_in_schema=False)
@@ -75,7 +76,7 @@ def reload(request: Request, session: SessionDep, bank: BankDep, user: PageUser,
     return RedirectResponse(str(URL("/instructor").include_query_params(m=summary)), status_code=303)
 
 
-@router.post("/problems/{problem_id}/regrade", response_class=HTMLResponse, response_model=None)
+@router.post("/problems/{problem_id}/regrade", response_model=None)
 def regrade(problem_id: str, request: Request, bank: BankDep, user: PageUser,
             csrf_token: Annotated[str, Form()] = "") -> Response:
     who = staff(request, user)
@@ -84,8 +85,20 @@ def regrade(problem_id: str, request: Request, bank: BankDep, user: PageUser,
     check_form_csrf(request, csrf_token)
     if bank.get(problem_id) is None:
         raise HTTPException(404, f"There is no problem {problem_id!r}.")
-    result = regrade_problem(request.app.state.session_factory, request.app.state.grader, problem_id)
-    return page(request, "instructor_regrade.html", {"user": who, "result": result})
+    request.app.state.regrades.start(problem_id)
+    return RedirectResponse(f"/instructor/problems/{problem_id}/regrade", status_code=303)
+
+
+@router.get("/problems/{problem_id}/regrade", response_class=HTMLResponse, response_model=None)
+def regrade_status(problem_id: str, request: Request, session: SessionDep, user: PageUser) -> Response:
+    """The running or latest regrade; after a restart, the flips recorded on the attempts."""
+    who = staff(request, user)
+    if isinstance(who, Response):
+        return who
+    job: RegradeJob | None = request.app.state.regrades.get(problem_id)
+    flipped = job.flipped if job is not None else recorded_flips(session, problem_id)
+    return page(request, "instructor_regrade.html", {"user": who, "problem_id": problem_id, "job": job,
+                                                     "flipped": flipped})
 
 
 def _upload_page(request: Request, user: User, result: UploadResult | None, yaml_text: str = "",

@@ -9,7 +9,9 @@ import csv
 import io
 import math
 import statistics
+import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -181,11 +183,11 @@ def recompute_progress(session: Session, problem_id: str) -> None:
         progress.solved_at = (accepted[0].finished_at if accepted else None)
 
 
-def regrade_problem(factory: sessionmaker[Session], grader: Grader, problem_id: str) -> RegradeResult:
+def regrade_problem(factory: sessionmaker[Session], grader: Grader, problem_id: str,
+                    on_progress: Callable[[int, int, Flip | None], None] | None = None) -> RegradeResult:
     """Grade every finished Submit attempt of the problem again against its current version, store the new
-    reports, and list the attempts whose verdict changed. Blocking: about one grading per attempt."""
-    import time
-
+    reports (keeping the verdict before in `previous_verdict`), and list the attempts whose verdict changed.
+    Blocking: about one grading per attempt. `on_progress(done, total, flip)` is called after each attempt."""
     start = time.monotonic()
     loaded = grader.bank.get(problem_id)
     if loaded is None:
@@ -196,21 +198,37 @@ def regrade_problem(factory: sessionmaker[Session], grader: Grader, problem_id: 
             .where(Attempt.problem_id == problem_id, Attempt.mode == "submit",
                    Attempt.status == AttemptStatus.DONE.value).order_by(Attempt.id)).all()
     flipped: list[Flip] = []
-    for attempt_id, code, old, username in todo:
+    for done, (attempt_id, code, old, username) in enumerate(todo, start=1):
         report = grader.grade_loaded(loaded, code, mode="submit")
+        flip = None
         with factory() as session:
             attempt = session.get(Attempt, attempt_id)
-            if attempt is None or attempt.status != AttemptStatus.DONE.value:
-                continue  # deleted, or put back in the queue meanwhile: its next grading decides
-            _store(attempt, report, loaded.content_hash)
-            session.commit()
-        if old != report.verdict.value:
-            flipped.append(Flip(attempt_id=attempt_id, username=username, old=old, new=report.verdict.value))
+            if attempt is not None and attempt.status == AttemptStatus.DONE.value:
+                # (Else deleted, or put back in the queue meanwhile: its next grading decides.)
+                _store(attempt, report, loaded.content_hash)
+                attempt.previous_verdict, attempt.regraded_at = old, utcnow()
+                session.commit()
+                if old != report.verdict.value:
+                    flip = Flip(attempt_id=attempt_id, username=username, old=old, new=report.verdict.value)
+                    flipped.append(flip)
+        if on_progress is not None:
+            on_progress(done, len(todo), flip)
     with factory() as session:
         recompute_progress(session, problem_id)
         session.commit()
     return RegradeResult(problem_id=problem_id, regraded=len(todo), flipped=flipped,
                          duration_s=time.monotonic() - start)
+
+
+def recorded_flips(session: Session, problem_id: str) -> list[Flip]:
+    """Attempts of the problem whose latest regrade changed their verdict, newest regrade first."""
+    rows = session.execute(
+        select(Attempt.id, User.username, Attempt.previous_verdict, Attempt.verdict)
+        .join(User, User.id == Attempt.user_id)
+        .where(Attempt.problem_id == problem_id, Attempt.regraded_at.is_not(None),
+               Attempt.previous_verdict.is_distinct_from(Attempt.verdict))
+        .order_by(Attempt.regraded_at.desc(), Attempt.id)).all()
+    return [Flip(attempt_id=i, username=u, old=old, new=new or "") for i, u, old, new in rows]
 
 
 def problem_exists(session: Session, problem_id: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 from api.helpers import API, PASSWORD, login, make_settings, make_user, register, wait_done
 from app.main import create_app
 from app.models import Attempt, Progress, Role, User
+from app.services.instructor import recorded_flips
 from app.services.uploads import target_paths
 from graders.scaffold import REFERENCE, TEMPLATE, scaffold
 
@@ -296,11 +298,13 @@ def test_regrade_after_the_tests_change_lists_flipped_verdicts(tmp_path: Path, d
         ref.write_text(ref.read_text().replace("* 2", "* 3"))
         assert client.post(f"{API}/problems/reload", headers=teacher).json()["updated"] == 1
         r = client.post(f"{API}/instructor/problems/{pid}/regrade", headers=teacher)
-        assert r.status_code == 200, r.text
-        result = r.json()
-        assert result["regraded"] == 2
-        assert sorted((f["attempt_id"], f["username"], f["old"], f["new"]) for f in result["flipped"]) == [
-            (a["id"], "alice", "accepted", "wrong_answer"), (b["id"], "bob", "wrong_answer", "accepted")]
+        assert r.status_code == 202 and r.json()["status"] == "running", r.text
+        result = wait_regrade(client, pid, teacher)
+        assert result["status"] == "done" and result["total"] == result["done"] == 2
+        flips = [(a["id"], "alice", "accepted", "wrong_answer"), (b["id"], "bob", "wrong_answer", "accepted")]
+        assert sorted((f["attempt_id"], f["username"], f["old"], f["new"]) for f in result["flipped"]) == flips
+        with app.state.session_factory() as session:  # recorded on the attempts too, for after a restart
+            assert sorted((f.attempt_id, f.username, f.old, f.new) for f in recorded_flips(session, pid)) == flips
 
         assert client.get(f"{API}/submissions/{a['id']}", headers=alice).json()["verdict"] == "wrong_answer"
         assert client.get(f"{API}/problems/{pid}", headers=alice).json()["progress"]["solved"] is False
@@ -308,10 +312,27 @@ def test_regrade_after_the_tests_change_lists_flipped_verdicts(tmp_path: Path, d
         assert client.get(f"{API}/instructor/grades.csv", headers=teacher).text.splitlines()[1:] == [
             "alice,0,0,0", "bob,1,0,1"]
 
-        # The button on the instructor page does the same and shows the (now empty) list of flips.
+        # The button on the instructor page starts the same; its page refreshes until done, then lists the
+        # flips of this run (none now: the tests did not change again).
         token = browser_login(client, "teacher")
-        html = client.post(f"/instructor/problems/{pid}/regrade", data={"csrf_token": token}).text
+        r = client.post(f"/instructor/problems/{pid}/regrade", data={"csrf_token": token}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == f"/instructor/problems/{pid}/regrade"
+        assert 'data-status="running"' in client.get(r.headers["location"]).text
+        wait_regrade(client, pid, teacher)
+        html = client.get(r.headers["location"]).text
         assert "2 Submit attempts graded again" in html and "0 changed verdict" in html
+        with app.state.session_factory() as session:
+            assert recorded_flips(session, pid) == []
+
+
+def wait_regrade(client: TestClient, pid: str, headers: dict[str, str], timeout: float = 240) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body: dict[str, object] = client.get(f"{API}/instructor/problems/{pid}/regrade", headers=headers).json()
+        if body["status"] != "running":
+            return body
+        time.sleep(0.3)
+    raise AssertionError(f"regrade of {pid} not done within {timeout} s")
 
 
 @pytest.mark.slow

@@ -11,8 +11,9 @@ from pydantic import BaseModel
 
 from app.api.deps import BankDep, SessionDep, SettingsDep, StaffUser
 from app.errors import not_found
-from app.services.instructor import grades_csv, problem_stats, regrade_problem, student_progress
+from app.services.instructor import grades_csv, problem_stats, student_progress
 from app.services.problems import sync_problems
+from app.services.regrades import RegradeJob
 from app.services.uploads import upload_problem
 
 router = APIRouter(prefix="/instructor", tags=["instructor"])
@@ -56,11 +57,21 @@ def create_problem(body: ProblemUpload, session: SessionDep, bank: BankDep, sett
     return JSONResponse(payload, status_code=201)
 
 
-@router.post("/problems/{problem_id}/regrade")
-def regrade(problem_id: str, request: Request, bank: BankDep, user: StaffUser) -> dict[str, Any]:
-    """Grade every Submit attempt of the problem again with its current version (blocking: seconds per
-    attempt); lists the attempts whose verdict flipped."""
+@router.post("/problems/{problem_id}/regrade", status_code=202)
+def start_regrade(problem_id: str, request: Request, bank: BankDep, user: StaffUser) -> dict[str, Any]:
+    """Start grading every Submit attempt of the problem again with its current version, in the background
+    (seconds per attempt); poll GET for progress and the attempts whose verdict flipped. A regrade already
+    running for the problem is returned instead of a second one."""
     if bank.get(problem_id) is None:
         raise not_found(f"problem {problem_id!r}")
-    result = regrade_problem(request.app.state.session_factory, request.app.state.grader, problem_id)
-    return asdict(result)
+    job: RegradeJob = request.app.state.regrades.start(problem_id)
+    return job.to_dict()
+
+
+@router.get("/problems/{problem_id}/regrade")
+def read_regrade(problem_id: str, request: Request, user: StaffUser) -> dict[str, Any]:
+    """The latest regrade of the problem in this server process: status, progress, flipped verdicts."""
+    job: RegradeJob | None = request.app.state.regrades.get(problem_id)
+    if job is None:
+        raise not_found(f"regrade of {problem_id!r}")
+    return job.to_dict()
