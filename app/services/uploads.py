@@ -111,6 +111,12 @@ def upload_problem(problems_dir: Path, yaml_text: str, reference_text: str, *, r
                    check: GraderSettings | None = None) -> UploadResult:
     """Validate, optionally `gradax check`, then write both files. Nothing is written when anything fails."""
     yaml_text, reference_text = yaml_text.replace("\r\n", "\n"), reference_text.replace("\r\n", "\n")
+    for name, text in ((PROBLEM_NAME, yaml_text), (REFERENCE_NAME, reference_text)):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # lone surrogates survive JSON decoding but cannot be written
+            line = text.count("\n", 0, exc.start) + 1
+            return UploadResult(errors=[UploadError(name, line, "not valid UTF-8 text")])
     result = validate(yaml_text, reference_text)
     if not result.ok or result.problem_id is None:
         return result

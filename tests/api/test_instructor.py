@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -82,12 +83,14 @@ def test_students_get_403_on_every_instructor_page_and_route(iclient: TestClient
     alice = register(iclient, "alice")
     for method, path in [("GET", "/instructor/stats"), ("GET", "/instructor/grades.csv"),
                          ("POST", "/instructor/problems"), ("POST", f"/instructor/problems/{IDS[0]}/regrade"),
+                         ("GET", f"/instructor/problems/{IDS[0]}/regrade"),
                          ("POST", "/problems/reload")]:
-        json = {"yaml": problem_yaml("cc-double"), "reference": reference("cc-double")} if method == "POST" else None
-        r = iclient.request(method, API + path, headers=alice, json=json)
+        payload = {"yaml": problem_yaml("cc-double"), "reference": reference("cc-double")} if method == "POST" else None
+        r = iclient.request(method, API + path, headers=alice, json=payload)
         assert r.status_code == 403, (path, r.text)
     token = browser_login(iclient, "alice")
-    for path in ("/instructor", "/instructor/grades.csv", "/instructor/problems/upload"):
+    for path in ("/instructor", "/instructor/grades.csv", "/instructor/problems/upload",
+                 f"/instructor/problems/{IDS[0]}/regrade"):
         assert iclient.get(path, headers={"Accept": "text/html"}).status_code == 403, path
     for path in ("/instructor/reload", f"/instructor/problems/{IDS[0]}/regrade", "/instructor/problems/upload"):
         r = iclient.post(path, data={"csrf_token": token, "problem_yaml": problem_yaml("cc-double"),
@@ -170,6 +173,15 @@ def test_upload_api_reports_errors_as_json(iclient: TestClient, teacher: dict[st
     r = iclient.post(f"{API}/instructor/problems", headers=teacher,
                      json={"yaml": problem_yaml("cc-double"), "reference": reference("cc-double")})
     assert r.status_code == 201 and r.json()["sync"]["added"] == 1 and r.json()["checked"] is False
+
+
+def test_upload_of_text_that_is_not_utf8_is_an_error_not_a_crash(iclient: TestClient,
+                                                                 teacher: dict[str, str]) -> None:
+    body = json.dumps({"yaml": problem_yaml("cc-double"), "reference": "# \ud800\n" + reference("cc-double")})
+    r = iclient.post(f"{API}/instructor/problems", content=body,
+                     headers={**teacher, "content-type": "application/json"})
+    assert r.status_code == 422
+    assert r.json()["errors"] == [{"file": "reference.py", "line": 1, "message": "not valid UTF-8 text"}]
 
 
 def test_upload_paths_cannot_leave_the_problems_directory(tmp_path: Path) -> None:
