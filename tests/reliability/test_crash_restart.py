@@ -8,6 +8,7 @@ both checkable.
 
 from __future__ import annotations
 
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -101,5 +102,41 @@ def test_sigkill_during_a_burst_then_restart_grades_every_attempt_exactly_once(t
         assert attempts_counted == BURST
         print(f"\ncrash test: {len(answered)} answered before the kill, {len(running_at_crash)} being graded "
               f"at the kill, {BURST - len(answered)} resubmitted after the restart")
+    finally:
+        server.stop()
+
+
+def test_sigterm_stops_cleanly_and_the_next_start_grades_what_was_left(tmp_path: Path, data_dir: Path) -> None:
+    """SIGTERM (a deploy, `docker stop`): the server exits on its own, leaves nothing `running`, and the attempts
+    it did not finish are graded by the next start."""
+    code, expected = golden_case(PROBLEM, "reference-style")
+    server = Server(tmp_path, data_dir, GRADAX_GRADING_WORKERS="1", GRADAX_SHUTDOWN_GRACE_S="1")
+    server.start()
+    try:
+        with server.client() as c:
+            ids = []
+            for i in range(3):
+                headers = server.register(c, f"term{i}")
+                r = c.post("/submissions", json={"problem_id": PROBLEM, "code": code}, headers=headers)
+                assert r.status_code == 202
+                ids.append(r.json()["id"])
+        deadline = time.monotonic() + 120
+        while server.queue_depth()["running"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = time.monotonic()
+        # uvicorn re-raises the signal after its graceful shutdown, so the exit status is "killed by SIGTERM";
+        # the database below shows the shutdown ran (a SIGKILL leaves the row `running` with an open claim).
+        assert server.terminate(timeout=60) in (0, -signal.SIGTERM)
+        assert time.monotonic() - started < 30
+        statuses = dict(server.query("SELECT id, status FROM attempts"))
+        assert "running" not in statuses.values() and set(statuses) == set(ids)
+        assert server.query("SELECT count(*) FROM grading_claims WHERE outcome IS NULL")[0][0] == 0
+
+        server.start()
+        wait_all_done(server, ids, timeout=600)
+        assert {v for (v,) in server.query("SELECT verdict FROM attempts")} == {expected}
+        done_claims = dict(server.query("SELECT attempt_id, count(*) FROM grading_claims WHERE outcome = 'done' "
+                                        "GROUP BY attempt_id"))
+        assert done_claims == dict.fromkeys(ids, 1)
     finally:
         server.stop()
