@@ -11,9 +11,10 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
@@ -21,15 +22,18 @@ from app.db import make_engine, make_session_factory
 from app.grading import claims
 from app.grading.backend import build_grader
 from app.grading.celery_app import TASK_NAME, QueueDispatcher, make_celery
+from app.models import Problem
 from app.observability import schema_state
 from graders.engine import Grader
-from graders.problem import ProblemBank
+from graders.problem import LoadedProblem, ProblemBank
 from graders.report import Report, Verdict
 
 log = logging.getLogger("gradax.worker")
 
 # Backoff before a retry after an internal_error (same as the in-process dispatcher).
 RETRY_DELAY_S = 1.0
+# A worker whose problem files disagree with the problem table re-reads them at most this often.
+RELOAD_MIN_INTERVAL_S = 5.0
 
 
 def default_worker_name() -> str:
@@ -44,6 +48,8 @@ class WorkerContext:
     grader: Grader
     dispatcher: QueueDispatcher
     name: str
+    reload_lock: threading.Lock = field(default_factory=threading.Lock)
+    last_reload: float = float("-inf")
 
     def close(self) -> None:
         self.dispatcher.stop()
@@ -81,7 +87,7 @@ def grade_one(ctx: WorkerContext, attempt_id: int, *, thread_name: str | None = 
     heartbeat = threading.Thread(target=_renew_until, args=(ctx, held, stop), daemon=True,
                                  name=f"gradax-lease-{attempt_id}")
     heartbeat.start()
-    loaded = ctx.grader.bank.get(held.problem_id)
+    loaded = current_problem(ctx, held.problem_id)
     try:
         if loaded is None:
             report = Report(problem=held.problem_id, verdict=Verdict.INTERNAL_ERROR, mode=held.mode,
@@ -103,6 +109,28 @@ def grade_one(ctx: WorkerContext, attempt_id: int, *, thread_name: str | None = 
     log.info("attempt %d: %s (%s, try %d)", attempt_id, outcome.value, report.verdict.value, held.tries,
              extra={"attempt_id": attempt_id, "verdict": report.verdict.value, "outcome": outcome.value})
     return outcome.value
+
+
+def current_problem(ctx: WorkerContext, problem_id: str) -> LoadedProblem | None:
+    """The problem in the version the server last loaded. An instructor's reload or upload updates the problem
+    table; a worker started before that re-reads its (shared) problems directory instead of grading with stale
+    tests or calling a new problem unavailable."""
+    loaded = ctx.grader.bank.get(problem_id)
+    with ctx.session_factory() as session:
+        wanted = session.scalar(select(Problem.content_hash).where(Problem.id == problem_id))
+    if wanted is None or (loaded is not None and loaded.content_hash == wanted):
+        return loaded
+    with ctx.reload_lock:
+        loaded = ctx.grader.bank.get(problem_id)
+        stale = loaded is None or loaded.content_hash != wanted
+        if stale and time.monotonic() - ctx.last_reload >= RELOAD_MIN_INTERVAL_S:
+            ctx.grader.bank.reload()
+            ctx.last_reload = time.monotonic()
+            loaded = ctx.grader.bank.get(problem_id)
+            if loaded is None or loaded.content_hash != wanted:
+                log.warning("problem %s on this worker differs from the server's: is the problems directory "
+                            "shared?", problem_id)
+    return loaded
 
 
 def _renew_until(ctx: WorkerContext, held: claims.Claim, stop: threading.Event) -> None:

@@ -361,3 +361,31 @@ def test_upload_with_check_grades_the_reference_and_known_mistakes(iclient: Test
     r = iclient.post(f"{API}/instructor/problems", headers=teacher,
                      json={"yaml": problem_yaml("cc-double"), "reference": reference("cc-double"), "check": True})
     assert r.status_code == 201 and r.json()["checked"] is True, r.json()
+
+
+def test_queue_workers_pick_up_reloaded_and_uploaded_problems(iapp: FastAPI, iclient: TestClient,
+                                                              problems_dir: Path, teacher: dict[str, str]) -> None:
+    """A `gradax worker` started before an instructor's reload or upload grades the new version, not stale
+    tests (it shares the problems directory and follows the problem table)."""
+    import app.grading.worker as worker_module
+    from app.grading.worker import WorkerContext, current_problem
+    from graders.engine import Grader
+    from graders.problem import ProblemBank
+
+    ctx = WorkerContext(iapp.state.settings, iapp.state.engine, iapp.state.session_factory,
+                        Grader(ProblemBank(problems_dir)), dispatcher=None, name="test")  # type: ignore[arg-type]
+    before = current_problem(ctx, IDS[0])
+    assert before is not None and ctx.last_reload == float("-inf")  # in step: no reload
+    ref = problems_dir.parent / "reference_solutions" / f"{IDS[0].replace('-', '_')}.py"
+    ref.write_text(ref.read_text().replace("* 2", "* 3"))
+    assert current_problem(ctx, IDS[0]) is before  # the server has not reloaded: the table still agrees
+    iclient.post(f"{API}/problems/reload", headers=teacher)
+    after = current_problem(ctx, IDS[0])
+    assert after is not None and after.content_hash != before.content_hash and b"* 3" in after.reference_source
+
+    r = iclient.post(f"{API}/instructor/problems", headers=teacher,
+                     json={"yaml": problem_yaml("cc-double"), "reference": reference("cc-double")})
+    assert r.status_code == 201
+    assert current_problem(ctx, "cc-double") is None  # reloads are rate-limited per worker...
+    ctx.last_reload -= worker_module.RELOAD_MIN_INTERVAL_S
+    assert current_problem(ctx, "cc-double") is not None  # ...and then it is found
