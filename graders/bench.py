@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
 import statistics
 import sys
 import threading
@@ -236,7 +237,20 @@ def _bench_http(args: argparse.Namespace, problem: str, code: str, throughput_n:
     for _ in range(args.submissions):
         time.sleep(args.pause)  # untimed: lets the server's pool refill, as between real students' submissions
         sequential.add(*_timed(lambda: client.grade(problem, code)))
-    concurrent, rate = run_concurrent(lambda: client.grade(problem, code), throughput_n, args.concurrency)
+    # The API allows one attempt in grading per user and problem: one user per concurrent submitter.
+    clients: queue.Queue[HttpClient] = queue.Queue()
+    clients.put(client)
+    for _ in range(args.concurrency - 1):
+        clients.put(HttpClient(args.url))
+
+    def submit() -> str:
+        mine = clients.get()
+        try:
+            return mine.grade(problem, code)
+        finally:
+            clients.put(mine)
+
+    concurrent, rate = run_concurrent(submit, throughput_n, args.concurrency)
     return {"sequential": sequential.to_json(), "concurrent": concurrent.to_json(),
             "throughput_per_s": round(rate, 2), "concurrency": args.concurrency}
 
