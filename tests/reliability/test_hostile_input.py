@@ -7,6 +7,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,31 @@ def test_graceful_stop_puts_unfinished_gradings_back_in_the_queue(app: FastAPI, 
     finally:
         stuck.release.set()
         grader.executor = original
+
+
+@pytest.mark.parametrize("markdown", [
+    "Compute it.\n\n<script>alert(1)</script>",
+    '<img src=x onerror="alert(1)"> and <a href="javascript:alert(1)">a link</a>',
+    "[click](javascript:alert(1)) <iframe src=//evil.example></iframe> <svg onload=alert(1)>",
+])
+def test_html_and_js_in_statements_and_hints_are_sanitised(markdown: str) -> None:
+    """Statements and hints are instructor Markdown rendered to HTML shown as-is: scripts must not survive."""
+    from app.services.problems import render_inline, render_statement
+
+    class Elements(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.found: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.found.append((tag, attrs))
+
+    for html in (render_statement(markdown), render_inline(markdown)):
+        parser = Elements()
+        parser.feed(html)
+        for tag, attrs in parser.found:  # what a browser would build from it, not the escaped text
+            assert tag not in ("script", "iframe", "svg", "img", "object", "embed", "style"), html
+            for name, value in attrs:
+                assert not name.startswith("on"), html
+                assert not (value or "").strip().lower().startswith("javascript:"), html
+    assert "alert(1)" not in "".join(str(a) for _, a in parser.found)
