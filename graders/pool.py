@@ -603,6 +603,7 @@ class WarmPool:
                 self._busy.discard(id(child))
             outcome.start_error = f"a warm child could not be assigned: {exc}"
             return outcome
+        _restore_priority(child.host_pid)
         with self._cond:
             self._run_groups[id(child)] = group
         try:
@@ -632,6 +633,19 @@ def _read_available(fd: int | None, limit: int = 4000) -> str:
         return os.read(fd, 1 << 20)[-limit:].decode("utf-8", "replace")
     except OSError:
         return ""
+
+
+def _restore_priority(pid: int) -> None:
+    """Undo the warm-up's nice value on every thread (nice is per thread on Linux; new threads inherit it)."""
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return
+    for tid in tids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, 0)
+        except OSError:
+            pass
 
 
 def _move_charges(group: cgroup.RunCgroup) -> None:

@@ -73,6 +73,8 @@ if os.path.exists("/tmp/gradax-leftover"):
     problems.append("a /tmp file was left over")
 if "GRADAX_LEFTOVER" in os.environ:
     problems.append("the environment was changed")
+if os.nice(0) != 0:
+    problems.append("still at the warm-up's low priority")
 if problems:
     raise RuntimeError("; ".join(problems))
 """ + CORRECT_BODY
