@@ -87,7 +87,8 @@ class Student(HttpUser):
         options = self.environment.parsed_options
         expected = (options.num_users if options is not None else 1) * PER_USER
         if _graded >= expected and self.environment.runner is not None:
-            gevent.spawn_later(0.5, self.environment.runner.quit)  # every submission is through: end the run
+            # Every submission is through: end the run, after locust's 1 s CSV writer has seen the last sample.
+            gevent.spawn_later(3.0, self.environment.runner.quit)
 
     def _done(self) -> None:
         raise StopUser()
