@@ -40,6 +40,7 @@ def test_missing_cgroups_fail_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert outcome.start_error and "not mounted" in outcome.start_error
 
 
+@pytest.mark.slow  # computes the reference outputs (outside the sandbox) on a cold cache
 def test_cli_without_bwrap_reports_internal_error(gradax: Any) -> None:
     result = gradax("grade", "nnx-module-basics", str(REFERENCE), "--json", env={"PATH": "/nonexistent"})
     report = result.json()
