@@ -26,7 +26,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from service.servers import PostgresServer, Process, RedisServer, free_port, start_worker  # noqa: E402
+from service.servers import PostgresServer, Process, RedisServer, free_port  # noqa: E402
 
 LOCUST = Path(sys.executable).parent / "locust"
 OUT = ROOT / "test-artifacts" / "load"
@@ -121,7 +121,11 @@ def main() -> int:
             try:
                 server.wait_for_log("serving on")
                 _wait_ready(base)
-                workers = [start_worker(f"load{count}-{i}", env, OUT) for i in range(count)]
+                for i in range(count):  # one at a time, so a worker that started is stopped even if the next fails
+                    name = f"load{count}-{i}"
+                    workers.append(Process(["worker", "--name", name], {**env, "GRADAX_LOG_LEVEL": "INFO"},
+                                           OUT / f"worker-{name}.log"))
+                    workers[-1].wait_for_log("ready.")
                 warm = warm_up(base)
                 result = run_locust(base, args.users, args.submissions, OUT / f"workers{count}", args.run_time)
                 result.update(workers=count, pool=args.pool, warmup_s=round(warm, 1))
