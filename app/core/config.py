@@ -52,8 +52,9 @@ class Settings(BaseSettings):
     # How often an attempt whose grading failed on the grader's side (internal_error) is retried.
     grading_retries: int = 2
     # Executor behind the grader: "cold" starts a fresh sandboxed Python per submission; "warm" grades in
-    # pre-warmed children of a zygote (graders/pool.py, tuned by GRADAX_POOL_* settings).
-    pool: str = "cold"
+    # pre-warmed children of a zygote (graders/pool.py, tuned by GRADAX_POOL_* settings). The pool falls
+    # back to cold start by itself when it cannot run (no bwrap or cgroups, GRADAX_SANDBOX=none).
+    pool: str = "warm"
     sandbox: Literal["bwrap", "none"] = "bwrap"
     # Scale-out (docs/scale.md). "inprocess": grading threads in the server (the embedded default, no Redis);
     # "celery": the server only enqueues attempt ids on Redis and `gradax worker` processes grade them.

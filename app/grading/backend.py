@@ -11,9 +11,9 @@ def build_executor(settings: Settings) -> Executor:
     if settings.pool == "cold":
         return ColdExecutor(sandboxed=settings.sandbox != "none")
     if settings.pool == "warm":
-        from graders.pool import WarmPool
+        from graders.pool import PoolSettings, make_executor
 
-        return WarmPool(settings.grader_settings())
+        return make_executor(settings.grader_settings(), PoolSettings(pool="warm"))
     raise ValueError(f"GRADAX_POOL={settings.pool!r} is not a known grading pool (known: 'cold', 'warm')")
 
 

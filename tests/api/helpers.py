@@ -26,6 +26,8 @@ def make_settings(tmp_path: Path, data_dir: Path, **overrides: Any) -> Settings:
         "secret_key": "test-secret-" + "x" * 40,
         "grading_workers": 0,  # most tests check what the API stores, not grading
         "submit_rate": 0,
+        # Real-grading API tests start one app each: a zygote per app would cost more than it saves.
+        "pool": "cold",
         # The production argon2 cost (64 MiB, 3 passes) dominates test time on 2 shared cores.
         "argon2_time_cost": 1,
         "argon2_memory_kib": 8192,

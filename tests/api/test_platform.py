@@ -171,6 +171,7 @@ def test_grading_pool_setting_picks_the_executor(tmp_path: Path) -> None:
     from app.grading.backend import build_executor
     from graders.engine import ColdExecutor
 
-    assert isinstance(build_executor(Settings(data_dir=tmp_path)), ColdExecutor)
+    assert Settings(data_dir=tmp_path).pool == "warm"  # the server grades in the warm pool by default
+    assert isinstance(build_executor(Settings(data_dir=tmp_path, pool="cold")), ColdExecutor)
     with pytest.raises(ValueError, match="not a known grading pool"):
         build_executor(Settings(data_dir=tmp_path, pool="lukewarm"))

@@ -31,7 +31,8 @@ def server(tmp_path: Path, data_dir: Path) -> Iterator[str]:
     """`gradax serve` on a free port with a fresh database; caches shared with the rest of the run."""
     port = free_port()
     env = {**os.environ, "GRADAX_DATA_DIR": str(data_dir),
-           "GRADAX_DATABASE_URL": f"sqlite:///{tmp_path / 'browser.db'}", "GRADAX_GRADING_WORKERS": "1"}
+           "GRADAX_DATABASE_URL": f"sqlite:///{tmp_path / 'browser.db'}", "GRADAX_GRADING_WORKERS": "1",
+           "GRADAX_POOL": os.environ.get("GRADAX_BROWSER_POOL", "cold")}
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen([str(Path(sys.executable).parent / "gradax"), "serve", "--port", str(port)],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
