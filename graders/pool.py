@@ -7,10 +7,11 @@ profile (graders/compile_profile.py) replayed, so a submission only pays for its
 
 Isolation per submission is that of the cold path (see graders/sandbox.py): a child serves exactly
 one request; it has its own PID, mount, network and IPC namespaces, its own tmpfs on /tmp and
-/dev/shm, no capabilities, `no_new_privs`; the host moves it into a fresh per-run cgroup (memory,
-pids, CPU accounting, freezer kill) before writing the request, i.e. before any submitted code runs;
-time and CPU are watched from outside exactly as for a cold run; results come only over the pipe the
-host created. The persistent compilation cache is bound read-only; only trusted processes write it.
+/dev/shm, no capabilities, `no_new_privs`, the cold harness's seccomp filter (on every thread); the
+host moves it into a fresh per-run cgroup (memory, pids, CPU accounting, freezer kill) before writing
+the request, i.e. before any submitted code runs; time and CPU are watched from outside exactly as
+for a cold run; results come only over the pipe the host created. The persistent compilation cache
+is bound read-only; only trusted processes write it.
 
 When the pool is unhealthy (bwrap or the zygote cannot start, the zygote died), `execute` falls back
 to the cold path for that submission and the pool restarts the zygote in the background.
@@ -610,6 +611,11 @@ class WarmPool:
             _watch_child(child, request, limits, group, outcome)
         finally:
             outcome.memory_exceeded = outcome.memory_exceeded or group.oom_killed()
+            try:
+                # As run_harness: a run stopped by time while pinned at its limit is memory_limit_exceeded.
+                outcome.memory_limit_reached = group.memory_limit_reached()
+            except OSError:
+                pass
             try:
                 outcome.memory_peak = group.memory_peak()
                 outcome.cpu_seconds = group.cpu_seconds()

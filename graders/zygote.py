@@ -10,7 +10,8 @@ stdout, stderr, results, control). For each command the zygote forks a holder th
    abstract-socket channel to siblings);
 2. the child makes mounts private, puts a fresh size-capped tmpfs on /tmp and /dev/shm, mounts a /proc
    that shows only its own namespace, sets rlimits, and drops to `nobody` with empty capability sets
-   and `no_new_privs`, then starts its backend and replays the problem's compile profile;
+   and `no_new_privs`, installs the seccomp filter (graders/seccomp.py) while still single-threaded, then
+   starts its backend and replays the problem's compile profile;
 3. it writes `R` on the control pipe and blocks reading its request on stdin. The host moves it into a
    per-run cgroup before writing the request, so the submission's code only ever runs inside it;
 4. the holder (also stripped of privileges) waits for the child and writes its exit status on the
@@ -132,6 +133,7 @@ def _child(fds: list[int], command: dict[str, Any]) -> None:
     files = int(limits["open_files"])
     resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
     nsutil.drop_privileges(NOBODY, NOBODY)
+    _apply_seccomp()
     os.chdir("/tmp")
     # Warm up in the background: a child that is grading must not wait for the CPU behind one that is
     # warming. The host restores normal priority when it assigns this child a submission.
@@ -140,6 +142,26 @@ def _child(fds: list[int], command: dict[str, Any]) -> None:
     os.write(4, b"R")
     os.close(4)
     _serve()
+
+
+def _apply_seccomp() -> None:
+    """Install the cold harness's syscall filter; raise (setup fails, no `R`) if the kernel refuses it.
+
+    Before the warm-up on purpose: a filter covers only the calling thread and the threads it creates
+    later, and this process is still single-threaded here, so every thread the backend starts (XLA's
+    pools, which also run host callbacks of submitted code) inherits it; no TSYNC needed. The cold
+    harness imports and compiles under the same filter, so the warm-up needs nothing it denies.
+    """
+    from graders import seccomp
+
+    os.environ.pop("GRADAX_SECCOMP", None)  # read only by the cold harness; not the submission's business
+    program = seccomp.build_filter()
+    if program is None:
+        return  # no syscall table described for this machine: the other layers stand alone, as when cold
+    threads = os.listdir("/proc/self/task")
+    if len(threads) != 1:
+        raise RuntimeError(f"seccomp must be installed while single-threaded; threads: {threads}")
+    seccomp.install(program)
 
 
 def _warm(profile: list[dict[str, Any]]) -> None:

@@ -101,6 +101,35 @@ while time.time() < deadline:
     time.sleep(0.05)
 """ + CORRECT_BODY
 
+# Runs at import, in a warm child whose backend threads already exist: every thread is filtered, and
+# the denied calls fail with EPERM from the main thread and from a thread the submission starts.
+SECCOMP_PROBE = """
+import ctypes, os, threading
+libc = ctypes.CDLL(None, use_errno=True)
+def modes():
+    found = {}
+    for tid in os.listdir("/proc/self/task"):
+        for line in open("/proc/self/task/%s/status" % tid):
+            if line.startswith(("Seccomp:", "NoNewPrivs:")):
+                key, value = line.split(":")
+                found.setdefault(key, set()).add(int(value))
+    return len(os.listdir("/proc/self/task")), found
+def denied():
+    return {"ptrace": (libc.syscall(101, 0, 0, 0, 0), ctypes.get_errno()),
+            "unshare": (libc.unshare(0x10000000), ctypes.get_errno()),
+            "mount": (libc.mount(b"none", b"/tmp", b"tmpfs", 0, None), ctypes.get_errno())}
+threads, found = modes()
+from_main = denied()
+from_thread = {}
+t = threading.Thread(target=lambda: from_thread.update(denied()))
+t.start(); t.join()
+expected = {name: (-1, 1) for name in ("ptrace", "unshare", "mount")}
+if threads < 2 or found != {"Seccomp": {2}, "NoNewPrivs": {1}} or from_main != expected or from_thread != expected:
+    raise RuntimeError("unfiltered: threads=%d modes=%s main=%s thread=%s" % (threads, found, from_main, from_thread))
+if "GRADAX_SECCOMP" in os.environ:
+    raise RuntimeError("GRADAX_SECCOMP leaked into the submission's environment")
+""" + CORRECT_BODY
+
 
 @pytest.fixture(scope="module")
 def settings(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> GraderSettings:
@@ -185,6 +214,13 @@ def test_concurrent_submissions_cannot_see_each_other(warm: tuple[Grader, WarmPo
     with ThreadPoolExecutor(2) as executor:
         results = list(executor.map(lambda _: _grade(grader, SEES_SIBLING), range(2)))
     assert [v for v, _ in results] == ["accepted", "accepted"], results
+
+
+def test_every_thread_of_a_warm_child_is_under_the_seccomp_filter(warm: tuple[Grader, WarmPool]) -> None:
+    grader, pool = warm
+    cold_before = pool.stats["cold"]
+    verdict, message = _grade(grader, SECCOMP_PROBE)
+    assert (verdict, pool.stats["cold"]) == ("accepted", cold_before), message
 
 
 def test_kill_minus_one_only_kills_its_own_submission(warm: tuple[Grader, WarmPool], bank: ProblemBank) -> None:
