@@ -80,5 +80,6 @@ def test_known_mistake_killed_only_by_public_tests_is_rejected(tmp_path: Path, g
 
 
 def test_whole_bank_passes(gradax: Any) -> None:
-    result = gradax("check", timeout=1200)
+    result = gradax("check", timeout=3600)
+    print(result.stdout.splitlines()[-1])  # the bank's check time, for the CI log
     assert result.returncode == 0, result.stdout + result.stderr
