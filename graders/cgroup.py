@@ -80,7 +80,13 @@ class RunCgroup:
         """Whether usage ever reached the limit. Near the limit the kernel may keep reclaiming (library
         pages, page cache) for seconds instead of killing, so a run stopped by time can be starved of
         memory rather than slow; the engine reports that as memory_limit_exceeded."""
-        return int((self.paths["memory"] / "memory.failcnt").read_text()) > 0
+        mem = self.paths["memory"]
+        if int((mem / "memory.failcnt").read_text()) > 0:
+            return True
+        # Some kernels (6.18 here) leave failcnt at 0 even after an OOM kill; the peak touching the
+        # (page-rounded) limit says the same thing.
+        limit = int((mem / "memory.limit_in_bytes").read_text())
+        return int((mem / "memory.max_usage_in_bytes").read_text()) >= limit
 
     def kill_all(self, timeout: float = 5.0) -> None:
         """Freeze the group so nothing can fork, SIGKILL every member, thaw, wait until empty."""

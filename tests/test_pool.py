@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -15,6 +16,7 @@ from graders import pool as pool_module
 from graders.engine import ColdExecutor, Grader
 from graders.pool import PoolSettings, WarmPool
 from graders.problem import ProblemBank
+from graders.sandbox import ChildOutcome
 from graders.settings import GraderSettings
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pool")]
@@ -100,7 +102,11 @@ while time.time() < deadline:
         raise RuntimeError("saw another submission's file: %s" % others)
     time.sleep(0.05)
 """ + CORRECT_BODY
-
+ALLOCATE_8_GIB = """
+import numpy as np
+def module_basics_forward(seed, x, features):
+    return np.ones(2**30)[: int(features)]
+"""
 # Runs at import, in a warm child whose backend threads already exist: every thread is filtered, and
 # the denied calls fail with EPERM from the main thread and from a thread the submission starts.
 SECCOMP_PROBE = """
@@ -221,6 +227,23 @@ def test_every_thread_of_a_warm_child_is_under_the_seccomp_filter(warm: tuple[Gr
     cold_before = pool.stats["cold"]
     verdict, message = _grade(grader, SECCOMP_PROBE)
     assert (verdict, pool.stats["cold"]) == ("accepted", cold_before), message
+
+
+def test_a_run_that_reaches_its_memory_limit_says_so(warm: tuple[Grader, WarmPool],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine turns a time stop at the memory limit into memory_limit_exceeded only if the pool reports it."""
+    grader, pool = warm
+    outcomes: list[ChildOutcome] = []
+    real = pool.execute
+
+    def recording(*args: Any) -> ChildOutcome:
+        outcomes.append(real(*args))
+        return outcomes[-1]
+
+    monkeypatch.setattr(pool, "execute", recording)
+    verdict, message = _grade(grader, ALLOCATE_8_GIB)
+    assert verdict == "memory_limit_exceeded", message
+    assert len(outcomes) == 1 and outcomes[0].memory_limit_reached and pool.stats["cold"] == 0
 
 
 def test_kill_minus_one_only_kills_its_own_submission(warm: tuple[Grader, WarmPool], bank: ProblemBank) -> None:
