@@ -29,7 +29,6 @@ import select
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -54,6 +53,7 @@ from graders.sandbox import (
     _reader,
     _results_reader,
     bwrap_argv,
+    sandbox_python,
 )
 from graders.settings import GraderSettings, get_settings
 from graders.zygote import FD_NAMES, STATUS
@@ -208,7 +208,7 @@ class Zygote:
         for cap in ZYGOTE_CAPS:
             argv += ["--cap-add", cap]
         argv += ["--setenv", "GRADAX_ZYGOTE_FD", str(sock_fd), "--setenv", "GRADAX_JAX_CACHE_DIR", JAX_CACHE_MOUNT]
-        return [*argv, "--", sys.executable, "-B", "-s", "-c", _ZYGOTE_BOOT]
+        return [*argv, "--", sandbox_python(), "-B", "-s", "-c", _ZYGOTE_BOOT]
 
     def _drain_stderr(self) -> None:
         assert self.proc.stderr is not None

@@ -35,6 +35,7 @@ from graders import cgroup, wire
 
 GRADERS_DIR = Path(__file__).resolve().parent
 SANDBOX_CODE_ROOT = "/opt/gradax"
+VENV_MOUNT = f"{SANDBOX_CODE_ROOT}/venv"
 NOBODY = 65534
 _HARNESS_BOOT = (
     f"import sys; sys.path.insert(0, {SANDBOX_CODE_ROOT!r}); "
@@ -140,9 +141,13 @@ def bwrap_argv(limits: SandboxLimits, result_fd: int, command: Sequence[str],
         if os.path.exists(etc):
             argv += ["--ro-bind", etc, etc]
     binds: list[tuple[str, str]] = []
-    for prefix in {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix), sys.prefix}:
-        if not prefix.startswith("/usr"):
-            binds.append((prefix, prefix))
+    base = os.path.realpath(sys.base_prefix)
+    if not base.startswith("/usr"):
+        binds.append((base, base))
+    if _in_venv():
+        # The virtualenv gets a fixed place: a checkout under /tmp would otherwise be hidden by the
+        # sandbox's own /tmp. A venv finds itself from its interpreter's path, so it can move.
+        binds.append((sys.prefix, VENV_MOUNT))
     binds.append((str(GRADERS_DIR), f"{SANDBOX_CODE_ROOT}/graders"))
     binds += list(extra_ro_binds)
     made: set[str] = {"/usr", "/tmp"}
@@ -178,8 +183,19 @@ def bwrap_argv(limits: SandboxLimits, result_fd: int, command: Sequence[str],
     return argv + list(command)
 
 
+def _in_venv() -> bool:
+    return sys.prefix != sys.base_prefix and os.path.abspath(sys.executable).startswith(sys.prefix + os.sep)
+
+
+def sandbox_python() -> str:
+    """The path of this interpreter as seen inside the sandbox (the virtualenv is mounted at VENV_MOUNT)."""
+    if not _in_venv():
+        return sys.executable
+    return f"{VENV_MOUNT}/{os.path.relpath(os.path.abspath(sys.executable), sys.prefix)}"
+
+
 def harness_command() -> list[str]:
-    return [sys.executable, "-B", "-s", "-c", _HARNESS_BOOT]
+    return [sandbox_python(), "-B", "-s", "-c", _HARNESS_BOOT]
 
 
 def _reader(stream: IO[bytes], keep: int, sink: dict[str, Any], key: str) -> None:
