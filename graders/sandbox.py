@@ -194,8 +194,9 @@ def sandbox_python() -> str:
     return f"{VENV_MOUNT}/{os.path.relpath(os.path.abspath(sys.executable), sys.prefix)}"
 
 
-def harness_command() -> list[str]:
-    return [sandbox_python(), "-B", "-s", "-c", _HARNESS_BOOT]
+def harness_command(*, sandboxed: bool = True) -> list[str]:
+    """The harness command line: the interpreter's sandbox path inside bwrap, its host path outside."""
+    return [sandbox_python() if sandboxed else sys.executable, "-B", "-s", "-c", _HARNESS_BOOT]
 
 
 def _reader(stream: IO[bytes], keep: int, sink: dict[str, Any], key: str) -> None:
@@ -267,7 +268,7 @@ def run_harness(request: bytes, limits: SandboxLimits, *, sandboxed: bool = True
             env: dict[str, str] | None = {}
             cwd = "/"
         else:
-            argv = harness_command()
+            argv = harness_command(sandboxed=False)
             preexec = None
             env = {"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", "HOME": "/tmp", "LANG": "C.UTF-8",
                    "GRADAX_RESULT_FD": str(write_fd), "PYTHONPATH": str(GRADERS_DIR.parent)}

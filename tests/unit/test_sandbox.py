@@ -209,3 +209,20 @@ def test_cpu_limit_counts_the_whole_group() -> None:
     assert outcome.cpu_exceeded
     assert not outcome.timed_out
     assert outcome.run_ms is not None and outcome.run_ms < 30_000
+
+
+def test_interpreter_paths_inside_and_outside_the_sandbox() -> None:
+    """A checkout under /tmp must still work: the sandbox mounts its own /tmp, so the virtualenv is
+    mounted at a fixed path and only sandboxed commands use that path."""
+    import sys
+
+    from graders.sandbox import VENV_MOUNT, SandboxLimits, bwrap_argv, harness_command
+
+    assert harness_command(sandboxed=False)[0] == sys.executable
+    inside = harness_command()[0]
+    argv = bwrap_argv(SandboxLimits(), 3, harness_command())
+    binds = [(argv[i + 1], argv[i + 2]) for i, a in enumerate(argv) if a == "--ro-bind"]
+    if sys.prefix != sys.base_prefix:
+        assert inside.startswith(VENV_MOUNT + "/")
+        assert (sys.prefix, VENV_MOUNT) in binds
+    assert not any(dest == "/tmp" or dest.startswith("/tmp/") for _, dest in binds)
