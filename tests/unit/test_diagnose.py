@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import flax.nnx  # noqa: F401  (the lambdas below reach it as __import__('flax').nnx, whatever ran first)
 import numpy as np
 import pytest
 
