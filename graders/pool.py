@@ -49,11 +49,11 @@ from graders.sandbox import (
     SandboxError,
     SandboxLimits,
     _feed,
-    _group_cpu,
     _reader,
     _results_reader,
     bwrap_argv,
     sandbox_python,
+    watch_events,
 )
 from graders.settings import GraderSettings, get_settings
 from graders.zygote import FD_NAMES, STATUS
@@ -700,45 +700,8 @@ def _watch_child(child: PoolChild, request: bytes, limits: SandboxLimits, group:
     ]
     for t in threads:
         t.start()
-    started = time.monotonic()
-    ready_at: float | None = None
-    cpu_at_ready = 0.0
     # The child is already warm: it only has to read the request before it says ready.
-    deadline = started + min(limits.startup_s, 10.0)
-    finished = False
-    while not finished:
-        timeout = max(0.0, min(deadline - time.monotonic(), 0.05))
-        try:
-            kind, payload = events.get(timeout=timeout)
-        except queue.Empty:
-            kind, payload = "tick", None
-        if kind == "message":
-            at, message = payload
-            outcome.messages.append(message)
-            if message.header.get("event") == "ready" and ready_at is None:
-                ready_at = at
-                outcome.ready_ms = (at - started) * 1000
-                deadline = at + limits.time_s
-                cpu_at_ready = _group_cpu(group)
-            if message.header.get("event") == "done":
-                finished = True
-        elif kind == "eof":
-            finished = True
-        elif kind == "overflow":
-            outcome.result_overflow = True
-            finished = True
-        elif kind == "garbage":
-            outcome.wire_error = payload
-            finished = True
-        if not finished and time.monotonic() >= deadline:
-            if ready_at is None:
-                outcome.startup_timed_out = True
-            else:
-                outcome.timed_out = True
-            finished = True
-        if not finished and ready_at is not None and _group_cpu(group) - cpu_at_ready > limits.cpu_limit:
-            outcome.cpu_exceeded = True
-            finished = True
+    ready_at = watch_events(events, limits, group, outcome, startup_s=min(limits.startup_s, 10.0))
     if ready_at is not None:
         outcome.run_ms = (time.monotonic() - ready_at) * 1000
     # Give a child that finished normally a moment to flush and exit on its own, then kill the rest.

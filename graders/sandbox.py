@@ -330,10 +330,38 @@ def _watch(proc: subprocess.Popen[bytes], request: bytes, read_fd: int, limits: 
     ]
     for t in threads:
         t.start()
+    ready_at = watch_events(events, limits, group, outcome, startup_s=limits.startup_s)
+    end = time.monotonic()
+    if ready_at is not None:
+        outcome.run_ms = (end - ready_at) * 1000
+    # Give a child that finished normally a moment to exit on its own, then kill whatever is left.
+    try:
+        outcome.exit_code = proc.wait(timeout=0.5 if not (outcome.timed_out or outcome.cpu_exceeded) else 0)
+    except subprocess.TimeoutExpired:
+        pass
+    if group is not None:
+        group.kill_all()
+    else:
+        _kill_session(proc)
+    if outcome.exit_code is None:
+        outcome.exit_code = proc.wait()
+    for t in threads[:2]:
+        t.join(timeout=2)
+    outcome.stdout, outcome.stdout_total = logs.get("stdout", (b"", 0))
+    outcome.stderr, outcome.stderr_total = logs.get("stderr", (b"", 0))
+
+
+def watch_events(events: queue.Queue[Any], limits: SandboxLimits, group: cgroup.RunCgroup | None,
+                 outcome: ChildOutcome, *, startup_s: float) -> float | None:
+    """Collect a child's result messages until it is done, fails, or passes its time or CPU limit.
+
+    Returns when the child said ready (monotonic time), or None if it never did. Shared by the cold
+    sandbox and the warm pool so both judge limits the same way.
+    """
     started = time.monotonic()
     ready_at: float | None = None
     cpu_at_ready = 0.0
-    deadline = started + limits.startup_s
+    deadline = started + startup_s
     finished = False
     while not finished:
         timeout = max(0.0, min(deadline - time.monotonic(), 0.05))
@@ -368,24 +396,7 @@ def _watch(proc: subprocess.Popen[bytes], request: bytes, read_fd: int, limits: 
         if not finished and ready_at is not None and _group_cpu(group) - cpu_at_ready > limits.cpu_limit:
             outcome.cpu_exceeded = True
             finished = True
-    end = time.monotonic()
-    if ready_at is not None:
-        outcome.run_ms = (end - ready_at) * 1000
-    # Give a child that finished normally a moment to exit on its own, then kill whatever is left.
-    try:
-        outcome.exit_code = proc.wait(timeout=0.5 if not (outcome.timed_out or outcome.cpu_exceeded) else 0)
-    except subprocess.TimeoutExpired:
-        pass
-    if group is not None:
-        group.kill_all()
-    else:
-        _kill_session(proc)
-    if outcome.exit_code is None:
-        outcome.exit_code = proc.wait()
-    for t in threads[:2]:
-        t.join(timeout=2)
-    outcome.stdout, outcome.stdout_total = logs.get("stdout", (b"", 0))
-    outcome.stderr, outcome.stderr_total = logs.get("stderr", (b"", 0))
+    return ready_at
 
 
 def _group_cpu(group: cgroup.RunCgroup | None) -> float:
