@@ -285,7 +285,9 @@ def _bench_engine(args: argparse.Namespace, problem: str, code: str, throughput_
     try:
         start = time.perf_counter()
         pool.prewarm(loaded, warm.limits_for(loaded))
-        pool.wait_ready(loaded, 1, timeout=300)
+        if not pool.wait_ready(loaded, 1, timeout=300):
+            result["warm_error"] = f"the warm pool did not become ready: {pool.failure or 'timed out'}"
+            return result
         result["pool_start_s"] = round(time.perf_counter() - start, 2)
         with MemorySampler(pool.memory_bytes) as memory:
             warm.grade(problem, code)  # first child after start-up, not counted

@@ -340,9 +340,9 @@ class WarmPool:
         with self._cond:
             while len(self._ready[key]) < count:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
+                if remaining <= 0 or (self._zygote is None and self._last_failure is not None):
+                    return False  # timed out, or the zygote cannot start: `failure` says why
+                self._cond.wait(min(remaining, 1.0))
         return True
 
     @property

@@ -6,6 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +26,13 @@ class GraderSettings(BaseSettings):
     max_code_bytes: int = 64 * 1024
     # Time allowed for the child to import jax/flax/optax before it counts as a grader failure.
     startup_timeout_s: float = 60.0
+
+    @field_validator("data_dir", "problems_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Resolved once, against the working directory at start-up: these paths are handed to bwrap
+        # (which needs absolute bind sources) and to child processes that run with another cwd.
+        return value.expanduser().absolute()
 
     @property
     def cache_dir(self) -> Path:

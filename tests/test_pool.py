@@ -313,3 +313,39 @@ def test_make_executor_honours_the_settings(settings: GraderSettings) -> None:
     finally:
         if isinstance(warm_pool, WarmPool):
             warm_pool.close()
+
+
+def test_the_default_relative_data_dir_starts_the_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make run` keeps data in ./.gradax: a relative path, which bwrap cannot bind; the pool must still start."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GRADAX_DATA_DIR", raising=False)
+    relative = GraderSettings()
+    assert relative.data_dir == tmp_path / ".gradax" and relative.cache_dir.is_absolute()
+    (relative.cache_dir / "jax").mkdir(parents=True)
+    monkeypatch.chdir("/")  # the server may be asked from anywhere once started
+    zygote = pool_module.Zygote(relative.cache_dir / "jax", generation=1)
+    try:
+        assert zygote.alive()
+    finally:
+        zygote.stop()
+
+
+def test_waiting_for_a_pool_that_cannot_start_returns_at_once(settings: GraderSettings, bank: ProblemBank,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    real = pool_module.bwrap_argv
+
+    def broken(*args: object, **kwargs: object) -> list[str]:
+        argv = real(*args, **kwargs)  # type: ignore[arg-type]
+        return [argv[0], "--no-such-bwrap-option", *argv[1:]]
+
+    monkeypatch.setattr(pool_module, "bwrap_argv", broken)
+    pool = WarmPool(settings, PoolSettings(pool_size=1, pool_prefork=1))
+    try:
+        loaded = bank.get(PROBLEM)
+        assert loaded is not None
+        pool.prewarm(loaded)
+        start = time.monotonic()
+        assert not pool.wait_ready(loaded, 1, timeout=120)
+        assert time.monotonic() - start < 30 and pool.failure and "zygote" in pool.failure
+    finally:
+        pool.close()
