@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -32,9 +33,10 @@ from typing import Any
 from graders.cases import CaseInput
 from graders.problem import LoadedProblem
 
-PROFILE_FORMAT = 3
+PROFILE_FORMAT = 4
 MAX_ENTRIES = 400
 ALLOWED_MODULES = ("jax.", "jax", "flax.", "optax.", "jaxlib.")
+JAX_CACHE_SUFFIX = "-cache"  # jax._src.lru_cache stores key K as the file `K-cache`
 _locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
 
@@ -273,25 +275,37 @@ class ProfileCache:
             entries: list[dict[str, Any]] | None = None
             if path.exists():
                 try:
-                    entries = json.loads(path.read_text())["entries"]
-                except (OSError, ValueError, KeyError):
+                    stored = json.loads(path.read_text())
+                    entries = stored["entries"]
+                    if not self._compiled(stored["cache_keys"]):
+                        # The profile outlived the compilation cache (wiped, or written under another
+                        # data dir): without its entries every warm child would compile everything
+                        # again (~2.5 CPU-s instead of ~0.5), so record again, which refills the cache.
+                        entries = None
+                except (OSError, ValueError, KeyError, TypeError):
                     entries = None
             if entries is None:
-                entries = record_profile(loaded, cases, self.jax_cache_dir)
+                entries, cache_keys = record_profile(loaded, cases, self.jax_cache_dir)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
                 with os.fdopen(fd, "w") as fh:
-                    json.dump({"format": PROFILE_FORMAT, "problem": loaded.id, "entries": entries}, fh)
+                    json.dump({"format": PROFILE_FORMAT, "problem": loaded.id, "entries": entries,
+                               "cache_keys": cache_keys}, fh)
                 os.replace(tmp, path)
             self._memory[key] = entries
             return entries
 
+    def _compiled(self, cache_keys: list[str]) -> bool:
+        """Whether every executable the recording used is still in the persistent compilation cache."""
+        return all((self.jax_cache_dir / f"{name}{JAX_CACHE_SUFFIX}").is_file() for name in cache_keys)
+
 
 def record_profile(loaded: LoadedProblem, cases: list[CaseInput], jax_cache_dir: Path,
-                   timeout_s: float = 300.0) -> list[dict[str, Any]]:
+                   timeout_s: float = 300.0) -> tuple[list[dict[str, Any]], list[str]]:
     """Run the reference once in a trusted process of its own with the recorder installed.
 
-    The run also fills the persistent compilation cache the pool children read (read-only).
+    The run also fills the persistent compilation cache the pool children read (read-only). Returns the
+    profile and the persistent-cache keys the run used, so a later load can tell the cache was lost.
     """
     from graders.reference import build_request
     from graders.sandbox import GRADERS_DIR
@@ -307,14 +321,31 @@ def record_profile(loaded: LoadedProblem, cases: list[CaseInput], jax_cache_dir:
     if proc.returncode != 0:
         raise RuntimeError(f"{loaded.id}: recording the compile profile failed: "
                            f"{proc.stderr.decode('utf-8', 'replace')[-2000:]}")
-    entries: list[dict[str, Any]] = json.loads(proc.stdout)["entries"]
+    recorded = json.loads(proc.stdout)
+    entries: list[dict[str, Any]] = recorded["entries"]
+    cache_keys: list[str] = recorded["cache_keys"]
     # Files the child reads must be readable by the unprivileged sandbox user.
     for root, dirs, files in os.walk(jax_cache_dir):
         for name in dirs:
             os.chmod(os.path.join(root, name), 0o755)
         for name in files:
             os.chmod(os.path.join(root, name), 0o644)
-    return entries
+    return entries, cache_keys
+
+
+class _CacheKeyLog(logging.Handler):
+    """Collects the persistent-cache key of every executable JAX looks up (hit or miss) in this process."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.keys: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = str(record.msg)
+        if message.startswith(("Persistent compilation cache hit", "PERSISTENT COMPILATION CACHE MISS")):
+            args = record.args if isinstance(record.args, tuple) else ()
+            if len(args) == 2 and isinstance(args[1], str) and args[1] not in self.keys:
+                self.keys.append(args[1])
 
 
 def main() -> None:
@@ -324,6 +355,11 @@ def main() -> None:
     cache_dir = os.environ.get("GRADAX_JAX_CACHE_DIR")
     if cache_dir:
         configure_persistent_cache(cache_dir)
+    keys = _CacheKeyLog()
+    compiler_log = logging.getLogger("jax._src.compiler")
+    compiler_log.addHandler(keys)
+    compiler_log.setLevel(logging.DEBUG)
+    compiler_log.propagate = False  # collected, not printed
     harness.import_libraries()
     generic_warmup()
     entries: list[dict[str, Any]] = []
@@ -334,7 +370,7 @@ def main() -> None:
     if fn is not None:
         for test in header["tests"]:
             harness.run_test(fn, test, request.arrays, int(header.get("output_budget", 2**24)))
-    sys.stdout.write(json.dumps({"entries": entries}))
+    sys.stdout.write(json.dumps({"entries": entries, "cache_keys": keys.keys}))
     sys.stdout.flush()
 
 
