@@ -33,7 +33,7 @@ from typing import Any
 from graders.cases import CaseInput
 from graders.problem import LoadedProblem
 
-PROFILE_FORMAT = 4
+PROFILE_FORMAT = 4  # the recording format; replay-only changes need no new recording
 MAX_ENTRIES = 400
 ALLOWED_MODULES = ("jax.", "jax", "flax.", "optax.", "jaxlib.")
 JAX_CACHE_SUFFIX = "-cache"  # jax._src.lru_cache stores key K as the file `K-cache`
@@ -178,9 +178,10 @@ def _decode(spec: Any) -> Any:
         zeros = np.zeros(spec["a"], dtype=spec["d"])
         if spec.get("np"):
             return zeros
-        if spec.get("w") and not spec["a"]:
-            return zeros.item()  # a weakly typed scalar behaves like a python number
-        return jax.device_put(zeros)
+        placed = jax.device_put(zeros)
+        if spec.get("w"):
+            return _weakly_typed(placed)
+        return placed
     if "key" in spec:
         impl = spec.get("impl", "fry")
         impl_name = {"fry": "threefry2x32", "rbg": "rbg", "urbg": "unsafe_rbg"}.get(impl, impl)
@@ -202,6 +203,18 @@ def _decode(spec: Any) -> Any:
     if "dict" in spec:
         return {k: _decode(v) for k, v in spec["dict"].items()}
     raise ValueError(f"unknown spec {spec!r}")
+
+
+def _weakly_typed(placed: Any) -> Any:
+    """The same buffer as a weakly typed array, like `1.0 / jnp.sqrt(n)` in the recorded run.
+
+    Not a python number: jit dispatches and lowers python scalars and arrays separately, so warming
+    with `0.0` left every `x * scale` of the submission to compile again (~10 ms each).
+    """
+    from jax._src import array, core
+
+    aval = core.ShapedArray(placed.shape, placed.dtype, weak_type=True)
+    return array.ArrayImpl(aval, placed.sharding, placed._arrays, committed=False)
 
 
 def generic_warmup() -> None:
