@@ -23,6 +23,7 @@ from app.db import make_engine, make_session_factory
 from app.errors import AppError
 from app.grading.backend import build_grader, close_grader
 from app.grading.celery_app import BrokerProbe, QueueDispatcher
+from app.grading.completions import Completions
 from app.grading.dispatcher import Dispatcher
 from app.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.migrate import upgrade_to_head
@@ -96,13 +97,15 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     log.info("problems: %s", stats)
     grader = build_grader(settings, bank)
     dispatcher: Dispatcher | QueueDispatcher
+    completions = Completions()
     broker_probe: BrokerProbe | None = None
     if settings.grading_backend == "celery":  # scale-out: `gradax worker`s grade (docs/scale.md)
         dispatcher = QueueDispatcher(session_factory, settings)
         broker_probe = BrokerProbe(settings.redis_url)
     else:
         dispatcher = Dispatcher(session_factory, grader, workers=settings.grading_workers,
-                                queue_size=settings.grading_queue_size, retries=settings.grading_retries)
+                                queue_size=settings.grading_queue_size, retries=settings.grading_retries,
+                                on_done=completions.notify)
     register_state_metrics(session_factory=session_factory,
                            broker_length=broker_probe.queue_length if broker_probe else None)
     if settings.grading_backend == "inprocess":
@@ -126,6 +129,7 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     app.state.bank = bank
     app.state.grader = grader
     app.state.dispatcher = dispatcher
+    app.state.completions = completions
     app.state.broker_probe = broker_probe
     app.state.regrades = RegradeJobs(session_factory, grader)
 

@@ -62,6 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds between sequential HTTP submissions (the pool refills meanwhile)")
 
 
+class BenchError(Exception):
+    """The benchmark cannot go on; the message says why (printed without a traceback)."""
+
+
 @dataclass
 class PathResult:
     name: str
@@ -184,6 +188,7 @@ class HttpClient:
 
     def _request(self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json",
                  auth: bool = True) -> Any:
+        import urllib.error
         import urllib.request
 
         req = urllib.request.Request(self.url + path, data=body, method=method)
@@ -191,8 +196,14 @@ class HttpClient:
             req.add_header("Content-Type", content_type)
         if auth:
             req.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            return json.loads(resp.read() or b"null")
+        try:
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 429:
+                raise BenchError(f"{method} {path}: 429, the server's per-user submission limit; start the server "
+                                 "under test with GRADAX_SUBMIT_RATE=0") from exc
+            raise BenchError(f"{method} {path}: HTTP {exc.code}: {exc.read()[:500]!r}") from exc
 
     def _register(self) -> str:
         import secrets
@@ -205,14 +216,14 @@ class HttpClient:
         token = self._request("POST", "/auth/token", form, "application/x-www-form-urlencoded", auth=False)
         return str(token["access_token"])
 
-    def grade(self, problem: str, code: str, poll_s: float = 0.005, timeout_s: float = 120.0) -> str:
+    def grade(self, problem: str, code: str, timeout_s: float = 120.0) -> str:
+        """Submit, then long-poll (`?wait=`) as the browser does: answered the moment the verdict is stored."""
         created = self._request("POST", "/submissions", json.dumps({"problem_id": problem, "code": code}).encode())
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            got = self._request("GET", f"/submissions/{created['id']}")
+            got = self._request("GET", f"/submissions/{created['id']}?wait=30")
             if got.get("status") == "done":
                 return str(got.get("verdict"))
-            time.sleep(poll_s)
         return "timeout"
 
 
@@ -222,7 +233,11 @@ def run_bench(args: argparse.Namespace) -> int:
     throughput_n = getattr(args, "throughput", 0) or 2 * args.submissions
     out: dict[str, Any] = {"problem": problem, "paths": {}}
     if getattr(args, "url", None):
-        out["http"] = _bench_http(args, problem, code, throughput_n)
+        try:
+            out["http"] = _bench_http(args, problem, code, throughput_n)
+        except BenchError as exc:
+            print(f"gradax bench: {exc}", file=sys.stderr)
+            return 2
     if not getattr(args, "http_only", False):
         out.update(_bench_engine(args, problem, code, throughput_n))
     _verdicts_ok = _report(out, as_json=args.json)

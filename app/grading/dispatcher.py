@@ -11,6 +11,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,8 +35,9 @@ INPROCESS_LEASE_S = 24 * 3600.0
 
 class Dispatcher:
     def __init__(self, session_factory: sessionmaker[Session], grader: Grader, *, workers: int,
-                 queue_size: int, retries: int):
+                 queue_size: int, retries: int, on_done: Callable[[int], None] | None = None):
         self.session_factory = session_factory
+        self.on_done = on_done  # told each attempt id whose result was just committed (wakes long polls)
         self.grader = grader
         self.workers = workers
         self.retries = retries
@@ -195,4 +197,9 @@ class Dispatcher:
         finally:
             with self._lock:
                 self._held.pop(attempt_id, None)
+        if outcome is claims.Finish.DONE and self.on_done is not None:
+            try:
+                self.on_done(attempt_id)
+            except Exception:  # a waiter that cannot be woken re-reads the row on its own shortly
+                log.exception("attempt %d: notifying waiters failed", attempt_id)
         return outcome is claims.Finish.RETRY

@@ -94,8 +94,13 @@ def create_attempt(*, session: Session, user: User, problem_id: str, code: str, 
 
 def get_attempt_for(*, session: Session, user: User, attempt_id: int) -> Attempt:
     """The caller's own attempt (staff may read anyone's); someone else's id is simply not found."""
+    return get_visible_attempt(session=session, user_id=user.id, is_staff=user.is_staff, attempt_id=attempt_id)
+
+
+def get_visible_attempt(*, session: Session, user_id: int, is_staff: bool, attempt_id: int) -> Attempt:
+    """`get_attempt_for` without a User row, for long polls that keep no session open while they wait."""
     attempt = session.get(Attempt, attempt_id)
-    if attempt is None or (attempt.user_id != user.id and not user.is_staff):
+    if attempt is None or (attempt.user_id != user_id and not is_staff):
         raise not_found(f"submission {attempt_id}")
     return attempt
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,19 @@ def test_wrong_then_right_submission(grading_app: FastAPI) -> None:
         assert client.get(f"{API}/problems/{PID}/solution", headers=alice).json()["solution"] == REFERENCE
         listed = {p["id"]: p["progress"] for p in client.get(f"{API}/problems", headers=alice).json()["data"]}
         assert listed[PID]["solved"] is True and listed[PID]["best_score"] == 1.0
+
+
+def test_a_long_poll_is_answered_when_the_grading_thread_stores_the_result(
+        grading_app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without the dispatcher's notification this poll would sleep for its whole wait.
+    monkeypatch.setattr("app.api.routes.submissions.RECHECK_S", 300.0)
+    with TestClient(grading_app) as client:
+        alice = register(client, "alice")
+        r = client.post(f"{API}/submissions", json={"problem_id": PID, "code": REFERENCE}, headers=alice)
+        start = time.monotonic()
+        polled = client.get(f"{API}/submissions/{r.json()['id']}", params={"wait": 30}, headers=alice)
+        assert polled.json()["status"] == "done" and polled.json()["verdict"] == "accepted"
+        assert time.monotonic() - start < 29
 
 
 def test_run_grades_public_tests_only_and_does_not_solve(grading_app: FastAPI) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -206,3 +208,62 @@ def test_instructors_may_read_any_attempt(app: FastAPI, client: TestClient, alic
     make_user(app, "teacher", Role.INSTRUCTOR)
     r = client.get(f"{API}/submissions/{attempt_id}", headers=login(client, "teacher"))
     assert r.status_code == 200 and r.json()["code"] == CODE
+
+
+def _finish_later(app: FastAPI, attempt_id: int, after_s: float, notify: bool) -> threading.Thread:
+    """Store a result from another thread, as a grading thread (notify) or another process (no notify) would."""
+
+    def finish() -> None:
+        time.sleep(after_s)
+        with app.state.session_factory() as session:
+            session.execute(update(Attempt).where(Attempt.id == attempt_id)
+                            .values(status=AttemptStatus.DONE.value, verdict="accepted", finished_at=utcnow()))
+            session.commit()
+        if notify:
+            app.state.completions.notify(attempt_id)
+
+    thread = threading.Thread(target=finish)
+    thread.start()
+    return thread
+
+
+def test_long_poll_answers_when_the_wait_is_over(client: TestClient, alice: dict[str, str]) -> None:
+    attempt_id = submit(client, alice)
+    start = time.monotonic()
+    r = client.get(f"{API}/submissions/{attempt_id}", params={"wait": 0.6}, headers=alice)
+    elapsed = time.monotonic() - start
+    assert r.status_code == 200 and r.json()["status"] == "queued"
+    assert 0.55 <= elapsed < 5
+
+
+def test_long_poll_answers_at_once_when_notified(app: FastAPI, client: TestClient, alice: dict[str, str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("app.api.routes.submissions.RECHECK_S", 60.0)  # only the notification can wake it
+    attempt_id = submit(client, alice)
+    finisher = _finish_later(app, attempt_id, 0.3, notify=True)
+    start = time.monotonic()
+    r = client.get(f"{API}/submissions/{attempt_id}", params={"wait": 20}, headers=alice)
+    elapsed = time.monotonic() - start
+    finisher.join()
+    assert r.status_code == 200 and r.json()["status"] == "done" and r.json()["verdict"] == "accepted"
+    assert elapsed < 5
+    assert app.state.completions.waiting() == 0  # nothing left registered
+
+
+def test_long_poll_sees_a_result_stored_by_another_process(app: FastAPI, client: TestClient,
+                                                           alice: dict[str, str]) -> None:
+    attempt_id = submit(client, alice)
+    finisher = _finish_later(app, attempt_id, 0.3, notify=False)  # e.g. a `gradax worker`: no notification
+    start = time.monotonic()
+    r = client.get(f"{API}/submissions/{attempt_id}", params={"wait": 20}, headers=alice)
+    finisher.join()
+    assert r.json()["status"] == "done" and time.monotonic() - start < 5
+
+
+def test_long_poll_limits_and_ownership(client: TestClient, alice: dict[str, str], bob: dict[str, str]) -> None:
+    attempt_id = submit(client, alice)
+    assert client.get(f"{API}/submissions/{attempt_id}", params={"wait": 31}, headers=alice).status_code == 422
+    assert client.get(f"{API}/submissions/{attempt_id}", params={"wait": -1}, headers=alice).status_code == 422
+    start = time.monotonic()
+    assert client.get(f"{API}/submissions/{attempt_id}", params={"wait": 10}, headers=bob).status_code == 404
+    assert time.monotonic() - start < 5  # someone else's attempt is refused at once, not after the wait

@@ -33,6 +33,8 @@ def test_register_fail_fix_and_solve(server: str, browser, artifacts: Path) -> N
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    long_polls: list[str] = []
+    page.on("request", lambda req: long_polls.append(req.url) if "wait=" in req.url else None)
     try:
         page.goto(server + "/register")
         page.fill("input[name=username]", "student1")
@@ -82,6 +84,8 @@ def test_register_fail_fix_and_solve(server: str, browser, artifacts: Path) -> N
         assert page.locator("#solved-badge").is_visible()
         expect(page.locator("#history tbody tr")).to_have_count(3)
         page.screenshot(path=str(artifacts / "problem-accepted.png"), full_page=True)
+        # Each of the three gradings waited on the server (long poll) for its verdict.
+        assert len(long_polls) >= 3 and all("/api/v1/submissions/" in url for url in long_polls)
 
         # the draft survives a reload
         page.reload()
