@@ -55,6 +55,14 @@ def cmd_grade(args: argparse.Namespace) -> int:
         if close is not None:
             close()
     args.executor_name = type(grader.executor).__name__
+    stats = getattr(grader.executor, "stats", None)
+    if stats is not None:  # the warm pool: say whether it graded, or fell back to a cold start and why
+        if stats.get("warm"):
+            print("gradax grade: graded by the warm pool", file=sys.stderr)
+        elif stats.get("cold"):
+            args.executor_name = "ColdExecutor"
+            print(f"gradax grade: the warm pool was unavailable ({getattr(grader.executor, 'failure', None)}); "
+                  "graded with a cold start", file=sys.stderr)
     if args.junit:
         Path(args.junit).write_text(to_junit(report))
     if args.json:

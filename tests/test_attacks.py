@@ -277,8 +277,10 @@ def render(case: str, marker: str, port: int, data_dir: Path, **extra: str) -> b
 class Run:
     """Grades submissions against the attack problem with a secret in the grader's environment."""
 
-    def __init__(self, gradax: Callable[..., CliResult], problems: tuple[Path, Path], tmp_path: Path):
+    def __init__(self, gradax: Callable[..., CliResult], problems: tuple[Path, Path], tmp_path: Path,
+                 pool: str = "cold"):
         self.gradax = gradax
+        self.pool = pool
         self.problems, self.check_problems = problems
         self.tmp_path = tmp_path
         self.secret = f"gxsecret{uuid.uuid4().hex}"
@@ -288,8 +290,11 @@ class Run:
         path = self.tmp_path / name
         path.write_bytes(code)
         result = self.gradax("grade", PROBLEM, str(path), "--json", "--problems", str(problems or self.problems),
-                             env={"GRADAX_TEST_SECRET": self.secret, "GRADAX_SANDBOX": "bwrap"})
+                             env={"GRADAX_TEST_SECRET": self.secret, "GRADAX_SANDBOX": "bwrap",
+                                  "GRADAX_POOL": self.pool})
         assert result.stdout, result.stderr
+        # Through the pool, the submission must really run in a warm child, not in a cold fallback.
+        assert "graded with a cold start" not in result.stderr, result.stderr
         return result.json(), result
 
     def assert_no_secret(self, result: CliResult) -> None:
@@ -302,9 +307,11 @@ class Run:
         assert result.returncode == 0
 
 
-@pytest.fixture
-def run(gradax: Callable[..., CliResult], attack_problems: tuple[Path, Path], tmp_path: Path) -> Run:
-    return Run(gradax, attack_problems, tmp_path)
+@pytest.fixture(params=["cold", "warm"])
+def run(request: pytest.FixtureRequest, gradax: Callable[..., CliResult], attack_problems: tuple[Path, Path],
+        tmp_path: Path) -> Run:
+    """Every attack twice: in a fresh sandboxed Python, and in a child of the warm pool's zygote."""
+    return Run(gradax, attack_problems, tmp_path, pool=request.param)
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.case for a in ATTACKS])
