@@ -23,6 +23,7 @@ A child serves exactly one request and then exits.
 from __future__ import annotations
 
 import fcntl
+import importlib
 import json
 import os
 import resource
@@ -39,6 +40,9 @@ WARM_NICE = 10
 # costs ~4 ms of CPU (dialect registration), i.e. ~0.1 s of a child's ~0.6 s warm-up. Children inherit
 # these copy-on-write. ~1.2 MB each in the zygote; a child that lowers more than this makes its own.
 PRECREATED_CONTEXTS = 64
+# Modules jax imports lazily on the first computation (backend start, first lowering): imported once here
+# instead of in every child (~25 ms each). Importing them starts no backend; `main` checks that.
+PREFORK_IMPORTS = ("jax.experimental.multihost_utils", "jaxlib.mlir.dialects.builtin")
 _contexts: list[Any] = []
 STATUS = struct.Struct("<i")
 # Pipe ends in a fork command, in this order.
@@ -56,7 +60,10 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="Error writing persistent compilation cache entry")
     if cache_dir:
         compile_profile.configure_persistent_cache(cache_dir)  # config only: the backend stays unstarted
+    for name in PREFORK_IMPORTS:
+        importlib.import_module(name)
     _precreate_contexts(PRECREATED_CONTEXTS)
+    _refuse_started_backend()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # holders are reaped by the kernel
     sock.send(json.dumps({"event": "ready", "pid": os.getpid()}).encode())
     while True:
@@ -149,6 +156,14 @@ def _child(fds: list[int], command: dict[str, Any]) -> None:
     os.write(4, b"R")
     os.close(4)
     _serve()
+
+
+def _refuse_started_backend() -> None:
+    """Fail to start (the pool then grades cold) rather than fork children that would deadlock."""
+    from jax._src import xla_bridge
+
+    if getattr(xla_bridge, "_backends", None):
+        raise RuntimeError("the zygote started an XLA backend before forking; its children would deadlock")
 
 
 def _precreate_contexts(count: int) -> None:
