@@ -23,7 +23,7 @@ from app.db import make_engine, make_session_factory
 from app.errors import AppError
 from app.grading.backend import build_grader, close_grader
 from app.grading.celery_app import BrokerProbe, QueueDispatcher
-from app.grading.completions import Completions
+from app.grading.completions import Completions, RedisRelay
 from app.grading.dispatcher import Dispatcher
 from app.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.migrate import upgrade_to_head
@@ -99,9 +99,11 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     dispatcher: Dispatcher | QueueDispatcher
     completions = Completions()
     broker_probe: BrokerProbe | None = None
+    relay: RedisRelay | None = None
     if settings.grading_backend == "celery":  # scale-out: `gradax worker`s grade (docs/scale.md)
         dispatcher = QueueDispatcher(session_factory, settings)
         broker_probe = BrokerProbe(settings.redis_url)
+        relay = RedisRelay(completions, settings.redis_url)
     else:
         dispatcher = Dispatcher(session_factory, grader, workers=settings.grading_workers,
                                 queue_size=settings.grading_queue_size, retries=settings.grading_retries,
@@ -114,9 +116,13 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dispatcher.start()
+        if relay is not None:
+            relay.start()
         try:
             yield
         finally:
+            if relay is not None:
+                relay.stop()
             dispatcher.stop(timeout=settings.shutdown_grace_s)
             close_grader(grader)
             engine.dispose()
@@ -130,6 +136,7 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     app.state.grader = grader
     app.state.dispatcher = dispatcher
     app.state.completions = completions
+    app.state.done_relay = relay
     app.state.broker_probe = broker_probe
     app.state.regrades = RegradeJobs(session_factory, grader)
 

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # stretches every run towards its wall-clock time limit).
     grading_workers: int = -1
     grading_queue_size: int = 256
+    # A long poll (`GET /submissions/{id}?wait=S`) is woken when its attempt is stored (by this server's
+    # grading threads, or by a worker through Redis) and re-reads the row this often in case a wake-up was lost.
+    long_poll_recheck_s: float = 0.25
     # Backpressure: once this many attempts wait (queued) for grading, new submissions get 503 with Retry-After
     # instead of piling up behind a deadline burst; 0 turns the bound off.
     max_backlog: int = 500

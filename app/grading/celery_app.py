@@ -84,6 +84,7 @@ class QueueDispatcher:
         self.sweep_enabled = sweep
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._redis: Any = None
 
     def start(self) -> None:
         if self.sweep_enabled:
@@ -95,6 +96,16 @@ class QueueDispatcher:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+
+    def publish_done(self, attempt_id: int) -> None:
+        """Tell the servers' long polls that this attempt's result is committed (completions.RedisRelay)."""
+        from app.grading.completions import publish_done
+
+        if self._redis is None:
+            import redis
+
+            self._redis = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        publish_done(self._redis, attempt_id)
 
     def submit(self, attempt_id: int, *, countdown: float | None = None) -> bool:
         """Send the attempt's id to the workers. False when the broker is unreachable (the sweeper resends)."""

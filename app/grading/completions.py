@@ -1,18 +1,23 @@
 """Long polling: wake a waiting `GET /submissions/{id}?wait=S` the moment its attempt is stored.
 
-The embedded dispatcher grades in this process and calls `notify` right after the result is committed, so a
-waiting request answers within milliseconds instead of at the browser's next poll. A result written by
-another process (a `gradax worker`) is found by the waiting request's own re-read of the row every
-`RECHECK_S`: the database stays the only source of truth, a notification only says "read it now".
+The embedded dispatcher grades in this process and calls `notify` right after the result is committed. A
+`gradax worker` publishes the attempt id on the Redis channel `DONE_CHANNEL` after its commit, and the
+server's `RedisRelay` turns each message into a `notify`. Either way a waiting request answers within
+milliseconds. The database stays the only source of truth: a notification only says "read it now", and
+a waiting request also re-reads the row every `long_poll_recheck_s` (0.25 s), so a lost message (Redis
+restarting, the relay reconnecting) costs at most that much latency, never a result.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections import defaultdict
+from typing import Any
 
-RECHECK_S = 0.25
+log = logging.getLogger("gradax.completions")
+DONE_CHANNEL = "gradax:attempt-done"
 
 
 class Completions:
@@ -48,3 +53,60 @@ class Completions:
     def waiting(self) -> int:
         with self._lock:
             return sum(len(w) for w in self._waiters.values())
+
+
+def publish_done(client: Any, attempt_id: int) -> None:
+    """From a worker, after the commit: best effort (the waiting request re-reads the row anyway)."""
+    try:
+        client.publish(DONE_CHANNEL, str(attempt_id))
+    except Exception as exc:
+        log.warning("could not announce attempt %d on Redis (%s: %s); waiting clients re-read it shortly",
+                    attempt_id, type(exc).__name__, exc)
+
+
+class RedisRelay:
+    """In the server (celery mode): Redis `DONE_CHANNEL` messages -> `Completions.notify`, reconnecting."""
+
+    def __init__(self, completions: Completions, redis_url: str):
+        self.completions = completions
+        self.redis_url = redis_url
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.relayed = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="gradax-done-relay", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        import redis
+
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=5,
+                                              health_check_interval=30)
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(DONE_CHANNEL)
+                backoff = 0.5
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        try:
+                            attempt_id = int(message["data"])
+                        except (TypeError, ValueError):
+                            continue
+                        self.completions.notify(attempt_id)
+                        self.relayed += 1
+                pubsub.close()
+                client.close()
+            except Exception as exc:
+                log.warning("result notifications from Redis interrupted (%s: %s); reconnecting",
+                            type(exc).__name__, exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)

@@ -106,6 +106,8 @@ def grade_one(ctx: WorkerContext, attempt_id: int, *, thread_name: str | None = 
                             retries=ctx.settings.grading_retries, retryable=loaded is not None)
     if outcome is claims.Finish.RETRY:
         ctx.dispatcher.submit(attempt_id, countdown=RETRY_DELAY_S)
+    elif outcome is claims.Finish.DONE:
+        ctx.dispatcher.publish_done(attempt_id)  # wakes the long polls waiting for it, in any server
     log.info("attempt %d: %s (%s, try %d)", attempt_id, outcome.value, report.verdict.value, held.tries,
              extra={"attempt_id": attempt_id, "verdict": report.verdict.value, "outcome": outcome.value})
     return outcome.value

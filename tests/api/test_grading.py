@@ -65,7 +65,7 @@ def test_wrong_then_right_submission(grading_app: FastAPI) -> None:
 def test_a_long_poll_is_answered_when_the_grading_thread_stores_the_result(
         grading_app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
     # Without the dispatcher's notification this poll would sleep for its whole wait.
-    monkeypatch.setattr("app.api.routes.submissions.RECHECK_S", 300.0)
+    monkeypatch.setattr(grading_app.state.settings, "long_poll_recheck_s", 300.0)
     with TestClient(grading_app) as client:
         alice = register(client, "alice")
         r = client.post(f"{API}/submissions", json={"problem_id": PID, "code": REFERENCE}, headers=alice)

@@ -238,7 +238,7 @@ def test_long_poll_answers_when_the_wait_is_over(client: TestClient, alice: dict
 
 def test_long_poll_answers_at_once_when_notified(app: FastAPI, client: TestClient, alice: dict[str, str],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("app.api.routes.submissions.RECHECK_S", 60.0)  # only the notification can wake it
+    monkeypatch.setattr(app.state.settings, "long_poll_recheck_s", 60.0)  # only the notification can wake it
     attempt_id = submit(client, alice)
     finisher = _finish_later(app, attempt_id, 0.3, notify=True)
     start = time.monotonic()

@@ -183,6 +183,36 @@ def test_redis_restarts_lose_nothing(queue_app: FastAPI, workers: dict[str, Proc
         assert claim_history(queue_app, attempt_id) == [("w1", "done")], attempt_id
 
 
+def test_a_long_poll_is_woken_by_the_worker_that_graded(queue_app: FastAPI, workers: dict[str, Process],
+                                                         tmp_path: Path, redis_server: RedisServer,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker announces each stored result on Redis; the server's relay wakes the request waiting for it,
+    also after Redis restarted (the relay subscribes again)."""
+    import redis
+
+    from app.grading.completions import DONE_CHANNEL
+
+    monkeypatch.setattr(queue_app.state.settings, "long_poll_recheck_s", 600.0)  # only a wake-up ends a wait
+    broker = redis.Redis.from_url(redis_server.url)
+    with TestClient(queue_app) as client:
+        alice = register(client, "alice")
+        workers["w1"] = start_worker("w1", _env(queue_app), tmp_path)
+        warm = submit(client, alice, WRONG)  # the worker's pool starts; its result may come at any time
+        deadline = time.monotonic() + 300
+        while client.get(f"{API}/submissions/{warm}", params={"wait": 30}, headers=alice).json()["status"] != "done":
+            assert time.monotonic() < deadline, "warm-up attempt not graded"
+        for restart_first in (False, True):
+            if restart_first:
+                redis_server.restart()
+                wait_for(lambda: broker.pubsub_numsub(DONE_CHANNEL)[0][1] >= 1, 30, "the relay to subscribe again")
+            attempt_id = submit(client, alice, REFERENCE)
+            started = time.monotonic()
+            polled = client.get(f"{API}/submissions/{attempt_id}", params={"wait": 30}, headers=alice).json()
+            assert polled["status"] == "done" and polled["verdict"] == "accepted"
+            assert time.monotonic() - started < 25  # woken, not timed out (the re-read is 600 s away)
+        assert queue_app.state.done_relay.relayed >= 2
+
+
 def _descendants(pid: int) -> list[int]:
     found, frontier = [], [pid]
     while frontier:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import CurrentUser, SessionDep, SettingsDep
-from app.grading.completions import RECHECK_S, Completions
+from app.grading.completions import Completions
 from app.models import AttemptStatus
 from app.schemas import MAX_DB_INT, Page, SubmissionCreate, SubmissionCreated, SubmissionDetail, SubmissionSummary
 from app.services.attempts import create_attempt, get_visible_attempt, list_attempts
@@ -56,6 +56,7 @@ async def read_submission(submission_id: Annotated[int, Path(ge=1, le=MAX_DB_INT
     await run_in_threadpool(session.close)
     factory = request.app.state.session_factory
     completions: Completions = request.app.state.completions
+    recheck_s = request.app.state.settings.long_poll_recheck_s
 
     def read() -> SubmissionDetail:
         with factory() as own:
@@ -71,6 +72,6 @@ async def read_submission(submission_id: Annotated[int, Path(ge=1, le=MAX_DB_INT
             if detail.status == AttemptStatus.DONE.value or remaining <= 0:
                 return detail
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter[1].wait(), min(remaining, RECHECK_S))
+                await asyncio.wait_for(waiter[1].wait(), min(remaining, recheck_s))
         finally:
             completions.unregister(submission_id, waiter)
