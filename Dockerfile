@@ -6,14 +6,20 @@
 #
 # The sandbox, honestly:
 # - Grading runs submitted code under bubblewrap (user, PID, mount, network namespaces) and setpriv, and
-#   limits it with cgroup v1 controllers (graders/cgroup.py: memory, pids, cpuacct, freezer). It needs
-#   root in the container, namespaces the default Docker seccomp/AppArmor profiles forbid, and a writable
-#   cgroup v1 hierarchy. So the *worker* container runs as root with `--privileged` (or at least
-#   `--cap-add SYS_ADMIN --security-opt seccomp=unconfined --security-opt apparmor=unconfined` plus a
-#   writable /sys/fs/cgroup). On a cgroup v2-only host (most current distributions and Docker Desktop)
-#   the cgroup v1 controllers do not exist: grading fails closed with `internal_error` ("cgroup v1
-#   controller ... is not mounted") until graders/cgroup.py supports v2; boot such hosts with
-#   `systemd.unified_cgroup_hierarchy=0` or run workers on a cgroup v1/hybrid host.
+#   limits it with cgroups (graders/cgroup.py): the v1 controllers memory, pids, cpuacct, freezer when
+#   they are mounted, else cgroup v2 (memory, pids, cpu). It needs root in the container, namespaces the
+#   default Docker seccomp/AppArmor profiles forbid, and a writable cgroup hierarchy. So the *worker*
+#   container runs as root with `--privileged` (or at least `--cap-add SYS_ADMIN --security-opt
+#   seccomp=unconfined --security-opt apparmor=unconfined` plus a writable /sys/fs/cgroup).
+#   On a cgroup v2-only host (most current distributions and Docker Desktop) the worker needs a
+#   delegated, writable v2 subtree: its own cgroup namespace (`--cgroupns=private`, Docker's default on
+#   v2) with /sys/fs/cgroup writable (`--privileged` does that), and NOT the host's /sys/fs/cgroup
+#   bind-mounted (that hierarchy is not the one /proc/self/cgroup describes; grading fails closed and
+#   says so). gradax then makes <own cgroup>/gradax for the runs and moves itself to
+#   <own cgroup>/gradax-host, so no other long-lived process may share its cgroup (compose's worker runs
+#   `gradax worker` directly as PID 1, no shell).
+#   Anything missing fails closed with `internal_error` and the reason. The v2 backend is verified only
+#   against a fake cgroupfs in unit tests (the build machine is cgroup v1): check it on your host.
 # - The *web* container never runs submitted code when GRADAX_GRADING_BACKEND=celery: it runs as the
 #   unprivileged `gradax` user with Docker's default profiles.
 # - GRADAX_SANDBOX=none turns the sandbox off and is for trusted local use only; never set it here.

@@ -261,7 +261,7 @@ class Zygote:
 
     def memory_bytes(self) -> int:
         try:
-            return int((self.group.paths["memory"] / "memory.usage_in_bytes").read_text())
+            return self.group.memory_current()
         except OSError:
             return 0
 
@@ -363,7 +363,7 @@ class WarmPool:
             groups = list(self._run_groups.values())
         for group in groups:
             try:
-                total += int((group.paths["memory"] / "memory.usage_in_bytes").read_text())
+                total += group.memory_current()
             except OSError:
                 pass
         return total
@@ -590,7 +590,7 @@ class WarmPool:
         group: cgroup.RunCgroup | None = None
         try:
             group = cgroup.RunCgroup(limits.memory_mb * 1024 * 1024, limits.pids)
-            _move_charges(group)
+            group.move_charges_on_join()
             assert child.host_pid is not None
             for path in group.procs_files():
                 with open(path, "w") as fh:
@@ -652,14 +652,6 @@ def _restore_priority(pid: int) -> None:
             os.setpriority(os.PRIO_PROCESS, tid, 0)
         except OSError:
             pass
-
-
-def _move_charges(group: cgroup.RunCgroup) -> None:
-    """Charge the child's pre-warmed memory to the run, so the run's limit counts it as a cold run would."""
-    try:
-        (group.paths["memory"] / "memory.move_charge_at_immigrate").write_text("3")
-    except OSError:
-        pass
 
 
 def _exit_status(control_fd: int, timeout: float = 2.0) -> int | None:

@@ -117,7 +117,7 @@ def test_limits_seen_from_inside(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen["ptrace_errno"] == seen["unshare_errno"] == 1  # EPERM from the seccomp filter
     assert seen["problems_visible"] == 0
     assert seen["root_writable"] == 0
-    assert groups and all(not path.exists() for g in groups for path in g.paths.values())
+    assert groups and all(not path.exists() for g in groups for path in g.directories())
 
 
 @pytest.mark.slow
