@@ -283,8 +283,9 @@ def test_a_dead_zygote_falls_back_to_cold_and_the_pool_recovers(warm: tuple[Grad
     assert pool.stats["warm"] == warm_before + 1
 
 
-def test_a_zygote_that_cannot_start_falls_back_to_cold(settings: GraderSettings, bank: ProblemBank,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def broken_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bwrap refuses the zygote's command line: the zygote cannot start."""
     real = pool_module.bwrap_argv
 
     def broken(*args: object, **kwargs: object) -> list[str]:
@@ -292,6 +293,10 @@ def test_a_zygote_that_cannot_start_falls_back_to_cold(settings: GraderSettings,
         return [argv[0], "--no-such-bwrap-option", *argv[1:]]
 
     monkeypatch.setattr(pool_module, "bwrap_argv", broken)
+
+
+@pytest.mark.usefixtures("broken_bwrap")
+def test_a_zygote_that_cannot_start_falls_back_to_cold(settings: GraderSettings, bank: ProblemBank) -> None:
     pool = WarmPool(settings, PoolSettings(pool_size=1, pool_prefork=1))
     try:
         grader = Grader(bank, settings, executor=pool)
@@ -330,15 +335,8 @@ def test_the_default_relative_data_dir_starts_the_pool(tmp_path: Path, monkeypat
         zygote.stop()
 
 
-def test_waiting_for_a_pool_that_cannot_start_returns_at_once(settings: GraderSettings, bank: ProblemBank,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    real = pool_module.bwrap_argv
-
-    def broken(*args: object, **kwargs: object) -> list[str]:
-        argv = real(*args, **kwargs)  # type: ignore[arg-type]
-        return [argv[0], "--no-such-bwrap-option", *argv[1:]]
-
-    monkeypatch.setattr(pool_module, "bwrap_argv", broken)
+@pytest.mark.usefixtures("broken_bwrap")
+def test_waiting_for_a_pool_that_cannot_start_returns_at_once(settings: GraderSettings, bank: ProblemBank) -> None:
     pool = WarmPool(settings, PoolSettings(pool_size=1, pool_prefork=1))
     try:
         loaded = bank.get(PROBLEM)
