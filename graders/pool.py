@@ -8,8 +8,8 @@ profile (graders/compile_profile.py) replayed, so a submission only pays for its
 Isolation per submission is that of the cold path (see graders/sandbox.py): a child serves exactly
 one request; it has its own PID, mount, network and IPC namespaces, its own tmpfs on /tmp and
 /dev/shm, no capabilities, `no_new_privs`, the cold harness's seccomp filter (on every thread); the
-host moves it into a fresh per-run cgroup (memory, pids, CPU accounting, freezer kill) before writing
-the request, i.e. before any submitted code runs; time and CPU are watched from outside exactly as
+host moves it into a fresh per-run cgroup (v1 or v2: memory, pids, CPU accounting, whole-group kill)
+before writing the request, i.e. before any submitted code runs; time and CPU are watched from outside exactly as
 for a cold run; results come only over the pipe the host created. The persistent compilation cache
 is bound read-only; only trusted processes write it.
 

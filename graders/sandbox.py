@@ -1,8 +1,9 @@
 """Run the grading harness in a child process, contained by bubblewrap and cgroups.
 
 Layers, outermost first:
-- cgroups (memory, pids, cpuacct, freezer) joined before `exec`, so every descendant is limited,
-  accounted and killable even after `setsid` and double forks;
+- a per-run cgroup (graders/cgroup.py: v1 memory, pids, cpuacct, freezer, or one v2 group) joined
+  before `exec`, so every descendant is limited, accounted and killable even after `setsid` and double
+  forks;
 - rlimits: no core files, capped file size and open files;
 - bubblewrap: new PID, network, IPC, UTS and cgroup namespaces, a root made only of read-only binds
   of the system, the Python installation, the virtualenv and the harness code, a private size-capped
