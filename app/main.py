@@ -116,6 +116,9 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dispatcher.start()
+        start_pool = getattr(grader.executor, "start", None)  # the warm pool: its zygote starts now
+        if settings.grading_backend == "inprocess" and settings.grading_workers > 0 and callable(start_pool):
+            start_pool()
         if relay is not None:
             relay.start()
         try:

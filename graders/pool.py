@@ -32,6 +32,7 @@ import subprocess
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -301,6 +302,8 @@ class WarmPool:
         self._closed = False
         self.stats: collections.Counter[str] = collections.Counter()
         self.warmup_s: collections.deque[float] = collections.deque(maxlen=256)  # fork to ready, per child
+        # One thread that lives as long as the pool and starts every zygote (see _ensure_zygote_locked).
+        self._launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradax-zygote-launcher")
         self._maintainer = threading.Thread(target=self._maintain, daemon=True, name="gradax-pool")
         self._maintainer.start()
 
@@ -326,6 +329,11 @@ class WarmPool:
             return self._cold(problem, request, limits, outcome.start_error)
         self.stats["warm"] += 1
         return outcome
+
+    def start(self) -> None:
+        """Start the zygote in the background, so the first submission after a server start does not wait
+        for jax to be imported (~1.5 s); a failure here is retried on demand like any other."""
+        threading.Thread(target=self._restart_quietly, daemon=True, name="gradax-pool-start").start()
 
     def prewarm(self, problem: LoadedProblem, limits: SandboxLimits | None = None) -> None:
         """Mark a problem hot and start its children now (the server calls this at start-up)."""
@@ -389,6 +397,7 @@ class WarmPool:
             self._discard(child)
         if zygote is not None:
             zygote.stop()
+        self._launcher.shutdown(wait=False)
 
     # ------------------------------------------------------------------ internals
 
@@ -435,7 +444,10 @@ class WarmPool:
         if old is not None:
             old.stop()
         try:
-            zygote = Zygote(self.settings.cache_dir / "jax", generation)
+            # Started from the pool's own long-lived thread: bwrap's --die-with-parent is PR_SET_PDEATHSIG,
+            # which fires when the *thread* that forked it exits, so a zygote started from a short-lived
+            # thread (a restart, a bench worker) would be SIGKILLed as soon as that thread ended.
+            zygote = self._launcher.submit(Zygote, self.settings.cache_dir / "jax", generation).result()
         except (PoolUnavailable, OSError, SandboxError, cgroup.CgroupUnavailable) as exc:
             with self._cond:
                 self._last_failure = time.monotonic()

@@ -347,3 +347,19 @@ def test_waiting_for_a_pool_that_cannot_start_returns_at_once(settings: GraderSe
         assert time.monotonic() - start < 30 and pool.failure and "zygote" in pool.failure
     finally:
         pool.close()
+
+
+def test_start_brings_the_zygote_up_before_any_submission(settings: GraderSettings) -> None:
+    pool = WarmPool(settings, PoolSettings(pool_size=1, pool_prefork=1))
+    try:
+        assert not pool.healthy
+        pool.start()  # what the server and `gradax worker` call at start-up
+        deadline = time.monotonic() + 120
+        while not pool.healthy and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pool.healthy and pool.stats["forked"] == 0  # no child until a problem is hot
+        pid = pool.zygote_pid()
+        time.sleep(1.0)  # the starting thread has ended: bwrap's parent-death signal must not follow it
+        assert pool.healthy and pool.zygote_pid() == pid and pool.stats["zygotes"] == 1
+    finally:
+        pool.close()

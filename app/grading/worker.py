@@ -166,6 +166,9 @@ def run_worker(settings: Settings, *, concurrency: int, pool: str, name: str, sw
         start_http_server(metrics_port, addr=metrics_host)
         log.info("metrics on http://%s:%d/metrics", metrics_host, metrics_port)
     ctx.dispatcher.start()
+    start_pool = getattr(ctx.grader.executor, "start", None)  # the warm pool: its zygote starts now
+    if callable(start_pool):
+        start_pool()
     log.info("worker %s: %s pool, concurrency %d, broker %s", name, pool, concurrency,
              _redact(settings.redis_url))
     worker = celery.Worker(hostname=f"gradax@{name.replace('/', '-')}", pool_cls=pool, concurrency=concurrency,
