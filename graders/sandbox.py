@@ -224,6 +224,12 @@ def _results_reader(fd: int, decoder: wire.StreamDecoder, out: queue.Queue[Any])
                 _drain(stream)
                 return
             except wire.WireError as exc:
+                # Messages decoded before the garbage in the same read still count: a submission that
+                # writes junk on the result pipe right after the child said `ready` (the warm pool's child
+                # says it just before loading the code) is the submission's fault, not a failed start.
+                at = time.monotonic()
+                for message in exc.messages:
+                    out.put(("message", (at, message)))
                 out.put(("garbage", str(exc)))
                 _drain(stream)
                 return

@@ -23,7 +23,17 @@ NUMERIC_KINDS = "biuf"
 
 
 class WireError(Exception):
-    """The byte stream is not a well-formed message (truncated, oversized or not numeric)."""
+    """The byte stream is not a well-formed message (truncated, oversized or not numeric).
+
+    `messages`: the well-formed messages that came before the error in the same chunk. They happened (a
+    `ready` among them means the submission's code was running), so the reader still delivers them.
+    """
+
+    messages: list[Message]
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.messages = []
 
 
 class BudgetExceeded(WireError):
@@ -138,13 +148,17 @@ class StreamDecoder:
         if self.total > self.budget:
             raise BudgetExceeded(f"more than {self.budget} bytes of results")
         self.buffer += data
-        messages = []
-        while True:
-            end = self._complete_length()
-            if end is None:
-                break
-            messages += decode_all(bytes(self.buffer[:end]))
-            del self.buffer[:end]
+        messages: list[Message] = []
+        try:
+            while True:
+                end = self._complete_length()
+                if end is None:
+                    break
+                messages += decode_all(bytes(self.buffer[:end]))
+                del self.buffer[:end]
+        except WireError as exc:
+            exc.messages = messages + exc.messages
+            raise
         return messages
 
     def _complete_length(self) -> int | None:

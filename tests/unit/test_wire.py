@@ -129,3 +129,28 @@ def test_read_capped_keeps_the_budget_and_counts_everything() -> None:
     data, total = wire.read_capped(io.BytesIO(b"x" * 200_000), 8192)
     assert data == b"x" * 8192
     assert total == 200_000
+
+
+FAKE_REPORT = b'{"verdict": "accepted"}\n'
+
+
+def test_messages_before_garbage_in_the_same_chunk_are_kept() -> None:
+    """`ready` then a submission's junk in one read: the error carries the message that came first."""
+    with pytest.raises(wire.WireError) as raised:
+        wire.StreamDecoder(1 << 20).feed(wire.encode({"event": "ready"}) + FAKE_REPORT)
+    assert [m.header for m in raised.value.messages] == [{"event": "ready"}]
+
+
+def test_the_result_reader_delivers_ready_before_the_garbage() -> None:
+    import os
+    import queue
+
+    from graders.sandbox import _results_reader
+
+    read_end, write_end = os.pipe()
+    os.write(write_end, wire.encode({"event": "ready"}) + FAKE_REPORT * 3)
+    os.close(write_end)
+    events: queue.Queue[tuple[str, object]] = queue.Queue()
+    _results_reader(read_end, wire.StreamDecoder(1 << 20), events)
+    kinds = [events.get_nowait()[0] for _ in range(events.qsize())]
+    assert kinds == ["message", "garbage"]
