@@ -217,8 +217,12 @@ def _descendants(pid: int) -> list[int]:
     found, frontier = [], [pid]
     while frontier:
         parent = frontier.pop()
+        # Every thread's list: a child is listed under the thread that forked it (the warm pool starts its
+        # zygote from a launcher thread).
+        children: list[str] = []
         try:
-            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+            for task in Path(f"/proc/{parent}/task").iterdir():
+                children += (task / "children").read_text().split()
         except OSError:
             continue
         for child in map(int, children):
