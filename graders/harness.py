@@ -16,7 +16,7 @@ import sys
 import time
 import traceback
 import types
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 import numpy as np
 
@@ -255,7 +255,11 @@ def main() -> None:
     out = os.fdopen(fd, "wb", buffering=0)
     import_libraries()
     wire.write_message(out, {"event": "ready", "pid": os.getpid()})
-    request = read_request(sys.stdin.buffer)
+    serve_and_exit(read_request(sys.stdin.buffer), out)
+
+
+def serve_and_exit(request: wire.Message, out: BinaryIO) -> NoReturn:
+    """Run the request, close the result pipe, flush what was printed, and leave at once (cold and warm)."""
     serve(request, out)
     out.close()
     for stream in (sys.stdout, sys.stderr):

@@ -53,6 +53,7 @@ from graders.sandbox import (
     _reader,
     _results_reader,
     bwrap_argv,
+    finish_group,
     sandbox_python,
     watch_events,
 )
@@ -622,18 +623,7 @@ class WarmPool:
         try:
             _watch_child(child, request, limits, group, outcome)
         finally:
-            outcome.memory_exceeded = outcome.memory_exceeded or group.oom_killed()
-            try:
-                # As run_harness: a run stopped by time while pinned at its limit is memory_limit_exceeded.
-                outcome.memory_limit_reached = group.memory_limit_reached()
-            except OSError:
-                pass
-            try:
-                outcome.memory_peak = group.memory_peak()
-                outcome.cpu_seconds = group.cpu_seconds()
-            except OSError:
-                pass
-            group.remove()
+            finish_group(group, outcome)
             child.close()
             with self._cond:
                 self._run_groups.pop(id(child), None)

@@ -299,20 +299,29 @@ def run_harness(request: bytes, limits: SandboxLimits, *, sandboxed: bool = True
         _watch(proc, request, read_fd, limits, group, outcome)
     finally:
         if group is not None:
-            outcome.memory_exceeded = outcome.memory_exceeded or group.oom_killed()
-            try:
-                outcome.memory_limit_reached = group.memory_limit_reached()
-            except OSError:
-                pass
-            try:
-                outcome.memory_peak = group.memory_peak()
-                outcome.cpu_seconds = group.cpu_seconds()
-            except OSError:
-                pass
-            group.remove()
+            finish_group(group, outcome)
         elif proc.poll() is None:
             _kill_session(proc)
     return outcome
+
+
+def finish_group(group: cgroup.RunCgroup, outcome: ChildOutcome) -> None:
+    """Read what the run's cgroup measured into the outcome, then kill what is left and remove the group.
+
+    Shared by the cold sandbox and the warm pool, so both judge memory the same way: a run stopped by time
+    while pinned at its limit counts as memory_limit_exceeded (see `memory_limit_reached`).
+    """
+    outcome.memory_exceeded = outcome.memory_exceeded or group.oom_killed()
+    try:
+        outcome.memory_limit_reached = group.memory_limit_reached()
+    except OSError:
+        pass
+    try:
+        outcome.memory_peak = group.memory_peak()
+        outcome.cpu_seconds = group.cpu_seconds()
+    except OSError:
+        pass
+    group.remove()
 
 
 def _kill_session(proc: subprocess.Popen[bytes]) -> None:

@@ -220,14 +220,7 @@ def _serve() -> None:
     request = harness.read_request(sys.stdin.buffer)
     out = os.fdopen(3, "wb", buffering=0)
     wire.write_message(out, {"event": "ready", "pid": os.getpid(), "warm": True})
-    harness.serve(request, out)
-    out.close()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BaseException:
-            pass
-    os._exit(0)
+    harness.serve_and_exit(request, out)
 
 
 if __name__ == "__main__":
