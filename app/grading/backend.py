@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from app.core.config import Settings
+from app.grading.claims import Claim
 from graders.engine import ColdExecutor, Executor, Grader
-from graders.problem import ProblemBank
+from graders.problem import LoadedProblem, ProblemBank
+from graders.report import Report, Verdict
+
+log = logging.getLogger("gradax.grading")
 
 
 def build_executor(settings: Settings) -> Executor:
@@ -26,3 +32,20 @@ def close_grader(grader: Grader) -> None:
     close = getattr(grader.executor, "close", None)
     if callable(close):
         close()
+
+
+def grade_claimed(grader: Grader, loaded: LoadedProblem | None, held: Claim, *, where: str) -> Report:
+    """The report for a claimed attempt, by the in-process dispatcher and by queue workers alike.
+
+    A problem no longer available `where` this runs, or a grader that breaks, gives internal_error (which
+    the claim protocol retries): never the student's fault.
+    """
+    try:
+        if loaded is None:
+            return Report(problem=held.problem_id, verdict=Verdict.INTERNAL_ERROR, mode=held.mode,
+                          message=f"This problem is no longer available on the {where}.")
+        return grader.grade_loaded(loaded, held.code, mode=held.mode)
+    except Exception as exc:
+        log.exception("attempt %d: grader failed", held.attempt_id)
+        return Report(problem=held.problem_id, verdict=Verdict.INTERNAL_ERROR, mode=held.mode,
+                      message=f"The grader failed ({type(exc).__name__}); this is not your fault.")

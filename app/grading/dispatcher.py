@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import session_scope
 from app.grading import claims
+from app.grading.backend import grade_claimed
 from app.models import Attempt, AttemptStatus, utcnow
 from graders.engine import Grader
-from graders.report import Report, Verdict
 
 log = logging.getLogger("gradax.dispatcher")
 
@@ -181,16 +181,7 @@ class Dispatcher:
             self._held[attempt_id] = held
         try:
             loaded = self.grader.bank.get(held.problem_id)
-            try:
-                if loaded is None:
-                    report = Report(problem=held.problem_id, verdict=Verdict.INTERNAL_ERROR, mode=held.mode,
-                                    message="This problem is no longer available on the server.")
-                else:
-                    report = self.grader.grade_loaded(loaded, held.code, mode=held.mode)
-            except Exception as exc:  # the grader itself broke: never the student's fault, retried
-                log.exception("attempt %d: grader failed", attempt_id)
-                report = Report(problem=held.problem_id, verdict=Verdict.INTERNAL_ERROR, mode=held.mode,
-                                message=f"The grader failed ({type(exc).__name__}); this is not your fault.")
+            report = grade_claimed(self.grader, loaded, held, where="server")
             outcome = claims.finish(self.session_factory, held, report,
                                     problem_hash=loaded.content_hash if loaded is not None else None,
                                     retries=self.retries, retryable=loaded is not None)

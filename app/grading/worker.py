@@ -20,13 +20,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.db import make_engine, make_session_factory
 from app.grading import claims
-from app.grading.backend import build_grader
+from app.grading.backend import build_grader, grade_claimed
 from app.grading.celery_app import TASK_NAME, QueueDispatcher, make_celery
 from app.models import Problem
 from app.observability import schema_state
 from graders.engine import Grader
 from graders.problem import LoadedProblem, ProblemBank
-from graders.report import Report, Verdict
 
 log = logging.getLogger("gradax.worker")
 
@@ -89,15 +88,7 @@ def grade_one(ctx: WorkerContext, attempt_id: int, *, thread_name: str | None = 
     heartbeat.start()
     loaded = current_problem(ctx, held.problem_id)
     try:
-        if loaded is None:
-            report = Report(problem=held.problem_id, verdict=Verdict.INTERNAL_ERROR, mode=held.mode,
-                            message="This problem is no longer available on the grading worker.")
-        else:
-            report = ctx.grader.grade_loaded(loaded, held.code, mode=held.mode)
-    except Exception as exc:  # the grader itself broke: never the student's fault, retried
-        log.exception("attempt %d: grader failed", attempt_id)
-        report = Report(problem=held.problem_id, verdict=Verdict.INTERNAL_ERROR, mode=held.mode,
-                        message=f"The grader failed ({type(exc).__name__}); this is not your fault.")
+        report = grade_claimed(ctx.grader, loaded, held, where="grading worker")
     finally:
         stop.set()
         heartbeat.join(5)
