@@ -118,6 +118,18 @@ def list_attempts(*, session: Session, user: User, problem_id: str | None, offse
 def record_report(*, session: Session, attempt: Attempt, report: Report) -> None:
     """Store a finished report on the attempt, its per-test rows, and the user's progress."""
     attempt.status = AttemptStatus.DONE.value
+    store_report(attempt, report)
+    observe_report(mode=attempt.mode, verdict=report.verdict.value, created_at=attempt.created_at,
+                   finished_at=attempt.finished_at)
+    if attempt.mode == "submit" and report.verdict != Verdict.INTERNAL_ERROR:
+        progress = get_or_create_progress(session=session, user_id=attempt.user_id, problem_id=attempt.problem_id)
+        progress.best_score = max(progress.best_score, report.score)
+        if report.verdict == Verdict.ACCEPTED and not progress.solved:
+            progress.solved, progress.solved_at = True, utcnow()
+
+
+def store_report(attempt: Attempt, report: Report) -> None:
+    """The report's fields and per-test rows on the attempt (first grading and instructor regrades alike)."""
     attempt.verdict = report.verdict.value
     attempt.score, attempt.passed, attempt.total = report.score, report.passed, report.total
     attempt.report = report.to_json_dict()
@@ -128,13 +140,6 @@ def record_report(*, session: Session, attempt: Attempt, report: Report) -> None
                     duration_ms=t.duration_ms)
         for i, t in enumerate(report.tests)
     ]
-    observe_report(mode=attempt.mode, verdict=report.verdict.value, created_at=attempt.created_at,
-                   finished_at=attempt.finished_at)
-    if attempt.mode == "submit" and report.verdict != Verdict.INTERNAL_ERROR:
-        progress = get_or_create_progress(session=session, user_id=attempt.user_id, problem_id=attempt.problem_id)
-        progress.best_score = max(progress.best_score, report.score)
-        if report.verdict == Verdict.ACCEPTED and not progress.solved:
-            progress.solved, progress.solved_at = True, utcnow()
 
 
 def _finite(x: float | None) -> float | None:

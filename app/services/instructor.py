@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import statistics
 import time
 from collections import Counter, defaultdict
@@ -17,7 +16,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import Attempt, AttemptStatus, AttemptTest, Problem, Progress, Role, User, utcnow
+from app.models import Attempt, AttemptStatus, Problem, Progress, Role, User, utcnow
+from app.services.attempts import store_report
 from app.services.problems import list_problems
 from graders.engine import Grader
 from graders.report import Report, Verdict
@@ -150,21 +150,8 @@ class RegradeResult:
 
 
 def _store(attempt: Attempt, report: Report, problem_hash: str) -> None:
-    attempt.verdict = report.verdict.value
-    attempt.score, attempt.passed, attempt.total = report.score, report.passed, report.total
-    attempt.report = report.to_json_dict()
+    store_report(attempt, report)
     attempt.problem_hash = problem_hash
-    attempt.finished_at = utcnow()
-    attempt.tests = [
-        AttemptTest(position=i, name=t.name, public=t.public, status=t.status.value, message=t.message[:4000],
-                    max_abs_error=_finite(t.max_abs_error), max_rel_error=_finite(t.max_rel_error),
-                    duration_ms=t.duration_ms)
-        for i, t in enumerate(report.tests)
-    ]
-
-
-def _finite(x: float | None) -> float | None:
-    return x if x is None or math.isfinite(x) else None
 
 
 def recompute_progress(session: Session, problem_id: str) -> None:
