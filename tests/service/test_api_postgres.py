@@ -6,18 +6,17 @@ PostgreSQL database per test instead of a SQLite file). Grading here is in-proce
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from api import test_grading
-from api.helpers import make_settings, register
+from api.fixtures import alice, app, bob, client  # noqa: F401  (fixtures, found by name)
+from api.helpers import make_settings
 from api.test_auth import *  # noqa: F403
 from api.test_grading import *  # noqa: F403
 from api.test_problems import *  # noqa: F403
 from api.test_submissions import *  # noqa: F403
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.main import create_app
@@ -34,27 +33,6 @@ for _name in dir(test_grading):
 @pytest.fixture
 def settings(tmp_path: Path, data_dir: Path, pg_url: str) -> Settings:
     return make_settings(tmp_path, data_dir, database_url=pg_url)
-
-
-@pytest.fixture
-def app(settings: Settings, bank: ProblemBank) -> FastAPI:
-    return create_app(settings, bank=bank)
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as c:
-        yield c
-
-
-@pytest.fixture
-def alice(client: TestClient) -> dict[str, str]:
-    return register(client, "alice")
-
-
-@pytest.fixture
-def bob(client: TestClient) -> dict[str, str]:
-    return register(client, "bob")
 
 
 @pytest.fixture
