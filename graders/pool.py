@@ -289,6 +289,7 @@ class WarmPool:
         self.config = pool_settings or PoolSettings()
         self.cold = ColdExecutor(sandboxed=True)
         self.profiles = ProfileCache(self.settings.cache_dir)
+        self._profile_keys: dict[str, tuple[str, list[dict[str, Any]]]] = {}  # by problem content hash
         self._cond = threading.Condition()
         self._zygote_lock = threading.Lock()
         self._zygote: Zygote | None = None
@@ -417,9 +418,14 @@ class WarmPool:
             log.warning("the warm pool could not restart: %s", exc)
 
     def _profile(self, problem: LoadedProblem) -> tuple[str, list[dict[str, Any]]]:
-        profile = self.profiles.get(problem, build_cases(problem.problem))
-        digest = hashlib.sha256(json.dumps(profile, sort_keys=True).encode()).hexdigest()[:12]
-        return f"{problem.id}:{digest}", profile
+        # Once per problem version: on every submission, building its cases again and hashing the profile
+        # cost 2-3 ms of a ~100 ms warm grading.
+        known = self._profile_keys.get(problem.content_hash)
+        if known is None:
+            profile = self.profiles.get(problem, build_cases(problem.problem))
+            digest = hashlib.sha256(json.dumps(profile, sort_keys=True).encode()).hexdigest()[:12]
+            known = self._profile_keys[problem.content_hash] = (f"{problem.id}:{digest}", profile)
+        return known
 
     def _ensure_zygote(self) -> Zygote:
         with self._zygote_lock:  # one creator at a time, or two threads would each start a zygote
