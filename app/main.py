@@ -31,8 +31,10 @@ from app.observability import register_pool_metrics, register_state_metrics
 from app.pages.instructor import router as instructor_pages_router
 from app.pages.routes import render_error
 from app.pages.routes import router as pages_router
+from app.services.courses import sync_courses
 from app.services.problems import sync_problems
 from app.services.regrades import RegradeJobs
+from graders.course import CourseBank
 from graders.problem import ProblemBank
 
 log = logging.getLogger("gradax.app")
@@ -95,6 +97,9 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     with session_factory() as session:
         stats = sync_problems(session=session, bank=bank)
     log.info("problems: %s", stats)
+    courses = CourseBank(settings.courses_dir, problem_ids=set(bank.problems))
+    with session_factory() as session:
+        log.info("courses: %s", sync_courses(session=session, bank=courses))
     grader = build_grader(settings, bank)
     dispatcher: Dispatcher | QueueDispatcher
     completions = Completions()
@@ -136,6 +141,7 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     app.state.engine = engine
     app.state.session_factory = session_factory
     app.state.bank = bank
+    app.state.courses = courses
     app.state.grader = grader
     app.state.dispatcher = dispatcher
     app.state.completions = completions

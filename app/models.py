@@ -1,9 +1,11 @@
-"""ORM models: users, problems (synced from problems/), attempts with per-test results, and progress."""
+"""ORM models: users, problems (synced from problems/), attempts with per-test results, progress, and courses
+(synced from courses/: assignments; kept here: members, extensions, overrides, effective scores)."""
 
 from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -38,6 +40,8 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default=Role.STUDENT.value)
+    # Optional, lowercased: rosters list students by email, and LMS launches link accounts by it.
+    email: Mapped[str | None] = mapped_column(String(254), unique=True, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     @property
@@ -159,3 +163,160 @@ class GradingClaim(Base):
     claimed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     outcome: Mapped[str | None] = mapped_column(String(16), default=None)
+
+
+class CourseRole(enum.StrEnum):
+    """A member's role in one course (independent of the account's site-wide `Role`)."""
+
+    INSTRUCTOR = "instructor"
+    TA = "ta"
+    STUDENT = "student"
+
+
+class Course(Base):
+    """A course, mirrored from `courses/<id>/course.yaml`; `available` is false once the directory is gone."""
+
+    __tablename__ = "courses"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    # IANA name; times without an offset in the course's files are read in it.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Students join with it (POST /api/v1/courses/join); None turns joining by code off.
+    join_code: Mapped[str | None] = mapped_column(String(32), unique=True, default=None)
+    content_hash: Mapped[str] = mapped_column(String(64), default="")
+    available: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CourseMember(Base):
+    """Who is in a course and as what. `source` says how they got in: creator, file, join_code, roster, staff, lti."""
+
+    __tablename__ = "course_members"
+    __table_args__ = (Index("ix_course_members_user", "user_id"),)
+
+    course_id: Mapped[str] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), default=CourseRole.STUDENT.value)
+    source: Mapped[str] = mapped_column(String(16), default="staff")
+    added_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    joined_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CourseInvitation(Base):
+    """A roster line for someone without an account yet: they become a member when an account with that
+    username or email appears (registration, or an LMS launch)."""
+
+    __tablename__ = "course_invitations"
+    __table_args__ = (Index("ix_course_invitations_course", "course_id"),
+                      Index("ix_course_invitations_username", "username"),
+                      Index("ix_course_invitations_email", "email"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    course_id: Mapped[str] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    username: Mapped[str | None] = mapped_column(String(64), default=None)
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
+    role: Mapped[str] = mapped_column(String(16), default=CourseRole.STUDENT.value)
+    invited_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    invited_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Assignment(Base):
+    """An assignment, mirrored from `courses/<course>/assignments/<slug>.yaml`. Times are naive UTC.
+
+    Rows are never deleted (scores, overrides and LMS line items refer to them): a removed file makes the row
+    unavailable."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (Index("uq_assignments_course_slug", "course_id", "slug", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    course_id: Mapped[str] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    opens: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    due: Mapped[datetime] = mapped_column(DateTime)
+    late_until: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    # graders.grade_rule.PenaltyKind: none, per_day (value = fraction off per started day), factor (value kept).
+    penalty_kind: Mapped[str] = mapped_column(String(16), default="none")
+    penalty_value: Mapped[float] = mapped_column(Float, default=0.0)
+    max_points: Mapped[float] = mapped_column(Float, default=0.0)
+    # Extensions written in the file, by username: {"alice": {"due": iso, "late_until": iso|null, "reason": ""}}.
+    # Kept by username so they apply to students who register after the sync; staff extensions win over them.
+    file_extensions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    content_hash: Mapped[str] = mapped_column(String(64), default="")
+    available: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    problems: Mapped[list[AssignmentProblem]] = relationship(
+        back_populates="assignment", cascade="all, delete-orphan", order_by="AssignmentProblem.position"
+    )
+
+
+class AssignmentProblem(Base):
+    __tablename__ = "assignment_problems"
+    __table_args__ = (Index("ix_assignment_problems_problem", "problem_id"),)
+
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), primary_key=True)
+    problem_id: Mapped[str] = mapped_column(ForeignKey("problems.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    points: Mapped[float] = mapped_column(Float, default=1.0)
+
+    assignment: Mapped[Assignment] = relationship(back_populates="problems")
+
+
+class Extension(Base):
+    """A student's own due date on an assignment, set in the browser or over the API by `granted_by` (source
+    "staff"; other sources such as an LMS may follow). It wins over an extension written in the assignment file
+    (`Assignment.file_extensions`). One row per (assignment, user, source): setting it again replaces it."""
+
+    __tablename__ = "extensions"
+    __table_args__ = (Index("uq_extensions_assignment_user_source", "assignment_id", "user_id", "source",
+                            unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(8), default="staff")
+    due: Mapped[datetime] = mapped_column(DateTime)
+    late_until: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    granted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    granted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ScoreOverride(Base):
+    """An instructor's manual score for one student on one assignment problem. Append-only history: the newest
+    row for (assignment, user, problem) is the current one; `points` NULL there means the override was removed.
+    `previous_points` is the effective points just before this row was written."""
+
+    __tablename__ = "score_overrides"
+    __table_args__ = (Index("ix_score_overrides_key", "assignment_id", "user_id", "problem_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    problem_id: Mapped[str] = mapped_column(String(64))
+    points: Mapped[float | None] = mapped_column(Float, default=None)
+    previous_points: Mapped[float | None] = mapped_column(Float, default=None)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    set_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    set_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AssignmentScore(Base):
+    """A student's effective score on an assignment as last computed (app/services/grades.py keeps it current):
+    what the gradebook lists, and what a change is measured against before listeners (LMS passback) hear of it."""
+
+    __tablename__ = "assignment_scores"
+
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    points: Mapped[float] = mapped_column(Float, default=0.0)
+    max_points: Mapped[float] = mapped_column(Float, default=0.0)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    overridden: Mapped[bool] = mapped_column(Boolean, default=False)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

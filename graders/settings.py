@@ -17,6 +17,8 @@ class GraderSettings(BaseSettings):
 
     data_dir: Path = Path(".gradax")
     problems_dir: Path = PROJECT_ROOT / "problems"
+    # Course and assignment files, checked by `gradax check` beside the problems (docs/courses.md).
+    courses_dir: Path = PROJECT_ROOT / "courses"
     # "bwrap" is the only mode for untrusted code; "none" is for trusted local use and warns loudly.
     sandbox: Literal["bwrap", "none"] = "bwrap"
     # Upper bounds that no problem file can exceed (clients never choose limits at all).
@@ -27,7 +29,7 @@ class GraderSettings(BaseSettings):
     # Time allowed for the child to import jax/flax/optax before it counts as a grader failure.
     startup_timeout_s: float = 60.0
 
-    @field_validator("data_dir", "problems_dir")
+    @field_validator("data_dir", "problems_dir", "courses_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         # Resolved once, against the working directory at start-up: these paths are handed to bwrap

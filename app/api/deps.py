@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings
 from app.core.security import csrf_matches, user_id_from_token
 from app.models import User
+from graders.course import CourseBank
 from graders.problem import ProblemBank
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -35,9 +36,15 @@ def get_bank(request: Request) -> ProblemBank:
     return bank
 
 
+def get_course_bank(request: Request) -> CourseBank:
+    courses: CourseBank = request.app.state.courses
+    return courses
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 BankDep = Annotated[ProblemBank, Depends(get_bank)]
+CourseBankDep = Annotated[CourseBank, Depends(get_course_bank)]
 TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
 
 

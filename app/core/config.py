@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     environment: Literal["dev", "production"] = "dev"
     data_dir: Path = Path(".gradax")
     problems_dir: Path = PROJECT_ROOT / "problems"
+    # Course files: <course>/course.yaml and <course>/assignments/<id>.yaml (docs/courses.md). Courses created
+    # in the browser are written here too.
+    courses_dir: Path = PROJECT_ROOT / "courses"
     # Empty: SQLite in data_dir. PostgreSQL (scale-out): postgresql+psycopg://user:pass@host/db
     database_url: str = ""
     # Empty: generated once and kept in data_dir/secret_key (mode 0600).

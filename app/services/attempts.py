@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.errors import AppError, not_found
 from app.models import ACTIVE_STATUSES, Attempt, AttemptStatus, AttemptTest, Problem, User, utcnow
 from app.observability import observe_report
+from app.services.grades import refresh_scores
 from app.services.problems import get_or_create_progress
 from graders.report import Report, Verdict
 
@@ -126,6 +127,8 @@ def record_report(*, session: Session, attempt: Attempt, report: Report) -> None
         progress.best_score = max(progress.best_score, report.score)
         if report.verdict == Verdict.ACCEPTED and not progress.solved:
             progress.solved, progress.solved_at = True, utcnow()
+        # In the same transaction as the report: a course score and what listeners record never disagree with it.
+        refresh_scores(session, user_id=attempt.user_id, problem_id=attempt.problem_id, reason="graded")
 
 
 def store_report(attempt: Attempt, report: Report) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import Attempt, AttemptStatus, Problem, Progress, Role, User, utcnow
 from app.services.attempts import store_report
+from app.services.grades import overridden_users, refresh_problem
 from app.services.problems import list_problems
 from graders.engine import Grader
 from graders.report import Report, Verdict
@@ -139,6 +140,9 @@ class Flip:
     username: str
     old: str | None
     new: str
+    # The student has an instructor's override on this problem in a course: the verdict changed, their course
+    # score did not (a regrade never overwrites an override).
+    overridden: bool = False
 
 
 @dataclass
@@ -196,12 +200,14 @@ def regrade_problem(factory: sessionmaker[Session], grader: Grader, problem_id: 
                 attempt.previous_verdict, attempt.regraded_at = old, utcnow()
                 session.commit()
                 if old != report.verdict.value:
-                    flip = Flip(attempt_id=attempt_id, username=username, old=old, new=report.verdict.value)
+                    flip = Flip(attempt_id=attempt_id, username=username, old=old, new=report.verdict.value,
+                                overridden=attempt.user_id in overridden_users(session, problem_id))
                     flipped.append(flip)
         if on_progress is not None:
             on_progress(done, len(todo), flip)
     with factory() as session:
         recompute_progress(session, problem_id)
+        refresh_problem(session, problem_id, reason="regrade")
         session.commit()
     return RegradeResult(problem_id=problem_id, regraded=len(todo), flipped=flipped,
                          duration_s=time.monotonic() - start)
@@ -210,12 +216,14 @@ def regrade_problem(factory: sessionmaker[Session], grader: Grader, problem_id: 
 def recorded_flips(session: Session, problem_id: str) -> list[Flip]:
     """Attempts of the problem whose latest regrade changed their verdict, newest regrade first."""
     rows = session.execute(
-        select(Attempt.id, User.username, Attempt.previous_verdict, Attempt.verdict)
+        select(Attempt.id, User.username, Attempt.previous_verdict, Attempt.verdict, Attempt.user_id)
         .join(User, User.id == Attempt.user_id)
         .where(Attempt.problem_id == problem_id, Attempt.regraded_at.is_not(None),
                Attempt.previous_verdict.is_distinct_from(Attempt.verdict))
         .order_by(Attempt.regraded_at.desc(), Attempt.id)).all()
-    return [Flip(attempt_id=i, username=u, old=old, new=new or "") for i, u, old, new in rows]
+    overridden = overridden_users(session, problem_id)
+    return [Flip(attempt_id=i, username=u, old=old, new=new or "", overridden=uid in overridden)
+            for i, u, old, new, uid in rows]
 
 
 def problem_exists(session: Session, problem_id: str) -> bool:

@@ -9,22 +9,29 @@ from sqlalchemy.orm import Session
 from app.core.security import hash_password, needs_rehash, verify_password
 from app.errors import AppError
 from app.models import Role, User
+from app.services.courses import accept_invitations
 
 
 def get_user_by_username(*, session: Session, username: str) -> User | None:
     return session.scalar(select(User).where(User.username == username))
 
 
-def create_user(*, session: Session, username: str, password: str, role: Role = Role.STUDENT) -> User:
+def create_user(*, session: Session, username: str, password: str, role: Role = Role.STUDENT,
+                email: str | None = None) -> User:
+    """A new account; it joins the courses whose roster invited its username or email."""
     if get_user_by_username(session=session, username=username) is not None:
         raise AppError(409, f"the username {username!r} is taken")
-    user = User(username=username, password_hash=hash_password(password), role=role.value)
+    email = email.strip().lower() if email else None
+    if email and session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise AppError(409, "another account has this email address")
+    user = User(username=username, password_hash=hash_password(password), role=role.value, email=email)
     session.add(user)
     try:
         session.commit()
     except IntegrityError as exc:  # a concurrent registration won the race
         session.rollback()
-        raise AppError(409, f"the username {username!r} is taken") from exc
+        raise AppError(409, f"the username {username!r} or its email is taken") from exc
+    accept_invitations(session, user)
     return user
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from api.course_fixtures import course_app, course_client, courses_dir, people  # noqa: F401  (fixtures)
 from api.fixtures import alice, app, bob, client  # noqa: F401  (fixtures, found by name)
 from api.helpers import ROOT_PROBLEMS, make_settings
 from app.core.config import Settings
