@@ -208,7 +208,6 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
     started = {m.header["index"] for m in outcome.events("start")}
     finished = {m.header["index"]: m for m in outcome.events("test")}
     submission_outputs: dict[int, Output] = {}
-    any_output_limit = False
     for index, case in enumerate(cases):
         test = TestReport(name=case.name, public=case.public, status=TestStatus.SKIPPED)
         report.tests.append(test)
@@ -218,6 +217,7 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
                 timed_out = (outcome.timed_out or outcome.cpu_exceeded) and not _starved_of_memory(outcome)
                 test.status = TestStatus.TIMEOUT if timed_out else TestStatus.ERROR
                 test.message = _unfinished_message(outcome)
+                test.verdict = _unfinished_verdict(outcome)
             else:
                 test.message = "not run: an earlier test stopped the run"
             continue
@@ -228,6 +228,7 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
             test.message = f"{h.get('error_type')}: {h.get('message')}"
             test.traceback = h.get("traceback")
             test.line = h.get("line")
+            test.verdict = Verdict.RUNTIME_ERROR
             if not case.public:
                 test.message = f"{h.get('error_type')} raised (hidden test): {h.get('message')}"[:2000]
             _add_pitfall(report, h.get("error_type", ""), h.get("message", ""))
@@ -235,7 +236,8 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
         if h["status"] in ("bad_output", "output_limit"):
             test.status = TestStatus.ERROR
             test.message = f"Your function {h.get('message')}"
-            any_output_limit = any_output_limit or h["status"] == "output_limit"
+            test.verdict = (Verdict.OUTPUT_LIMIT_EXCEEDED if h["status"] == "output_limit"
+                            else Verdict.RUNTIME_ERROR)
             continue
         got = Output(h["tree"], tuple(msg.arrays))
         submission_outputs[index] = got
@@ -244,6 +246,7 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
             raise ReferenceError(f"no reference output for test {case.name}")
         cmp = compare(got, want, problem.tolerance, public=case.public)
         test.status = TestStatus.PASSED if cmp.ok else TestStatus.FAILED
+        test.verdict = None if cmp.ok else Verdict.WRONG_ANSWER
         test.message = cmp.message
         test.stage = cmp.stage
         if case.public:
@@ -254,25 +257,10 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
 
     report.passed = sum(t.status == TestStatus.PASSED for t in report.tests)
     report.score = round(report.passed / report.total, 4) if report.total else 0.0
-    statuses = {t.status for t in report.tests}
-    if _starved_of_memory(outcome):
-        report.verdict = Verdict.MEMORY_LIMIT_EXCEEDED
-    elif outcome.timed_out or outcome.cpu_exceeded:
-        report.verdict = Verdict.TIME_LIMIT_EXCEEDED
-    elif outcome.memory_exceeded:
-        report.verdict = Verdict.MEMORY_LIMIT_EXCEEDED
-    elif outcome.result_overflow or any_output_limit:
-        report.verdict = Verdict.OUTPUT_LIMIT_EXCEEDED
-    elif TestStatus.ERROR in statuses or outcome.wire_error:
-        report.verdict = Verdict.RUNTIME_ERROR
-    elif TestStatus.FAILED in statuses:
-        report.verdict = Verdict.WRONG_ANSWER
-    elif report.passed == report.total:
-        report.verdict = Verdict.ACCEPTED
-    else:
-        report.verdict = Verdict.RUNTIME_ERROR
+    report.verdict = overall_verdict(report.tests, outcome)
     report.message = _summary(report, outcome)
-    if report.verdict == Verdict.WRONG_ANSWER and report.diagnosis is None:
+    if report.diagnosis is None and any(t.status == TestStatus.FAILED for t in report.tests):
+        # The tests that ran still say which known mistake this looks like, whatever stopped the rest.
         mistakes = [(m, reference.mistakes[m.id].outputs) for m in problem.known_mistakes if m.id in reference.mistakes]
         found = diagnose.matching_mistake(submission_outputs, mistakes, problem.tolerance)
         if found is not None:
@@ -280,6 +268,41 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
     if report.verdict != Verdict.ACCEPTED:
         report.hints = list(problem.hints[:1])
     return report
+
+
+def overall_verdict(tests: list[TestReport], outcome: ChildOutcome) -> Verdict:
+    """The verdict of the first failing test in test order; the run's own fate only when none failed.
+
+    A submission that answered four tests wrongly and then ran out of time is told `wrong_answer` (what
+    it must fix first), not `time_limit_exceeded`. Tests that never started (the run was stopped before)
+    do not count. When every test that ran passed, the run's limits decide: all passed and nothing was
+    exceeded is `accepted`.
+    """
+    for test in tests:
+        if test.verdict is not None:
+            return test.verdict
+    if _starved_of_memory(outcome):
+        return Verdict.MEMORY_LIMIT_EXCEEDED
+    if outcome.timed_out or outcome.cpu_exceeded:
+        return Verdict.TIME_LIMIT_EXCEEDED
+    if outcome.result_overflow:
+        return Verdict.OUTPUT_LIMIT_EXCEEDED
+    if outcome.wire_error:
+        return Verdict.RUNTIME_ERROR
+    if tests and all(t.status == TestStatus.PASSED for t in tests):
+        return Verdict.ACCEPTED
+    return Verdict.RUNTIME_ERROR
+
+
+def _unfinished_verdict(outcome: ChildOutcome) -> Verdict:
+    """What stopped a test that started and never reported: the same order as `_unfinished_message`."""
+    if _starved_of_memory(outcome):
+        return Verdict.MEMORY_LIMIT_EXCEEDED
+    if outcome.timed_out or outcome.cpu_exceeded:
+        return Verdict.TIME_LIMIT_EXCEEDED
+    if outcome.result_overflow:
+        return Verdict.OUTPUT_LIMIT_EXCEEDED
+    return Verdict.RUNTIME_ERROR
 
 
 def _add_pitfall(report: Report, error_type: str, message: str) -> None:
@@ -335,18 +358,25 @@ def _limit_verdicts(report: Report, outcome: ChildOutcome) -> Report:
     return report
 
 
+LIMIT_VERDICTS = (Verdict.TIME_LIMIT_EXCEEDED, Verdict.MEMORY_LIMIT_EXCEEDED, Verdict.OUTPUT_LIMIT_EXCEEDED)
+
+
 def _summary(report: Report, outcome: ChildOutcome) -> str:
+    """The report's message: the first failure, and what stopped the run if a later test was cut short."""
     v = report.verdict
     if v == Verdict.ACCEPTED:
         return f"All {report.total} tests passed."
-    if v == Verdict.TIME_LIMIT_EXCEEDED:
-        return "Time limit exceeded: the run was stopped from outside."
-    if v == Verdict.MEMORY_LIMIT_EXCEEDED:
-        return "Memory limit exceeded: the run was stopped."
-    if v == Verdict.OUTPUT_LIMIT_EXCEEDED:
-        return "The result is larger than this problem allows."
-    first = next((t for t in report.tests if t.status not in (TestStatus.PASSED, TestStatus.SKIPPED)), None)
-    prefix = f"{report.passed} of {report.total} tests passed."
-    if first is None:
-        return prefix
-    return f"{prefix} First failure, test '{first.name}': {first.message}"
+    first = next((t for t in report.tests if t.verdict is not None), None)
+    if first is None:  # no test failed on its own: the run as a whole was stopped
+        if v == Verdict.TIME_LIMIT_EXCEEDED:
+            return "Time limit exceeded: the run was stopped from outside."
+        if v == Verdict.MEMORY_LIMIT_EXCEEDED:
+            return "Memory limit exceeded: the run was stopped."
+        if v == Verdict.OUTPUT_LIMIT_EXCEEDED:
+            return "The result is larger than this problem allows."
+        return f"{report.passed} of {report.total} tests passed."
+    text = f"{report.passed} of {report.total} tests passed. First failure, test '{first.name}': {first.message}"
+    stopped = next((t for t in report.tests if t is not first and t.verdict in LIMIT_VERDICTS), None)
+    if stopped is not None:
+        text += f"\nThe run was then stopped during test '{stopped.name}': {stopped.message}."
+    return text

@@ -52,6 +52,8 @@ class TestReport(BaseModel):
     worst_index: list[int] | None = None
     traceback: str | None = None
     line: int | None = None
+    # The verdict this test alone gives when it did not pass; the report's verdict is the first one.
+    verdict: Verdict | None = None
 
 
 class Report(BaseModel):

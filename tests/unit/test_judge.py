@@ -1,0 +1,104 @@
+"""`judge` turns what a child did into a report: the verdict follows the first failing test in test order.
+
+The child's events are built by hand here (no sandbox), so each rule is tested on exactly the outcome
+it is about: values wrong on early tests and a time limit later, a time limit first, a run that stopped
+between tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graders import wire
+from graders.cases import CaseInput, build_cases
+from graders.compare import Output
+from graders.engine import judge
+from graders.problem import LoadedProblem, load_problem
+from graders.reference import ProgramOutputs, ReferenceOutputs
+from graders.report import TestStatus, Verdict
+from graders.sandbox import ChildOutcome
+
+ROOT = Path(__file__).resolve().parents[2]
+LEAF = {"t": "leaf", "i": 0}
+
+
+@pytest.fixture(scope="module")
+def problem() -> tuple[LoadedProblem, list[CaseInput], ReferenceOutputs]:
+    loaded = load_problem(ROOT / "problems" / "nnx-module-basics.yaml")
+    cases = build_cases(loaded.problem)
+    outputs = {i: Output(LEAF, (np.full(3, float(i), np.float32),)) for i in range(len(cases))}
+    wrong = {i: Output(LEAF, (np.full(3, float(i) + 1, np.float32),)) for i in range(len(cases))}
+    reference = ReferenceOutputs("key", ProgramOutputs(outputs=outputs),
+                                 {"no-scaling": ProgramOutputs(outputs=wrong)})
+    return loaded, cases, reference
+
+
+def _events(results: dict[int, float | None], started: list[int]) -> list[wire.Message]:
+    """ready, load ok, and per test a start and (value -> an output, None -> nothing more)."""
+    messages = [wire.Message({"event": "ready"}), wire.Message({"event": "load", "program": 0, "status": "ok"})]
+    for index in started:
+        messages.append(wire.Message({"event": "start", "program": 0, "index": index}))
+        value = results.get(index)
+        if value is not None:
+            messages.append(wire.Message({"event": "test", "program": 0, "index": index, "status": "ok",
+                                          "duration_ms": 1.0, "tree": LEAF}, [np.full(3, value, np.float32)]))
+    return messages
+
+
+def test_values_wrong_then_time_limit_is_wrong_answer(problem: tuple) -> None:  # type: ignore[type-arg]
+    loaded, cases, reference = problem
+    # Tests 0-3 answer wrongly (value + 1, the known mistake's outputs), test 4 runs out of time.
+    outcome = ChildOutcome(messages=_events({i: i + 1.0 for i in range(4)}, started=[0, 1, 2, 3, 4]),
+                           timed_out=True)
+    report = judge(loaded, cases, reference, outcome, "submit")
+    assert report.verdict == Verdict.WRONG_ANSWER
+    statuses = [t.status for t in report.tests]
+    assert statuses[:4] == [TestStatus.FAILED] * 4
+    assert statuses[4] == TestStatus.TIMEOUT and report.tests[4].verdict == Verdict.TIME_LIMIT_EXCEEDED
+    assert all(s == TestStatus.SKIPPED for s in statuses[5:])
+    assert report.tests[0].verdict == Verdict.WRONG_ANSWER
+    assert f"First failure, test '{cases[0].name}'" in report.message
+    assert f"The run was then stopped during test '{cases[4].name}'" in report.message
+    # The known mistake is still recognised from the tests that ran.
+    assert report.diagnosis == loaded.problem.known_mistakes[0].message
+
+
+def test_time_limit_on_the_first_failing_test_is_time_limit_exceeded(problem: tuple) -> None:  # type: ignore[type-arg]
+    loaded, cases, reference = problem
+    outcome = ChildOutcome(messages=_events({0: 0.0, 1: 1.0}, started=[0, 1, 2]), timed_out=True)
+    report = judge(loaded, cases, reference, outcome, "submit")
+    assert report.verdict == Verdict.TIME_LIMIT_EXCEEDED
+    assert report.passed == 2 and report.tests[2].status == TestStatus.TIMEOUT
+    assert f"test '{cases[2].name}'" in report.message
+    assert report.diagnosis is None
+
+
+def test_error_before_a_wrong_answer_is_runtime_error(problem: tuple) -> None:  # type: ignore[type-arg]
+    loaded, cases, reference = problem
+    messages = _events({}, started=[])
+    messages.append(wire.Message({"event": "start", "program": 0, "index": 0}))
+    messages.append(wire.Message({"event": "test", "program": 0, "index": 0, "status": "error", "duration_ms": 1.0,
+                                  "error_type": "ValueError", "message": "boom", "traceback": "", "line": 3}))
+    messages += _events({1: 5.0}, started=[1])[2:]
+    report = judge(loaded, cases[:2], reference, ChildOutcome(messages=messages), "submit")
+    assert report.verdict == Verdict.RUNTIME_ERROR
+    assert [t.verdict for t in report.tests] == [Verdict.RUNTIME_ERROR, Verdict.WRONG_ANSWER]
+
+
+def test_all_ran_tests_passed_but_run_stopped_between_tests(problem: tuple) -> None:  # type: ignore[type-arg]
+    loaded, cases, reference = problem
+    outcome = ChildOutcome(messages=_events({0: 0.0, 1: 1.0}, started=[0, 1]), timed_out=True)
+    report = judge(loaded, cases, reference, outcome, "submit")
+    assert report.verdict == Verdict.TIME_LIMIT_EXCEEDED
+    assert report.passed == 2 and report.tests[2].status == TestStatus.SKIPPED
+
+
+def test_every_test_passing_is_accepted(problem: tuple) -> None:  # type: ignore[type-arg]
+    loaded, cases, reference = problem
+    outcome = ChildOutcome(messages=_events({i: float(i) for i in range(len(cases))}, started=list(range(len(cases)))))
+    report = judge(loaded, cases, reference, outcome, "submit")
+    assert report.verdict == Verdict.ACCEPTED and report.passed == len(cases)
+    assert all(t.verdict is None for t in report.tests)
