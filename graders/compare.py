@@ -1,8 +1,9 @@
 """Staged comparison of a submission's outputs with the reference, in the trusted parent process.
 
 Stages, each with its own message, so a student learns from the first that fails:
-present -> structure (pytree) -> shape (exact, no broadcasting) -> finite -> values within tolerance.
-Hidden tests report the stage only, never inputs, expected values or error sizes.
+present -> structure (pytree) -> shape (exact, no broadcasting) -> dtype (the problem's policy) -> finite
+-> values within tolerance. Hidden tests report the stage only, never inputs, expected values or error
+sizes. The model's stages (state, transform checks) follow in `graders/model_checks.py`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from graders import dtypes
+from graders.dtypes import DtypePolicy
 from graders.problem import Tolerance
 
 PREVIEW_ELEMENTS = 12
@@ -23,6 +26,15 @@ class Output:
 
     tree: dict[str, Any]
     leaves: tuple[np.ndarray, ...]
+
+
+def declared_dtype(node: dict[str, Any], arr: np.ndarray) -> str:
+    """The dtype a leaf had where it was returned: the carried name for bfloat16 and friends (only names
+    numpy cannot carry, and only on a float32 leaf), else the array's own."""
+    name = node.get("d")
+    if isinstance(name, str) and name in dtypes.EXTENDED and arr.dtype == np.float32:
+        return name
+    return arr.dtype.name
 
 
 @dataclass
@@ -62,14 +74,18 @@ def _path_name(path: str) -> str:
     return f"the output{path}" if path else "the output"
 
 
+Pair = tuple[str, np.ndarray, np.ndarray, str, str]  # path, got, want, got's dtype, want's dtype
+
+
 def _structure(got: Output, want: Output, g: dict[str, Any], w: dict[str, Any], path: str,
-               pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> str | None:
+               pairs: list[Pair]) -> str | None:
     """Walk both trees; collect leaf pairs; return the first structural mismatch, if any."""
     wk, gk = w.get("t"), g.get("t")
     if wk == "leaf":
         if gk != "leaf":
             return f"{_path_name(path)} should be a single array, got {_describe(g, got.leaves)}"
-        pairs.append((path, got.leaves[g["i"]], want.leaves[w["i"]]))
+        g_arr, w_arr = got.leaves[g["i"]], want.leaves[w["i"]]
+        pairs.append((path, g_arr, w_arr, declared_dtype(g, g_arr), declared_dtype(w, w_arr)))
         return None
     if wk in ("tuple", "list"):
         # A list where a tuple is expected (or the reverse) is the same answer.
@@ -97,12 +113,23 @@ def _structure(got: Output, want: Output, g: dict[str, Any], w: dict[str, Any], 
     return f"{_path_name(path)} has an unexpected structure"
 
 
+def _shape(path: str, got: np.ndarray, want: np.ndarray) -> Comparison | None:
+    if got.shape == want.shape:
+        return None
+    got_desc = "a scalar" if got.ndim == 0 else f"shape {tuple(got.shape)}"
+    want_desc = "a scalar" if want.ndim == 0 else f"shape {tuple(want.shape)}"
+    return Comparison(False, "shape", f"{_path_name(path)} has the wrong shape: expected {want_desc}, got {got_desc}")
+
+
+def _dtype(path: str, got_dtype: str, want_dtype: str, policy: DtypePolicy) -> Comparison | None:
+    problem = dtypes.policy_problem(got_dtype, want_dtype, policy)
+    if problem is None:
+        return None
+    return Comparison(False, "dtype", f"{_path_name(path)} {problem}")
+
+
 def _values(path: str, got: np.ndarray, want: np.ndarray, tol: Tolerance, public: bool) -> Comparison | None:
     name = _path_name(path)
-    if got.shape != want.shape:
-        got_desc = "a scalar" if got.ndim == 0 else f"shape {tuple(got.shape)}"
-        want_desc = "a scalar" if want.ndim == 0 else f"shape {tuple(want.shape)}"
-        return Comparison(False, "shape", f"{name} has the wrong shape: expected {want_desc}, got {got_desc}")
     g = got.astype(np.float64)
     w = want.astype(np.float64)
     g_bad = ~np.isfinite(g)
@@ -145,17 +172,29 @@ def _values(path: str, got: np.ndarray, want: np.ndarray, tol: Tolerance, public
     )
 
 
-def compare(got: Output, want: Output, tol: Tolerance, *, public: bool) -> Comparison:
-    pairs: list[tuple[str, np.ndarray, np.ndarray]] = []
+def compare(got: Output, want: Output, tol: Tolerance, *, public: bool,
+            dtype: DtypePolicy = "same_kind") -> Comparison:
+    pairs: list[Pair] = []
     err = _structure(got, want, got.tree, want.tree, "", pairs)
     if err:
         return Comparison(False, "structure", err)
+    # Stage by stage over every leaf, so the first failing stage is reported whichever leaf shows it.
+    for path, g, w, _, _ in pairs:
+        failure = _shape(path, g, w)
+        if failure is not None:
+            if public:
+                failure.expected, failure.got = preview(w), preview(g)
+            return failure
+    for path, _, _, g_dtype, w_dtype in pairs:
+        failure = _dtype(path, g_dtype, w_dtype, dtype)
+        if failure is not None:
+            return failure
     worst_abs = 0.0
     worst_rel = 0.0
-    for path, g, w in pairs:
+    for path, g, w, _, _ in pairs:
         failure = _values(path, g, w, tol, public)
         if failure is not None:
-            if public and failure.stage in ("shape", "finite"):
+            if public and failure.stage == "finite":
                 failure.expected, failure.got = preview(w), preview(g)
             return failure
         if g.size:
@@ -174,5 +213,5 @@ def compare(got: Output, want: Output, tol: Tolerance, *, public: bool) -> Compa
 
 
 def outputs_match(a: Output, b: Output, tol: Tolerance) -> bool:
-    """Whether two outputs agree within tolerance (used to recognise known mistakes)."""
-    return compare(a, b, tol, public=False).ok
+    """Whether two outputs agree within tolerance (used to recognise known mistakes): values, any dtype."""
+    return compare(a, b, tol, public=False, dtype="any").ok

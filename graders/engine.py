@@ -244,7 +244,7 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
         want = reference.reference.outputs.get(index)
         if want is None:
             raise ReferenceError(f"no reference output for test {case.name}")
-        cmp = compare(got, want, problem.tolerance, public=case.public)
+        cmp = compare(got, want, problem.tolerance, public=case.public, dtype=problem.dtype)
         test.status = TestStatus.PASSED if cmp.ok else TestStatus.FAILED
         test.verdict = None if cmp.ok else Verdict.WRONG_ANSWER
         test.message = cmp.message

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, NoReturn
 
 import numpy as np
 
-from graders import seccomp, wire
+from graders import dtypes, seccomp, wire
 
 RESULT_FD = 3
 MAX_DEPTH = 32
@@ -52,7 +52,12 @@ def declared_nbytes(value: Any) -> int | None:
     return int(np.prod(shape, dtype=np.float64)) * itemsize
 
 
-def _leaf_to_array(value: Any) -> np.ndarray:
+def _leaf_to_array(value: Any) -> tuple[np.ndarray, str | None]:
+    """The leaf as a plain numpy array, and its own dtype's name when the pipe carries it as another.
+
+    numpy has no bfloat16 (nor the float8 and int4 families): those travel as float32, and their name
+    travels beside them so the parent's dtype stage can say "bfloat16, expected float32".
+    """
     if isinstance(value, str | bytes):
         raise OutputRejected(f"returned a {type(value).__name__}; only numbers and arrays are graded")
     if value is None:
@@ -61,14 +66,16 @@ def _leaf_to_array(value: Any) -> np.ndarray:
         arr = np.asarray(value)
     except Exception as exc:
         raise OutputRejected(f"returned a {type(value).__name__} that is not array-like: {exc}") from exc
-    if arr.dtype.kind == "V" or arr.dtype.name in {"bfloat16", "float8_e4m3fn", "float8_e5m2"}:
+    carried_as: str | None = None
+    if arr.dtype.kind == "V" or arr.dtype.name in dtypes.EXTENDED:
+        carried_as = arr.dtype.name if arr.dtype.name in dtypes.EXTENDED else None
         arr = arr.astype(np.float32)
     if arr.dtype.kind not in wire.NUMERIC_KINDS:
         raise OutputRejected(
             f"returned a {type(value).__name__} of dtype {arr.dtype}; only bool, int and float arrays are graded"
         )
     # A fresh base-class array: subclasses and their overridden methods never leave this process.
-    return np.array(arr, dtype=arr.dtype, copy=True, subok=False, order="C")
+    return np.array(arr, dtype=arr.dtype, copy=True, subok=False, order="C"), carried_as
 
 
 def to_tree(value: Any, leaves: list[np.ndarray], budget: list[int], depth: int = 0) -> dict[str, Any]:
@@ -89,11 +96,13 @@ def to_tree(value: Any, leaves: list[np.ndarray], budget: list[int], depth: int 
     if declared is not None and declared > budget[0]:
         raise OutputRejected(f"returned an array of {declared} bytes; this problem's output limit is smaller",
                              kind="output_limit")
-    arr = _leaf_to_array(value)
+    arr, carried_as = _leaf_to_array(value)
     budget[0] -= arr.nbytes
     if budget[0] < 0:
         raise OutputRejected("the result is larger than this problem's output limit", kind="output_limit")
     leaves.append(arr)
+    if carried_as is not None:
+        return {"t": "leaf", "i": len(leaves) - 1, "d": carried_as}
     return {"t": "leaf", "i": len(leaves) - 1}
 
 

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from graders.dtypes import DtypePolicy
+
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,63}$"
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -142,6 +144,8 @@ class Problem(Strict):
     starter_code: str
     tests: Tests
     tolerance: Tolerance = Tolerance()
+    # How a returned dtype is judged against the reference's (graders/dtypes.py): exact, same_kind, any.
+    dtype: DtypePolicy = "same_kind"
     limits: Limits = Limits()
     hints: list[str] = []
     known_mistakes: list[KnownMistake] = []

@@ -25,7 +25,7 @@ from graders.compare import Output
 from graders.problem import LoadedProblem
 from graders.sandbox import SandboxLimits, run_harness
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: leaves carry their own dtype name (bfloat16)
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "numpy")
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()

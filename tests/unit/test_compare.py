@@ -78,3 +78,54 @@ def test_nested_path_is_named() -> None:
 def test_integer_and_bool_outputs_compare_numerically() -> None:
     assert compare(leaf(np.uint32(3)), leaf(3), TOL, public=True).ok
     assert outputs_match(leaf(np.array([True, False])), leaf(np.array([1, 0])), TOL)
+
+
+def carried(arr: object, name: str) -> Output:
+    """A leaf the harness sent as float32 with its own dtype's name beside it (bfloat16 and friends)."""
+    return Output({"t": "leaf", "i": 0, "d": name}, (np.asarray(arr, np.float32),))
+
+
+def test_dtype_stage_names_a_lower_precision_float() -> None:
+    want = leaf(np.array([-3.11869, 1.0], np.float32))
+    got = carried([-3.125, 1.0], "bfloat16")
+    cmp = compare(got, want, TOL, public=True)
+    assert not cmp.ok and cmp.stage == "dtype"
+    assert cmp.message.startswith("the output has dtype bfloat16, expected float32")
+    # The same message on a hidden test: a dtype reveals neither inputs nor expected values.
+    assert compare(got, want, TOL, public=False).message == cmp.message
+    half = leaf(np.array([1.0], np.float16))
+    assert compare(half, leaf(np.array([1.0], np.float32)), TOL, public=True).stage == "dtype"
+
+
+def test_dtype_policy_same_kind_allows_wider_types_and_refuses_other_kinds() -> None:
+    f32 = leaf(np.array([1.0, 2.0], np.float32))
+    assert compare(leaf(np.array([1.0, 2.0], np.float64)), f32, TOL, public=True).ok
+    u32 = leaf(np.array(3, np.uint32))
+    assert compare(leaf(np.array(3, np.int64)), u32, TOL, public=True).ok
+    cmp = compare(leaf(np.array(3.0, np.float32)), u32, TOL, public=True)
+    assert cmp.stage == "dtype" and "a float where an integer is expected" in cmp.message
+    assert compare(leaf(np.array([True])), leaf(np.array([1], np.int32)), TOL, public=True).stage == "dtype"
+
+
+def test_dtype_policy_exact_and_any() -> None:
+    f32 = leaf(np.array([1.0], np.float32))
+    f64 = leaf(np.array([1.0], np.float64))
+    assert compare(f64, f32, TOL, public=True, dtype="exact").stage == "dtype"
+    assert compare(f32, f32, TOL, public=True, dtype="exact").ok
+    # "any" skips the stage: a bfloat16 answer is judged on its values alone.
+    cmp = compare(carried([-3.125], "bfloat16"), leaf(np.array([-3.11869], np.float32)), TOL, public=True, dtype="any")
+    assert cmp.stage == "values"
+
+
+def test_carried_dtype_name_is_believed_only_for_known_names_on_float32_leaves() -> None:
+    want = leaf(np.array([1.0], np.float32))
+    # A name that is not an ml_dtypes name, or beside a leaf that is not float32, is ignored.
+    assert compare(carried([1.0], "float32; rm -rf /"), want, TOL, public=True).ok
+    forged = Output({"t": "leaf", "i": 0, "d": "bfloat16"}, (np.array([1.0], np.float64),))
+    assert compare(forged, want, TOL, public=True).ok
+
+
+def test_shape_stage_comes_before_dtype_and_values_for_every_leaf() -> None:
+    want = pair(np.array([1.0], np.float32), np.array([1.0, 2.0], np.float32))
+    got = pair(np.array([9.0], np.float16), np.array([1.0], np.float32))
+    assert compare(got, want, TOL, public=True).stage == "shape"
