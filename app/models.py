@@ -77,6 +77,8 @@ class Attempt(Base):
         ),
         Index("ix_attempts_user_created", "user_id", "created_at"),
         Index("ix_attempts_status", "status"),
+        # LTI grade passback looks for Submits graded since its last look (app/lti/passback.py).
+        Index("ix_attempts_finished_at", "finished_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

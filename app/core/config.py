@@ -81,6 +81,19 @@ class Settings(BaseSettings):
     # "json": one JSON object per log line (for log shippers); "text": human-readable.
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
+    # LTI 1.3 (docs/lti.md). The address LMSs reach this server at (https://gradax.example.edu): launch, login,
+    # JWKS and deep-link URLs in the tool configuration and in signed messages. Empty: the request's own address.
+    public_url: str = ""
+    # A platform's key set is fetched again after this long (and at once for an unknown key id, at most every 30 s).
+    lti_jwks_cache_s: float = 3600.0
+    # Grade passback: failed posts are retried with exponential backoff from lti_retry_base_s up to lti_retry_max_s,
+    # for ever (the instructor sees them as failing); every score is also re-derived this often in case a
+    # change was not noticed (0: only at start and on change).
+    lti_retry_base_s: float = 5.0
+    lti_retry_max_s: float = 3600.0
+    lti_reconcile_s: float = 600.0
+    # Outbound calls to platforms (key sets, tokens, scores, rosters) give up after this long.
+    lti_http_timeout_s: float = 10.0
 
     @model_validator(mode="after")
     def _default_grading_workers(self) -> Settings:

@@ -7,6 +7,7 @@ from sqlalchemy import Connection
 
 from app.core.config import get_settings
 from app.db import Base, make_engine
+from app.lti import models as lti_models  # noqa: F401  (the LTI tool's tables)
 from app.models import Attempt  # noqa: F401  (registers every model on Base.metadata)
 
 config = context.config
