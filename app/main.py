@@ -25,6 +25,8 @@ from app.grading.backend import build_grader, close_grader
 from app.grading.celery_app import BrokerProbe, QueueDispatcher
 from app.grading.completions import Completions, RedisRelay
 from app.grading.dispatcher import Dispatcher
+from app.lti.app import LtiRuntime
+from app.lti.routes import router as lti_router
 from app.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.migrate import upgrade_to_head
 from app.observability import register_pool_metrics, register_state_metrics
@@ -118,9 +120,12 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     if settings.grading_backend == "inprocess":
         register_pool_metrics(grader.executor)
 
+    lti = LtiRuntime(settings, session_factory)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dispatcher.start()
+        lti.start()
         start_pool = getattr(grader.executor, "start", None)  # the warm pool: its zygote starts now
         if settings.grading_backend == "inprocess" and settings.grading_workers > 0 and callable(start_pool):
             start_pool()
@@ -131,6 +136,7 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
         finally:
             if relay is not None:
                 relay.stop()
+            lti.stop()
             dispatcher.stop(timeout=settings.shutdown_grace_s)
             close_grader(grader)
             engine.dispose()
@@ -148,12 +154,15 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     app.state.done_relay = relay
     app.state.broker_probe = broker_probe
     app.state.regrades = RegradeJobs(session_factory, grader)
+    app.state.lti_platform_keys = lti.platform_keys
+    app.state.lti_passback = lti.passback
 
     _install_error_handlers(app)
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(health_router)
     app.include_router(pages_router)
     app.include_router(instructor_pages_router)
+    app.include_router(lti_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     # Outermost last: security headers wrap everything, the body cap runs before sessions and parsing.

@@ -1,0 +1,24 @@
+"""Dependencies of the LTI routes: the platform key cache and the tool's public address."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.api.deps import SettingsDep
+from app.lti.http import PlatformKeyCache
+
+
+def get_platform_keys(request: Request) -> PlatformKeyCache:
+    keys: PlatformKeyCache = request.app.state.lti_platform_keys
+    return keys
+
+
+def get_tool_url(request: Request, settings: SettingsDep) -> str:
+    """Where platforms and browsers reach this server: GRADAX_PUBLIC_URL, else the request's own address."""
+    return (settings.public_url or str(request.base_url)).rstrip("/")
+
+
+PlatformKeysDep = Annotated[PlatformKeyCache, Depends(get_platform_keys)]
+ToolUrlDep = Annotated[str, Depends(get_tool_url)]

@@ -1,0 +1,152 @@
+"""LTI 1.3 endpoints: `/lti/login` (OIDC initiation), `/lti/launch`, `/lti/jwks`, `/lti/deep-link`, and the
+tool configuration for Canvas and Moodle. The protocol lives in app/lti/launch.py; these only translate."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from app.api.deps import SessionDep
+from app.lti import keys
+from app.lti.accounts import course_role, sign_in
+from app.lti.config import tool_configuration
+from app.lti.deep_linking import choices, open_request, response_jwt, start_deep_link
+from app.lti.deps import PlatformKeysDep, ToolUrlDep
+from app.lti.enrolment import after_resource_launch
+from app.lti.launch import (
+    DEEP_LINKING_REQUEST,
+    STATE_LIFETIME,
+    LaunchError,
+    initiate_login,
+    state_cookie_name,
+    validate_launch,
+)
+from app.lti.links import record_context, record_resource_link, target_of
+from app.pages.instructor import PageUser
+from app.pages.routes import check_form_csrf, page, render_error, start_session
+
+log = logging.getLogger("gradax.lti")
+router = APIRouter(prefix="/lti", tags=["lti"])
+
+
+def _refuse(request: Request, exc: LaunchError) -> Response:
+    log.warning("LTI %s refused: %s", request.url.path, exc.message)
+    return render_error(request, exc.status_code, f"LTI launch refused: {exc.message}")
+
+
+async def _params(request: Request) -> dict[str, str]:
+    """Login initiation may come as a GET (query) or a POST (form), per the OIDC third-party initiation spec."""
+    params = {k: v for k, v in request.query_params.items()}
+    if request.method == "POST":
+        form = await request.form()
+        params.update({k: v for k, v in form.items() if isinstance(v, str)})
+    return params
+
+
+@router.api_route("/login", methods=["GET", "POST"], include_in_schema=True, response_model=None,
+                  summary="OIDC third-party login initiation")
+async def lti_login(request: Request, session: SessionDep, tool_url: ToolUrlDep) -> Response:
+    """Start a launch: remember a one-time state and nonce, then send the browser to the platform."""
+    try:
+        redirect = initiate_login(session, await _params(request), redirect_uri=tool_url + "/lti/launch")
+    except LaunchError as exc:
+        return _refuse(request, exc)
+    response = RedirectResponse(redirect.url, status_code=302)
+    # Sent back on the platform's cross-site form POST only with SameSite=None (which browsers accept only
+    # with Secure; http://localhost counts as secure). Scoped to /lti/ and short-lived.
+    response.set_cookie(state_cookie_name(redirect.state), "1", max_age=int(STATE_LIFETIME.total_seconds()),
+                        path="/lti/", secure=True, httponly=True, samesite="none")
+    return response
+
+
+@router.post("/launch", response_model=None, summary="LTI 1.3 launch (the platform's id_token form post)")
+def lti_launch(request: Request, session: SessionDep, platform_keys: PlatformKeysDep,
+               id_token: Annotated[str, Form(max_length=64 * 1024)] = "",
+               state: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """Validate the launch, sign the user in, and open what the link points at."""
+    try:
+        launch = validate_launch(session, id_token=id_token, state=state, cookies=request.cookies,
+                                 keys=platform_keys)
+    except LaunchError as exc:
+        return _refuse(request, exc)
+    user = sign_in(session, launch)
+    start_session(request, user.id)
+    context = record_context(session, launch)
+    if launch.message_type == DEEP_LINKING_REQUEST:
+        try:
+            request_id = start_deep_link(session, launch, user, context)
+        except LaunchError as exc:
+            return _refuse(request, exc)
+        response: Response = RedirectResponse(f"/lti/deep-link?request={request_id}", status_code=303)
+    else:
+        target = target_of(launch)
+        if target is None:
+            session.commit()
+            return render_error(request, 404, "This LMS link does not say which gradax problem or assignment to "
+                                "open. Ask your instructor to add it again through the LMS's gradax tool picker.")
+        link = record_resource_link(session, launch, context, target)
+        destination = after_resource_launch(session, launch, user, link, course_role(launch.roles))
+        session.commit()
+        response = RedirectResponse(destination, status_code=303)
+    response.delete_cookie(state_cookie_name(state), path="/lti/", secure=True, httponly=True, samesite="none")
+    return response
+
+
+@router.get("/jwks", summary="The tool's public key set (JWKS)")
+def lti_jwks(session: SessionDep) -> JSONResponse:
+    """Platforms verify our deep-linking responses and service-token assertions with these keys."""
+    return JSONResponse(keys.public_jwks(session), headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.get("/deep-link", response_class=HTMLResponse, summary="Deep linking: pick what to link")
+def deep_link_picker(request: Request, session: SessionDep, user: PageUser,
+                     request_id: Annotated[str, Query(alias="request", max_length=100)]) -> Response:
+    """The content picker an instructor sees after a deep-linking launch."""
+    try:
+        dl = open_request(session, request_id, user)
+    except LaunchError as exc:
+        return _refuse(request, exc)
+    return page(request, "lti_deep_link.html", {"user": user, "request_id": dl.id,
+                                                "choices": choices(session, dl), "platform": dl.platform.name})
+
+
+@router.post("/deep-link", response_class=HTMLResponse, summary="Deep linking: send the choice to the LMS")
+def deep_link_choose(request: Request, session: SessionDep, user: PageUser, tool_url: ToolUrlDep,
+                     request_id: Annotated[str, Form(alias="request", max_length=100)],
+                     choice: Annotated[str, Form(max_length=300)],
+                     csrf_token: Annotated[str, Form()] = "") -> Response:
+    """Sign the deep-linking response and hand it to the browser, which posts it to the LMS."""
+    check_form_csrf(request, csrf_token)
+    try:
+        dl = open_request(session, request_id, user)
+    except LaunchError as exc:
+        return _refuse(request, exc)
+    picked = next((c for c in choices(session, dl) if c.key == choice), None)
+    if picked is None:
+        return render_error(request, 422, f"{choice!r} is not something gradax can link")
+    token = response_jwt(session, dl, picked, tool_url=tool_url)
+    return autopost(request, dl.return_url, {"JWT": token}, title=f"Linking {picked.title}")
+
+
+def autopost(request: Request, action: str, fields: dict[str, str], *, title: str) -> HTMLResponse:
+    """A form the browser posts to another site at once (a script, or the button without scripts). The page's
+    CSP allows exactly that one form target."""
+    response = page(request, "lti_autopost.html", {"action": action, "fields": fields, "title": title})
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(action))
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; object-src 'none'; "
+        f"base-uri 'self'; form-action {origin}; frame-ancestors 'none'")
+    return response
+
+
+@router.get("/config/{lms}.json", summary="Tool configuration JSON for Canvas or Moodle")
+def lti_config(lms: str, tool_url: ToolUrlDep) -> JSONResponse:
+    """Paste into Canvas (Developer Keys > LTI Key > Paste JSON) or read off for Moodle's tool form."""
+    try:
+        return JSONResponse(tool_configuration(lms, tool_url))
+    except ValueError as exc:
+        raise HTTPException(404, str(exc)) from exc
