@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -19,12 +18,15 @@ from app.api.main import api_router
 from app.api.routes.health import router as health_router
 from app.core.config import Settings, get_settings
 from app.core.security import configure_password_hashing
+from app.core.throttle import AuthGuard
 from app.db import make_engine, make_session_factory
 from app.errors import AppError
 from app.grading.backend import build_grader, close_grader
-from app.grading.celery_app import BrokerProbe, QueueDispatcher
+from app.grading.celery_app import BrokerProbe
 from app.grading.completions import Completions, RedisRelay
 from app.grading.dispatcher import Dispatcher
+from app.grading.inprocess_dispatcher import InProcessDispatcher
+from app.grading.queue_dispatcher import QueueDispatcher
 from app.lti.app import LtiRuntime
 from app.lti.routes import router as lti_router
 from app.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -36,6 +38,7 @@ from app.pages.routes import router as pages_router
 from app.services.courses import sync_courses
 from app.services.problems import sync_problems
 from app.services.regrades import RegradeJobs
+from app.services.sessions import COOKIE_LIFETIME
 from graders.course import CourseBank
 from graders.problem import ProblemBank
 
@@ -103,8 +106,8 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     with session_factory() as session:
         log.info("courses: %s", sync_courses(session=session, bank=courses))
     grader = build_grader(settings, bank)
-    dispatcher: Dispatcher | QueueDispatcher
-    completions = Completions()
+    dispatcher: Dispatcher
+    completions = Completions(per_user=settings.long_polls_per_user)
     broker_probe: BrokerProbe | None = None
     relay: RedisRelay | None = None
     if settings.grading_backend == "celery":  # scale-out: `gradax worker`s grade (docs/scale.md)
@@ -112,9 +115,10 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
         broker_probe = BrokerProbe(settings.redis_url)
         relay = RedisRelay(completions, settings.redis_url)
     else:
-        dispatcher = Dispatcher(session_factory, grader, workers=settings.grading_workers,
-                                queue_size=settings.grading_queue_size, retries=settings.grading_retries,
-                                on_done=completions.notify)
+        dispatcher = InProcessDispatcher(session_factory, grader, workers=settings.grading_workers,
+                                         retries=settings.grading_retries, lease_s=settings.grading_lease_s,
+                                         sweep_interval_s=min(settings.sweep_interval_s, 2.0),
+                                         fair=settings.fair_share(), on_done=completions.notify)
     register_state_metrics(session_factory=session_factory,
                            broker_length=broker_probe.queue_length if broker_probe else None)
     if settings.grading_backend == "inprocess":
@@ -153,9 +157,12 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     app.state.completions = completions
     app.state.done_relay = relay
     app.state.broker_probe = broker_probe
-    app.state.regrades = RegradeJobs(session_factory, grader)
     app.state.lti_platform_keys = lti.platform_keys
     app.state.lti_passback = lti.passback
+    app.state.auth_guard = AuthGuard(per_client=settings.auth_rate_per_client,
+                                     per_username=settings.auth_rate_per_username,
+                                     hash_slots=settings.password_hash_slots, hash_wait_s=settings.password_hash_wait_s)
+    app.state.regrades = RegradeJobs(session_factory, grader, lease_s=settings.grading_lease_s)
 
     _install_error_handlers(app)
     app.include_router(api_router, prefix="/api/v1")
@@ -167,7 +174,7 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
 
     # Outermost last: security headers wrap everything, the body cap runs before sessions and parsing.
     app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie=SESSION_COOKIE,
-                       max_age=int(timedelta(days=14).total_seconds()), same_site="lax",
+                       max_age=int(COOKIE_LIFETIME.total_seconds()), same_site="lax",
                        https_only=settings.cookie_secure)
     # JSON escaping can grow code up to 6x (\uXXXX); leave room for that and the other fields.
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_code_bytes * 6 + 16 * 1024)

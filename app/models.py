@@ -75,6 +75,13 @@ class Attempt(Base):
             sqlite_where=text("status IN ('queued', 'running')"),
             postgresql_where=text("status IN ('queued', 'running')"),
         ),
+        # Fair share: at most one attempt of each author is being graded; the rest wait behind it
+        # (app/grading/claims.py). A unique index, so two graders racing cannot both start one.
+        Index(
+            "uq_attempts_one_running_per_user", "user_id", unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
         Index("ix_attempts_user_created", "user_id", "created_at"),
         Index("ix_attempts_status", "status"),
         # LTI grade passback looks for Submits graded since its last look (app/lti/passback.py).
@@ -153,7 +160,9 @@ class GradingClaim(Base):
     """One claim of an attempt by a queue worker, kept as history: how it ended says whether it wrote the result.
 
     `outcome`: NULL while held; "done" (wrote the report), "retry" (grader failure, queued again), "expired"
-    (the worker stopped renewing its lease: died or hung), "stale" (finished after its claim was taken away).
+    (the worker stopped renewing its lease: died or hung), "stale" (finished after its claim was taken away),
+    "interrupted" (released at a graceful stop), "regraded" / "failed" (an instructor's regrade stored a new
+    report / failed on the grader's side).
     """
 
     __tablename__ = "grading_claims"
@@ -163,8 +172,12 @@ class GradingClaim(Base):
     token: Mapped[str] = mapped_column(String(36), unique=True)
     worker: Mapped[str] = mapped_column(String(200))
     claimed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, default=None, index=True)
     outcome: Mapped[str | None] = mapped_column(String(16), default=None)
+    # Grading time charged to the attempt's author for this claim (fair share's budget): the larger of the
+    # time the claim was held and the grading's CPU time. 0 for interruptions that were not the author's doing
+    # and for regrades.
+    cost_s: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
 
 
 class CourseRole(enum.StrEnum):
@@ -322,3 +335,18 @@ class AssignmentScore(Base):
     overridden: Mapped[bool] = mapped_column(Boolean, default=False)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+
+class AuthSession(Base):
+    """A logged-in session: a browser's cookie or a bearer token carries its id, and it is valid only while this
+    row exists, so logging out (which deletes it) ends it on the server, not only in the browser. `id` is the
+    SHA-256 of the secret the client holds: a leaked table does not hand out sessions."""
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # "cookie" or "token"
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)

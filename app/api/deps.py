@@ -7,11 +7,14 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
-from app.core.security import csrf_matches, user_id_from_token
+from app.core.security import csrf_matches, token_session
+from app.core.throttle import AuthGuard
+from app.grading.completions import Completions
 from app.models import User
+from app.services.sessions import session_user
 from graders.course import CourseBank
 from graders.problem import ProblemBank
 
@@ -41,7 +44,36 @@ def get_course_bank(request: Request) -> CourseBank:
     return courses
 
 
+def get_session_factory(request: Request) -> sessionmaker[Session]:
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    return factory
+
+
+def get_completions(request: Request) -> Completions:
+    completions: Completions = request.app.state.completions
+    return completions
+
+
+def get_secret(request: Request) -> str:
+    secret: str = request.app.state.secret
+    return secret
+
+
+def get_auth_guard(request: Request) -> AuthGuard:
+    guard: AuthGuard = request.app.state.auth_guard
+    return guard
+
+
+def client_address(request: Request) -> str:
+    """The client's address (the proxy's X-Forwarded-For when `gradax serve --proxy-headers` trusts it)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
+SecretDep = Annotated[str, Depends(get_secret)]
+SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
+CompletionsDep = Annotated[Completions, Depends(get_completions)]
+AuthGuardDep = Annotated[AuthGuard, Depends(get_auth_guard)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 BankDep = Annotated[ProblemBank, Depends(get_bank)]
 CourseBankDep = Annotated[CourseBank, Depends(get_course_bank)]
@@ -55,22 +87,32 @@ def _unauthorized(detail: str) -> HTTPException:
 def get_optional_user(request: Request, session: SessionDep, token: TokenDep) -> User | None:
     """The caller, or None when anonymous. A bad bearer token is an error, not anonymity."""
     if token is not None:
-        user_id = user_id_from_token(token, request.app.state.secret)
-        user = session.get(User, user_id) if user_id is not None else None
-        if user is None:
+        claims = token_session(token, request.app.state.secret)
+        user = None
+        if claims is not None and session_user(session=session, secret=claims[1]) == claims[0]:
+            user = session.get(User, claims[0])
+        if user is None:  # forged, expired, logged out, or the account is gone
             raise _unauthorized("invalid or expired token")
         return user
-    uid = request.session.get("uid")
-    if uid is None:
-        return None
-    user = session.get(User, uid)
-    if user is None:  # the account is gone: forget the session
-        request.session.clear()
+    user = cookie_user(request, session)
+    if user is None:
         return None
     # Cookies ride along on cross-site requests; a state-changing call must prove it came from our page.
     if request.method not in SAFE_METHODS and not csrf_matches(request.session.get("csrf"),
                                                                 request.headers.get(CSRF_HEADER)):
         raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header for a cookie-authenticated request")
+    return user
+
+
+def cookie_user(request: Request, session: Session) -> User | None:
+    """The user of the session cookie while its server-side session is open (log out closes it, so a copy of
+    the cookie kept from before is worth nothing)."""
+    if "sid" not in request.session:
+        return None
+    uid = session_user(session=session, secret=request.session.get("sid"))
+    user = session.get(User, uid) if uid is not None and uid == request.session.get("uid") else None
+    if user is None:  # logged out elsewhere, expired, or the account is gone: forget the session
+        request.session.clear()
     return user
 
 

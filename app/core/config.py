@@ -7,12 +7,15 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from graders.settings import PROJECT_ROOT, GraderSettings
+
+if TYPE_CHECKING:
+    from app.grading.claims import FairShare
 
 log = logging.getLogger("gradax.config")
 
@@ -38,6 +41,13 @@ class Settings(BaseSettings):
     # argon2id cost; the defaults are argon2-cffi's (RFC 9106). Lower them only where memory is scarce (tests).
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
+    # Log in and registration (app/core/throttle.py): tries per client address and per username per minute
+    # (0: no limit; a class behind one NAT address shares the first), and password hashes computed at once
+    # (each argon2id hash holds argon2_memory_kib), waited for at most password_hash_wait_s (then 503).
+    auth_rate_per_client: int = 60
+    auth_rate_per_username: int = 10
+    password_hash_slots: int = 2
+    password_hash_wait_s: float = 10.0
     # Session cookie: `Secure` only behind HTTPS; off by default so http://127.0.0.1 works.
     cookie_secure: bool = False
     # Submissions per user per minute, Run and Submit together; 0 turns the limit off (benchmarks).
@@ -48,10 +58,11 @@ class Settings(BaseSettings):
     # on 2 cores against 3.7 with 2 threads), 2 with cold starts (~3 CPU-s each: more at once on 2 cores only
     # stretches every run towards its wall-clock time limit).
     grading_workers: int = -1
-    grading_queue_size: int = 256
     # A long poll (`GET /submissions/{id}?wait=S`) is woken when its attempt is stored (by this server's
     # grading threads, or by a worker through Redis) and re-reads the row this often in case a wake-up was lost.
     long_poll_recheck_s: float = 0.25
+    # Long polls one user may have waiting at once (a browser tab needs one); more get 429. 0: no cap.
+    long_polls_per_user: int = 4
     # Backpressure: once this many attempts wait (queued) for grading, new submissions get 503 with Retry-After
     # instead of piling up behind a deadline burst; 0 turns the bound off.
     max_backlog: int = 500
@@ -69,9 +80,14 @@ class Settings(BaseSettings):
     # "celery": the server only enqueues attempt ids on Redis and `gradax worker` processes grade them.
     grading_backend: Literal["inprocess", "celery"] = "inprocess"
     redis_url: str = "redis://127.0.0.1:6379/0"
-    # A worker's claim on an attempt lasts this long and is renewed while it grades; a dead worker's
-    # claim expires and the sweeper puts the attempt back in the queue.
+    # A grader's claim on an attempt lasts this long and is renewed while it grades (for at most as long as a
+    # grading of the problem can take); a grader that died or could not store its result stops renewing,
+    # and the sweeper (in the server, in both backends) puts the attempt back in the queue.
     grading_lease_s: float = 60.0
+    # Fair share: each author's gradings may take this many seconds per minute (the larger of the time a
+    # grading held its slot and its CPU time, retries included) before their next attempt waits; 0: no budget.
+    # One running attempt per author holds regardless.
+    grading_budget_s: float = 30.0
     # A queued attempt whose message was sent longer ago than this is sent again (a lost message).
     requeue_after_s: float = 60.0
     sweep_interval_s: float = 5.0
@@ -109,6 +125,11 @@ class Settings(BaseSettings):
                                  "set a real secret (or unset it to generate one) outside dev")
             log.warning("GRADAX_SECRET_KEY is the placeholder %r: fine for dev only", PLACEHOLDER_SECRET)
         return self
+
+    def fair_share(self) -> FairShare:
+        from app.grading.claims import FairShare
+
+        return FairShare(budget_s=self.grading_budget_s)
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -39,22 +39,26 @@ def needs_rehash(password_hash: str) -> bool:
     return _hasher.check_needs_rehash(password_hash)
 
 
-def create_access_token(user_id: int, secret: str, minutes: int) -> str:
+def create_access_token(user_id: int, secret: str, minutes: int, *, session_id: str) -> str:
+    """A signed bearer token for the server-side session `session_id` (app/services/sessions.py): the token is
+    only good while that session exists, so logging out revokes it."""
     now = datetime.now(UTC)
-    payload = {"sub": str(user_id), "iat": now, "exp": now + timedelta(minutes=minutes), "typ": "access"}
+    payload = {"sub": str(user_id), "sid": session_id, "iat": now, "exp": now + timedelta(minutes=minutes),
+               "typ": "access"}
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
-def user_id_from_token(token: str, secret: str) -> int | None:
-    """The user id of a valid, unexpired access token; None for anything else."""
+def token_session(token: str, secret: str) -> tuple[int, str] | None:
+    """(user id, session id) of a validly signed, unexpired access token; None for anything else. Whether the
+    session is still open is the caller's check."""
     try:
-        payload = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+        payload = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "sid"]})
     except jwt.PyJWTError:
         return None
-    if payload.get("typ") != "access":
+    if payload.get("typ") != "access" or not isinstance(payload.get("sid"), str):
         return None
     try:
-        return int(payload["sub"])
+        return int(payload["sub"]), payload["sid"]
     except (TypeError, ValueError):
         return None
 

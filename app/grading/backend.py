@@ -34,6 +34,21 @@ def close_grader(grader: Grader) -> None:
         close()
 
 
+# The trusted reference runner's own bound (graders/reference.py): a problem's first grading may compute its
+# reference outputs before the submission runs.
+REFERENCE_BOUND_S = 120.0
+
+
+def max_hold_s(grader: Grader, loaded: LoadedProblem | None) -> float:
+    """The longest a grading of this problem can legitimately take: computing the reference outputs, starting
+    the sandbox, the run itself with its wall-clock backstop, and a margin. A claim held longer than this is
+    a grading that hangs; it is left to expire (claims.Keeper)."""
+    if loaded is None:
+        return 60.0
+    limits = grader.limits_for(loaded)
+    return REFERENCE_BOUND_S + limits.startup_s + 3 * limits.time_s + 60.0
+
+
 def grade_claimed(grader: Grader, loaded: LoadedProblem | None, held: Claim, *, where: str) -> Report:
     """The report for a claimed attempt, by the in-process dispatcher and by queue workers alike.
 

@@ -1,23 +1,15 @@
-"""The queue side of scale-out grading: the Celery app on Redis, and the server's dispatcher for it.
+"""The Celery app on Redis for scale-out grading, and a probe of the broker for health checks.
 
-With `GRADAX_GRADING_BACKEND=celery` the server grades nothing itself: after an attempt is committed as
-queued, `QueueDispatcher.submit` sends its id to Redis, and `gradax worker` processes (app/grading/worker.py)
-claim and grade it. A message carries only the id; the attempt row decides what happens (claims.py), so a
-lost, late or doubled message is harmless: the sweeper here sends again what has waited too long and
-re-queues attempts whose worker died.
+The server's side of the queue is app/grading/queue_dispatcher.py, the workers' is app/grading/worker.py.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from typing import Any
 
 from celery import Celery
-from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
-from app.grading import claims
 
 log = logging.getLogger("gradax.queue")
 
@@ -71,67 +63,3 @@ class BrokerProbe:
             return int(self._redis.llen(QUEUE))
         except Exception:
             return None
-
-
-class QueueDispatcher:
-    """Same surface as the in-process `Dispatcher` (start/stop/submit), backed by Celery workers."""
-
-    def __init__(self, session_factory: sessionmaker[Session], settings: Settings, *, celery: Celery | None = None,
-                 sweep: bool = True):
-        self.session_factory = session_factory
-        self.settings = settings
-        self.celery = celery or make_celery(settings)
-        self.sweep_enabled = sweep
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._redis: Any = None
-
-    def start(self) -> None:
-        if self.sweep_enabled:
-            self._thread = threading.Thread(target=self._sweep_loop, name="gradax-queue-sweeper", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def publish_done(self, attempt_id: int) -> None:
-        """Tell the servers' long polls that this attempt's result is committed (completions.RedisRelay)."""
-        from app.grading.completions import publish_done
-
-        if self._redis is None:
-            import redis
-
-            self._redis = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-        publish_done(self._redis, attempt_id)
-
-    def submit(self, attempt_id: int, *, countdown: float | None = None) -> bool:
-        """Send the attempt's id to the workers. False when the broker is unreachable (the sweeper resends)."""
-        options: dict[str, Any] = {"queue": QUEUE}
-        if countdown:
-            options["countdown"] = countdown
-        try:
-            self.celery.send_task(TASK_NAME, args=[attempt_id], **options)
-        except Exception as exc:
-            log.warning("could not queue attempt %d (%s: %s); the sweeper will send it again", attempt_id,
-                        type(exc).__name__, exc)
-            return False
-        return True
-
-    def sweep(self) -> claims.SweepResult:
-        result = claims.sweep(self.session_factory, requeue_after_s=self.settings.requeue_after_s,
-                              max_tries=self.settings.grading_retries + 2)
-        for attempt_id in result.resend:
-            self.submit(attempt_id)
-        if result.resend:
-            log.info("sent %d queued attempts again: %s", len(result.resend), result.resend)
-        return result
-
-    def _sweep_loop(self) -> None:
-        while not self._stop.wait(self.settings.sweep_interval_s):
-            try:
-                self.sweep()
-            except Exception:
-                log.exception("queue sweep failed")

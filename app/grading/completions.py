@@ -4,55 +4,108 @@ The embedded dispatcher grades in this process and calls `notify` right after th
 `gradax worker` publishes the attempt id on the Redis channel `DONE_CHANNEL` after its commit, and the
 server's `RedisRelay` turns each message into a `notify`. Either way a waiting request answers within
 milliseconds. The database stays the only source of truth: a notification only says "read it now", and
-a waiting request also re-reads the row every `long_poll_recheck_s` (0.25 s), so a lost message (Redis
-restarting, the relay reconnecting) costs at most that much latency, never a result.
+the attempt's status is also re-read every `long_poll_recheck_s` (0.25 s), once for all its waiters, so a
+lost message (Redis restarting, the relay reconnecting) costs at most that much latency, never a result.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
+
+from app.errors import AppError
 
 log = logging.getLogger("gradax.completions")
 DONE_CHANNEL = "gradax:attempt-done"
 
 
 class Completions:
-    def __init__(self) -> None:
+    """Long-poll waiters by attempt. Waiters on one attempt share one watch: one event that `notify` sets, and
+    one re-read of the attempt's status every `recheck_s` seconds for them all (300 long polls on one attempt cost what
+    one does). Each user may have at most `per_user` long polls waiting at once."""
+
+    def __init__(self, *, per_user: int = 0) -> None:
+        self.per_user = per_user
         self._lock = threading.Lock()
-        self._waiters: dict[int, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = defaultdict(set)
+        self._watches: dict[tuple[asyncio.AbstractEventLoop, int], _Watch] = {}
+        self._by_user: dict[int, int] = defaultdict(int)
 
     def notify(self, attempt_id: int) -> None:
         """Called from any thread once the attempt's result is committed."""
         with self._lock:
-            waiters = self._waiters.pop(attempt_id, set())
-        for loop, event in waiters:
+            watches = [w for (_, a), w in self._watches.items() if a == attempt_id]
+        for watch in watches:
+            watch.wake()
+
+    @contextlib.asynccontextmanager
+    async def watch(self, attempt_id: int, *, user_id: int, is_done: Callable[[], Awaitable[bool]],
+                    recheck_s: float = 0.25) -> AsyncIterator[_Watch]:
+        """Register a waiter before reading the row (a result committed after the read still wakes it); 429
+        past the user's cap. `is_done` re-reads the attempt's status, shared by the watch's waiters."""
+        loop = asyncio.get_running_loop()
+        key = (loop, attempt_id)
+        with self._lock:
+            if self.per_user > 0 and self._by_user[user_id] >= self.per_user:
+                raise AppError(429, f"too many waiting requests: at most {self.per_user} long polls per user at "
+                                    "once; wait for one to return", headers={"Retry-After": "1"})
+            self._by_user[user_id] += 1
+            watch = self._watches.get(key)
+            if watch is None:
+                watch = self._watches[key] = _Watch(loop, asyncio.Event())
+            watch.waiters += 1
+        try:
+            if watch.task is None:
+                watch.task = loop.create_task(self._recheck(watch, is_done, recheck_s))
+            yield watch
+        finally:
+            with self._lock:
+                self._by_user[user_id] -= 1
+                if self._by_user[user_id] <= 0:
+                    del self._by_user[user_id]
+                watch.waiters -= 1
+                last = watch.waiters == 0
+                if last:
+                    self._watches.pop(key, None)
+            if last and watch.task is not None:
+                watch.task.cancel()
+
+    async def _recheck(self, watch: _Watch, is_done: Callable[[], Awaitable[bool]], recheck_s: float) -> None:
+        while not watch.event.is_set():
+            await asyncio.sleep(recheck_s)
             try:
-                loop.call_soon_threadsafe(event.set)
-            except RuntimeError:  # that request's loop is gone (server shutting down)
-                pass
-
-    def register(self, attempt_id: int) -> tuple[asyncio.AbstractEventLoop, asyncio.Event]:
-        """Before reading the row: a result committed after the read still wakes the waiter."""
-        waiter = (asyncio.get_running_loop(), asyncio.Event())
-        with self._lock:
-            self._waiters[attempt_id].add(waiter)
-        return waiter
-
-    def unregister(self, attempt_id: int, waiter: tuple[asyncio.AbstractEventLoop, asyncio.Event]) -> None:
-        with self._lock:
-            waiters = self._waiters.get(attempt_id)
-            if waiters is not None:
-                waiters.discard(waiter)
-                if not waiters:
-                    del self._waiters[attempt_id]
+                if await is_done():
+                    watch.event.set()
+            except Exception:  # a failed read is retried at the next recheck; the waiters time out anyway
+                log.exception("long poll: re-reading an attempt failed")
 
     def waiting(self) -> int:
         with self._lock:
-            return sum(len(w) for w in self._waiters.values())
+            return sum(w.waiters for w in self._watches.values())
+
+
+@dataclass
+class _Watch:
+    loop: asyncio.AbstractEventLoop
+    event: asyncio.Event
+    waiters: int = 0
+    task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.event.set)
+        except RuntimeError:  # that request's loop is gone (server shutting down)
+            pass
+
+    async def wait(self, timeout: float) -> None:
+        """Until the attempt is done or `timeout` seconds passed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.event.wait(), timeout)
 
 
 def publish_done(client: Any, attempt_id: int) -> None:

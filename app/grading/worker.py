@@ -2,7 +2,9 @@
 
 It grades with the server's own grader (app/grading/backend.py: same executor, warm pool when configured,
 same sandbox) and writes through the claim protocol (claims.py), so a message delivered twice, a worker
-killed mid-grading or a broker restart never produces two conflicting results.
+killed mid-grading or a broker restart never produces two conflicting results. A message names an attempt,
+but the worker grades the attempt due next under fair share (`claims.claim_next`): that one when its author
+has nothing else running and is within budget, else the oldest attempt of someone who is.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.db import make_engine, make_session_factory
 from app.grading import claims
-from app.grading.backend import build_grader, grade_claimed
-from app.grading.celery_app import TASK_NAME, QueueDispatcher, make_celery
+from app.grading.backend import build_grader, grade_claimed, max_hold_s
+from app.grading.celery_app import TASK_NAME, make_celery
+from app.grading.queue_dispatcher import QueueDispatcher
 from app.models import Problem
 from app.observability import schema_state
 from graders.engine import Grader
@@ -75,32 +78,30 @@ def build_context(settings: Settings, *, name: str, sweep: bool) -> WorkerContex
 
 
 def grade_one(ctx: WorkerContext, attempt_id: int, *, thread_name: str | None = None) -> str:
-    """Claim, grade and store one attempt; returns what happened ("done", "retry", "stale", "skipped")."""
+    """Claim, grade and store the attempt due next (this one if it may start now); returns what happened
+    ("done", "retry", "stale", "skipped")."""
     worker = ctx.name if thread_name is None else f"{ctx.name}/{thread_name}"
     lease_s = ctx.settings.grading_lease_s
-    held = claims.claim(ctx.session_factory, attempt_id, worker=worker, lease_s=lease_s)
+    fair = ctx.settings.fair_share()
+    held = claims.claim_next(ctx.session_factory, worker=worker, lease_s=lease_s, fair=fair, prefer=attempt_id)
     if held is None:
-        log.info("attempt %d is not queued (graded or held elsewhere); message dropped", attempt_id)
+        log.info("nothing may start for attempt %d's message (graded, held elsewhere, or its author has one "
+                 "running); message dropped", attempt_id)
         return "skipped"
-    stop = threading.Event()
-    heartbeat = threading.Thread(target=_renew_until, args=(ctx, held, stop), daemon=True,
-                                 name=f"gradax-lease-{attempt_id}")
-    heartbeat.start()
     loaded = current_problem(ctx, held.problem_id)
-    try:
+    with claims.Keeper(ctx.session_factory, held, lease_s=lease_s, max_hold_s=max_hold_s(ctx.grader, loaded)):
         report = grade_claimed(ctx.grader, loaded, held, where="grading worker")
-    finally:
-        stop.set()
-        heartbeat.join(5)
     outcome = claims.finish(ctx.session_factory, held, report,
                             problem_hash=loaded.content_hash if loaded is not None else None,
                             retries=ctx.settings.grading_retries, retryable=loaded is not None)
     if outcome is claims.Finish.RETRY:
-        ctx.dispatcher.submit(attempt_id, countdown=RETRY_DELAY_S)
-    elif outcome is claims.Finish.DONE:
-        ctx.dispatcher.publish_done(attempt_id)  # wakes the long polls waiting for it, in any server
-    log.info("attempt %d: %s (%s, try %d)", attempt_id, outcome.value, report.verdict.value, held.tries,
-             extra={"attempt_id": attempt_id, "verdict": report.verdict.value, "outcome": outcome.value})
+        ctx.dispatcher.submit(held.attempt_id, countdown=RETRY_DELAY_S)
+    else:
+        if outcome is claims.Finish.DONE:
+            ctx.dispatcher.publish_done(held.attempt_id)  # wakes the long polls waiting for it, in any server
+        ctx.dispatcher.hand_off(held.user_id, fair)
+    log.info("attempt %d: %s (%s, try %d)", held.attempt_id, outcome.value, report.verdict.value, held.tries,
+             extra={"attempt_id": held.attempt_id, "verdict": report.verdict.value, "outcome": outcome.value})
     return outcome.value
 
 
@@ -124,17 +125,6 @@ def current_problem(ctx: WorkerContext, problem_id: str) -> LoadedProblem | None
                 log.warning("problem %s on this worker differs from the server's: is the problems directory "
                             "shared?", problem_id)
     return loaded
-
-
-def _renew_until(ctx: WorkerContext, held: claims.Claim, stop: threading.Event) -> None:
-    interval = max(0.2, ctx.settings.grading_lease_s / 4)
-    while not stop.wait(interval):
-        try:
-            if not claims.renew(ctx.session_factory, held, lease_s=ctx.settings.grading_lease_s):
-                log.warning("attempt %d: claim lost while grading (lease expired?)", held.attempt_id)
-                return
-        except Exception:
-            log.exception("attempt %d: could not renew the claim; retrying", held.attempt_id)
 
 
 def run_worker(settings: Settings, *, concurrency: int, pool: str, name: str, sweep: bool,

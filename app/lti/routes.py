@@ -74,7 +74,7 @@ def lti_launch(request: Request, session: SessionDep, platform_keys: PlatformKey
     except LaunchError as exc:
         return _refuse(request, exc)
     user = sign_in(session, launch)
-    start_session(request, user.id)
+    start_session(request, session, user.id)
     context = record_context(session, launch)
     if launch.message_type == DEEP_LINKING_REQUEST:
         try:

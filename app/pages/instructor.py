@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import URL
 
-from app.api.deps import BankDep, SessionDep, SettingsDep
+from app.api.deps import BankDep, SessionDep, SettingsDep, cookie_user
 from app.models import User
 from app.pages.routes import check_form_csrf, page
 from app.services.instructor import grades_csv, problem_stats, recorded_flips, student_progress
@@ -27,8 +27,7 @@ MAX_UPLOAD_BYTES = 512 * 1024
 def form_user(request: Request, session: SessionDep) -> User | None:
     """The logged-in user from the session cookie. Unlike the API's dependency this does not ask for the
     X-CSRF-Token header: these are HTML forms, whose CSRF token is checked by `check_form_csrf`."""
-    uid = request.session.get("uid")
-    return session.get(User, uid) if uid is not None else None
+    return cookie_user(request, session)
 
 
 PageUser = Annotated[User | None, Depends(form_user)]

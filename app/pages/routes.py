@@ -15,8 +15,10 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import SAFE_METHODS, BankDep, OptionalUser, SessionDep
+from app.api.deps import SAFE_METHODS, AuthGuardDep, BankDep, OptionalUser, SessionDep, client_address
 from app.core.security import csrf_matches, new_csrf_token
 from app.errors import AppError
 from app.schemas import UserCreate
@@ -28,6 +30,7 @@ from app.services.problems import (
     progress_by_problem,
     track_title,
 )
+from app.services.sessions import COOKIE_LIFETIME, close_session, open_session
 from app.services.users import authenticate, create_user
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
@@ -65,10 +68,13 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def start_session(request: Request, user_id: int) -> None:
-    # A fresh session (and CSRF token) at log in: nothing planted before it survives.
+def start_session(request: Request, session: Session, user_id: int) -> None:
+    """A fresh cookie session (and CSRF token) at log in, backed by a server-side session that log out ends:
+    nothing planted before it survives, and nothing copied from it outlives the log out."""
+    sid = open_session(session=session, user_id=user_id, kind="cookie", lifetime=COOKIE_LIFETIME)
     request.session.clear()
     request.session["uid"] = user_id
+    request.session["sid"] = sid
     request.session["csrf"] = new_csrf_token()
 
 
@@ -105,15 +111,20 @@ def login_page(request: Request, next: str | None = None) -> HTMLResponse:
 
 
 @router.post("/login", response_model=None)
-def login_submit(request: Request, session: SessionDep, username: Annotated[str, Form(max_length=64)],
-                 password: Annotated[str, Form(max_length=256)], csrf_token: Annotated[str, Form()] = "",
-                 next: Annotated[str, Form()] = "/") -> Response:
+async def login_submit(request: Request, session: SessionDep, guard: AuthGuardDep,
+                       username: Annotated[str, Form(max_length=64)], password: Annotated[str, Form(max_length=256)],
+                       csrf_token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/") -> Response:
     check_form_csrf(request, csrf_token)
-    user = authenticate(session=session, username=username, password=password)
+    try:
+        guard.check(client=client_address(request), username=username)
+        user = await guard.hashing(lambda: authenticate(session=session, username=username, password=password))
+    except AppError as exc:
+        return page(request, "login.html", {"next": safe_next(next), "error": exc.detail, "username": username},
+                    status_code=exc.status_code)
     if user is None:
         return page(request, "login.html", {"next": safe_next(next), "error": "Wrong username or password.",
                                             "username": username}, status_code=401)
-    start_session(request, user.id)
+    await run_in_threadpool(start_session, request, session, user.id)
     return RedirectResponse(safe_next(next), status_code=303)
 
 
@@ -123,13 +134,16 @@ def register_page(request: Request, next: str | None = None) -> HTMLResponse:
 
 
 @router.post("/register", response_model=None)
-def register_submit(request: Request, session: SessionDep, username: Annotated[str, Form(max_length=64)],
-                    password: Annotated[str, Form(max_length=256)], csrf_token: Annotated[str, Form()] = "",
-                    next: Annotated[str, Form()] = "/") -> Response:
+async def register_submit(request: Request, session: SessionDep, guard: AuthGuardDep,
+                          username: Annotated[str, Form(max_length=64)],
+                          password: Annotated[str, Form(max_length=256)], csrf_token: Annotated[str, Form()] = "",
+                          next: Annotated[str, Form()] = "/") -> Response:
     check_form_csrf(request, csrf_token)
     try:
         body = UserCreate(username=username, password=password)
-        user = create_user(session=session, username=body.username, password=body.password)
+        guard.check(client=client_address(request), username=body.username)
+        user = await guard.hashing(lambda: create_user(session=session, username=body.username,
+                                                       password=body.password))
     except ValidationError as exc:
         field = str(exc.errors()[0]["loc"][0])
         message = ("Usernames are 3-32 letters, digits, '_', '.' or '-'." if field == "username"
@@ -139,12 +153,14 @@ def register_submit(request: Request, session: SessionDep, username: Annotated[s
     except AppError as exc:
         return page(request, "register.html", {"next": safe_next(next), "error": exc.detail, "username": username},
                     status_code=exc.status_code)
-    start_session(request, user.id)
+    await run_in_threadpool(start_session, request, session, user.id)
     return RedirectResponse(safe_next(next), status_code=303)
 
 
 @router.post("/logout")
-def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> RedirectResponse:
+def logout(request: Request, session: SessionDep, csrf_token: Annotated[str, Form()] = "") -> RedirectResponse:
+    """Log out: the server-side session ends, so the cookie (and any copy of it) is dead."""
     check_form_csrf(request, csrf_token)
+    close_session(session=session, secret=request.session.get("sid"))
     request.session.clear()
     return RedirectResponse("/", status_code=303)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import statistics
 import time
 from collections import Counter, defaultdict
@@ -16,8 +17,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import Attempt, AttemptStatus, Problem, Progress, Role, User, utcnow
-from app.services.attempts import store_report
+from app.grading import claims
+from app.grading.backend import max_hold_s
+from app.models import Attempt, AttemptStatus, Problem, Progress, Role, User
 from app.services.grades import overridden_users, refresh_problem
 from app.services.problems import list_problems
 from graders.engine import Grader
@@ -153,11 +155,6 @@ class RegradeResult:
     duration_s: float
 
 
-def _store(attempt: Attempt, report: Report, problem_hash: str) -> None:
-    store_report(attempt, report)
-    attempt.problem_hash = problem_hash
-
-
 def recompute_progress(session: Session, problem_id: str) -> None:
     """Solved and best score follow the attempts as they are now graded (a regrade can take a solve away)."""
     attempts = session.scalars(select(Attempt).where(
@@ -175,34 +172,38 @@ def recompute_progress(session: Session, problem_id: str) -> None:
 
 
 def regrade_problem(factory: sessionmaker[Session], grader: Grader, problem_id: str,
-                    on_progress: Callable[[int, int, Flip | None], None] | None = None) -> RegradeResult:
+                    on_progress: Callable[[int, int, Flip | None], None] | None = None, *,
+                    lease_s: float = 60.0) -> RegradeResult:
     """Grade every finished Submit attempt of the problem again against its current version, store the new
     reports (keeping the verdict before in `previous_verdict`), and list the attempts whose verdict changed.
-    Blocking: about one grading per attempt. `on_progress(done, total, flip)` is called after each attempt."""
+    Each attempt goes through `claims.regrade` (a claim of its own, a fenced write). Blocking: about one
+    grading per attempt. `on_progress(done, total, flip)` is called after each attempt."""
     start = time.monotonic()
     loaded = grader.bank.get(problem_id)
     if loaded is None:
         raise LookupError(problem_id)
     with factory() as session:
         todo = session.execute(
-            select(Attempt.id, Attempt.code, Attempt.verdict, User.username).join(User, User.id == Attempt.user_id)
+            select(Attempt.id, User.username).join(User, User.id == Attempt.user_id)
             .where(Attempt.problem_id == problem_id, Attempt.mode == "submit",
                    Attempt.status == AttemptStatus.DONE.value).order_by(Attempt.id)).all()
     flipped: list[Flip] = []
-    for done, (attempt_id, code, old, username) in enumerate(todo, start=1):
-        report = grader.grade_loaded(loaded, code, mode="submit")
+    hold = max_hold_s(grader, loaded)
+
+    def grade(held: claims.Claim) -> Report:
+        return grader.grade_loaded(loaded, held.code, mode="submit")
+
+    for done, (attempt_id, username) in enumerate(todo, start=1):
+        # (None: deleted, put back in the queue, or held by another regrade meanwhile: that one decides.)
+        regraded = claims.regrade(factory, attempt_id, grade, problem_hash=loaded.content_hash,
+                                  worker=f"regrade:{os.getpid()}", lease_s=lease_s, max_hold_s=hold)
         flip = None
-        with factory() as session:
-            attempt = session.get(Attempt, attempt_id)
-            if attempt is not None and attempt.status == AttemptStatus.DONE.value:
-                # (Else deleted, or put back in the queue meanwhile: its next grading decides.)
-                _store(attempt, report, loaded.content_hash)
-                attempt.previous_verdict, attempt.regraded_at = old, utcnow()
-                session.commit()
-                if old != report.verdict.value:
-                    flip = Flip(attempt_id=attempt_id, username=username, old=old, new=report.verdict.value,
-                                overridden=attempt.user_id in overridden_users(session, problem_id))
-                    flipped.append(flip)
+        if regraded is not None and regraded.stored and regraded.old != regraded.new:
+            with factory() as session:
+                overridden = regraded.user_id in overridden_users(session, problem_id)
+            flip = Flip(attempt_id=attempt_id, username=username, old=regraded.old, new=regraded.new,
+                        overridden=overridden)
+            flipped.append(flip)
         if on_progress is not None:
             on_progress(done, len(todo), flip)
     with factory() as session:

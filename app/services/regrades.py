@@ -37,8 +37,8 @@ class RegradeJob:
 class RegradeJobs:
     """The latest regrade job of each problem, in this process."""
 
-    def __init__(self, factory: sessionmaker[Session], grader: Grader):
-        self.factory, self.grader = factory, grader
+    def __init__(self, factory: sessionmaker[Session], grader: Grader, *, lease_s: float = 60.0):
+        self.factory, self.grader, self.lease_s = factory, grader, lease_s
         self._jobs: dict[str, RegradeJob] = {}
         self._lock = threading.Lock()
 
@@ -64,7 +64,8 @@ class RegradeJobs:
                     job.flipped.append(flip)
 
         try:
-            result = regrade_problem(self.factory, self.grader, job.problem_id, on_progress=progress)
+            result = regrade_problem(self.factory, self.grader, job.problem_id, on_progress=progress,
+                                     lease_s=self.lease_s)
             with self._lock:
                 job.total, job.status = result.regraded, "done"
         except Exception as exc:

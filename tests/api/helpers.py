@@ -26,6 +26,9 @@ def make_settings(tmp_path: Path, data_dir: Path, **overrides: Any) -> Settings:
         "secret_key": "test-secret-" + "x" * 40,
         "grading_workers": 0,  # most tests check what the API stores, not grading
         "submit_rate": 0,
+        # Tests register many accounts from one address; the log in limits have tests of their own.
+        "auth_rate_per_client": 0,
+        "auth_rate_per_username": 0,
         # Real-grading API tests start one app each: a zygote per app would cost more than it saves.
         "pool": "cold",
         # The production argon2 cost (64 MiB, 3 passes) dominates test time on 2 shared cores.

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import jwt
 from fastapi.testclient import TestClient
 
-from api.helpers import API, PASSWORD, register
+from api.helpers import API, PASSWORD, login, make_settings, register
+from app.main import create_app
+from graders.problem import ProblemBank
 
 
 def test_register_returns_201_and_never_the_password_hash(client: TestClient) -> None:
@@ -90,3 +93,48 @@ def test_garbage_forged_and_expired_tokens_are_401(client: TestClient) -> None:
         r = client.get(f"{API}/auth/me", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401, token
         assert r.json()["detail"] == "invalid or expired token"
+
+
+def test_logout_revokes_the_bearer_token_on_the_server(client: TestClient) -> None:
+    headers = register(client, "alice")
+    other_device = login(client, "alice")
+    r = client.post(f"{API}/auth/logout", headers=headers)
+    assert r.status_code == 204
+    r = client.get(f"{API}/auth/me", headers=headers)  # the same signed, unexpired token, kept by an attacker
+    assert r.status_code == 401 and r.json()["detail"] == "invalid or expired token"
+    assert client.post(f"{API}/auth/logout", headers=headers).status_code == 401
+    assert client.get(f"{API}/auth/me", headers=other_device).json()["username"] == "alice"  # only that session
+
+
+def test_tokens_without_a_server_side_session_are_401(client: TestClient) -> None:
+    """A token signed with the real secret but naming no open session (made before sessions existed, or
+    forged by someone who has the secret but not the database) does not authenticate."""
+    register(client, "alice")
+    secret = client.app.state.secret  # type: ignore[attr-defined]
+    now = datetime.now(UTC)
+    for extra in ({}, {"sid": "made-up"}, {"sid": 7}):
+        token = jwt.encode({"sub": "1", "exp": now + timedelta(hours=1), "typ": "access", **extra}, secret,
+                           algorithm="HS256")
+        r = client.get(f"{API}/auth/me", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401, extra
+
+
+def test_log_in_is_limited_per_client_and_per_username(tmp_path: Path, data_dir: Path, bank: ProblemBank) -> None:
+    settings = make_settings(tmp_path, data_dir, auth_rate_per_client=6, auth_rate_per_username=3)
+    with TestClient(create_app(settings, bank=bank)) as client:
+        register(client, "alice")  # 2 tries for alice (register, token)
+        assert client.post(f"{API}/auth/token", data={"username": "alice", "password": "wrong!"}).status_code == 401
+        r = client.post(f"{API}/auth/token", data={"username": "alice", "password": PASSWORD})
+        assert r.status_code == 429 and "for this username" in r.json()["detail"]  # even the right password
+        assert 1 <= int(r.headers["Retry-After"]) <= 60
+        r = client.post(f"{API}/auth/register", json={"username": "bobby", "password": PASSWORD})
+        assert r.status_code == 201  # another username from the same client: 5 tries so far
+        r = client.post(f"{API}/auth/token", data={"username": "bobby", "password": PASSWORD})
+        assert r.status_code == 200
+        r = client.post(f"{API}/auth/register", json={"username": "carol", "password": PASSWORD})
+        assert r.status_code == 429 and "from this address" in r.json()["detail"]
+        # The log in page says the same in words, without hashing anything.
+        page = client.get("/login").text
+        token = page.split('name="csrf_token" value="')[1].split('"')[0]
+        r = client.post("/login", data={"username": "bobby", "password": PASSWORD, "csrf_token": token})
+        assert r.status_code == 429 and "too many log in" in r.text

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.helpers import API, ROOT_PROBLEMS, make_settings, register, wait_done
-from app.grading.dispatcher import Dispatcher
+from app.grading.inprocess_dispatcher import InProcessDispatcher
 from app.main import create_app
 from app.models import Attempt, AttemptTest
 from graders.engine import ColdExecutor
@@ -115,7 +115,7 @@ def test_grader_failures_are_retried_then_reported_as_internal_error(app: FastAP
     broken = BrokenExecutor()
     grader.executor = broken
     try:
-        dispatcher = Dispatcher(app.state.session_factory, grader, workers=1, queue_size=4, retries=2)
+        dispatcher = InProcessDispatcher(app.state.session_factory, grader, workers=1, retries=2)
         assert dispatcher.grade_attempt(attempt_id) is True  # try 1 failed: back in the queue
         assert dispatcher.grade_attempt(attempt_id) is True  # try 2
         assert dispatcher.grade_attempt(attempt_id) is False  # try 3: give up and report
@@ -130,3 +130,44 @@ def test_grader_failures_are_retried_then_reported_as_internal_error(app: FastAP
     # a grader failure does not count against the student
     detail = client.get(f"{API}/problems/{PID}", headers=alice).json()
     assert detail["progress"]["best_score"] == 0.0 and detail["progress"]["solved"] is False
+
+
+def test_a_result_that_cannot_be_stored_is_requeued_by_the_sweeper_and_graded(
+        tmp_path: Path, data_dir: Path, bank: ProblemBank, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 18, finding 1: in the embedded server, storing a result fails once (the database went away at that
+    moment). The attempt must not stay `running` with its author locked out of the problem: its claim stops
+    being renewed, the sweeper (which runs in the embedded mode too) queues it again, and it is graded."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import OperationalError
+
+    from app.grading import claims
+    from app.models import GradingClaim
+
+    real_finish = claims.finish
+    failures: list[int] = []
+
+    def finish_once_broken(*args: object, **kwargs: object) -> claims.Finish:
+        if not failures:
+            failures.append(1)
+            raise OperationalError("UPDATE attempts ...", {}, Exception("database is locked"))
+        return real_finish(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(claims, "finish", finish_once_broken)
+    settings = make_settings(tmp_path, data_dir, grading_workers=1, grading_lease_s=1.0, sweep_interval_s=0.5)
+    app = create_app(settings, bank=bank)
+    with TestClient(app) as client:
+        alice = register(client, "alice")
+        r = client.post(f"{API}/submissions", json={"problem_id": PID, "code": REFERENCE}, headers=alice)
+        attempt_id = r.json()["id"]
+        done = wait_done(client, attempt_id, alice, timeout=300)
+        assert failures == [1]
+        assert done["verdict"] == "accepted"
+        with app.state.session_factory() as session:
+            attempt = session.get(Attempt, attempt_id)
+            assert attempt is not None and attempt.tries == 2
+            outcomes = session.scalars(select(GradingClaim.outcome).where(GradingClaim.attempt_id == attempt_id)
+                                       .order_by(GradingClaim.id)).all()
+        assert outcomes == ["expired", "done"]
+        # ...and its author can submit on that problem again at once.
+        r = client.post(f"{API}/submissions", json={"problem_id": PID, "code": REFERENCE}, headers=alice)
+        assert r.status_code == 202, r.text

@@ -172,3 +172,15 @@ def test_progress_appears_on_the_list_page(client: TestClient) -> None:
     item = page[page.index(f'data-problem="{PID}"'):]
     item = item[:item.index("</li>")]
     assert "1 attempt, best 0%" in item
+
+
+def test_a_cookie_copied_before_logout_is_dead_after_it(client: TestClient) -> None:
+    """Log out ends the session on the server: a copy of the cookie (another tab, a stolen cookie jar) does not
+    bring it back."""
+    browser_register(client)
+    copied = client.cookies.get("gradax_session")
+    assert copied and client.get(f"{API}/auth/me").json()["username"] == "carol"
+    client.post("/logout", data={"csrf_token": csrf_from(client.get("/").text)}, follow_redirects=False)
+    client.cookies.set("gradax_session", copied)
+    assert client.get(f"{API}/auth/me").status_code == 401
+    assert "carol" not in client.get("/").text

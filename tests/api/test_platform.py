@@ -19,7 +19,7 @@ from api.helpers import API, PASSWORD, make_settings, register
 from app.core.config import Settings
 from app.db import make_engine
 from app.grading import claims
-from app.grading.dispatcher import Dispatcher
+from app.grading.inprocess_dispatcher import InProcessDispatcher
 from app.migrate import alembic_config, upgrade_to_head
 from app.models import Attempt, AttemptStatus
 
@@ -116,26 +116,32 @@ def test_startup_recovery_requeues_unfinished_attempts(app: FastAPI, client: Tes
     with app.state.session_factory() as session:
         session.get(Attempt, ids[0]).status = AttemptStatus.RUNNING.value  # type: ignore[union-attr]
         session.commit()
-    dispatcher = Dispatcher(app.state.session_factory, app.state.grader, workers=1, queue_size=8, retries=1)
+    dispatcher = InProcessDispatcher(app.state.session_factory, app.state.grader, workers=1, retries=1)
     assert dispatcher.recover() == 2
-    assert sorted(dispatcher.queue.queue) == sorted(ids)
+    # Both are where the grading threads look: the queued rows due to start (none hidden by the crash).
+    assert sorted(claims.eligible(app.state.session_factory, fair=claims.FairShare())) == sorted(ids)
     with app.state.session_factory() as session:
         statuses = session.scalars(select(Attempt.status).order_by(Attempt.id)).all()
     assert statuses == ["queued", "queued"]
-    assert dispatcher.sweep() == 0  # already pending: never enqueued twice
+    assert dispatcher.sweep().expired == []  # nothing left running to expire
 
 
-def test_full_queue_leaves_attempts_queued_for_the_sweep(app: FastAPI, client: TestClient,
-                                                         alice: dict[str, str]) -> None:
-    dispatcher = Dispatcher(app.state.session_factory, app.state.grader, workers=1, queue_size=1, retries=1)
+def test_graders_take_attempts_from_the_database_one_per_author(app: FastAPI, client: TestClient,
+                                                               alice: dict[str, str], bob: dict[str, str]) -> None:
+    """The attempt rows are the queue, so nothing waits on a message that was never sent; an author's second
+    attempt waits behind their first instead of in front of someone else's."""
+    factory = app.state.session_factory
     ids = [client.post(f"{API}/submissions", json={"problem_id": pid, "code": CODE}, headers=alice).json()["id"]
            for pid in ("nnx-module-basics", "nnx-linear-bias")]
-    assert dispatcher.submit(ids[0]) is True
-    assert dispatcher.submit(ids[1]) is False  # full
-    dispatcher.queue.get_nowait()
-    dispatcher._pending.discard(ids[0])
-    claims.claim(app.state.session_factory, ids[0], worker="test", lease_s=60)  # being graded now
-    assert dispatcher.sweep() == 1 and list(dispatcher.queue.queue) == [ids[1]]
+    bobs = client.post(f"{API}/submissions", json={"problem_id": "nnx-module-basics", "code": CODE},
+                       headers=bob).json()["id"]
+    fair = claims.FairShare()
+    first = claims.claim_next(factory, worker="test", lease_s=60, fair=fair)
+    assert first is not None and first.attempt_id == ids[0]
+    second = claims.claim_next(factory, worker="test", lease_s=60, fair=fair)
+    assert second is not None and second.attempt_id == bobs  # alice's second attempt waits behind her first
+    assert claims.claim_next(factory, worker="test", lease_s=60, fair=fair) is None
+    assert claims.claim(factory, ids[1], worker="test", lease_s=60) is None  # even when asked for by id
 
 
 def gradax(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:

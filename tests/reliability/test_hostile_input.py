@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.grading.dispatcher import Dispatcher
+from app.grading.inprocess_dispatcher import InProcessDispatcher
 from app.main import create_app
 from app.models import Attempt, GradingClaim
 from graders.problem import LoadedProblem, ProblemBank
@@ -188,7 +188,7 @@ def test_graceful_stop_puts_unfinished_gradings_back_in_the_queue(app: FastAPI, 
     stuck = StuckExecutor()
     original, grader.executor = grader.executor, stuck
     try:
-        dispatcher = Dispatcher(app.state.session_factory, grader, workers=1, queue_size=4, retries=2)
+        dispatcher = InProcessDispatcher(app.state.session_factory, grader, workers=1, retries=2)
         dispatcher.start()
         assert stuck.started.wait(30)
         started = time.monotonic()

@@ -50,6 +50,8 @@ def test_fuzzed_requests_never_get_a_server_error(fuzz_app: tuple[object, dict[s
     for result in schema.get_all_operations():
         operation = result.ok()
         operations += 1
+        if operation.path.endswith("/auth/logout"):
+            continue  # it would end the fuzzer's own session and leave every later operation at 401 (test_auth)
 
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,

@@ -14,6 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import Base, make_engine, make_session_factory
@@ -48,14 +49,16 @@ def factory(engine: Engine, bank: ProblemBank) -> sessionmaker[Session]:
     return f
 
 
-def new_attempt(factory: sessionmaker[Session], username: str = "alice", *, mode: str = "submit") -> int:
+def new_attempt(factory: sessionmaker[Session], username: str = "alice", *, mode: str = "submit",
+                problem_id: str = PID) -> int:
     with factory() as session:
         user = session.scalar(select(User).where(User.username == username))
         if user is None:
             user = User(username=username, password_hash="not-a-real-hash")
             session.add(user)
             session.flush()
-        attempt = Attempt(user_id=user.id, problem_id=PID, mode=mode, code="def f(): pass", status="queued", tries=0)
+        attempt = Attempt(user_id=user.id, problem_id=problem_id, mode=mode, code="def f(): pass", status="queued",
+                          tries=0)
         session.add(attempt)
         session.commit()
         return attempt.id
@@ -222,3 +225,129 @@ def test_attempts_left_running_by_a_dead_embedded_server_are_requeued(factory: s
     assert swept.expired == [attempt_id] and swept.resend == [attempt_id]
     held = claims.claim(factory, attempt_id, worker="w", lease_s=30)
     assert held is not None and held.tries == 2
+
+
+def test_a_report_the_database_refuses_is_stored_reduced(factory: sessionmaker[Session]) -> None:
+    """A value no column takes (here a test's duration that is an object, as a forged child message once
+    produced) must not leave the attempt running: its verdict and counts are stored, and the author is free."""
+    attempt_id = new_attempt(factory)
+    held = claims.claim(factory, attempt_id, worker="w", lease_s=30)
+    assert held is not None
+    bad = report(Verdict.WRONG_ANSWER)
+    bad.tests[0] = rep.TestReport.model_construct(name="t0", public=True, status=rep.TestStatus.FAILED, message="",
+                                                  duration_ms={"nested": [1, 2]}, max_abs_error=None,
+                                                  max_rel_error=None)
+    assert claims.finish(factory, held, bad, problem_hash="h", retries=2) is claims.Finish.DONE
+    with factory() as session:
+        attempt = session.get(Attempt, attempt_id)
+        assert attempt is not None and attempt.status == "done" and attempt.verdict == "wrong_answer"
+        assert attempt.report is not None and "could not be stored" in attempt.report["message"]
+        assert attempt.total == 3 and attempt.passed == 0
+    assert history(factory, attempt_id) == [("w", "done")]
+    assert new_attempt(factory, problem_id="nnx-linear-bias") > attempt_id  # nothing left active
+
+
+def test_one_running_attempt_per_author_and_the_rest_wait_behind_it(factory: sessionmaker[Session]) -> None:
+    fair = claims.FairShare()
+    alice = [new_attempt(factory, "alice", problem_id=p) for p in (PID, "nnx-linear-bias", "nnx-mlp")]
+    bob = new_attempt(factory, "bob")
+    first = claims.claim_next(factory, worker="w1", lease_s=30, fair=fair)
+    assert first is not None and first.attempt_id == alice[0] and first.user_id > 0
+    # Asked for alice's second attempt by id (a queue message), the scheduler gives bob's instead.
+    second = claims.claim_next(factory, worker="w2", lease_s=30, fair=fair, prefer=alice[1])
+    assert second is not None and second.attempt_id == bob
+    assert claims.claim_next(factory, worker="w3", lease_s=30, fair=fair) is None
+    assert claims.claim(factory, alice[1], worker="w3", lease_s=30) is None
+    # Two graders racing for alice's next attempts once her first is done: exactly one starts.
+    assert claims.finish(factory, first, report(), problem_hash=None, retries=2) is claims.Finish.DONE
+    won: list[claims.Claim] = []
+    barrier = threading.Barrier(2)
+
+    def grab(attempt_id: int) -> None:
+        barrier.wait()
+        try:
+            held = claims.claim(factory, attempt_id, worker="racer", lease_s=30)
+        except IntegrityError:  # PostgreSQL: the unique index refused the second one
+            return
+        if held is not None:
+            won.append(held)
+
+    threads = [threading.Thread(target=grab, args=(a,)) for a in alice[1:]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1
+    with factory() as session:
+        running = session.scalars(select(Attempt.id).where(Attempt.status == "running")).all()
+    assert sorted(running) == sorted([bob, won[0].attempt_id])
+
+
+def test_an_author_over_the_grading_budget_waits_and_others_do_not(factory: sessionmaker[Session]) -> None:
+    fair = claims.FairShare(budget_s=5.0, window_s=60.0)
+    first = new_attempt(factory, "alice")
+    held = claims.claim_next(factory, worker="w", lease_s=30, fair=fair)
+    assert held is not None and held.attempt_id == first
+    # Its grading took 6 s of CPU (a retry would be charged the same way).
+    assert claims.finish(factory, held, report(Verdict.WRONG_ANSWER), problem_hash=None, retries=2,
+                         cpu_s=6.0) is claims.Finish.DONE
+    later = new_attempt(factory, "alice", problem_id="nnx-linear-bias")
+    bob = new_attempt(factory, "bob")
+    nxt = claims.claim_next(factory, worker="w", lease_s=30, fair=fair)
+    assert nxt is not None and nxt.attempt_id == bob
+    assert claims.claim_next(factory, worker="w", lease_s=30, fair=fair) is None
+    wait = claims.budget_wait_s(factory, held.user_id, fair)
+    assert 50 < wait <= 60
+    # Once the charge leaves the window, alice's attempt starts.
+    with factory() as session:
+        session.execute(update(GradingClaim).values(finished_at=utcnow() - timedelta(seconds=61)))
+        session.commit()
+    again = claims.claim_next(factory, worker="w", lease_s=30, fair=fair)
+    assert again is not None and again.attempt_id == later
+    with factory() as session:
+        charged = session.scalars(select(GradingClaim.cost_s).where(GradingClaim.attempt_id == first)).all()
+    assert charged == [6.0]
+
+
+def test_a_regrade_runs_under_its_own_claim_and_writes_once(factory: sessionmaker[Session]) -> None:
+    attempt_id = new_attempt(factory)
+    held = claims.claim(factory, attempt_id, worker="w", lease_s=30)
+    assert held is not None
+    assert claims.finish(factory, held, report(Verdict.WRONG_ANSWER), problem_hash="old", retries=2) \
+        is claims.Finish.DONE
+    inside = threading.Event()
+    release = threading.Event()
+    results: list[claims.Regraded | None] = []
+
+    def slow_grade(claimed: claims.Claim) -> Report:
+        assert claimed.code == "def f(): pass" and claimed.attempt_id == attempt_id
+        inside.set()
+        release.wait(10)
+        return report(Verdict.ACCEPTED, "regraded")
+
+    first = threading.Thread(target=lambda: results.append(claims.regrade(
+        factory, attempt_id, slow_grade, problem_hash="new", worker="regrade-1", lease_s=30, max_hold_s=60)))
+    first.start()
+    assert inside.wait(10)
+    # A second regrade while the first holds the attempt: refused, and the attempt still reads as done.
+    assert claims.regrade(factory, attempt_id, slow_grade, problem_hash="new", worker="regrade-2", lease_s=30,
+                          max_hold_s=60) is None
+    with factory() as session:
+        attempt = session.get(Attempt, attempt_id)
+        assert attempt is not None and attempt.status == "done" and attempt.verdict == "wrong_answer"
+    release.set()
+    first.join(10)
+    assert results == [claims.Regraded(attempt_id, results[0].user_id if results[0] else 0, "wrong_answer",
+                                       "accepted", stored=True)]
+    with factory() as session:
+        attempt = session.get(Attempt, attempt_id)
+        assert attempt is not None and attempt.verdict == "accepted" and attempt.previous_verdict == "wrong_answer"
+        assert attempt.problem_hash == "new" and attempt.lease_expires_at is None
+    assert history(factory, attempt_id) == [("w", "done"), ("regrade-1", "regraded")]
+    # A grader-side failure in a regrade keeps the result it had.
+    failed = claims.regrade(factory, attempt_id, lambda c: report(Verdict.INTERNAL_ERROR), problem_hash="x",
+                            worker="regrade-3", lease_s=30, max_hold_s=60)
+    assert failed is not None and failed.stored is False and failed.new == "accepted"
+    with factory() as session:
+        attempt = session.get(Attempt, attempt_id)
+        assert attempt is not None and attempt.verdict == "accepted" and attempt.problem_hash == "new"
