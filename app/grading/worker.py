@@ -25,6 +25,7 @@ from app.grading import claims
 from app.grading.backend import build_grader, grade_claimed, max_hold_s
 from app.grading.celery_app import TASK_NAME, make_celery
 from app.grading.queue_dispatcher import QueueDispatcher
+from app.lti.passback import install_score_listener
 from app.models import Problem
 from app.observability import schema_state
 from graders.engine import Grader
@@ -74,6 +75,7 @@ def build_context(settings: Settings, *, name: str, sweep: bool) -> WorkerContex
         log.error("problem file skipped: %s", error)
     grader = build_grader(settings, bank)
     dispatcher = QueueDispatcher(factory, settings, sweep=sweep)
+    install_score_listener()  # course score changes this worker stores reach LMS grade passback (app/lti)
     return WorkerContext(settings, engine, factory, grader, dispatcher, name)
 
 

@@ -2,23 +2,23 @@
 
 Roles come from the launch's roles claim (LIS vocabulary, full URIs or the short names some platforms send):
 Instructor (and Administrator, ContentDeveloper) -> instructor, TeachingAssistant -> TA, anything else -> student.
-An LTI account has no password (it signs in through its LMS); an instructor can set one later.
+Course roles, not site roles: an LMS instructor is an instructor of the mapped course (app/lti/enrolment.py).
+An LTI account has no password (it signs in through its LMS).
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from typing import Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.lti.launch import Launch
 from app.lti.models import LtiUserLink
-from app.models import Role, User, utcnow
+from app.models import CourseRole, Role, User, utcnow
+from app.services.courses import accept_invitations
 
-CourseRole = Literal["instructor", "ta", "student"]
 # Not an argon2 hash: verify_password never accepts anything for it, so the account has no password login.
 NO_PASSWORD = "!lti"
 USERNAME_MAX = 32
@@ -33,10 +33,10 @@ def course_role(roles: list[str]) -> CourseRole:
         names.update(p for p in re.split(r"[#/]", tail) if p)
         names.add(role.rsplit("#", 1)[-1])
     if "TeachingAssistant" in names:
-        return "ta"
+        return CourseRole.TA
     if names & {"Instructor", "Administrator", "ContentDeveloper"}:
-        return "instructor"
-    return "student"
+        return CourseRole.INSTRUCTOR
+    return CourseRole.STUDENT
 
 
 def _base_username(claims: dict[str, object]) -> str:
@@ -63,32 +63,41 @@ def _free_username(session: Session, base: str) -> str:
 
 
 def sign_in(session: Session, launch: Launch) -> User:
-    """The account for this launch, created or linked, with its link row refreshed. Commits."""
+    """The account for this launch, created or linked, with its link row refreshed. Commits.
+
+    Linked by (platform, sub) first; else by email, to the account that has it (a student who registered
+    before the course moved to the LMS, or who arrives from a second LMS). A new account takes the email
+    when no other account has it, and joins the courses whose roster invited it."""
     claims = launch.claims
-    email = claims.get("email") if isinstance(claims.get("email"), str) else None
+    raw_email = claims.get("email")
+    email = raw_email.strip().lower() if isinstance(raw_email, str) and "@" in raw_email else None
     name = claims.get("name") if isinstance(claims.get("name"), str) else None
     link = session.get(LtiUserLink, (launch.platform.id, launch.sub))
     user = session.get(User, link.user_id) if link is not None else None
     if user is None and email:
         user = _user_by_email(session, email)
+    created = user is None
     if user is None:
+        email_free = email is not None and session.scalar(select(User.id).where(User.email == email)) is None
         user = User(username=_free_username(session, _base_username(claims)), password_hash=NO_PASSWORD,
-                    role=Role.STUDENT.value)
+                    role=Role.STUDENT.value, email=email if email_free else None)
         session.add(user)
         session.flush()
-    if course_role(launch.roles) == "instructor" and user.role == Role.STUDENT.value:
-        # Instructors in the LMS author and grade here too (the instructor pages need the site role).
-        user.role = Role.INSTRUCTOR.value
     if link is None:
         link = LtiUserLink(platform_id=launch.platform.id, sub=launch.sub, user_id=user.id)
         session.add(link)
-    link.user_id, link.email, link.name, link.last_launch_at = user.id, email, name, utcnow()
+    link.user_id, link.email, link.name, link.last_launch_at = user.id, email, (name or "")[:200] or None, utcnow()
     session.commit()
+    if created:
+        accept_invitations(session, user)
     return user
 
 
 def _user_by_email(session: Session, email: str) -> User | None:
-    """An account already linked (through any platform) to this email: one person in two LMSs is one account."""
-    row = session.scalar(select(LtiUserLink.user_id).where(func.lower(LtiUserLink.email) == email.lower())
+    """The account with this email, else one already linked to it through another platform."""
+    user = session.scalar(select(User).where(User.email == email))
+    if user is not None:
+        return user
+    row = session.scalar(select(LtiUserLink.user_id).where(func.lower(LtiUserLink.email) == email)
                          .order_by(LtiUserLink.created_at).limit(1))
     return session.get(User, row) if row is not None else None

@@ -7,12 +7,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.lti import keys
 from app.lti.http import PlatformKeyCache
-from app.lti.passback import PassbackSender
+from app.lti.passback import PassbackSender, install_score_listener
 from app.lti.services import PlatformServices
 
 
 class LtiRuntime:
     def __init__(self, settings: Settings, session_factory: sessionmaker[Session]):
+        install_score_listener()
         self.platform_keys = PlatformKeyCache(ttl_s=settings.lti_jwks_cache_s, timeout_s=settings.lti_http_timeout_s)
 
         def signing_key():  # type: ignore[no-untyped-def]

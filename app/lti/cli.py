@@ -1,6 +1,6 @@
 """`gradax lti ...`: register platforms and deployments, print the tool's configuration and key set, rotate
-keys, sync rosters and see or re-send grades. Exit 0 on success, 1 when the thing asked for is not there,
-2 on bad input."""
+keys, map LMS courses to gradax courses, sync rosters and see or re-send grades. Exit 0 on success, 1 when
+the thing asked for is not there, 2 on bad input."""
 
 from __future__ import annotations
 
@@ -235,5 +235,100 @@ def register_lti(subparsers: Any) -> None:
     _register_course_commands(sub)
 
 
+def _services() -> Any:
+    from app.core.config import get_settings
+    from app.lti.keys import signing_key
+    from app.lti.services import PlatformServices
+
+    def key() -> Any:
+        with _session() as session:
+            return signing_key(session)
+
+    return PlatformServices(signing_key=key, timeout_s=get_settings().lti_http_timeout_s)
+
+
+def _context(session: Session, platform: Any, context_id: str) -> Any:
+    from sqlalchemy import select
+
+    from app.lti.models import LtiContext
+
+    return session.scalar(select(LtiContext).where(LtiContext.platform_id == platform.id,
+                                                   LtiContext.context_id == context_id))
+
+
+def cmd_map_context(args: argparse.Namespace) -> int:
+    from app.lti.models import LtiContext
+    from app.models import Course
+
+    def act(session: Session, platform: Any) -> int:
+        if session.get(Course, args.course) is None:
+            return _fail(f"no course {args.course!r} (courses/<id>/course.yaml, synced at start)", 1)
+        context = _context(session, platform, args.context_id)
+        if context is None:
+            context = LtiContext(platform_id=platform.id, context_id=args.context_id, title=args.context_id)
+            session.add(context)
+        context.course_id = args.course
+        session.commit()
+        print(f"LMS course {args.context_id} of {platform.name} is gradax course {args.course}")
+        return 0
+
+    return _with_platform(args, act)
+
+
+def cmd_sync_roster(args: argparse.Namespace) -> int:
+    from app.lti.roster import sync_roster
+    from app.lti.services import ServiceError
+
+    def act(session: Session, platform: Any) -> int:
+        context = _context(session, platform, args.context_id)
+        if context is None:
+            return _fail(f"no LMS course {args.context_id!r} has launched gradax from {platform.name}", 1)
+        try:
+            result = sync_roster(session, _services(), context)
+        except (ValueError, ServiceError) as exc:
+            return _fail(str(exc), 1)
+        print(f"roster of {context.title}: {result.members} members, {result.enrolled} enrolled in "
+              f"{context.course_id}, {result.removed} removed")
+        return 0
+
+    return _with_platform(args, act)
+
+
+def cmd_grades(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from app.lti.models import LtiResourceLink
+    from app.lti.passback import link_status, refresh_all, resend_all
+
+    with _session() as session:
+        links = list(session.scalars(select(LtiResourceLink).order_by(LtiResourceLink.id)))
+        if args.resend:
+            chosen = [link.id for link in links if str(link.id) in args.resend or link.target in args.resend]
+            if not chosen:
+                return _fail("no such link (gradax lti grades lists them)", 1)
+            refresh_all(session, chosen)
+            print(f"{resend_all(session, chosen)} grades will be sent again by the server")
+            return 0
+        for link in links:
+            s = link_status(session, link)
+            print(f"{link.id:4}  {link.target_kind} {link.target}  ({link.title}): {s.students} students, "
+                  f"{s.synced} in sync, {s.pending} pending, {s.failing} failing"
+                  + (f"; last error: {s.last_error}" if s.last_error else ""))
+    return 0
+
+
 def _register_course_commands(sub: Any) -> None:
-    """Roster and grade commands live with passback and roster sync (app/lti/roster.py, app/lti/passback.py)."""
+    m = sub.add_parser("map-context", help="make an LMS course (context id) a gradax course")
+    m.add_argument("platform", help="platform id (gradax lti list) or issuer")
+    m.add_argument("context_id", help="the LMS course's context id (as launches send it)")
+    m.add_argument("course", help="the gradax course id (courses/<id>)")
+    m.set_defaults(func=cmd_map_context)
+
+    r = sub.add_parser("sync-roster", help="enrol the LMS course's members (Names and Roles service)")
+    r.add_argument("platform", help="platform id (gradax lti list) or issuer")
+    r.add_argument("context_id")
+    r.set_defaults(func=cmd_sync_roster)
+
+    g = sub.add_parser("grades", help="grade passback status per LMS link; --resend to send a link's grades again")
+    g.add_argument("--resend", nargs="+", metavar="LINK", help="link ids or targets whose grades to send again")
+    g.set_defaults(func=cmd_grades)

@@ -20,10 +20,12 @@ from sqlalchemy.orm import Session
 
 from app.lti import keys
 from app.lti.accounts import course_role
+from app.lti.enrolment import map_context
 from app.lti.launch import CLAIM_DEEP_LINKING, CLAIM_DEPLOYMENT, CLAIM_MESSAGE_TYPE, CLAIM_VERSION, Launch, LaunchError
 from app.lti.links import CUSTOM_ASSIGNMENT, CUSTOM_POINTS, CUSTOM_PROBLEM
 from app.lti.models import LtiContext, LtiDeepLinkRequest
-from app.models import Problem, User, utcnow
+from app.models import CourseRole, Problem, User, utcnow
+from app.services.courses import courses_of, list_assignments
 
 DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 REQUEST_LIFETIME = timedelta(hours=1)
@@ -75,17 +77,41 @@ def open_request(session: Session, request_id: str, user: User | None) -> LtiDee
 
 
 def choices(session: Session, request: LtiDeepLinkRequest) -> list[Choice]:
-    """Problems (one point each unless part of an assignment); assignments once courses exist."""
+    """Assignments (of the LMS course's gradax course once mapped, else of the courses the instructor teaches),
+    then every problem (its points in such an assignment, else one point)."""
+    context = session.get(LtiContext, request.context_pk) if request.context_pk is not None else None
+    user = session.get(User, request.user_id)
+    if context is not None and context.course_id is not None:
+        course_ids = [context.course_id]
+    elif user is not None:
+        course_ids = [c.id for c, role in courses_of(session, user) if role != CourseRole.STUDENT]
+    else:
+        course_ids = []
+    out: list[Choice] = []
+    problem_points: dict[str, float] = {}
+    for course_id in course_ids:
+        for a in list_assignments(session, course_id):
+            out.append(Choice(f"assignment:{a.course_id}/{a.slug}", "assignment", f"{a.course_id}/{a.slug}", a.title,
+                              a.max_points, f"course {a.course_id} · due {a.due:%Y-%m-%d %H:%M} UTC · "
+                                            f"{len(a.problems)} problems"))
+            for ref in a.problems:
+                problem_points.setdefault(ref.problem_id, ref.points)
     problems = session.scalars(select(Problem).where(Problem.available.is_(True))
                                .order_by(Problem.track, Problem.order, Problem.id))
-    return [Choice(f"problem:{p.id}", "problem", p.id, p.title, 1.0, f"{p.track} · {p.difficulty}")
-            for p in problems]
+    out += [Choice(f"problem:{p.id}", "problem", p.id, p.title, problem_points.get(p.id, 1.0),
+                   f"{p.track} · {p.difficulty}") for p in problems]
+    return out
 
 
 def response_jwt(session: Session, request: LtiDeepLinkRequest, choice: Choice, *, tool_url: str) -> str:
     """The signed LtiDeepLinkingResponse for one chosen item; marks the request used."""
     custom = {CUSTOM_PROBLEM if choice.kind == "problem" else CUSTOM_ASSIGNMENT: choice.target,
               CUSTOM_POINTS: f"{choice.points:g}"}
+    if choice.kind == "assignment":
+        course_id = choice.target.partition("/")[0]
+        custom["gradax_course"] = course_id
+        context = session.get(LtiContext, request.context_pk) if request.context_pk is not None else None
+        map_context(session, context, course_id)
     item = {
         "type": "ltiResourceLink", "title": choice.title, "url": tool_url + "/lti/launch", "custom": custom,
         # The platform makes the grade column from this; its URL comes back in every launch of the link.

@@ -1,4 +1,4 @@
-"""Dependencies of the LTI routes: the platform key cache and the tool's public address."""
+"""Dependencies of the LTI routes: the platform key cache, grade passback and the tool's public address."""
 
 from __future__ import annotations
 
@@ -8,11 +8,17 @@ from fastapi import Depends, Request
 
 from app.api.deps import SettingsDep
 from app.lti.http import PlatformKeyCache
+from app.lti.passback import PassbackSender
 
 
 def get_platform_keys(request: Request) -> PlatformKeyCache:
     keys: PlatformKeyCache = request.app.state.lti_platform_keys
     return keys
+
+
+def get_passback(request: Request) -> PassbackSender:
+    passback: PassbackSender = request.app.state.lti_passback
+    return passback
 
 
 def get_tool_url(request: Request, settings: SettingsDep) -> str:
@@ -21,4 +27,5 @@ def get_tool_url(request: Request, settings: SettingsDep) -> str:
 
 
 PlatformKeysDep = Annotated[PlatformKeyCache, Depends(get_platform_keys)]
+PassbackDep = Annotated[PassbackSender, Depends(get_passback)]
 ToolUrlDep = Annotated[str, Depends(get_tool_url)]

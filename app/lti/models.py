@@ -103,6 +103,10 @@ class LtiContext(Base):
     title: Mapped[str] = mapped_column(String(200), default="")
     label: Mapped[str] = mapped_column(String(200), default="")
     deployment_id: Mapped[str] = mapped_column(String(255), default="")
+    # The gradax course this LMS course is: set by the first link to one of its assignments (deep linking or a
+    # `gradax_course` custom parameter) or by `gradax lti map-context`. Launches enrol people in it.
+    course_id: Mapped[str | None] = mapped_column(ForeignKey("courses.id", ondelete="SET NULL"), index=True,
+                                                  default=None)
     # Names and Roles: the roster URL from the latest launch (absent when the platform does not offer it).
     memberships_url: Mapped[str | None] = mapped_column(Text, default=None)
     roster_synced_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)

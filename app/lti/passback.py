@@ -9,8 +9,10 @@ The outbox is the `lti_grade_syncs` table (one row per resource link and student
   each under a short claim so two server processes never post the same row at once;
 - a failed post stays due with exponential backoff (`lti_retry_base_s` doubling up to `lti_retry_max_s`); its
   error is kept for the instructor's sync status; nothing is dropped;
+- course score changes that finish no attempt (overrides, extensions, assignment files) arrive through the
+  score listener (`on_score_change`), in the transaction that made them, from any grading process;
 - at start and every `lti_reconcile_s` every row is re-derived, which also catches changes made while the
-  server was down and changes that do not finish an attempt (overrides, extensions);
+  server was down;
 - the line item is the one the platform made from our deep link (its URL comes with each launch); without
   one, we look for ours (by resource link and tag) and create it only when none exists, then keep its URL.
 """
@@ -23,14 +25,15 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import session_scope
 from app.lti.models import LtiGradeSync, LtiResourceLink
 from app.lti.scores import effective_score
 from app.lti.services import SCOPE_LINEITEM, SCOPE_SCORE, PlatformServices, ServiceError
-from app.models import Attempt, utcnow
+from app.models import Assignment, Attempt, utcnow
+from app.services.score_events import ScoreChange, add_score_listener
 
 log = logging.getLogger("gradax.lti.passback")
 
@@ -80,6 +83,34 @@ def refresh_all(session: Session, link_ids: list[int] | None = None) -> int:
             refresh(session, link, user_id, lti_user_id)
     session.commit()
     return len(rows)
+
+
+def on_score_change(session: Session, change: ScoreChange) -> None:
+    """Score listener (app/services/score_events.py), inside the transaction that changed the score: the
+    student's rows on links to the assignment, or to one of its problems, are re-derived and so become due.
+    No network here; the sender posts after the commit. A failure is logged, never raised (that would roll
+    back the grading that triggered it); the periodic reconcile then catches the row up."""
+    try:
+        assignment = session.get(Assignment, change.assignment_id)
+        if assignment is None:
+            return
+        problems = [p.problem_id for p in assignment.problems]
+        rows = session.scalars(
+            select(LtiGradeSync).join(LtiResourceLink, LtiResourceLink.id == LtiGradeSync.link_id)
+            .where(LtiGradeSync.user_id == change.user_id,
+                   or_(and_(LtiResourceLink.target_kind == "assignment",
+                            LtiResourceLink.target == f"{assignment.course_id}/{assignment.slug}"),
+                       and_(LtiResourceLink.target_kind == "problem", LtiResourceLink.target.in_(problems)))))
+        for row in rows:
+            refresh(session, row.link, row.user_id, row.lti_user_id)
+    except Exception:
+        log.exception("LTI passback could not record the score change of user %d on assignment %d; the next "
+                      "reconcile will", change.user_id, change.assignment_id)
+
+
+def install_score_listener() -> None:
+    """In every process that grades (the server and `gradax worker`s)."""
+    add_score_listener(on_score_change)
 
 
 def resend_all(session: Session, link_ids: list[int]) -> int:

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import logging
 from typing import Annotated
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.api.deps import SessionDep
 from app.lti import keys
 from app.lti.accounts import course_role, sign_in
 from app.lti.config import tool_configuration
 from app.lti.deep_linking import choices, open_request, response_jwt, start_deep_link
-from app.lti.deps import PlatformKeysDep, ToolUrlDep
-from app.lti.enrolment import after_resource_launch
+from app.lti.deps import PassbackDep, PlatformKeysDep, ToolUrlDep
+from app.lti.enrolment import after_resource_launch, enrol
 from app.lti.launch import (
     DEEP_LINKING_REQUEST,
     STATE_LIFETIME,
@@ -26,8 +28,14 @@ from app.lti.launch import (
     validate_launch,
 )
 from app.lti.links import record_context, record_resource_link, target_of
+from app.lti.models import LtiContext, LtiResourceLink
+from app.lti.passback import link_status, refresh_all, resend_all
+from app.lti.roster import sync_roster
+from app.lti.services import ServiceError
+from app.models import CourseRole, User
 from app.pages.instructor import PageUser
 from app.pages.routes import check_form_csrf, page, render_error, start_session
+from app.services.courses import courses_of
 
 log = logging.getLogger("gradax.lti")
 router = APIRouter(prefix="/lti", tags=["lti"])
@@ -77,6 +85,7 @@ def lti_launch(request: Request, session: SessionDep, platform_keys: PlatformKey
     start_session(request, session, user.id)
     context = record_context(session, launch)
     if launch.message_type == DEEP_LINKING_REQUEST:
+        enrol(session, context, user, course_role(launch.roles))
         try:
             request_id = start_deep_link(session, launch, user, context)
         except LaunchError as exc:
@@ -89,7 +98,7 @@ def lti_launch(request: Request, session: SessionDep, platform_keys: PlatformKey
             return render_error(request, 404, "This LMS link does not say which gradax problem or assignment to "
                                 "open. Ask your instructor to add it again through the LMS's gradax tool picker.")
         link = record_resource_link(session, launch, context, target)
-        destination = after_resource_launch(session, launch, user, link, course_role(launch.roles))
+        destination = after_resource_launch(session, launch, user, context, link, course_role(launch.roles))
         session.commit()
         response = RedirectResponse(destination, status_code=303)
     response.delete_cookie(state_cookie_name(state), path="/lti/", secure=True, httponly=True, samesite="none")
@@ -150,3 +159,67 @@ def lti_config(lms: str, tool_url: ToolUrlDep) -> JSONResponse:
         return JSONResponse(tool_configuration(lms, tool_url))
     except ValueError as exc:
         raise HTTPException(404, str(exc)) from exc
+
+
+def _visible_links(session: Session, user: User) -> list[LtiResourceLink]:
+    """Site staff see every link; course instructors and TAs the links of LMS courses mapped to their courses."""
+    query = select(LtiResourceLink).outerjoin(LtiContext, LtiContext.id == LtiResourceLink.context_pk)
+    if not user.is_staff:
+        mine = [c.id for c, role in courses_of(session, user) if role != CourseRole.STUDENT]
+        query = query.where(LtiContext.course_id.in_(mine))
+    return list(session.scalars(query.order_by(LtiResourceLink.id)))
+
+
+def _staff_or_login(request: Request, session: Session, user: User | None) -> User | Response:
+    if user is None:
+        return RedirectResponse("/login?next=/lti/status", status_code=303)
+    if not user.is_staff and not any(role != CourseRole.STUDENT for _, role in courses_of(session, user)):
+        raise HTTPException(403, "This page is for instructors and TAs.")
+    return user
+
+
+@router.get("/status", response_class=HTMLResponse, summary="Grade passback status per LMS link")
+def lti_status(request: Request, session: SessionDep, user: PageUser, message: str = "") -> Response:
+    """Per linked assignment or problem: students, scores in sync, pending, failing with the last error."""
+    staff = _staff_or_login(request, session, user)
+    if isinstance(staff, Response):
+        return staff
+    links = _visible_links(session, staff)
+    rows = [(link, link_status(session, link)) for link in links]
+    contexts = {link.context.id: link.context for link in links if link.context is not None}
+    return page(request, "lti_status.html", {"user": staff, "rows": rows, "contexts": list(contexts.values()),
+                                             "message": message[:300]})
+
+
+@router.post("/status/resend", response_model=None, summary="Send all grades of a link again")
+def lti_resend(request: Request, session: SessionDep, user: PageUser, passback: PassbackDep,
+               link_id: Annotated[int, Form()], csrf_token: Annotated[str, Form()] = "") -> Response:
+    check_form_csrf(request, csrf_token)
+    staff = _staff_or_login(request, session, user)
+    if isinstance(staff, Response):
+        return staff
+    if link_id not in {link.id for link in _visible_links(session, staff)}:
+        raise HTTPException(404, "no such LMS link of yours")
+    refresh_all(session, [link_id])
+    count = resend_all(session, [link_id])
+    passback.nudge()
+    return RedirectResponse(f"/lti/status?message=Sending+{count}+grades+again", status_code=303)
+
+
+@router.post("/status/roster", response_model=None, summary="Sync an LMS course's roster (Names and Roles)")
+def lti_roster(request: Request, session: SessionDep, user: PageUser, passback: PassbackDep,
+               context_id: Annotated[int, Form()], csrf_token: Annotated[str, Form()] = "") -> Response:
+    check_form_csrf(request, csrf_token)
+    staff = _staff_or_login(request, session, user)
+    if isinstance(staff, Response):
+        return staff
+    context = next((link.context for link in _visible_links(session, staff)
+                    if link.context is not None and link.context.id == context_id), None)
+    if context is None:
+        raise HTTPException(404, "no such LMS course of yours")
+    try:
+        result = sync_roster(session, passback.services, context)
+    except (ValueError, ServiceError) as exc:
+        return RedirectResponse("/lti/status?" + urlencode({"message": f"Roster not synced: {exc}"}), 303)
+    text = f"Roster synced: {result.members} in the LMS, {result.enrolled} enrolled, {result.removed} removed"
+    return RedirectResponse("/lti/status?" + urlencode({"message": text}), status_code=303)
