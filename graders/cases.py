@@ -29,6 +29,13 @@ class CaseInput:
     name: str
     public: bool
     args: tuple[ArgInput, ...]
+    points: float = 1.0  # the test's weight in the score
+
+
+def points_score(cases: list[CaseInput], passed: list[bool]) -> float:
+    """The fraction of test points passed (0..1): equal weights unless the problem gives tests `points`."""
+    total = sum(c.points for c in cases)
+    return round(sum(c.points for c, ok in zip(cases, passed, strict=True) if ok) / total, 4) if total else 0.0
 
 
 def _numpy_dtype(spec: ArgSpec) -> np.dtype:
@@ -68,7 +75,7 @@ def arg_value(spec: ArgSpec, value: object) -> ArgInput:
 
 def explicit_case(problem: Problem, case: TestCase, public: bool) -> CaseInput:
     args = tuple(arg_value(spec, case.args[spec.name]) for spec in problem.args)
-    return CaseInput(case.name, public, args)
+    return CaseInput(case.name, public, args, case.points)
 
 
 def generated_cases(problem: Problem, gen: Generated) -> list[CaseInput]:
@@ -96,7 +103,7 @@ def generated_cases(problem: Problem, gen: Generated) -> list[CaseInput]:
                         shape.append(d)
                 arr = _random_array(rng, rule.random, shape, rule.low, rule.high, rule.scale)
                 args.append(np.ascontiguousarray(arr.astype(_numpy_dtype(spec))))
-        cases.append(CaseInput(f"{gen.name}-{i + 1}", False, tuple(args)))
+        cases.append(CaseInput(f"{gen.name}-{i + 1}", False, tuple(args), gen.points))
     return cases
 
 

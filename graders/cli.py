@@ -102,12 +102,22 @@ def print_human(report: object, verbose: bool = False, executor: str = "ColdExec
 
 def cmd_check(args: argparse.Namespace) -> int:
     from graders.check import check_paths
+    from graders.course import check_course_paths, is_course_path
 
     settings = get_settings()
-    paths = [Path(p) for p in args.paths] or [settings.problems_dir]
+    paths = [Path(p) for p in args.paths] or [settings.problems_dir, settings.courses_dir]
     start = time.monotonic()
-    results = check_paths(paths, settings)
+    course_paths = [p for p in paths if p.exists() and is_course_path(p)]
+    problem_paths = [p for p in paths if p not in course_paths]
+    results = check_paths(problem_paths, settings) if problem_paths else []
     failed = 0
+    if course_paths:  # assignment files may only name problems that exist
+        known = {p.stem for p in settings.problems_dir.glob("*.yaml")}
+        for course in check_course_paths(course_paths, known):
+            print(f"{'ok' if course.ok else 'FAILED':6} {course.path}")
+            for line in course.errors:
+                print(f"       {line}")
+            failed += not course.ok
     for result in results:
         status = "ok" if result.ok else "FAILED"
         print(f"{status:6} {result.path} ({result.duration_s:.1f} s)")
@@ -116,8 +126,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         for line in result.warnings:
             print(f"       warning: {line}")
         failed += not result.ok
-    print(f"{len(results) - failed} of {len(results)} problems ok in {time.monotonic() - start:.1f} s")
-    return 1 if failed or not results else 0
+    if results or not course_paths:
+        print(f"{sum(r.ok for r in results)} of {len(results)} problems ok in {time.monotonic() - start:.1f} s")
+    return 1 if failed or not (results or course_paths) else 0
 
 
 def cmd_new(args: argparse.Namespace) -> int:

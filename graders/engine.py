@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from graders import diagnose
-from graders.cases import CaseInput, build_cases
+from graders.cases import CaseInput, build_cases, points_score
 from graders.compare import Output, compare
 from graders.problem import LoadedProblem, ProblemBank
 from graders.reference import ReferenceCache, ReferenceError, ReferenceOutputs, build_request
@@ -209,7 +209,7 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
     finished = {m.header["index"]: m for m in outcome.events("test")}
     submission_outputs: dict[int, Output] = {}
     for index, case in enumerate(cases):
-        test = TestReport(name=case.name, public=case.public, status=TestStatus.SKIPPED)
+        test = TestReport(name=case.name, public=case.public, status=TestStatus.SKIPPED, points=case.points)
         report.tests.append(test)
         msg = finished.get(index)
         if msg is None:
@@ -256,7 +256,7 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
             test.expected, test.got = cmp.expected, cmp.got
 
     report.passed = sum(t.status == TestStatus.PASSED for t in report.tests)
-    report.score = round(report.passed / report.total, 4) if report.total else 0.0
+    report.score = points_score(cases, [t.status == TestStatus.PASSED for t in report.tests])
     report.verdict = overall_verdict(report.tests, outcome)
     report.message = _summary(report, outcome)
     if report.diagnosis is None and any(t.status == TestStatus.FAILED for t in report.tests):

@@ -72,6 +72,8 @@ class TestCase(Strict):
     name: str
     args: dict[str, ArgValue]
     description: str = ""
+    # Weight in the score (the fraction of test points passed); every test weighs 1 unless it says otherwise.
+    points: Annotated[float, Field(gt=0, le=1000)] = 1.0
 
 
 class IntRange(Strict):
@@ -97,6 +99,7 @@ class Generated(Strict):
 
     name: str = "generated"
     count: Annotated[int, Field(ge=1, le=100)]
+    points: Annotated[float, Field(gt=0, le=1000)] = 1.0  # per generated test
     seed: int = 0
     dims: dict[str, Annotated[list[int], Field(min_length=2, max_length=2)]] = {}
     args: dict[str, IntRange | Choice | GeneratedArray]

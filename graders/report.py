@@ -54,6 +54,7 @@ class TestReport(BaseModel):
     line: int | None = None
     # The verdict this test alone gives when it did not pass; the report's verdict is the first one.
     verdict: Verdict | None = None
+    points: float | None = None  # the test's weight in `score` (problem YAML `points`, default 1)
 
 
 class Report(BaseModel):
