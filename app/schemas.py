@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 T = TypeVar("T")
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
+EMAIL_PATTERN = r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$"
 # Ids and offsets past a signed 64-bit integer cannot reach the database (SQLite raises OverflowError): 422.
 MAX_DB_INT = 2**63 - 1
 
@@ -30,6 +31,8 @@ class UserCreate(BaseModel):
 
     username: str = Field(pattern=USERNAME_PATTERN, description="3-32 letters, digits, '_', '.', '-'")
     password: str = Field(min_length=8, max_length=256)
+    email: str | None = Field(None, pattern=EMAIL_PATTERN, max_length=254,
+                              description="optional; a course roster that lists it enrols the account")
 
 
 class UserPublic(BaseModel):

@@ -16,7 +16,9 @@ import re
 import secrets
 import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
@@ -36,7 +38,16 @@ from app.models import (
     utcnow,
 )
 from app.services.grades import refresh_assignment
-from graders.course import COURSE_FILE, CourseBank, CourseFileError, LoadedAssignment, LoadedCourse, parse_course
+from graders.course import (
+    ASSIGNMENTS_DIR,
+    COURSE_FILE,
+    CourseBank,
+    CourseFileError,
+    LoadedAssignment,
+    LoadedCourse,
+    parse_assignment,
+    parse_course,
+)
 from graders.problem import ID_PATTERN
 
 log = logging.getLogger("gradax.courses")
@@ -386,6 +397,83 @@ def get_assignment(session: Session, course_id: str, slug: str) -> Assignment:
     if assignment is None or not assignment.available:
         raise not_found(f"assignment {slug!r} of course {course_id!r}")
     return assignment
+
+
+@dataclass(frozen=True)
+class AssignmentFields:
+    """An assignment as the browser or the API gives it (times naive UTC), to be written as its YAML file."""
+
+    title: str
+    problems: list[tuple[str, float]]  # (problem id, points)
+    due: datetime
+    opens: datetime | None = None
+    late_until: datetime | None = None
+    penalty: tuple[str, float] | None = None  # ("per_day", 0.2) or ("factor", 0.5)
+    description: str = ""
+
+
+def save_assignment(session: Session, bank: CourseBank, *, course_id: str, slug: str, fields: AssignmentFields,
+                    by: User) -> Assignment:
+    """Write `courses/<course>/assignments/<slug>.yaml` (new, or replacing the fields given; extensions written in
+    the file are kept; comments are not), validated like `gradax check` first, then sync. Commits."""
+    loaded = bank.get(course_id)
+    if loaded is None:
+        raise not_found(f"course {course_id!r} in {bank.directory}")
+    if not re.match(ID_PATTERN, slug):
+        raise AppError(422, "an assignment id is 2-64 lowercase letters, digits and '-'")
+    path = loaded.directory / ASSIGNMENTS_DIR / f"{slug}.yaml"
+    zone = loaded.zone
+    data: dict[str, object] = {"title": fields.title}
+    if fields.description:
+        data["description"] = fields.description
+    if fields.opens is not None:
+        data["opens"] = local_text(fields.opens, zone)
+    data["due"] = local_text(fields.due, zone)
+    if fields.late_until is not None:
+        data["late_until"] = local_text(fields.late_until, zone)
+    if fields.penalty is not None:
+        data["late_penalty"] = {fields.penalty[0]: fields.penalty[1]}
+    data["problems"] = [{"id": pid, "points": points} for pid, points in fields.problems]
+    old = loaded.assignments.get(slug)
+    if old is None and path.exists():  # a file that does not load: its extensions are still worth keeping
+        old_extensions = _raw_extensions(path)
+    else:
+        old_extensions = [e.model_dump(exclude_none=True, mode="json") for e in old.spec.extensions] if old else []
+    if old_extensions:
+        data["extensions"] = old_extensions
+    header = (f"# Written from gradax by {by.username} at {utcnow().isoformat(timespec='minutes')}Z. Times are in "
+              f"{loaded.spec.timezone}. Edit freely; `gradax check` validates.\n")
+    text = header + render_yaml(data)
+    try:
+        spec = parse_assignment(text, path, course_id=course_id, zone=zone, problem_ids=bank.problem_ids)
+        owners = {ref.id: a.id for a in loaded.assignments.values() if a.id != slug for ref in a.problems}
+        clashes = [f"problem {p.id!r} is already in assignment {owners[p.id]!r}" for p in spec.problems
+                   if p.id in owners]
+    except CourseFileError as exc:
+        raise AppError(422, "; ".join(e.replace(f"{path}:", "line ") for e in exc.errors)) from exc
+    if clashes:
+        raise AppError(422, "; ".join(clashes))
+    write_atomically(path, text)
+    bank.reload()
+    sync_courses(session=session, bank=bank)
+    return get_assignment(session, course_id, slug)
+
+
+def local_text(when: datetime, zone: ZoneInfo) -> str:
+    """Naive UTC as the course's wall-clock time, the way an instructor writes it: 2026-03-06 23:59."""
+    local = when.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+    return local.isoformat(sep=" ", timespec="minutes" if local.second == 0 else "seconds")
+
+
+def _raw_extensions(path: Path) -> list[object]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    found = data.get("extensions") if isinstance(data, dict) else None
+    return found if isinstance(found, list) else []
 
 
 # --- writing files -------------------------------------------------------------------------------------------------

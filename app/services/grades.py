@@ -153,9 +153,11 @@ def effective_score(session: Session, *, assignment_id: int, user_id: int) -> As
 
 
 def _differs(row: AssignmentScore, grade: AssignmentGrade) -> bool:
+    """A change worth publishing: the points, the points possible, or the late or overridden flags. (A new Submit
+    that earns the same points is not one.)"""
     return (not math.isclose(row.points, grade.points, abs_tol=1e-9)
             or not math.isclose(row.max_points, grade.max_points, abs_tol=1e-9)
-            or row.late != grade.late or row.overridden != grade.overridden or row.submitted_at != grade.submitted_at)
+            or row.late != grade.late or row.overridden != grade.overridden)
 
 
 def store_grades(session: Session, assignment: Assignment, grades: dict[int, AssignmentGrade],
@@ -176,7 +178,7 @@ def store_grades(session: Session, assignment: Assignment, grades: dict[int, Ass
             publish = grade.submitted_at is not None or grade.overridden
         else:
             publish, old = _differs(row, grade), row.points
-        if publish or old is None:
+        if publish or old is None or row.submitted_at != grade.submitted_at:
             row.points, row.max_points = grade.points, grade.max_points
             row.late, row.overridden, row.submitted_at = grade.late, grade.overridden, grade.submitted_at
             row.updated_at = utcnow()

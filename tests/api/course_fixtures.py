@@ -79,12 +79,12 @@ def submit(client: TestClient, headers: dict[str, str], problem_id: str, code: s
     return int(r.json()["id"])
 
 
-def grade(app: FastAPI, attempt_id: int, score: float) -> None:
+def grade(app: FastAPI, attempt_id: int, score: float, verdict: Verdict | None = None) -> None:
     """Finish a queued attempt the way a grading worker does (claim, then a fenced finish) with a report that
     passed `score` of its tests: the grade rule cares about the score and the time, not about the sandbox."""
     factory = app.state.session_factory
     held = claims.claim(factory, attempt_id, worker="test", lease_s=60)
     assert held is not None, f"attempt {attempt_id} is not queued"
-    verdict = Verdict.ACCEPTED if score >= 1.0 else Verdict.WRONG_ANSWER
+    verdict = verdict or (Verdict.ACCEPTED if score >= 1.0 else Verdict.WRONG_ANSWER)
     report = Report(problem=held.problem_id, verdict=verdict, score=score, passed=round(score * 10), total=10)
     assert claims.finish(factory, held, report, problem_hash=None, retries=0) == claims.Finish.DONE

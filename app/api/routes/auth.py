@@ -25,7 +25,8 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 async def register_user(body: UserCreate, request: Request, session: SessionDep, guard: AuthGuardDep) -> UserPublic:
     """Create a student account."""
     guard.check(client=client_address(request), username=body.username)
-    user = await guard.hashing(lambda: create_user(session=session, username=body.username, password=body.password))
+    user = await guard.hashing(lambda: create_user(session=session, username=body.username, password=body.password,
+                                                     email=body.email))
     return UserPublic.model_validate(user)
 
 
