@@ -75,8 +75,8 @@ def test_mistakes_are_located(extra: str, where: str, message: str) -> None:
 
 def test_a_problem_belongs_to_one_assignment_per_course(tmp_path: Path) -> None:
     one = "title: A\ndue: 2026-03-06 23:59\nproblems: [{id: nnx-mlp}]\n"
-    write(tmp_path, {"cs101/course.yaml": "title: C\n", "cs101/assignments/hw-a.yaml": one, "cs101/assignments/hw-b.yaml": one,
-                     "cs101/assignments/bad.yaml": "title: [\n"})
+    write(tmp_path, {"cs101/course.yaml": "title: C\n", "cs101/assignments/hw-a.yaml": one,
+                     "cs101/assignments/hw-b.yaml": one, "cs101/assignments/bad.yaml": "title: [\n"})
     bank = CourseBank(tmp_path, PROBLEM_IDS)
     course = bank.get("cs101")
     assert course is not None and set(course.assignments) == {"hw-a"}
