@@ -150,7 +150,7 @@ class Browser:
 
 
 @pytest.fixture
-def browser(tool: GradaxServer) -> Iterator[Browser]:
+def user_agent(tool: GradaxServer) -> Iterator[Browser]:
     b = Browser(tool.url)
     yield b
     b.close()

@@ -65,7 +65,8 @@ class LaunchIntent:
 
 
 class FakePlatform:
-    def __init__(self, tool_url: str = "", *, context_id: str = "course-101", context_title: str = "Deep Learning 101"):
+    def __init__(self, tool_url: str = "", *, context_id: str = "course-101", context_title: str = "Deep Learning 101",
+                 host: str = "127.0.0.1"):
         self.key = RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"}, private=True)
         self.kid = self.key.thumbprint()
         self.tool_url = tool_url
@@ -86,6 +87,7 @@ class FakePlatform:
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self.base = ""
+        self.host = host  # the name the LMS is reached by ("localhost" makes it another site than 127.0.0.1)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -96,7 +98,7 @@ class FakePlatform:
             owner = platform
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.base = f"http://{self.host}:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, name="fake-lms", daemon=True).start()
         return self
 

@@ -23,13 +23,13 @@ def _student(lms: FakePlatform, role: str = "Learner") -> tuple[str, object]:
 
 
 def test_launch_signs_the_student_in_and_opens_the_problem(tool: GradaxServer, lms: FakePlatform,
-                                                           browser: Browser) -> None:
+                                                           user_agent: Browser) -> None:
     sub, person = _student(lms)
     link = lms.add_link("Module basics", {"gradax_problem": PID})
-    r = browser.launch(lms.login_params(person, link=link))  # type: ignore[arg-type]
+    r = user_agent.launch(lms.login_params(person, link=link))  # type: ignore[arg-type]
     assert r.status_code == 303, r.text
     assert r.headers["location"] == f"/problems/{PID}"
-    page = browser.http.get(r.headers["location"])
+    page = user_agent.http.get(r.headers["location"])
     assert page.status_code == 200
     with tool.session() as session:
         account = session.scalar(select(LtiUserLink).where(LtiUserLink.sub == sub))
@@ -55,12 +55,12 @@ def test_launch_signs_the_student_in_and_opens_the_problem(tool: GradaxServer, l
 
 
 def test_the_same_email_from_another_platform_is_the_same_account(tool: GradaxServer, lms: FakePlatform,
-                                                                   browser: Browser) -> None:
+                                                                   user_agent: Browser) -> None:
     from lti.conftest import register
 
     sub, person = _student(lms)
     link = lms.add_link("Module basics", {"gradax_problem": PID})
-    assert browser.launch(lms.login_params(person, link=link)).status_code == 303  # type: ignore[arg-type]
+    assert user_agent.launch(lms.login_params(person, link=link)).status_code == 303  # type: ignore[arg-type]
     other = FakePlatform(tool.url).start()
     try:
         register(tool, other)
@@ -81,42 +81,42 @@ def _refused(r: httpx.Response, status: int, words: str) -> None:
     assert words in r.text, r.text
 
 
-def test_bad_signature_is_refused(lms: FakePlatform, browser: Browser) -> None:
+def test_bad_signature_is_refused(lms: FakePlatform, user_agent: Browser) -> None:
     _, person = _student(lms)
     forger = RSAKey.generate_key(2048, private=True)
-    r = browser.launch(lms.login_params(person, link=lms.add_link("x", {"gradax_problem": PID}),  # type: ignore[arg-type]
+    r = user_agent.launch(lms.login_params(person, link=lms.add_link("x", {"gradax_problem": PID}),  # type: ignore[arg-type]
                                         sign_with=forger))
     _refused(r, 403, "bad signature")
-    assert 'data-testid="username"' not in browser.http.get("/").text  # nobody is signed in
+    assert 'data-testid="username"' not in user_agent.http.get("/").text  # nobody is signed in
 
 
-def test_wrong_audience_is_refused(lms: FakePlatform, browser: Browser) -> None:
+def test_wrong_audience_is_refused(lms: FakePlatform, user_agent: Browser) -> None:
     _, person = _student(lms)
-    r = browser.launch(lms.login_params(person, link=lms.add_link("x", {"gradax_problem": PID}),  # type: ignore[arg-type]
+    r = user_agent.launch(lms.login_params(person, link=lms.add_link("x", {"gradax_problem": PID}),  # type: ignore[arg-type]
                                         aud="someone-else"))
     _refused(r, 403, "wrong audience")
 
 
-def test_several_audiences_need_our_client_id_as_azp(lms: FakePlatform, browser: Browser) -> None:
+def test_several_audiences_need_our_client_id_as_azp(lms: FakePlatform, user_agent: Browser) -> None:
     _, person = _student(lms)
     link = lms.add_link("x", {"gradax_problem": PID})
-    r = browser.launch(lms.login_params(person, link=link, aud=[lms.client_id, "other"]))  # type: ignore[arg-type]
+    r = user_agent.launch(lms.login_params(person, link=link, aud=[lms.client_id, "other"]))  # type: ignore[arg-type]
     _refused(r, 403, "azp")
-    r = browser.launch(lms.login_params(person, link=link, aud=[lms.client_id, "other"],  # type: ignore[arg-type]
+    r = user_agent.launch(lms.login_params(person, link=link, aud=[lms.client_id, "other"],  # type: ignore[arg-type]
                                         azp="other"))
     _refused(r, 403, "azp")
-    r = browser.launch(lms.login_params(person, link=link, aud=[lms.client_id, "other"],  # type: ignore[arg-type]
+    r = user_agent.launch(lms.login_params(person, link=link, aud=[lms.client_id, "other"],  # type: ignore[arg-type]
                                         azp=lms.client_id))
     assert r.status_code == 303, r.text
 
 
-def test_replayed_launch_is_refused(tool: GradaxServer, lms: FakePlatform, browser: Browser) -> None:
+def test_replayed_launch_is_refused(tool: GradaxServer, lms: FakePlatform, user_agent: Browser) -> None:
     _, person = _student(lms)
     link = lms.add_link("x", {"gradax_problem": PID})
-    action, fields = browser.authorize(browser.login(lms.login_params(person, link=link)))  # type: ignore[arg-type]
-    assert browser.post_launch(action, fields).status_code == 303
+    action, fields = user_agent.authorize(user_agent.login(lms.login_params(person, link=link)))  # type: ignore[arg-type]
+    assert user_agent.post_launch(action, fields).status_code == 303
     # The same id_token and state again (a captured form replayed): the state is spent.
-    _refused(browser.post_launch(action, fields), 403, "already used")
+    _refused(user_agent.post_launch(action, fields), 403, "already used")
     # The same id_token with a fresh state of the attacker's own: its nonce belongs to the first login.
     attacker = Browser(tool.url)
     try:
@@ -127,47 +127,48 @@ def test_replayed_launch_is_refused(tool: GradaxServer, lms: FakePlatform, brows
         attacker.close()
 
 
-def test_expired_token_is_refused(lms: FakePlatform, browser: Browser) -> None:
+def test_expired_token_is_refused(lms: FakePlatform, user_agent: Browser) -> None:
     _, person = _student(lms)
     now = int(time.time())
-    r = browser.launch(lms.login_params(person, link=lms.add_link("x", {"gradax_problem": PID}),  # type: ignore[arg-type]
+    r = user_agent.launch(lms.login_params(person, link=lms.add_link("x", {"gradax_problem": PID}),  # type: ignore[arg-type]
                                         iat=now - 3600, exp=now - 600))
     _refused(r, 403, "expired")
 
 
-def test_unknown_deployment_is_refused(lms: FakePlatform, browser: Browser) -> None:
+def test_unknown_deployment_is_refused(lms: FakePlatform, user_agent: Browser) -> None:
     _, person = _student(lms)
     link = lms.add_link("x", {"gradax_problem": PID})
-    r = browser.launch(lms.login_params(person, link=link, **{LTI + "deployment_id": "rogue-deployment"}))  # type: ignore[arg-type]
+    r = user_agent.launch(lms.login_params(person, link=link, **{LTI + "deployment_id": "rogue-deployment"}))  # type: ignore[arg-type]
     _refused(r, 403, "unknown deployment")
     # Refused already at login when the platform names the deployment there.
     params = lms.login_params(person, link=link)  # type: ignore[arg-type]
     params["lti_deployment_id"] = "rogue-deployment"
-    _refused(browser.login(params), 403, "not registered")
+    _refused(user_agent.login(params), 403, "not registered")
 
 
-def test_launch_without_the_login_cookie_is_refused(lms: FakePlatform, browser: Browser) -> None:
+def test_launch_without_the_login_cookie_is_refused(lms: FakePlatform, user_agent: Browser) -> None:
     """Login CSRF: an id_token obtained by someone else's browser cannot sign this browser in."""
     _, person = _student(lms)
-    action, fields = browser.authorize(browser.login(lms.login_params(  # type: ignore[arg-type]
+    action, fields = user_agent.authorize(user_agent.login(lms.login_params(  # type: ignore[arg-type]
         person, link=lms.add_link("x", {"gradax_problem": PID}))))
-    _refused(browser.post_launch(action, fields, with_state_cookie=False), 403, "did not start this launch")
+    _refused(user_agent.post_launch(action, fields, with_state_cookie=False), 403, "did not start this launch")
 
 
-def test_unknown_issuer_and_missing_fields_are_refused_at_login(browser: Browser) -> None:
-    _refused(browser.login({"iss": "https://evil.test", "login_hint": "x", "target_link_uri": "https://t/lti/launch"}),
+def test_unknown_issuer_and_missing_fields_are_refused_at_login(user_agent: Browser) -> None:
+    _refused(user_agent.login({"iss": "https://evil.test", "login_hint": "x", "target_link_uri": "https://t/lti/launch"}),
              403, "no LTI platform is registered")
-    _refused(browser.login({"iss": "https://evil.test"}), 400, "needs iss, login_hint and target_link_uri")
-    _refused(browser.http.post("/lti/launch", data={"id_token": "x.y.z", "state": "nope"}), 403, "unknown login state")
+    _refused(user_agent.login({"iss": "https://evil.test"}), 400, "needs iss, login_hint and target_link_uri")
+    _refused(user_agent.http.post("/lti/launch", data={"id_token": "x.y.z", "state": "nope"}), 403,
+             "unknown login state")
 
 
 def test_platform_keys_are_cached_and_refetched_for_a_new_kid(tool: GradaxServer, lms: FakePlatform,
-                                                              browser: Browser) -> None:
+                                                              user_agent: Browser) -> None:
     assert tool.app is not None
     cache = tool.app.state.lti_platform_keys
     _, person = _student(lms)
     link = lms.add_link("x", {"gradax_problem": PID})
-    assert browser.launch(lms.login_params(person, link=link)).status_code == 303  # type: ignore[arg-type]
+    assert user_agent.launch(lms.login_params(person, link=link)).status_code == 303  # type: ignore[arg-type]
     fetched = cache.fetches
-    assert browser.launch(lms.login_params(person, link=link)).status_code == 303  # type: ignore[arg-type]
+    assert user_agent.launch(lms.login_params(person, link=link)).status_code == 303  # type: ignore[arg-type]
     assert cache.fetches == fetched  # the second launch used the cached set
