@@ -32,6 +32,7 @@ from app.lti.routes import router as lti_router
 from app.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.migrate import upgrade_to_head
 from app.observability import register_pool_metrics, register_state_metrics
+from app.pages.courses import router as course_pages_router
 from app.pages.instructor import router as instructor_pages_router
 from app.pages.routes import render_error
 from app.pages.routes import router as pages_router
@@ -169,6 +170,7 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     app.include_router(health_router)
     app.include_router(pages_router)
     app.include_router(instructor_pages_router)
+    app.include_router(course_pages_router)
     app.include_router(lti_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -12,9 +12,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import URL
 
-from app.api.deps import BankDep, SessionDep, SettingsDep, cookie_user
+from app.api.deps import BankDep, CourseBankDep, SessionDep, SettingsDep, cookie_user
 from app.models import User
 from app.pages.routes import check_form_csrf, page
+from app.services.courses import sync_courses
 from app.services.instructor import grades_csv, problem_stats, recorded_flips, student_progress
 from app.services.problems import sync_problems
 from app.services.regrades import RegradeJob
@@ -42,13 +43,16 @@ def staff(request: Request, user: User | None) -> User | Response:
 
 
 @router.get("", response_class=HTMLResponse, response_model=None)
-def dashboard(request: Request, session: SessionDep, bank: BankDep, user: PageUser) -> Response:
+def dashboard(request: Request, session: SessionDep, bank: BankDep, course_bank: CourseBankDep,
+              user: PageUser) -> Response:
     who = staff(request, user)
     if isinstance(who, Response):
         return who
+    errors = [e for err in bank.errors.values() for e in err.errors]
+    errors += [e for course_err in course_bank.errors.values() for e in course_err.errors]
     return page(request, "instructor.html", {
         "user": who, "problems": problem_stats(session), "students": student_progress(session),
-        "errors": [e for err in bank.errors.values() for e in err.errors], "message": request.query_params.get("m"),
+        "errors": errors, "message": request.query_params.get("m"),
     })
 
 
@@ -62,7 +66,7 @@ def grades(request: Request, session: SessionDep, user: PageUser) -> Response:
 
 
 @router.post("/reload", response_model=None)
-def reload(request: Request, session: SessionDep, bank: BankDep, user: PageUser,
+def reload(request: Request, session: SessionDep, bank: BankDep, course_bank: CourseBankDep, user: PageUser,
            csrf_token: Annotated[str, Form()] = "") -> Response:
     who = staff(request, user)
     if isinstance(who, Response):
@@ -70,8 +74,12 @@ def reload(request: Request, session: SessionDep, bank: BankDep, user: PageUser,
     check_form_csrf(request, csrf_token)
     bank.reload()
     stats = sync_problems(session=session, bank=bank)
+    course_bank.reload(problem_ids=set(bank.problems))
+    course_stats = sync_courses(session=session, bank=course_bank)
     summary = (f"Reloaded: {len(bank.problems)} problems ({stats['added']} new, {stats['updated']} changed, "
-               f"{stats['unavailable']} gone), {stats['errors']} files with errors.")
+               f"{stats['unavailable']} gone), {stats['errors']} files with errors; {course_stats['courses']} courses "
+               f"with {course_stats['assignments']} assignments ({course_stats['changed']} changed), "
+               f"{course_stats['errors']} course files with errors.")
     return RedirectResponse(str(URL("/instructor").include_query_params(m=summary)), status_code=303)
 
 

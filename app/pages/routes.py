@@ -22,6 +22,7 @@ from app.api.deps import SAFE_METHODS, AuthGuardDep, BankDep, OptionalUser, Sess
 from app.core.security import csrf_matches, new_csrf_token
 from app.errors import AppError
 from app.schemas import UserCreate
+from app.services.gradebook import problem_standings
 from app.services.problems import (
     build_detail,
     build_summary,
@@ -102,7 +103,10 @@ def problem_page(problem_id: str, request: Request, session: SessionDep, bank: B
         "hintsTotal": detail.hints_total, "solved": bool(progress and progress.solved),
         "solution": detail.solution,
     }
-    return page(request, "problem.html", {"user": user, "p": detail, "config": config})
+    # The assignments (of the viewer's courses) that hold this problem, with due dates and standing.
+    assignments = problem_standings(session, user, problem_id) if user else []
+    return page(request, "problem.html", {"user": user, "p": detail, "config": config, "assignments": assignments,
+                                          "problem_id": problem_id})
 
 
 @router.get("/login", response_class=HTMLResponse)

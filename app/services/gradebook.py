@@ -15,7 +15,14 @@ from sqlalchemy.orm import Session
 
 from app.models import Assignment, Course, User
 from app.services.courses import list_assignments
-from app.services.grades import ExtensionInfo, extensions_for, grade_students, student_members, window_of
+from app.services.grades import (
+    ExtensionInfo,
+    assignments_with_problem,
+    extensions_for,
+    grade_students,
+    student_members,
+    window_of,
+)
 from graders.grade_rule import AssignmentGrade, ProblemGrade, extended_window, standing_text
 
 
@@ -180,3 +187,8 @@ def standings(session: Session, student: User, assignments: list[Assignment]) ->
         ext = extensions_for(session, a, [student]).get(student.id)
         out.append(Standing(a, grade, ext))
     return out
+
+
+def problem_standings(session: Session, student: User, problem_id: str) -> list[Standing]:
+    """The assignments of the student's courses that hold the problem, with their standing (the problem page)."""
+    return standings(session, student, assignments_with_problem(session, problem_id, student.id))

@@ -1,0 +1,90 @@
+"""Course pages through the HTML forms (a browser's requests without the browser): the student's view, the
+problem page's assignment line, the instructor's forms for assignments, roster, extensions and overrides, the
+gradebook and the review with a diff. The real browser test is tests/browser/test_course_flow.py."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import time_machine
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.course_fixtures import People, grade, submit
+from api.helpers import login
+from api.test_instructor import browser_login
+
+PID = "nnx-module-basics"
+HW1_DUE = datetime(2026, 3, 6, 22, 59, tzinfo=UTC)
+
+
+def submit_at(client: TestClient, app: FastAPI, username: str, when: datetime, score: float, code: str) -> int:
+    with time_machine.travel(when, tick=False):
+        attempt = submit(client, login(client, username), PID, code)
+    grade(app, attempt, score)
+    return attempt
+
+
+def test_student_sees_assignments_standing_and_the_problem_banner(course_app: FastAPI, course_client: TestClient,
+                                                                  people: People) -> None:
+    submit_at(course_client, course_app, "bob", HW1_DUE + timedelta(hours=2), 1.0, "x = 1\n")
+    browser_login(course_client, "bob")
+    html = course_client.get("/courses/example").text
+    assert '<td class="standing" data-testid="standing">8/20, submitted 2 h late, -20 %</td>' in html
+    assert 'datetime="2026-03-06T22:59:00Z"' in html  # shown in the viewer's zone by localtime.js
+    assert "join-code" not in html and "roster-form" not in html
+    problem = course_client.get(f"/problems/{PID}").text
+    assert 'data-testid="assignment-banner"' in problem and "Homework 1: modules and parameters" in problem
+    assert '<span data-testid="banner-standing">8/20, submitted 2 h late, -20 %</span>' in problem
+    assert course_client.get("/courses/example/gradebook").status_code == 403
+    # practice without a course: a problem outside every assignment has no banner
+    assert 'data-testid="assignment-banner"' not in course_client.get("/problems/nnx-embed").text
+
+
+def test_instructor_forms_gradebook_and_review(course_app: FastAPI, course_client: TestClient,
+                                               people: People) -> None:
+    first = submit_at(course_client, course_app, "alice", HW1_DUE - timedelta(days=1), 0.5, "a = 1\nb = 2\n")
+    second = submit_at(course_client, course_app, "alice", HW1_DUE - timedelta(hours=1), 0.5, "a = 1\nb = 3\n")
+    token = browser_login(course_client, "prof")
+    page = course_client.get("/courses/example").text
+    assert re.search(r'data-testid="join-code">[A-Z2-9]{8}<', page)
+    # a roster through the form
+    r = course_client.post("/courses/example/roster", data={"csrf_token": token, "roster_text": "username\ncarol\n"},
+                           follow_redirects=True)
+    assert "1 invited" in r.text
+    # a new assignment, dates typed in the viewer's time zone (New York: UTC-4 on 1 April)
+    r = course_client.post("/courses/example/assignments", data={
+        "csrf_token": token, "slug": "quiz1", "title": "Quiz 1", "problems": "nnx-embed 4\n",
+        "due": "2026-04-01T18:00", "late_until": "2026-04-02T18:00", "penalty_kind": "factor",
+        "penalty_value": "50%", "viewer_tz": "America/New_York"}, follow_redirects=True)
+    assert "Assignment quiz1 saved" in r.text, r.text
+    assert 'datetime="2026-04-01T22:00:00Z"' in r.text
+    bad = course_client.post("/courses/example/assignments", data={
+        "csrf_token": token, "slug": "quiz2", "title": "Q", "problems": "nnx-embed x\n", "due": "2026-04-01T18:00"},
+        follow_redirects=True)
+    assert "is not a number of points" in bad.text
+    # an extension and an override through the review page's forms
+    r = course_client.post("/courses/example/assignments/hw1/overrides", data={
+        "csrf_token": token, "username": "alice", "problem_id": PID, "points": "9", "comment": "good reasoning"},
+        follow_redirects=True)
+    assert "overridden" in r.text and "good reasoning" in r.text
+    r = course_client.post("/courses/example/assignments/hw1/extensions", data={
+        "csrf_token": token, "username": "bob", "days": "3", "reason": "travel", "viewer_tz": "UTC"},
+        follow_redirects=True)
+    assert r.status_code == 200
+    assert "Extension on hw1 saved" in r.text and "travel" in r.text
+    missing_comment = course_client.post("/courses/example/assignments/hw1/overrides", data={
+        "csrf_token": token, "username": "bob", "problem_id": PID, "points": "3", "comment": ""},
+        follow_redirects=True)
+    assert "say why in a comment" in missing_comment.text
+    # review with a diff between alice's two attempts
+    review = course_client.get(f"/courses/example/students/alice?a={first}&b={second}").text
+    assert '<div class="del">-b = 2</div>' in review and '<div class="add">+b = 3</div>' in review
+    assert 'data-testid="override-history"' in review
+    book = course_client.get("/courses/example/gradebook").text
+    assert 'data-student="alice"' in book and 'data-testid="overridden"' in book
+    csv_text = course_client.get("/courses/example/assignments/hw1/gradebook.csv").text
+    assert csv_text.splitlines()[0].startswith("username,email,nnx-module-basics,nnx-linear-bias,points")
+    # the forms refuse a missing CSRF token and students
+    assert course_client.post("/courses/example/roster", data={"roster_text": "username\nx\n"}).status_code == 403
