@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 from joserfc import jwt
 from joserfc.errors import ExpiredTokenError, JoseError, MissingClaimError
 from joserfc.jws import extract_compact
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from app.lti.http import PlatformKeyCache, PlatformUnreachable
@@ -51,6 +51,7 @@ RESOURCE_LINK_REQUEST = "LtiResourceLinkRequest"
 DEEP_LINKING_REQUEST = "LtiDeepLinkingRequest"
 
 STATE_LIFETIME = timedelta(minutes=10)
+STATE_KEPT = timedelta(days=1)
 CLOCK_LEEWAY_S = 60
 STATE_COOKIE_PREFIX = "gradax-lti-"
 
@@ -92,6 +93,8 @@ def initiate_login(session: Session, params: Mapping[str, str], *, redirect_uri:
                           "(gradax lti add-deployment)", status_code=403)
     state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     now = utcnow()
+    # Spent and abandoned logins are kept a day (a replay is then still told "already used"), then dropped.
+    session.execute(delete(LtiLoginState).where(LtiLoginState.expires_at < now - STATE_KEPT))
     session.add(LtiLoginState(state=state, nonce=nonce, platform_id=platform.id, target_link_uri=target[:2000],
                               created_at=now, expires_at=now + STATE_LIFETIME))
     session.commit()

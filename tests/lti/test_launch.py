@@ -172,3 +172,23 @@ def test_platform_keys_are_cached_and_refetched_for_a_new_kid(tool: GradaxServer
     fetched = cache.fetches
     assert user_agent.launch(lms.login_params(person, link=link)).status_code == 303  # type: ignore[arg-type]
     assert cache.fetches == fetched  # the second launch used the cached set
+
+
+def test_old_login_states_are_dropped(tool: GradaxServer, lms: FakePlatform, user_agent: Browser) -> None:
+    from datetime import timedelta
+
+    from app.lti.models import LtiLoginState, LtiPlatform
+    from app.models import utcnow
+
+    with tool.session() as session:
+        platform_id = session.scalar(select(LtiPlatform.id).where(LtiPlatform.client_id == lms.client_id))
+        old = utcnow() - timedelta(days=2)
+        session.add(LtiLoginState(state="old-" + secrets.token_hex(4), nonce="n", platform_id=platform_id,
+                                  created_at=old, expires_at=old + timedelta(minutes=10)))
+        session.commit()
+    _, person = _student(lms)
+    link = lms.add_link("x", {"gradax_problem": PID})
+    assert user_agent.login(lms.login_params(person, link=link)).status_code == 302  # type: ignore[arg-type]
+    with tool.session() as session:
+        states = session.scalars(select(LtiLoginState.state)).all()
+        assert states and not any(s.startswith("old-") for s in states)
