@@ -77,7 +77,6 @@ def after_resource_launch(session: Session, launch: Launch, user: User, context:
 def destination(session: Session, link: LtiResourceLink) -> str:
     if link.target_kind == "problem":
         return f"/problems/{link.target}"
+    # An assignment opens its course's page: the student's assignments with due dates, points and standing.
     assignment = assignment_of(session, link.target)
-    if assignment is not None and assignment.problems:
-        return f"/problems/{assignment.problems[0].problem_id}"
-    return "/"
+    return f"/courses/{assignment.course_id}" if assignment is not None else "/"

@@ -67,7 +67,9 @@ def test_assignment_link_enrols_and_posts_the_effective_score(tool: GradaxServer
                              "Learner")
         sb = Browser(tool.url)
         r = sb.launch(lms.login_params(student, link=link))
-        assert r.status_code == 303 and r.headers["location"] == "/problems/nnx-module-basics"  # hw1's first problem
+        assert r.status_code == 303 and r.headers["location"] == "/courses/example"
+        course_page = sb.http.get("/courses/example")
+        assert course_page.status_code == 200 and "Homework 1" in course_page.text  # enrolled, signed in
         sb.close()
         tb = Browser(tool.url)
         assert tb.launch(lms.login_params(ta, link=link)).status_code == 303
