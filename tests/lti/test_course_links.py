@@ -115,6 +115,12 @@ def test_assignment_link_enrols_and_posts_the_effective_score(tool: GradaxServer
         status = tb.http.get("/lti/status")
         assert status.status_code == 200 and "example/hw1" in status.text
         with tool.session() as session:
+            hw1_link = session.scalar(select(LtiResourceLink.id).where(LtiResourceLink.resource_link_id == link.id))
+        r = tb.http.post("/lti/status/resend", data={"link_id": str(hw1_link), "csrf_token": tb.csrf("/lti/status")})
+        assert r.status_code == 303 and "Sending+1+grades+again" in r.headers["location"]
+        wait_for(lambda: [s["scoreGiven"] for s in lms.scores_for(student.sub)].count(20.0) == 2,
+                 what="the re-sent 20/20")
+        with tool.session() as session:
             ctx = session.scalar(select(LtiContext).where(LtiContext.context_id == lms.context_id))
             assert ctx is not None
         r = tb.http.post("/lti/status/roster", data={"context_id": str(ctx.id), "csrf_token": tb.csrf("/lti/status")})
