@@ -14,6 +14,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.core.config import get_settings
+    from app.http_protocol import protocol_with_deadline
     from app.observability import configure_logging, uvicorn_log_config
 
     settings = get_settings()
@@ -21,6 +22,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"gradax: serving on http://{args.host}:{args.port}  (Ctrl+C stops)", file=sys.stderr)
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port,
                 log_level=args.log_level_uvicorn, proxy_headers=args.proxy_headers,
+                # Idle keep-alive connections close after 5 s (uvicorn); a request that has not fully arrived
+                # after GRADAX_REQUEST_TIMEOUT_S has its connection closed (app/http_protocol.py).
+                http=protocol_with_deadline(settings.request_timeout_s), timeout_keep_alive=5,
                 log_config=uvicorn_log_config(settings.log_format, settings.log_level))
     return 0
 

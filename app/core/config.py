@@ -59,8 +59,14 @@ class Settings(BaseSettings):
     # stretches every run towards its wall-clock time limit).
     grading_workers: int = -1
     # A long poll (`GET /submissions/{id}?wait=S`) is woken when its attempt is stored (by this server's
-    # grading threads, or by a worker through Redis) and re-reads the row this often in case a wake-up was lost.
-    long_poll_recheck_s: float = 0.25
+    # grading threads, or by a worker through Redis) and re-reads the attempt's status this often (once for all
+    # its waiters) in case a wake-up was lost. Unset: 0.25 s with queue workers (a Redis message can be lost),
+    # 2 s in-process (the grading threads wake waiters themselves; only another process writing the database
+    # would go unnoticed).
+    long_poll_recheck_s: float = -1.0
+    # Seconds a client has to send a whole request (head and body) once it connects or its previous response
+    # ended; a connection whose request is still incomplete then is closed (slow or half-sent requests).
+    request_timeout_s: float = 20.0
     # Long polls one user may have waiting at once (a browser tab needs one); more get 429. 0: no cap.
     long_polls_per_user: int = 4
     # Backpressure: once this many attempts wait (queued) for grading, new submissions get 503 with Retry-After
@@ -110,6 +116,12 @@ class Settings(BaseSettings):
     lti_reconcile_s: float = 600.0
     # Outbound calls to platforms (key sets, tokens, scores, rosters) give up after this long.
     lti_http_timeout_s: float = 10.0
+
+    @model_validator(mode="after")
+    def _default_long_poll_recheck(self) -> Settings:
+        if self.long_poll_recheck_s < 0:
+            self.long_poll_recheck_s = 0.25 if self.grading_backend == "celery" else 2.0
+        return self
 
     @model_validator(mode="after")
     def _default_grading_workers(self) -> Settings:

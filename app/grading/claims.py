@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, CursorResult, Update, and_, exists, func, or_, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from app.db import session_scope
@@ -227,12 +227,14 @@ def finish(factory: sessionmaker[Session], held: Claim, report: Report, *, probl
 
     The author is charged the larger of the grading's CPU time (`cpu_s`, when known) and the time the claim
     was held. A report the database refuses (a value no column takes) is stored reduced to its verdict and
-    counts; only when even that fails (the database is down) does this raise, and then the lease expires and
-    the sweeper queues the attempt again.
+    counts. When the database itself fails (down, locked) this raises: the claim is no longer renewed, its
+    lease expires, and the sweeper queues the attempt again.
     """
     try:
         return _finish(factory, held, report, problem_hash=problem_hash, retries=retries, retryable=retryable,
                        cpu_s=cpu_s)
+    except OperationalError:
+        raise
     except (SQLAlchemyError, ValueError, TypeError, OverflowError) as exc:
         log.exception("attempt %d: the report could not be stored; storing its verdict only", held.attempt_id)
         return _finish(factory, held, _reduced(report, exc), problem_hash=problem_hash, retries=retries,

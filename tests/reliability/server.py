@@ -102,7 +102,7 @@ class Server:
             raise
 
     def client(self, **kw: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.base + API, timeout=30, **kw)
+        return httpx.Client(base_url=self.base + API, **{"timeout": 30, **kw})
 
     def register(self, client: httpx.Client, username: str) -> dict[str, str]:
         r = client.post("/auth/register", json={"username": username, "password": PASSWORD})

@@ -1,0 +1,346 @@
+"""ATTACKS.md rows 33 and 40 against a real `gradax serve`: what one account or one client can do to everyone else.
+
+Each test asserts the outcome (verdict, status code), who pays for it (the attacker's account or connection,
+not other students), and what it cost the host (the server's CPU time, memory, open connections).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from reliability.server import API, PASSWORD, Server, golden_case
+
+pytestmark = [pytest.mark.slow, pytest.mark.attack]
+
+PID = "nnx-module-basics"
+
+
+def rss(server: Server) -> int:
+    return int(psutil.Process(server.pid).memory_info().rss)
+
+
+def cpu_seconds(server: Server) -> float:
+    times = psutil.Process(server.pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def open_fds(server: Server) -> int:
+    return psutil.Process(server.pid).num_fds()
+
+
+def client(server: Server) -> httpx.Client:
+    """A client patient enough for a machine busy with other work (the bounds below are on the server)."""
+    return server.client(timeout=120)
+
+
+def csrf_from(html: str) -> str:
+    return html.split('name="csrf_token" value="')[1].split('"')[0]
+
+
+@pytest.fixture
+def web(tmp_path: Path, data_dir: Path) -> Iterator[Server]:
+    """A server that grades nothing (attempts stay queued), with a short request deadline."""
+    server = Server(tmp_path, data_dir, GRADAX_GRADING_WORKERS="0", GRADAX_REQUEST_TIMEOUT_S="2",
+                    GRADAX_LONG_POLLS_PER_USER="4")
+    server.start()
+    yield server
+    server.stop()
+
+
+# -- row 40: log in floods --------------------------------------------------------------------------------------
+
+def test_a_login_flood_is_throttled_and_the_server_stays_small_and_responsive(tmp_path: Path,
+                                                                             data_dir: Path) -> None:
+    server = Server(tmp_path, data_dir, GRADAX_GRADING_WORKERS="0", GRADAX_ARGON2_MEMORY_KIB="65536",
+                    GRADAX_AUTH_RATE_PER_CLIENT="30", GRADAX_AUTH_RATE_PER_USERNAME="5",
+                    GRADAX_PASSWORD_HASH_SLOTS="2", GRADAX_PASSWORD_HASH_WAIT_S="60")
+    server.start()
+    try:
+        with client(server) as c:
+            server.register(c, "victim")  # 2 tries of this client's 30, 2 of victim's 5
+            quiet = []
+            for _ in range(5):
+                start = time.monotonic()
+                assert c.get("/problems").status_code == 200
+                quiet.append(time.monotonic() - start)
+        quiet_s = sorted(quiet)[2]
+        baseline = rss(server)
+        peak = baseline
+        sampling = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not sampling.is_set():
+                peak = max(peak, rss(server))
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        slow_reads: list[float] = []
+
+        def login(i: int) -> int:
+            with client(server) as c:
+                # 40 different usernames at once: the per-username limit does not stop this, the rest must.
+                r = c.post("/auth/token", data={"username": f"guess{i}", "password": "wrong password!"})
+                return r.status_code
+
+        def browse() -> None:
+            with client(server) as c:
+                for _ in range(10):
+                    start = time.monotonic()
+                    assert c.get("/problems").status_code == 200
+                    slow_reads.append(time.monotonic() - start)
+
+        with ThreadPoolExecutor(48) as pool:
+            reader = pool.submit(browse)
+            codes = list(pool.map(login, range(80)))
+            reader.result()
+        sampling.set()
+        sampler.join()
+        # 28 tries were left to this client: those were judged (401), everything after was refused unhashed.
+        assert codes.count(401) == 28 and codes.count(429) == 52, codes
+        # At most 2 argon2 hashes (64 MiB each) at once: well under 40 x 64 MiB (944 MB was measured before).
+        growth_mb = (peak - baseline) / 2**20
+        assert growth_mb < 2 * 64 + 100, f"the server grew by {growth_mb:.0f} MiB during the flood"
+        # The problem list stayed quick throughout (the bound allows for a machine busy with other work).
+        assert max(slow_reads) < max(5.0, 10 * quiet_s), (quiet_s, slow_reads)
+        # Guessing one account's password is limited per username too (here from the same client, already over
+        # its own limit: the answer is 429 either way, and no hash is computed).
+        with client(server) as c:
+            r = c.post("/auth/token", data={"username": "victim", "password": PASSWORD})
+            assert r.status_code == 429 and int(r.headers["Retry-After"]) <= 60
+        print(f"login flood: 80 logins, 2 hash slots: +{growth_mb:.0f} MiB, /problems {quiet_s * 1000:.0f} ms "
+              f"before, at most {max(slow_reads) * 1000:.0f} ms during")
+    finally:
+        server.stop()
+
+
+# -- row 40: a cookie or token reused after log out -----------------------------------------------------------
+
+def test_a_cookie_or_token_reused_after_logout_is_dead(web: Server) -> None:
+    with httpx.Client(base_url=web.base, timeout=30) as browser:
+        token = csrf_from(browser.get("/register").text)
+        r = browser.post("/register", data={"username": "carol", "password": PASSWORD, "csrf_token": token})
+        assert r.status_code == 303
+        stolen = browser.cookies.get("gradax_session")
+        assert stolen and browser.get(API + "/auth/me").json()["username"] == "carol"
+        r = browser.post("/logout", data={"csrf_token": csrf_from(browser.get("/").text)})
+        assert r.status_code == 303
+    with httpx.Client(base_url=web.base, timeout=30, cookies={"gradax_session": stolen}) as attacker:
+        assert attacker.get(API + "/auth/me").status_code == 401
+        assert attacker.post(API + "/submissions", json={"problem_id": PID, "code": "x = 1\n"}).status_code in (401,
+                                                                                                             403)
+    with client(web) as c:
+        r = c.post("/auth/token", data={"username": "carol", "password": PASSWORD})
+        bearer = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        assert c.post("/auth/logout", headers=bearer).status_code == 204
+        assert c.get("/auth/me", headers=bearer).status_code == 401
+
+
+# -- row 40: long polls ----------------------------------------------------------------------------------------
+
+def test_long_polls_are_capped_per_user_and_waiting_is_cheap(web: Server) -> None:
+    """Hundreds of long polls: one user gets 4 waiting and 429 for the rest; 300 waiting from 75 users cost the
+    server little CPU while they wait (a shared watch per attempt, woken by the grader, re-read every 2 s)."""
+    with client(web) as c:
+        users = [web.register(c, f"poller{i}") for i in range(75)]
+        attempts = [c.post("/submissions", json={"problem_id": PID, "code": "x = 1\n"}, headers=h).json()["id"]
+                    for h in users]
+
+    def poll(i: int) -> tuple[int, float]:
+        start = time.monotonic()
+        with client(web) as c:
+            r = c.get(f"/submissions/{attempts[i % 75]}", params={"wait": 6}, headers=users[i % 75])
+        return r.status_code, time.monotonic() - start
+
+    # One user opens 40 at once: 4 wait the full 6 s, 36 are refused at once.
+    with ThreadPoolExecutor(40) as pool:
+        results = list(pool.map(lambda _: poll(0), range(40)))
+    waited = [t for code, t in results if code == 200]
+    refused = [t for code, t in results if code == 429]
+    assert len(waited) == 4 and len(refused) == 36, results
+    assert min(waited) >= 5.5 and max(refused) < min(waited)  # refused at once, not after the wait
+    # 300 at once from 75 users, 4 each, on attempts that stay queued: all wait, for little CPU.
+    before = cpu_seconds(web)
+    started = time.monotonic()
+    with ThreadPoolExecutor(300) as pool:
+        results = list(pool.map(poll, range(300)))
+    elapsed = time.monotonic() - started
+    cost = cpu_seconds(web) - before
+    assert [code for code, _ in results] == [200] * 300
+    # Accepting 300 connections and answering them is most of this; the waiting itself is a few reads a second.
+    assert cost < 0.5 * elapsed, f"{cost:.2f} CPU-s for 300 long polls over {elapsed:.1f} s"
+    print(f"300 long polls for {elapsed:.1f} s: {cost:.2f} CPU-s in the server")
+
+
+# -- row 40: slow, half-sent and idle requests ------------------------------------------------------------------
+
+def test_half_sent_idle_and_trickling_requests_are_closed(web: Server) -> None:
+    baseline_fds = open_fds(web)
+    sockets: list[socket.socket] = []
+    for i in range(400):
+        s = socket.create_connection(("127.0.0.1", web.port), timeout=30)
+        if i % 4 == 0:
+            pass  # connects and sends nothing
+        elif i % 4 == 1:
+            s.sendall(b"GET /api/v1/problems HTTP/1.1\r\nHost: x\r\n")  # half a head
+        elif i % 4 == 2:
+            s.sendall(b"POST /api/v1/submissions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 1000\r\n\r\n{\"problem_id\"")  # a head, a tenth of the body
+        else:
+            s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")  # a whole request, then idle (keep-alive)
+        sockets.append(s)
+    trickler = socket.create_connection(("127.0.0.1", web.port), timeout=30)
+    # A long poll whose request arrived whole is not cut by the request deadline (2 s here).
+    with client(web) as c:
+        headers = web.register(c, "patient")
+        attempt = c.post("/submissions", json={"problem_id": PID, "code": "x = 1\n"}, headers=headers).json()["id"]
+    poll_result: list[tuple[int, float]] = []
+
+    def long_poll() -> None:
+        start = time.monotonic()
+        with client(web) as c:
+            r = c.get(f"/submissions/{attempt}", params={"wait": 5}, headers=headers)
+        poll_result.append((r.status_code, time.monotonic() - start))
+
+    poller = threading.Thread(target=long_poll)
+    poller.start()
+    # Meanwhile the server answers everyone else at once.
+    start = time.monotonic()
+    assert httpx.get(web.base + "/readyz", timeout=10).status_code == 200
+    assert time.monotonic() - start < 2
+    # The trickler sends a byte every 0.3 s: each byte is progress, but the request never completes.
+    deadline = time.monotonic() + 15
+    closed_trickler = False
+    for byte in b"GET /api/v1/problems HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
+        try:
+            trickler.sendall(bytes([byte]))
+        except OSError:
+            closed_trickler = True
+            break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert closed_trickler, "a request trickled byte by byte was never closed"
+
+    def closed(s: socket.socket) -> bool:
+        s.settimeout(10)
+        try:
+            while True:
+                data = s.recv(65536)  # the whole-request connections first get their response
+                if not data:
+                    return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except TimeoutError:
+            return False
+
+    assert all(closed(s) for s in sockets), "some connections were still open"
+    for s in sockets:
+        s.close()
+    poller.join(30)
+    assert poll_result and poll_result[0][0] == 200 and poll_result[0][1] >= 4.5, poll_result
+    time.sleep(0.5)
+    assert open_fds(web) <= baseline_fds + 10
+
+
+# -- row 33: one account cannot stall grading for everyone ------------------------------------------------------
+
+HOSTILE = """
+import os, time
+time.sleep({sleep})
+for fd in range(3, 64):  # the result pipe is among these: corrupt it
+    try:
+        os.write(fd, b"GXM1\\xff\\xff\\xff\\x7f" + b"{{" * 64)
+    except OSError:
+        pass
+os._exit(0)
+"""
+HOSTILE_PROBLEMS = ["nnx-linear-bias", "nnx-mlp", "nnx-stateful-counter", "nnx-batchnorm-modes", "nnx-train-step",
+                    "nnx-initializers"]
+
+
+def test_one_account_with_six_hostile_submissions_does_not_stall_another_students_answer(
+        tmp_path: Path, data_dir: Path) -> None:
+    budget = 8.0
+    server = Server(tmp_path, data_dir, GRADAX_GRADING_WORKERS="2", GRADAX_GRADING_BUDGET_S=str(budget))
+    server.start()
+    try:
+        reference, _ = golden_case(PID, "reference-style")
+        with client(server) as c:
+            mallory = server.register(c, "mallory")
+            alice = server.register(c, "alice")
+            # Alice's problem is warm (reference outputs, warm children) before the attack, as on a busy day.
+            first = c.post("/submissions", json={"problem_id": PID, "code": reference}, headers=alice).json()["id"]
+            wait_done_ids(server, [first], timeout=300)
+            assert c.get(f"/submissions/{first}", headers=alice).json()["verdict"] == "accepted"
+            hostile = [c.post("/submissions", json={"problem_id": p, "code": HOSTILE.format(sleep=3)},
+                              headers=mallory).json()["id"] for p in HOSTILE_PROBLEMS]
+        mallory_id = server.query("SELECT id FROM users WHERE username = 'mallory'")[0][0]
+        most_running = 0
+        watching = threading.Event()
+
+        def watch() -> None:
+            nonlocal most_running
+            while not watching.is_set():
+                rows = server.query("SELECT count(*) FROM attempts WHERE user_id = ? AND status = 'running'",
+                                    [mallory_id])
+                most_running = max(most_running, rows[0][0])
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        deadline = time.monotonic() + 60
+        while server.queue_depth()["running"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # Mallory's six are in flight; Alice submits her correct answer now.
+        with client(server) as c:
+            start = time.monotonic()
+            mine = c.post("/submissions", json={"problem_id": PID, "code": reference + "\n# again\n"},
+                          headers=alice).json()["id"]
+            result = c.get(f"/submissions/{mine}", params={"wait": 30}, headers=alice).json()
+            alice_s = time.monotonic() - start
+            assert result["verdict"] == "accepted"
+            assert alice_s < 5, f"Alice waited {alice_s:.1f} s behind Mallory's submissions"
+            left = [h for h in hostile if server.query("SELECT status FROM attempts WHERE id = ?", [h])[0][0] != "done"]
+            assert left, "Mallory's submissions were all done already: the test proved nothing"
+        wait_done_ids(server, hostile, timeout=600)
+        watching.set()
+        watcher.join()
+        # Charged to Mallory: her attempts ran one at a time, ended with her own verdicts, never accepted.
+        assert most_running == 1
+        verdicts = [server.query("SELECT verdict FROM attempts WHERE id = ?", [h])[0][0] for h in hostile]
+        assert all(v in ("runtime_error", "internal_error") for v in verdicts), verdicts
+        # The budget: none of her claims started while her grading time in the minute before had reached it.
+        claims = server.query("SELECT c.claimed_at, c.finished_at, c.cost_s FROM grading_claims c JOIN attempts a "
+                              "ON a.id = c.attempt_id WHERE a.user_id = ? ORDER BY c.claimed_at", [mallory_id])
+        parsed = [(_dt(a), _dt(b), cost) for a, b, cost in claims]
+        assert sum(cost for *_, cost in parsed) >= 6 * 3  # each slept 3 s holding a slot: all of it charged
+        for claimed_at, _, _ in parsed:
+            used = sum(cost for _, done, cost in parsed
+                       if done is not None and claimed_at - timedelta(seconds=60) < done <= claimed_at)
+            assert used < budget, f"a claim at {claimed_at} started with {used:.1f} s used of {budget}"
+        print(f"fair share: Alice graded in {alice_s * 1000:.0f} ms with Mallory's 6 hostile submissions queued; "
+              f"Mallory's verdicts {verdicts}")
+    finally:
+        server.stop()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def wait_done_ids(server: Server, ids: list[int], timeout: float) -> None:
+    from reliability.server import wait_all_done
+
+    wait_all_done(server, ids, timeout)
