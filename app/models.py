@@ -174,9 +174,9 @@ class GradingClaim(Base):
     claimed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, default=None, index=True)
     outcome: Mapped[str | None] = mapped_column(String(16), default=None)
-    # Grading time charged to the attempt's author for this claim (fair share's budget): the larger of the
-    # time the claim was held and the grading's CPU time. 0 for interruptions that were not the author's doing
-    # and for regrades.
+    # Grading time charged to the attempt's author for this claim (fair share's budget, backend.charged_s):
+    # the submission's own run; the time held for a grader that died; 0 for grader failures, interruptions
+    # that were not the author's doing, and regrades.
     cost_s: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
 
 

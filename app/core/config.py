@@ -43,10 +43,11 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 65536
     # Log in and registration (app/core/throttle.py): tries per client address and per username per minute
     # (0: no limit; a class behind one NAT address shares the first), and password hashes computed at once
-    # (each argon2id hash holds argon2_memory_kib), waited for at most password_hash_wait_s (then 503).
+    # (each argon2id hash holds argon2_memory_kib and a core), waited for at most password_hash_wait_s (then
+    # 503). Unset: half the cores, at least 1, so a flood of log ins leaves the other half to everyone else.
     auth_rate_per_client: int = 60
     auth_rate_per_username: int = 10
-    password_hash_slots: int = 2
+    password_hash_slots: int = 0
     password_hash_wait_s: float = 10.0
     # Session cookie: `Secure` only behind HTTPS; off by default so http://127.0.0.1 works.
     cookie_secure: bool = False
@@ -90,8 +91,8 @@ class Settings(BaseSettings):
     # grading of the problem can take); a grader that died or could not store its result stops renewing,
     # and the sweeper (in the server, in both backends) puts the attempt back in the queue.
     grading_lease_s: float = 60.0
-    # Fair share: each author's gradings may take this many seconds per minute (the larger of the time a
-    # grading held its slot and its CPU time, retries included) before their next attempt waits; 0: no budget.
+    # Fair share: each author's gradings may take this many seconds per minute (each submission's own run, or
+    # its CPU time when known, retries included) before their next attempt waits; 0: no budget.
     # One running attempt per author holds regardless.
     grading_budget_s: float = 30.0
     # A queued attempt whose message was sent longer ago than this is sent again (a lost message).
@@ -116,6 +117,12 @@ class Settings(BaseSettings):
     lti_reconcile_s: float = 600.0
     # Outbound calls to platforms (key sets, tokens, scores, rosters) give up after this long.
     lti_http_timeout_s: float = 10.0
+
+    @model_validator(mode="after")
+    def _default_password_hash_slots(self) -> Settings:
+        if self.password_hash_slots <= 0:
+            self.password_hash_slots = max(1, (os.cpu_count() or 2) // 2)
+        return self
 
     @model_validator(mode="after")
     def _default_long_poll_recheck(self) -> Settings:

@@ -49,6 +49,14 @@ def max_hold_s(grader: Grader, loaded: LoadedProblem | None) -> float:
     return REFERENCE_BOUND_S + limits.startup_s + 3 * limits.time_s + 60.0
 
 
+def charged_s(report: Report) -> float:
+    """Grading time charged to the author (fair share's budget, claims.finish), for every try including the
+    retries of an internal_error: the submission's own run, from its libraries being loaded to its end, or its
+    CPU time when the report has it, whichever is larger. Not the reference outputs or the sandbox's start
+    (the grader's own work, slow on a busy machine)."""
+    return max(report.timings.get("run_ms", 0.0), report.timings.get("cpu_ms", 0.0)) / 1000
+
+
 def grade_claimed(grader: Grader, loaded: LoadedProblem | None, held: Claim, *, where: str) -> Report:
     """The report for a claimed attempt, by the in-process dispatcher and by queue workers alike.
 

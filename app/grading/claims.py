@@ -222,27 +222,27 @@ class Keeper:
 # -- ending it -----------------------------------------------------------------------------------------------
 
 def finish(factory: sessionmaker[Session], held: Claim, report: Report, *, problem_hash: str | None,
-           retries: int, retryable: bool = True, cpu_s: float | None = None) -> Finish:
+           retries: int, retryable: bool = True, cost_s: float | None = None) -> Finish:
     """Store the report under this claim, or queue the attempt again after a grader-side failure.
 
-    The author is charged the larger of the grading's CPU time (`cpu_s`, when known) and the time the claim
-    was held. A report the database refuses (a value no column takes) is stored reduced to its verdict and
-    counts. When the database itself fails (down, locked) this raises: the claim is no longer renewed, its
-    lease expires, and the sweeper queues the attempt again.
+    The author is charged `cost_s` seconds of grading time (backend.charged_s: the submission's own run), or
+    the time the claim was held when the caller cannot say. A report the database refuses (a value no column
+    takes) is stored reduced to its verdict and counts. When the database itself fails (down, locked) this
+    raises: the claim is no longer renewed, its lease expires, and the sweeper queues the attempt again.
     """
     try:
         return _finish(factory, held, report, problem_hash=problem_hash, retries=retries, retryable=retryable,
-                       cpu_s=cpu_s)
+                       cost_s=cost_s)
     except OperationalError:
         raise
     except (SQLAlchemyError, ValueError, TypeError, OverflowError) as exc:
         log.exception("attempt %d: the report could not be stored; storing its verdict only", held.attempt_id)
         return _finish(factory, held, _reduced(report, exc), problem_hash=problem_hash, retries=retries,
-                       retryable=retryable, cpu_s=cpu_s)
+                       retryable=retryable, cost_s=cost_s)
 
 
 def _finish(factory: sessionmaker[Session], held: Claim, report: Report, *, problem_hash: str | None,
-            retries: int, retryable: bool, cpu_s: float | None) -> Finish:
+            retries: int, retryable: bool, cost_s: float | None) -> Finish:
     now = utcnow()
     with session_scope(factory) as session:
         # The fence: this UPDATE matches only while our claim is current, and from here to the commit it holds
@@ -252,7 +252,7 @@ def _finish(factory: sessionmaker[Session], held: Claim, report: Report, *, prob
             .where(Attempt.id == held.attempt_id, Attempt.claim_token == held.token, Attempt.status == RUNNING)
             .values(lease_expires_at=None))
         if fenced != 1:
-            _close_claim(session, held.token, Finish.STALE.value, now, cpu_s=cpu_s)
+            _close_claim(session, held.token, Finish.STALE.value, now, cost_s=cost_s)
             log.warning("attempt %d: claim %s by %s is no longer current; result discarded",
                         held.attempt_id, held.token, held.worker)
             return Finish.STALE
@@ -263,12 +263,12 @@ def _finish(factory: sessionmaker[Session], held: Claim, report: Report, *, prob
                         attempt.tries, retries + 1, report.message)
             # The caller sends the message again at once; marking it sent keeps sweepers from doubling it.
             attempt.status, attempt.claim_token, attempt.enqueued_at = QUEUED, None, now
-            _close_claim(session, held.token, Finish.RETRY.value, now, cpu_s=cpu_s)
+            _close_claim(session, held.token, Finish.RETRY.value, now, cost_s=cost_s)
             return Finish.RETRY
         if problem_hash is not None:
             attempt.problem_hash = problem_hash
         record_report(session=session, attempt=attempt, report=report)
-        _close_claim(session, held.token, Finish.DONE.value, now, cpu_s=cpu_s)
+        _close_claim(session, held.token, Finish.DONE.value, now, cost_s=cost_s)
         session.flush()  # a value the database refuses fails here, inside finish's fallback
     return Finish.DONE
 
@@ -305,11 +305,15 @@ def _requeue(session: Session, attempt_id: int, token: str | None, outcome: str,
     return moved
 
 
-def _close_claim(session: Session, token: str, outcome: str, when: datetime, *, cpu_s: float | None = None,
+def _close_claim(session: Session, token: str, outcome: str, when: datetime, *, cost_s: float | None = None,
                  charge: bool = True) -> None:
-    claimed_at = session.scalar(select(GradingClaim.claimed_at).where(GradingClaim.token == token))
-    held_s = max(0.0, (when - claimed_at).total_seconds()) if claimed_at is not None else 0.0
-    cost = max(held_s, cpu_s or 0.0) if charge else 0.0
+    if not charge:
+        cost = 0.0
+    elif cost_s is not None:
+        cost = max(0.0, cost_s)
+    else:  # e.g. a grader that died: the time it held the slot
+        claimed_at = session.scalar(select(GradingClaim.claimed_at).where(GradingClaim.token == token))
+        cost = max(0.0, (when - claimed_at).total_seconds()) if claimed_at is not None else 0.0
     session.execute(update(GradingClaim).where(GradingClaim.token == token, GradingClaim.outcome.is_(None))
                     .values(outcome=outcome, finished_at=when, cost_s=cost)
                     .execution_options(synchronize_session=False))

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.grading import claims
-from app.grading.backend import grade_claimed, max_hold_s
+from app.grading.backend import charged_s, grade_claimed, max_hold_s
 from app.models import Attempt, AttemptStatus
 from graders.engine import Grader
 
@@ -181,7 +181,8 @@ class InProcessDispatcher:
                 report = grade_claimed(self.grader, loaded, held, where="server")
             outcome = claims.finish(self.session_factory, held, report,
                                     problem_hash=loaded.content_hash if loaded is not None else None,
-                                    retries=self.retries, retryable=loaded is not None)
+                                    retries=self.retries, retryable=loaded is not None,
+                                    cost_s=charged_s(report))
         finally:
             with self._lock:
                 self._held.pop(held.attempt_id, None)

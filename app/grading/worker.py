@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.db import make_engine, make_session_factory
 from app.grading import claims
-from app.grading.backend import build_grader, grade_claimed, max_hold_s
+from app.grading.backend import build_grader, charged_s, grade_claimed, max_hold_s
 from app.grading.celery_app import TASK_NAME, make_celery
 from app.grading.queue_dispatcher import QueueDispatcher
 from app.lti.passback import install_score_listener
@@ -95,7 +95,8 @@ def grade_one(ctx: WorkerContext, attempt_id: int, *, thread_name: str | None = 
         report = grade_claimed(ctx.grader, loaded, held, where="grading worker")
     outcome = claims.finish(ctx.session_factory, held, report,
                             problem_hash=loaded.content_hash if loaded is not None else None,
-                            retries=ctx.settings.grading_retries, retryable=loaded is not None)
+                            retries=ctx.settings.grading_retries, retryable=loaded is not None,
+                            cost_s=charged_s(report))
     if outcome is claims.Finish.RETRY:
         ctx.dispatcher.submit(held.attempt_id, countdown=RETRY_DELAY_S)
     else:

@@ -6,6 +6,7 @@ not other students), and what it cost the host (the server's CPU time, memory, o
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -63,7 +64,7 @@ def test_a_login_flood_is_throttled_and_the_server_stays_small_and_responsive(tm
                                                                              data_dir: Path) -> None:
     server = Server(tmp_path, data_dir, GRADAX_GRADING_WORKERS="0", GRADAX_ARGON2_MEMORY_KIB="65536",
                     GRADAX_AUTH_RATE_PER_CLIENT="30", GRADAX_AUTH_RATE_PER_USERNAME="5",
-                    GRADAX_PASSWORD_HASH_SLOTS="2", GRADAX_PASSWORD_HASH_WAIT_S="60")
+                    GRADAX_PASSWORD_HASH_WAIT_S="60")  # hash slots: the default, half the cores
     server.start()
     try:
         with client(server) as c:
@@ -109,17 +110,21 @@ def test_a_login_flood_is_throttled_and_the_server_stays_small_and_responsive(tm
         sampler.join()
         # 28 tries were left to this client: those were judged (401), everything after was refused unhashed.
         assert codes.count(401) == 28 and codes.count(429) == 52, codes
-        # At most 2 argon2 hashes (64 MiB each) at once: well under 40 x 64 MiB (944 MB was measured before).
+        # At most half the cores' worth of argon2 hashes (64 MiB each) at once: far under 40 x 64 MiB (944 MB was
+        # measured before).
+        slots = max(1, (os.cpu_count() or 2) // 2)
         growth_mb = (peak - baseline) / 2**20
-        assert growth_mb < 2 * 64 + 100, f"the server grew by {growth_mb:.0f} MiB during the flood"
-        # The problem list stayed quick throughout (the bound allows for a machine busy with other work).
-        assert max(slow_reads) < max(5.0, 10 * quiet_s), (quiet_s, slow_reads)
+        assert growth_mb < slots * 64 + 100, f"the server grew by {growth_mb:.0f} MiB during the flood"
+        # The problem list stayed quick throughout: nothing waits behind the queue of logins, and the hashing takes
+        # at most half the cores (the bounds allow for a machine busy with other work).
+        assert sorted(slow_reads)[len(slow_reads) // 2] < max(2.0, 10 * quiet_s), (quiet_s, slow_reads)
+        assert max(slow_reads) < 15, (quiet_s, slow_reads)
         # Guessing one account's password is limited per username too (here from the same client, already over
         # its own limit: the answer is 429 either way, and no hash is computed).
         with client(server) as c:
             r = c.post("/auth/token", data={"username": "victim", "password": PASSWORD})
             assert r.status_code == 429 and int(r.headers["Retry-After"]) <= 60
-        print(f"login flood: 80 logins, 2 hash slots: +{growth_mb:.0f} MiB, /problems {quiet_s * 1000:.0f} ms "
+        print(f"login flood: 80 logins, {slots} hash slots: +{growth_mb:.0f} MiB, /problems {quiet_s * 1000:.0f} ms "
               f"before, at most {max(slow_reads) * 1000:.0f} ms during")
     finally:
         server.stop()
@@ -157,19 +162,19 @@ def test_long_polls_are_capped_per_user_and_waiting_is_cheap(web: Server) -> Non
         attempts = [c.post("/submissions", json={"problem_id": PID, "code": "x = 1\n"}, headers=h).json()["id"]
                     for h in users]
 
-    def poll(i: int) -> tuple[int, float]:
+    def poll(i: int, wait: float = 6) -> tuple[int, float]:
         start = time.monotonic()
         with client(web) as c:
-            r = c.get(f"/submissions/{attempts[i % 75]}", params={"wait": 6}, headers=users[i % 75])
+            r = c.get(f"/submissions/{attempts[i % 75]}", params={"wait": wait}, headers=users[i % 75])
         return r.status_code, time.monotonic() - start
 
-    # One user opens 40 at once: 4 wait the full 6 s, 36 are refused at once.
+    # One user opens 40 at once: 4 wait the full 30 s, 36 are refused at once.
     with ThreadPoolExecutor(40) as pool:
-        results = list(pool.map(lambda _: poll(0), range(40)))
+        results = list(pool.map(lambda _: poll(0, 30), range(40)))
     waited = [t for code, t in results if code == 200]
     refused = [t for code, t in results if code == 429]
     assert len(waited) == 4 and len(refused) == 36, results
-    assert min(waited) >= 5.5 and max(refused) < min(waited)  # refused at once, not after the wait
+    assert min(waited) >= 29.5 and max(refused) < min(waited)  # refused at once, not after the wait
     # 300 at once from 75 users, 4 each, on attempts that stay queued: all wait, for little CPU.
     before = cpu_seconds(web)
     started = time.monotonic()
@@ -272,7 +277,7 @@ HOSTILE_PROBLEMS = ["nnx-linear-bias", "nnx-mlp", "nnx-stateful-counter", "nnx-b
 
 def test_one_account_with_six_hostile_submissions_does_not_stall_another_students_answer(
         tmp_path: Path, data_dir: Path) -> None:
-    budget = 8.0
+    budget = 7.0
     server = Server(tmp_path, data_dir, GRADAX_GRADING_WORKERS="2", GRADAX_GRADING_BUDGET_S=str(budget))
     server.start()
     try:
@@ -284,7 +289,7 @@ def test_one_account_with_six_hostile_submissions_does_not_stall_another_student
             first = c.post("/submissions", json={"problem_id": PID, "code": reference}, headers=alice).json()["id"]
             wait_done_ids(server, [first], timeout=300)
             assert c.get(f"/submissions/{first}", headers=alice).json()["verdict"] == "accepted"
-            hostile = [c.post("/submissions", json={"problem_id": p, "code": HOSTILE.format(sleep=3)},
+            hostile = [c.post("/submissions", json={"problem_id": p, "code": HOSTILE.format(sleep=2)},
                               headers=mallory).json()["id"] for p in HOSTILE_PROBLEMS]
         mallory_id = server.query("SELECT id FROM users WHERE username = 'mallory'")[0][0]
         most_running = 0
@@ -314,7 +319,7 @@ def test_one_account_with_six_hostile_submissions_does_not_stall_another_student
             assert alice_s < 5, f"Alice waited {alice_s:.1f} s behind Mallory's submissions"
             left = [h for h in hostile if server.query("SELECT status FROM attempts WHERE id = ?", [h])[0][0] != "done"]
             assert left, "Mallory's submissions were all done already: the test proved nothing"
-        wait_done_ids(server, hostile, timeout=600)
+        wait_done_ids(server, hostile, timeout=1500)  # first gradings of 6 problems: their references too
         watching.set()
         watcher.join()
         # Charged to Mallory: her attempts ran one at a time, ended with her own verdicts, never accepted.
@@ -325,7 +330,7 @@ def test_one_account_with_six_hostile_submissions_does_not_stall_another_student
         claims = server.query("SELECT c.claimed_at, c.finished_at, c.cost_s FROM grading_claims c JOIN attempts a "
                               "ON a.id = c.attempt_id WHERE a.user_id = ? ORDER BY c.claimed_at", [mallory_id])
         parsed = [(_dt(a), _dt(b), cost) for a, b, cost in claims]
-        assert sum(cost for *_, cost in parsed) >= 6 * 3  # each slept 3 s holding a slot: all of it charged
+        assert sum(cost for *_, cost in parsed) >= 6 * 2  # each slept 2 s holding a slot: all of it charged
         for claimed_at, _, _ in parsed:
             used = sum(cost for _, done, cost in parsed
                        if done is not None and claimed_at - timedelta(seconds=60) < done <= claimed_at)
@@ -344,3 +349,49 @@ def wait_done_ids(server: Server, ids: list[int], timeout: float) -> None:
     from reliability.server import wait_all_done
 
     wait_all_done(server, ids, timeout)
+
+
+# -- the wedged attempt (issue 12 class 1, issue 18 finding 1) ---------------------------------------------------
+
+def test_an_attempt_whose_result_cannot_be_stored_is_graded_again_not_wedged(tmp_path: Path, data_dir: Path) -> None:
+    """The database refuses every write (another process holds its write lock) at the moment a grading ends:
+    the embedded server cannot store the result. Before, the attempt stayed `running` under a 24 h lease and
+    its author got 409 on that problem until a restart; now the claim expires, the sweeper queues the attempt
+    again once the database is back, it is graded, and its author can submit again."""
+    import sqlite3
+
+    server = Server(tmp_path, data_dir, GRADAX_GRADING_WORKERS="1", GRADAX_GRADING_LEASE_S="2")
+    server.start()
+    try:
+        reference, _ = golden_case(PID, "reference-style")
+        slow = "import time\ntime.sleep(3)\n" + reference
+        with client(server) as c:
+            alice = server.register(c, "alice")
+            attempt = c.post("/submissions", json={"problem_id": PID, "code": slow}, headers=alice).json()["id"]
+        deadline = time.monotonic() + 300
+        while server.query("SELECT status FROM attempts WHERE id = ?", [attempt])[0][0] != "running":
+            assert time.monotonic() < deadline, "never started"
+            time.sleep(0.05)
+        # Lock the database for writes until the grading has ended and failed to store its result (the store waits
+        # 10 s for the lock, then gives up: the server logs it).
+        lock = sqlite3.connect(str(server.db_path), timeout=30, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        try:
+            while "grading could not be completed" not in server.log_path.read_text():
+                assert time.monotonic() < deadline, "the grading never tried to store its result"
+                time.sleep(0.5)
+            status = server.query("SELECT status FROM attempts WHERE id = ?", [attempt])[0][0]
+            assert status == "running"  # graded, but not stored
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        wait_done_ids(server, [attempt], timeout=300)
+        row = server.query("SELECT verdict, tries FROM attempts WHERE id = ?", [attempt])[0]
+        outcomes = [o for (o,) in server.query("SELECT outcome FROM grading_claims WHERE attempt_id = ? ORDER BY id",
+                                               [attempt])]
+        assert row == ("accepted", 2) and outcomes == ["expired", "done"], (row, outcomes)
+        with client(server) as c:
+            r = c.post("/submissions", json={"problem_id": PID, "code": reference}, headers=alice)
+            assert r.status_code == 202, r.text
+    finally:
+        server.stop()

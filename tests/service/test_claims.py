@@ -288,9 +288,9 @@ def test_an_author_over_the_grading_budget_waits_and_others_do_not(factory: sess
     first = new_attempt(factory, "alice")
     held = claims.claim_next(factory, worker="w", lease_s=30, fair=fair)
     assert held is not None and held.attempt_id == first
-    # Its grading took 6 s of CPU (a retry would be charged the same way).
+    # Its grading took 6 s (a retry would be charged the same way).
     assert claims.finish(factory, held, report(Verdict.WRONG_ANSWER), problem_hash=None, retries=2,
-                         cpu_s=6.0) is claims.Finish.DONE
+                         cost_s=6.0) is claims.Finish.DONE
     later = new_attempt(factory, "alice", problem_id="nnx-linear-bias")
     bob = new_attempt(factory, "bob")
     nxt = claims.claim_next(factory, worker="w", lease_s=30, fair=fair)
