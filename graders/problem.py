@@ -173,37 +173,57 @@ class Problem(Strict):
 Loc = tuple[int | str, ...]
 
 
-def semantic_errors(problem: Problem) -> list[tuple[Loc, str]]:
-    """Cross-field rules pydantic cannot express per field, each with the location it concerns."""
+def _named(items: object) -> list[tuple[int, Any]]:
+    return list(enumerate(items)) if isinstance(items, list) else []
+
+
+def semantic_errors(data: Problem | dict[str, Any]) -> list[tuple[Loc, str]]:
+    """Cross-field rules pydantic cannot express per field, each with the location it concerns.
+
+    Works on the raw YAML mapping as well as on a validated Problem, and skips what is malformed, so a file
+    with schema errors gets these reported in the same round (an unknown argument at line 92 is not held back
+    until the schema errors above it are fixed)."""
+    raw: dict[str, Any] = data.model_dump() if isinstance(data, Problem) else data
     errors: list[tuple[Loc, str]] = []
-    names = [a.name for a in problem.args]
+    names = [a.get("name") for _, a in _named(raw.get("args")) if isinstance(a, dict)]
     for i, name in enumerate(names):
         if name in names[:i]:
             errors.append((("args", i, "name"), f"argument {name!r} repeats"))
-    arg_names = set(names)
+    arg_names = {n for n in names if isinstance(n, str)}
+    tests: dict[str, Any] = raw["tests"] if isinstance(raw.get("tests"), dict) else {}
     seen: set[str] = set()
     for group in ("public", "hidden"):
-        for i, case in enumerate(getattr(problem.tests, group)):
+        for i, case in _named(tests.get(group)):
+            if not isinstance(case, dict):
+                continue
             loc: Loc = ("tests", group, i)
-            if case.name in seen:
-                errors.append(((*loc, "name"), f"test name {case.name!r} repeats"))
-            seen.add(case.name)
-            if set(case.args) != arg_names:
-                missing = sorted(arg_names - set(case.args))
-                extra = sorted(set(case.args) - arg_names)
-                errors.append(((*loc, "args"), f"test {case.name!r}: missing args {missing}, unknown args {extra}"))
-    for i, gen in enumerate(problem.tests.generated):
+            name = case.get("name")
+            if isinstance(name, str) and name in seen:
+                errors.append(((*loc, "name"), f"test name {name!r} repeats"))
+            if isinstance(name, str):
+                seen.add(name)
+            args = case.get("args")
+            if arg_names and isinstance(args, dict) and set(args) != arg_names:
+                missing = sorted(arg_names - set(args))
+                extra = sorted(str(k) for k in set(args) - arg_names)
+                errors.append(((*loc, "args"), f"test {name!r}: missing args {missing}, unknown args {extra}"))
+    for i, gen in _named(tests.get("generated")):
+        if not isinstance(gen, dict) or not isinstance(gen.get("args"), dict):
+            continue
         loc = ("tests", "generated", i, "args")
-        if set(gen.args) != arg_names:
-            errors.append((loc, f"generated tests {gen.name!r} must give every argument {sorted(arg_names)}"))
-        for arg, spec in gen.args.items():
-            if isinstance(spec, GeneratedArray):
-                for dim in spec.shape:
-                    if isinstance(dim, str) and dim not in gen.dims:
-                        errors.append(((*loc, arg, "shape"), f"dimension {dim!r} is not in dims {sorted(gen.dims)}"))
-    for i, mistake in enumerate(problem.known_mistakes):
-        if mistake.id in [m.id for m in problem.known_mistakes[:i]]:
-            errors.append((("known_mistakes", i, "id"), f"known mistake id {mistake.id!r} repeats"))
+        if arg_names and set(gen["args"]) != arg_names:
+            errors.append((loc, f"generated tests {gen.get('name', 'generated')!r} must give every argument "
+                                f"{sorted(arg_names)}"))
+        dims: dict[str, Any] = gen["dims"] if isinstance(gen.get("dims"), dict) else {}
+        for arg, spec in gen["args"].items():
+            if isinstance(spec, dict) and isinstance(spec.get("shape"), list):
+                for dim in spec["shape"]:
+                    if isinstance(dim, str) and dim not in dims:
+                        errors.append(((*loc, arg, "shape"), f"dimension {dim!r} is not in dims {sorted(dims)}"))
+    ids = [m.get("id") if isinstance(m, dict) else None for _, m in _named(raw.get("known_mistakes"))]
+    for i, mistake_id in enumerate(ids):
+        if mistake_id is not None and mistake_id in ids[:i]:
+            errors.append((("known_mistakes", i, "id"), f"known mistake id {mistake_id!r} repeats"))
     return errors
 
 
@@ -270,23 +290,38 @@ def parse_problem(text: str, path: Path) -> Problem:
         raise ProblemError(path, [f"{path}{line}: not valid YAML: {exc}"]) from exc
     if not isinstance(data, dict):
         raise ProblemError(path, [f"{path}:1: a problem file must be a mapping of fields"])
+    # Every error in one round: schema errors and cross-field errors together, in file order.
+    located = semantic_errors(data)
+    problem: Problem | None = None
     try:
         problem = Problem.model_validate(data)
     except ValidationError as exc:
-        located = [(tuple(p for p in err["loc"] if isinstance(p, int | str)), err["msg"]) for err in exc.errors()]
-        raise ProblemError(path, [_locate(root, path, loc, msg) for loc, msg in located]) from exc
-    problems = semantic_errors(problem)
-    if problems:
-        raise ProblemError(path, [_locate(root, path, loc, msg) for loc, msg in problems])
+        located = [(tuple(p for p in err["loc"] if isinstance(p, int | str)), err["msg"]) for err in exc.errors()
+                   ] + located
+    if located:
+        messages = [(_line_of(root, loc), _locate(root, path, loc, msg)) for loc, msg in located]
+        raise ProblemError(path, [m for _, m in sorted(messages, key=lambda lm: lm[0])])
+    assert problem is not None
     return problem
+
+
+def _line_of(root: yaml.Node | None, loc: Loc) -> int:
+    node = _node_at(root, loc)
+    return node.start_mark.line + 1 if node is not None else 1
+
+
+def line_of(text: str, loc: Loc) -> int:
+    """The line of a field in a problem file's text (1 when it cannot be found), for located messages."""
+    try:
+        return _line_of(yaml.compose(text, Loader=yaml.SafeLoader), loc)
+    except yaml.YAMLError:
+        return 1
 
 
 def _locate(root: yaml.Node | None, path: Path, loc: Loc, msg: str) -> str:
     # pydantic adds union member names (e.g. 'list[any]') to the location; keep real keys only.
     name = ".".join(str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p[:1].isupper())))
-    node = _node_at(root, loc)
-    lineno = node.start_mark.line + 1 if node is not None else 1
-    return f"{path}:{lineno}: {name or '(top level)'}: {msg}"
+    return f"{path}:{_line_of(root, loc)}: {name or '(top level)'}: {msg}"
 
 
 def reference_path_for(problem_path: Path, problem_id: str) -> Path:

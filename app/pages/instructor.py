@@ -5,6 +5,7 @@ Anonymous visitors are sent to log in; students get 403. Every form carries the 
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
@@ -110,8 +111,9 @@ def regrade_status(problem_id: str, request: Request, session: SessionDep, user:
 
 def _upload_page(request: Request, user: User, result: UploadResult | None, yaml_text: str = "",
                  reference_text: str = "", status_code: int = 200) -> HTMLResponse:
-    return page(request, "instructor_upload.html", {"user": user, "result": result, "yaml_text": yaml_text,
-                                                    "reference_text": reference_text}, status_code=status_code)
+    return page(request, "instructor_upload.html", {
+        "user": user, "result": result, "yaml_text": yaml_text, "reference_text": reference_text,
+        "upload_errors": [asdict(e) for e in result.errors] if result else []}, status_code=status_code)
 
 
 @router.get("/problems/upload", response_class=HTMLResponse, response_model=None)

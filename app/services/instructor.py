@@ -37,8 +37,22 @@ class ProblemStats:
     solved: int = 0
     solve_rate: float | None = None
     median_attempts_to_accept: float | None = None
-    top_failures: list[tuple[str, int]] = field(default_factory=list)
+    top_failures: list[FailureGroup] = field(default_factory=list)
     top_diagnoses: list[tuple[str, int]] = field(default_factory=list)
+
+
+@dataclass
+class FailureGroup:
+    """Attempts that failed the same way: same first failing test, same stage, same diagnosis.
+
+    Messages carry the numbers of one attempt (worst index, got 0.31), so grouping by message split one
+    mistake into many rows; `example` keeps one message to show what the group looks like."""
+
+    test: str
+    stage: str
+    diagnosis: str | None
+    count: int = 0
+    example: str = ""
 
 
 @dataclass
@@ -57,6 +71,29 @@ def failure_message(report: dict[str, object] | None) -> str:
         if isinstance(test, dict) and test.get("status") != "passed" and test.get("message"):
             return str(test["message"]).strip().splitlines()[0][:300]
     return str(report.get("message") or "").strip().splitlines()[0][:300] if report.get("message") else ""
+
+
+def _error_type(message: str) -> str | None:
+    # "TypeError: ..." (public) or "TypeError raised (hidden test): ..." (hidden)
+    head = message.split(":", 1)[0].split(" ", 1)[0]
+    return head if head.isidentifier() and (head.endswith("Error") or head.endswith("Exception")) else None
+
+
+def failure_key(report: dict[str, object] | None, verdict: str | None) -> tuple[str, str, str | None]:
+    """(first failing test, stage, diagnosis): the stage is the comparison stage that failed (structure, shape,
+    finite, values, ...), the exception type for errors, or the verdict when no test ran (syntax errors)."""
+    report = report or {}
+    diagnosis = report.get("diagnosis")
+    diag = str(diagnosis) if diagnosis else None
+    for test in report.get("tests") or []:  # type: ignore[attr-defined]
+        if not isinstance(test, dict) or test.get("status") in ("passed", "skipped"):
+            continue
+        status = str(test.get("status"))
+        stage = test.get("stage") if status == "failed" else None
+        if stage is None and status == "error":
+            stage = _error_type(str(test.get("message") or ""))
+        return str(test.get("name") or "?"), str(stage or status), diag
+    return "", str(report.get("verdict") or verdict or "failed"), diag
 
 
 def _student_ids(session: Session) -> set[int]:
@@ -82,23 +119,25 @@ def problem_stats(session: Session) -> list[ProblemStats]:
         attempts = by_problem.get(problem.id, [])
         tries: Counter[int] = Counter()
         to_accept: dict[int, int] = {}
-        failures: Counter[str] = Counter()
+        failures: dict[tuple[str, str, str | None], FailureGroup] = {}
         diagnoses: Counter[str] = Counter()
         for user_id, verdict, report in attempts:
             tries[user_id] += 1
             if verdict == Verdict.ACCEPTED.value:
                 to_accept.setdefault(user_id, tries[user_id])
                 continue
-            message = failure_message(report)
-            if message:
-                failures[message] += 1
+            key = failure_key(report, verdict)
+            group = failures.setdefault(key, FailureGroup(*key, example=failure_message(report)))
+            group.count += 1
             diagnosis = (report or {}).get("diagnosis")
             if diagnosis:
                 diagnoses[str(diagnosis)] += 1
         stats.attempts, stats.students, stats.solved = len(attempts), len(tries), len(to_accept)
         stats.solve_rate = stats.solved / stats.students if stats.students else None
         stats.median_attempts_to_accept = float(statistics.median(to_accept.values())) if to_accept else None
-        stats.top_failures, stats.top_diagnoses = failures.most_common(TOP_N), diagnoses.most_common(TOP_N)
+        # Most common first; ties in order of first appearance (sorted is stable).
+        stats.top_failures = sorted(failures.values(), key=lambda g: -g.count)[:TOP_N]
+        stats.top_diagnoses = diagnoses.most_common(TOP_N)
         out.append(stats)
     return out
 

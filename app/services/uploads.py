@@ -13,6 +13,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from graders.check import CheckResult, check_problem
 from graders.problem import ID_PATTERN, ProblemError, load_problem, parse_problem, reference_path_for
 from graders.settings import GraderSettings
@@ -61,28 +63,39 @@ def target_paths(problems_dir: Path, problem_id: str) -> tuple[Path, Path]:
     return problem_path, reference_path
 
 
+def _declared_function(yaml_text: str) -> str | None:
+    """The `function` field of a YAML that may not validate, so the reference can be checked in the same round."""
+    try:
+        data = yaml.safe_load(yaml_text)
+    except yaml.YAMLError:
+        return None
+    function = data.get("function") if isinstance(data, dict) else None
+    return function if isinstance(function, str) else None
+
+
 def validate(yaml_text: str, reference_text: str) -> UploadResult:
-    """Schema and semantic checks of the YAML, and that the reference compiles and defines the function."""
+    """Schema and semantic checks of the YAML, and that the reference compiles and defines the function: every
+    error of both files in one round, so an instructor never fixes one batch only to meet the next."""
     result = UploadResult()
+    problem = None
     try:
         problem = parse_problem(yaml_text, Path(PROBLEM_NAME))
     except ProblemError as exc:
         result.errors += [UploadError.parse(e) for e in exc.errors]
-        problem = None
+    function = problem.function if problem is not None else _declared_function(yaml_text)
     if not reference_text.strip():
-        result.errors.append(UploadError(REFERENCE_NAME, None, "the reference solution is empty"))
-        return result
-    try:
-        tree = ast.parse(reference_text, REFERENCE_NAME)
-    except SyntaxError as exc:
-        result.errors.append(UploadError(REFERENCE_NAME, exc.lineno, f"syntax error: {exc.msg}"))
-        return result
-    if problem is None:
-        return result
-    result.problem_id = problem.id
-    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
-    if problem.function not in defined:
-        result.errors.append(UploadError(REFERENCE_NAME, 1, f"does not define the function {problem.function!r}"))
+        result.errors.append(UploadError(REFERENCE_NAME, 1, "the reference solution is empty"))
+    else:
+        try:
+            tree = ast.parse(reference_text, REFERENCE_NAME)
+        except SyntaxError as exc:
+            result.errors.append(UploadError(REFERENCE_NAME, exc.lineno or 1, f"syntax error: {exc.msg}"))
+        else:
+            defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+            if function is not None and function not in defined:
+                result.errors.append(UploadError(REFERENCE_NAME, 1, f"does not define the function {function!r}"))
+    if problem is not None:
+        result.problem_id = problem.id
     return result
 
 

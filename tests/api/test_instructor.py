@@ -175,6 +175,19 @@ def test_upload_api_reports_errors_as_json(iclient: TestClient, teacher: dict[st
     assert r.status_code == 201 and r.json()["sync"]["added"] == 1 and r.json()["checked"] is False
 
 
+def test_upload_reports_every_error_of_both_files_at_once(iclient: TestClient, teacher: dict[str, str]) -> None:
+    """A schema error (line 4), a test naming an unknown argument (line 34) and a reference that does not define
+    the function all come back in one answer, in file order, each with its file and line."""
+    broken = problem_yaml("cc-double", **{"order: 100": "order: many", "args: {seed: 1, x: []}": "args: {seed: 1, y: []}"})
+    r = iclient.post(f"{API}/instructor/problems", headers=teacher,
+                     json={"yaml": broken, "reference": "def something_else(seed, x):\n    return x\n"})
+    assert r.status_code == 422
+    errors = [(e["file"], e["line"], e["message"].split(":")[0]) for e in r.json()["errors"]]
+    assert errors == [("problem.yaml", 4, "order"), ("problem.yaml", 34, "tests.hidden.0.args"),
+                      ("reference.py", 1, "does not define the function 'cc_double'")], errors
+    assert "unknown args ['y']" in r.json()["errors"][1]["message"]
+
+
 def test_upload_of_text_that_is_not_utf8_is_an_error_not_a_crash(iclient: TestClient,
                                                                  teacher: dict[str, str]) -> None:
     body = json.dumps({"yaml": problem_yaml("cc-double"), "reference": "# \ud800\n" + reference("cc-double")})
@@ -217,7 +230,9 @@ def test_reload_picks_up_files_edited_on_disk(iapp: FastAPI, iclient: TestClient
 # -- statistics and grades -------------------------------------------------------------------------------------
 
 def _report(verdict: str, message: str = "", diagnosis: str | None = None) -> dict[str, object]:
-    tests = [{"name": "example", "status": "passed" if verdict == "accepted" else "failed", "message": message}]
+    status = {"accepted": "passed", "runtime_error": "error"}.get(verdict, "failed")
+    tests = [{"name": "example", "status": status, "message": message,
+              "stage": "values" if status == "failed" else None}]
     return {"verdict": verdict, "message": "", "diagnosis": diagnosis, "tests": tests}
 
 
@@ -232,14 +247,17 @@ def _seed_attempts(app: FastAPI) -> None:
         "carol": {IDS[0]: ["runtime_error"]},
         "teacher2": {IDS[0]: ["wrong_answer"]},  # staff attempts are not statistics
     }
-    failures = {"wrong_answer": ("values differ at [0]", "You returned the input unchanged."),
+    # The same mistake with different numbers in each message: grouped by test, stage and diagnosis, not message.
+    failures = {"wrong_answer": ("the output: 3 of 4 values differ beyond tolerance; worst at index ({i},): "
+                                 "expected 0.5, got 0.{i}", "You returned the input `x` unchanged."),
                 "runtime_error": ("NameError: name 'jnp' is not defined", None)}
     with app.state.session_factory() as session:
         users = {u.username: u.id for u in session.query(User)}
         for name, per_problem in plan.items():
             for pid, verdicts in per_problem.items():
-                for verdict in verdicts:
+                for i, verdict in enumerate(verdicts):
                     message, diagnosis = failures.get(verdict, ("", None))
+                    message = message.replace("{i}", str(i))
                     session.add(Attempt(user_id=users[name], problem_id=pid, mode="submit", code="...",
                                         status="done", verdict=verdict, score=1.0 if verdict == "accepted" else 0.0,
                                         report=_report(verdict, message, diagnosis)))
@@ -272,8 +290,11 @@ def test_stats_solve_rate_attempts_to_accept_and_common_failures(iapp: FastAPI, 
     assert first["attempts"] == 7 and first["students"] == 3 and first["solved"] == 2
     assert first["solve_rate"] == pytest.approx(2 / 3)
     assert first["median_attempts_to_accept"] == 3.0  # alice 2, bob 4
-    assert first["top_failures"] == [["values differ at [0]", 4], ["NameError: name 'jnp' is not defined", 1]]
-    assert first["top_diagnoses"] == [["You returned the input unchanged.", 4]]
+    groups = [(g["test"], g["stage"], g["diagnosis"], g["count"]) for g in first["top_failures"]]
+    assert groups == [("example", "values", "You returned the input `x` unchanged.", 4),
+                      ("example", "NameError", None, 1)]
+    assert first["top_failures"][0]["example"].startswith("the output: 3 of 4 values differ")
+    assert first["top_diagnoses"] == [["You returned the input `x` unchanged.", 4]]
     students = {s["username"]: s for s in body["students"]}
     assert set(students) == {"alice", "bob", "carol"}
     assert (students["alice"]["solved"], students["alice"]["attempts"]) == (2, 3)
@@ -281,8 +302,11 @@ def test_stats_solve_rate_attempts_to_accept_and_common_failures(iapp: FastAPI, 
 
     browser_login(iclient, "teacher")
     html = iclient.get("/instructor").text
-    assert "67% (2/3)" in html and "values differ at [0]" in html and "\u00d74" in html
-    assert re.search(r"<td>bob</td><td>1</td><td>4</td>", html)
+    assert "67% (2/3)" in html and "\u00d74" in html
+    # the diagnosis is rendered Markdown (sanitised), not raw backticks
+    assert "You returned the input <code>x</code> unchanged." in html and "`x`" not in html
+    assert re.search(r'<td data-label="Student">bob</td><td data-label="Problems solved">1</td>'
+                     r'<td data-label="Submits">4</td>', html)
 
 
 # -- regrade and check (real grading) --------------------------------------------------------------------------
