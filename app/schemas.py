@@ -57,12 +57,14 @@ class ProgressPublic(BaseModel):
     solved_at: datetime | None = None
     best_score: float = 0.0
     hints_revealed: int = 0
+    runs: int = Field(0, description="Run presses (public tests only); a problem with runs counts as started")
 
 
 class ProblemSummary(BaseModel):
     id: str
     title: str
     track: str
+    track_title: str = Field("", description="the track's name for people (the breadcrumb)")
     difficulty: str
     order: int
     progress: ProgressPublic | None = Field(None, description="the caller's progress; null when not logged in")
@@ -80,6 +82,30 @@ class PublicTest(BaseModel):
     name: str
     description: str = ""
     args: dict[str, Any]
+
+
+class ExampleArg(BaseModel):
+    name: str
+    kind: Literal["scalar", "array"]
+    value: float | None = Field(None, description="a scalar's value (scalars arrive as Python floats)")
+    dtype: str | None = None
+    shape: list[int] | None = None
+    values: Any = Field(None, description="an array's values as nested lists (exact)")
+    preview: str | None = Field(None, description="the array printed by numpy (long arrays summarised)")
+
+
+class ExampleOutput(BaseModel):
+    tree: dict[str, Any] = Field(description="the structure: leaf / tuple / list / dict (as the harness sends it)")
+    leaves: list[dict[str, Any]] = Field(description="the arrays of the tree: {dtype, shape, values}")
+
+
+class PublicExample(BaseModel):
+    name: str
+    description: str = ""
+    args: list[ExampleArg]
+    snippet: str = Field(description="Python that builds the arguments exactly as the grader passes them")
+    expected: ExampleOutput | None = Field(None, description="the reference output; null if it cannot be computed")
+    expected_text: str | None = Field(None, description="the expected output printed as in reports")
 
 
 class ProblemDetail(ProblemSummary):
@@ -143,3 +169,4 @@ class SubmissionSummary(BaseModel):
 class SubmissionDetail(SubmissionSummary):
     code: str
     report: dict[str, Any] | None = Field(None, description="the grading report (JSON version 1) once done")
+    diagnosis_html: str | None = Field(None, description="the report's diagnosis (Markdown) as sanitised HTML")

@@ -16,6 +16,7 @@ from app.grading.completions import Completions
 from app.models import User
 from app.services.sessions import session_user
 from graders.course import CourseBank
+from graders.engine import Grader
 from graders.problem import ProblemBank
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -69,6 +70,11 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
+def get_grader(request: Request) -> Grader:
+    grader: Grader = request.app.state.grader
+    return grader
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 SecretDep = Annotated[str, Depends(get_secret)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
@@ -77,6 +83,7 @@ AuthGuardDep = Annotated[AuthGuard, Depends(get_auth_guard)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 BankDep = Annotated[ProblemBank, Depends(get_bank)]
 CourseBankDep = Annotated[CourseBank, Depends(get_course_bank)]
+GraderDep = Annotated[Grader, Depends(get_grader)]
 TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from itertools import groupby
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -22,6 +22,7 @@ from app.api.deps import SAFE_METHODS, AuthGuardDep, BankDep, OptionalUser, Sess
 from app.core.security import csrf_matches, new_csrf_token
 from app.errors import AppError
 from app.schemas import UserCreate
+from app.services.examples import public_inputs
 from app.services.gradebook import problem_standings
 from app.services.problems import (
     build_detail,
@@ -29,12 +30,17 @@ from app.services.problems import (
     get_progress,
     list_problems,
     progress_by_problem,
+    render_inline,
+    run_counts,
     track_title,
 )
 from app.services.sessions import COOKIE_LIFETIME, close_session, open_session
 from app.services.users import authenticate, create_user
 
+STATIC = Path(__file__).resolve().parent.parent / "static"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
+# Hints, diagnoses and known-mistake messages are one line of Markdown: rendered and sanitised (nh3).
+TEMPLATES.env.filters["markdown_inline"] = render_inline
 router = APIRouter(include_in_schema=False)
 
 
@@ -83,10 +89,18 @@ def start_session(request: Request, session: Session, user_id: int) -> None:
 def problem_list_page(request: Request, session: SessionDep, user: OptionalUser) -> HTMLResponse:
     rows, _count = list_problems(session=session, track=None, offset=0, limit=10_000)
     progress = progress_by_problem(session=session, user_id=user.id) if user else {}
-    summaries = [build_summary(r, progress.get(r.id), user is not None) for r in rows]
-    tracks = [(track_title(track), list(items)) for track, items in groupby(summaries, key=lambda s: s.track)]
+    runs = run_counts(session=session, user_id=user.id) if user else {}
+    summaries = [build_summary(r, progress.get(r.id), user is not None, runs.get(r.id, 0)) for r in rows]
+    tracks = [(track, track_title(track), list(items)) for track, items in groupby(summaries, key=lambda s: s.track)]
     solved = sum(1 for s in summaries if s.progress and s.progress.solved)
     return page(request, "index.html", {"user": user, "tracks": tracks, "solved": solved, "total": len(summaries)})
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    # Browsers ask for /favicon.ico on every page whatever the <link> says: answer instead of a 404.
+    return FileResponse(STATIC / "favicon.ico", media_type="image/x-icon",
+                        headers={"Cache-Control": "public, max-age=86400"})
 
 
 @router.get("/problems/{problem_id}", response_class=HTMLResponse)
@@ -96,17 +110,20 @@ def problem_page(problem_id: str, request: Request, session: SessionDep, bank: B
     if loaded is None:
         raise HTTPException(404, f"There is no problem {problem_id!r}.")
     progress = get_progress(session=session, user_id=user.id, problem_id=problem_id) if user else None
-    detail = build_detail(loaded, progress, user is not None)
+    runs = run_counts(session=session, user_id=user.id, problem_id=problem_id).get(problem_id, 0) if user else 0
+    detail = build_detail(loaded, progress, user is not None, runs)
     config = {
         "problemId": detail.id, "loggedIn": user is not None, "csrf": csrf_token(request),
+        "username": user.username if user else None,
         "starter": detail.starter_code, "draft": detail.draft, "hints": detail.hints_html,
         "hintsTotal": detail.hints_total, "solved": bool(progress and progress.solved),
-        "solution": detail.solution,
+        "solution": detail.solution, "loginUrl": "/login?next=" + quote(request.url.path, safe="/"),
     }
     # The assignments (of the viewer's courses) that hold this problem, with due dates and standing.
     assignments = problem_standings(session, user, problem_id) if user else []
+    # Inputs and snippets are cheap; expected outputs may need a reference run, so the page fetches them.
     return page(request, "problem.html", {"user": user, "p": detail, "config": config, "assignments": assignments,
-                                          "problem_id": problem_id})
+                                          "problem_id": problem_id, "examples": public_inputs(loaded)})
 
 
 @router.get("/login", response_class=HTMLResponse)

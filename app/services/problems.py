@@ -8,10 +8,10 @@ from typing import Any
 
 import nh3
 from markdown_it import MarkdownIt
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from app.models import Problem, Progress, utcnow
+from app.models import Attempt, Problem, Progress, utcnow
 from app.schemas import ArgPublic, HintsPublic, ProblemDetail, ProblemSummary, ProgressPublic, PublicTest
 from graders.problem import LoadedProblem, ProblemBank, RandomArray
 
@@ -19,7 +19,7 @@ log = logging.getLogger("gradax.problems")
 
 # The curriculum's order of tracks; tracks not listed follow, alphabetically.
 TRACK_ORDER = ("nnx-basics", "layers", "state-and-transforms", "training", "architectures")
-TRACK_TITLES = {"nnx-basics": "NNX basics"}
+TRACK_TITLES = {"nnx-basics": "NNX basics", "state-and-transforms": "State and transforms"}
 
 
 def track_title(track: str) -> str:
@@ -86,6 +86,22 @@ def progress_by_problem(*, session: Session, user_id: int) -> dict[str, Progress
     return {p.problem_id: p for p in session.scalars(select(Progress).where(Progress.user_id == user_id))}
 
 
+def run_counts(*, session: Session, user_id: int, problem_id: str | None = None) -> dict[str, int]:
+    """How many times the user pressed Run per problem: Runs are not Submits, but a problem with 21 Runs has
+    been started."""
+    query = (select(Attempt.problem_id, func.count()).where(Attempt.user_id == user_id, Attempt.mode == "run")
+             .group_by(Attempt.problem_id))
+    if problem_id is not None:
+        query = query.where(Attempt.problem_id == problem_id)
+    return {pid: int(n) for pid, n in session.execute(query).all()}
+
+
+def progress_public(progress: Progress | None, runs: int) -> ProgressPublic:
+    public = ProgressPublic.model_validate(progress) if progress else ProgressPublic()
+    public.runs = runs
+    return public
+
+
 def public_arg_value(value: Any) -> Any:
     if isinstance(value, RandomArray):
         return {"random": value.random, "shape": value.shape, "seed": value.seed}
@@ -121,19 +137,19 @@ def list_problems(*, session: Session, track: str | None, offset: int, limit: in
     return rows[offset:offset + limit], len(rows)
 
 
-def build_summary(row: Problem, progress: Progress | None, logged_in: bool) -> ProblemSummary:
+def build_summary(row: Problem, progress: Progress | None, logged_in: bool, runs: int = 0) -> ProblemSummary:
     return ProblemSummary(
-        id=row.id, title=row.title, track=row.track, difficulty=row.difficulty, order=row.order,
-        progress=(ProgressPublic.model_validate(progress) if progress else ProgressPublic()) if logged_in else None,
+        id=row.id, title=row.title, track=row.track, track_title=track_title(row.track), difficulty=row.difficulty,
+        order=row.order, progress=progress_public(progress, runs) if logged_in else None,
     )
 
 
-def build_detail(loaded: LoadedProblem, progress: Progress | None, logged_in: bool) -> ProblemDetail:
+def build_detail(loaded: LoadedProblem, progress: Progress | None, logged_in: bool, runs: int = 0) -> ProblemDetail:
     p = loaded.problem
     revealed = progress.hints_revealed if progress else 0
     return ProblemDetail(
-        id=p.id, title=p.title, track=p.track, difficulty=p.difficulty, order=p.order,
-        progress=(ProgressPublic.model_validate(progress) if progress else ProgressPublic()) if logged_in else None,
+        id=p.id, title=p.title, track=p.track, track_title=track_title(p.track), difficulty=p.difficulty,
+        order=p.order, progress=progress_public(progress, runs) if logged_in else None,
         function=p.function, signature=p.signature, statement=p.statement,
         statement_html=render_statement(p.statement),
         args=[ArgPublic(name=a.name, kind=a.kind, dtype=a.dtype, shape=a.shape, description=a.description)

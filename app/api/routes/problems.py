@@ -5,11 +5,21 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
+from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import BankDep, CurrentUser, OptionalUser, SessionDep, SettingsDep, StaffUser
+from app.api.deps import BankDep, CurrentUser, GraderDep, OptionalUser, SessionDep, SettingsDep, StaffUser
 from app.errors import not_found
-from app.schemas import MAX_DB_INT, DraftUpdate, HintsPublic, Page, ProblemDetail, ProblemSummary
+from app.schemas import (
+    MAX_DB_INT,
+    DraftUpdate,
+    HintsPublic,
+    Page,
+    ProblemDetail,
+    ProblemSummary,
+    PublicExample,
+)
 from app.services.attempts import check_code
+from app.services.examples import public_examples
 from app.services.problems import (
     build_detail,
     build_summary,
@@ -18,6 +28,7 @@ from app.services.problems import (
     list_problems,
     progress_by_problem,
     reveal_hint,
+    run_counts,
     solution_for,
     sync_problems,
 )
@@ -40,7 +51,8 @@ def read_problems(session: SessionDep, user: OptionalUser, track: str | None = N
     """Problems ordered by track and position, with the caller's progress when logged in."""
     rows, count = list_problems(session=session, track=track, offset=offset, limit=limit)
     progress = progress_by_problem(session=session, user_id=user.id) if user else {}
-    data = [build_summary(r, progress.get(r.id), user is not None) for r in rows]
+    runs = run_counts(session=session, user_id=user.id) if user else {}
+    data = [build_summary(r, progress.get(r.id), user is not None, runs.get(r.id, 0)) for r in rows]
     return Page(data=data, count=count, offset=offset, limit=limit)
 
 
@@ -49,7 +61,17 @@ def read_problem(problem_id: str, session: SessionDep, bank: BankDep, user: Opti
     """Statement, signature, starter code, public tests; the caller's draft, hints and (once solved) solution."""
     loaded = _loaded(bank, problem_id)
     progress = get_progress(session=session, user_id=user.id, problem_id=problem_id) if user else None
-    return build_detail(loaded, progress, user is not None)
+    runs = run_counts(session=session, user_id=user.id, problem_id=problem_id).get(problem_id, 0) if user else 0
+    return build_detail(loaded, progress, user is not None, runs)
+
+
+@router.get("/{problem_id}/examples", response_model=list[PublicExample])
+async def read_examples(problem_id: str, bank: BankDep, grader: GraderDep) -> list[PublicExample]:
+    """The public tests with concrete input values, a Python snippet that builds them, and the expected output
+    (the first call after a problem changes runs the trusted reference: seconds). Hidden tests are never listed."""
+    loaded = _loaded(bank, problem_id)
+    examples = await run_in_threadpool(public_examples, loaded, grader)
+    return [PublicExample.model_validate(e) for e in examples]
 
 
 @router.post("/{problem_id}/hints", response_model=HintsPublic)

@@ -12,6 +12,7 @@ from app.api.deps import CompletionsDep, CurrentUser, SessionDep, SessionFactory
 from app.models import Attempt, AttemptStatus
 from app.schemas import MAX_DB_INT, Page, SubmissionCreate, SubmissionCreated, SubmissionDetail, SubmissionSummary
 from app.services.attempts import create_attempt, get_visible_attempt, list_attempts
+from app.services.problems import render_inline
 
 router = APIRouter(prefix="/submissions", tags=["submissions"])
 MAX_WAIT_S = 30.0
@@ -38,6 +39,14 @@ def read_submissions(session: SessionDep, user: CurrentUser, problem_id: str | N
     return Page(data=[SubmissionSummary.model_validate(r) for r in rows], count=count, offset=offset, limit=limit)
 
 
+def with_rendered_diagnosis(detail: SubmissionDetail) -> SubmissionDetail:
+    """Diagnoses are Markdown (`kernel`, *not*): the page shows them rendered and sanitised, like hints."""
+    diagnosis = (detail.report or {}).get("diagnosis")
+    if isinstance(diagnosis, str) and diagnosis:
+        detail.diagnosis_html = render_inline(diagnosis)
+    return detail
+
+
 @router.get("/{submission_id}", response_model=SubmissionDetail)
 async def read_submission(submission_id: Annotated[int, Path(ge=1, le=MAX_DB_INT)], session: SessionDep,
                           factory: SessionFactoryDep, completions: CompletionsDep, settings: SettingsDep,
@@ -57,7 +66,7 @@ async def read_submission(submission_id: Annotated[int, Path(ge=1, le=MAX_DB_INT
     def read() -> SubmissionDetail:
         with factory() as own:
             attempt = get_visible_attempt(session=own, user_id=user_id, is_staff=is_staff, attempt_id=submission_id)
-            return SubmissionDetail.model_validate(attempt)
+            return with_rendered_diagnosis(SubmissionDetail.model_validate(attempt))
 
     if wait <= 0:
         return await run_in_threadpool(read)
