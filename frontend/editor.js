@@ -80,7 +80,7 @@ export function createDiff(parent, options = {}) {
   const side = (doc, label) => ({
     doc,
     extensions: [basicSetup, python(), EditorState.readOnly.of(true), EditorView.editable.of(false),
-      contentAttributes(label, null, null)],
+      EditorView.lineWrapping, contentAttributes(label, null, null)],
   });
   const merge = new MergeView({ a: side(a, labelA), b: side(b, labelB), parent, gutter: true,
     highlightChanges: true });

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from live_server import SharedServer, running_server, server_env
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBLEMS = ROOT / "problems"
@@ -46,3 +47,14 @@ def gradax(data_dir: Path):  # type: ignore[no-untyped-def]
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory, data_dir: Path):  # type: ignore[no-untyped-def]
+    """One `gradax serve` for the browser and student-CLI tests of a test worker (starting one costs seconds);
+    tests keep apart by using users of their own. The warm pool: many gradings, each without a cold jax import
+    (on a loaded 2-core machine a cold start now and then turns a correct submission into a time limit)."""
+    workdir = tmp_path_factory.mktemp("shared-server")
+    pool = {"GRADAX_POOL": os.environ.get("GRADAX_BROWSER_POOL", "warm")}
+    with running_server(workdir, data_dir, **pool) as base:
+        yield SharedServer(base, workdir, server_env(workdir, data_dir, **pool))

@@ -108,13 +108,14 @@ def test_problem_page_fits_a_phone(server: str, browser, artifacts: Path) -> Non
     page = context.new_page()
     try:
         page.goto(f"{server}/problems/{PID}")
-        page.wait_for_selector(".cm-editor")
+        page.wait_for_selector(".cm-editor", state="attached")
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"the page scrolls sideways by {overflow}px on a phone"
-        # statement first, then the editor below it (one column)
-        statement = page.locator(".statement").bounding_box()
+        # the statement first; the editor is one tap away (the Code tab), not below the whole statement
+        assert page.locator(".statement").is_visible() and page.locator("#editor").is_hidden()
+        page.click("#tab-workspace")
         editor = page.locator("#editor").bounding_box()
-        assert statement and editor and editor["y"] > statement["y"] and editor["width"] <= 390
+        assert editor and editor["y"] < 844 / 3 and editor["width"] <= 390
         page.screenshot(path=str(artifacts / "problem-phone.png"), full_page=False)
     finally:
         context.close()

@@ -1,0 +1,74 @@
+"""A real `gradax serve` for tests that talk to it over HTTP (browser and student CLI tests)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "a long enough password"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_env(workdir: Path, data_dir: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "GRADAX_DATA_DIR": str(data_dir),
+            "GRADAX_DATABASE_URL": f"sqlite:///{workdir / 'browser.db'}", "GRADAX_GRADING_WORKERS": "1",
+            "GRADAX_POOL": os.environ.get("GRADAX_BROWSER_POOL", "cold"), **extra}
+
+
+@contextlib.contextmanager
+def running_server(workdir: Path, data_dir: Path, **extra: str) -> Iterator[str]:
+    """`gradax serve` on a free port with a fresh database in `workdir`; caches shared with the rest of the run."""
+    port = free_port()
+    env = server_env(workdir, data_dir, **extra)
+    log = (workdir / "server.log").open("w")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "gradax"), "serve", "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/api/v1/problems", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("server did not start:\n" + (workdir / "server.log").read_text())
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@dataclass
+class SharedServer:
+    """One server for many tests (starting one costs seconds): tests keep apart by using their own users."""
+
+    base: str
+    workdir: Path
+    env: dict[str, str]
+
+    def create_user(self, name: str, role: str = "student", password: str = PASSWORD) -> None:
+        subprocess.run([str(Path(sys.executable).parent / "gradax"), "user", "create", name, "--role", role,
+                        "--password-stdin"], input=password, text=True, env=self.env, cwd=ROOT, check=True,
+                       capture_output=True, timeout=120)
