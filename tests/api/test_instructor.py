@@ -178,7 +178,8 @@ def test_upload_api_reports_errors_as_json(iclient: TestClient, teacher: dict[st
 def test_upload_reports_every_error_of_both_files_at_once(iclient: TestClient, teacher: dict[str, str]) -> None:
     """A schema error (line 4), a test naming an unknown argument (line 34) and a reference that does not define
     the function all come back in one answer, in file order, each with its file and line."""
-    broken = problem_yaml("cc-double", **{"order: 100": "order: many", "args: {seed: 1, x: []}": "args: {seed: 1, y: []}"})
+    broken = problem_yaml("cc-double", **{"order: 100": "order: many",
+                                          "args: {seed: 1, x: []}": "args: {seed: 1, y: []}"})
     r = iclient.post(f"{API}/instructor/problems", headers=teacher,
                      json={"yaml": broken, "reference": "def something_else(seed, x):\n    return x\n"})
     assert r.status_code == 422
@@ -380,7 +381,9 @@ def test_upload_with_check_grades_the_reference_and_known_mistakes(iclient: Test
     r = iclient.post(f"{API}/instructor/problems", headers=teacher,
                      json={"yaml": bad, "reference": reference("cc-double"), "check": True})
     assert r.status_code == 422 and r.json()["checked"] is True
-    assert any("'plus-two' passes every test" in e["message"] for e in r.json()["errors"]), r.json()
+    [error] = [e for e in r.json()["errors"] if "'plus-two' passes every test" in e["message"]]
+    # located like schema errors: the file and the line of the known mistake's entry (`- id: plus-two`)
+    assert (error["file"], error["line"]) == ("problem.yaml", bad.splitlines().index("  - id: plus-two") + 1), error
     assert not (problems_dir / "cc-double.yaml").exists()
     r = iclient.post(f"{API}/instructor/problems", headers=teacher,
                      json={"yaml": problem_yaml("cc-double"), "reference": reference("cc-double"), "check": True})
