@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from live_server import SharedServer
 from playwright.sync_api import expect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +29,8 @@ def replace_code(page, code: str) -> None:  # type: ignore[no-untyped-def]
     assert page.evaluate("window.gradaxEditor.getValue()") == code
 
 
-def test_register_fail_fix_and_solve(server: str, browser, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+def test_register_fail_fix_and_solve(shared_server: SharedServer, browser, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+    server = shared_server.base
     context = browser.new_context(viewport={"width": 1366, "height": 900})
     page = context.new_page()
     errors: list[str] = []
@@ -102,7 +104,8 @@ def test_register_fail_fix_and_solve(server: str, browser, artifacts: Path) -> N
         context.close()
 
 
-def test_problem_page_fits_a_phone(server: str, browser, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+def test_problem_page_fits_a_phone(shared_server: SharedServer, browser, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+    server = shared_server.base
     context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
                                   has_touch=True)
     page = context.new_page()
