@@ -267,3 +267,27 @@ def test_long_poll_limits_and_ownership(client: TestClient, alice: dict[str, str
     start = time.monotonic()
     assert client.get(f"{API}/submissions/{attempt_id}", params={"wait": 10}, headers=bob).status_code == 404
     assert time.monotonic() - start < 5  # someone else's attempt is refused at once, not after the wait
+
+
+def test_diagnosis_comes_as_sanitised_markdown_too(app: FastAPI, client: TestClient, alice: dict[str, str]) -> None:
+    attempt_id = submit(client, alice)
+    diagnosis = "Scale by `1 / sqrt(in_features)`, *not* by `in_features`.<script>alert(1)</script>"
+    with app.state.session_factory() as session:
+        session.execute(update(Attempt).where(Attempt.id == attempt_id).values(
+            status=AttemptStatus.DONE.value, verdict="wrong_answer", finished_at=utcnow(),
+            report={"verdict": "wrong_answer", "diagnosis": diagnosis, "tests": []}))
+        session.commit()
+    body = client.get(f"{API}/submissions/{attempt_id}", headers=alice).json()
+    assert body["report"]["diagnosis"] == diagnosis  # the report itself is unchanged (version 1)
+    assert body["diagnosis_html"] == ("Scale by <code>1 / sqrt(in_features)</code>, <em>not</em> by "
+                                      "<code>in_features</code>.&lt;script&gt;alert(1)&lt;/script&gt;")
+
+
+def test_runs_count_as_started_in_progress(app: FastAPI, client: TestClient, alice: dict[str, str]) -> None:
+    for _ in range(3):
+        submit(client, alice, mode="run")
+        finish_all(app)
+    listed = {p["id"]: p for p in client.get(f"{API}/problems", headers=alice).json()["data"]}
+    assert listed[PID]["progress"]["runs"] == 3 and listed[PID]["progress"]["attempts"] == 0
+    assert client.get(f"{API}/problems/{PID}", headers=alice).json()["progress"]["runs"] == 3
+    assert client.get(f"{API}/problems/{PID}", headers=alice).json()["track_title"] == "NNX basics"
