@@ -82,7 +82,7 @@ def test_the_client_installs_without_the_server_and_works(client_venv: Path, sha
     assert names & server_only == set(), names & server_only
     probe = subprocess.run([python, "-c", "import gradax.client, gradax.cli, graders.compare, graders.local; "
                                           "import importlib.util as u; print(u.find_spec('app'))"],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, cwd=tmp_path)  # not the checkout: `app` is there
     assert probe.returncode == 0 and probe.stdout.strip() == "None", probe.stderr
 
     # the student commands from the client's own `gradax`
