@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import pickle
 import struct
+import time
 from pathlib import Path
 
 import numpy as np
@@ -60,15 +61,17 @@ def test_truncated_message_is_rejected(cut: int) -> None:
 
 def test_array_length_larger_than_the_data_is_rejected_without_allocating() -> None:
     data = _message(b'{"event":"x"}', []) [:-4] + struct.pack("<I", 1) + struct.pack("<Q", 2**62)
-    with pytest.raises(wire.WireError, match="truncated"):
+    with pytest.raises(wire.BudgetExceeded, match="declares more than"):
         wire.decode_all(data)
+    with pytest.raises(wire.BudgetExceeded, match="declares more than"):
+        wire.StreamDecoder(1 << 20).feed(data)
 
 
 def test_oversized_header_is_rejected_before_reading_it() -> None:
     data = wire.MAGIC + struct.pack("<I", wire.MAX_HEADER + 1) + b"{}"
-    with pytest.raises(wire.WireError, match="header too large"):
+    with pytest.raises(wire.WireError, match="at most 262144"):
         wire.decode_all(data)
-    with pytest.raises(wire.WireError, match="header too large"):
+    with pytest.raises(wire.WireError, match="at most 262144"):
         wire.StreamDecoder(10**9).feed(data)
 
 
@@ -145,12 +148,112 @@ def test_the_result_reader_delivers_ready_before_the_garbage() -> None:
     import os
     import queue
 
+    from graders.child_events import ResultChannel
     from graders.sandbox import _results_reader
 
     read_end, write_end = os.pipe()
-    os.write(write_end, wire.encode({"event": "ready"}) + FAKE_REPORT * 3)
+    os.write(write_end, wire.encode({"event": "ready", "pid": 7}) + FAKE_REPORT * 3)
     os.close(write_end)
     events: queue.Queue[tuple[str, object]] = queue.Queue()
-    _results_reader(read_end, wire.StreamDecoder(1 << 20), events)
+    _results_reader(read_end, ResultChannel(programs=1, tests=1, budget=1 << 20), events)
     kinds = [events.get_nowait()[0] for _ in range(events.qsize())]
     assert kinds == ["message", "garbage"]
+
+
+# ---------------------------------------------------------------------------------- hostile framing (row 32)
+# Each of these ran in the trusted parent before: a RecursionError that killed the reader thread, or a
+# quadratic re-scan of an incomplete message on every read. Each must now be refused at once, cheaply.
+
+
+def _cpu(fn: object) -> float:
+    """CPU seconds this thread spends in fn (load on the machine does not change it)."""
+    start = time.thread_time()
+    fn()  # type: ignore[operator]
+    return time.thread_time() - start
+
+
+def test_100000_deep_json_header_is_refused_before_parsing() -> None:
+    header = b"[" * 100_000 + b"]" * 100_000
+    data = _message(header, [])
+
+    def decode() -> None:
+        with pytest.raises(wire.WireError, match="nested 100000 levels deep"):
+            wire.StreamDecoder(1 << 20).feed(data)
+
+    assert _cpu(decode) < 0.5
+    # Brackets inside strings do not count; escaped quotes do not end a string.
+    assert wire.json_depth(b'{"a": "[[[[\\"[[[[", "b": [[1]]}') == 3
+    deep_ok = b'{"t":' * 40 + b"1" + b"}" * 40
+    assert wire.decode_all(_message(deep_ok, []))[0].header["t"]["t"]
+
+
+def test_header_declaring_4_gib_is_refused_before_reading_it() -> None:
+    with pytest.raises(wire.WireError, match="header of 4294967295 bytes"):
+        wire.StreamDecoder(1 << 30).feed(wire.MAGIC + struct.pack("<I", 2**32 - 1))
+
+
+def test_2_32_arrays_trickled_8_bytes_at_a_time_are_refused_at_the_count() -> None:
+    head = b'{"event":"test"}'
+    prefix = wire.MAGIC + struct.pack("<I", len(head)) + head + struct.pack("<I", 2**32 - 1)
+    decoder = wire.StreamDecoder(16 << 20)
+    with pytest.raises(wire.WireError, match="declares 4294967295 arrays"):
+        for i in range(0, len(prefix), 8):
+            decoder.feed(prefix[i : i + 8])
+
+
+def test_decoding_is_linear_however_the_bytes_are_chunked() -> None:
+    """A message of 2000 arrays trickled 8 bytes at a time (36 000 reads) stays cheap: the decoder never
+    looks at a byte twice. The old one re-scanned the incomplete message on every read, which is
+    quadratic: tens of CPU-seconds here."""
+    arrays = [np.full(3, i, np.float32) for i in range(2000)]
+    data = wire.encode({"event": "test"}, arrays)
+    whole = _cpu(lambda: wire.StreamDecoder(len(data)).feed(data))
+    out: list[wire.Message] = []
+
+    def trickle() -> None:
+        decoder = wire.StreamDecoder(len(data))
+        for i in range(0, len(data), 8):
+            out.extend(decoder.feed(data[i : i + 8]))
+
+    trickled = _cpu(trickle)
+    assert len(out) == 1 and len(out[0].arrays) == 2000
+    assert trickled < 2.0, (whole, trickled)
+    one_more = _message(b'{"event":"test"}', [_npy(np.zeros(1))] * (wire.MAX_ARRAYS + 1))
+    with pytest.raises(wire.WireError, match="at most 16384"):
+        wire.decode_all(one_more)
+
+
+def test_messages_are_capped() -> None:
+    data = wire.encode({"event": "start"}) * 4
+    with pytest.raises(wire.WireError, match="more than 3 messages"):
+        wire.StreamDecoder(caps=wire.Caps(messages=3)).feed(data)
+
+
+@pytest.mark.parametrize("header", [b'{"a": 1, "a": 2}', b'{"a": NaN}', b'{"a": Infinity}', b'{"a": -Infinity}',
+                                    b'{"a": 1' , b"\xff\xfe{}", b"{}" + b" " * 3 + b"x"])
+def test_header_json_is_strict(header: bytes) -> None:
+    with pytest.raises(wire.WireError):
+        wire.decode_all(_message(header, []))
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda d: d.replace(b"'shape': (3,)", b"'shape': (300000000000,)"),  # declares far more than it carries
+    lambda d: d.replace(b"'shape': (3,)", b"'shape': (2,)"),  # fewer elements than bytes
+    lambda d: d.replace(b"'shape': (3,)", b"'shape': (-3,)"),
+    lambda d: d[:-1],
+    lambda d: d.replace(b"'descr': '<f4'", b"'descr': [('a', '<f4')]"),
+    lambda d: d.replace(b"'descr': '<f4'", b"'descr': ('<f4', (3,))"),
+])
+def test_array_header_must_match_its_bytes(mutate: object) -> None:
+    good = _npy(np.zeros(3, np.float32))
+    assert wire.decode_array(good).shape == (3,)
+    bad = mutate(good)  # type: ignore[operator]
+    with pytest.raises(wire.WireError):
+        wire.decode_array(bad)
+
+
+def test_fortran_ordered_and_big_endian_arrays_keep_their_values() -> None:
+    a = np.asfortranarray(np.arange(6, dtype=">i4").reshape(2, 3))
+    got = wire.decode_array(_npy(a))
+    np.testing.assert_array_equal(got, a)
+    assert got.flags.c_contiguous and got.flags.owndata
