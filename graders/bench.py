@@ -147,7 +147,8 @@ def run_naive(loaded: Any, grader: Any, code: str, count: int) -> PathResult:
         def one() -> str:
             request = build_request(loaded, cases, [code], output_budget=2**24)
             outcome = run_harness(request, limits, sandboxed=False)
-            ok = outcome.events("done") and all(m.header.get("status") == "ok" for m in outcome.events("test"))
+            tests = outcome.events("test")
+            ok = outcome.events("done") and all(getattr(m.event, "status", None) == "ok" for m in tests)
             return "ran" if ok else "failed"
         result.add(*_timed(one))
     return result

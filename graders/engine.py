@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from graders import child_events as ev
 from graders import diagnose
 from graders.cases import CaseInput, build_cases, points_score
 from graders.compare import Output, compare
@@ -152,6 +153,8 @@ class Grader:
         }
         if outcome.memory_peak is not None:
             report.timings["memory_peak_mb"] = round(outcome.memory_peak / 2**20, 1)
+        # What reading this child's pipes cost the parent (the web server's process when grading in-process).
+        report.timings["parent_read_cpu_ms"] = round(outcome.parent_cpu_s * 1000, 1)
         return report
 
 
@@ -163,15 +166,27 @@ def _base(loaded: LoadedProblem, mode: Mode, outcome: ChildOutcome) -> Report:
     )
 
 
+CHANNEL_BLAME = ("The submission wrote to the grader's result channel: {detail}. Only the grader's own messages "
+                 "count, so the run was stopped; this is charged to the submission.")
+
+
 def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOutputs,
           outcome: ChildOutcome, mode: Mode) -> Report:
-    """Turn what the child did into a report. Runs in the trusted parent only."""
+    """Turn what the child did into a report. Runs in the trusted parent only.
+
+    Every event in `outcome.messages` was validated against graders/child_events.py (schema and order), so
+    nothing here trusts a field it did not check; what the channel refused is `outcome.wire_error`.
+    """
     problem = loaded.problem
     report = _base(loaded, mode, outcome)
     report.total = len(cases)
     if outcome.start_error:
         log.error("sandbox start failure: %s", outcome.start_error)
         report.message = f"Grading could not start: {outcome.start_error}. This is not your fault."
+        return report
+    if outcome.reader_error:
+        log.error("result reader failure: %s", outcome.reader_error)
+        report.message = "The grader failed to read the results (a bug in gradax). This is not your fault."
         return report
     if not outcome.events("ready"):
         log.error("harness never became ready (exit %s): %s", outcome.exit_code,
@@ -184,29 +199,29 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
     loads = outcome.events("load")
     if not loads:
         return _runtime_before_tests(report, outcome)
-    load = loads[0].header
-    status = load.get("status")
-    if status == "syntax_error":
+    load = loads[0].event
+    if isinstance(load, ev.LoadSyntaxError):
         report.verdict = Verdict.SYNTAX_ERROR
-        report.line = load.get("line")
+        report.line = load.line
         where = f" on line {report.line}" if report.line else ""
-        text = f"\n    {load['text']}" if load.get("text") else ""
-        report.message = f"SyntaxError{where}: {load.get('message')}{text}"
+        text = f"\n    {load.text}" if load.text else ""
+        report.message = f"SyntaxError{where}: {load.message}{text}"
         return report
-    if status == "invalid":
+    if isinstance(load, ev.LoadInvalid):
         report.verdict = Verdict.INVALID_SUBMISSION
-        report.message = f"{load.get('message')}. The problem asks for `{problem.signature}`."
+        report.message = f"{load.message}. The problem asks for `{problem.signature}`."
         return report
-    if status == "error":
+    if isinstance(load, ev.LoadError):
         report.verdict = Verdict.RUNTIME_ERROR
-        report.line = load.get("line")
-        report.message = (f"Your file raised {load.get('error_type')} while it was being loaded:\n"
-                          f"{load.get('traceback', '')}")
-        _add_pitfall(report, load.get("error_type", ""), load.get("message", ""))
-        return _limit_verdicts(report, outcome)
+        report.line = load.line
+        report.message = (f"Your file raised {load.error_type} while it was being loaded:\n"
+                          f"{load.traceback}")
+        _add_pitfall(report, load.error_type, load.message)
+        return _limit_verdicts(_channel_verdict(report, outcome), outcome)
 
-    started = {m.header["index"] for m in outcome.events("start")}
-    finished = {m.header["index"]: m for m in outcome.events("test")}
+    started = {m.event.index for m in outcome.events("start") if isinstance(m.event, ev.Start)}
+    finished = {m.event.index: m for m in outcome.events("test") if isinstance(m.event, ev.TestOk | ev.TestError
+                                                                                 | ev.TestRejected)}
     submission_outputs: dict[int, Output] = {}
     for index, case in enumerate(cases):
         test = TestReport(name=case.name, public=case.public, status=TestStatus.SKIPPED, points=case.points)
@@ -221,25 +236,26 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
             else:
                 test.message = "not run: an earlier test stopped the run"
             continue
-        h = msg.header
-        test.duration_ms = h.get("duration_ms")
-        if h["status"] == "error":
+        result = msg.event
+        assert isinstance(result, ev.TestOk | ev.TestError | ev.TestRejected)
+        test.duration_ms = result.duration_ms
+        if isinstance(result, ev.TestError):
             test.status = TestStatus.ERROR
-            test.message = f"{h.get('error_type')}: {h.get('message')}"
-            test.traceback = h.get("traceback")
-            test.line = h.get("line")
+            test.message = f"{result.error_type}: {result.message}"
+            test.traceback = result.traceback
+            test.line = result.line
             test.verdict = Verdict.RUNTIME_ERROR
             if not case.public:
-                test.message = f"{h.get('error_type')} raised (hidden test): {h.get('message')}"[:2000]
-            _add_pitfall(report, h.get("error_type", ""), h.get("message", ""))
+                test.message = f"{result.error_type} raised (hidden test): {result.message}"[:2000]
+            _add_pitfall(report, result.error_type, result.message)
             continue
-        if h["status"] in ("bad_output", "output_limit"):
+        if isinstance(result, ev.TestRejected):
             test.status = TestStatus.ERROR
-            test.message = f"Your function {h.get('message')}"
-            test.verdict = (Verdict.OUTPUT_LIMIT_EXCEEDED if h["status"] == "output_limit"
+            test.message = f"Your function {result.message}"
+            test.verdict = (Verdict.OUTPUT_LIMIT_EXCEEDED if result.status == "output_limit"
                             else Verdict.RUNTIME_ERROR)
             continue
-        got = Output(h["tree"], tuple(msg.arrays))
+        got = Output(result.tree.model_dump(exclude_none=True), msg.arrays)
         submission_outputs[index] = got
         want = reference.reference.outputs.get(index)
         if want is None:
@@ -278,6 +294,10 @@ def overall_verdict(tests: list[TestReport], outcome: ChildOutcome) -> Verdict:
     do not count. When every test that ran passed, the run's limits decide: all passed and nothing was
     exceeded is `accepted`.
     """
+    if outcome.wire_error:
+        # The submission wrote on the result channel: no result of this run can be trusted, and what
+        # the student must fix is that.
+        return Verdict.RUNTIME_ERROR
     for test in tests:
         if test.verdict is not None:
             return test.verdict
@@ -287,8 +307,6 @@ def overall_verdict(tests: list[TestReport], outcome: ChildOutcome) -> Verdict:
         return Verdict.TIME_LIMIT_EXCEEDED
     if outcome.result_overflow:
         return Verdict.OUTPUT_LIMIT_EXCEEDED
-    if outcome.wire_error:
-        return Verdict.RUNTIME_ERROR
     if tests and all(t.status == TestStatus.PASSED for t in tests):
         return Verdict.ACCEPTED
     return Verdict.RUNTIME_ERROR
@@ -303,6 +321,14 @@ def _unfinished_verdict(outcome: ChildOutcome) -> Verdict:
     if outcome.result_overflow:
         return Verdict.OUTPUT_LIMIT_EXCEEDED
     return Verdict.RUNTIME_ERROR
+
+
+def _channel_verdict(report: Report, outcome: ChildOutcome) -> Report:
+    """A load error followed by writes on the channel: the channel is what stopped the run."""
+    if outcome.wire_error:
+        report.verdict = Verdict.RUNTIME_ERROR
+        report.message = CHANNEL_BLAME.format(detail=outcome.wire_error) + "\n" + report.message
+    return report
 
 
 def _add_pitfall(report: Report, error_type: str, message: str) -> None:
@@ -323,15 +349,15 @@ def _unfinished_message(outcome: ChildOutcome) -> str:
     if outcome.result_overflow:
         return "the result was larger than this problem's output limit"
     if outcome.wire_error:
-        return "the submission corrupted the grader's result channel"
+        return "the run was stopped: the submission wrote to the grader's result channel"
     return f"{_exit_description(outcome.exit_code)} during this test, before returning a result"
 
 
 def _runtime_before_tests(report: Report, outcome: ChildOutcome) -> Report:
     report.verdict = Verdict.RUNTIME_ERROR
     if outcome.wire_error:
-        report.message = ("Your file wrote to the grader's private result channel while it was being loaded and "
-                          "corrupted it; results only count when the grader itself sends them.")
+        report.message = (CHANNEL_BLAME.format(detail=outcome.wire_error)
+                          + " (It happened while the file was being loaded.)")
     elif outcome.result_overflow:
         report.verdict = Verdict.OUTPUT_LIMIT_EXCEEDED
         report.message = "Your file flooded the grader's result channel while it was being loaded."
@@ -366,6 +392,9 @@ def _summary(report: Report, outcome: ChildOutcome) -> str:
     v = report.verdict
     if v == Verdict.ACCEPTED:
         return f"All {report.total} tests passed."
+    if v == Verdict.RUNTIME_ERROR and outcome.wire_error:
+        blame = CHANNEL_BLAME.format(detail=outcome.wire_error)
+        return f"{blame} {report.passed} of {report.total} tests passed before that."
     first = next((t for t in report.tests if t.verdict is not None), None)
     if first is None:  # no test failed on its own: the run as a whole was stopped
         if v == Verdict.TIME_LIMIT_EXCEEDED:

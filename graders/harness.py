@@ -25,6 +25,7 @@ from graders import dtypes, seccomp, wire
 RESULT_FD = 3
 MAX_DEPTH = 32
 MAX_LEAVES = 10_000
+MAX_NAME = 200
 SUBMISSION_FILENAME = "submission.py"
 
 
@@ -65,7 +66,7 @@ def _leaf_to_array(value: Any) -> tuple[np.ndarray, str | None]:
     try:
         arr = np.asarray(value)
     except Exception as exc:
-        raise OutputRejected(f"returned a {type(value).__name__} that is not array-like: {exc}") from exc
+        raise OutputRejected(f"returned a {type(value).__name__} that is not array-like: {_safe_str(exc)}") from exc
     carried_as: str | None = None
     if arr.dtype.kind == "V" or arr.dtype.name in dtypes.EXTENDED:
         carried_as = arr.dtype.name if arr.dtype.name in dtypes.EXTENDED else None
@@ -115,12 +116,25 @@ def user_traceback(exc: BaseException) -> str:
     return "".join(lines)[-8000:]
 
 
+def _safe_str(exc: BaseException) -> str:
+    """str(exc), or a stand-in when the exception's own __str__ raises (submitted classes may do that)."""
+    try:
+        return str(exc)
+    except BaseException:
+        return f"<{type(exc).__name__} whose message could not be read>"
+
+
 def _error_fields(exc: BaseException) -> dict[str, Any]:
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == SUBMISSION_FILENAME]
+    """An exception as the event fields the parent accepts (graders/child_events.py clips nothing: it refuses)."""
+    try:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == SUBMISSION_FILENAME]
+        tb = user_traceback(exc)
+    except BaseException:
+        frames, tb = [], ""
     return {
-        "error_type": type(exc).__name__,
-        "message": str(exc)[:4000],
-        "traceback": user_traceback(exc),
+        "error_type": type(exc).__name__[:MAX_NAME],
+        "message": _safe_str(exc)[:4000],
+        "traceback": tb[-8000:],
         "line": frames[-1].lineno if frames else None,
     }
 
@@ -144,7 +158,7 @@ def load_program(code: str, function: str, module_name: str = "submission",
     try:
         compiled = compile(code, SUBMISSION_FILENAME, "exec", dont_inherit=True)
     except SyntaxError as exc:
-        return {"status": "syntax_error", "message": f"{exc.msg}", "line": exc.lineno, "offset": exc.offset,
+        return {"status": "syntax_error", "message": f"{exc.msg}"[:4000], "line": exc.lineno, "offset": exc.offset,
                 "text": (exc.text or "").rstrip("\n")[:500]}, None
     except (ValueError, MemoryError, RecursionError) as exc:
         return {"status": "syntax_error", "message": str(exc)[:500], "line": None}, None
@@ -160,11 +174,11 @@ def load_program(code: str, function: str, module_name: str = "submission",
     if fn is None:
         return {"status": "invalid", "message": f"no function named `{function}` is defined"}, None
     if not callable(fn):
-        return {"status": "invalid", "message": f"`{function}` is a {type(fn).__name__}, not a function"}, None
+        return {"status": "invalid", "message": f"`{function}` is a {type(fn).__name__}, not a function"[:4000]}, None
     if n_args is not None:
         problem = signature_problem(fn, n_args)
         if problem is not None:
-            return {"status": "invalid", "message": problem}, None
+            return {"status": "invalid", "message": problem[:4000]}, None
     return {"status": "ok"}, fn
 
 
@@ -198,10 +212,11 @@ def run_test(fn: Any, test: dict[str, Any], arrays: list[np.ndarray], output_bud
     try:
         tree = to_tree(result, leaves, [output_budget])
     except OutputRejected as exc:
-        return {"status": exc.kind, "duration_ms": duration, "message": str(exc)}, []
+        return {"status": exc.kind, "duration_ms": duration, "message": str(exc)[:4000]}, []
     except BaseException as exc:  # __array__ of a returned object may raise anything
         return {"status": "bad_output", "duration_ms": duration,
-                "message": f"the result could not be converted to arrays: {type(exc).__name__}: {exc}"[:2000]}, []
+                "message": f"the result could not be converted to arrays: {type(exc).__name__}: "
+                           f"{_safe_str(exc)}"[:2000]}, []
     return {"status": "ok", "duration_ms": duration, "tree": tree}, leaves
 
 
@@ -237,7 +252,8 @@ def import_libraries() -> None:
 
 def read_request(stream: BinaryIO) -> wire.Message:
     data = stream.read()
-    messages = wire.decode_all(data)
+    # The request is trusted (the parent built it); its header carries the programs' code, so no header cap.
+    messages = wire.decode_all(data, wire.Caps(total_bytes=len(data), header_bytes=len(data)))
     if len(messages) != 1:
         raise wire.WireError("expected exactly one request message")
     return messages[0]

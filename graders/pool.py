@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import os
-import queue
 import select
 import shutil
 import socket
@@ -39,7 +38,7 @@ from typing import Any, Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from graders import cgroup, wire
+from graders import cgroup
 from graders.cases import build_cases
 from graders.compile_profile import ProfileCache
 from graders.engine import ColdExecutor, Executor
@@ -47,13 +46,12 @@ from graders.problem import LoadedProblem
 from graders.sandbox import (
     SANDBOX_CODE_ROOT,
     ChildOutcome,
+    ChildPipes,
     SandboxError,
     SandboxLimits,
-    _feed,
-    _reader,
-    _results_reader,
     bwrap_argv,
     finish_group,
+    group_cpu,
     sandbox_python,
     watch_events,
 )
@@ -686,22 +684,12 @@ def _exit_status(control_fd: int, timeout: float = 2.0) -> int | None:
 def _watch_child(child: PoolChild, request: bytes, limits: SandboxLimits, group: cgroup.RunCgroup,
                  outcome: ChildOutcome) -> None:
     """Feed the request and watch the child as `sandbox._watch` does: time and CPU from outside."""
-    logs: dict[str, Any] = {}
-    events: queue.Queue[Any] = queue.Queue()
-    decoder = wire.StreamDecoder(limits.result_bytes)
-    stdout = os.fdopen(child.fds.pop("stdout"), "rb", buffering=0)
-    stderr = os.fdopen(child.fds.pop("stderr"), "rb", buffering=0)
-    stdin = os.fdopen(child.fds.pop("stdin"), "wb", buffering=0)
-    threads = [
-        threading.Thread(target=_reader, args=(stdout, limits.log_bytes, logs, "stdout"), daemon=True),
-        threading.Thread(target=_reader, args=(stderr, limits.log_bytes, logs, "stderr"), daemon=True),
-        threading.Thread(target=_results_reader, args=(child.fds.pop("result"), decoder, events), daemon=True),
-        threading.Thread(target=_feed, args=(stdin, request), daemon=True),
-    ]
-    for t in threads:
-        t.start()
+    pipes = ChildPipes(stdin=os.fdopen(child.fds.pop("stdin"), "wb", buffering=0),
+                       stdout=os.fdopen(child.fds.pop("stdout"), "rb", buffering=0),
+                       stderr=os.fdopen(child.fds.pop("stderr"), "rb", buffering=0),
+                       result_fd=child.fds.pop("result"), request=request, limits=limits)
     # The child is already warm: it only has to read the request before it says ready.
-    ready_at = watch_events(events, limits, group, outcome, startup_s=min(limits.startup_s, 10.0))
+    ready_at = watch_events(pipes.events, limits, group_cpu(group), outcome, startup_s=min(limits.startup_s, 10.0))
     if ready_at is not None:
         outcome.run_ms = (time.monotonic() - ready_at) * 1000
     # Give a child that finished normally a moment to flush and exit on its own, then kill the rest.
@@ -710,10 +698,7 @@ def _watch_child(child: PoolChild, request: bytes, limits: SandboxLimits, group:
     group.kill_all()
     if outcome.exit_code is None:
         outcome.exit_code = _exit_status(child.fds["control"])
-    for t in threads[:2]:
-        t.join(timeout=2)
-    outcome.stdout, outcome.stdout_total = logs.get("stdout", (b"", 0))
-    outcome.stderr, outcome.stderr_total = logs.get("stderr", (b"", 0))
+    pipes.finish(outcome)
 
 
 def make_executor(settings: GraderSettings | None = None, pool_settings: PoolSettings | None = None) -> Executor:

@@ -19,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from graders import child_events as ev
 from graders import wire
 from graders.cases import CaseInput
+from graders.child_events import ChildMessage
 from graders.compare import Output
 from graders.problem import LoadedProblem
 from graders.sandbox import SandboxLimits, run_harness
@@ -93,19 +95,20 @@ def build_request(loaded: LoadedProblem, cases: list[CaseInput], programs: list[
     return wire.encode(header, arrays)
 
 
-def outputs_from_messages(messages: list[wire.Message], n_programs: int) -> list[ProgramOutputs]:
+def outputs_from_messages(messages: list[ChildMessage], n_programs: int) -> list[ProgramOutputs]:
     programs = [ProgramOutputs() for _ in range(n_programs)]
     for msg in messages:
-        h = msg.header
-        event = h.get("event")
-        if event == "load" and h.get("status") != "ok":
-            programs[h["program"]].load_error = f"{h.get('status')}: {h.get('message')}\n{h.get('traceback', '')}"
-        elif event == "test":
-            prog = programs[h["program"]]
-            if h.get("status") == "ok":
-                prog.outputs[h["index"]] = Output(h["tree"], tuple(msg.arrays))
-            else:
-                prog.errors[h["index"]] = f"{h.get('error_type', h.get('status'))}: {h.get('message')}"
+        event = msg.event
+        if isinstance(event, ev.LoadSyntaxError | ev.LoadInvalid):
+            programs[event.program].load_error = f"{event.status}: {event.message}"
+        elif isinstance(event, ev.LoadError):
+            programs[event.program].load_error = f"error: {event.message}\n{event.traceback}"
+        elif isinstance(event, ev.TestOk):
+            programs[event.program].outputs[event.index] = Output(event.tree.model_dump(exclude_none=True), msg.arrays)
+        elif isinstance(event, ev.TestError):
+            programs[event.program].errors[event.index] = f"{event.error_type}: {event.message}"
+        elif isinstance(event, ev.TestRejected):
+            programs[event.program].errors[event.index] = f"{event.status}: {event.message}"
     return programs
 
 
@@ -189,6 +192,7 @@ def compute(loaded: LoadedProblem, cases: list[CaseInput], key: str) -> Referenc
     problem = loaded.problem
     programs = [loaded.reference_source.decode("utf-8")] + [m.code for m in problem.known_mistakes]
     request = build_request(loaded, cases, programs, output_budget=256 * 1024 * 1024)
+    # Unsandboxed (no cgroup to measure CPU time): `time_s` is a wall-clock limit here.
     limits = SandboxLimits(time_s=max(120.0, problem.limits.time_s * len(programs)), memory_mb=8192,
                            result_bytes=1024 * 1024 * 1024, log_bytes=64 * 1024)
     outcome = run_harness(request, limits, sandboxed=False)
@@ -196,7 +200,8 @@ def compute(loaded: LoadedProblem, cases: list[CaseInput], key: str) -> Referenc
         stderr = outcome.stderr.decode("utf-8", "replace")[-4000:]
         raise ReferenceError(f"{loaded.id}: the reference runner did not finish "
                              f"(exit {outcome.exit_code}, timed out: {outcome.timed_out}): "
-                             f"{outcome.start_error or ''}{outcome.wire_error or ''}\n{stderr}")
+                             f"{outcome.start_error or ''}{outcome.wire_error or ''}{outcome.reader_error or ''}"
+                             f"\n{stderr}")
     results = outputs_from_messages(outcome.messages, len(programs))
     mistakes = {m.id: results[i + 1] for i, m in enumerate(problem.known_mistakes)}
     return ReferenceOutputs(key, results[0], mistakes, outcome.run_ms or 0.0)

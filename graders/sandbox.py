@@ -10,13 +10,17 @@ Layers, outermost first:
   tmpfs at /tmp, cleared environment, `--die-with-parent`, `--new-session`;
 - `setpriv`: the program runs as `nobody` with no capabilities and `no_new_privs`.
 
-Time is enforced from outside: the parent watches the wall clock and the group's CPU time and kills
-the whole group. Results come back only as wire messages on a pipe the parent created; stdout and
-stderr are drained and capped. The host never opens a path the sandbox could have written.
+Time is enforced from outside: the parent judges the group's CPU time against the limit (so a busy
+machine never turns a correct answer into a time limit), keeps a wall-clock backstop for runs that
+sleep or wait, and kills the whole group. Results come back only as validated events
+(graders/child_events.py) on a pipe the parent created; every byte from the child is hostile input,
+decoded in one linear pass with caps (graders/wire.py) by reader threads that never die silently.
+stdout and stderr are drained and capped. The host never opens a path the sandbox could have written.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import resource
@@ -33,7 +37,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from graders import cgroup, wire
+from graders.child_events import ChildMessage, ResultChannel
 
+log = logging.getLogger("gradax.sandbox")
 GRADERS_DIR = Path(__file__).resolve().parent
 SANDBOX_CODE_ROOT = "/opt/gradax"
 VENV_MOUNT = f"{SANDBOX_CODE_ROOT}/venv"
@@ -48,12 +54,22 @@ def default_pids() -> int:
     return 64 + 2 * (os.cpu_count() or 1)
 
 
+# The wall-clock backstop is this many times the CPU limit: time limits judge the submission's own CPU time,
+# and the clock only stops what does not use CPU (sleeping, blocking). A correct answer on a machine so
+# busy that it gets less than a third of a core could still be stopped; GRADAX_WALL_FACTOR raises it.
+WALL_FACTOR = 3.0
+# A read this small means the pipe was nearly empty: pause before the next one, so a child that trickles
+# bytes (or prints one character at a time) costs the parent at most ~1000 reads a second, not one per write.
+SMALL_READ = 4096
+READ_PAUSE_S = 0.001
+
+
 @dataclass(frozen=True)
 class SandboxLimits:
-    """Limits of one run. `time_s` counts from the moment the libraries are imported."""
+    """Limits of one run. Time counts from the moment the child says `ready` (libraries imported)."""
 
-    time_s: float = 10.0
-    cpu_s: float | None = None  # CPU seconds of the whole group; default 2 x time_s (XLA threads)
+    time_s: float = 10.0  # CPU seconds of the whole group (every thread and process of the run)
+    wall_s: float | None = None  # wall-clock backstop; default WALL_FACTOR x time_s
     memory_mb: int = 2048
     # Threads count too: XLA starts a pool per core, so the limit grows with the machine.
     pids: int = field(default_factory=default_pids)
@@ -66,36 +82,51 @@ class SandboxLimits:
     startup_s: float = 60.0
 
     @property
-    def cpu_limit(self) -> float:
-        return self.cpu_s if self.cpu_s is not None else 2 * self.time_s
+    def wall_limit(self) -> float:
+        return self.wall_s if self.wall_s is not None else WALL_FACTOR * self.time_s
 
 
 @dataclass
 class ChildOutcome:
-    """Everything the parent observed about one child run; judging it is the engine's job."""
+    """Everything the parent observed about one child run; judging it is the engine's job.
 
-    messages: list[wire.Message] = field(default_factory=list)
+    `messages` holds only validated events (graders/child_events.py); `wire_error` says why the channel was
+    cut (bytes that are not messages, or events that break the schema or the order).
+    """
+
+    messages: list[ChildMessage] = field(default_factory=list)
     wire_error: str | None = None
     stdout: bytes = b""
     stdout_total: int = 0
     stderr: bytes = b""
     stderr_total: int = 0
     exit_code: int | None = None
-    timed_out: bool = False
+    timed_out: bool = False  # the wall-clock backstop stopped the run
     startup_timed_out: bool = False
-    cpu_exceeded: bool = False
+    cpu_exceeded: bool = False  # the run used more CPU time than its limit
     memory_exceeded: bool = False
     memory_limit_reached: bool = False  # usage touched the limit at some point (memory.failcnt > 0)
     result_overflow: bool = False
     start_error: str | None = None
+    reader_error: str | None = None  # the parent failed to read the channel: a bug in gradax
     ready_ms: float | None = None
     run_ms: float | None = None
-    cpu_seconds: float | None = None
+    cpu_seconds: float | None = None  # the group's CPU time over the whole run, start-up included
+    cpu_at_ready: float | None = None  # the group's CPU time when the child said ready
     memory_peak: int | None = None
+    result_bytes: int = 0  # bytes received on the result channel
+    parent_cpu_s: float = 0.0  # CPU time the parent's reader threads spent on this child's pipes
     sandboxed: bool = True
 
-    def events(self, name: str) -> list[wire.Message]:
-        return [m for m in self.messages if m.header.get("event") == name]
+    def events(self, name: str) -> list[ChildMessage]:
+        return [m for m in self.messages if m.kind == name]
+
+    @property
+    def run_cpu_s(self) -> float | None:
+        """CPU seconds the run used after `ready`: what the time limit judges."""
+        if self.cpu_seconds is None or self.cpu_at_ready is None:
+            return None
+        return max(0.0, self.cpu_seconds - self.cpu_at_ready)
 
 
 class SandboxError(Exception):
@@ -200,43 +231,97 @@ def harness_command(*, sandboxed: bool = True) -> list[str]:
     return [sandbox_python() if sandboxed else sys.executable, "-B", "-s", "-c", _HARNESS_BOOT]
 
 
-def _reader(stream: IO[bytes], keep: int, sink: dict[str, Any], key: str) -> None:
-    data, total = wire.read_capped(stream, keep)
-    sink[key] = (data, total)
+class ReaderCost:
+    """CPU time the parent's reader threads spend on one child (each thread measures its own)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.seconds = 0.0
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self.seconds += seconds
 
 
-def _results_reader(fd: int, decoder: wire.StreamDecoder, out: queue.Queue[Any]) -> None:
-    """Decode result messages as they arrive; stop at EOF, overflow or garbage."""
-    with os.fdopen(fd, "rb", buffering=0) as stream:
+def _read(stream: IO[bytes]) -> bytes:
+    chunk = stream.read(65536)
+    if chunk is not None and 0 < len(chunk) < SMALL_READ:
+        time.sleep(READ_PAUSE_S)
+    return chunk or b""
+
+
+def _reader(stream: IO[bytes], keep: int, sink: dict[str, Any], key: str, cost: ReaderCost | None = None) -> None:
+    """Drain stdout or stderr, keeping the first `keep` bytes and counting the rest. Never raises."""
+    started = time.thread_time()
+    chunks: list[bytes] = []
+    kept = total = 0
+    try:
+        while True:
+            chunk = _read(stream)
+            if not chunk:
+                break
+            total += len(chunk)
+            if kept < keep:
+                chunks.append(chunk[: keep - kept])
+                kept += len(chunks[-1])
+    except Exception:  # the pipe broke: what was read so far still counts
+        log.exception("reading the child's %s failed", key)
+    finally:
+        sink[key] = (b"".join(chunks), total)
+        if cost is not None:
+            cost.add(time.thread_time() - started)
+
+
+def _results_reader(fd: int, channel: ResultChannel, out: queue.Queue[Any], cost: ReaderCost | None = None) -> None:
+    """Decode and validate result events as they arrive; stop at EOF, overflow or a violation.
+
+    Never dies silently: whatever happens, the watcher gets a final `eof`, `overflow` or `garbage`, so a
+    broken channel ends the run at once instead of waiting for the time limit.
+    """
+    started = time.thread_time()
+    stream = os.fdopen(fd, "rb", buffering=0)
+    final: tuple[str, Any] = ("eof", None)
+    try:
         while True:
             try:
-                chunk = stream.read(65536)
+                chunk = _read(stream)
             except OSError:
                 chunk = b""
             if not chunk:
-                out.put(("eof", None))
-                return
+                break
             try:
-                for message in decoder.feed(chunk):
-                    out.put(("message", (time.monotonic(), message)))
+                for message in channel.feed(chunk):
+                    out.put(("message", message))
             except wire.BudgetExceeded as exc:
-                out.put(("overflow", str(exc)))
-                _drain(stream)
-                return
+                final = ("overflow", str(exc))
+                break
             except wire.WireError as exc:
-                # Messages decoded before the garbage in the same read still count: a submission that
+                # Events decoded before the violation in the same read still count: a submission that
                 # writes junk on the result pipe right after the child said `ready` (the warm pool's child
                 # says it just before loading the code) is the submission's fault, not a failed start.
-                at = time.monotonic()
                 for message in exc.messages:
-                    out.put(("message", (at, message)))
-                out.put(("garbage", str(exc)))
-                _drain(stream)
-                return
+                    out.put(("message", message))
+                final = ("garbage", str(exc))
+                break
+    except Exception as exc:  # a bug in gradax (hostile bytes raise WireError): end the run, blame gradax
+        log.exception("the result reader failed")
+        final = ("reader_failed", f"{type(exc).__name__}: {exc}"[:500])
+    # Tell the watcher first (it stops the run), then drain until the child is gone so it never blocks.
+    out.put(final)
+    try:
+        if final[0] != "eof":
+            _drain(stream)
+    finally:
+        stream.close()
+        if cost is not None:
+            cost.add(time.thread_time() - started)
 
 
 def _drain(stream: IO[bytes]) -> None:
-    while stream.read(65536):
+    try:
+        while _read(stream):
+            pass
+    except OSError:
         pass
 
 
@@ -254,7 +339,7 @@ def _limit_resources(limits: SandboxLimits, procs_files: list[str]) -> Callable[
         size = limits.file_size_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
         resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
-        cpu = int(limits.cpu_limit + limits.startup_s) + 1
+        cpu = int(limits.time_s + limits.startup_s) + 1
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 
     return apply
@@ -332,21 +417,48 @@ def _kill_session(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+class ChildPipes:
+    """The parent's ends of one child's pipes, each read by a thread of its own that never raises.
+
+    Shared by the cold sandbox and the warm pool: stdout and stderr are drained and capped, the result pipe
+    is decoded and validated (graders/child_events.py) into `events`, the request is written to stdin.
+    """
+
+    def __init__(self, *, stdin: IO[bytes], stdout: IO[bytes], stderr: IO[bytes], result_fd: int,
+                 request: bytes, limits: SandboxLimits):
+        self.logs: dict[str, tuple[bytes, int]] = {}
+        self.events: queue.Queue[Any] = queue.Queue()
+        self.cost = ReaderCost()
+        self.channel = ResultChannel.for_request(request, limits.result_bytes)
+        self.threads = [
+            threading.Thread(target=_reader, args=(stdout, limits.log_bytes, self.logs, "stdout", self.cost),
+                             daemon=True, name="gradax-stdout"),
+            threading.Thread(target=_reader, args=(stderr, limits.log_bytes, self.logs, "stderr", self.cost),
+                             daemon=True, name="gradax-stderr"),
+            threading.Thread(target=_results_reader, args=(result_fd, self.channel, self.events, self.cost),
+                             daemon=True, name="gradax-results"),
+            threading.Thread(target=_feed, args=(stdin, request), daemon=True, name="gradax-stdin"),
+        ]
+        for t in self.threads:
+            t.start()
+
+    def finish(self, outcome: ChildOutcome) -> None:
+        """After the child is gone: wait for the log readers, then record what they and the channel saw."""
+        for t in self.threads[:3]:
+            t.join(timeout=2)
+        outcome.stdout, outcome.stdout_total = self.logs.get("stdout", (b"", 0))
+        outcome.stderr, outcome.stderr_total = self.logs.get("stderr", (b"", 0))
+        outcome.result_bytes = self.channel.decoder.total
+        outcome.parent_cpu_s = self.cost.seconds
+
+
 def _watch(proc: subprocess.Popen[bytes], request: bytes, read_fd: int, limits: SandboxLimits,
            group: cgroup.RunCgroup | None, outcome: ChildOutcome) -> None:
     assert proc.stdin and proc.stdout and proc.stderr
-    logs: dict[str, Any] = {}
-    events: queue.Queue[Any] = queue.Queue()
-    decoder = wire.StreamDecoder(limits.result_bytes)
-    threads = [
-        threading.Thread(target=_reader, args=(proc.stdout, limits.log_bytes, logs, "stdout"), daemon=True),
-        threading.Thread(target=_reader, args=(proc.stderr, limits.log_bytes, logs, "stderr"), daemon=True),
-        threading.Thread(target=_results_reader, args=(read_fd, decoder, events), daemon=True),
-        threading.Thread(target=_feed, args=(proc.stdin, request), daemon=True),
-    ]
-    for t in threads:
-        t.start()
-    ready_at = watch_events(events, limits, group, outcome, startup_s=limits.startup_s)
+    pipes = ChildPipes(stdin=proc.stdin, stdout=proc.stdout, stderr=proc.stderr, result_fd=read_fd,
+                       request=request, limits=limits)
+    meter = group_cpu(group) if group is not None else process_cpu(proc.pid)
+    ready_at = watch_events(pipes.events, limits, meter, outcome, startup_s=limits.startup_s)
     end = time.monotonic()
     if ready_at is not None:
         outcome.run_ms = (end - ready_at) * 1000
@@ -361,18 +473,53 @@ def _watch(proc: subprocess.Popen[bytes], request: bytes, read_fd: int, limits: 
         _kill_session(proc)
     if outcome.exit_code is None:
         outcome.exit_code = proc.wait()
-    for t in threads[:2]:
-        t.join(timeout=2)
-    outcome.stdout, outcome.stdout_total = logs.get("stdout", (b"", 0))
-    outcome.stderr, outcome.stderr_total = logs.get("stderr", (b"", 0))
+    pipes.finish(outcome)
 
 
-def watch_events(events: queue.Queue[Any], limits: SandboxLimits, group: cgroup.RunCgroup | None,
-                 outcome: ChildOutcome, *, startup_s: float) -> float | None:
-    """Collect a child's result messages until it is done, fails, or passes its time or CPU limit.
+CpuMeter = Callable[[], float]
 
-    Returns when the child said ready (monotonic time), or None if it never did. Shared by the cold
-    sandbox and the warm pool so both judge limits the same way.
+
+def group_cpu(group: cgroup.RunCgroup) -> CpuMeter:
+    """CPU seconds of every process and thread of a run, from its cgroup (v1 cpuacct, v2 cpu.stat)."""
+
+    def read() -> float:
+        try:
+            return group.cpu_seconds()
+        except OSError:
+            return 0.0
+
+    return read
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> CpuMeter:
+    """CPU seconds of one process (all its threads, and children it has reaped), from /proc/<pid>/stat.
+
+    Only for unsandboxed runs of trusted code, which have no cgroup: the harness does not fork.
+    """
+
+    def read() -> float:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            return 0.0
+        # After the command name: state is field 3, utime..cstime are fields 14-17 (proc(5)).
+        return sum(int(x) for x in fields[11:15]) / _CLOCK_TICKS
+
+    return read
+
+
+def watch_events(events: queue.Queue[Any], limits: SandboxLimits, cpu: CpuMeter, outcome: ChildOutcome, *,
+                 startup_s: float) -> float | None:
+    """Collect a child's result events until it is done, fails, or passes a limit.
+
+    Before `ready` only the start-up deadline counts. After it, the run's CPU time (`cpu`: its cgroup's,
+    or the process's when unsandboxed) is judged against `time_s`, and the clock against the wall-clock
+    backstop. Returns when the child said ready (monotonic time), or None if it never did. Shared by the
+    cold sandbox and the warm pool so both judge limits the same way.
     """
     started = time.monotonic()
     ready_at: float | None = None
@@ -386,14 +533,14 @@ def watch_events(events: queue.Queue[Any], limits: SandboxLimits, group: cgroup.
         except queue.Empty:
             kind, payload = "tick", None
         if kind == "message":
-            at, message = payload
+            message: ChildMessage = payload
             outcome.messages.append(message)
-            if message.header.get("event") == "ready" and ready_at is None:
-                ready_at = at
-                outcome.ready_ms = (at - started) * 1000
-                deadline = at + limits.time_s
-                cpu_at_ready = _group_cpu(group)
-            if message.header.get("event") == "done":
+            if message.kind == "ready" and ready_at is None:
+                ready_at = message.at
+                outcome.ready_ms = (ready_at - started) * 1000
+                deadline = ready_at + limits.wall_limit
+                cpu_at_ready = outcome.cpu_at_ready = cpu()
+            elif message.kind == "done":
                 finished = True
         elif kind == "eof":
             finished = True
@@ -403,25 +550,21 @@ def watch_events(events: queue.Queue[Any], limits: SandboxLimits, group: cgroup.
         elif kind == "garbage":
             outcome.wire_error = payload
             finished = True
+        elif kind == "reader_failed":
+            outcome.reader_error = payload
+            finished = True
         if not finished and time.monotonic() >= deadline:
             if ready_at is None:
                 outcome.startup_timed_out = True
             else:
                 outcome.timed_out = True
             finished = True
-        if not finished and ready_at is not None and _group_cpu(group) - cpu_at_ready > limits.cpu_limit:
+        if not finished and ready_at is not None and cpu() - cpu_at_ready > limits.time_s:
             outcome.cpu_exceeded = True
             finished = True
+    if ready_at is not None:
+        outcome.cpu_seconds = cpu()
     return ready_at
-
-
-def _group_cpu(group: cgroup.RunCgroup | None) -> float:
-    if group is None:
-        return 0.0
-    try:
-        return group.cpu_seconds()
-    except OSError:
-        return 0.0
 
 
 def _feed(stdin: IO[bytes], request: bytes) -> None:

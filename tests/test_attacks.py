@@ -219,6 +219,16 @@ def _check_load_line(report: dict[str, Any], _: CliResult) -> None:
     assert report["line"] == 2, report
 
 
+def _check_channel_blamed(report: dict[str, Any], _: CliResult) -> None:
+    """Rows 31-32: blamed on the submission at once, cheaply for the parent, nothing forged in the report."""
+    assert "wrote to the grader's result channel" in report["message"], report["message"]
+    assert "not your fault" not in report["message"]
+    assert report["timings"]["run_ms"] < 5000, report["timings"]
+    assert report["timings"]["parent_read_cpu_ms"] < 2000, report["timings"]
+    for test in report["tests"]:
+        assert test["duration_ms"] is None or isinstance(test["duration_ms"], float), test
+
+
 def _check_cheap(report: dict[str, Any], _: CliResult) -> None:
     assert report["timings"].get("memory_peak_mb", 0) < MEMORY_LIMIT_MB, report["timings"]
 
@@ -262,6 +272,12 @@ ATTACKS = [
     Attack("28f_not_utf8", "invalid_submission",
            content=lambda: b"def module_basics_forward(seed, x, features):\n    return x  # \xff\xfe\xc3\x28\n"),
     Attack("29_jax_config", "accepted"),
+    Attack("31a_forged_missing_field", "runtime_error", _check_channel_blamed),
+    Attack("31b_forged_wrong_type", "runtime_error", _check_channel_blamed),
+    Attack("31c_forged_valid_result", "runtime_error", _check_channel_blamed),
+    Attack("32a_deep_json_header", "runtime_error", _check_channel_blamed),
+    Attack("32b_declares_2_32_arrays", "runtime_error", _check_channel_blamed),
+    Attack("32c_huge_header", "runtime_error", _check_channel_blamed),
 ]
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graders import wire
 from graders.cases import CaseInput, build_cases
+from graders.child_events import ChildMessage, validate_event
 from graders.compare import Output
 from graders.engine import judge
 from graders.problem import LoadedProblem, load_problem
@@ -23,6 +23,11 @@ from graders.sandbox import ChildOutcome
 
 ROOT = Path(__file__).resolve().parents[2]
 LEAF = {"t": "leaf", "i": 0}
+
+
+def M(header: dict, arrays: list[np.ndarray] | None = None) -> ChildMessage:  # type: ignore[type-arg]
+    """An event as the parent's reader delivers it: validated against graders/child_events.py."""
+    return ChildMessage(validate_event(header, arrays or []), tuple(arrays or []))
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +41,14 @@ def problem() -> tuple[LoadedProblem, list[CaseInput], ReferenceOutputs]:
     return loaded, cases, reference
 
 
-def _events(results: dict[int, float | None], started: list[int]) -> list[wire.Message]:
+def _events(results: dict[int, float | None], started: list[int]) -> list[ChildMessage]:
     """ready, load ok, and per test a start and (value -> an output, None -> nothing more)."""
-    messages = [wire.Message({"event": "ready"}), wire.Message({"event": "load", "program": 0, "status": "ok"})]
+    messages = [M({"event": "ready", "pid": 1}), M({"event": "load", "program": 0, "status": "ok"})]
     for index in started:
-        messages.append(wire.Message({"event": "start", "program": 0, "index": index}))
+        messages.append(M({"event": "start", "program": 0, "index": index}))
         value = results.get(index)
         if value is not None:
-            messages.append(wire.Message({"event": "test", "program": 0, "index": index, "status": "ok",
+            messages.append(M({"event": "test", "program": 0, "index": index, "status": "ok",
                                           "duration_ms": 1.0, "tree": LEAF}, [np.full(3, value, np.float32)]))
     return messages
 
@@ -79,8 +84,8 @@ def test_time_limit_on_the_first_failing_test_is_time_limit_exceeded(problem: tu
 def test_error_before_a_wrong_answer_is_runtime_error(problem: tuple) -> None:  # type: ignore[type-arg]
     loaded, cases, reference = problem
     messages = _events({}, started=[])
-    messages.append(wire.Message({"event": "start", "program": 0, "index": 0}))
-    messages.append(wire.Message({"event": "test", "program": 0, "index": 0, "status": "error", "duration_ms": 1.0,
+    messages.append(M({"event": "start", "program": 0, "index": 0}))
+    messages.append(M({"event": "test", "program": 0, "index": 0, "status": "error", "duration_ms": 1.0,
                                   "error_type": "ValueError", "message": "boom", "traceback": "", "line": 3}))
     messages += _events({1: 5.0}, started=[1])[2:]
     report = judge(loaded, cases[:2], reference, ChildOutcome(messages=messages), "submit")

@@ -99,8 +99,8 @@ def test_limits_seen_from_inside(monkeypatch: pytest.MonkeyPatch) -> None:
     limits = SandboxLimits(time_s=60)
     outcome = run_harness(request(PROBE.replace("ROOT", str(ROOT))), limits)
     test = outcome.events("test")
-    assert test and test[0].header["status"] == "ok", (outcome.messages, outcome.stderr[-2000:])
-    keys = test[0].header["tree"]["k"]
+    assert test and test[0].event.status == "ok", (outcome.messages, outcome.stderr[-2000:])
+    keys = test[0].event.tree.k
     seen = {k: int(a) for k, a in zip(keys, test[0].arrays, strict=True)}
     assert seen["uid"] == seen["gid"] == 65534
     assert seen["caps_effective"] == seen["caps_bounding"] == 0
@@ -148,7 +148,7 @@ def test_harness_refuses_oversized_results_before_converting() -> None:
     code = "import numpy as np\ndef f(a):\n    return np.broadcast_to(np.float64(1), (10**5, 10**5))\n"
     outcome = run_harness(request(code, output_budget=1024), SandboxLimits(time_s=30))
     test = outcome.events("test")
-    assert test and test[0].header["status"] == "output_limit"
+    assert test and test[0].event.status == "output_limit"
     assert outcome.memory_peak is not None and outcome.memory_peak < 512 * 2**20
 
 
@@ -205,7 +205,7 @@ def test_cpu_limit_counts_the_whole_group() -> None:
     # Two busy threads on a long wall limit: the group's CPU seconds stop the run, not the clock.
     code = ("import threading\ndef spin():\n    while True:\n        pass\n"
             "def f(a):\n    threading.Thread(target=spin, daemon=True).start()\n    spin()\n")
-    outcome = run_harness(request(code), SandboxLimits(time_s=60, cpu_s=3))
+    outcome = run_harness(request(code), SandboxLimits(time_s=3, wall_s=60))
     assert outcome.cpu_exceeded
     assert not outcome.timed_out
     assert outcome.run_ms is not None and outcome.run_ms < 30_000
