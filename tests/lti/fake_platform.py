@@ -207,7 +207,7 @@ class FakePlatform:
         return item_id
 
     def tool_keys(self) -> KeySet:
-        with urllib.request.urlopen(self.tool_url + "/lti/jwks", timeout=10) as r:
+        with urllib.request.urlopen(self.tool_url + "/lti/jwks", timeout=30) as r:
             return KeySet.import_key_set(json.loads(r.read()))
 
     def verify_from_tool(self, token: str) -> dict[str, Any]:
