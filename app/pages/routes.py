@@ -158,17 +158,18 @@ def register_page(request: Request, next: str | None = None) -> HTMLResponse:
 async def register_submit(request: Request, session: SessionDep, guard: AuthGuardDep,
                           username: Annotated[str, Form(max_length=64)],
                           password: Annotated[str, Form(max_length=256)], csrf_token: Annotated[str, Form()] = "",
-                          next: Annotated[str, Form()] = "/") -> Response:
+                          next: Annotated[str, Form()] = "/",
+                          email: Annotated[str, Form(max_length=254)] = "") -> Response:
     check_form_csrf(request, csrf_token)
     try:
-        body = UserCreate(username=username, password=password)
+        body = UserCreate(username=username, password=password, email=email.strip() or None)
         guard.check(client=client_address(request), username=body.username)
         user = await guard.hashing(lambda: create_user(session=session, username=body.username,
-                                                       password=body.password))
+                                                       password=body.password, email=body.email))
     except ValidationError as exc:
         field = str(exc.errors()[0]["loc"][0])
-        message = ("Usernames are 3-32 letters, digits, '_', '.' or '-'." if field == "username"
-                   else "Passwords need at least 8 characters.")
+        message = {"username": "Usernames are 3-32 letters, digits, '_', '.' or '-'.",
+                   "email": "That is not an email address."}.get(field, "Passwords need at least 8 characters.")
         return page(request, "register.html", {"next": safe_next(next), "error": message, "username": username},
                     status_code=422)
     except AppError as exc:

@@ -88,3 +88,21 @@ def test_instructor_forms_gradebook_and_review(course_app: FastAPI, course_clien
     assert csv_text.splitlines()[0].startswith("username,email,nnx-module-basics,nnx-linear-bias,points")
     # the forms refuse a missing CSRF token and students
     assert course_client.post("/courses/example/roster", data={"roster_text": "username\nx\n"}).status_code == 403
+
+
+def test_registering_with_a_rostered_email_enrols(course_app: FastAPI, course_client: TestClient,
+                                                  people: People) -> None:
+    r = course_client.post("/api/v1/courses/example/roster", json={"csv": "email\nerin@example.org\n"},
+                           headers=people.prof)
+    assert r.json()["invited"] == ["erin@example.org"]
+    token = re.search(r'name="csrf_token" value="([^"]+)"', course_client.get("/register").text)
+    assert token is not None
+    r = course_client.post("/register", data={"username": "erin", "password": "correct horse battery",
+                                              "email": "Erin@Example.org", "csrf_token": token.group(1),
+                                              "next": "/courses"}, follow_redirects=True)
+    assert r.status_code == 200 and 'href="/courses/example"' in r.text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', course_client.get("/register").text)  # a new session
+    assert token is not None
+    bad = course_client.post("/register", data={"username": "fred", "password": "correct horse battery",
+                                                "email": "not an email", "csrf_token": token.group(1)})
+    assert bad.status_code == 422 and "not an email address" in bad.text
