@@ -1,65 +1,77 @@
-# syntax=docker/dockerfile:1
-# gradax: one image for the web app (`gradax serve`) and the grading workers (`gradax worker`).
-# See docs/scale.md ("Running at scale") for compose and what the grading sandbox needs from the host.
+# gradax: one image for the web app (`gradax serve`, the default command, as the non-root user `gradax`)
+# and the grading workers (`gradax worker`, run as root: see "Sandbox" in docs/scale.md).
 #
-# Build:   docker build -t gradax:0.1.0 .
+#   docker build -t gradax:0.1.0 .
 #
-# The sandbox, honestly:
-# - Grading runs submitted code under bubblewrap (user, PID, mount, network namespaces) and setpriv, and
-#   limits it with cgroups (graders/cgroup.py): the v1 controllers memory, pids, cpuacct, freezer when
-#   they are mounted, else cgroup v2 (memory, pids, cpu). It needs root in the container, namespaces the
-#   default Docker seccomp/AppArmor profiles forbid, and a writable cgroup hierarchy. So the *worker*
-#   container runs as root with `--privileged` (or at least `--cap-add SYS_ADMIN --security-opt
-#   seccomp=unconfined --security-opt apparmor=unconfined` plus a writable /sys/fs/cgroup).
-#   On a cgroup v2-only host (most current distributions and Docker Desktop) the worker needs a
-#   delegated, writable v2 subtree: its own cgroup namespace (`--cgroupns=private`, Docker's default on
-#   v2) with /sys/fs/cgroup writable (`--privileged` does that), and NOT the host's /sys/fs/cgroup
-#   bind-mounted (that hierarchy is not the one /proc/self/cgroup describes; grading fails closed and
-#   says so). gradax then makes <own cgroup>/gradax for the runs and moves itself to
-#   <own cgroup>/gradax-host, so no other long-lived process may share its cgroup (compose's worker runs
-#   `gradax worker` directly as PID 1, no shell).
-#   Anything missing fails closed with `internal_error` and the reason. The v2 backend is verified only
-#   against a fake cgroupfs in unit tests (the build machine is cgroup v1): check it on your host.
-# - The *web* container never runs submitted code when GRADAX_GRADING_BACKEND=celery: it runs as the
-#   unprivileged `gradax` user with Docker's default profiles.
-# - GRADAX_SANDBOX=none turns the sandbox off and is for trusted local use only; never set it here.
+# Built and run by tests/container/test_image.py (marker `container`), which also says what the worker
+# container needs: `--cap-add SYS_ADMIN --security-opt seccomp=unconfined --security-opt
+# apparmor=unconfined --user root` and a writable cgroup hierarchy. GRADAX_SANDBOX=none turns the
+# sandbox off and is for trusted local use only: never set it on a worker.
+#
+# Stages: `deps` (a virtualenv with exactly requirements.lock: rebuilt only when the lock changes),
+# `app` (gradax's own entry points, as a small overlay for that venv), `runtime` (Debian's Python 3.11,
+# bubblewrap, the venv, the sources, problems and reference solutions; no compiler, no pip cache).
 
-ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
+ARG BASE_IMAGE=debian:bookworm-slim
 
-# ---- builder: a virtualenv with the exact versions of requirements.lock, then gradax itself ----------------
-FROM ${PYTHON_IMAGE} AS builder
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
-RUN python -m venv /opt/venv
-# Dependencies first (their own layer: rebuilt only when the lock changes). requirements.lock is the
-# `pip freeze` of `pip install .` (the runtime dependencies of pyproject.toml, transitive ones pinned too).
+# ---- deps: the pinned dependencies ---------------------------------------------------------------------
+FROM ${BASE_IMAGE} AS deps
+# A build behind a TLS-inspecting proxy passes the proxy's CA certificate(s) as PEM text:
+#   --build-arg EXTRA_CA_CERTS="$(cat /usr/local/share/ca-certificates/*.crt)"
+# Only these build stages see it (pip trusts Debian's CA bundle plus these); the runtime image does not.
+ARG EXTRA_CA_CERTS=""
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 DEBIAN_FRONTEND=noninteractive \
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3.11 python3.11-venv ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && if [ -n "$EXTRA_CA_CERTS" ]; then printf '%s\n' "$EXTRA_CA_CERTS" >> /etc/ssl/certs/ca-certificates.crt; fi \
+ && python3.11 -m venv /opt/venv
+# requirements.lock is the `pip freeze` of `pip install .`: every runtime dependency, transitive ones too,
+# at an exact version; --no-deps so nothing outside it can come in. (tests/unit/test_lockfile.py keeps it
+# in step with pyproject.toml.)
 COPY requirements.lock /tmp/requirements.lock
 RUN /opt/venv/bin/pip install --no-deps -r /tmp/requirements.lock
+
+# ---- app: gradax installed editable (as in development: the engine finds problems/ beside graders/) ------
+# Into a separate prefix, so the big venv layer above is not copied again when only gradax changes.
+FROM deps AS app
 WORKDIR /srv/gradax
 COPY pyproject.toml README.md ./
 COPY graders ./graders
 COPY app ./app
-# Editable, as in development: the engine finds problems/ and reference_solutions/ beside graders/.
-RUN /opt/venv/bin/pip install --no-deps -e . \
- && /opt/venv/bin/python -m compileall -q /srv/gradax/graders /srv/gradax/app
+RUN /opt/venv/bin/pip install --no-deps --prefix /opt/gradax-overlay -e .
 
-# ---- runtime: slim Python, the sandbox's system packages, a non-root user ----------------------------------
-FROM ${PYTHON_IMAGE} AS runtime
-# bubblewrap: the sandbox; util-linux: setpriv. Versions pinned to Debian 12 (bookworm) as tested.
+# ---- runtime --------------------------------------------------------------------------------------------
+FROM ${BASE_IMAGE} AS runtime
+ENV DEBIAN_FRONTEND=noninteractive
+# python3.11: the interpreter the venv was made with. bubblewrap: the sandbox (setpriv is in util-linux,
+# which every Debian has). Debian stable only takes security fixes, so versions are not pinned here: a
+# pinned Debian version disappears from the mirror at the next point release and the build breaks.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends bubblewrap=0.8.0-2+deb12u1 util-linux=2.38.1-5+deb12u3 \
- && rm -rf /var/lib/apt/lists/*
-RUN groupadd --system --gid 10001 gradax \
+ && apt-get install -y --no-install-recommends python3.11 bubblewrap \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb \
+ && groupadd --system --gid 10001 gradax \
  && useradd --system --uid 10001 --gid gradax --home-dir /var/lib/gradax --create-home --shell /usr/sbin/nologin gradax
-COPY --from=builder /opt/venv /opt/venv
-COPY --from=builder /srv/gradax /srv/gradax
-COPY problems /srv/gradax/problems
-COPY reference_solutions /srv/gradax/reference_solutions
+COPY --from=deps /opt/venv /opt/venv
+COPY --from=app /opt/gradax-overlay/ /opt/venv/
+WORKDIR /srv/gradax
+COPY pyproject.toml README.md ./
+COPY graders ./graders
+COPY app ./app
+COPY problems ./problems
+COPY reference_solutions ./reference_solutions
+RUN /opt/venv/bin/python -m compileall -q graders app \
+ && /opt/venv/bin/gradax --help >/dev/null
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     GRADAX_DATA_DIR=/var/lib/gradax \
     GRADAX_PROBLEMS_DIR=/srv/gradax/problems \
     GRADAX_LOG_FORMAT=json
-WORKDIR /srv/gradax
+# gradax prepare (issue 16, being added): computes reference outputs and compile profiles once, at build
+# time, so the first submission of each problem is as fast as the next. Switched on when the command is
+# on main:
+# RUN gradax prepare
 USER gradax
 VOLUME ["/var/lib/gradax"]
 EXPOSE 8000
