@@ -153,6 +153,9 @@ def test_kill_all_kills_escaped_daemons_and_remove_deletes_the_group(base: Path,
             if os.fork() == 0:
                 os.setsid()
                 if os.fork() == 0:
+                    null = os.open(os.devnull, os.O_RDWR)
+                    for fd in (0, 1, 2):       # let go of the test's pipes, as a daemon does
+                        os.dup2(null, fd)
                     time.sleep(300)
                 os._exit(0)
         time.sleep(0.2)
