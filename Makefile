@@ -27,13 +27,15 @@ test-deps:
 run: system-deps venv
 	$(BIN)/gradax serve --host 127.0.0.1 --port 8000
 
+# On a cgroup v2 host the sandboxes get a parent cgroup of their own (scripts/test-cgroup-parent.sh).
 # The container test (builds the image, runs it against real PostgreSQL and Redis) runs on its own after
 # the suite: its image build would otherwise compete for the 2 cores with time-bounded tests. With
 # PYTEST_ARGS (a subset), only the suite runs.
 test: test-deps venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not container" $(PYTEST_ARGS)
+	GRADAX_CGROUP_PARENT="$$(bash scripts/test-cgroup-parent.sh)" \
+	  $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not container" $(PYTEST_ARGS)
 	@if [ -z "$(PYTEST_ARGS)" ]; then $(MAKE) --no-print-directory test-container; fi
 
 test-container: test-deps venv
