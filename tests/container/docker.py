@@ -5,8 +5,9 @@ Debian's packages when the engine does not have it (the same tag users pull from
 image is built from the repository's Dockerfile, unchanged. The engine keeps its build cache between runs
 (its default data root), so a re-run rebuilds only the layers whose inputs changed.
 
-dockerd is started as this machine allows it: the vfs storage driver (no overlay mounts needed), no
-iptables rules and no bridge, so containers use `--network host`.
+dockerd is started as this machine allows it: no iptables rules and no bridge, so containers use
+`--network host`. It picks its storage driver itself: overlay2 where the kernel and filesystem allow it
+(here: ext4), else vfs, which works anywhere but copies the whole image for every layer (slow, disk-hungry).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class Engine:
             raise DockerUnavailable("no Docker engine answers, and starting dockerd needs root")
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            ["dockerd", "--storage-driver=vfs", "--iptables=false", "--bridge=none"],
+            ["dockerd", "--iptables=false", "--bridge=none"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + 120

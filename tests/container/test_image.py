@@ -31,7 +31,8 @@ _MISTAKE = {m["id"]: m for m in yaml.safe_load((ROOT / "problems" / f"{PROBLEM}.
 WRONG, WRONG_DIAGNOSIS = _MISTAKE["no-scaling"]["code"], _MISTAKE["no-scaling"]["message"]
 # What the image's /srv/gradax holds: exactly what .dockerignore lets in (no .venv, .gradax, .git, caches,
 # test-artifacts) plus the bytecode compiled at build time.
-IMAGE_TREE = {"pyproject.toml", "README.md", "graders", "app", "problems", "reference_solutions"}
+IMAGE_TREE = {"pyproject.toml", "README.md", "requirements.lock", "graders", "app", "problems", "reference_solutions",
+              "courses"}
 
 
 def _proc_status(pid: int) -> dict[str, str]:
@@ -82,7 +83,9 @@ def test_compose_file_is_valid_and_asks_for_a_secret(engine: dk.Engine) -> None:
     services = config["services"]
     assert set(services) == {"app", "worker", "postgres", "redis"}
     worker = services["worker"]
-    assert worker["user"] == "root" and "SYS_ADMIN" in worker["cap_add"] and not worker.get("privileged")
+    assert worker["user"] == "root" and not worker.get("privileged")
+    assert set(worker["cap_add"]) == {"SYS_ADMIN", "NET_ADMIN"}
+    assert set(worker["security_opt"]) == {"seccomp=unconfined", "apparmor=unconfined"}
     assert services["app"].get("user") in (None, "gradax")  # the image's non-root user
     assert worker["environment"]["GRADAX_SECRET_KEY"] == "s" * 48
 
@@ -140,8 +143,8 @@ def test_worker_container_grades_in_the_sandbox_through_the_http_api(deployment:
     # The worker container graded them (the web container in celery mode only queues): its own metrics.
     status, metrics = http("GET", deployment.worker_metrics_url)
     assert status == 200
-    assert 'gradax_verdicts_total{mode="submit",verdict="accepted"} 1.0' in metrics
-    assert 'gradax_verdicts_total{mode="submit",verdict="wrong_answer"} 1.0' in metrics
+    assert 'gradax_verdicts_total{verdict="accepted",mode="submit"} 1.0' in metrics
+    assert 'gradax_verdicts_total{verdict="wrong_answer",mode="submit"} 1.0' in metrics
     status, web_metrics = http("GET", deployment.url + "/metrics")
     assert status == 200
     assert 'gradax_queue_depth{status="queued"} 0.0' in web_metrics
