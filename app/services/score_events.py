@@ -8,8 +8,10 @@ transaction that made the change, before it commits.
 
 Listeners (e.g. LMS grade passback) register with `add_score_listener`, in every process that grades (the
 server and `gradax worker`s). A listener runs inside that transaction: it must not do network I/O or commit;
-it should record what to do (an outbox row in the same session) and do it after the commit. If it raises, the
-change that triggered it is rolled back, so keep it small and certain.
+it should record what to do (an outbox row in the same session) and do it after the commit. A listener that
+raises is logged and skipped: grading a Submit (or saving an override) never fails because of a listener, and
+the other listeners still hear of the change. (A database error inside a listener still fails the transaction:
+keep listeners small and certain.)
 """
 
 from __future__ import annotations
@@ -58,4 +60,8 @@ def score_changed(session: Session, change: ScoreChange) -> None:
     log.info("score: assignment %d user %d: %s -> %s (%s)", change.assignment_id, change.user_id,
              change.old_points, change.points, change.reason)
     for listener in list(_listeners):
-        listener(session, change)
+        try:
+            listener(session, change)
+        except Exception:
+            log.exception("score listener %r failed on assignment %d user %d; the score change is kept",
+                          listener, change.assignment_id, change.user_id)

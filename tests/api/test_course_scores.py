@@ -223,3 +223,26 @@ def test_runs_and_grader_failures_never_count(course_app: FastAPI, course_client
         failed = submit(course_client, login(course_client, "bob"), PID)
     grade(course_app, failed, 1.0, Verdict.INTERNAL_ERROR)  # (a real one would be retried first)
     assert grade_of(course_app, "bob").points == 0.0
+
+
+def test_a_failing_listener_never_fails_grading(course_app: FastAPI, course_client: TestClient, people: People,
+                                                changes: list[ScoreChange]) -> None:
+    def broken(_session: object, _change: ScoreChange) -> None:
+        raise RuntimeError("the LMS outbox is broken")
+
+    later: list[ScoreChange] = []
+
+    def after(_session: object, change: ScoreChange) -> None:
+        later.append(change)
+
+    add_score_listener(broken)
+    add_score_listener(after)  # registered after the broken one
+    try:
+        attempt = submit_at(course_client, course_app, "bob", HW1_DUE - timedelta(hours=1), 1.0)
+    finally:
+        remove_score_listener(broken)
+        remove_score_listener(after)
+    r = course_client.get(f"/api/v1/submissions/{attempt}", headers=login(course_client, "bob"))
+    assert (r.json()["status"], r.json()["verdict"]) == ("done", "accepted")
+    assert grade_of(course_app, "bob").points == 10.0
+    assert [c.points for c in later] == [c.points for c in changes] == [10.0], "the other listeners heard of it"
