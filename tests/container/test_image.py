@@ -32,8 +32,8 @@ _MISTAKE = {m["id"]: m for m in yaml.safe_load((ROOT / "problems" / f"{PROBLEM}.
 WRONG, WRONG_DIAGNOSIS = _MISTAKE["no-scaling"]["code"], _MISTAKE["no-scaling"]["message"]
 # What the image's /srv/gradax holds: exactly what .dockerignore lets in (no .venv, .gradax, .git, caches,
 # test-artifacts) plus the bytecode compiled at build time.
-IMAGE_TREE = {"pyproject.toml", "README.md", "requirements.lock", "graders", "app", "problems", "reference_solutions",
-              "courses"}
+IMAGE_TREE = {"pyproject.toml", "README.md", "requirements.lock", "graders", "app", "client", "problems",
+              "reference_solutions", "courses"}
 
 
 def _proc_status(pid: int) -> dict[str, str]:
