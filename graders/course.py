@@ -17,7 +17,16 @@ from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from graders.grade_rule import LatePolicy, PenaltyKind, Window
 from graders.problem import ID_PATTERN, Loc, _locate
@@ -44,7 +53,18 @@ def _parse_time(value: object) -> object:
     raise ValueError("expected a date and time such as '2026-03-06 23:59'")
 
 
-Time = Annotated[datetime, BeforeValidator(_parse_time)]
+# Course dates live in this range: far enough for any course, and never near datetime's limits, where moving a
+# time between zones overflows.
+EARLIEST, LATEST = datetime(1971, 1, 1), datetime(2199, 12, 31)
+
+
+def in_range(value: datetime) -> datetime:
+    if not EARLIEST.year <= value.year <= LATEST.year:
+        raise ValueError(f"{value.isoformat()} is outside the years {EARLIEST.year}-{LATEST.year}")
+    return value
+
+
+Time = Annotated[datetime, BeforeValidator(_parse_time), AfterValidator(in_range)]
 
 
 class Strict(BaseModel):

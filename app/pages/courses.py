@@ -25,6 +25,7 @@ from app.pages.instructor import PageUser
 from app.pages.routes import check_form_csrf, page
 from app.services import adjustments, courses, gradebook, review
 from app.services.grades import policy_of
+from graders.course import in_range
 from graders.grade_rule import duration_text
 
 router = APIRouter(prefix="/courses", include_in_schema=False)
@@ -60,6 +61,10 @@ def viewer_time(text: str, viewer_tz: str, fallback: str) -> datetime | None:
         local = datetime.fromisoformat(text.strip())
     except ValueError as exc:
         raise AppError(422, f"{text!r} is not a date and time") from exc
+    try:
+        in_range(local)
+    except ValueError as exc:
+        raise AppError(422, str(exc)) from exc
     aware = local if local.tzinfo is not None else local.replace(tzinfo=zone)
     return aware.astimezone(UTC).replace(tzinfo=None)
 
@@ -317,9 +322,12 @@ def extension(course_id: str, slug: str, request: Request, session: SessionDep, 
         when = viewer_time(due, viewer_tz, course.timezone)
         if when is None:
             try:
-                when = assignment.due + timedelta(days=float(days))
-            except ValueError as exc:
-                raise AppError(422, "give a new due date, or a number of extra days") from exc
+                extra = float(days)
+            except ValueError:
+                extra = 0.0
+            if not 0 < extra <= 365:  # (NaN fails too)
+                raise AppError(422, "give a new due date, or a number of extra days (up to 365)")
+            when = assignment.due + timedelta(days=extra)
         adjustments.set_extension(session, assignment=assignment, student=student, due=when, late_until=None,
                                   reason=reason, by=user)
     except AppError as exc:

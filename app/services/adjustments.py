@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from app.errors import AppError, not_found
 from app.models import Assignment, CourseMember, CourseRole, Extension, ScoreOverride, User, utcnow
 from app.services.grades import STAFF_SOURCE, ExtensionInfo, effective_score, extensions_for, refresh_assignment
+from graders.course import EARLIEST, LATEST
 
 
 def course_student(session: Session, course_id: str, username: str) -> User:
@@ -31,6 +32,9 @@ def course_student(session: Session, course_id: str, username: str) -> User:
 def set_extension(session: Session, *, assignment: Assignment, student: User, due: datetime,
                   late_until: datetime | None, reason: str, by: User) -> Extension:
     """Give the student their own due date (naive UTC), replacing any staff extension they had. Commits."""
+    for when in (due, late_until):
+        if when is not None and not EARLIEST <= when <= LATEST:
+            raise AppError(422, f"{when.isoformat()} is outside the years {EARLIEST.year}-{LATEST.year}")
     if due <= assignment.due:
         raise AppError(422, "an extension's due date must be after the assignment's due date "
                             f"({assignment.due.isoformat()}Z)")

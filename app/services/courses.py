@@ -41,6 +41,7 @@ from app.services.grades import refresh_assignment
 from graders.course import (
     ASSIGNMENTS_DIR,
     COURSE_FILE,
+    USERNAME,
     CourseBank,
     CourseFileError,
     LoadedAssignment,
@@ -327,6 +328,9 @@ def import_roster(session: Session, *, course_id: str, text: str, added_by: User
             continue
         if email and not EMAIL.match(email):
             result.errors.append(f"line {number}: {email!r} is not an email address")
+            continue
+        if username and not USERNAME.match(username):
+            result.errors.append(f"line {number}: {username!r} is not a username (3-32 letters, digits, '_.-')")
             continue
         user = None
         if username:

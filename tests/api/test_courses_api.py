@@ -62,13 +62,14 @@ def test_roster_upload_enrols_invites_and_reports_bad_lines(course_app: FastAPI,
                                                             people: People) -> None:
     register(course_client, "carol")
     roster = ("username,email,role\ncarol,,student\n,dave@example.org,\nerin,erin@example.org,ta\n"
-              "frank,not-an-email,student\nbob,,student\n,,\n")
+              "frank,not-an-email,student\nbob,,student\n,,\n\"=cmd|x\",,\n")
     r = course_client.post(f"{C}/example/roster", json={"csv": roster}, headers=people.prof)
     assert r.status_code == 200, r.text
     body = r.json()
     assert (body["added"], body["already"], body["invited"]) == (["carol"], ["bob"], ["dave@example.org"])
     assert body["errors"] == ["line 4: 'erin' has no account; staff (ta) must have one first",
-                              "line 5: 'not-an-email' is not an email address"]
+                              "line 5: 'not-an-email' is not an email address",
+                              "line 8: '=cmd|x' is not a username (3-32 letters, digits, '_.-')"]
     # dave registers with the invited email and is a student at once
     r = course_client.post(f"{API}/auth/register", json={"username": "dave", "password": PASSWORD,
                                                           "email": "Dave@Example.org"})
@@ -101,6 +102,13 @@ def test_put_assignment_writes_the_file_and_validates_it(course_app: FastAPI, co
     assert r.status_code == 422 and "late_until must not be before due" in r.text
     assert not (courses_dir / "example" / "assignments" / "quiz2.yaml").exists()
     assert course_client.put(f"{C}/example/assignments/quiz3", json=body, headers=people.alice).status_code == 403
+    # dates near datetime's limits would overflow when moved between zones: refused, not a server error
+    for due in ("9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00"):
+        r = course_client.put(f"{C}/example/assignments/quiz3", json=dict(body, due=due), headers=people.prof)
+        assert r.status_code == 422 and "outside the years" in r.text
+        r = course_client.put(f"{C}/example/assignments/hw1/extensions/alice", json={"due": due},
+                              headers=people.prof)
+        assert r.status_code == 422 and "outside the years" in r.text
     listed = course_client.get(f"{C}/example/assignments", headers=people.alice).json()["data"]
     assert [a["id"] for a in listed] == ["hw1", "hw2", "quiz1"]
 

@@ -60,6 +60,7 @@ BROKEN: list[tuple[str, str, str]] = [
     ("due: 2026-03-06 23:59\nextensions:\n  - {student: bob, days: 2, due: 2026-03-09 10:00}\n", ":4: extensions.0",
      "exactly one of due"),
     ("due: 2026-03-06 23:59\nsurprise: 1\n", ":3: surprise:", "Extra inputs are not permitted"),
+    ("due: 0001-01-01 00:00+14:00\n", ":2: due:", "outside the years 1971-2199"),
 ]
 
 

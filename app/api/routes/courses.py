@@ -19,6 +19,7 @@ from app.models import Assignment, Course, CourseRole, User
 from app.services import adjustments, courses, gradebook, review
 from app.services.gradebook import iso
 from app.services.grades import ExtensionInfo, student_members
+from graders.course import in_range
 from graders.problem import ID_PATTERN
 
 router = APIRouter(prefix="/courses", tags=["courses"])
@@ -29,6 +30,7 @@ CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}, "desc
 
 
 def _utc(value: datetime) -> datetime:
+    in_range(value)  # before moving it between zones, which overflows at datetime's limits
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
 
 
