@@ -9,6 +9,7 @@ and there are no hidden tests and no known-mistake diagnoses (their code stays o
 from __future__ import annotations
 
 import io
+import os
 import time
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from graders import harness, wire
 from graders.cases import build_cases
+from graders.child_events import ResultChannel
 from graders.compare import Output
 from graders.engine import judge
 from graders.problem import LoadedProblem, Problem
@@ -44,11 +46,13 @@ def grade_public(problem: Problem, expected: list[Output], code: str) -> Report:
     cases = build_cases(problem, public_only=True)
     request = wire.decode_all(build_request(loaded, cases, [code], output_budget=OUTPUT_BUDGET))[0]
     out = io.BytesIO()
-    wire.write_message(out, {"event": "ready"})
+    wire.write_message(out, {"event": "ready", "pid": os.getpid()})
     start = time.monotonic()
     harness.serve(request, out)
     run_ms = (time.monotonic() - start) * 1000
-    outcome = ChildOutcome(messages=wire.decode_all(out.getvalue()), exit_code=0, run_ms=run_ms, sandboxed=False)
+    # The same validation as a sandboxed run's (the events `judge` reads are the checked ones).
+    channel = ResultChannel(programs=1, tests=len(cases), budget=OUTPUT_BUDGET + (1 << 20))
+    outcome = ChildOutcome(messages=channel.feed(out.getvalue()), exit_code=0, run_ms=run_ms, sandboxed=False)
     reference = ReferenceOutputs(key="public", reference=ProgramOutputs(outputs=dict(enumerate(expected))),
                                  mistakes={})
     report = judge(loaded, cases, reference, outcome, "run")
