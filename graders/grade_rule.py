@@ -221,15 +221,16 @@ class AssignmentGrade:
         return max((g.penalty for g in self.problems.values() if not g.overridden), default=0.0)
 
 
-def standing_text(grade: AssignmentGrade) -> str:
-    """One line for a student: "8/10, submitted 2 h late, -20 %", "overridden", "no Submit yet"."""
+def standing_text(grade: AssignmentGrade, *, staff: bool = False) -> str:
+    """One line for a student: "8/10, submitted 2 h late, -20 %", "6/10, adjusted by your instructor",
+    "0/10, no Submit counted yet" (`staff`: the same line as staff read it, "6/10, overridden")."""
     text = f"{_num(grade.points)}/{_num(grade.max_points)}"
     if grade.late_by is not None:
         text += f", submitted {duration_text(grade.late_by)} late"
         if grade.penalty > 0:
             text += f", -{grade.penalty:.0%}".replace("%", " %")
     if grade.overridden:
-        text += ", adjusted by your instructor"
+        text += ", overridden" if staff else ", adjusted by your instructor"
     elif grade.submitted_at is None:
         text += ", no Submit counted yet"
     return text

@@ -48,7 +48,7 @@ class Cell:
     def to_json(self) -> dict[str, object]:
         g = self.grade
         return {"points": g.points, "max_points": g.max_points, "late": g.late, "overridden": g.overridden,
-                "submitted_at": iso(g.submitted_at) or None, "standing": standing_text(g)}
+                "submitted_at": iso(g.submitted_at) or None, "standing": standing_text(g, staff=True)}
 
 
 @dataclass(frozen=True)
@@ -159,6 +159,10 @@ class Standing:
     @property
     def text(self) -> str:
         return standing_text(self.grade)
+
+    @property
+    def staff_text(self) -> str:
+        return standing_text(self.grade, staff=True)
 
     def problem(self, problem_id: str) -> ProblemGrade:
         return self.grade.problems[problem_id]

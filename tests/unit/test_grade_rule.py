@@ -105,5 +105,6 @@ def test_the_standing_line() -> None:
     assert standing_text(AssignmentGrade({"b": empty})) == "0/10, no Submit counted yet"
     fixed = grade_problem([sub(1, DUE, 0.5)], window=WINDOW, policy=PER_DAY, max_points=10, override=Override(6))
     assert standing_text(AssignmentGrade({"a": fixed})) == "6/10, adjusted by your instructor"
+    assert standing_text(AssignmentGrade({"a": fixed}), staff=True) == "6/10, overridden"
     assert standing_text(AssignmentGrade({"a": grade_problem([sub(1, DUE, 1 / 3)], window=WINDOW, policy=PER_DAY,
                                                              max_points=10)})) == "3.33/10"
