@@ -64,6 +64,13 @@ def status(field):
         if line.startswith(field + ":"):
             return line.split()[1]
 
+def _socket_errno(family, kind):
+    try:
+        socket.socket(family, kind).close()
+        return 0
+    except OSError as exc:
+        return exc.errno
+
 def f(a):
     st = os.statvfs("/tmp")
     libc = ctypes.CDLL(None, use_errno=True)
@@ -76,7 +83,9 @@ def f(a):
         "tmp_bytes": st.f_blocks * st.f_frsize, "tmp_inodes": st.f_files,
         "host_env_seen": int(any("GRADAX_TEST" in k or "SECRET" in v for k, v in os.environ.items())),
         "pid": os.getpid(),
-        "interfaces": len(socket.if_nameindex()),
+        "interfaces": len(open("/proc/net/dev").read().splitlines()) - 2,
+        "netlink_errno": _socket_errno(socket.AF_NETLINK, socket.SOCK_RAW),
+        "vsock_errno": _socket_errno(40, socket.SOCK_STREAM),
         "ptrace_errno": (libc.syscall(101, 0, 0, 0, 0), ctypes.get_errno())[1],
         "unshare_errno": (libc.unshare(0x10000000), ctypes.get_errno())[1],
         "problems_visible": int(os.path.exists("ROOT/problems") or os.path.exists("ROOT/reference_solutions")),
@@ -115,6 +124,7 @@ def test_limits_seen_from_inside(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen["pid"] < 10  # its own PID namespace
     assert seen["interfaces"] == 1  # loopback only: a network namespace of its own
     assert seen["ptrace_errno"] == seen["unshare_errno"] == 1  # EPERM from the seccomp filter
+    assert seen["netlink_errno"] == seen["vsock_errno"] == errno.EAFNOSUPPORT  # socket families: an allow-list
     assert seen["problems_visible"] == 0
     assert seen["root_writable"] == 0
     assert groups and all(not path.exists() for g in groups for path in g.directories())
@@ -161,6 +171,8 @@ def test_seccomp_filter_matches_the_kernel_headers() -> None:
         wrong = {name: nr for name, nr in seccomp.X86_64_DENIED.items() if int(numbers[name]) != nr}
         assert wrong == {}
         assert int(numbers["clone"]) == seccomp.X86_64_CLONE and int(numbers["clone3"]) == seccomp.X86_64_CLONE3
+        assert int(numbers["socket"]) == seccomp.X86_64_SOCKET
+        assert int(numbers["socketpair"]) == seccomp.X86_64_SOCKETPAIR
 
 
 def run_bpf(program: bytes, nr: int, arch: int = seccomp.AUDIT_ARCH_X86_64, arg0: int = 0) -> int:
@@ -196,6 +208,13 @@ def test_seccomp_filter_decisions() -> None:
     assert run_bpf(program, seccomp.X86_64_CLONE, arg0=0x10000000 | 0x11) == eperm  # CLONE_NEWUSER
     assert run_bpf(program, seccomp.X86_64_CLONE, arg0=0x40000000) == eperm  # CLONE_NEWNET
     assert run_bpf(program, seccomp.X86_64_CLONE3) == enosys
+    eafnosupport = seccomp.SECCOMP_RET_ERRNO | errno.EAFNOSUPPORT
+    for call in (seccomp.X86_64_SOCKET, seccomp.X86_64_SOCKETPAIR):
+        for family in (1, 2, 10):  # unix, IPv4, IPv6
+            assert run_bpf(program, call, arg0=family) == seccomp.SECCOMP_RET_ALLOW, (call, family)
+            assert run_bpf(program, call, arg0=(1 << 32) | family) == seccomp.SECCOMP_RET_ALLOW  # int: low word
+        for family in (16, 17, 38, 40, 31, 44, 0, 3, 255):  # netlink, packet, alg, vsock, bluetooth, xdp, ...
+            assert run_bpf(program, call, arg0=family) == eafnosupport, (call, family)
     assert run_bpf(program, 0x40000000 | 1) == seccomp.SECCOMP_RET_KILL_PROCESS  # x32 ABI
     assert run_bpf(program, 1, arch=0x40000003) == seccomp.SECCOMP_RET_KILL_PROCESS  # i386
 
