@@ -8,10 +8,11 @@ stdout, stderr, results, control). For each command the zygote forks a holder th
 1. unshares mount, PID, network and IPC namespaces and forks the grading child, PID 1 of its own PID
    namespace (so `kill(-1, 9)` reaches only its own descendants), in its own network namespace (no
    abstract-socket channel to siblings);
-2. the child makes mounts private, puts a fresh size-capped tmpfs on /tmp and /dev/shm, mounts a /proc
-   that shows only its own namespace, sets rlimits, and drops to `nobody` with empty capability sets
-   and `no_new_privs`, installs the seccomp filter (graders/seccomp.py) while still single-threaded, then
-   starts its backend and replays the problem's compile profile;
+2. the child makes mounts private, puts a fresh size-capped tmpfs on /tmp and /dev/shm and a new devpts
+   instance on /dev/pts (no pty is shared with a sibling), mounts a /proc that shows only its own
+   namespace, sets rlimits, and drops to `nobody` with empty capability sets and `no_new_privs`,
+   installs the seccomp filter (graders/seccomp.py) while still single-threaded, then starts its
+   backend and replays the problem's compile profile;
 3. it writes `R` on the control pipe and blocks reading its request on stdin. The host moves it into a
    per-run cgroup before writing the request, so the submission's code only ever runs inside it;
 4. the holder (also stripped of privileges) waits for the child and writes its exit status on the
@@ -139,6 +140,11 @@ def _child(fds: list[int], command: dict[str, Any]) -> None:
                  f"size={int(limits['tmpfs_mb'])}m,nr_inodes=16384,mode=1777")
     if os.path.isdir("/dev/shm"):
         nsutil.mount("tmpfs", "/dev/shm", "tmpfs", flags | nsutil.MS_NOEXEC, "size=8m,nr_inodes=256,mode=1777")
+    # A devpts instance of its own: the zygote's (from bwrap's --dev) is shared by every child, and two
+    # submissions graded at once could talk through a pty there. /dev/ptmx is bwrap's link to pts/ptmx.
+    # (Not nodev: a pty is a device node.)
+    nsutil.mount("devpts", "/dev/pts", "devpts", nsutil.MS_NOSUID | nsutil.MS_NOEXEC,
+                 "newinstance,ptmxmode=0666,mode=0620")
     nsutil.mount("proc", "/proc", "proc", flags | nsutil.MS_NOEXEC)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     size = int(limits["file_size_mb"]) * 2**20

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Iterator
@@ -363,3 +364,50 @@ def test_start_brings_the_zygote_up_before_any_submission(settings: GraderSettin
         assert pool.healthy and pool.zygote_pid() == pid and pool.stats["zygotes"] == 1
     finally:
         pool.close()
+
+
+CASES = ROOT / "tests" / "attacks" / "cases"
+
+
+def _case(name: str, **values: str) -> str:
+    text = (CASES / f"{name}.py").read_text()
+    for key, value in values.items():
+        text = text.replace(key, value)
+    return text
+
+
+def test_children_graded_at_once_cannot_talk(warm: tuple[Grader, WarmPool], settings: GraderSettings,
+                                             bank: ProblemBank) -> None:
+    """ATTACKS row 35 through one warm pool (two children of one zygote) and through the cold sandbox: two
+    submissions graded at once each open a pty, a /dev/shm file, a System V segment and an abstract socket
+    and look for the other's. Each warm child has its own devpts instance (the zygote's was shared)."""
+    grader, pool = warm
+    loaded = bank.get(PROBLEM)
+    assert loaded is not None
+    cold = Grader(bank, settings, executor=ColdExecutor())
+    for which in (grader, cold):
+        assert which is cold or pool.wait_ready(loaded, 2, timeout=120)
+        pair = os.urandom(4).hex()
+        codes = [_case("35_pty_shm_channel", __SELF__=f"gxA{pair}", __OTHER__=f"gxB{pair}", __PAIR__=pair),
+                 _case("35_pty_shm_channel", __SELF__=f"gxB{pair}", __OTHER__=f"gxA{pair}", __PAIR__=pair)]
+        cold_before = pool.stats["cold"]
+        with ThreadPoolExecutor(2) as executor:
+            results = list(executor.map(functools.partial(_grade, which), codes))
+        assert [v for v, _ in results] == ["accepted", "accepted"], results
+        assert which is cold or pool.stats["cold"] == cold_before
+
+
+def test_nothing_a_submission_leaves_reaches_the_next_child(warm: tuple[Grader, WarmPool], settings: GraderSettings,
+                                                            bank: ProblemBank) -> None:
+    """ATTACKS row 39, warm and cold: a daemon holding a pty and an abstract socket, files in /tmp and
+    /dev/shm, a System V segment and a JAX config change; the next submission finds none of it."""
+    grader, pool = warm
+    cold = Grader(bank, settings, executor=ColdExecutor())
+    for which in (grader, cold):
+        mark = f"gx39{os.urandom(4).hex()}"
+        cold_before = pool.stats["cold"]
+        verdict, message = _grade(which, _case("39a_leave_behind", __MARKER__=mark))
+        assert verdict == "accepted", message
+        verdict, message = _grade(which, _case("39b_find_leftovers", __MARKER__=mark))
+        assert verdict == "accepted", message
+        assert which is cold or pool.stats["cold"] == cold_before
