@@ -3,7 +3,7 @@
 Stages, each with its own message, so a student learns from the first that fails:
 present -> structure (pytree) -> shape (exact, no broadcasting) -> dtype (the problem's policy) -> finite
 -> values within tolerance. Hidden tests report the stage only, never inputs, expected values or error
-sizes. The model's stages (state, transform checks) follow in `graders/model_checks.py`.
+sizes (`HIDDEN_MESSAGES`). The model's stages (state, transform checks) follow in `graders/model_checks.py`.
 """
 
 from __future__ import annotations
@@ -172,8 +172,28 @@ def _values(path: str, got: np.ndarray, want: np.ndarray, tol: Tolerance, public
     )
 
 
+HIDDEN_MESSAGES = {
+    "structure": "the output has the wrong structure (hidden test)",
+    "shape": "the output has the wrong shape (hidden test)",
+    "finite": "the output contains NaN or Inf (hidden test)",
+}
+
+
+def _stage_only(failure: Comparison) -> Comparison:
+    """A hidden test's failure says which stage failed and nothing about what was expected (no expected
+    shape, keys or values: the public tests show those). A dtype clause stays: it is the problem's, the
+    same on every test, and reveals no input."""
+    message = HIDDEN_MESSAGES.get(failure.stage)
+    return Comparison(False, failure.stage, message) if message is not None else failure
+
+
 def compare(got: Output, want: Output, tol: Tolerance, *, public: bool,
             dtype: DtypePolicy = "same_kind") -> Comparison:
+    result = _compare(got, want, tol, public=public, dtype=dtype)
+    return result if public or result.ok else _stage_only(result)
+
+
+def _compare(got: Output, want: Output, tol: Tolerance, *, public: bool, dtype: DtypePolicy) -> Comparison:
     pairs: list[Pair] = []
     err = _structure(got, want, got.tree, want.tree, "", pairs)
     if err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from graders.compare import Output, compare, outputs_match
 from graders.problem import Tolerance
@@ -40,6 +41,25 @@ def test_hidden_failure_reveals_only_the_kind() -> None:
     assert not cmp.ok and cmp.stage == "values"
     assert cmp.expected is None and cmp.got is None and cmp.max_abs_error is None
     assert "9" not in cmp.message and "2" not in cmp.message
+
+
+@pytest.mark.parametrize(("got", "want", "stage"), [
+    (leaf(np.zeros(3)), leaf(np.zeros(16)), "shape"),
+    (leaf(np.zeros((1, 4))), leaf(np.zeros(4)), "shape"),
+    (leaf([1.0, 2.0]), pair(1.0, 2.0), "structure"),
+    (Output({"t": "dict", "k": ["a"], "c": [{"t": "leaf", "i": 0}]}, (np.ones(1),)),
+     Output({"t": "dict", "k": ["secret_key"], "c": [{"t": "leaf", "i": 0}]}, (np.ones(1),)), "structure"),
+    (leaf([np.nan, 7.5]), leaf([1.25, 7.5]), "finite"),
+])
+def test_hidden_failures_name_the_stage_only(got: Output, want: Output, stage: str) -> None:
+    """No expected shape ("expected shape (16,), got shape (3,)" leaked it), keys, index or value."""
+    public = compare(got, want, TOL, public=True)
+    hidden = compare(got, want, TOL, public=False)
+    assert public.stage == hidden.stage == stage and not hidden.ok
+    assert hidden.message.endswith("(hidden test)") and stage in hidden.message.replace("NaN or Inf", "finite")
+    for leak in ("16", "4", "secret_key", "1.25", "index", "expected"):
+        assert leak not in hidden.message, hidden.message
+    assert hidden.expected is None and hidden.got is None and hidden.worst_index is None
 
 
 def test_shape_must_match_exactly_no_broadcasting() -> None:
