@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from graders import child_events as ev
-from graders import diagnose
+from graders import diagnose, limits_text
 from graders.cases import CaseInput, build_cases, points_score
 from graders.compare import Output, compare
 from graders.problem import LoadedProblem, ProblemBank
@@ -143,7 +143,7 @@ class Grader:
         t1 = time.monotonic()
         outcome = self.executor.execute(loaded, request, limits)
         t2 = time.monotonic()
-        report = judge(loaded, cases, reference, outcome, mode)
+        report = judge(loaded, cases, reference, outcome, mode, limits=limits)
         report.timings = {
             "reference_ms": round((t1 - t0) * 1000, 1),
             "sandbox_ms": round((t2 - t1) * 1000, 1),
@@ -171,7 +171,7 @@ CHANNEL_BLAME = ("The submission wrote to the grader's result channel: {detail}.
 
 
 def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOutputs,
-          outcome: ChildOutcome, mode: Mode) -> Report:
+          outcome: ChildOutcome, mode: Mode, *, limits: SandboxLimits | None = None) -> Report:
     """Turn what the child did into a report. Runs in the trusted parent only.
 
     Every event in `outcome.messages` was validated against graders/child_events.py (schema and order), so
@@ -196,9 +196,12 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
                           + (" in time" if outcome.startup_timed_out else "") + ". This is not your fault.")
         return report
 
+    if limits is not None:
+        report.limits = limits_text.run_limits(limits)
+    report.usage = limits_text.run_usage(outcome)
     loads = outcome.events("load")
     if not loads:
-        return _runtime_before_tests(report, outcome)
+        return _runtime_before_tests(report, outcome, limits)
     load = loads[0].event
     if isinstance(load, ev.LoadSyntaxError):
         report.verdict = Verdict.SYNTAX_ERROR
@@ -217,7 +220,7 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
         report.message = (f"Your file raised {load.error_type} while it was being loaded:\n"
                           f"{load.traceback}")
         _add_pitfall(report, load.error_type, load.message)
-        return _limit_verdicts(_channel_verdict(report, outcome), outcome)
+        return _limit_verdicts(_channel_verdict(report, outcome), outcome, limits)
 
     started = {m.event.index for m in outcome.events("start") if isinstance(m.event, ev.Start)}
     finished = {m.event.index: m for m in outcome.events("test") if isinstance(m.event, ev.TestOk | ev.TestError
@@ -231,7 +234,7 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
             if index in started:
                 timed_out = (outcome.timed_out or outcome.cpu_exceeded) and not _starved_of_memory(outcome)
                 test.status = TestStatus.TIMEOUT if timed_out else TestStatus.ERROR
-                test.message = _unfinished_message(outcome)
+                test.message = _unfinished_message(outcome, limits)
                 test.verdict = _unfinished_verdict(outcome)
             else:
                 test.message = "not run: an earlier test stopped the run"
@@ -274,7 +277,7 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
     report.passed = sum(t.status == TestStatus.PASSED for t in report.tests)
     report.score = points_score(cases, [t.status == TestStatus.PASSED for t in report.tests])
     report.verdict = overall_verdict(report.tests, outcome)
-    report.message = _summary(report, outcome)
+    report.message = _summary(report, outcome, limits)
     if report.diagnosis is None and any(t.status == TestStatus.FAILED for t in report.tests):
         # The tests that ran still say which known mistake this looks like, whatever stopped the rest.
         mistakes = [(m, reference.mistakes[m.id].outputs) for m in problem.known_mistakes if m.id in reference.mistakes]
@@ -339,32 +342,31 @@ def _add_pitfall(report: Report, error_type: str, message: str) -> None:
         report.diagnosis = pitfall.advice
 
 
-def _unfinished_message(outcome: ChildOutcome) -> str:
+def _unfinished_message(outcome: ChildOutcome, limits: SandboxLimits | None) -> str:
     if _starved_of_memory(outcome):
-        return "memory limit exceeded during this test"
-    if outcome.timed_out:
-        return "time limit exceeded during this test (the run was stopped from outside)"
-    if outcome.cpu_exceeded:
-        return "CPU time limit exceeded during this test"
+        return f"memory limit exceeded during this test: {limits_text.memory_phrase(outcome, limits)}"
+    if outcome.timed_out or outcome.cpu_exceeded:
+        return f"time limit exceeded during this test: your code {limits_text.time_phrase(outcome, limits)}"
     if outcome.result_overflow:
-        return "the result was larger than this problem's output limit"
+        return f"output limit exceeded during this test: {limits_text.output_phrase(outcome, limits)}"
     if outcome.wire_error:
         return "the run was stopped: the submission wrote to the grader's result channel"
     return f"{_exit_description(outcome.exit_code)} during this test, before returning a result"
 
 
-def _runtime_before_tests(report: Report, outcome: ChildOutcome) -> Report:
+def _runtime_before_tests(report: Report, outcome: ChildOutcome, limits: SandboxLimits | None) -> Report:
     report.verdict = Verdict.RUNTIME_ERROR
     if outcome.wire_error:
         report.message = (CHANNEL_BLAME.format(detail=outcome.wire_error)
                           + " (It happened while the file was being loaded.)")
     elif outcome.result_overflow:
         report.verdict = Verdict.OUTPUT_LIMIT_EXCEEDED
-        report.message = "Your file flooded the grader's result channel while it was being loaded."
+        report.message = ("Output limit exceeded while your file was being loaded: "
+                          f"{limits_text.output_phrase(outcome, limits)}.")
     else:
         report.message = (f"Your file stopped the grading process: {_exit_description(outcome.exit_code)} "
                           "while it was being loaded.")
-    return _limit_verdicts(report, outcome)
+    return _limit_verdicts(report, outcome, limits)
 
 
 def _starved_of_memory(outcome: ChildOutcome) -> bool:
@@ -374,20 +376,22 @@ def _starved_of_memory(outcome: ChildOutcome) -> bool:
         (outcome.timed_out or outcome.cpu_exceeded) and outcome.memory_limit_reached)
 
 
-def _limit_verdicts(report: Report, outcome: ChildOutcome) -> Report:
+def _limit_verdicts(report: Report, outcome: ChildOutcome, limits: SandboxLimits | None) -> Report:
     if _starved_of_memory(outcome):
         report.verdict = Verdict.MEMORY_LIMIT_EXCEEDED
-        report.message = "Memory limit exceeded while your file was being loaded."
+        report.message = ("Memory limit exceeded while your file was being loaded: "
+                          f"{limits_text.memory_phrase(outcome, limits)}.")
     elif outcome.timed_out or outcome.cpu_exceeded:
         report.verdict = Verdict.TIME_LIMIT_EXCEEDED
-        report.message = "Time limit exceeded while your file was being loaded.\n" + report.message
+        report.message = ("Time limit exceeded while your file was being loaded: your code "
+                          f"{limits_text.time_phrase(outcome, limits)}.\n" + report.message)
     return report
 
 
 LIMIT_VERDICTS = (Verdict.TIME_LIMIT_EXCEEDED, Verdict.MEMORY_LIMIT_EXCEEDED, Verdict.OUTPUT_LIMIT_EXCEEDED)
 
 
-def _summary(report: Report, outcome: ChildOutcome) -> str:
+def _summary(report: Report, outcome: ChildOutcome, limits: SandboxLimits | None) -> str:
     """The report's message: the first failure, and what stopped the run if a later test was cut short."""
     v = report.verdict
     if v == Verdict.ACCEPTED:
@@ -398,11 +402,11 @@ def _summary(report: Report, outcome: ChildOutcome) -> str:
     first = next((t for t in report.tests if t.verdict is not None), None)
     if first is None:  # no test failed on its own: the run as a whole was stopped
         if v == Verdict.TIME_LIMIT_EXCEEDED:
-            return "Time limit exceeded: the run was stopped from outside."
+            return f"Time limit exceeded: your code {limits_text.time_phrase(outcome, limits)}."
         if v == Verdict.MEMORY_LIMIT_EXCEEDED:
-            return "Memory limit exceeded: the run was stopped."
+            return f"Memory limit exceeded: {limits_text.memory_phrase(outcome, limits)}."
         if v == Verdict.OUTPUT_LIMIT_EXCEEDED:
-            return "The result is larger than this problem allows."
+            return f"Output limit exceeded: {limits_text.output_phrase(outcome, limits)}."
         return f"{report.passed} of {report.total} tests passed."
     text = f"{report.passed} of {report.total} tests passed. First failure, test '{first.name}': {first.message}"
     stopped = next((t for t in report.tests if t is not first and t.verdict in LIMIT_VERDICTS), None)

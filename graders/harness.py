@@ -95,12 +95,11 @@ def to_tree(value: Any, leaves: list[np.ndarray], budget: list[int], depth: int 
         raise OutputRejected("the result has too many leaves")
     declared = declared_nbytes(value)
     if declared is not None and declared > budget[0]:
-        raise OutputRejected(f"returned an array of {declared} bytes; this problem's output limit is smaller",
-                             kind="output_limit")
+        raise OutputRejected(f"returned an array of {declared:,} bytes", kind="output_limit")
     arr, carried_as = _leaf_to_array(value)
     budget[0] -= arr.nbytes
     if budget[0] < 0:
-        raise OutputRejected("the result is larger than this problem's output limit", kind="output_limit")
+        raise OutputRejected("returned more bytes than this problem's output limit", kind="output_limit")
     leaves.append(arr)
     if carried_as is not None:
         return {"t": "leaf", "i": len(leaves) - 1, "d": carried_as}
@@ -212,7 +211,10 @@ def run_test(fn: Any, test: dict[str, Any], arrays: list[np.ndarray], output_bud
     try:
         tree = to_tree(result, leaves, [output_budget])
     except OutputRejected as exc:
-        return {"status": exc.kind, "duration_ms": duration, "message": str(exc)[:4000]}, []
+        message = str(exc)
+        if exc.kind == "output_limit":
+            message += f"; the output limit is {output_budget:,} bytes"
+        return {"status": exc.kind, "duration_ms": duration, "message": message[:4000]}, []
     except BaseException as exc:  # __array__ of a returned object may raise anything
         return {"status": "bad_output", "duration_ms": duration,
                 "message": f"the result could not be converted to arrays: {type(exc).__name__}: "

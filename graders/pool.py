@@ -47,11 +47,11 @@ from graders.sandbox import (
     SANDBOX_CODE_ROOT,
     ChildOutcome,
     ChildPipes,
+    RunMeter,
     SandboxError,
     SandboxLimits,
     bwrap_argv,
     finish_group,
-    group_cpu,
     sandbox_python,
     watch_events,
 )
@@ -689,7 +689,8 @@ def _watch_child(child: PoolChild, request: bytes, limits: SandboxLimits, group:
                        stderr=os.fdopen(child.fds.pop("stderr"), "rb", buffering=0),
                        result_fd=child.fds.pop("result"), request=request, limits=limits)
     # The child is already warm: it only has to read the request before it says ready.
-    ready_at = watch_events(pipes.events, limits, group_cpu(group), outcome, startup_s=min(limits.startup_s, 10.0))
+    ready_at = watch_events(pipes.events, limits, RunMeter.of_group(group), outcome,
+                            startup_s=min(limits.startup_s, 10.0))
     if ready_at is not None:
         outcome.run_ms = (time.monotonic() - ready_at) * 1000
     # Give a child that finished normally a moment to flush and exit on its own, then kill the rest.

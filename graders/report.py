@@ -57,6 +57,29 @@ class TestReport(BaseModel):
     points: float | None = None  # the test's weight in `score` (problem YAML `points`, default 1)
 
 
+class RunLimits(BaseModel):
+    """The limits a run was judged against (extension; present when a submission ran)."""
+
+    cpu_s: float  # CPU time of every thread and process of the run, after start-up: the time limit
+    wall_s: float  # wall-clock backstop for runs that sleep or wait (time spent waiting for a CPU excluded)
+    wall_cap_s: float  # the longest any run may take, however busy the machine
+    memory_mb: int
+    output_kb: int  # size of the returned values
+    log_kb: int  # stdout and stderr kept in the report (each)
+
+
+class RunUsage(BaseModel):
+    """What the run used, as measured from outside (extension; present when a submission ran)."""
+
+    cpu_s: float | None = None
+    wall_s: float | None = None
+    cpu_wait_s: float | None = None  # only measured when the wall-clock backstop was reached
+    memory_peak_mb: float | None = None
+    result_bytes: int = 0
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+
+
 class Report(BaseModel):
     version: int = REPORT_VERSION
     problem: str
@@ -75,6 +98,8 @@ class Report(BaseModel):
     stderr: str = ""
     hints: list[str] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
+    limits: RunLimits | None = None
+    usage: RunUsage | None = None
 
     @property
     def accepted(self) -> bool:

@@ -54,10 +54,13 @@ def default_pids() -> int:
     return 64 + 2 * (os.cpu_count() or 1)
 
 
-# The wall-clock backstop is this many times the CPU limit: time limits judge the submission's own CPU time,
-# and the clock only stops what does not use CPU (sleeping, blocking). A correct answer on a machine so
-# busy that it gets less than a third of a core could still be stopped; GRADAX_WALL_FACTOR raises it.
+# Time limits judge the submission's own CPU time. The wall clock is only a backstop for runs that do not
+# use CPU (sleeping, blocking): it stops a run after WALL_FACTOR x its CPU limit, not counting the time
+# the run waited for a CPU on a busy machine (the kernel's run-queue delay), and in any case after
+# WALL_CAP_FACTOR x its CPU limit. So load never turns a correct answer into a time limit, and a sleeper
+# still holds a grading slot for at most WALL_FACTOR x the limit on an idle machine.
 WALL_FACTOR = 3.0
+WALL_CAP_FACTOR = 10.0
 # A read this small means the pipe was nearly empty: pause before the next one, so a child that trickles
 # bytes (or prints one character at a time) costs the parent at most ~1000 reads a second, not one per write.
 SMALL_READ = 4096
@@ -69,7 +72,7 @@ class SandboxLimits:
     """Limits of one run. Time counts from the moment the child says `ready` (libraries imported)."""
 
     time_s: float = 10.0  # CPU seconds of the whole group (every thread and process of the run)
-    wall_s: float | None = None  # wall-clock backstop; default WALL_FACTOR x time_s
+    wall_s: float | None = None  # wall-clock backstop, CPU waits excluded; default WALL_FACTOR x time_s
     memory_mb: int = 2048
     # Threads count too: XLA starts a pool per core, so the limit grows with the machine.
     pids: int = field(default_factory=default_pids)
@@ -84,6 +87,11 @@ class SandboxLimits:
     @property
     def wall_limit(self) -> float:
         return self.wall_s if self.wall_s is not None else WALL_FACTOR * self.time_s
+
+    @property
+    def wall_cap(self) -> float:
+        """The longest a run may take after `ready`, however busy the machine."""
+        return max(self.wall_limit, WALL_CAP_FACTOR * self.time_s)
 
 
 @dataclass
@@ -113,6 +121,7 @@ class ChildOutcome:
     run_ms: float | None = None
     cpu_seconds: float | None = None  # the group's CPU time over the whole run, start-up included
     cpu_at_ready: float | None = None  # the group's CPU time when the child said ready
+    cpu_wait_s: float | None = None  # how long the run waited for a CPU (not counted against the backstop)
     memory_peak: int | None = None
     result_bytes: int = 0  # bytes received on the result channel
     parent_cpu_s: float = 0.0  # CPU time the parent's reader threads spent on this child's pipes
@@ -457,7 +466,7 @@ def _watch(proc: subprocess.Popen[bytes], request: bytes, read_fd: int, limits: 
     assert proc.stdin and proc.stdout and proc.stderr
     pipes = ChildPipes(stdin=proc.stdin, stdout=proc.stdout, stderr=proc.stderr, result_fd=read_fd,
                        request=request, limits=limits)
-    meter = group_cpu(group) if group is not None else process_cpu(proc.pid)
+    meter = RunMeter.of_group(group) if group is not None else RunMeter.of_process(proc.pid)
     ready_at = watch_events(pipes.events, limits, meter, outcome, startup_s=limits.startup_s)
     end = time.monotonic()
     if ready_at is not None:
@@ -476,50 +485,90 @@ def _watch(proc: subprocess.Popen[bytes], request: bytes, read_fd: int, limits: 
     pipes.finish(outcome)
 
 
-CpuMeter = Callable[[], float]
-
-
-def group_cpu(group: cgroup.RunCgroup) -> CpuMeter:
-    """CPU seconds of every process and thread of a run, from its cgroup (v1 cpuacct, v2 cpu.stat)."""
-
-    def read() -> float:
-        try:
-            return group.cpu_seconds()
-        except OSError:
-            return 0.0
-
-    return read
-
-
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu(pid: int) -> CpuMeter:
-    """CPU seconds of one process (all its threads, and children it has reaped), from /proc/<pid>/stat.
+class RunMeter:
+    """What the watcher measures of a running child: its CPU time and how long it waited for a CPU.
 
-    Only for unsandboxed runs of trusted code, which have no cgroup: the harness does not fork.
+    The waiting comes from the kernel's per-thread run-queue delay (/proc/<pid>/task/<tid>/schedstat, the
+    second number): time a thread was ready to run but another held the CPU. A busy machine shows up
+    there, a sleeping submission does not, which is how the wall-clock backstop tells them apart.
     """
 
-    def read() -> float:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as fh:
-                fields = fh.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            return 0.0
-        # After the command name: state is field 3, utime..cstime are fields 14-17 (proc(5)).
-        return sum(int(x) for x in fields[11:15]) / _CLOCK_TICKS
+    def __init__(self, cpu: Callable[[], float], pids: Callable[[], list[int]]):
+        self._cpu = cpu
+        self._pids = pids
+        self._baseline: dict[int, int] = {}
 
-    return read
+    @classmethod
+    def of_group(cls, group: cgroup.RunCgroup) -> RunMeter:
+        def cpu() -> float:
+            try:
+                return group.cpu_seconds()
+            except OSError:
+                return 0.0
+
+        def pids() -> list[int]:
+            try:
+                return group.pids()
+            except OSError:
+                return []
+
+        return cls(cpu, pids)
+
+    @classmethod
+    def of_process(cls, pid: int) -> RunMeter:
+        """Unsandboxed runs of trusted code, which have no cgroup (the harness does not fork)."""
+
+        def cpu() -> float:
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as fh:
+                    fields = fh.read().rsplit(b")", 1)[1].split()
+            except (OSError, IndexError):
+                return 0.0
+            # After the command name: utime, stime, cutime, cstime are fields 14-17 of proc(5).
+            return sum(int(x) for x in fields[11:15]) / _CLOCK_TICKS
+
+        return cls(cpu, lambda: [pid])
+
+    def cpu(self) -> float:
+        return self._cpu()
+
+    def _delays(self) -> dict[int, int]:
+        delays: dict[int, int] = {}
+        for pid in self._pids():
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as fh:
+                        delays[int(tid)] = int(fh.read().split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+        return delays
+
+    def mark(self) -> None:
+        """Remember each thread's run-queue delay so far (called when the child says ready)."""
+        self._baseline = self._delays()
+
+    def waited(self) -> float:
+        """Seconds the most delayed thread waited for a CPU since `mark` (threads started since: all of it)."""
+        delays = self._delays()
+        return max((d - self._baseline.get(tid, 0) for tid, d in delays.items()), default=0) / 1e9
 
 
-def watch_events(events: queue.Queue[Any], limits: SandboxLimits, cpu: CpuMeter, outcome: ChildOutcome, *,
+def watch_events(events: queue.Queue[Any], limits: SandboxLimits, meter: RunMeter, outcome: ChildOutcome, *,
                  startup_s: float) -> float | None:
     """Collect a child's result events until it is done, fails, or passes a limit.
 
-    Before `ready` only the start-up deadline counts. After it, the run's CPU time (`cpu`: its cgroup's,
-    or the process's when unsandboxed) is judged against `time_s`, and the clock against the wall-clock
-    backstop. Returns when the child said ready (monotonic time), or None if it never did. Shared by the
-    cold sandbox and the warm pool so both judge limits the same way.
+    Before `ready` only the start-up deadline counts. After it, the run's CPU time (`meter`: its cgroup's,
+    or the process's when unsandboxed) is judged against `time_s`; the clock is only a backstop, at
+    `wall_limit` plus the time the run waited for a CPU (see WALL_FACTOR), never past `wall_cap`. Returns
+    when the child said ready (monotonic time), or None if it never did. Shared by the cold sandbox and
+    the warm pool so both judge limits the same way.
     """
     started = time.monotonic()
     ready_at: float | None = None
@@ -539,7 +588,8 @@ def watch_events(events: queue.Queue[Any], limits: SandboxLimits, cpu: CpuMeter,
                 ready_at = message.at
                 outcome.ready_ms = (ready_at - started) * 1000
                 deadline = ready_at + limits.wall_limit
-                cpu_at_ready = outcome.cpu_at_ready = cpu()
+                cpu_at_ready = outcome.cpu_at_ready = meter.cpu()
+                meter.mark()
             elif message.kind == "done":
                 finished = True
         elif kind == "eof":
@@ -553,17 +603,23 @@ def watch_events(events: queue.Queue[Any], limits: SandboxLimits, cpu: CpuMeter,
         elif kind == "reader_failed":
             outcome.reader_error = payload
             finished = True
-        if not finished and time.monotonic() >= deadline:
+        now = time.monotonic()
+        if not finished and now >= deadline:
             if ready_at is None:
                 outcome.startup_timed_out = True
+                finished = True
             else:
-                outcome.timed_out = True
-            finished = True
-        if not finished and ready_at is not None and cpu() - cpu_at_ready > limits.time_s:
+                # Waiting for a CPU is the machine's doing, not the run's: give that time back (bounded).
+                outcome.cpu_wait_s = meter.waited()
+                deadline = min(ready_at + limits.wall_limit + outcome.cpu_wait_s, ready_at + limits.wall_cap)
+                if now >= deadline - 0.01:
+                    outcome.timed_out = True
+                    finished = True
+        if not finished and ready_at is not None and meter.cpu() - cpu_at_ready > limits.time_s:
             outcome.cpu_exceeded = True
             finished = True
     if ready_at is not None:
-        outcome.cpu_seconds = cpu()
+        outcome.cpu_seconds = meter.cpu()
     return ready_at
 
 

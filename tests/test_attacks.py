@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -33,12 +36,15 @@ CASES = Path(__file__).parent / "attacks" / "cases"
 CliResult = Any  # tests/conftest.py CliResult: returncode, stdout, stderr, json()
 PROBLEM = "nnx-module-basics"
 REFERENCE = ROOT / "reference_solutions" / "nnx_module_basics.py"
-# Limits of the attack copy. Time: short enough for a quick suite, long enough for the hostile rows to
-# reach what they attack on a loaded 2-core machine. Rows that must be accepted use the problem's own
-# limits: they test containment, not limits (a load average of 19 was seen while writing this).
+# Limits of the attack copy. Time (CPU seconds, so load does not change when it fires): short enough for a
+# quick suite, long enough for the hostile rows to reach what they attack; the wall-clock backstop (a
+# sleeping row) is 3x that. Rows that must be accepted use the problem's own limits: they test
+# containment, not limits (a load average of 19 was seen while writing this). Rows about a limit's
+# message use the small copy.
 # Memory: first-touch page faults in a fresh cgroup ran at 70-300 MB/s on the CI VM, so the problem's
 # 2 GiB would race the time limit (the 2 GiB default is verified in tests/unit/test_sandbox.py).
-TIME_LIMIT_S = 10
+TIME_LIMIT_S = 5
+SMALL_TIME_LIMIT_S = 2
 MEMORY_LIMIT_MB = 320
 HOME = Path(os.path.expanduser("~"))
 NUL = b"\0"
@@ -61,11 +67,13 @@ def _problem_copy(base: Path, time_s: float | None, memory_mb: int | None) -> Pa
 
 
 @pytest.fixture(scope="session")
-def attack_problems(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Problem dirs for the attacks (lowered limits) and for the correct run after each (problem's limits)."""
+def attack_problems(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """Problem dirs for the attacks (lowered limits), for the correct run after each (problem's limits), and
+    for the rows about a limit's message (a 2 s CPU limit)."""
     base = tmp_path_factory.mktemp("attack-bank")
     return (_problem_copy(base / "attack", TIME_LIMIT_S, MEMORY_LIMIT_MB),
-            _problem_copy(base / "check", None, None))
+            _problem_copy(base / "check", None, None),
+            _problem_copy(base / "small", SMALL_TIME_LIMIT_S, MEMORY_LIMIT_MB))
 
 
 @dataclass
@@ -163,6 +171,7 @@ class Attack:
     verdict: str
     check: Callable[[dict[str, Any], CliResult], None] | None = None
     content: Callable[[], bytes] | None = None
+    small: bool = False  # graded with the 2 s CPU limit (rows about a limit and its message)
 
 
 def _check_forks(report: dict[str, Any], _: CliResult) -> None:
@@ -229,13 +238,55 @@ def _check_channel_blamed(report: dict[str, Any], _: CliResult) -> None:
         assert test["duration_ms"] is None or isinstance(test["duration_ms"], float), test
 
 
+def _check_cpu_message(report: dict[str, Any], _: CliResult) -> None:
+    """The time limit judges CPU time, and the message says the limit and what was used."""
+    limit = report["limits"]["cpu_s"]
+    assert report["usage"]["cpu_s"] > limit, report["usage"]
+    assert re.search(rf"used \d+\.\d s of CPU time, the limit is {limit:g} s", report["message"]), report["message"]
+
+
+def _check_wall_message(report: dict[str, Any], _: CliResult) -> None:
+    """A sleeper uses no CPU: the wall-clock backstop stops it, and the message says so."""
+    assert report["usage"]["cpu_s"] < 1.0, report["usage"]
+    assert report["usage"]["wall_s"] >= report["limits"]["wall_s"], report
+    assert "sleeping or waiting" in report["message"]
+    assert f"at most {report['limits']['wall_s']:g} s" in report["message"], report["message"]
+
+
+def _check_memory_message(report: dict[str, Any], _: CliResult) -> None:
+    assert f"the limit is {MEMORY_LIMIT_MB} MiB" in report["message"], report["message"]
+    assert re.search(r"reached \d+ MiB", report["message"]), report["message"]
+    assert report["usage"]["memory_peak_mb"] <= MEMORY_LIMIT_MB + 1
+
+
+def _check_output_message(report: dict[str, Any], result: CliResult) -> None:
+    _check_cheap(report, result)
+    assert re.search(r"returned an array of [\d,]+ bytes; the output limit is [\d,]+ bytes", report["message"]), (
+        report["message"])
+
+
+def _check_printed(report: dict[str, Any], result: CliResult) -> None:
+    """Issue 17: a flood of prints shows as a time limit that says what was printed, not "stopped from outside"."""
+    _check_cpu_message(report, result)
+    assert "it printed" in report["message"] and "MB" in report["message"], report["message"]
+    assert report["usage"]["stdout_bytes"] > 1_000_000 and len(report["stdout"]) <= 9 * 1024
+
+
+def _check_compile_bomb(report: dict[str, Any], result: CliResult) -> None:
+    """Row 37: stopped by its CPU limit (not the wall-clock backstop), inside its memory limit."""
+    _check_cpu_message(report, result)
+    assert "sleeping or waiting" not in report["message"]
+    assert report["usage"]["wall_s"] < report["limits"]["wall_cap_s"], report["usage"]
+    assert report["usage"]["memory_peak_mb"] <= MEMORY_LIMIT_MB + 1, report["usage"]
+
+
 def _check_cheap(report: dict[str, Any], _: CliResult) -> None:
     assert report["timings"].get("memory_peak_mb", 0) < MEMORY_LIMIT_MB, report["timings"]
 
 
 ATTACKS = [
-    Attack("01_busy_loop", "time_limit_exceeded"),
-    Attack("02_sleep_ignores_signals", "time_limit_exceeded"),
+    Attack("01_busy_loop", "time_limit_exceeded", _check_cpu_message),
+    Attack("02_sleep_ignores_signals", "time_limit_exceeded", _check_wall_message),
     Attack("03_xla_while_loop", "time_limit_exceeded"),
     Attack("04_catch_base_exception", "time_limit_exceeded"),
     Attack("05a_os_exit_in_call", "runtime_error"),
@@ -243,9 +294,10 @@ ATTACKS = [
     Attack("06_custom_base_exception", "runtime_error"),
     Attack("07_fork_many_children", "runtime_error", _check_forks),
     Attack("08_setsid_daemon", "accepted"),
-    Attack("09_allocate_8gib", "memory_limit_exceeded"),
-    Attack("10_huge_result", "output_limit_exceeded", _check_cheap),
+    Attack("09_allocate_8gib", "memory_limit_exceeded", _check_memory_message),
+    Attack("10_huge_result", "output_limit_exceeded", _check_output_message),
     Attack("11_print_200mb", "accepted", _check_capped_output),
+    Attack("11b_print_lines_until_the_limit", "time_limit_exceeded", _check_printed, small=True),
     Attack("12_fake_report_everywhere", "runtime_error", _check_result_channel),
     Attack("13_monkeypatch_compare", "wrong_answer"),
     Attack("14a_ndarray_subclass", "wrong_answer"),
@@ -278,6 +330,8 @@ ATTACKS = [
     Attack("32a_deep_json_header", "runtime_error", _check_channel_blamed),
     Attack("32b_declares_2_32_arrays", "runtime_error", _check_channel_blamed),
     Attack("32c_huge_header", "runtime_error", _check_channel_blamed),
+    Attack("36_socket_families", "accepted"),
+    Attack("37_compile_bomb", "time_limit_exceeded", _check_compile_bomb, small=True),
 ]
 
 
@@ -293,11 +347,11 @@ def render(case: str, marker: str, port: int, data_dir: Path, **extra: str) -> b
 class Run:
     """Grades submissions against the attack problem with a secret in the grader's environment."""
 
-    def __init__(self, gradax: Callable[..., CliResult], problems: tuple[Path, Path], tmp_path: Path,
+    def __init__(self, gradax: Callable[..., CliResult], problems: tuple[Path, Path, Path], tmp_path: Path,
                  pool: str = "cold"):
         self.gradax = gradax
         self.pool = pool
-        self.problems, self.check_problems = problems
+        self.problems, self.check_problems, self.small_problems = problems
         self.tmp_path = tmp_path
         self.secret = f"gxsecret{uuid.uuid4().hex}"
 
@@ -324,7 +378,7 @@ class Run:
 
 
 @pytest.fixture(params=["cold", "warm"])
-def run(request: pytest.FixtureRequest, gradax: Callable[..., CliResult], attack_problems: tuple[Path, Path],
+def run(request: pytest.FixtureRequest, gradax: Callable[..., CliResult], attack_problems: tuple[Path, Path, Path],
         tmp_path: Path) -> Run:
     """Every attack twice: in a fresh sandboxed Python, and in a child of the warm pool's zygote."""
     return Run(gradax, attack_problems, tmp_path, pool=request.param)
@@ -334,7 +388,8 @@ def run(request: pytest.FixtureRequest, gradax: Callable[..., CliResult], attack
 def test_attack(attack: Attack, run: Run, listener: Listener, data_dir: Path) -> None:
     marker = f"gxatk{uuid.uuid4().hex[:12]}"
     code = attack.content() if attack.content else render(attack.case, marker, listener.port, data_dir)
-    problems = run.check_problems if attack.verdict == "accepted" else run.problems
+    problems = (run.check_problems if attack.verdict == "accepted"
+                else run.small_problems if attack.small else run.problems)
     report, result = run.grade(code, problems=problems)
     assert report["verdict"] == attack.verdict, json.dumps(report, indent=1)[:4000]
     assert result.returncode == (0 if attack.verdict == "accepted" else 1)
@@ -381,3 +436,50 @@ def test_concurrent_hostile_and_correct(run: Run, listener: Listener, data_dir: 
     assert marker_processes(marker) == []
     assert marker_files(marker, data_dir) == []
     assert listener.received == []
+
+
+def test_two_submissions_cannot_talk_through_a_pty_or_shared_memory(run: Run, listener: Listener,
+                                                                     data_dir: Path) -> None:
+    """Row 35: graded at once, each opens a pty, a /dev/shm file, a System V segment and an abstract socket
+    under a name both know, and looks for the other's. (One warm pool grading both at once, the case the
+    warm children's own devpts is for, is tests/test_pool.py::test_children_graded_at_once_cannot_talk.)"""
+    a, b = f"gxatkA{uuid.uuid4().hex[:10]}", f"gxatkB{uuid.uuid4().hex[:10]}"
+    pair = uuid.uuid4().hex[:8]
+    codes = [render("35_pty_shm_channel", a, listener.port, data_dir, __SELF__=a, __OTHER__=b, __PAIR__=pair),
+             render("35_pty_shm_channel", b, listener.port, data_dir, __SELF__=b, __OTHER__=a, __PAIR__=pair)]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda i: run.grade(codes[i], f"sub{i}.py", run.check_problems), range(2)))
+    for report, result in results:
+        assert report["verdict"] == "accepted", json.dumps(report, indent=1)[:3000]
+        run.assert_no_secret(result)
+    for marker in (a, b):
+        assert marker_files(marker, data_dir) == []
+        assert marker_processes(marker) == []
+
+
+def _busy_machine(processes: int) -> list[subprocess.Popen[bytes]]:
+    """Busy loops outside the sandbox, at normal priority: the machine a busy server is."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+
+
+def test_a_correct_answer_on_a_busy_machine_is_judged_on_its_own_cpu_time(run: Run, listener: Listener,
+                                                                          data_dir: Path) -> None:
+    """Row 38: a correct answer that is slow to compile (~2.5 CPU-s, of a 5 s limit), graded while 4 busy
+    loops per core compete for the CPU: it takes longer than its limit on the wall clock, and is accepted."""
+    # A cold run pays ~1.2 CPU-s more (backend start, first uses): fewer padding operations there.
+    ops = "150" if run.pool == "cold" else "350"
+    code = render("38_slow_compile_correct", "gxatk38", listener.port, data_dir, __OPS__=ops)
+    busy = _busy_machine(4 * (os.cpu_count() or 1))
+    try:
+        report, result = run.grade(code)
+        run.assert_no_secret(result)
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
+    assert report["verdict"] == "accepted", json.dumps(report, indent=1)[:3000]
+    usage, limits = report["usage"], report["limits"]
+    assert usage["cpu_s"] < limits["cpu_s"], usage
+    # The point of the row: on the wall clock this run took longer than its limit (a wall-clock limit
+    # would have called a correct answer a time limit), and that was not held against it.
+    assert usage["wall_s"] > limits["cpu_s"], usage

@@ -1,0 +1,20 @@
+# Row 38: a correct answer that is slow to compile (thousands of operations that change nothing), graded
+# while the machine is busy. Expect accepted: judged on its own CPU time, not on the wall clock.
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+@jax.jit
+def padded(x, kernel):
+    y = x @ kernel
+    for _ in range(__OPS__):
+        y = y + 0.0 * jnp.tanh(y)
+    return y
+
+
+def module_basics_forward(seed, x, features):
+    rngs = nnx.Rngs(int(seed))
+    n = x.shape[-1]
+    kernel = jax.random.normal(rngs.params(), (n, int(features))) * (1.0 / jnp.sqrt(n))
+    return padded(x, kernel)
