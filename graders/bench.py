@@ -73,9 +73,17 @@ class PathResult:
     verdicts: dict[str, int] = field(default_factory=dict)
     note: str = ""
 
+    # Per-submission timing parts from the reports (e.g. probes_ms: the model's state and checks in the child).
+    parts: dict[str, list[float]] = field(default_factory=dict)
+
     def add(self, ms: float, verdict: str) -> None:
         self.latencies_ms.append(ms)
         self.verdicts[verdict] = self.verdicts.get(verdict, 0) + 1
+
+    def add_parts(self, timings: dict[str, float]) -> None:
+        for key in ("probes_ms", "model_stages_ms", "run_ms", "compare_ms"):
+            if key in timings:
+                self.parts.setdefault(key, []).append(timings[key])
 
     @property
     def p50(self) -> float | None:
@@ -86,9 +94,12 @@ class PathResult:
         return percentile(self.latencies_ms, 95)
 
     def to_json(self) -> dict[str, Any]:
-        return {"n": len(self.latencies_ms), "p50_ms": _r(self.p50), "p95_ms": _r(self.p95),
-                "mean_ms": _r(statistics.fmean(self.latencies_ms)) if self.latencies_ms else None,
-                "verdicts": self.verdicts, "note": self.note}
+        out: dict[str, Any] = {"n": len(self.latencies_ms), "p50_ms": _r(self.p50), "p95_ms": _r(self.p95),
+                               "mean_ms": _r(statistics.fmean(self.latencies_ms)) if self.latencies_ms else None,
+                               "verdicts": self.verdicts, "note": self.note}
+        if self.parts:
+            out["parts_p50_ms"] = {k: _r(percentile(v, 50), 2) for k, v in self.parts.items()}
+        return out
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -160,7 +171,10 @@ def run_grader(name: str, grader: Any, problem: str, code: str, count: int, note
     for _ in range(count):
         if before_each is not None:
             before_each()  # untimed
-        result.add(*_timed(lambda: grader.grade(problem, code).verdict.value))
+        start = time.perf_counter()
+        report = grader.grade(problem, code)
+        result.add((time.perf_counter() - start) * 1000, report.verdict.value)
+        result.add_parts(report.timings)
     return result
 
 
@@ -365,6 +379,8 @@ def _report(out: dict[str, Any], as_json: bool) -> bool:
     print(f"{'path':18} {'n':>4} {'p50 ms':>9} {'p95 ms':>9}  verdicts")
     for name, p in rows:
         print(f"{name:18} {p['n']:>4} {_fmt(p['p50_ms']):>9} {_fmt(p['p95_ms']):>9}  {p['verdicts']}")
+        if p.get("parts_p50_ms"):
+            print(f"{'':18} parts (p50 ms): {p['parts_p50_ms']}")
     if "warm_error" in out:
         print(out["warm_error"])
     if out.get("pool_memory_peak_mb") is not None:

@@ -1,5 +1,7 @@
-"""`gradax check`: a problem is valid when its schema holds, its reference solution is accepted by
-its own tests through the real grading path, and every known mistake is rejected by the hidden tests.
+"""`gradax check`: a problem is valid when its schema holds, its reference solution (and every listed
+alternative) is accepted by its own tests through the real grading path, every known mistake is rejected by
+the hidden tests (by their outputs, or by the model stage it names in `rejected_by` while its outputs pass),
+and every dimension the statement lets vary takes at least two values across the hidden tests.
 """
 
 from __future__ import annotations
@@ -10,12 +12,34 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from graders.cases import build_cases
+import numpy as np
+
+from graders import model_checks
+from graders.cases import CaseInput, build_cases
 from graders.compare import outputs_match
-from graders.engine import Grader
-from graders.problem import LoadedProblem, ProblemBank, ProblemError, line_of, load_problem
-from graders.reference import ReferenceError
+from graders.engine import Grader, state_checked
+from graders.model_checks import StageContext
+from graders.problem import (
+    KnownMistake,
+    LoadedProblem,
+    ProblemBank,
+    ProblemError,
+    enabled_stages,
+    line_of,
+    load_problem,
+)
+from graders.reference import ProgramOutputs, ReferenceError, ReferenceOutputs
 from graders.settings import GraderSettings
+
+Loc = tuple[int | str, ...]
+
+STAGE_FUNCTIONS = {
+    "state": model_checks.state_stage,
+    "gradients": model_checks.gradients_stage,
+    "retrace": model_checks.retrace_stage,
+    "batch_invariance": model_checks.batch_invariance_stage,
+    "eval_determinism": model_checks.eval_determinism_stage,
+}
 
 
 @dataclass
@@ -23,6 +47,8 @@ class CheckResult:
     path: Path
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # stage -> the known mistake whose outputs pass and which that stage rejects: the stage's proof.
+    proofs: dict[str, str] = field(default_factory=dict)
     duration_s: float = 0.0
 
     @property
@@ -122,27 +148,31 @@ def check_problem(loaded: LoadedProblem, settings: GraderSettings, result: Check
         )
     elif report.timings.get("run_ms", 0) > problem.limits.time_s * 1000 * 0.5:
         result.warnings.append(f"the reference takes {report.timings['run_ms']:.0f} ms, over half the time limit")
+    for stage, index, message in _reference_probe_errors(ref):
+        result.errors.append(f"{ref_at()}: the reference's {stage} check could not run on test "
+                             f"{cases[index].name!r}: {message}")
     for m_index, mistake in enumerate(problem.known_mistakes):
         outputs = ref.mistakes.get(mistake.id)
         label = f"{at('known_mistakes', m_index, 'id')}: known_mistakes.{m_index}: known mistake {mistake.id!r}"
         if outputs is None or outputs.load_error:
             result.errors.append(f"{label} does not load: {outputs.load_error if outputs else 'missing'}")
             continue
-        killed_public, killed_hidden = False, False
-        for index, case in enumerate(cases):
-            want = ref.reference.outputs[index]
-            got = outputs.outputs.get(index)
-            differs = got is None or not outputs_match(got, want, problem.tolerance)
-            if differs and case.public:
-                killed_public = True
-            if differs and not case.public:
-                killed_hidden = True
-        if not killed_public and not killed_hidden:
-            result.errors.append(f"{label} passes every test: the tests cannot tell it apart from the reference")
-        elif not killed_hidden:
-            result.errors.append(f"{label} is rejected only by public tests: the hidden tests must reject it too")
-        if not outputs.outputs:
-            result.warnings.append(f"{label} raises on every test, so no submission can be diagnosed by it")
+        if mistake.rejected_by == "outputs":
+            _check_output_mistake(label, cases, ref, outputs, loaded, result)
+        else:
+            _check_stage_mistake(label, mistake, cases, ref, outputs, loaded, result)
+    for stage in [s for s in enabled_stages(problem) if s != "state" or state_checked(loaded, ref)]:
+        if stage not in result.proofs:
+            result.warnings.append(f"no known mistake shows what the {stage} check rejects while outputs pass "
+                                   f"(add one with `rejected_by: {stage}`)")
+    for a_index, alternative in enumerate(problem.alternatives):
+        alt_report = grader.grade_loaded(loaded, alternative.code, mode="submit")
+        if not alt_report.accepted:
+            failing = [f"{t.name}: {t.message}" for t in alt_report.tests if t.status != "passed"][:3]
+            result.errors.append(f"{at('alternatives', a_index, 'id')}: alternatives.{a_index}: alternative "
+                                 f"{alternative.id!r} is not accepted ({alt_report.verdict.value}: "
+                                 f"{alt_report.message}) {failing}")
+    result.errors += [f"{at(*loc)}: {message}" for loc, message in dimension_variety_errors(loaded, cases)]
     if len(problem.known_mistakes) < 3:
         result.warnings.append(f"only {len(problem.known_mistakes)} known mistakes (3 or more teach best)")
     try:
@@ -150,3 +180,111 @@ def check_problem(loaded: LoadedProblem, settings: GraderSettings, result: Check
     except SyntaxError as exc:
         line = line_of(text, ("starter_code",)) + (exc.lineno or 1)
         result.errors.append(f"{loaded.path}:{line}: starter_code: does not compile: {exc.msg}")
+
+
+def _reference_probe_errors(ref: ReferenceOutputs) -> list[tuple[str, int, str]]:
+    """Probes the reference itself could not complete: a check it fails cannot judge anyone else."""
+    found = []
+    for index, report in sorted(ref.reference.probes.items()):
+        for stage in ("state", "gradients", "batch_invariance", "eval_determinism"):
+            part = getattr(report.probes, stage)
+            if part is not None and part.error:
+                found.append((stage, index, part.error))
+    return found
+
+
+def _check_output_mistake(label: str, cases: list[CaseInput], ref: ReferenceOutputs, outputs: ProgramOutputs,
+                          loaded: LoadedProblem, result: CheckResult) -> None:
+    problem = loaded.problem
+    killed_public, killed_hidden = False, False
+    for index, case in enumerate(cases):
+        want = ref.reference.outputs[index]
+        got = outputs.outputs.get(index)
+        differs = got is None or not outputs_match(got, want, problem.tolerance)
+        if differs and case.public:
+            killed_public = True
+        if differs and not case.public:
+            killed_hidden = True
+    if not killed_public and not killed_hidden:
+        result.errors.append(f"{label} passes every test: the tests cannot tell it apart from the reference")
+    elif not killed_hidden:
+        result.errors.append(f"{label} is rejected only by public tests: the hidden tests must reject it too")
+    if not outputs.outputs:
+        result.warnings.append(f"{label} raises on every test, so no submission can be diagnosed by it")
+
+
+def _check_stage_mistake(label: str, mistake: KnownMistake, cases: list[CaseInput], ref: ReferenceOutputs,
+                         outputs: ProgramOutputs, loaded: LoadedProblem, result: CheckResult) -> None:
+    """A mistake `rejected_by` a stage: output-only grading accepts it, and that stage rejects it."""
+    problem = loaded.problem
+    stage = mistake.rejected_by
+    if stage == "state" and not state_checked(loaded, ref):
+        result.errors.append(f"{label}: state checks are off for this problem (its reference builds no nnx.Module)")
+        return
+    differing = [c.name for i, c in enumerate(cases) if i not in outputs.outputs
+                 or not outputs_match(outputs.outputs[i], ref.reference.outputs[i], problem.tolerance)]
+    if differing:
+        result.errors.append(f"{label} differs from the reference in its outputs (test {differing[0]!r}), so it does "
+                             f"not show what the {stage} check adds: output-only grading rejects it already")
+        return
+    rejected_hidden = False
+    for index, case in enumerate(cases):
+        ctx = StageContext(problem, outputs.outputs[index], ref.reference.outputs[index],
+                           outputs.probes.get(index), ref.reference.probes.get(index), case.public)
+        if STAGE_FUNCTIONS[stage](ctx) is not None and not case.public:
+            rejected_hidden = True
+    if not rejected_hidden:
+        result.errors.append(f"{label} is not rejected by the {stage} check on any hidden test")
+    else:
+        result.proofs.setdefault(stage, mistake.id)
+
+
+def dimension_variety_errors(loaded: LoadedProblem, cases: list[CaseInput]) -> list[tuple[Loc, str]]:
+    """Every dimension the statement lets vary must take two values across the hidden tests.
+
+    The named dimensions of the array arguments' `shape` (`[batch, height, width, channels]`; numbers are
+    fixed by the statement, `...` is any number of axes) and every scalar argument are such dimensions.
+    An answer that hard-codes one that never changes (1 input channel, square images, 2 heads) passes.
+    Each error is located at the argument that declares the dimension first.
+    """
+    problem = loaded.problem
+    hidden = [c for c in cases if not c.public]
+    if not hidden:
+        return []
+    values: dict[str, set[float]] = {}
+    declared: dict[str, Loc] = {}
+    errors: list[tuple[Loc, str]] = []
+    for position, spec in enumerate(problem.args):
+        if spec.kind == "scalar":
+            declared.setdefault(f"argument `{spec.name}`", ("args", position, "name"))
+            values.setdefault(f"argument `{spec.name}`", set()).update(float(c.args[position]) for c in hidden)
+            continue
+        if not spec.shape:
+            continue
+        loc: Loc = ("args", position, "shape")
+        if "..." in spec.shape:
+            # Named dimensions before `...` count from the front, after it from the back.
+            split = spec.shape.index("...")
+            front, back = spec.shape[:split], spec.shape[split + 1:]
+        else:
+            front, back = spec.shape, []
+        for case in hidden:
+            arr = case.args[position]
+            if not isinstance(arr, np.ndarray):
+                continue
+            ndim = arr.ndim
+            if ("..." not in spec.shape and ndim != len(spec.shape)) or ndim < len(front) + len(back):
+                errors.append((loc, f"args.{position}.shape names {len(spec.shape)} dimensions of `{spec.name}` "
+                                    f"but test {case.name!r} gives {ndim}"))
+                break
+            dims = list(zip(front, arr.shape[:len(front)], strict=True))
+            dims += list(zip(back, arr.shape[ndim - len(back):], strict=True)) if back else []
+            for name, size in dims:
+                if isinstance(name, str):
+                    declared.setdefault(f"dimension `{name}`", loc)
+                    values.setdefault(f"dimension `{name}`", set()).add(float(size))
+    for name, seen in values.items():
+        if len(seen) < 2:
+            errors.append((declared[name], f"{name} has one value in every test: an answer that hard-codes it passes "
+                                           "(the hidden tests must give it two values at least)"))
+    return errors

@@ -36,6 +36,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, model_validator
 
 from graders import dtypes, wire
+from graders.probe_schema import ProbeError, Probes, check_probe_arrays
 
 # The harness clips what it sends to these sizes (graders/harness.py); anything longer did not come from it.
 MAX_MESSAGE = 4000
@@ -208,6 +209,9 @@ class _TestEvent(_ProgramEvent):
 class TestOk(_TestEvent):
     status: Literal["ok"]
     tree: Tree
+    # The model's state and the transform checks' raw results (graders/model_probe.py), when the request
+    # asked for them; their arrays follow the outputs' in the same message (graders/probe_schema.py).
+    probes: Probes | None = None
 
 
 class TestError(_TestEvent):
@@ -270,9 +274,16 @@ def validate_event(header: dict[str, Any], arrays: list[np.ndarray]) -> Event:
             leaves = tree_leaves(event.tree)
         except ValueError as exc:
             raise ChannelViolation(f"the result of test {event.index}: {exc}") from None
-        if leaves != list(range(len(arrays))):
+        # The outputs' arrays come first, in order; only a model description may carry more after them.
+        outputs = len(arrays) if event.probes is None else len(leaves)
+        if leaves != list(range(outputs)) or outputs > len(arrays):
             raise ChannelViolation(f"the result of test {event.index} describes {len(leaves)} arrays "
                                    f"but carries {len(arrays)}, or numbers them out of order")
+        if event.probes is not None:
+            try:
+                check_probe_arrays(event.probes, first=outputs, count=len(arrays))
+            except ProbeError as exc:
+                raise ChannelViolation(f"the result of test {event.index}: {exc}") from None
     elif arrays:
         raise ChannelViolation(f"{event.describe()} carries {len(arrays)} arrays; it may carry none")
     return event

@@ -123,6 +123,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"{status:6} {result.path} ({result.duration_s:.1f} s)")
         for line in result.errors:
             print(f"       {line}")
+        for stage, mistake in sorted(result.proofs.items()):
+            print(f"       the {stage} check rejects known mistake {mistake!r}, whose outputs pass")
         for line in result.warnings:
             print(f"       warning: {line}")
         failed += not result.ok

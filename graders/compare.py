@@ -232,6 +232,19 @@ def _compare(got: Output, want: Output, tol: Tolerance, *, public: bool, dtype: 
     return Comparison(True, "values", "passed", max_abs_error=worst_abs, max_rel_error=worst_rel)
 
 
+def leaf_pairs(got: Output, want: Output) -> list[Pair] | None:
+    """The (path, got, want, got dtype, want dtype) leaves of two outputs of the same structure, else None."""
+    pairs: list[Pair] = []
+    if _structure(got, want, got.tree, want.tree, "", pairs):
+        return None
+    return pairs
+
+
+def values_close(got: np.ndarray, want: np.ndarray, tol: Tolerance) -> bool:
+    """Same shape and every value within tolerance (non-finite values only match themselves)."""
+    return got.shape == want.shape and _values("", got, want, tol, public=False) is None
+
+
 def outputs_match(a: Output, b: Output, tol: Tolerance) -> bool:
     """Whether two outputs agree within tolerance (used to recognise known mistakes): values, any dtype."""
     return compare(a, b, tol, public=False, dtype="any").ok

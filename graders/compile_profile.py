@@ -320,12 +320,14 @@ def record_profile(loaded: LoadedProblem, cases: list[CaseInput], jax_cache_dir:
     The run also fills the persistent compilation cache the pool children read (read-only). Returns the
     profile and the persistent-cache keys the run used, so a later load can tell the cache was lost.
     """
-    from graders.reference import build_request
+    from graders.reference import build_request, reference_probes
     from graders.sandbox import GRADERS_DIR
 
     jax_cache_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(jax_cache_dir, 0o755)
-    request = build_request(loaded, cases, [loaded.reference_source.decode("utf-8")], output_budget=256 * 2**20)
+    # With the probes a submission is graded with (model state, transform checks), so they are warm too.
+    request = build_request(loaded, cases, [loaded.reference_source.decode("utf-8")], output_budget=256 * 2**20,
+                            probes=reference_probes(loaded))
     env = {"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", "HOME": "/tmp", "LANG": "C.UTF-8",
            "PYTHONPATH": str(GRADERS_DIR.parent), "GRADAX_JAX_CACHE_DIR": str(jax_cache_dir),
            "PYTHONHASHSEED": "0"}
@@ -363,7 +365,7 @@ class _CacheKeyLog(logging.Handler):
 
 def main() -> None:
     """Trusted: read a reference request on stdin, run program 0 on every test, print the profile."""
-    from graders import harness
+    from graders import harness, model_probe
 
     cache_dir = os.environ.get("GRADAX_JAX_CACHE_DIR")
     if cache_dir:
@@ -379,10 +381,14 @@ def main() -> None:
     install_recorder(entries)
     request = harness.read_request(sys.stdin.buffer)
     header = request.header
+    probes = header.get("probes") or None
+    if probes:
+        model_probe.prepare(probes)
     _, fn = harness.load_program(header["programs"][0]["code"], header["function"])
     if fn is not None:
+        namespace = sys.modules["submission"].__dict__
         for test in header["tests"]:
-            harness.run_test(fn, test, request.arrays, int(header.get("output_budget", 2**24)))
+            harness.run_test(fn, test, request.arrays, int(header.get("output_budget", 2**24)), probes, namespace)
     sys.stdout.write(json.dumps({"entries": entries, "cache_keys": keys.keys}))
     sys.stdout.flush()
 

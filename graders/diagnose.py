@@ -1,5 +1,5 @@
-"""Name the likely mistake: known wrong solutions matched by their outputs, and Flax-version pitfalls
-matched by the error they raise.
+"""Name the likely mistake: known wrong solutions matched by their outputs (or, for mistakes only a
+model stage rejects, by that stage's result), and Flax-version pitfalls matched by the error they raise.
 """
 
 from __future__ import annotations
@@ -8,8 +8,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from graders import model_checks
 from graders.compare import Output, outputs_match
-from graders.problem import KnownMistake, Tolerance
+from graders.model_checks import ProbeReport, StageContext
+from graders.problem import KnownMistake, Problem, Tolerance
 
 
 @dataclass(frozen=True)
@@ -118,4 +120,33 @@ def matching_mistake(
         shared = [i for i in submission if i in outputs]
         if shared and all(outputs_match(submission[i], outputs[i], tol) for i in shared):
             return mistake
+    return None
+
+
+def matching_check_mistake(
+    stage: str,
+    problem: Problem,
+    submission: Mapping[int, Output],
+    probes: Mapping[int, ProbeReport],
+    mistakes: Sequence[tuple[KnownMistake, Mapping[int, Output], Mapping[int, ProbeReport]]],
+) -> KnownMistake | None:
+    """The first known mistake `rejected_by` this stage that the submission resembles: the same outputs
+    on every test both answered, and (for state and gradients) the same model state or gradients."""
+    for mistake, outputs, mistake_probes in mistakes:
+        if mistake.rejected_by != stage:
+            continue
+        shared = [i for i in submission if i in outputs]
+        if not shared or not all(outputs_match(submission[i], outputs[i], problem.tolerance) for i in shared):
+            continue
+        if stage in ("state", "gradients"):
+            # Judge the submission against the mistake as if the mistake were the reference: no failure
+            # means the same state (or the same gradients).
+            run = model_checks.state_stage if stage == "state" else model_checks.gradients_stage
+            comparable = [i for i in shared if i in probes and i in mistake_probes]
+            if not comparable or any(
+                run(StageContext(problem, submission[i], outputs[i], probes[i], mistake_probes[i], True)) is not None
+                for i in comparable
+            ):
+                continue
+        return mistake
     return None

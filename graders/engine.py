@@ -10,19 +10,21 @@ import logging
 import signal
 import time
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from graders import child_events as ev
-from graders import diagnose, limits_text
+from graders import diagnose, limits_text, model_checks
 from graders.cases import CaseInput, build_cases, points_score
 from graders.compare import Output, compare
-from graders.problem import LoadedProblem, ProblemBank
+from graders.model_checks import ProbeReport, StageContext
+from graders.problem import KnownMistake, LoadedProblem, Problem, ProblemBank, StateChecks
 from graders.reference import ReferenceCache, ReferenceError, ReferenceOutputs, build_request
 from graders.report import Report, TestReport, TestStatus, Verdict, clip_log
 from graders.sandbox import ChildOutcome, SandboxLimits, run_harness, warn_unsandboxed
 from graders.settings import GraderSettings, get_settings
 
 log = logging.getLogger("gradax.engine")
+CHECK_STAGES = ("state", "gradients", "retrace", "batch_invariance", "eval_determinism")
 Mode = Literal["submit", "run"]
 
 
@@ -139,12 +141,14 @@ class Grader:
         n_public = len(problem.tests.public)
         cases = all_cases[:n_public] if mode == "run" else all_cases
         limits = self.limits_for(loaded)
-        request = build_request(loaded, cases, [text], output_budget=limits.result_bytes - 1024 * 1024)
+        request = build_request(loaded, cases, [text], output_budget=limits.result_bytes - 1024 * 1024,
+                                probes=submission_probes(loaded, reference))
         t1 = time.monotonic()
         outcome = self.executor.execute(loaded, request, limits)
         t2 = time.monotonic()
         report = judge(loaded, cases, reference, outcome, mode, limits=limits)
         report.timings = {
+            **report.timings,
             "reference_ms": round((t1 - t0) * 1000, 1),
             "sandbox_ms": round((t2 - t1) * 1000, 1),
             "startup_ms": round(outcome.ready_ms or 0.0, 1),
@@ -155,7 +159,24 @@ class Grader:
             report.timings["memory_peak_mb"] = round(outcome.memory_peak / 2**20, 1)
         # What reading this child's pipes cost the parent (the web server's process when grading in-process).
         report.timings["parent_read_cpu_ms"] = round(outcome.parent_cpu_s * 1000, 1)
+        probe_ms = [m.event.probes.duration_ms for m in outcome.events("test")
+                    if isinstance(m.event, ev.TestOk) and m.event.probes is not None]
+        if probe_ms:
+            # What describing the model and running the checks cost inside the child, over all tests.
+            report.timings["probes_ms"] = round(sum(v for v in probe_ms if v is not None), 1)
         return report
+
+
+def state_checked(loaded: LoadedProblem, reference: ReferenceOutputs) -> bool:
+    """State checks: as the problem says, or by default when its reference builds an nnx.Module."""
+    setting = loaded.problem.state_checks
+    if setting is None:
+        return reference.builds_model
+    return setting is True or isinstance(setting, StateChecks)
+
+
+def submission_probes(loaded: LoadedProblem, reference: ReferenceOutputs) -> dict[str, Any] | None:
+    return model_checks.probe_request(loaded.problem, state=state_checked(loaded, reference))
 
 
 def _base(loaded: LoadedProblem, mode: Mode, outcome: ChildOutcome) -> Report:
@@ -226,6 +247,7 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
     finished = {m.event.index: m for m in outcome.events("test") if isinstance(m.event, ev.TestOk | ev.TestError
                                                                                  | ev.TestRejected)}
     submission_outputs: dict[int, Output] = {}
+    submission_probes_by_test: dict[int, ProbeReport] = {}
     for index, case in enumerate(cases):
         test = TestReport(name=case.name, public=case.public, status=TestStatus.SKIPPED, points=case.points)
         report.tests.append(test)
@@ -259,11 +281,20 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
                             else Verdict.RUNTIME_ERROR)
             continue
         got = Output(result.tree.model_dump(exclude_none=True), msg.arrays)
-        submission_outputs[index] = got
         want = reference.reference.outputs.get(index)
         if want is None:
             raise ReferenceError(f"no reference output for test {case.name}")
+        # The channel validated the description like every other field (graders/child_events.py).
+        got_probes = ProbeReport(result.probes, msg.arrays) if result.probes is not None else None
+        submission_outputs[index] = got
+        if got_probes is not None:
+            submission_probes_by_test[index] = got_probes
         cmp = compare(got, want, problem.tolerance, public=case.public, dtype=problem.dtype)
+        ctx = StageContext(problem, got, want, got_probes, reference.reference.probes.get(index), case.public)
+        stages_start = time.monotonic()
+        cmp = model_checks.staged(cmp, ctx)
+        report.timings["model_stages_ms"] = round(report.timings.get("model_stages_ms", 0.0)
+                                                  + (time.monotonic() - stages_start) * 1000, 3)
         test.status = TestStatus.PASSED if cmp.ok else TestStatus.FAILED
         test.verdict = None if cmp.ok else Verdict.WRONG_ANSWER
         test.message = cmp.message
@@ -278,15 +309,33 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
     report.score = points_score(cases, [t.status == TestStatus.PASSED for t in report.tests])
     report.verdict = overall_verdict(report.tests, outcome)
     report.message = _summary(report, outcome, limits)
-    if report.diagnosis is None and any(t.status == TestStatus.FAILED for t in report.tests):
+    if report.diagnosis is None:
         # The tests that ran still say which known mistake this looks like, whatever stopped the rest.
-        mistakes = [(m, reference.mistakes[m.id].outputs) for m in problem.known_mistakes if m.id in reference.mistakes]
-        found = diagnose.matching_mistake(submission_outputs, mistakes, problem.tolerance)
+        found = _known_mistake(problem, report, reference, submission_outputs, submission_probes_by_test)
         if found is not None:
             report.diagnosis = found.message
     if report.verdict != Verdict.ACCEPTED:
         report.hints = list(problem.hints[:1])
     return report
+
+
+def _known_mistake(problem: Problem, report: Report, reference: ReferenceOutputs, outputs: dict[int, Output],
+                   probes: dict[int, ProbeReport]) -> KnownMistake | None:
+    """Match known mistakes by outputs when a test failed on its values, or by the model stage that failed
+    first (state, gradients, ...) among the mistakes only that stage rejects."""
+    failed = [t for t in report.tests if t.status == TestStatus.FAILED]
+    if not failed:
+        return None
+    known = [m for m in problem.known_mistakes if m.id in reference.mistakes]
+    check_stage = next((t.stage for t in failed if t.stage in CHECK_STAGES), None)
+    if check_stage is not None:
+        found = diagnose.matching_check_mistake(
+            check_stage, problem, outputs, probes,
+            [(m, reference.mistakes[m.id].outputs, reference.mistakes[m.id].probes) for m in known])
+        if found is not None:
+            return found
+    by_outputs = [(m, reference.mistakes[m.id].outputs) for m in known if m.rejected_by == "outputs"]
+    return diagnose.matching_mistake(outputs, by_outputs, problem.tolerance)
 
 
 def overall_verdict(tests: list[TestReport], outcome: ChildOutcome) -> Verdict:

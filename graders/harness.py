@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, NoReturn
 
 import numpy as np
 
-from graders import dtypes, seccomp, wire
+from graders import dtypes, model_probe, seccomp, wire
 
 RESULT_FD = 3
 MAX_DEPTH = 32
@@ -195,21 +195,30 @@ def _build_args(test: dict[str, Any], arrays: list[np.ndarray]) -> list[Any]:
     return args
 
 
-def run_test(fn: Any, test: dict[str, Any], arrays: list[np.ndarray], output_budget: int
+def run_test(fn: Any, test: dict[str, Any], arrays: list[np.ndarray], output_budget: int,
+             probes: dict[str, Any] | None = None, program: dict[str, Any] | None = None
              ) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """Call the function on one test; with `probes`, also describe the model and run the checks asked
+    (graders/model_probe.py), whose arrays follow the outputs' in the same message."""
     import jax
 
     args = _build_args(test, arrays)
+    session = model_probe.Session(probes, program) if probes else None
     start = time.perf_counter()
     try:
-        result = fn(*args)
-        result = jax.block_until_ready(result)
+        if session is not None:
+            with session.around_call():
+                result = jax.block_until_ready(fn(*args))
+        else:
+            result = fn(*args)
+            result = jax.block_until_ready(result)
     except BaseException as exc:
         return {"status": "error", "duration_ms": _ms(start), **_error_fields(exc)}, []
     duration = _ms(start)
     leaves: list[np.ndarray] = []
+    budget = [output_budget]
     try:
-        tree = to_tree(result, leaves, [output_budget])
+        tree = to_tree(result, leaves, budget)
     except OutputRejected as exc:
         message = str(exc)
         if exc.kind == "output_limit":
@@ -219,7 +228,12 @@ def run_test(fn: Any, test: dict[str, Any], arrays: list[np.ndarray], output_bud
         return {"status": "bad_output", "duration_ms": duration,
                 "message": f"the result could not be converted to arrays: {type(exc).__name__}: "
                            f"{_safe_str(exc)}"[:2000]}, []
-    return {"status": "ok", "duration_ms": duration, "tree": tree}, leaves
+    header: dict[str, Any] = {"status": "ok", "duration_ms": duration, "tree": tree}
+    if session is not None and probes is not None:
+        probe_start = time.perf_counter()
+        results = session.results(fn, args, list(probes.get("arg_names", [])), leaves, budget, to_tree)
+        header["probes"] = {**results, "duration_ms": _ms(probe_start)}
+    return header, leaves
 
 
 def _ms(start: float) -> float:
@@ -231,15 +245,19 @@ def serve(request: wire.Message, out: BinaryIO) -> None:
     header = request.header
     tests = header["tests"]
     budget = int(header.get("output_budget", 16 * 1024 * 1024))
+    probes = header.get("probes") or None
+    if probes:
+        model_probe.prepare(probes)
     for p_index, program in enumerate(header["programs"]):
         n_args = len(tests[0]["args"]) if tests else None
         load, fn = load_program(program["code"], header["function"], n_args=n_args)
         wire.write_message(out, {"event": "load", "program": p_index, **load})
         if fn is None:
             continue
+        namespace = sys.modules["submission"].__dict__
         for t_index, test in enumerate(tests):
             wire.write_message(out, {"event": "start", "program": p_index, "index": t_index})
-            result, leaves = run_test(fn, test, request.arrays, budget)
+            result, leaves = run_test(fn, test, request.arrays, budget, probes, namespace)
             wire.write_message(out, {"event": "test", "program": p_index, "index": t_index, **result}, leaves)
     wire.write_message(out, {"event": "done"})
 

@@ -126,12 +126,97 @@ class Limits(Strict):
     output_kb: Annotated[int, Field(ge=1, le=65536)] = 4096
 
 
+# Stages that can reject a submission whose outputs are right (graders/model_checks.py).
+CheckStage = Literal["state", "gradients", "retrace", "batch_invariance", "eval_determinism"]
+
+
 class KnownMistake(Strict):
-    """A short wrong solution and what a student whose outputs match it should read."""
+    """A short wrong solution and what a student whose outputs match it should read.
+
+    `rejected_by`: `outputs` (the default) means the hidden tests' outputs must tell it apart from the
+    reference. A check stage means the opposite proof: its outputs equal the reference's on every test (so
+    output-only grading would accept it) and that stage rejects it on a hidden test.
+    """
 
     id: str
     message: str
     code: str
+    rejected_by: Literal["outputs"] | CheckStage = "outputs"
+
+
+class Alternative(Strict):
+    """Another correct solution (e.g. statement-exact where the reference uses a library call): `gradax
+    check` grades it like the reference, and it must be accepted."""
+
+    id: str
+    description: str = ""
+    code: str
+
+
+class StateChecks(Strict):
+    """Compare the model the function builds with the reference's: nnx.state paths, Variable types, shapes
+    and dtypes (values only when asked).
+
+    `model`: how the harness gets at the model. `captured` (the default): every `nnx.Module` constructed
+    while the function runs is recorded, and the outermost ones (not held by another) are the model,
+    described after the function returns. `build`: the problem names a second function (`build`) with the
+    same arguments that returns the module, described as built.
+    `paths`: `any` compares the multiset of (type, shape, dtype), whatever the attributes are called;
+    `exact` also compares the paths, for statements that name the attributes (`kernel`).
+    """
+
+    model: Literal["captured", "build"] = "captured"
+    build: str | None = None
+    paths: Literal["any", "exact"] = "any"
+    values: bool = False
+
+    @field_validator("build")
+    @classmethod
+    def _build_identifier(cls, v: str | None) -> str | None:
+        if v is not None and not IDENTIFIER.match(v):
+            raise ValueError(f"{v!r} is not a Python identifier")
+        return v
+
+
+class GradientCheck(Strict):
+    """The gradient of a named loss must match the reference's (catches stop_gradient and detached state).
+
+    `wrt: params`: the model (as `state_checks.model` finds it) is called as `model(*args)` and the loss
+    of that is differentiated with respect to its `nnx.Param`s. `wrt: inputs`: the loss of the function's
+    own result is differentiated with respect to the array arguments named in `args`.
+    """
+
+    wrt: Literal["params", "inputs"]
+    args: Annotated[list[str], Field(min_length=1)]
+    loss: Literal["sum_squares", "sum"] = "sum_squares"
+    rtol: Annotated[float, Field(ge=0)] | None = None
+    atol: Annotated[float, Field(ge=0)] | None = None
+
+
+class RetraceCheck(Strict):
+    """One call of the function may trace jitted functions at most `max_traces` times (top-level traces)."""
+
+    max_traces: Annotated[int, Field(ge=1, le=1000)] = 1
+
+
+class BatchInvarianceCheck(Strict):
+    """Row-wise problems: `f(batch)[i] == f(batch[i:i+1])[0]` along axis 0 of `arg`, for `rows` rows."""
+
+    arg: str
+    rows: Annotated[int, Field(ge=1, le=8)] = 2
+
+
+class EvalDeterminismCheck(Strict):
+    """After the function returns: `model.eval()`, then `model(*args)` twice must give the same result."""
+
+    args: Annotated[list[str], Field(min_length=1)]
+
+
+class TransformChecks(Strict):
+    gradients: GradientCheck | None = None
+    retrace: RetraceCheck | None = None
+    batch_invariance: BatchInvarianceCheck | None = None
+    eval_determinism: EvalDeterminismCheck | None = None
 
 
 class Problem(Strict):
@@ -152,6 +237,10 @@ class Problem(Strict):
     limits: Limits = Limits()
     hints: list[str] = []
     known_mistakes: list[KnownMistake] = []
+    alternatives: list[Alternative] = []
+    # None: on when the reference builds an nnx.Module (checked per problem version); false: off.
+    state_checks: StateChecks | bool | None = None
+    transform_checks: TransformChecks = TransformChecks()
     tags: list[str] = []
 
     @field_validator("function")
@@ -227,6 +316,59 @@ def semantic_errors(data: Problem | dict[str, Any]) -> list[tuple[Loc, str]]:
     return errors
 
 
+def model_check_errors(problem: Problem) -> list[tuple[Loc, str]]:
+    """Rules of the model checks on a validated problem: `rejected_by` names a check the problem runs,
+    alternative ids are unique, and the arguments checks name exist (arrays where a check slices or
+    differentiates them)."""
+    errors: list[tuple[Loc, str]] = []
+    for i, mistake in enumerate(problem.known_mistakes):
+        if mistake.rejected_by != "outputs" and mistake.rejected_by not in enabled_stages(problem):
+            errors.append((("known_mistakes", i, "rejected_by"),
+                           f"{mistake.rejected_by!r} is not a check this problem runs"))
+    for i, alt in enumerate(problem.alternatives):
+        if alt.id in [a.id for a in problem.alternatives[:i]]:
+            errors.append((("alternatives", i, "id"), f"alternative id {alt.id!r} repeats"))
+    specs = problem.arg_kinds
+    state = problem.state_checks
+    if isinstance(state, StateChecks):
+        if (state.model == "build") != (state.build is not None):
+            errors.append((("state_checks", "build"), "`build` names the function exactly when `model: build`"))
+        if state.values and state.paths != "exact":
+            errors.append((("state_checks", "values"), "`values: true` needs `paths: exact` (values pair by path)"))
+        if state.build is not None and state.build == problem.function:
+            errors.append((("state_checks", "build"), "`build` must differ from the graded function"))
+    checks = problem.transform_checks
+    named: list[tuple[Loc, str, bool]] = []  # location, argument, must be a float array
+    if checks.gradients is not None:
+        for j, arg in enumerate(checks.gradients.args):
+            named.append((("transform_checks", "gradients", "args", j), arg, checks.gradients.wrt == "inputs"))
+    if checks.batch_invariance is not None:
+        named.append((("transform_checks", "batch_invariance", "arg"), checks.batch_invariance.arg, True))
+    if checks.eval_determinism is not None:
+        for j, arg in enumerate(checks.eval_determinism.args):
+            named.append((("transform_checks", "eval_determinism", "args", j), arg, False))
+    for loc, arg, float_array in named:
+        spec = specs.get(arg)
+        if spec is None:
+            errors.append((loc, f"{arg!r} is not an argument of {problem.function}"))
+        elif float_array and (spec.kind != "array" or spec.dtype not in ("float32", "float16", "bfloat16")):
+            errors.append((loc, f"{arg!r} must be a float array argument"))
+    if problem.state_checks is False and (
+            (checks.gradients is not None and checks.gradients.wrt == "params") or checks.eval_determinism is not None):
+        errors.append((("state_checks",), "the gradients (wrt params) and eval_determinism checks need the model: "
+                                          "leave state_checks on"))
+    return errors
+
+
+def enabled_stages(problem: Problem) -> list[str]:
+    """The check stages a problem may run (state only if the reference turns out to build a module)."""
+    checks = problem.transform_checks
+    configured = {"state": problem.state_checks is not False, "gradients": checks.gradients is not None,
+                  "retrace": checks.retrace is not None, "batch_invariance": checks.batch_invariance is not None,
+                  "eval_determinism": checks.eval_determinism is not None}
+    return [stage for stage, on in configured.items() if on]
+
+
 class ProblemError(Exception):
     """A problem file that cannot be used, with every reason located by file, line and field."""
 
@@ -298,6 +440,8 @@ def parse_problem(text: str, path: Path) -> Problem:
     except ValidationError as exc:
         located = [(tuple(p for p in err["loc"] if isinstance(p, int | str)), err["msg"]) for err in exc.errors()
                    ] + located
+    else:
+        located += model_check_errors(problem)
     if located:
         messages = [(_line_of(root, loc), _locate(root, path, loc, msg)) for loc, msg in located]
         raise ProblemError(path, [m for _, m in sorted(messages, key=lambda lm: lm[0])])

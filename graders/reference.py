@@ -24,10 +24,12 @@ from graders import wire
 from graders.cases import CaseInput
 from graders.child_events import ChildMessage
 from graders.compare import Output
+from graders.model_checks import ProbeReport, probe_request
+from graders.probe_schema import Probes
 from graders.problem import LoadedProblem
 from graders.sandbox import SandboxLimits, run_harness
 
-CACHE_FORMAT = 2  # 2: leaves carry their own dtype name (bfloat16)
+CACHE_FORMAT = 3  # 2: leaves carry their own dtype name (bfloat16); 3: probes (model state, checks)
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "numpy")
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -44,6 +46,7 @@ class ProgramOutputs:
     load_error: str | None = None
     outputs: dict[int, Output] = field(default_factory=dict)
     errors: dict[int, str] = field(default_factory=dict)
+    probes: dict[int, ProbeReport] = field(default_factory=dict)
 
 
 @dataclass
@@ -52,6 +55,11 @@ class ReferenceOutputs:
     reference: ProgramOutputs
     mistakes: dict[str, ProgramOutputs]
     duration_ms: float = 0.0
+
+    @property
+    def builds_model(self) -> bool:
+        """Whether the reference built an nnx.Module on some test (state checks are on for it by default)."""
+        return any(r.probes.state is not None and r.probes.state.roots for r in self.reference.probes.values())
 
 
 def library_versions() -> dict[str, str]:
@@ -83,16 +91,24 @@ def encode_cases(cases: list[CaseInput], arg_dtypes: list[str]) -> tuple[list[di
 
 
 def build_request(loaded: LoadedProblem, cases: list[CaseInput], programs: list[str],
-                  output_budget: int) -> bytes:
+                  output_budget: int, probes: dict[str, Any] | None = None) -> bytes:
+    """A harness request; `probes` (graders/model_checks.probe_request) asks for the model and checks."""
     problem = loaded.problem
     tests, arrays = encode_cases(cases, [a.dtype for a in problem.args])
-    header = {
+    header: dict[str, Any] = {
         "function": problem.function,
         "programs": [{"code": code} for code in programs],
         "tests": tests,
         "output_budget": output_budget,
     }
+    if probes:
+        header["probes"] = probes
     return wire.encode(header, arrays)
+
+
+def reference_probes(loaded: LoadedProblem) -> dict[str, Any] | None:
+    """What the trusted runs describe: the state whenever a problem may check it (auto or on), every check."""
+    return probe_request(loaded.problem, state=loaded.problem.state_checks is not False)
 
 
 def outputs_from_messages(messages: list[ChildMessage], n_programs: int) -> list[ProgramOutputs]:
@@ -104,7 +120,10 @@ def outputs_from_messages(messages: list[ChildMessage], n_programs: int) -> list
         elif isinstance(event, ev.LoadError):
             programs[event.program].load_error = f"error: {event.message}\n{event.traceback}"
         elif isinstance(event, ev.TestOk):
-            programs[event.program].outputs[event.index] = Output(event.tree.model_dump(exclude_none=True), msg.arrays)
+            output = Output(event.tree.model_dump(exclude_none=True), msg.arrays)
+            programs[event.program].outputs[event.index] = output
+            if event.probes is not None:
+                programs[event.program].probes[event.index] = ProbeReport(event.probes, msg.arrays)
         elif isinstance(event, ev.TestError):
             programs[event.program].errors[event.index] = f"{event.error_type}: {event.message}"
         elif isinstance(event, ev.TestRejected):
@@ -143,11 +162,15 @@ class ReferenceCache:
         meta: dict[str, Any] = {"key": result.key, "duration_ms": result.duration_ms, "programs": {}}
         named = {"__reference__": result.reference, **result.mistakes}
         for p_index, (name, prog) in enumerate(named.items()):
-            entry: dict[str, Any] = {"load_error": prog.load_error, "errors": prog.errors, "outputs": {}}
+            entry: dict[str, Any] = {"load_error": prog.load_error, "errors": prog.errors, "outputs": {},
+                                     "arrays": {}, "probes": {}}
             for t_index, out in prog.outputs.items():
                 entry["outputs"][t_index] = out.tree
+                entry["arrays"][t_index] = len(out.leaves)  # the outputs' and the probes' arrays
                 for l_index, leaf in enumerate(out.leaves):
                     arrays[f"p{p_index}_t{t_index}_l{l_index}"] = leaf
+            for t_index, report in prog.probes.items():
+                entry["probes"][t_index] = report.probes.model_dump(mode="json")
             entry["index"] = p_index
             meta["programs"][name] = entry
         arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -166,20 +189,18 @@ class ReferenceCache:
                     prog = ProgramOutputs(entry["load_error"], {}, {int(k): v for k, v in entry["errors"].items()})
                     for t_key, tree in entry["outputs"].items():
                         t_index = int(t_key)
-                        n_leaves = _count_leaves(tree)
-                        leaves = tuple(data[f"p{entry['index']}_t{t_index}_l{i}"] for i in range(n_leaves))
+                        n_arrays = int(entry["arrays"][t_key])
+                        leaves = tuple(data[f"p{entry['index']}_t{t_index}_l{i}"] for i in range(n_arrays))
                         prog.outputs[t_index] = Output(tree, leaves)
+                    for t_key, raw in entry["probes"].items():
+                        t_index = int(t_key)
+                        probes = Probes.model_validate(raw)
+                        prog.probes[t_index] = ProbeReport(probes, prog.outputs[t_index].leaves)
                     programs[name] = prog
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError):  # pydantic's ValidationError is a ValueError
             return None
         reference = programs.pop("__reference__")
         return ReferenceOutputs(key, reference, programs, meta.get("duration_ms", 0.0))
-
-
-def _count_leaves(tree: dict[str, Any]) -> int:
-    if tree.get("t") == "leaf":
-        return 1
-    return sum(_count_leaves(c) for c in tree.get("c", []))
 
 
 def _lock_for(key: str) -> threading.Lock:
@@ -191,7 +212,8 @@ def compute(loaded: LoadedProblem, cases: list[CaseInput], key: str) -> Referenc
     """Run the reference and every known mistake on every test, in one trusted child process."""
     problem = loaded.problem
     programs = [loaded.reference_source.decode("utf-8")] + [m.code for m in problem.known_mistakes]
-    request = build_request(loaded, cases, programs, output_budget=256 * 1024 * 1024)
+    request = build_request(loaded, cases, programs, output_budget=256 * 1024 * 1024,
+                            probes=reference_probes(loaded))
     # Unsandboxed (no cgroup to measure CPU time): `time_s` is a wall-clock limit here.
     limits = SandboxLimits(time_s=max(120.0, problem.limits.time_s * len(programs)), memory_mb=8192,
                            result_bytes=1024 * 1024 * 1024, log_bytes=64 * 1024)

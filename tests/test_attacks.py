@@ -61,6 +61,9 @@ def _problem_copy(base: Path, time_s: float | None, memory_mb: int | None) -> Pa
     if memory_mb is not None:
         data["limits"]["memory_mb"] = memory_mb
     data["tests"]["hidden"] = [t for t in data["tests"]["hidden"] if t["name"] in ("seed-7", "one-output")]
+    # The rows test containment, and those that must be accepted answer without a module: no state checks
+    # (forged model descriptions have their own attacks in tests/test_model_check_attacks.py).
+    data["state_checks"] = False
     (base / "problems" / f"{PROBLEM}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     (base / "reference_solutions" / REFERENCE.name).write_bytes(REFERENCE.read_bytes())
     return base / "problems"

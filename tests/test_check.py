@@ -79,7 +79,64 @@ def test_known_mistake_killed_only_by_public_tests_is_rejected(tmp_path: Path, g
     assert "known mistake 'plus-two' is rejected only by public tests" in result.stdout
 
 
+def test_model_checks_are_validated(tmp_path: Path, gradax: Any) -> None:
+    """A dimension that never varies, an alternative that is wrong, and `rejected_by` mistakes that prove
+    nothing: each is a located error of `gradax check`."""
+    text = template().replace("      dims: {n: [1, 16]}", "      dims: {n: [3, 3]}")
+    text = text.replace("    - name: empty\n      args: {seed: 1, x: []}\n",
+                        "    - name: three\n      args: {seed: 1, x: [1.0, 0.0, 2.0]}\n")
+    text += """  - id: differs
+    rejected_by: batch_invariance
+    message: "Adds two."
+    code: |
+      def double_it(seed, x):
+          return x + 2
+  - id: same-as-reference
+    rejected_by: batch_invariance
+    message: "Nothing wrong."
+    code: |
+      def double_it(seed, x):
+          return x * 2.0
+alternatives:
+  - id: triple
+    code: |
+      def double_it(seed, x):
+          return x * 3
+transform_checks:
+  batch_invariance: {arg: x}
+"""
+    path = write_problem(tmp_path, "double-it", text, REFERENCE)
+    result = gradax("check", str(path))
+    assert result.returncode == 1, result.stdout
+    out = result.stdout
+    assert "dimension `n` has one value in every test: an answer that hard-codes it passes" in out
+    assert "alternative 'triple' is not accepted (wrong_answer" in out
+    assert "known mistake 'differs' differs from the reference in its outputs" in out
+    assert "known mistake 'same-as-reference' is not rejected by the batch_invariance check on any hidden test" in out
+    assert "no known mistake shows what the batch_invariance check rejects while outputs pass" in out
+
+
+# Each kind of model check and the known mistake in the bank that proves it: output-only grading accepts
+# the mistake, and the check rejects it (`gradax check` says so for every problem).
+PROOFS = {
+    "state": ("nnx-module-basics", "plain-array-kernel"),
+    "gradients": ("nnx-layernorm", "stop-gradient-statistics"),
+    "retrace": ("nnx-jit-train-step", "jit-inside-loop"),
+    "batch_invariance": ("nnx-layernorm", "squeezed-batch"),
+    "eval_determinism": ("nnx-sequential", "dropout-ignores-eval"),
+}
+
+
 def test_whole_bank_passes(gradax: Any) -> None:
     result = gradax("check", timeout=3600)
     print(result.stdout.splitlines()[-1])  # the bank's check time, for the CI log
     assert result.returncode == 0, result.stdout + result.stderr
+    lines_of: dict[str, list[str]] = {}
+    current = ""
+    for line in result.stdout.splitlines():
+        if not line.startswith(" "):
+            current = line
+        lines_of.setdefault(current, []).append(line)
+    for stage, (problem, mistake) in PROOFS.items():
+        block = next(v for k, v in lines_of.items() if f"problems/{problem}.yaml" in k)
+        assert f"       the {stage} check rejects known mistake {mistake!r}, whose outputs pass" in block, block

@@ -45,6 +45,8 @@ def test_golden(case: Path, gradax: Any) -> None:
     by_name = {t["name"]: t for t in report["tests"]}
     for name, status in expected.get("statuses", {}).items():
         assert by_name[name]["status"] == status, by_name[name]
+    for name, stage in expected.get("stages", {}).items():
+        assert by_name[name]["stage"] == stage, by_name[name]
     if "public_test_message_contains" in expected:
         public = next(t for t in report["tests"] if t["public"])
         assert expected["public_test_message_contains"] in public["message"], public["message"]

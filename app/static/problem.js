@@ -42,6 +42,13 @@
     for (const id of ["run-button", "submit-button"]) { if ($(id)) $(id).disabled = value; }
   }
 
+  // The stage that decided a test, in the order the grader runs them (graders/compare.py, model_checks.py).
+  const STAGES = {
+    structure: "Structure", shape: "Shape", dtype: "Dtype", state: "Model state",
+    batch_invariance: "Batch invariance", finite: "Finite values", values: "Values", gradients: "Gradients",
+    retrace: "Retracing", eval_determinism: "Eval mode",
+  };
+
   const VERDICTS = {
     accepted: "Accepted", wrong_answer: "Wrong answer", runtime_error: "Runtime error",
     time_limit_exceeded: "Time limit exceeded", memory_limit_exceeded: "Memory limit exceeded",
@@ -225,6 +232,11 @@
       row.appendChild(el("td", t.name + (t.public ? "" : " (hidden)")));
       row.appendChild(el("td", t.status));
       const details = el("td");
+      if (t.stage && t.status !== "passed") {
+        const stage = el("div", "Stage: " + (STAGES[t.stage] || t.stage), "stage muted");
+        stage.dataset.stage = t.stage;
+        details.appendChild(stage);
+      }
       if (t.message && t.status !== "passed") details.appendChild(el("div", t.message));
       if (t.expected != null) details.appendChild(el("pre", "expected: " + t.expected + "\ngot:      " + t.got));
       if (t.max_abs_error != null && t.status !== "passed") {

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PID = "nnx-module-basics"
 PROBLEM = yaml.safe_load((ROOT / "problems" / f"{PID}.yaml").read_text())
 WRONG = next(m for m in PROBLEM["known_mistakes"] if m["id"] == "no-scaling")
+PLAIN_KERNEL = next(m for m in PROBLEM["known_mistakes"] if m["id"] == "plain-array-kernel")
 RIGHT = (ROOT / "reference_solutions" / "nnx_module_basics.py").read_text()
 GRADING_TIMEOUT_MS = 180_000  # a cold sandboxed Python per submission, on a shared 2-core machine
 
@@ -73,8 +74,19 @@ def test_register_fail_fix_and_solve(shared_server: SharedServer, browser, artif
         first = page.locator("#tests tbody tr").first
         assert first.get_attribute("data-status") == "failed"
         assert "expected:" in first.inner_text()
+        assert first.locator(".stage").inner_text() == "Stage: Values"
         assert page.locator("#solution").is_hidden()
         page.screenshot(path=str(artifacts / "problem-wrong-answer.png"), full_page=True)
+
+        # Right numbers from a module whose kernel is a plain array: the model-state stage says so.
+        replace_code(page, PLAIN_KERNEL["code"])
+        page.click("#run-button")
+        page.wait_for_selector("#verdict:not(:empty)", timeout=GRADING_TIMEOUT_MS)
+        assert page.locator("#verdict").inner_text() == "Run: Wrong answer"
+        first = page.locator("#tests tbody tr").first
+        assert first.locator(".stage").inner_text() == "Stage: Model state"
+        assert "`kernel` is a plain jax.Array: wrap it in `nnx.Param`" in first.inner_text()
+        page.screenshot(path=str(artifacts / "problem-state-stage.png"), full_page=True)
 
         replace_code(page, RIGHT)
         page.click("#submit-button")
@@ -84,10 +96,10 @@ def test_register_fail_fix_and_solve(shared_server: SharedServer, browser, artif
         page.wait_for_selector("#solution:not([hidden])")
         assert "def module_basics_forward" in page.locator("#solution-code").inner_text()
         assert page.locator("#solved-badge").is_visible()
-        expect(page.locator("#history tbody tr")).to_have_count(3)
+        expect(page.locator("#history tbody tr")).to_have_count(4)
         page.screenshot(path=str(artifacts / "problem-accepted.png"), full_page=True)
-        # Each of the three gradings waited on the server (long poll) for its verdict.
-        assert len(long_polls) >= 3 and all("/api/v1/submissions/" in url for url in long_polls)
+        # Each of the four gradings waited on the server (long poll) for its verdict.
+        assert len(long_polls) >= 4 and all("/api/v1/submissions/" in url for url in long_polls)
 
         # the draft survives a reload
         page.reload()

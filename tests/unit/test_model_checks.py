@@ -1,0 +1,225 @@
+"""The model's stages in the parent: each compares a child's (validated) report with the reference's and
+fails with a message that teaches; hidden tests never show the reference's shapes; forged reports are
+refused by the schema before anything compares them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from graders.compare import Comparison, Output
+from graders.model_checks import (
+    ProbeReport,
+    StageContext,
+    batch_invariance_stage,
+    compare_state,
+    eval_determinism_stage,
+    gradients_stage,
+    retrace_stage,
+    staged,
+)
+from graders.probe_schema import ModelState, ProbeError, Probes, parse_probes
+from graders.problem import StateChecks, Tolerance, load_problem
+
+ROOT = Path(__file__).resolve().parents[2]
+TOL = Tolerance()
+ANY = StateChecks()
+EXACT = StateChecks(paths="exact")
+
+
+def state(*entries: tuple[str, str, str, list[int]], roots: tuple[str, ...] = ("Model",)) -> ModelState:
+    return ModelState(roots=list(roots), variables=[
+        {"path": p, "type": t, "base": b, "shape": s, "dtype": "float32"} for p, t, b, s in entries])
+
+
+def kernel(path: str = "kernel", type_: str = "Param", base: str = "Param",
+           shape: list[int] | None = None) -> tuple[str, str, str, list[int]]:
+    return path, type_, base, shape if shape is not None else [3, 4]
+
+
+def test_plain_array_kernel_is_told_to_wrap_it_in_param() -> None:
+    want = state(kernel())
+    got = state(kernel(type_="Array", base="array"))
+    message = compare_state(got, want, EXACT, "same_kind", TOL, public=True)
+    assert message == ("`kernel` is a plain jax.Array: wrap it in `nnx.Param` so `nnx.state(model, nnx.Param)` "
+                       "and optimizers see it")
+    # The same holds whatever the student called it, when paths are free.
+    got = state(kernel(path="w", type_="Array", base="array"))
+    assert compare_state(got, want, ANY, "same_kind", TOL, public=False).startswith("`w` is a plain jax.Array")
+
+
+def test_counter_as_param_and_custom_subclasses_are_named() -> None:
+    want = state(kernel("count", "Count", "Variable", []))
+    message = compare_state(state(kernel("count", "Param", "Param", [])), want, ANY, "same_kind", TOL, public=True)
+    assert message is not None and "`count` is an nnx.Param, expected `Count(nnx.Variable)`" in message
+    # A subclass of the right base with another name: the statement names the type.
+    message = compare_state(state(kernel("count", "Counter", "Variable", [])), want, ANY, "same_kind", TOL, True)
+    assert message is not None and "`Counter` (an nnx.Variable), expected `Count(nnx.Variable)`" in message
+    # A custom Param subclass where a plain Param is expected is still a Param.
+    lora_ok = compare_state(state(kernel(type_="LoraParam")), state(kernel()), ANY, "same_kind", TOL, True)
+    assert lora_ok is None
+    message = compare_state(state(kernel("a", "Param", "Param")), state(kernel("a", "LoraParam", "Param")),
+                            ANY, "same_kind", TOL, True)
+    assert message is not None and "expected `LoraParam(nnx.Param)`" in message
+    assert "nnx.state(model, LoraParam)" in message
+
+
+def test_shapes_show_on_public_tests_only() -> None:
+    want = state(kernel(shape=[3, 4]))
+    got = state(kernel(shape=[4, 3]))
+    assert compare_state(got, want, EXACT, "same_kind", TOL, public=True) == \
+        "`kernel` has shape (4, 3), expected shape (3, 4)"
+    hidden = compare_state(got, want, EXACT, "same_kind", TOL, public=False)
+    assert hidden == "`kernel` has the wrong shape (hidden test)"
+    # Paths free: a missing Param of some shape, counted without shapes on a hidden test.
+    got = state(kernel(shape=[5, 4]), kernel("bias", shape=[4]))
+    want = state(kernel(shape=[3, 4]), kernel("bias", shape=[4]))
+    hidden = compare_state(got, want, ANY, "same_kind", TOL, public=False)
+    assert hidden is not None and "(3, 4)" not in hidden and "3" not in hidden.replace("(hidden test)", "")
+
+
+def test_no_module_renamed_attribute_extra_state_and_dtype() -> None:
+    want = state(kernel())
+    none_built = compare_state(ModelState(roots=[], variables=[]), want, ANY, "same_kind", TOL, True)
+    assert none_built is not None and none_built.startswith("no nnx.Module was built while your function ran")
+    renamed = compare_state(state(kernel("w")), want, EXACT, "same_kind", TOL, True)
+    assert renamed == "`w` should be named `kernel` (the statement names it)"
+    assert compare_state(state(kernel("w")), want, ANY, "same_kind", TOL, True) is None
+    extra = compare_state(state(kernel(), kernel("scale", "Array", "array", [])), want, ANY, "same_kind", TOL, True)
+    assert extra is not None and "`scale` of a scalar that the reference's model does not have" in extra
+    half = ModelState(roots=["M"], variables=[{"path": "kernel", "type": "Param", "base": "Param", "shape": [3, 4],
+                                               "dtype": "bfloat16"}])
+    dtype = compare_state(half, want, ANY, "same_kind", TOL, True)
+    assert dtype is not None and dtype.startswith("`kernel` has dtype bfloat16, expected float32")
+    assert compare_state(half, want, ANY, "any", TOL, True) is None
+
+
+def test_state_values_when_asked() -> None:
+    settings = StateChecks(paths="exact", values=True)
+    want = ModelState(roots=["M"], variables=[{"path": "count", "type": "Count", "base": "Variable", "shape": [],
+                                               "dtype": "uint32", "value": 0}])
+    got = ModelState(roots=["M"], variables=[{"path": "count", "type": "Count", "base": "Variable", "shape": [],
+                                              "dtype": "uint32", "value": 0}])
+    wrong = (np.array(2, np.uint32),)
+    right = (np.array(3, np.uint32),)
+    assert compare_state(got, want, settings, "same_kind", TOL, True, right, right) is None
+    assert compare_state(got, want, settings, "same_kind", TOL, True, wrong, right) == \
+        "`count` holds 2 after the run, expected 3"
+
+
+# ---------------------------------------------------------------- the schema refuses forged reports
+
+def test_probes_schema_refuses_what_the_harness_never_sends() -> None:
+    ok = {"state": {"roots": ["M"], "variables": [{"path": "kernel", "type": "Param", "base": "Param",
+                                                   "shape": [3, 4], "dtype": "float32"}]}}
+    assert isinstance(parse_probes(ok, 1, 0), Probes)
+    forged: list[Any] = [
+        {"state": {"roots": ["M"], "variables": [], "verdict": "accepted"}},  # unknown field
+        {"state": {"roots": ["M"], "variables": [{"path": "k", "type": "Param", "base": "Param",
+                                                  "shape": [3], "dtype": "float32", "value": 5}]}},  # no array 5
+        {"state": {"roots": ["<script>"], "variables": []}},  # not an identifier
+        {"state": {"roots": [], "variables": [{"path": "a b\n", "type": "Param", "base": "Param"}]}},
+        {"state": {"roots": [], "variables": [{"path": "k", "type": "Param", "base": "Root"}]}},
+        {"state": {"roots": [], "variables": [{"path": "k", "type": "Param", "base": "Param"}] * 513}},
+        {"retrace": {"traces": "1"}},  # strings are not numbers
+        {"retrace": {"traces": True}},
+        {"eval_determinism": {"first": {"t": "leaf", "i": 9}, "second": {"t": "leaf", "i": 0}}},
+        {"batch_invariance": {"batch": 2, "rows": [{"row": 0, "tree": _deep(40)}]}},
+        {"gradients": {"entries": [{"path": "k", "shape": [1], "value": -1}]}},
+        "not an object",
+    ]
+    for raw in forged:
+        with pytest.raises(ProbeError):
+            parse_probes(raw, 1, 0)
+
+
+def _deep(depth: int) -> dict[str, Any]:
+    tree: dict[str, Any] = {"t": "leaf", "i": 0}
+    for _ in range(depth):
+        tree = {"t": "tuple", "c": [tree]}
+    return tree
+
+
+# ---------------------------------------------------------------- transform stages
+
+LAYERNORM = load_problem(ROOT / "problems" / "nnx-layernorm.yaml").problem
+JIT_STEP = load_problem(ROOT / "problems" / "nnx-jit-train-step.yaml").problem
+SEQUENTIAL = load_problem(ROOT / "problems" / "nnx-sequential.yaml").problem
+LEAF0 = {"t": "leaf", "i": 0}
+
+
+def ctx(problem: Any, got: Output, want: Output, got_probes: dict[str, Any], arrays: tuple[np.ndarray, ...],
+        want_probes: dict[str, Any], want_arrays: tuple[np.ndarray, ...], public: bool = True) -> StageContext:
+    return StageContext(problem, got, want, ProbeReport(Probes.model_validate(got_probes), arrays),
+                        ProbeReport(Probes.model_validate(want_probes), want_arrays), public)
+
+
+def test_gradients_stage_names_a_zero_gradient_and_a_bent_one() -> None:
+    x = np.ones((2, 3), np.float32)
+    out = Output(LEAF0, (x,))
+    want = {"gradients": {"entries": [{"path": "x", "shape": [2, 3], "value": 1}]}}
+    want_arrays = (x, np.full((2, 3), 0.5, np.float32))
+    zero = ctx(LAYERNORM, out, out, want, (x, np.zeros((2, 3), np.float32)), want, want_arrays)
+    failure = gradients_stage(zero)
+    assert failure is not None and failure.stage == "gradients" and "is zero" in failure.message
+    assert "stop_gradient" in failure.message
+    bent = ctx(LAYERNORM, out, out, want, (x, np.full((2, 3), 0.4, np.float32)), want, want_arrays)
+    failure = gradients_stage(bent)
+    assert failure is not None and "differs from the reference's (max abs error 0.1)" in failure.message
+    assert gradients_stage(ctx(LAYERNORM, out, out, want, want_arrays, want, want_arrays)) is None
+    broken = ctx(LAYERNORM, out, out, {"gradients": {"error": "TracerArrayConversionError: ..."}}, (x,), want,
+                 want_arrays)
+    failure = gradients_stage(broken)
+    assert failure is not None and "could not be computed" in failure.message
+
+
+def test_retrace_stage_counts_against_the_budget() -> None:
+    out = Output(LEAF0, (np.zeros(3, np.float32),))
+    within = ctx(JIT_STEP, out, out, {"retrace": {"traces": 1}}, out.leaves, {"retrace": {"traces": 1}}, out.leaves)
+    assert retrace_stage(within) is None
+    over = ctx(JIT_STEP, out, out, {"retrace": {"traces": 5}}, out.leaves, {"retrace": {"traces": 1}}, out.leaves)
+    failure = retrace_stage(over)
+    assert failure is not None and "traced jitted code 5 times (this problem allows 1)" in failure.message
+
+
+def test_batch_invariance_stage_finds_mixed_rows_and_squeezed_batches() -> None:
+    full = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+    want = Output(LEAF0, (full,))
+    want_probes = {"batch_invariance": {"batch": 2, "rows": [{"row": 0, "tree": {"t": "leaf", "i": 1}}]}}
+    want_arrays = (full, full[0:1])
+    mixed = (full, np.array([[9.0, 2.0]], np.float32))
+    failure = batch_invariance_stage(ctx(LAYERNORM, Output(LEAF0, (full,)), want, want_probes, mixed, want_probes,
+                                         want_arrays))
+    assert failure is not None and "row 0 of the output changes with the other rows" in failure.message
+    assert "axis 0" in failure.message
+    squeezed = (full, np.array([1.0, 2.0], np.float32))
+    failure = batch_invariance_stage(ctx(LAYERNORM, Output(LEAF0, (full,)), want, want_probes, squeezed, want_probes,
+                                         want_arrays))
+    assert failure is not None and "has shape (2,), not (1, ...)" in failure.message
+    ok = batch_invariance_stage(ctx(LAYERNORM, Output(LEAF0, (full,)), want, want_probes, want_arrays, want_probes,
+                                    want_arrays))
+    assert ok is None
+
+
+def test_eval_determinism_stage_compares_two_calls() -> None:
+    out = Output(LEAF0, (np.zeros(2, np.float32),))
+    probes = {"eval_determinism": {"first": {"t": "leaf", "i": 1}, "second": {"t": "leaf", "i": 2}}}
+    same = (out.leaves[0], np.ones(2, np.float32), np.ones(2, np.float32))
+    differ = (out.leaves[0], np.ones(2, np.float32), np.zeros(2, np.float32))
+    assert eval_determinism_stage(ctx(SEQUENTIAL, out, out, probes, same, probes, same)) is None
+    failure = eval_determinism_stage(ctx(SEQUENTIAL, out, out, probes, differ, probes, same))
+    assert failure is not None and "calling `model(x)` twice gave different results" in failure.message
+
+
+def test_stage_order_state_before_values_gradients_after() -> None:
+    out = Output(LEAF0, (np.zeros(2, np.float32),))
+    values_failed = Comparison(False, "values", "values differ")
+    shape_failed = Comparison(False, "shape", "wrong shape")
+    c = ctx(JIT_STEP, out, out, {"retrace": {"traces": 9}}, out.leaves, {"retrace": {"traces": 1}}, out.leaves)
+    assert staged(shape_failed, c).stage == "shape"
+    assert staged(values_failed, c).stage == "values"  # the retrace budget only matters once values are right
+    assert staged(Comparison(True, "values", "passed"), c).stage == "retrace"

@@ -1,0 +1,190 @@
+"""What the harness reports about the model (graders/model_probe.py), run in this process on real Flax
+modules: the outermost modules are the model, traced copies are not, Variable types and plain arrays are
+named, checks record what the parent needs. Every report passes the parent's schema.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+import pytest
+
+from graders import harness, model_probe
+from graders.probe_schema import Probes, parse_probes
+
+ARGS = {"args": [{"s": 0.0}, {"a": 0, "dtype": "float32"}]}
+X = [np.arange(6, dtype=np.float32).reshape(2, 3) / 6]
+
+
+def run(code: str, probes: dict[str, Any], test: dict[str, Any] = ARGS,
+        arrays: list[np.ndarray] = X) -> tuple[dict[str, Any], list[np.ndarray], Probes]:
+    probes = {"arg_names": ["seed", "x"], **probes}
+    model_probe.prepare(probes)
+    load, fn = harness.load_program(code, "f")
+    assert fn is not None, load
+    header, leaves = harness.run_test(fn, test, arrays, 1 << 24, probes, sys.modules["submission"].__dict__)
+    assert header["status"] == "ok", header
+    return header, leaves, parse_probes(header["probes"], len(leaves), 0)
+
+
+CAPTURED = {"model": {"from": "captured"}, "state": {"values": False}}
+
+
+def test_outermost_modules_are_the_model_and_plain_arrays_are_named() -> None:
+    code = """
+import jax, jax.numpy as jnp
+from flax import nnx
+class Count(nnx.Variable): pass
+class Block(nnx.Module):
+    def __init__(self, rngs):
+        self.seq = nnx.Sequential(nnx.Linear(3, 4, rngs=rngs), nnx.Dropout(0.5, rngs=rngs))
+        self.count = Count(jnp.array(0, jnp.uint32))
+        self.scale = jnp.ones(4)
+    def __call__(self, x):
+        self.count[...] += 1
+        return self.seq(x) * self.scale
+def f(seed, x):
+    block = Block(nnx.Rngs(int(seed)))
+    block.eval()
+    return block(x)
+"""
+    _, _, probes = run(code, CAPTURED)
+    assert probes.state is not None
+    assert probes.state.roots == ["Block"]  # the Sequential and the layers inside are held by Block
+    entries = {v.path: (v.type, v.base, v.shape, v.dtype) for v in probes.state.variables}
+    assert entries == {
+        "count": ("Count", "Variable", [], "uint32"),
+        "scale": ("Array", "array", [4], "float32"),
+        "seq.layers.0.bias": ("Param", "Param", [4], "float32"),
+        "seq.layers.0.kernel": ("Param", "Param", [3, 4], "float32"),
+    }  # the Dropout's RNG state is left out: how rngs are threaded is not the lesson
+
+
+def test_layers_built_as_arguments_and_traced_copies() -> None:
+    code = """
+import jax
+from flax import nnx
+def f(seed, x):
+    rngs = nnx.Rngs(params=int(seed))
+    model = nnx.Sequential(nnx.Linear(3, 2, rngs=rngs), nnx.relu)   # the Linear is built first, then held
+
+    @nnx.split_rngs(splits=3)
+    @nnx.vmap(in_axes=(0,), out_axes=0)
+    def create(rngs):
+        return nnx.Linear(3, 2, rngs=rngs)   # built inside vmap: a traced copy
+    create(rngs)
+    return model(x)
+"""
+    _, _, probes = run(code, CAPTURED)
+    assert probes.state is not None and probes.state.roots == ["Sequential"]
+    assert sorted(v.path for v in probes.state.variables) == ["layers.0.bias", "layers.0.kernel"]
+
+
+def test_build_function_and_values_when_asked() -> None:
+    code = """
+import jax.numpy as jnp
+from flax import nnx
+class Count(nnx.Variable): pass
+class Counter(nnx.Module):
+    def __init__(self):
+        self.count = Count(jnp.array(7, jnp.uint32))
+def build_model(seed, x):
+    return Counter()
+def f(seed, x):
+    return x
+"""
+    _, leaves, probes = run(code, {"model": {"from": "build", "build": "build_model"}, "state": {"values": True}})
+    assert probes.state is not None and probes.state.roots == ["Counter"]
+    (entry,) = probes.state.variables
+    assert entry.value is not None and int(leaves[entry.value]) == 7
+    _, _, missing = run(code, {"model": {"from": "build", "build": "make"}, "state": {"values": False}})
+    assert missing.state is not None and missing.state.error is not None
+    assert "no function named `make`" in missing.state.error
+
+
+RETRACE_ONCE = """
+import jax.numpy as jnp
+from flax import nnx
+@nnx.jit
+def step(model, x):
+    return model(x).sum()
+def f(seed, x):
+    model = nnx.Linear(3, 2, rngs=nnx.Rngs(int(seed)))
+    return jnp.stack([step(model, x) for _ in range(4)])
+"""
+RETRACE_EVERY_STEP = """
+import jax, jax.numpy as jnp
+from flax import nnx
+def f(seed, x):
+    model = nnx.Linear(3, 2, rngs=nnx.Rngs(int(seed)))
+    out = []
+    for i in range(4):
+        step = jax.jit(lambda x, i: (x * i).sum(), static_argnums=1)   # static step number: one trace each
+        out.append(step(x, i))
+    return jnp.stack(out)
+"""
+
+
+@pytest.mark.parametrize(("code", "traces"), [(RETRACE_ONCE, 1), (RETRACE_EVERY_STEP, 4)])
+def test_retrace_counts_top_level_traces_of_one_call(code: str, traces: int) -> None:
+    _, _, probes = run(code, {"retrace": True})
+    assert probes.retrace is not None and probes.retrace.traces == traces
+
+
+def test_gradients_of_params_and_of_inputs() -> None:
+    frozen = """
+import jax
+from flax import nnx
+class Dense(nnx.Module):
+    def __init__(self, rngs):
+        self.w = nnx.Param(jax.random.normal(rngs.params(), (3, 2)))
+    def __call__(self, x):
+        return x @ jax.lax.stop_gradient(self.w[...])
+def f(seed, x):
+    return Dense(nnx.Rngs(int(seed)))(x)
+"""
+    spec = {"model": {"from": "captured"}, "gradients": {"wrt": "params", "args": [1], "loss": "sum_squares"}}
+    _, leaves, probes = run(frozen, spec)
+    assert probes.gradients is not None
+    (entry,) = probes.gradients.entries
+    assert entry.path == "w" and entry.shape == [3, 2] and not np.any(leaves[entry.value])
+    _, leaves, probes = run(frozen.replace("jax.lax.stop_gradient(self.w[...])", "self.w[...]"), spec)
+    assert probes.gradients is not None and np.any(leaves[probes.gradients.entries[0].value])
+    _, leaves, probes = run(frozen, {"gradients": {"wrt": "inputs", "args": [1], "loss": "sum"}})
+    assert probes.gradients is not None and probes.gradients.entries[0].path == "x"
+    assert leaves[probes.gradients.entries[0].value].shape == (2, 3)
+
+
+def test_batch_rows_and_eval_repeats() -> None:
+    code = """
+import jax, jax.numpy as jnp
+from flax import nnx
+def f(seed, x):
+    model = nnx.Sequential(nnx.Linear(3, 3, rngs=nnx.Rngs(0)), nnx.Dropout(0.5, rngs=nnx.Rngs(1)))
+    return x - x.mean(0)   # mixes rows
+"""
+    spec = {"model": {"from": "captured"}, "batch_invariance": {"arg": 1, "rows": 2},
+            "eval_determinism": {"args": [1]}}
+    _, leaves, probes = run(code, spec)
+    rows = probes.batch_invariance
+    assert rows is not None and rows.batch == 2 and [r.row for r in rows.rows] == [0, 1]
+    assert leaves[rows.rows[0].tree["i"]].shape == (1, 3)
+    repeat = probes.eval_determinism
+    assert repeat is not None and repeat.first is not None and repeat.second is not None
+    np.testing.assert_array_equal(leaves[repeat.first["i"]], leaves[repeat.second["i"]])
+
+
+def test_a_probe_that_raises_is_that_probe_s_error_not_the_test_s() -> None:
+    code = """
+from flax import nnx
+def f(seed, x):
+    if x.shape[0] == 1:
+        raise ValueError("needs two rows")
+    return x * 2
+"""
+    header, _, probes = run(code, {"batch_invariance": {"arg": 1, "rows": 2}})
+    assert header["status"] == "ok"
+    assert probes.batch_invariance is not None and probes.batch_invariance.error is not None
+    assert "ValueError: needs two rows" in probes.batch_invariance.error
