@@ -248,6 +248,7 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
                                                                                  | ev.TestRejected)}
     submission_outputs: dict[int, Output] = {}
     submission_probes_by_test: dict[int, ProbeReport] = {}
+    checks_state = state_checked(loaded, reference)
     for index, case in enumerate(cases):
         test = TestReport(name=case.name, public=case.public, status=TestStatus.SKIPPED, points=case.points)
         report.tests.append(test)
@@ -290,7 +291,8 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
         if got_probes is not None:
             submission_probes_by_test[index] = got_probes
         cmp = compare(got, want, problem.tolerance, public=case.public, dtype=problem.dtype)
-        ctx = StageContext(problem, got, want, got_probes, reference.reference.probes.get(index), case.public)
+        ctx = StageContext(problem, got, want, got_probes, reference.reference.probes.get(index), case.public,
+                           state_checked=checks_state)
         stages_start = time.monotonic()
         cmp = model_checks.staged(cmp, ctx)
         report.timings["model_stages_ms"] = round(report.timings.get("model_stages_ms", 0.0)

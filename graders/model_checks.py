@@ -48,6 +48,7 @@ class StageContext:
     got_probes: ProbeReport | None
     want_probes: ProbeReport | None
     public: bool
+    state_checked: bool = True  # false: the problem's state checks are off (or auto, and the reference built none)
 
 
 def state_settings(problem: Problem) -> StateChecks:
@@ -81,7 +82,7 @@ def probe_request(problem: Problem, *, state: bool) -> dict[str, Any] | None:
 # ---------------------------------------------------------------- state
 
 def _article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"
+    return "an" if word[:1].lower() in "aeiou" or word.startswith("nnx.") else "a"
 
 
 def _holder(entry: StateEntry) -> str:
@@ -217,7 +218,7 @@ def compare_state(got: ModelState, want: ModelState, settings: StateChecks, poli
         if public:
             return (f"the model has no {_wanted(w)} of {_shape_text(w.shape)}: the reference's model has "
                     f"{_plural(w, n_want)}, yours has {n_got}")
-        return f"the model has {n_got} {_wanted(w)} where the reference's has {n_want} (hidden test)"
+        return f"the model lacks {_article(_wanted(w))} {_wanted(w)} that the reference's model has (hidden test)"
     for g in extra:
         shape = f" of {_shape_text(g.shape)}" if public else ""
         return (f"the model has {_holder(g)} `{g.path}`{shape} that the reference's model does not have: "
@@ -238,7 +239,7 @@ def compare_state(got: ModelState, want: ModelState, settings: StateChecks, poli
 
 def state_stage(ctx: StageContext) -> Comparison | None:
     got, want = _part(ctx.got_probes, "state"), _part(ctx.want_probes, "state")
-    if not isinstance(want, ModelState) or want.error:
+    if not ctx.state_checked or not isinstance(want, ModelState) or want.error:
         return None  # not asked, or the reference could not be described (gradax check reports it)
     if not isinstance(got, ModelState):
         return Comparison(False, "state", "the model was not described: the grader's result channel lost it")
