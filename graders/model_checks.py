@@ -109,18 +109,22 @@ def _why(want: StateEntry) -> str:
     if want.base == "BatchStat":
         return "so it is a running statistic: updated in training mode, never trained"
     if want.type != want.base:
-        return (f"so filters can select it (`nnx.state(model, {want.type})`); the problem names this "
-                f"subclass of nnx.{want.base}")
+        return (f"a subclass of nnx.{want.base} of its own, so filters can select it apart from every other "
+                f"nnx.{want.base} (`nnx.state(model, {want.type})`)")
     if want.base == "Variable":
         return "so NNX tracks it as state that optimizers (`wrt=nnx.Param`) leave alone"
     return f"so `nnx.state(model, nnx.{want.base})` sees it"
 
 
 def _type_ok(got: StateEntry, want: StateEntry) -> bool:
+    """The same built-in base; where the reference uses a subclass of it (`Count(nnx.Variable)`,
+    `LoraParam(nnx.Param)`), a subclass too, whatever its name (flax's own `nnx.LoRAParam` is one): what
+    matters is that filters can tell it from the base type."""
     if got.base != want.base:
         return False
-    custom = want.type != want.base and want.base not in ("array", "other")
-    return got.type == want.type if custom else True
+    if want.base in ("array", "other") or want.type == want.base:
+        return True
+    return got.type != got.base
 
 
 def _shape_text(shape: list[int] | None) -> str:
