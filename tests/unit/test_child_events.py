@@ -134,6 +134,24 @@ def test_arrays_must_match_the_result_tree() -> None:
     assert "may carry none" in refused(stream(READY, LOAD_OK, start(0), arrays={2: [np.zeros(1)]}))
 
 
+def test_a_model_description_may_carry_arrays_after_the_outputs() -> None:
+    """`probes` (graders/probe_schema.py) is checked like every field: its arrays follow the outputs', and
+    each index it names must be one of them."""
+    entry = {"path": "kernel", "type": "Param", "base": "Param", "shape": [2], "dtype": "float64"}
+    described = {"state": {"roots": ["M"], "variables": [{**entry, "value": 1}]}, "duration_ms": 0.5}
+    two = {3: [np.zeros(2), np.ones(2)]}
+    assert feed(stream(READY, LOAD_OK, start(0), ok(0, probes=described), arrays=two), 1)
+    # More arrays than the outputs' without a description, a description pointing at an output's array or
+    # at one never sent, and a field the harness never writes: all refused.
+    assert "describes 1 arrays" in refused(stream(READY, LOAD_OK, start(0), ok(0), arrays=two), 1)
+    for value in (0, 2):
+        pointing = {"state": {"roots": ["M"], "variables": [{**entry, "value": value}]}}
+        message = refused(stream(READY, LOAD_OK, start(0), ok(0, probes=pointing), arrays=two), 1)
+        assert "points at an array that was not sent" in message, message
+    forged = {"state": {"roots": ["M"], "variables": [], "verdict": "accepted"}}
+    assert "not valid" in refused(stream(READY, LOAD_OK, start(0), ok(0, probes=forged), arrays=two), 1)
+
+
 def test_a_deep_result_tree_is_refused() -> None:
     tree: dict[str, Any] = LEAF
     for _ in range(34):  # the harness sends at most 32 containers
