@@ -2,7 +2,7 @@
 
 Paths measured on the same correct `nnx-module-basics` submission, in this order:
 - naive: a fresh, unsandboxed `python` per submission that imports jax/flax and runs it (the harness
-  with no sandbox: what DESIGN.md's 2.25 s baseline measured);
+  with no sandbox: the baseline docs/performance.md compares against);
 - cold: `Grader.grade` with a fresh sandboxed Python per submission (what `gradax grade` does);
 - warm: `Grader.grade` through the warm pool, exactly the executor the server uses
   (`graders.pool.make_executor`), one submission at a time, then N threads at once for throughput;
@@ -336,7 +336,7 @@ def _bench_engine(args: argparse.Namespace, problem: str, code: str, throughput_
         result["concurrency"] = args.concurrency
         result["pool_memory_peak_mb"] = round(memory.peak / 2**20, 1)
         warmups = sorted(pool.warmup_s)
-        result["pool"] = {"size": pool.config.pool_size, "prefork": pool.config.pool_prefork,
+        result["pool"] = {"size": pool.settings.pool_size, "prefork": pool.settings.pool_prefork,
                           "stats": dict(pool.stats),
                           "child_warmup_p50_s": _r(percentile(warmups, 50), 2),
                           "child_warmup_cpu_s": _r(pool.warmup_cpu_s(), 2)}

@@ -25,6 +25,8 @@ import time
 import uuid
 from pathlib import Path
 
+from graders.settings import GraderSettings
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_SELF_CGROUP = Path("/proc/self/cgroup")
 CONTROLLERS = ("memory", "pids", "cpuacct", "freezer")  # cgroup v1
@@ -34,7 +36,7 @@ PARENT = "gradax"
 V2_REQUIRED = ("memory", "pids")
 V2_OPTIONAL = ("cpu",)
 V2_HOST_LEAF = "gradax-host"
-PARENT_ENV = "GRADAX_CGROUP_PARENT"
+PARENT_ENV = "GRADAX_CGROUP_PARENT"  # GraderSettings.cgroup_parent
 _V2_NEEDS = ("the sandbox needs a delegated, writable cgroup v2 subtree: e.g. a container with "
              "--cgroupns=private and a writable /sys/fs/cgroup, or --privileged, or a systemd unit with Delegate=yes")
 
@@ -406,7 +408,8 @@ def _v2_parent() -> Path:
                 f"(cgroup.controllers: {' '.join(sorted(root_controllers)) or 'empty'})")
         own = _own_cgroup()
         home = own.parent if own.name == V2_HOST_LEAF else own  # moved there earlier (see _enable)
-        configured = os.environ.get(PARENT_ENV, "").strip()
+        # Read when a run's group is made, like the rest of the host's cgroup state (tests change it per test).
+        configured = GraderSettings().cgroup_parent.strip()
         parent = _in_hierarchy(configured, PARENT_ENV) if configured else home / PARENT
         try:
             _fs.mkdir(parent)

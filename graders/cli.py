@@ -11,7 +11,6 @@ import argparse
 import importlib.metadata
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -40,10 +39,11 @@ def cmd_grade(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"gradax grade: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return EXIT_UNGRADABLE
-    # One file: a fresh sandboxed Python (cold start) unless GRADAX_POOL=warm asks for the warm pool,
-    # which starts a zygote and one child for this single grade (used to run attack tests through it).
+    # One file: a fresh sandboxed Python (cold start) unless GRADAX_POOL=warm is set explicitly (the setting's
+    # default, warm, is the server's), which starts a zygote and one child for this single grade (used to run
+    # attack tests through it).
     executor = None
-    if os.environ.get("GRADAX_POOL") == "warm":
+    if "pool" in settings.model_fields_set and settings.pool == "warm":
         from graders.pool import make_executor
 
         executor = make_executor(settings)

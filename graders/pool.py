@@ -34,9 +34,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Any
 
 from graders import cgroup
 from graders.cases import build_cases
@@ -65,26 +63,6 @@ _ZYGOTE_BOOT = (
     f"import sys; sys.path.insert(0, {SANDBOX_CODE_ROOT!r}); "
     "import graders.zygote as z; z.main()"
 )
-
-
-class PoolSettings(BaseSettings):
-    """`GRADAX_POOL=warm|cold`, `GRADAX_POOL_SIZE`, `GRADAX_POOL_PREFORK`, `GRADAX_POOL_RECYCLE_S`."""
-
-    model_config = SettingsConfigDict(env_prefix="GRADAX_", extra="ignore")
-
-    pool: Literal["warm", "cold"] = "warm"
-    # Children alive at once (warming, ready, or grading); bounds the pool's memory (~150 MB each).
-    pool_size: int = 4
-    # Ready children kept per problem that was graded recently.
-    pool_prefork: int = 2
-    # A ready child older than this is replaced (fresh process, fresh state), and the zygote after
-    # `pool_zygote_recycle_s` when nothing is in flight.
-    pool_recycle_s: float = 600.0
-    pool_zygote_recycle_s: float = 6 * 3600.0
-    # A problem stays "hot" (children preforked for it) this long after its last submission.
-    pool_hot_s: float = 1800.0
-    # Longest a submission waits for a warm child before it is graded cold instead.
-    pool_wait_s: float = 30.0
 
 
 class PoolUnavailable(Exception):
@@ -282,9 +260,8 @@ class Zygote:
 class WarmPool:
     """An `Executor` that grades in pre-warmed children of a zygote; cold start when unhealthy."""
 
-    def __init__(self, settings: GraderSettings | None = None, pool_settings: PoolSettings | None = None):
-        self.settings = settings or get_settings()
-        self.config = pool_settings or PoolSettings()
+    def __init__(self, settings: GraderSettings | None = None):
+        self.settings = settings or get_settings()  # the pool's own knobs are its `pool_*` fields
         self.cold = ColdExecutor(sandboxed=True)
         self.profiles = ProfileCache(self.settings.cache_dir)
         self._profile_keys: dict[str, tuple[str, list[dict[str, Any]]]] = {}  # by problem content hash
@@ -520,7 +497,7 @@ class WarmPool:
         child.close()
 
     def _acquire(self, key: str, profile: list[dict[str, Any]], limits: SandboxLimits) -> PoolChild:
-        deadline = time.monotonic() + self.config.pool_wait_s
+        deadline = time.monotonic() + self.settings.pool_wait_s
         with self._cond:
             self._hot[key] = (time.monotonic(), profile, limits)
         while True:
@@ -530,7 +507,7 @@ class WarmPool:
                     child = self._ready[key].popleft()
                     self._busy.add(id(child))
                     break
-                if self._warming[key] == 0 and self._alive_count() >= self.config.pool_size:
+                if self._warming[key] == 0 and self._alive_count() >= self.settings.pool_size:
                     # Full of other problems' children: take one (it grades correctly, just less warm).
                     other = next((q for q in self._ready.values() if q), None)
                     if other is not None:
@@ -559,10 +536,10 @@ class WarmPool:
                     return
                 now = time.monotonic()
                 for key, (last, profile, limits) in sorted(self._hot.items(), key=lambda kv: -kv[1][0]):
-                    if now - last > self.config.pool_hot_s:
+                    if now - last > self.settings.pool_hot_s:
                         continue
                     have = len(self._ready[key]) + self._warming[key]
-                    if have < self.config.pool_prefork and self._alive_count() < self.config.pool_size:
+                    if have < self.settings.pool_prefork and self._alive_count() < self.settings.pool_size:
                         self._warming[key] += 1
                         todo = (key, profile, limits)
                         break
@@ -583,12 +560,12 @@ class WarmPool:
             with self._cond:
                 now = time.monotonic()
                 for q in self._ready.values():
-                    while q and now - q[0].created > self.config.pool_recycle_s:
+                    while q and now - q[0].created > self.settings.pool_recycle_s:
                         stale.append(q.popleft())
                 zygote = self._zygote
                 recycle_zygote = (zygote is not None and not self._busy
-                                  and now - zygote.started > self.config.pool_zygote_recycle_s)
-                hot = any(now - last <= self.config.pool_hot_s for last, _, _ in self._hot.values())
+                                  and now - zygote.started > self.settings.pool_zygote_recycle_s)
+                hot = any(now - last <= self.settings.pool_hot_s for last, _, _ in self._hot.values())
             for child in stale:
                 self.stats["recycled"] += 1
                 self._discard(child)
@@ -702,15 +679,14 @@ def _watch_child(child: PoolChild, request: bytes, limits: SandboxLimits, group:
     pipes.finish(outcome)
 
 
-def make_executor(settings: GraderSettings | None = None, pool_settings: PoolSettings | None = None) -> Executor:
+def make_executor(settings: GraderSettings | None = None) -> Executor:
     """The executor the server and workers grade with: the warm pool unless `GRADAX_POOL=cold`.
 
     With `GRADAX_SANDBOX=none` (trusted local use) there is no sandbox to keep warm: cold, unsandboxed.
     """
     settings = settings or get_settings()
-    pool_settings = pool_settings or PoolSettings()
     if settings.sandbox == "none":
         return ColdExecutor(sandboxed=False)
-    if pool_settings.pool == "cold" or shutil.which("bwrap") is None or cgroup.available() is not None:
+    if settings.pool == "cold" or shutil.which("bwrap") is None or cgroup.available() is not None:
         return ColdExecutor(sandboxed=True)
-    return WarmPool(settings, pool_settings)
+    return WarmPool(settings)

@@ -1,4 +1,9 @@
-"""Engine settings, read from environment variables prefixed `GRADAX_`."""
+"""Engine settings, read from environment variables prefixed `GRADAX_`.
+
+The root of gradax's one settings tree: the web app's `Settings` (app/core/config.py) extends this class
+with what only the server needs, so a variable has one field, one type and one default wherever it is read.
+Every documented `GRADAX_*` variable is a field of the tree (tests/unit/test_settings.py checks both ways).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+POOLS = ("warm", "cold")
 
 
 class GraderSettings(BaseSettings):
@@ -17,7 +23,8 @@ class GraderSettings(BaseSettings):
 
     data_dir: Path = Path(".gradax")
     problems_dir: Path = PROJECT_ROOT / "problems"
-    # Course and assignment files, checked by `gradax check` beside the problems (docs/courses.md).
+    # Course and assignment files (<course>/course.yaml, <course>/assignments/<id>.yaml; docs/courses.md),
+    # checked by `gradax check` beside the problems; courses created in the browser are written here too.
     courses_dir: Path = PROJECT_ROOT / "courses"
     # "bwrap" is the only mode for untrusted code; "none" is for trusted local use and warns loudly.
     sandbox: Literal["bwrap", "none"] = "bwrap"
@@ -28,6 +35,27 @@ class GraderSettings(BaseSettings):
     max_code_bytes: int = 64 * 1024
     # Time allowed for the child to import jax/flax/optax before it counts as a grader failure.
     startup_timeout_s: float = 60.0
+    # A cgroup (a path in the hierarchy, as in /proc/self/cgroup) under which cgroup v2 runs get their groups;
+    # empty: `<own cgroup>/gradax` (graders/cgroup.py, docs/sandbox.md).
+    cgroup_parent: str = ""
+
+    # The executor (graders/pool.py `make_executor`): "warm" grades in pre-warmed children of a zygote, "cold"
+    # starts a fresh sandboxed Python per submission. The warm pool falls back to cold start by itself when it
+    # cannot run (no bwrap or cgroups, GRADAX_SANDBOX=none). `gradax grade` is cold unless GRADAX_POOL=warm is
+    # set explicitly (graders/cli.py).
+    pool: Literal["warm", "cold"] = "warm"
+    # Children alive at once (warming, ready, or grading); bounds the pool's memory (~150 MB each).
+    pool_size: int = 4
+    # Ready children kept per problem that was graded recently.
+    pool_prefork: int = 2
+    # A ready child older than this is replaced (fresh process, fresh state), and the zygote after
+    # `pool_zygote_recycle_s` when nothing is in flight.
+    pool_recycle_s: float = 600.0
+    pool_zygote_recycle_s: float = 6 * 3600.0
+    # A problem stays "hot" (children preforked for it) this long after its last submission.
+    pool_hot_s: float = 1800.0
+    # Longest a submission waits for a warm child before it is graded cold instead.
+    pool_wait_s: float = 30.0
 
     @field_validator("data_dir", "problems_dir", "courses_dir")
     @classmethod
@@ -35,6 +63,14 @@ class GraderSettings(BaseSettings):
         # Resolved once, against the working directory at start-up: these paths are handed to bwrap
         # (which needs absolute bind sources) and to child processes that run with another cwd.
         return value.expanduser().absolute()
+
+    @field_validator("pool", mode="before")
+    @classmethod
+    def _known_pool(cls, value: object) -> object:
+        # Say which variable is wrong in the operator's words, not only "Input should be 'warm' or 'cold'".
+        if value not in POOLS:
+            raise ValueError(f"GRADAX_POOL={value!r} is not a known grading pool (known: 'cold', 'warm')")
+        return value
 
     @property
     def cache_dir(self) -> Path:

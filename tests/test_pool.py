@@ -15,7 +15,7 @@ import yaml
 
 from graders import pool as pool_module
 from graders.engine import ColdExecutor, Grader
-from graders.pool import PoolSettings, WarmPool
+from graders.pool import WarmPool
 from graders.problem import ProblemBank
 from graders.sandbox import ChildOutcome
 from graders.settings import GraderSettings
@@ -158,7 +158,7 @@ def bank(settings: GraderSettings) -> ProblemBank:
 
 @pytest.fixture(scope="module")
 def warm(settings: GraderSettings, bank: ProblemBank) -> Iterator[tuple[Grader, WarmPool]]:
-    pool = WarmPool(settings, PoolSettings(pool_size=3, pool_prefork=2))
+    pool = WarmPool(settings.model_copy(update={"pool_size": 3, "pool_prefork": 2}))
     grader = Grader(bank, settings, executor=pool)
     loaded = bank.get(PROBLEM)
     assert loaded is not None
@@ -298,7 +298,7 @@ def broken_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("broken_bwrap")
 def test_a_zygote_that_cannot_start_falls_back_to_cold(settings: GraderSettings, bank: ProblemBank) -> None:
-    pool = WarmPool(settings, PoolSettings(pool_size=1, pool_prefork=1))
+    pool = WarmPool(settings.model_copy(update={"pool_size": 1, "pool_prefork": 1}))
     try:
         grader = Grader(bank, settings, executor=pool)
         assert _grade(grader, REFERENCE)[0] == "accepted"
@@ -309,13 +309,13 @@ def test_a_zygote_that_cannot_start_falls_back_to_cold(settings: GraderSettings,
 
 
 def test_make_executor_honours_the_settings(settings: GraderSettings) -> None:
-    assert isinstance(pool_module.make_executor(settings, PoolSettings(pool="cold")), ColdExecutor)
-    unsandboxed = settings.model_copy(update={"sandbox": "none"})
-    executor = pool_module.make_executor(unsandboxed, PoolSettings(pool="warm"))
+    assert isinstance(pool_module.make_executor(settings.model_copy(update={"pool": "cold"})), ColdExecutor)
+    unsandboxed = settings.model_copy(update={"sandbox": "none", "pool": "warm"})
+    executor = pool_module.make_executor(unsandboxed)
     assert isinstance(executor, ColdExecutor) and not executor.sandboxed
-    warm_pool = pool_module.make_executor(settings, PoolSettings(pool="warm", pool_size=2))
+    warm_pool = pool_module.make_executor(settings.model_copy(update={"pool": "warm", "pool_size": 2}))
     try:
-        assert isinstance(warm_pool, WarmPool) and warm_pool.config.pool_size == 2
+        assert isinstance(warm_pool, WarmPool) and warm_pool.settings.pool_size == 2
     finally:
         if isinstance(warm_pool, WarmPool):
             warm_pool.close()
@@ -338,7 +338,7 @@ def test_the_default_relative_data_dir_starts_the_pool(tmp_path: Path, monkeypat
 
 @pytest.mark.usefixtures("broken_bwrap")
 def test_waiting_for_a_pool_that_cannot_start_returns_at_once(settings: GraderSettings, bank: ProblemBank) -> None:
-    pool = WarmPool(settings, PoolSettings(pool_size=1, pool_prefork=1))
+    pool = WarmPool(settings.model_copy(update={"pool_size": 1, "pool_prefork": 1}))
     try:
         loaded = bank.get(PROBLEM)
         assert loaded is not None
@@ -351,7 +351,7 @@ def test_waiting_for_a_pool_that_cannot_start_returns_at_once(settings: GraderSe
 
 
 def test_start_brings_the_zygote_up_before_any_submission(settings: GraderSettings) -> None:
-    pool = WarmPool(settings, PoolSettings(pool_size=1, pool_prefork=1))
+    pool = WarmPool(settings.model_copy(update={"pool_size": 1, "pool_prefork": 1}))
     try:
         assert not pool.healthy
         pool.start()  # what the server and `gradax worker` call at start-up

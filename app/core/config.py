@@ -1,4 +1,8 @@
-"""Web app settings, read from environment variables prefixed `GRADAX_` (same prefix as the engine's)."""
+"""Web app settings, read from environment variables prefixed `GRADAX_`.
+
+`Settings` extends the engine's `GraderSettings` (graders/settings.py): paths, the sandbox, limits and the warm
+pool are declared there once, and the server hands its own settings to the grader as they are.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,11 @@ import logging
 import os
 import secrets
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from graders.settings import PROJECT_ROOT, GraderSettings
+from graders.settings import GraderSettings
 
 if TYPE_CHECKING:
     from app.grading.claims import FairShare
@@ -23,16 +25,9 @@ PLACEHOLDER_SECRET = "changethis"
 SECRET_FILE = "secret_key"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GRADAX_", extra="ignore")
-
+class Settings(GraderSettings):
     # "dev" allows the placeholder secret (with a warning); anything else refuses it.
     environment: Literal["dev", "production"] = "dev"
-    data_dir: Path = Path(".gradax")
-    problems_dir: Path = PROJECT_ROOT / "problems"
-    # Course files: <course>/course.yaml and <course>/assignments/<id>.yaml (docs/courses.md). Courses created
-    # in the browser are written here too.
-    courses_dir: Path = PROJECT_ROOT / "courses"
     # Empty: SQLite in data_dir. PostgreSQL (scale-out): postgresql+psycopg://user:pass@host/db
     database_url: str = ""
     # Empty: generated once and kept in data_dir/secret_key (mode 0600).
@@ -53,7 +48,6 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     # Submissions per user per minute, Run and Submit together; 0 turns the limit off (benchmarks).
     submit_rate: int = 20
-    max_code_bytes: int = 64 * 1024
     # In-process grading threads; 0 leaves attempts queued for external `gradax worker`s. Unset: 4 with the
     # warm pool (the CPU work is in its children; 4 threads keep its 4 children busy: 4.1 graded/s over HTTP
     # on 2 cores against 3.7 with 2 threads), 2 with cold starts (~3 CPU-s each: more at once on 2 cores only
@@ -78,11 +72,6 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = 10.0
     # How often an attempt whose grading failed on the grader's side (internal_error) is retried.
     grading_retries: int = 2
-    # Executor behind the grader: "cold" starts a fresh sandboxed Python per submission; "warm" grades in
-    # pre-warmed children of a zygote (graders/pool.py, tuned by GRADAX_POOL_* settings). The pool falls
-    # back to cold start by itself when it cannot run (no bwrap or cgroups, GRADAX_SANDBOX=none).
-    pool: str = "warm"
-    sandbox: Literal["bwrap", "none"] = "bwrap"
     # Scale-out (docs/scale.md). "inprocess": grading threads in the server (the embedded default, no Redis);
     # "celery": the server only enqueues attempt ids on Redis and `gradax worker` processes grade them.
     grading_backend: Literal["inprocess", "celery"] = "inprocess"
@@ -155,11 +144,6 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'gradax.db').resolve()}"
-
-    def grader_settings(self) -> GraderSettings:
-        """The engine's settings, derived from these so the app and the grader agree on paths and caps."""
-        return GraderSettings(data_dir=self.data_dir, problems_dir=self.problems_dir,
-                              sandbox=self.sandbox, max_code_bytes=self.max_code_bytes)
 
     def resolved_secret(self) -> str:
         """The signing secret: the configured one, else the one stored in data_dir (created on first use)."""

@@ -6,7 +6,7 @@ import logging
 
 from app.core.config import Settings
 from app.grading.claims import Claim
-from graders.engine import ColdExecutor, Executor, Grader
+from graders.engine import Executor, Grader
 from graders.problem import LoadedProblem, ProblemBank
 from graders.report import Report, Verdict
 
@@ -14,17 +14,13 @@ log = logging.getLogger("gradax.grading")
 
 
 def build_executor(settings: Settings) -> Executor:
-    if settings.pool == "cold":
-        return ColdExecutor(sandboxed=settings.sandbox != "none")
-    if settings.pool == "warm":
-        from graders.pool import PoolSettings, make_executor
+    from graders.pool import make_executor  # (the pool's imports are heavy; cold-only tools never need them)
 
-        return make_executor(settings.grader_settings(), PoolSettings(pool="warm"))
-    raise ValueError(f"GRADAX_POOL={settings.pool!r} is not a known grading pool (known: 'cold', 'warm')")
+    return make_executor(settings)
 
 
 def build_grader(settings: Settings, bank: ProblemBank) -> Grader:
-    return Grader(bank, settings.grader_settings(), executor=build_executor(settings))
+    return Grader(bank, settings, executor=build_executor(settings))
 
 
 def close_grader(grader: Grader) -> None:

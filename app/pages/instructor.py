@@ -152,7 +152,7 @@ async def upload_submit(request: Request, bank: BankDep, settings: SettingsDep, 
     reference_text = await _text(reference_file, reference)
     # Validation is quick; `gradax check` takes seconds of child processes: off the event loop either way.
     result = await run_in_threadpool(upload_problem, bank.directory, yaml_text, reference_text, replace=replace,
-                                     check=settings.grader_settings() if check else None)
+                                     check=settings if check else None)
     if result.ok:
         await run_in_threadpool(bank.reload)
         await run_in_threadpool(lambda: sync_problems(session=session, bank=bank))

@@ -47,7 +47,7 @@ def create_problem(body: ProblemUpload, session: SessionDep, bank: BankDep, sett
                    user: StaffUser) -> Response:
     """Upload a problem YAML and its reference solution; 422 with located errors, else written and loaded."""
     result = upload_problem(bank.directory, body.yaml, body.reference, replace=body.replace,
-                            check=settings.grader_settings() if body.check else None)
+                            check=settings if body.check else None)
     payload: dict[str, Any] = {"problem_id": result.problem_id, "checked": result.checked,
                                "errors": [asdict(e) for e in result.errors], "warnings": result.warnings}
     if not result.ok:
