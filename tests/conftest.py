@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from live_server import SharedServer, running_server, server_env
+from small_bank import SmallBank, make_small_bank
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBLEMS = ROOT / "problems"
@@ -24,6 +25,12 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shared = tmp_path_factory.getbasetemp().parent / "gradax-data"
     shared.mkdir(exist_ok=True)
     return shared
+
+
+@pytest.fixture(scope="session")
+def small_bank(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> SmallBank:
+    """Six tiny problems with tiny limits, prepared in the shared data dir (tests/small_bank.py)."""
+    return make_small_bank(tmp_path_factory.mktemp("small-bank"), data_dir)
 
 
 @dataclass

@@ -10,9 +10,9 @@ import logging
 import os
 import secrets
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from graders.settings import GraderSettings
 
@@ -80,10 +80,11 @@ class Settings(GraderSettings):
     # grading of the problem can take); a grader that died or could not store its result stops renewing,
     # and the sweeper (in the server, in both backends) puts the attempt back in the queue.
     grading_lease_s: float = 60.0
-    # Fair share: each author's gradings may take this many seconds per minute (each submission's own run, or
-    # its CPU time when known, retries included) before their next attempt waits; 0: no budget.
-    # One running attempt per author holds regardless.
+    # Fair share: each author's gradings may take this many seconds per `grading_budget_window_s` (each
+    # submission's own run, or its CPU time when known, retries included) before their next attempt waits;
+    # 0: no budget. One running attempt per author holds regardless.
     grading_budget_s: float = 30.0
+    grading_budget_window_s: Annotated[float, Field(gt=0)] = 60.0
     # A queued attempt whose message was sent longer ago than this is sent again (a lost message).
     requeue_after_s: float = 60.0
     sweep_interval_s: float = 5.0
@@ -137,7 +138,7 @@ class Settings(GraderSettings):
     def fair_share(self) -> FairShare:
         from app.grading.claims import FairShare
 
-        return FairShare(budget_s=self.grading_budget_s)
+        return FairShare(budget_s=self.grading_budget_s, window_s=self.grading_budget_window_s)
 
     @property
     def sqlalchemy_url(self) -> str:
