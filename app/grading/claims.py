@@ -6,6 +6,7 @@ The attempt row is the source of truth, not a queue. Whoever grades (a thread of
   UPDATE, so of two deliveries of the same message (or two graders) exactly one gets it. `claim_next` is the
   scheduler: the oldest queued attempt whose author has nothing running and is within their grading budget
   (fair share: one author's backlog waits behind their own running attempt, never in front of others);
+  `start_delay_s` says when an attempt that could not start may (a queue worker announces it again then);
 - `renew` extends the lease while grading (`Keeper` does it from a thread); a grader that dies stops renewing;
 - `finish` writes the report only if the row still carries this claim's token (a fenced write), charges the
   grading time to the author, and queues an `internal_error` again (bounded). If the report cannot be stored
@@ -150,6 +151,20 @@ def budget_wait_s(factory: sessionmaker[Session], user_id: int, fair: FairShare)
         if used < fair.budget_s:
             return max(0.0, (finished_at + timedelta(seconds=fair.window_s) - now).total_seconds())
     return 0.0
+
+
+def start_delay_s(factory: sessionmaker[Session], attempt_id: int, fair: FairShare) -> float | None:
+    """For a queued attempt that could not be claimed just now: the seconds until its author's budget lets it
+    start (0: it may start now; it lost a race), or None when nobody needs to announce it again: it is not
+    queued any more, or its author has an attempt running, whose grader hands this one off when it ends."""
+    running = aliased(Attempt)
+    with factory() as session:
+        row = session.execute(select(Attempt.user_id, exists().where(running.user_id == Attempt.user_id,
+                                                                     running.status == RUNNING))
+                              .where(Attempt.id == attempt_id, Attempt.status == QUEUED)).one_or_none()
+    if row is None or row[1]:
+        return None
+    return budget_wait_s(factory, row[0], fair)
 
 
 def _take(session: Session, attempt_id: int, *, worker: str, lease_s: float) -> Claim | None:

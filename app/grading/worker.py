@@ -87,8 +87,7 @@ def grade_one(ctx: WorkerContext, attempt_id: int, *, thread_name: str | None = 
     fair = ctx.settings.fair_share()
     held = claims.claim_next(ctx.session_factory, worker=worker, lease_s=lease_s, fair=fair, prefer=attempt_id)
     if held is None:
-        log.info("nothing may start for attempt %d's message (graded, held elsewhere, or its author has one "
-                 "running); message dropped", attempt_id)
+        announce_later(ctx, attempt_id, fair)
         return "skipped"
     loaded = current_problem(ctx, held.problem_id)
     with claims.Keeper(ctx.session_factory, held, lease_s=lease_s, max_hold_s=max_hold_s(ctx.grader, loaded)):
@@ -106,6 +105,25 @@ def grade_one(ctx: WorkerContext, attempt_id: int, *, thread_name: str | None = 
     log.info("attempt %d: %s (%s, try %d)", held.attempt_id, outcome.value, report.verdict.value, held.tries,
              extra={"attempt_id": held.attempt_id, "verdict": report.verdict.value, "outcome": outcome.value})
     return outcome.value
+
+
+def announce_later(ctx: WorkerContext, attempt_id: int, fair: claims.FairShare) -> None:
+    """Nothing may start for this attempt's message. When its author has an attempt running, that one's grader
+    sends a message for this one as it ends (`QueueDispatcher.hand_off`); when only the author's grading
+    budget holds it, nobody else would until the sweeper (minutes), so send it again for when the budget lets
+    it start."""
+    delay = claims.start_delay_s(ctx.session_factory, attempt_id, fair)
+    if delay is None:
+        log.info("nothing may start for attempt %d's message (graded, held elsewhere, or its author has one "
+                 "running, whose end hands it off); message dropped", attempt_id)
+        return
+    if delay <= 0:  # it may start now: another grader took what it could, or took it a moment ago
+        delay = RETRY_DELAY_S
+        log.info("attempt %d could not be claimed just now; sent again for %.1f s from now", attempt_id, delay)
+    else:
+        log.info("attempt %d waits: its author is over its grading budget; sent again for %.1f s from now",
+                 attempt_id, delay)
+    ctx.dispatcher.submit(attempt_id, countdown=delay + 0.05)
 
 
 def current_problem(ctx: WorkerContext, problem_id: str) -> LoadedProblem | None:

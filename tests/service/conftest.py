@@ -83,6 +83,8 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "GRADAX_DATABASE_URL": settings.sqlalchemy_url,
         "GRADAX_REDIS_URL": settings.redis_url,
         "GRADAX_DATA_DIR": str(settings.data_dir),
+        "GRADAX_PROBLEMS_DIR": str(settings.problems_dir),
+        "GRADAX_COURSES_DIR": str(settings.courses_dir),
         "GRADAX_SECRET_KEY": settings.secret_key,
         "GRADAX_GRADING_LEASE_S": str(settings.grading_lease_s),
         "GRADAX_SWEEP_INTERVAL_S": str(settings.sweep_interval_s),

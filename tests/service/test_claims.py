@@ -309,6 +309,26 @@ def test_an_author_over_the_grading_budget_waits_and_others_do_not(factory: sess
     assert charged == [6.0]
 
 
+def test_start_delay_says_when_an_attempt_that_could_not_start_may(factory: sessionmaker[Session]) -> None:
+    """What a queue worker does with a message it cannot act on: nothing while the author has an attempt running
+    (its end hands the next one off), a message for later while only the budget holds it."""
+    fair = claims.FairShare(budget_s=5.0, window_s=60.0)
+    first = new_attempt(factory, "alice")
+    later = new_attempt(factory, "alice", problem_id="nnx-linear-bias")
+    held = claims.claim_next(factory, worker="w", lease_s=30, fair=fair)
+    assert held is not None and held.attempt_id == first
+    assert claims.start_delay_s(factory, later, fair) is None  # behind alice's running attempt
+    assert claims.finish(factory, held, report(), problem_hash=None, retries=2, cost_s=6.0) is claims.Finish.DONE
+    assert claims.start_delay_s(factory, first, fair) is None  # done: nothing to announce
+    assert claims.claim_next(factory, worker="w", lease_s=30, fair=fair, prefer=later) is None
+    delay = claims.start_delay_s(factory, later, fair)
+    assert delay is not None and 50 < delay <= 60  # when the 6 s charge leaves the minute
+    with factory() as session:
+        session.execute(update(GradingClaim).values(finished_at=utcnow() - timedelta(seconds=61)))
+        session.commit()
+    assert claims.start_delay_s(factory, later, fair) == 0.0
+
+
 def test_a_regrade_runs_under_its_own_claim_and_writes_once(factory: sessionmaker[Session]) -> None:
     attempt_id = new_attempt(factory)
     held = claims.claim(factory, attempt_id, worker="w", lease_s=30)

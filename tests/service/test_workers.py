@@ -14,6 +14,7 @@ import yaml
 from api.helpers import API, ROOT_PROBLEMS, register, wait_done
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from small_bank import SmallBank, correct_answer
 from sqlalchemy import select
 
 from app.main import create_app
@@ -240,3 +241,89 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+def test_an_authors_next_attempt_starts_as_soon_as_the_one_before_ends(
+        tmp_path: Path, data_dir: Path, small_bank: SmallBank, pg_url: str, redis_server: RedisServer) -> None:
+    """One running attempt per author, without latency: an attempt whose message a free worker thread had to drop
+    (its author had one running) starts the moment that one is stored, and so does one submitted right after a
+    result arrived. The sweeper's resend is 300 s away here, so only the hand-off can start them in time."""
+    if redis_server.proc is None:
+        redis_server.start()
+    _flush(redis_server)
+    settings = queue_settings(tmp_path, data_dir, database_url=pg_url, redis_url=redis_server.url,
+                              problems_dir=small_bank.problems_dir, courses_dir=small_bank.courses_dir,
+                              requeue_after_s=300.0)
+    app = create_app(settings, bank=ProblemBank(small_bank.problems_dir))
+    first, second, third = small_bank.ids[:3]
+    worker: Process | None = None
+    try:
+        with TestClient(app) as client:
+            alice = register(client, "alice")
+            # Two threads: one grades Alice's attempt while the other takes (and drops) her next one's message.
+            worker = start_worker("w", worker_env(settings), tmp_path, "--pool", "threads", "--concurrency", "2")
+            warm = submit(client, alice, correct_answer(first), first)  # the pool forks its children
+            assert wait_done(client, warm, alice, timeout=300)["verdict"] == "accepted"
+            rounds = []
+            for _ in range(3):
+                # Queued behind: the second is posted while the first (2 s asleep at import) is running.
+                slow = submit(client, alice, "import time\ntime.sleep(2)\n" + correct_answer(second), second)
+                wait_for(lambda s=slow: attempt_row(app, s).status == "running", 60, "the first attempt to start")
+                behind = submit(client, alice, correct_answer(third), third)
+                assert wait_done(client, behind, alice, timeout=120)["verdict"] == "accepted"
+                ended, started = attempt_row(app, slow).finished_at, attempt_row(app, behind).started_at
+                assert ended is not None and started is not None
+                # Right after: posted the moment the previous result arrived.
+                at_once = submit(client, alice, correct_answer(first) + "# again\n", first)
+                assert wait_done(client, at_once, alice, timeout=120)["verdict"] == "accepted"
+                row = attempt_row(app, at_once)
+                assert row.started_at is not None
+                rounds.append(((started - ended).total_seconds(), (row.started_at - row.created_at).total_seconds()))
+        assert "message dropped" in worker.log(), "no message was dropped: the test did not make the race it is about"
+        assert all(behind_s < 3 and at_once_s < 3 for behind_s, at_once_s in rounds), rounds
+        print(f"next attempt of the same author started after (s): {rounds}")
+    finally:
+        if worker is not None:
+            worker.stop()
+
+
+def test_an_author_back_within_the_grading_budget_starts_at_once(
+        tmp_path: Path, data_dir: Path, small_bank: SmallBank, pg_url: str, redis_server: RedisServer) -> None:
+    """An attempt posted while its author is over the grading budget (and has nothing running, so no hand-off
+    will come) starts when the budget allows, not when the sweeper happens to resend its message (300 s here)."""
+    if redis_server.proc is None:
+        redis_server.start()
+    _flush(redis_server)
+    budget_s, window_s = 0.5, 5.0
+    settings = queue_settings(tmp_path, data_dir, database_url=pg_url, redis_url=redis_server.url,
+                              problems_dir=small_bank.problems_dir, courses_dir=small_bank.courses_dir,
+                              requeue_after_s=300.0, grading_budget_s=budget_s, grading_budget_window_s=window_s)
+    app = create_app(settings, bank=ProblemBank(small_bank.problems_dir))
+    first, second = small_bank.ids[:2]
+    env = {**worker_env(settings), "GRADAX_GRADING_BUDGET_S": str(budget_s),
+           "GRADAX_GRADING_BUDGET_WINDOW_S": str(window_s)}
+    worker: Process | None = None
+    try:
+        with TestClient(app) as client:
+            alice = register(client, "alice")
+            worker = start_worker("w", env, tmp_path)
+            # A second of CPU: over the budget for the next 5 s.
+            spin = ("import time\nend = time.process_time() + 1\nwhile time.process_time() < end:\n    pass\n"
+                    + correct_answer(first))
+            costly = submit(client, alice, spin, first)
+            assert wait_done(client, costly, alice, timeout=300)["verdict"] == "accepted"
+            waiting = submit(client, alice, correct_answer(second), second)
+            assert wait_done(client, waiting, alice, timeout=120)["verdict"] == "accepted"
+        with app.state.session_factory() as session:
+            charged = session.scalar(select(GradingClaim.cost_s).where(GradingClaim.attempt_id == costly))
+        assert charged is not None and charged >= 0.8
+        ended, started = attempt_row(app, costly).finished_at, attempt_row(app, waiting).started_at
+        assert ended is not None and started is not None
+        delay = (started - ended).total_seconds()
+        # The charge leaves the window 5 s after it was made: the next attempt starts then, give or take a second.
+        assert window_s - 0.5 < delay < window_s + 3, delay
+        assert "over its grading budget" in worker.log()
+        print(f"over budget: the next attempt started {delay:.2f} s after the costly one ended (window {window_s} s)")
+    finally:
+        if worker is not None:
+            worker.stop()
