@@ -175,8 +175,8 @@ class GradingClaim(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, default=None, index=True)
     outcome: Mapped[str | None] = mapped_column(String(16), default=None)
     # Grading time charged to the attempt's author for this claim (fair share's budget, backend.charged_s):
-    # the submission's own run; the time held for a grader that died; 0 for grader failures, interruptions
-    # that were not the author's doing, and regrades.
+    # the CPU time of the submission's own run (its wall-clock time where no cgroup measured it); the time
+    # held for a grader that died; 0 for interruptions that were not the author's doing, and regrades.
     cost_s: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
 
 

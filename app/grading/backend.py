@@ -47,10 +47,15 @@ def max_hold_s(grader: Grader, loaded: LoadedProblem | None) -> float:
 
 def charged_s(report: Report) -> float:
     """Grading time charged to the author (fair share's budget, claims.finish), for every try including the
-    retries of an internal_error: the submission's own run, from its libraries being loaded to its end, or its
-    CPU time when the report has it, whichever is larger. Not the reference outputs or the sandbox's start
-    (the grader's own work, slow on a busy machine)."""
-    return max(report.timings.get("run_ms", 0.0), report.timings.get("cpu_ms", 0.0)) / 1000
+    retries of an internal_error: the CPU time of the submission's own run, measured by its cgroup (every
+    thread and process, from its libraries being loaded to its end), what the time limit judges too. So a busy
+    machine charges a student no more than an idle one, and a run that sleeps costs its author little CPU
+    budget (the slot it holds is bounded by one running attempt per author and the wall-clock backstop). The
+    run's wall-clock time when no CPU time was measured (no cgroup). Never the reference outputs or the
+    sandbox's start: the grader's own work."""
+    if report.usage is not None and report.usage.cpu_s is not None:
+        return report.usage.cpu_s
+    return report.timings.get("run_ms", 0.0) / 1000
 
 
 def grade_claimed(grader: Grader, loaded: LoadedProblem | None, held: Claim, *, where: str) -> Report:

@@ -240,7 +240,8 @@ def finish(factory: sessionmaker[Session], held: Claim, report: Report, *, probl
            retries: int, retryable: bool = True, cost_s: float | None = None) -> Finish:
     """Store the report under this claim, or queue the attempt again after a grader-side failure.
 
-    The author is charged `cost_s` seconds of grading time (backend.charged_s: the submission's own run), or
+    The author is charged `cost_s` seconds of grading time (backend.charged_s: the CPU time of the
+    submission's own run), or
     the time the claim was held when the caller cannot say. A report the database refuses (a value no column
     takes) is stored reduced to its verdict and counts. When the database itself fails (down, locked) this
     raises: the claim is no longer renewed, its lease expires, and the sweeper queues the attempt again.
