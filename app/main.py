@@ -9,8 +9,9 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import URL
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -33,12 +34,12 @@ from app.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from app.migrate import upgrade_to_head
 from app.observability import register_pool_metrics, register_state_metrics
 from app.pages.courses import router as course_pages_router
+from app.pages.deps import LoginRequired
 from app.pages.instructor import router as instructor_pages_router
-from app.pages.routes import render_error
+from app.pages.rendering import render_error
 from app.pages.routes import router as pages_router
-from app.services.courses import sync_courses
-from app.services.problems import sync_problems
 from app.services.regrades import RegradeJobs
+from app.services.reload import mirror
 from app.services.sessions import COOKIE_LIFETIME
 from graders.course import CourseBank
 from graders.problem import ProblemBank
@@ -52,17 +53,29 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", "")
 
 
+def _error(request: Request, status_code: int, detail: str, headers: dict[str, str] | None,
+           page_message: str | None = None) -> Response:
+    """One error, two readers: `{"detail": ...}` for API clients, the error page for browsers."""
+    if _wants_json(request):
+        return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
+    response = render_error(request, status_code, page_message or detail)
+    response.headers.update(headers or {})
+    return response
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return _error(request, exc.status_code, exc.detail, exc.headers, exc.page_message)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if _wants_json(request):
-            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
-                                headers=getattr(exc, "headers", None))
-        return render_error(request, exc.status_code, str(exc.detail))
+        # The framework's own (unknown route, wrong method); gradax code raises AppError.
+        return _error(request, exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(str(URL("/login").include_query_params(next=exc.next)), status_code=303)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -100,12 +113,10 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     upgrade_to_head(engine)
     session_factory = make_session_factory(engine)
     bank = bank or ProblemBank(settings.problems_dir)
-    with session_factory() as session:
-        stats = sync_problems(session=session, bank=bank)
-    log.info("problems: %s", stats)
     courses = CourseBank(settings.courses_dir, problem_ids=set(bank.problems))
     with session_factory() as session:
-        log.info("courses: %s", sync_courses(session=session, bank=courses))
+        stats = mirror(session=session, problems=bank, courses=courses)
+    log.info("problems: %s; courses: %s", stats.problem_changes, stats.course_changes)
     grader = build_grader(settings, bank)
     dispatcher: Dispatcher
     completions = Completions(per_user=settings.long_polls_per_user)
@@ -147,6 +158,7 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
             engine.dispose()
 
     app = FastAPI(title="gradax", version="1", lifespan=lifespan, openapi_url="/openapi.json")
+    # One of each part for the app's lifetime; routes and pages get them as dependencies (app/api/deps.py).
     app.state.settings = settings
     app.state.secret = secret
     app.state.engine = engine

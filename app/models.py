@@ -132,6 +132,8 @@ class AttemptTest(Base):
     name: Mapped[str] = mapped_column(String(100))
     public: Mapped[bool] = mapped_column(Boolean)
     status: Mapped[str] = mapped_column(String(16))
+    # The comparison stage a failed test stopped at (structure, shape, dtype, finite, values, ...).
+    stage: Mapped[str | None] = mapped_column(String(32), default=None)
     message: Mapped[str] = mapped_column(Text, default="")
     max_abs_error: Mapped[float | None] = mapped_column(Float, default=None)
     max_rel_error: Mapped[float | None] = mapped_column(Float, default=None)

@@ -1,19 +1,29 @@
-"""Dependencies shared by routes: a database session and the caller, by bearer token or session cookie."""
+"""Dependencies shared by routes and pages: what `create_app()` built (database sessions, the problem bank,
+the grader, the dispatcher, ...) and the caller, by bearer token or session cookie.
+
+Routes and pages take these as `Annotated` parameters; only this module (and app/lti/deps.py for the LTI
+tool's parts) reads `request.app.state`, where `create_app()` keeps one of each part for the app's lifetime.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
 from app.core.security import csrf_matches, token_session
 from app.core.throttle import AuthGuard
+from app.errors import AppError
+from app.grading.celery_app import BrokerProbe
 from app.grading.completions import Completions
+from app.grading.dispatcher import Dispatcher
 from app.models import User
+from app.services.regrades import RegradeJobs
 from app.services.sessions import session_user
 from graders.course import CourseBank
 from graders.engine import Grader
@@ -25,44 +35,37 @@ CSRF_HEADER = "X-CSRF-Token"
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.session_factory() as session:
+def app_part(name: str) -> Callable[[Request], Any]:
+    """A dependency that gives the part `create_app()` keeps on `app.state` under `name`."""
+    def get(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    get.__name__ = f"get_{name}"
+    return get
+
+
+SettingsDep = Annotated[Settings, Depends(app_part("settings"))]
+SecretDep = Annotated[str, Depends(app_part("secret"))]
+EngineDep = Annotated[Engine, Depends(app_part("engine"))]
+SessionFactoryDep = Annotated[sessionmaker[Session], Depends(app_part("session_factory"))]
+BankDep = Annotated[ProblemBank, Depends(app_part("bank"))]
+CourseBankDep = Annotated[CourseBank, Depends(app_part("courses"))]
+GraderDep = Annotated[Grader, Depends(app_part("grader"))]
+DispatcherDep = Annotated[Dispatcher, Depends(app_part("dispatcher"))]
+CompletionsDep = Annotated[Completions, Depends(app_part("completions"))]
+RegradesDep = Annotated[RegradeJobs, Depends(app_part("regrades"))]
+AuthGuardDep = Annotated[AuthGuard, Depends(app_part("auth_guard"))]
+# Reachability of the queue's broker (None with in-process grading).
+BrokerProbeDep = Annotated[BrokerProbe | None, Depends(app_part("broker_probe"))]
+TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
+
+
+def get_session(factory: SessionFactoryDep) -> Iterator[Session]:
+    with factory() as session:
         yield session
 
 
-def get_settings_dep(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def get_bank(request: Request) -> ProblemBank:
-    bank: ProblemBank = request.app.state.bank
-    return bank
-
-
-def get_course_bank(request: Request) -> CourseBank:
-    courses: CourseBank = request.app.state.courses
-    return courses
-
-
-def get_session_factory(request: Request) -> sessionmaker[Session]:
-    factory: sessionmaker[Session] = request.app.state.session_factory
-    return factory
-
-
-def get_completions(request: Request) -> Completions:
-    completions: Completions = request.app.state.completions
-    return completions
-
-
-def get_secret(request: Request) -> str:
-    secret: str = request.app.state.secret
-    return secret
-
-
-def get_auth_guard(request: Request) -> AuthGuard:
-    guard: AuthGuard = request.app.state.auth_guard
-    return guard
+SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def client_address(request: Request) -> str:
@@ -70,31 +73,14 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-def get_grader(request: Request) -> Grader:
-    grader: Grader = request.app.state.grader
-    return grader
+def _unauthorized(detail: str) -> AppError:
+    return AppError(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
-SecretDep = Annotated[str, Depends(get_secret)]
-SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
-CompletionsDep = Annotated[Completions, Depends(get_completions)]
-AuthGuardDep = Annotated[AuthGuard, Depends(get_auth_guard)]
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-BankDep = Annotated[ProblemBank, Depends(get_bank)]
-CourseBankDep = Annotated[CourseBank, Depends(get_course_bank)]
-GraderDep = Annotated[Grader, Depends(get_grader)]
-TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
-
-
-def _unauthorized(detail: str) -> HTTPException:
-    return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
-
-
-def get_optional_user(request: Request, session: SessionDep, token: TokenDep) -> User | None:
+def get_optional_user(request: Request, session: SessionDep, token: TokenDep, secret: SecretDep) -> User | None:
     """The caller, or None when anonymous. A bad bearer token is an error, not anonymity."""
     if token is not None:
-        claims = token_session(token, request.app.state.secret)
+        claims = token_session(token, secret)
         user = None
         if claims is not None and session_user(session=session, secret=claims[1]) == claims[0]:
             user = session.get(User, claims[0])
@@ -107,7 +93,7 @@ def get_optional_user(request: Request, session: SessionDep, token: TokenDep) ->
     # Cookies ride along on cross-site requests; a state-changing call must prove it came from our page.
     if request.method not in SAFE_METHODS and not csrf_matches(request.session.get("csrf"),
                                                                 request.headers.get(CSRF_HEADER)):
-        raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header for a cookie-authenticated request")
+        raise AppError(403, f"missing or wrong {CSRF_HEADER} header for a cookie-authenticated request")
     return user
 
 
@@ -137,7 +123,7 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 def get_staff_user(user: CurrentUser) -> User:
     if not user.is_staff:
-        raise HTTPException(403, "instructors and admins only")
+        raise AppError(403, "instructors and admins only")
     return user
 
 

@@ -6,19 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.api.deps import SettingsDep
+from app.api.deps import SettingsDep, app_part
 from app.lti.http import PlatformKeyCache
 from app.lti.passback import PassbackSender
-
-
-def get_platform_keys(request: Request) -> PlatformKeyCache:
-    keys: PlatformKeyCache = request.app.state.lti_platform_keys
-    return keys
-
-
-def get_passback(request: Request) -> PassbackSender:
-    passback: PassbackSender = request.app.state.lti_passback
-    return passback
 
 
 def get_tool_url(request: Request, settings: SettingsDep) -> str:
@@ -26,6 +16,6 @@ def get_tool_url(request: Request, settings: SettingsDep) -> str:
     return (settings.public_url or str(request.base_url)).rstrip("/")
 
 
-PlatformKeysDep = Annotated[PlatformKeyCache, Depends(get_platform_keys)]
-PassbackDep = Annotated[PassbackSender, Depends(get_passback)]
+PlatformKeysDep = Annotated[PlatformKeyCache, Depends(app_part("lti_platform_keys"))]
+PassbackDep = Annotated[PassbackSender, Depends(app_part("lti_passback"))]
 ToolUrlDep = Annotated[str, Depends(get_tool_url)]

@@ -7,12 +7,13 @@ import logging
 from typing import Annotated
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.api.deps import SessionDep
+from app.errors import AppError, not_found
 from app.lti import keys
 from app.lti.accounts import course_role, sign_in
 from app.lti.config import tool_configuration
@@ -33,8 +34,8 @@ from app.lti.passback import link_status, refresh_all, resend_all
 from app.lti.roster import sync_roster
 from app.lti.services import ServiceError
 from app.models import CourseRole, User
-from app.pages.instructor import PageUser
-from app.pages.routes import check_form_csrf, page, render_error, start_session
+from app.pages.deps import LoginRequired, PageUser, check_form_csrf, start_session
+from app.pages.rendering import page, render_error
 from app.services.courses import courses_of
 
 log = logging.getLogger("gradax.lti")
@@ -158,7 +159,7 @@ def lti_config(lms: str, tool_url: ToolUrlDep) -> JSONResponse:
     try:
         return JSONResponse(tool_configuration(lms, tool_url))
     except ValueError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise AppError(404, str(exc)) from exc
 
 
 def _visible_links(session: Session, user: User) -> list[LtiResourceLink]:
@@ -170,20 +171,21 @@ def _visible_links(session: Session, user: User) -> list[LtiResourceLink]:
     return list(session.scalars(query.order_by(LtiResourceLink.id)))
 
 
-def _staff_or_login(request: Request, session: Session, user: User | None) -> User | Response:
+def get_link_staff(session: SessionDep, user: PageUser) -> User:
+    """Site staff, or the instructors and TAs of a course (anonymous visitors go to log in, students get 403)."""
     if user is None:
-        return RedirectResponse("/login?next=/lti/status", status_code=303)
+        raise LoginRequired("/lti/status")
     if not user.is_staff and not any(role != CourseRole.STUDENT for _, role in courses_of(session, user)):
-        raise HTTPException(403, "This page is for instructors and TAs.")
+        raise AppError(403, "This page is for instructors and TAs.")
     return user
 
 
+LinkStaff = Annotated[User, Depends(get_link_staff)]
+
+
 @router.get("/status", response_class=HTMLResponse, summary="Grade passback status per LMS link")
-def lti_status(request: Request, session: SessionDep, user: PageUser, message: str = "") -> Response:
+def lti_status(request: Request, session: SessionDep, staff: LinkStaff, message: str = "") -> Response:
     """Per linked assignment or problem: students, scores in sync, pending, failing with the last error."""
-    staff = _staff_or_login(request, session, user)
-    if isinstance(staff, Response):
-        return staff
     links = _visible_links(session, staff)
     rows = [(link, link_status(session, link)) for link in links]
     contexts = {link.context.id: link.context for link in links if link.context is not None}
@@ -192,14 +194,11 @@ def lti_status(request: Request, session: SessionDep, user: PageUser, message: s
 
 
 @router.post("/status/resend", response_model=None, summary="Send all grades of a link again")
-def lti_resend(request: Request, session: SessionDep, user: PageUser, passback: PassbackDep,
+def lti_resend(request: Request, session: SessionDep, staff: LinkStaff, passback: PassbackDep,
                link_id: Annotated[int, Form()], csrf_token: Annotated[str, Form()] = "") -> Response:
     check_form_csrf(request, csrf_token)
-    staff = _staff_or_login(request, session, user)
-    if isinstance(staff, Response):
-        return staff
     if link_id not in {link.id for link in _visible_links(session, staff)}:
-        raise HTTPException(404, "no such LMS link of yours")
+        raise not_found(f"LMS link {link_id} among yours")
     refresh_all(session, [link_id])
     count = resend_all(session, [link_id])
     passback.nudge()
@@ -207,16 +206,13 @@ def lti_resend(request: Request, session: SessionDep, user: PageUser, passback: 
 
 
 @router.post("/status/roster", response_model=None, summary="Sync an LMS course's roster (Names and Roles)")
-def lti_roster(request: Request, session: SessionDep, user: PageUser, passback: PassbackDep,
+def lti_roster(request: Request, session: SessionDep, staff: LinkStaff, passback: PassbackDep,
                context_id: Annotated[int, Form()], csrf_token: Annotated[str, Form()] = "") -> Response:
     check_form_csrf(request, csrf_token)
-    staff = _staff_or_login(request, session, user)
-    if isinstance(staff, Response):
-        return staff
     context = next((link.context for link in _visible_links(session, staff)
                     if link.context is not None and link.context.id == context_id), None)
     if context is None:
-        raise HTTPException(404, "no such LMS course of yours")
+        raise not_found(f"LMS course {context_id} among yours")
     try:
         result = sync_roster(session, passback.services, context)
     except (ValueError, ServiceError) as exc:

@@ -12,17 +12,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.datastructures import URL
 
 from app.api.deps import CourseBankDep, SessionDep
 from app.errors import AppError
 from app.models import Assignment, CourseRole, User
-from app.pages.instructor import PageUser
-from app.pages.routes import check_form_csrf, page
+from app.pages.deps import SignedInUser, check_form_csrf
+from app.pages.rendering import back, page
+from app.responses import csv_download
 from app.services import adjustments, courses, gradebook, review
 from app.services.grades import policy_of
 from graders.course import in_range
@@ -31,22 +31,6 @@ from graders.grade_rule import duration_text
 router = APIRouter(prefix="/courses", include_in_schema=False)
 STAFF = (CourseRole.INSTRUCTOR, CourseRole.TA)
 ROSTER_MAX_BYTES = 1024 * 1024
-
-
-def _login(request: Request) -> RedirectResponse:
-    return RedirectResponse(str(URL("/login").include_query_params(next=request.url.path)), status_code=303)
-
-
-def _back(path: str, message: str = "", error: str = "") -> RedirectResponse:
-    params = {k: v for k, v in (("m", message), ("e", error)) if v}
-    return RedirectResponse(str(URL(path).include_query_params(**params)), status_code=303)
-
-
-def _role(session: Session, course_id: str, user: User, *roles: CourseRole) -> CourseRole:
-    try:
-        return courses.require_role(session, course_id, user, *roles)
-    except AppError as exc:
-        raise HTTPException(exc.status_code, exc.detail) from exc
 
 
 def viewer_time(text: str, viewer_tz: str, fallback: str) -> datetime | None:
@@ -72,49 +56,41 @@ def viewer_time(text: str, viewer_tz: str, fallback: str) -> datetime | None:
 # --- my courses ----------------------------------------------------------------------------------------------------
 
 @router.get("", response_class=HTMLResponse, response_model=None)
-def my_courses(request: Request, session: SessionDep, user: PageUser) -> Response:
-    if user is None:
-        return _login(request)
+def my_courses(request: Request, session: SessionDep, user: SignedInUser) -> Response:
     return page(request, "courses.html", {"user": user, "courses": courses.courses_of(session, user),
                                           "message": request.query_params.get("m"),
                                           "error": request.query_params.get("e")})
 
 
 @router.post("/join", response_model=None)
-def join(request: Request, session: SessionDep, user: PageUser, code: Annotated[str, Form(max_length=64)] = "",
+def join(request: Request, session: SessionDep, user: SignedInUser, code: Annotated[str, Form(max_length=64)] = "",
          csrf_token: Annotated[str, Form()] = "") -> Response:
-    if user is None:
-        return _login(request)
     check_form_csrf(request, csrf_token)
     try:
         course = courses.join_course(session, code=code, user=user)
     except AppError as exc:
-        return _back("/courses", error=exc.detail)
-    return _back(f"/courses/{course.id}", message=f"You joined {course.title}.")
+        return back("/courses", error=exc.detail)
+    return back(f"/courses/{course.id}", message=f"You joined {course.title}.")
 
 
 @router.post("", response_model=None)
-def create(request: Request, session: SessionDep, bank: CourseBankDep, user: PageUser,
+def create(request: Request, session: SessionDep, bank: CourseBankDep, user: SignedInUser,
            course_id: Annotated[str, Form(max_length=64)] = "", title: Annotated[str, Form(max_length=200)] = "",
            timezone: Annotated[str, Form(max_length=64)] = "UTC", csrf_token: Annotated[str, Form()] = "") -> Response:
-    if user is None:
-        return _login(request)
     check_form_csrf(request, csrf_token)
     try:
         course = courses.create_course(session, bank, course_id=course_id.strip(), title=title.strip() or course_id,
                                        creator=user, timezone=timezone.strip() or "UTC")
     except AppError as exc:
-        return _back("/courses", error=exc.detail)
-    return _back(f"/courses/{course.id}", message="Course created. Share the join code, or upload a roster.")
+        return back("/courses", error=exc.detail)
+    return back(f"/courses/{course.id}", message="Course created. Share the join code, or upload a roster.")
 
 
 # --- one course ----------------------------------------------------------------------------------------------------
 
 @router.get("/{course_id}", response_class=HTMLResponse, response_model=None)
-def course_page(course_id: str, request: Request, session: SessionDep, user: PageUser) -> Response:
-    if user is None:
-        return _login(request)
-    role = _role(session, course_id, user, *CourseRole)
+def course_page(course_id: str, request: Request, session: SessionDep, user: SignedInUser) -> Response:
+    role = courses.require_role(session, course_id, user, *CourseRole)
     course = courses.get_course(session, course_id)
     assignments = courses.list_assignments(session, course_id)
     context: dict[str, Any] = {"user": user, "course": course, "role": role.value, "assignments": assignments,
@@ -129,41 +105,37 @@ def course_page(course_id: str, request: Request, session: SessionDep, user: Pag
 
 
 @router.post("/{course_id}/join-code", response_model=None)
-def rotate(course_id: str, request: Request, session: SessionDep, user: PageUser,
+def rotate(course_id: str, request: Request, session: SessionDep, user: SignedInUser,
            csrf_token: Annotated[str, Form()] = "") -> Response:
-    if user is None:
-        return _login(request)
     check_form_csrf(request, csrf_token)
-    _role(session, course_id, user, CourseRole.INSTRUCTOR)
+    courses.require_role(session, course_id, user, CourseRole.INSTRUCTOR)
     courses.rotate_join_code(session, courses.get_course(session, course_id))
-    return _back(f"/courses/{course_id}", message="A new join code; the old one no longer works.")
+    return back(f"/courses/{course_id}", message="A new join code; the old one no longer works.")
 
 
 @router.post("/{course_id}/roster", response_model=None)
-async def roster(course_id: str, request: Request, session: SessionDep, user: PageUser,
+async def roster(course_id: str, request: Request, session: SessionDep, user: SignedInUser,
                  roster_text: Annotated[str, Form(max_length=ROSTER_MAX_BYTES)] = "",
                  roster_file: Annotated[UploadFile | None, File()] = None,
                  csrf_token: Annotated[str, Form()] = "") -> Response:
-    if user is None:
-        return _login(request)
     check_form_csrf(request, csrf_token)
-    _role(session, course_id, user, CourseRole.INSTRUCTOR)
+    courses.require_role(session, course_id, user, CourseRole.INSTRUCTOR)
     text = roster_text
     if roster_file is not None and roster_file.filename:
         data = await roster_file.read(ROSTER_MAX_BYTES + 1)
         if len(data) > ROSTER_MAX_BYTES:
-            return _back(f"/courses/{course_id}", error="the roster file is over 1 MiB")
+            return back(f"/courses/{course_id}", error="the roster file is over 1 MiB")
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            return _back(f"/courses/{course_id}", error="the roster file is not UTF-8 text")
+            return back(f"/courses/{course_id}", error="the roster file is not UTF-8 text")
     try:
         result = courses.import_roster(session, course_id=course_id, text=text, added_by=user)
     except AppError as exc:
-        return _back(f"/courses/{course_id}", error=exc.detail)
+        return back(f"/courses/{course_id}", error=exc.detail)
     summary = (f"Roster: {len(result.added)} enrolled, {len(result.already)} already in, "
                f"{len(result.invited)} invited (enrolled when they register).")
-    return _back(f"/courses/{course_id}", message=summary, error=" ".join(result.errors))
+    return back(f"/courses/{course_id}", message=summary, error=" ".join(result.errors))
 
 
 # --- assignment form -----------------------------------------------------------------------------------------------
@@ -186,10 +158,8 @@ def _problem_lines(text: str) -> list[tuple[str, float]]:
 
 
 @router.get("/{course_id}/assignments/{slug}/edit", response_class=HTMLResponse, response_model=None)
-def assignment_form(course_id: str, slug: str, request: Request, session: SessionDep, user: PageUser) -> Response:
-    if user is None:
-        return _login(request)
-    _role(session, course_id, user, CourseRole.INSTRUCTOR)
+def assignment_form(course_id: str, slug: str, request: Request, session: SessionDep, user: SignedInUser) -> Response:
+    courses.require_role(session, course_id, user, CourseRole.INSTRUCTOR)
     course = courses.get_course(session, course_id)
     existing = session.scalar(select(Assignment).where(Assignment.course_id == course_id, Assignment.slug == slug,
                                                        Assignment.available.is_(True)))
@@ -198,17 +168,15 @@ def assignment_form(course_id: str, slug: str, request: Request, session: Sessio
 
 
 @router.post("/{course_id}/assignments", response_model=None)
-def save_assignment(course_id: str, request: Request, session: SessionDep, bank: CourseBankDep, user: PageUser,
+def save_assignment(course_id: str, request: Request, session: SessionDep, bank: CourseBankDep, user: SignedInUser,
                     slug: Annotated[str, Form(max_length=64)] = "", title: Annotated[str, Form(max_length=200)] = "",
                     problems: Annotated[str, Form(max_length=20_000)] = "",
                     opens: Annotated[str, Form()] = "", due: Annotated[str, Form()] = "",
                     late_until: Annotated[str, Form()] = "", penalty_kind: Annotated[str, Form()] = "none",
                     penalty_value: Annotated[str, Form()] = "", viewer_tz: Annotated[str, Form()] = "",
                     csrf_token: Annotated[str, Form()] = "") -> Response:
-    if user is None:
-        return _login(request)
     check_form_csrf(request, csrf_token)
-    _role(session, course_id, user, CourseRole.INSTRUCTOR)
+    courses.require_role(session, course_id, user, CourseRole.INSTRUCTOR)
     course = courses.get_course(session, course_id)
     slug = slug.strip()
     try:
@@ -228,62 +196,42 @@ def save_assignment(course_id: str, request: Request, session: SessionDep, bank:
             late_until=viewer_time(late_until, viewer_tz, course.timezone), penalty=penalty)
         courses.save_assignment(session, bank, course_id=course_id, slug=slug, fields=fields, by=user)
     except AppError as exc:
-        return _back(f"/courses/{course_id}/assignments/{slug or 'new'}/edit", error=exc.detail)
-    return _back(f"/courses/{course_id}", message=f"Assignment {slug} saved to assignments/{slug}.yaml.")
+        return back(f"/courses/{course_id}/assignments/{slug or 'new'}/edit", error=exc.detail)
+    return back(f"/courses/{course_id}", message=f"Assignment {slug} saved to assignments/{slug}.yaml.")
 
 
 # --- gradebook -----------------------------------------------------------------------------------------------------
 
 @router.get("/{course_id}/gradebook", response_class=HTMLResponse, response_model=None)
-def gradebook_page(course_id: str, request: Request, session: SessionDep, user: PageUser) -> Response:
-    if user is None:
-        return _login(request)
-    _role(session, course_id, user, *STAFF)
+def gradebook_page(course_id: str, request: Request, session: SessionDep, user: SignedInUser) -> Response:
+    courses.require_role(session, course_id, user, *STAFF)
     book = gradebook.course_gradebook(session, courses.get_course(session, course_id))
     return page(request, "gradebook.html", {"user": user, "course": book.course, "book": book})
 
 
-def _csv(text: str, filename: str) -> Response:
-    return Response(text, media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-
-
 @router.get("/{course_id}/gradebook.csv", response_model=None)
-def gradebook_csv(course_id: str, request: Request, session: SessionDep, user: PageUser) -> Response:
-    if user is None:
-        return _login(request)
-    _role(session, course_id, user, *STAFF)
+def gradebook_csv(course_id: str, request: Request, session: SessionDep, user: SignedInUser) -> Response:
+    courses.require_role(session, course_id, user, *STAFF)
     book = gradebook.course_gradebook(session, courses.get_course(session, course_id))
-    return _csv(gradebook.course_csv(book), f"{course_id}-gradebook.csv")
+    return csv_download(gradebook.course_csv(book), f"{course_id}-gradebook.csv")
 
 
 @router.get("/{course_id}/assignments/{slug}/gradebook.csv", response_model=None)
-def assignment_csv(course_id: str, slug: str, request: Request, session: SessionDep, user: PageUser) -> Response:
-    if user is None:
-        return _login(request)
-    _role(session, course_id, user, *STAFF)
+def assignment_csv(course_id: str, slug: str, request: Request, session: SessionDep, user: SignedInUser) -> Response:
+    courses.require_role(session, course_id, user, *STAFF)
     assignment = courses.get_assignment(session, course_id, slug)
     book = gradebook.course_gradebook(session, courses.get_course(session, course_id), [assignment])
-    return _csv(gradebook.assignment_csv(session, assignment, book), f"{course_id}-{slug}.csv")
+    return csv_download(gradebook.assignment_csv(session, assignment, book), f"{course_id}-{slug}.csv")
 
 
 # --- review of one student -----------------------------------------------------------------------------------------
 
-def _student(session: Session, course_id: str, username: str) -> User:
-    try:
-        return adjustments.course_student(session, course_id, username)
-    except AppError as exc:
-        raise HTTPException(exc.status_code, exc.detail) from exc
-
-
 @router.get("/{course_id}/students/{username}", response_class=HTMLResponse, response_model=None)
-def student_page(course_id: str, username: str, request: Request, session: SessionDep, user: PageUser,
+def student_page(course_id: str, username: str, request: Request, session: SessionDep, user: SignedInUser,
                  a: int | None = None, b: int | None = None) -> Response:
-    if user is None:
-        return _login(request)
-    _role(session, course_id, user, *STAFF)
+    courses.require_role(session, course_id, user, *STAFF)
     course = courses.get_course(session, course_id)
-    student = _student(session, course_id, username)
+    student = adjustments.course_student(session, course_id, username)
     assignments = courses.list_assignments(session, course_id)
     reviews = review.student_review(session, student, assignments)
     diff = None
@@ -301,23 +249,26 @@ def student_page(course_id: str, username: str, request: Request, session: Sessi
         "error": request.query_params.get("e")})
 
 
+def _adjusted(session: Session, course_id: str, slug: str, username: str, user: User) -> tuple[str, Assignment, User]:
+    """What an extension or override form changes (course staff only): the student's review page to go back to,
+    the assignment and the student."""
+    courses.require_role(session, course_id, user, *STAFF)
+    return (f"/courses/{course_id}/students/{username}", courses.get_assignment(session, course_id, slug),
+            adjustments.course_student(session, course_id, username))
+
+
 @router.post("/{course_id}/assignments/{slug}/extensions", response_model=None)
-def extension(course_id: str, slug: str, request: Request, session: SessionDep, user: PageUser,
+def extension(course_id: str, slug: str, request: Request, session: SessionDep, user: SignedInUser,
               username: Annotated[str, Form(max_length=64)] = "", due: Annotated[str, Form()] = "",
               days: Annotated[str, Form()] = "", reason: Annotated[str, Form(max_length=2000)] = "",
               viewer_tz: Annotated[str, Form()] = "", remove: Annotated[str, Form()] = "",
               csrf_token: Annotated[str, Form()] = "") -> Response:
-    if user is None:
-        return _login(request)
     check_form_csrf(request, csrf_token)
-    _role(session, course_id, user, *STAFF)
-    back = f"/courses/{course_id}/students/{username}"
-    assignment = courses.get_assignment(session, course_id, slug)
-    student = _student(session, course_id, username)
+    review_page, assignment, student = _adjusted(session, course_id, slug, username, user)
     try:
         if remove:
             adjustments.remove_extension(session, assignment=assignment, student=student)
-            return _back(back, message=f"Extension on {slug} removed.")
+            return back(review_page, message=f"Extension on {slug} removed.")
         course = courses.get_course(session, course_id)
         when = viewer_time(due, viewer_tz, course.timezone)
         if when is None:
@@ -331,22 +282,17 @@ def extension(course_id: str, slug: str, request: Request, session: SessionDep, 
         adjustments.set_extension(session, assignment=assignment, student=student, due=when, late_until=None,
                                   reason=reason, by=user)
     except AppError as exc:
-        return _back(back, error=exc.detail)
-    return _back(back, message=f"Extension on {slug} saved.")
+        return back(review_page, error=exc.detail)
+    return back(review_page, message=f"Extension on {slug} saved.")
 
 
 @router.post("/{course_id}/assignments/{slug}/overrides", response_model=None)
-def override(course_id: str, slug: str, request: Request, session: SessionDep, user: PageUser,
+def override(course_id: str, slug: str, request: Request, session: SessionDep, user: SignedInUser,
              username: Annotated[str, Form(max_length=64)] = "", problem_id: Annotated[str, Form(max_length=64)] = "",
              points: Annotated[str, Form()] = "", comment: Annotated[str, Form(max_length=4000)] = "",
              remove: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "") -> Response:
-    if user is None:
-        return _login(request)
     check_form_csrf(request, csrf_token)
-    _role(session, course_id, user, *STAFF)
-    back = f"/courses/{course_id}/students/{username}"
-    assignment = courses.get_assignment(session, course_id, slug)
-    student = _student(session, course_id, username)
+    review_page, assignment, student = _adjusted(session, course_id, slug, username, user)
     try:
         value = None
         if not remove:
@@ -357,5 +303,5 @@ def override(course_id: str, slug: str, request: Request, session: SessionDep, u
         adjustments.set_override(session, assignment=assignment, student=student, problem_id=problem_id,
                                  points=value, comment=comment, by=user)
     except AppError as exc:
-        return _back(back, error=exc.detail)
-    return _back(back, message=f"Score on {problem_id} {'restored' if remove else 'overridden'}.")
+        return back(review_page, error=exc.detail)
+    return back(review_page, message=f"Score on {problem_id} {'restored' if remove else 'overridden'}.")

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 from itertools import groupby
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import SAFE_METHODS, AuthGuardDep, BankDep, OptionalUser, SessionDep, client_address
-from app.core.security import csrf_matches, new_csrf_token
+from app.api.deps import AuthGuardDep, BankDep, OptionalUser, SessionDep, client_address
 from app.errors import AppError
+from app.pages.deps import check_form_csrf, csrf_token, start_session
+from app.pages.rendering import page
 from app.schemas import UserCreate
 from app.services.examples import public_inputs
 from app.services.gradebook import problem_standings
@@ -29,40 +28,16 @@ from app.services.problems import (
     build_summary,
     get_progress,
     list_problems,
+    loaded_problem,
     progress_by_problem,
-    render_inline,
     run_counts,
     track_title,
 )
-from app.services.sessions import COOKIE_LIFETIME, close_session, open_session
+from app.services.sessions import close_session
 from app.services.users import authenticate, create_user
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
-# Hints, diagnoses and known-mistake messages are one line of Markdown: rendered and sanitised (nh3).
-TEMPLATES.env.filters["markdown_inline"] = render_inline
 router = APIRouter(include_in_schema=False)
-
-
-def csrf_token(request: Request) -> str:
-    token = request.session.get("csrf")
-    if not token:
-        token = request.session["csrf"] = new_csrf_token()
-    return str(token)
-
-
-def check_form_csrf(request: Request, token: str | None) -> None:
-    if request.method not in SAFE_METHODS and not csrf_matches(request.session.get("csrf"), token):
-        raise HTTPException(403, "the form expired or came from another site; reload the page and try again")
-
-
-def page(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
-    context = {"csrf_token": csrf_token(request), "user": None, **context}
-    return TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
-
-
-def render_error(request: Request, status_code: int, message: str) -> HTMLResponse:
-    return page(request, "error.html", {"status_code": status_code, "message": message}, status_code=status_code)
 
 
 def safe_next(target: str | None) -> str:
@@ -75,19 +50,9 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def start_session(request: Request, session: Session, user_id: int) -> None:
-    """A fresh cookie session (and CSRF token) at log in, backed by a server-side session that log out ends:
-    nothing planted before it survives, and nothing copied from it outlives the log out."""
-    sid = open_session(session=session, user_id=user_id, kind="cookie", lifetime=COOKIE_LIFETIME)
-    request.session.clear()
-    request.session["uid"] = user_id
-    request.session["sid"] = sid
-    request.session["csrf"] = new_csrf_token()
-
-
 @router.get("/", response_class=HTMLResponse)
-def problem_list_page(request: Request, session: SessionDep, user: OptionalUser) -> HTMLResponse:
-    rows, _count = list_problems(session=session, track=None, offset=0, limit=10_000)
+def problem_list_page(request: Request, session: SessionDep, bank: BankDep, user: OptionalUser) -> HTMLResponse:
+    rows, _count = list_problems(bank=bank)
     progress = progress_by_problem(session=session, user_id=user.id) if user else {}
     runs = run_counts(session=session, user_id=user.id) if user else {}
     summaries = [build_summary(r, progress.get(r.id), user is not None, runs.get(r.id, 0)) for r in rows]
@@ -106,9 +71,7 @@ def favicon() -> FileResponse:
 @router.get("/problems/{problem_id}", response_class=HTMLResponse)
 def problem_page(problem_id: str, request: Request, session: SessionDep, bank: BankDep,
                  user: OptionalUser) -> HTMLResponse:
-    loaded = bank.get(problem_id)
-    if loaded is None:
-        raise HTTPException(404, f"There is no problem {problem_id!r}.")
+    loaded = loaded_problem(bank, problem_id)
     progress = get_progress(session=session, user_id=user.id, problem_id=problem_id) if user else None
     runs = run_counts(session=session, user_id=user.id, problem_id=problem_id).get(problem_id, 0) if user else 0
     detail = build_detail(loaded, progress, user is not None, runs)

@@ -138,7 +138,8 @@ def store_report(attempt: Attempt, report: Report) -> None:
     attempt.report = report.to_json_dict()
     attempt.finished_at = utcnow()
     attempt.tests = [
-        AttemptTest(position=i, name=t.name, public=t.public, status=t.status.value, message=t.message[:4000],
+        AttemptTest(position=i, name=t.name, public=t.public, status=t.status.value,
+                    stage=t.stage[:32] if t.stage else None, message=t.message[:4000],
                     max_abs_error=_finite(t.max_abs_error), max_rel_error=_finite(t.max_rel_error),
                     duration_ms=t.duration_ms)
         for i, t in enumerate(report.tests)

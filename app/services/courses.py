@@ -74,6 +74,13 @@ def normalize_email(email: str) -> str:
 
 # --- files -> database ---------------------------------------------------------------------------------------------
 
+def reload_courses(*, session: Session, bank: CourseBank) -> dict[str, int]:
+    """After writing a course file: the course bank read again and mirrored (app/services/reload.py reloads
+    problems and courses together)."""
+    bank.reload()
+    return sync_courses(session=session, bank=bank)
+
+
 def sync_courses(*, session: Session, bank: CourseBank) -> dict[str, int]:
     """Upsert a row per course and per assignment of the bank; rows whose file is gone become unavailable.
     Staff named in course.yaml become members; scores of changed assignments are recomputed. Commits."""
@@ -223,8 +230,7 @@ def create_course(session: Session, bank: CourseBank, *, course_id: str, title: 
     if session.get(Course, course_id) is not None:
         raise AppError(409, f"course {course_id!r} exists already")
     write_course_file(bank.directory, course_id=course_id, title=title, timezone=timezone)
-    bank.reload()
-    sync_courses(session=session, bank=bank)
+    reload_courses(session=session, bank=bank)
     add_member(session, course_id=course_id, user=creator, role=CourseRole.INSTRUCTOR, source="creator",
                added_by=creator)
     session.commit()
@@ -458,8 +464,7 @@ def save_assignment(session: Session, bank: CourseBank, *, course_id: str, slug:
     if clashes:
         raise AppError(422, "; ".join(clashes))
     write_atomically(path, text)
-    bank.reload()
-    sync_courses(session=session, bank=bank)
+    reload_courses(session=session, bank=bank)
     return get_assignment(session, course_id, slug)
 
 

@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.grading import claims
 from app.grading.backend import max_hold_s
-from app.models import Attempt, AttemptStatus, Problem, Progress, Role, User
+from app.models import Attempt, AttemptStatus, AttemptTest, Problem, Progress, Role, User
 from app.services.grades import overridden_users, refresh_problem
 from app.services.problems import list_problems
 from graders.engine import Grader
+from graders.problem import ProblemBank
 from graders.report import Report, Verdict
 
 TOP_N = 5
@@ -63,14 +64,9 @@ class StudentProgress:
     solved_problems: list[str]
 
 
-def failure_message(report: dict[str, object] | None) -> str:
-    """What went wrong in one attempt: the first failing test's message, else the report's own message."""
-    if not report:
-        return ""
-    for test in report.get("tests") or []:  # type: ignore[attr-defined]
-        if isinstance(test, dict) and test.get("status") != "passed" and test.get("message"):
-            return str(test["message"]).strip().splitlines()[0][:300]
-    return str(report.get("message") or "").strip().splitlines()[0][:300] if report.get("message") else ""
+def _first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0][:300] if lines else ""
 
 
 def _error_type(message: str) -> str | None:
@@ -79,60 +75,73 @@ def _error_type(message: str) -> str | None:
     return head if head.isidentifier() and (head.endswith("Error") or head.endswith("Exception")) else None
 
 
-def failure_key(report: dict[str, object] | None, verdict: str | None) -> tuple[str, str, str | None]:
-    """(first failing test, stage, diagnosis): the stage is the comparison stage that failed (structure, shape,
-    finite, values, ...), the exception type for errors, or the verdict when no test ran (syntax errors)."""
-    report = report or {}
-    diagnosis = report.get("diagnosis")
-    diag = str(diagnosis) if diagnosis else None
-    for test in report.get("tests") or []:  # type: ignore[attr-defined]
-        if not isinstance(test, dict) or test.get("status") in ("passed", "skipped"):
-            continue
-        status = str(test.get("status"))
-        stage = test.get("stage") if status == "failed" else None
-        if stage is None and status == "error":
-            stage = _error_type(str(test.get("message") or ""))
-        return str(test.get("name") or "?"), str(stage or status), diag
-    return "", str(report.get("verdict") or verdict or "failed"), diag
+@dataclass
+class _Failed:
+    """One graded, not accepted attempt: its verdict, report-level diagnosis and message, and its tests that did
+    not pass (attempt_tests rows, in order)."""
+
+    verdict: str | None
+    diagnosis: str | None
+    message: str | None
+    tests: list[tuple[str, str, str | None, str]] = field(default_factory=list)
+
+    def key(self) -> tuple[str, str, str | None]:
+        """(first failing test, stage, diagnosis): the stage is the comparison stage that failed (structure,
+        shape, finite, values, ...), the exception type for errors, or the verdict when no test ran (syntax
+        errors)."""
+        for name, status, stage, message in self.tests:
+            if status == "skipped":
+                continue
+            if status == "failed" and stage:
+                return name or "?", stage, self.diagnosis
+            return name or "?", (_error_type(message) if status == "error" else None) or status, self.diagnosis
+        return "", self.verdict or "failed", self.diagnosis
+
+    def example(self) -> str:
+        """What went wrong: the first failing test's message, else the report's own message."""
+        return next((_first_line(m) for _, _, _, m in self.tests if m and m.strip()), _first_line(self.message))
 
 
-def _student_ids(session: Session) -> set[int]:
-    return set(session.scalars(select(User.id).where(User.role == Role.STUDENT.value)))
-
-
-def problem_stats(session: Session) -> list[ProblemStats]:
-    """One row per listed problem, in curriculum order, from the students' graded Submit attempts."""
-    problems, _ = list_problems(session=session, track=None, offset=0, limit=100_000)
-    students = _student_ids(session)
-    rows = session.execute(
-        select(Attempt.problem_id, Attempt.user_id, Attempt.id, Attempt.verdict, Attempt.report)
-        .where(Attempt.mode == "submit", Attempt.status == AttemptStatus.DONE.value,
-               Attempt.verdict != Verdict.INTERNAL_ERROR.value)
-        .order_by(Attempt.id)).all()
-    by_problem: dict[str, list[tuple[int, str | None, dict[str, object] | None]]] = defaultdict(list)
-    for problem_id, user_id, _id, verdict, report in rows:
-        if user_id in students:
-            by_problem[problem_id].append((user_id, verdict, report))
+def problem_stats(session: Session, bank: ProblemBank) -> list[ProblemStats]:
+    """One row per listed problem, in curriculum order, from the students' graded Submit attempts (their
+    per-test rows give the failures; diagnoses are read from the stored reports by the database)."""
+    problems, _ = list_problems(bank=bank)
+    counted = [Attempt.mode == "submit", Attempt.status == AttemptStatus.DONE.value,
+               Attempt.verdict != Verdict.INTERNAL_ERROR.value, User.role == Role.STUDENT.value]
+    attempts = session.execute(
+        select(Attempt.id, Attempt.problem_id, Attempt.user_id, Attempt.verdict,
+               Attempt.report["diagnosis"].as_string(), Attempt.report["message"].as_string())
+        .join(User, User.id == Attempt.user_id).where(*counted).order_by(Attempt.id)).all()
+    failed = {a_id: _Failed(verdict, diagnosis, message)
+              for a_id, _, _, verdict, diagnosis, message in attempts if verdict != Verdict.ACCEPTED.value}
+    for attempt_id, name, status, stage, message in session.execute(
+            select(AttemptTest.attempt_id, AttemptTest.name, AttemptTest.status, AttemptTest.stage,
+                   AttemptTest.message)
+            .join(Attempt, Attempt.id == AttemptTest.attempt_id).join(User, User.id == Attempt.user_id)
+            .where(*counted, Attempt.verdict != Verdict.ACCEPTED.value, AttemptTest.status != "passed")
+            .order_by(AttemptTest.attempt_id, AttemptTest.position)):
+        failed[attempt_id].tests.append((name, status, stage, message))
+    by_problem: dict[str, list[tuple[int, int, str | None, str | None]]] = defaultdict(list)
+    for a_id, problem_id, user_id, verdict, diagnosis, _ in attempts:
+        by_problem[problem_id].append((a_id, user_id, verdict, diagnosis))
     out = []
-    for problem in problems:
-        stats = ProblemStats(id=problem.id, title=problem.title)
-        attempts = by_problem.get(problem.id, [])
+    for loaded in problems:
+        stats = ProblemStats(id=loaded.id, title=loaded.problem.title)
         tries: Counter[int] = Counter()
         to_accept: dict[int, int] = {}
         failures: dict[tuple[str, str, str | None], FailureGroup] = {}
         diagnoses: Counter[str] = Counter()
-        for user_id, verdict, report in attempts:
+        for a_id, user_id, verdict, diagnosis in by_problem.get(loaded.id, []):
             tries[user_id] += 1
             if verdict == Verdict.ACCEPTED.value:
                 to_accept.setdefault(user_id, tries[user_id])
                 continue
-            key = failure_key(report, verdict)
-            group = failures.setdefault(key, FailureGroup(*key, example=failure_message(report)))
+            key = failed[a_id].key()
+            group = failures.setdefault(key, FailureGroup(*key, example=failed[a_id].example()))
             group.count += 1
-            diagnosis = (report or {}).get("diagnosis")
             if diagnosis:
-                diagnoses[str(diagnosis)] += 1
-        stats.attempts, stats.students, stats.solved = len(attempts), len(tries), len(to_accept)
+                diagnoses[diagnosis] += 1
+        stats.attempts, stats.students, stats.solved = sum(tries.values()), len(tries), len(to_accept)
         stats.solve_rate = stats.solved / stats.students if stats.students else None
         stats.median_attempts_to_accept = float(statistics.median(to_accept.values())) if to_accept else None
         # Most common first; ties in order of first appearance (sorted is stable).
@@ -154,10 +163,10 @@ def student_progress(session: Session) -> list[StudentProgress]:
             for u in users]
 
 
-def grades_csv(session: Session) -> str:
+def grades_csv(session: Session, bank: ProblemBank) -> str:
     """The grade sheet: one row per student; per listed problem 1 when solved (an accepted Submit) else 0;
     then the number solved."""
-    problems, _ = list_problems(session=session, track=None, offset=0, limit=100_000)
+    problems, _ = list_problems(bank=bank)
     ids = [p.id for p in problems]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

@@ -8,9 +8,10 @@ from typing import Any
 
 import nh3
 from markdown_it import MarkdownIt
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.errors import not_found
 from app.models import Attempt, Problem, Progress, utcnow
 from app.schemas import ArgPublic, HintsPublic, ProblemDetail, ProblemSummary, ProgressPublic, PublicTest
 from graders.problem import LoadedProblem, ProblemBank, RandomArray
@@ -129,18 +130,29 @@ def solution_for(loaded: LoadedProblem, progress: Progress | None) -> str | None
     return loaded.reference_source.decode("utf-8", errors="replace")
 
 
-def list_problems(*, session: Session, track: str | None, offset: int, limit: int) -> tuple[list[Problem], int]:
-    where: list[ColumnElement[bool]] = [Problem.available.is_(True)]
-    if track is not None:
-        where.append(Problem.track == track)
-    rows = sorted(session.scalars(select(Problem).where(*where)), key=lambda p: (track_rank(p.track), p.order, p.id))
-    return rows[offset:offset + limit], len(rows)
+def loaded_problem(bank: ProblemBank, problem_id: str) -> LoadedProblem:
+    """The problem as the bank has it, or 404."""
+    loaded = bank.get(problem_id)
+    if loaded is None:
+        raise not_found(f"problem {problem_id!r}")
+    return loaded
 
 
-def build_summary(row: Problem, progress: Progress | None, logged_in: bool, runs: int = 0) -> ProblemSummary:
+def list_problems(*, bank: ProblemBank, track: str | None = None, offset: int = 0,
+                  limit: int | None = None) -> tuple[list[LoadedProblem], int]:
+    """The bank's problems in curriculum order (track, then position). Every page and report lists problems from
+    the bank, the same source the problem page reads; the problems table mirrors it for the database's own
+    joins and for queue workers (`sync_problems`)."""
+    rows = sorted((p for p in bank if track is None or p.problem.track == track),
+                  key=lambda p: (track_rank(p.problem.track), p.problem.order, p.id))
+    return rows[offset:None if limit is None else offset + limit], len(rows)
+
+
+def build_summary(loaded: LoadedProblem, progress: Progress | None, logged_in: bool, runs: int = 0) -> ProblemSummary:
+    p = loaded.problem
     return ProblemSummary(
-        id=row.id, title=row.title, track=row.track, track_title=track_title(row.track), difficulty=row.difficulty,
-        order=row.order, progress=progress_public(progress, runs) if logged_in else None,
+        id=p.id, title=p.title, track=p.track, track_title=track_title(p.track), difficulty=p.difficulty,
+        order=p.order, progress=progress_public(progress, runs) if logged_in else None,
     )
 
 

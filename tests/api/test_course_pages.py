@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import time_machine
 from fastapi import FastAPI
@@ -106,3 +107,23 @@ def test_registering_with_a_rostered_email_enrols(course_app: FastAPI, course_cl
     bad = course_client.post("/register", data={"username": "fred", "password": "correct horse battery",
                                                 "email": "not an email", "csrf_token": token.group(1)})
     assert bad.status_code == 422 and "not an email address" in bad.text
+
+
+def test_course_pages_send_visitors_to_log_in_and_answer_errors_as_pages(course_client: TestClient,
+                                                                        people: People) -> None:
+    for path in ("/courses", "/courses/example", "/courses/example/gradebook", "/courses/example/students/alice"):
+        r = course_client.get(path, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/login?next=" + quote(path, safe=""), path
+    token = browser_login(course_client, "prof")
+    html = {"Accept": "text/html"}
+    r = course_client.get("/courses/nope", headers=html)
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "There is no course &#39;nope&#39;." in r.text
+    r = course_client.post("/courses/example/assignments/nope/extensions", headers=html,
+                           data={"csrf_token": token, "username": "alice", "days": "1"})
+    assert r.status_code == 404 and "There is no assignment &#39;nope&#39; of course &#39;example&#39;." in r.text
+    # The same errors in the API's words for a client that does not ask for HTML.
+    assert course_client.get("/courses/nope").json() == {"detail": "course 'nope' not found"}
+    browser_login(course_client, "bob")
+    r = course_client.get("/courses/example/gradebook", headers=html)
+    assert r.status_code == 403 and r.headers["content-type"].startswith("text/html")

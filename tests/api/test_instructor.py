@@ -9,16 +9,19 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.helpers import API, PASSWORD, login, make_settings, make_user, register, wait_done
+from app.grading import claims
 from app.main import create_app
-from app.models import Attempt, Progress, Role, User
+from app.models import Attempt, AttemptTest, Progress, Role, User
 from app.services.instructor import recorded_flips
 from app.services.uploads import target_paths
+from graders.report import Report, TestReport, TestStatus, Verdict
 from graders.scaffold import REFERENCE, TEMPLATE, scaffold
 
 IDS = ("aa-double", "bb-double")
@@ -230,7 +233,7 @@ def test_reload_picks_up_files_edited_on_disk(iapp: FastAPI, iclient: TestClient
 
 # -- statistics and grades -------------------------------------------------------------------------------------
 
-def _report(verdict: str, message: str = "", diagnosis: str | None = None) -> dict[str, object]:
+def _report(verdict: str, message: str = "", diagnosis: str | None = None) -> dict[str, Any]:
     status = {"accepted": "passed", "runtime_error": "error"}.get(verdict, "failed")
     tests = [{"name": "example", "status": status, "message": message,
               "stage": "values" if status == "failed" else None}]
@@ -259,9 +262,11 @@ def _seed_attempts(app: FastAPI) -> None:
                 for i, verdict in enumerate(verdicts):
                     message, diagnosis = failures.get(verdict, ("", None))
                     message = message.replace("{i}", str(i))
+                    report = _report(verdict, message, diagnosis)
                     session.add(Attempt(user_id=users[name], problem_id=pid, mode="submit", code="...",
                                         status="done", verdict=verdict, score=1.0 if verdict == "accepted" else 0.0,
-                                        report=_report(verdict, message, diagnosis)))
+                                        report=report, tests=[AttemptTest(position=0, public=True, **t)
+                                                              for t in report["tests"]]))
                 session.add(Progress(user_id=users[name], problem_id=pid, attempts=len(verdicts),
                                      solved="accepted" in verdicts, best_score=1.0 if "accepted" in verdicts else 0.0,
                                      hints_revealed=0))
@@ -308,6 +313,28 @@ def test_stats_solve_rate_attempts_to_accept_and_common_failures(iapp: FastAPI, 
     assert "You returned the input <code>x</code> unchanged." in html and "`x`" not in html
     assert re.search(r'<td data-label="Student">bob</td><td data-label="Problems solved">1</td>'
                      r'<td data-label="Submits">4</td>', html)
+
+
+def test_stats_read_the_failures_stored_by_grading(iapp: FastAPI, iclient: TestClient,
+                                                  teacher: dict[str, str]) -> None:
+    """Through the path a grader takes (claim, fenced finish): the per-test rows carry the failing stage."""
+    alice = register(iclient, "alice")
+    for code, test in (("a = 1\n", TestReport(name="hidden", public=False, status=TestStatus.FAILED, stage="shape",
+                                              message="expected shape (4,), got shape (3,)")),
+                       ("a = 2\n", TestReport(name="example", public=True, status=TestStatus.ERROR,
+                                              message="TypeError: unsupported operand\nmore"))):
+        attempt = iclient.post(f"{API}/submissions", json={"problem_id": IDS[0], "code": code}, headers=alice)
+        held = claims.claim(iapp.state.session_factory, attempt.json()["id"], worker="test", lease_s=60)
+        assert held is not None
+        report = Report(problem=IDS[0], verdict=Verdict.WRONG_ANSWER, total=2, passed=1, diagnosis="Off by one.",
+                        tests=[TestReport(name="first", public=True, status=TestStatus.PASSED), test])
+        assert claims.finish(iapp.state.session_factory, held, report, problem_hash=None, retries=0) \
+            == claims.Finish.DONE
+    first = {p["id"]: p for p in iclient.get(f"{API}/instructor/stats", headers=teacher).json()["problems"]}[IDS[0]]
+    assert [(g["test"], g["stage"], g["diagnosis"], g["count"], g["example"]) for g in first["top_failures"]] == [
+        ("hidden", "shape", "Off by one.", 1, "expected shape (4,), got shape (3,)"),
+        ("example", "TypeError", "Off by one.", 1, "TypeError: unsupported operand")]
+    assert first["top_diagnoses"] == [["Off by one.", 2]]
 
 
 # -- regrade and check (real grading) --------------------------------------------------------------------------

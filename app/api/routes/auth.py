@@ -8,12 +8,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import AuthGuardDep, CurrentUser, SecretDep, SessionDep, SettingsDep, TokenDep, client_address
 from app.core.security import create_access_token, token_session
+from app.errors import AppError
 from app.schemas import Token, UserCreate, UserPublic
 from app.services.sessions import close_session, open_session
 from app.services.users import authenticate, create_user
@@ -38,7 +39,7 @@ async def login_access_token(form: Annotated[OAuth2PasswordRequestForm, Depends(
     guard.check(client=client_address(request), username=form.username)
     user = await guard.hashing(lambda: authenticate(session=session, username=form.username, password=form.password))
     if user is None:
-        raise HTTPException(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
+        raise AppError(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
     minutes = settings.access_token_minutes
     sid = await run_in_threadpool(lambda: open_session(session=session, user_id=user.id, kind="token",
                                                        lifetime=timedelta(minutes=minutes)))

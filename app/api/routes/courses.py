@@ -7,7 +7,7 @@ Non-members get 404 for a course (its existence is not public); members without 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.api.deps import CourseBankDep, CurrentUser, SessionDep
 from app.errors import AppError
 from app.models import Assignment, Course, CourseRole, User
+from app.responses import csv_download
 from app.services import adjustments, courses, gradebook, review
 from app.services.gradebook import iso
 from app.services.grades import ExtensionInfo, student_members
@@ -39,6 +40,16 @@ UtcTime = Annotated[datetime, AfterValidator(_utc)]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+M = TypeVar("M", bound=Strict)
+
+
+def exactly_one(model: M, first: str, second: str) -> M:
+    """An after-validator: one of two alternative fields is given, not both, not neither."""
+    if (getattr(model, first) is None) == (getattr(model, second) is None):
+        raise ValueError(f"give exactly one of {first} or {second}")
+    return model
 
 
 class CourseCreate(Strict):
@@ -70,9 +81,7 @@ class Penalty(Strict):
 
     @model_validator(mode="after")
     def _one(self) -> Penalty:
-        if (self.per_day is None) == (self.factor is None):
-            raise ValueError("give exactly one of per_day or factor")
-        return self
+        return exactly_one(self, "per_day", "factor")
 
 
 class AssignmentPut(Strict):
@@ -93,9 +102,7 @@ class ExtensionPut(Strict):
 
     @model_validator(mode="after")
     def _one(self) -> ExtensionPut:
-        if (self.due is None) == (self.days is None):
-            raise ValueError("give exactly one of due or days")
-        return self
+        return exactly_one(self, "due", "days")
 
 
 class OverridePut(Strict):
@@ -116,11 +123,6 @@ def _assignment_json(a: Assignment) -> dict[str, Any]:
             "due": iso(a.due), "late_until": iso(a.late_until) or None,
             "late_penalty": {"kind": a.penalty_kind, "value": a.penalty_value}, "max_points": a.max_points,
             "problems": [{"id": p.problem_id, "points": p.points} for p in a.problems]}
-
-
-def _csv(text: str, filename: str) -> Response:
-    return Response(text, media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 def _assignment(session: Session, course_id: str, slug: str, user: User, *roles: CourseRole) -> Assignment:
@@ -349,7 +351,7 @@ def read_gradebook_csv(course_id: str, session: SessionDep, user: CurrentUser) -
     """The course gradebook as CSV: per assignment points, submitted_at, late, overridden; then the total."""
     courses.require_role(session, course_id, user, *STAFF)
     book = gradebook.course_gradebook(session, courses.get_course(session, course_id))
-    return _csv(gradebook.course_csv(book), f"{course_id}-gradebook.csv")
+    return csv_download(gradebook.course_csv(book), f"{course_id}-gradebook.csv")
 
 
 @router.get("/{course_id}/assignments/{slug}/gradebook")
@@ -379,7 +381,7 @@ def read_assignment_gradebook_csv(course_id: str, slug: str, session: SessionDep
     """One assignment as CSV: points per problem, total, submitted_at, late, penalty, override, extension."""
     assignment = _assignment(session, course_id, slug, user, *STAFF)
     book = gradebook.course_gradebook(session, courses.get_course(session, course_id), [assignment])
-    return _csv(gradebook.assignment_csv(session, assignment, book), f"{course_id}-{slug}.csv")
+    return csv_download(gradebook.assignment_csv(session, assignment, book), f"{course_id}-{slug}.csv")
 
 
 # --- review --------------------------------------------------------------------------------------------------------

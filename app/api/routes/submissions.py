@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import CompletionsDep, CurrentUser, SessionDep, SessionFactoryDep, SettingsDep
+from app.api.deps import (
+    CompletionsDep,
+    CurrentUser,
+    DispatcherDep,
+    SessionDep,
+    SessionFactoryDep,
+    SettingsDep,
+)
 from app.models import Attempt, AttemptStatus
 from app.schemas import MAX_DB_INT, Page, SubmissionCreate, SubmissionCreated, SubmissionDetail, SubmissionSummary
 from app.services.attempts import create_attempt, get_visible_attempt, list_attempts
@@ -19,14 +26,14 @@ MAX_WAIT_S = 30.0
 
 
 @router.post("", status_code=202, response_model=SubmissionCreated)
-def create_submission(body: SubmissionCreate, request: Request, session: SessionDep, settings: SettingsDep,
-                      user: CurrentUser) -> SubmissionCreated:
+def create_submission(body: SubmissionCreate, session: SessionDep, settings: SettingsDep,
+                      dispatcher: DispatcherDep, user: CurrentUser) -> SubmissionCreated:
     """Queue code for grading; poll GET /submissions/{id} for the result."""
     attempt = create_attempt(session=session, user=user, problem_id=body.problem_id, code=body.code,
                              mode=body.mode, max_code_bytes=settings.max_code_bytes,
                              per_minute=settings.submit_rate, max_backlog=settings.max_backlog)
     # Committed as queued above, so a failure to enqueue here loses nothing: the sweep finds it.
-    request.app.state.dispatcher.submit(attempt.id)
+    dispatcher.submit(attempt.id)
     return SubmissionCreated(id=attempt.id, status=attempt.status)
 
 
