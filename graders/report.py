@@ -1,6 +1,6 @@
 """The grading report (JSON version 1) and its JUnit rendering.
 
-Field names are a fixed contract (see DESIGN.md): extend, never rename.
+Field names are a fixed contract (docs/report.md): extend, never rename.
 """
 
 from __future__ import annotations
