@@ -2,12 +2,14 @@
 
 Each problem is `gradax new`'s scaffold (double an array: `jnp.asarray(x) * 2`) with tiny limits. Their
 reference outputs and compile profiles are prepared up front, once per data dir and content (the caches are
-keyed by the files' hash), two at a time, so a test's first submission to each problem costs a warm grading and
-not a trusted reference run in the middle of what the test measures.
+keyed by the files' hash; one test process prepares, the others wait and read), two at a time, so a test's
+first submission to each problem costs a warm grading and not a trusted reference run in the middle of what
+the test measures.
 """
 
 from __future__ import annotations
 
+import fcntl
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +67,10 @@ def make_small_bank(root: Path, data_dir: Path) -> SmallBank:
         grader.reference_for(loaded)
         profiles.get(loaded, build_cases(loaded.problem))
 
-    with ThreadPoolExecutor(2) as pool:  # each is a trusted process of its own: one per core
-        list(pool.map(prepare, [bank.problems[i] for i in IDS]))
+    # One test process prepares at a time (xdist workers share the data dir); the next one finds it all on disk.
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / "small-bank.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with ThreadPoolExecutor(2) as pool:  # each is a trusted process of its own: one per core
+            list(pool.map(prepare, [bank.problems[i] for i in IDS]))
     return SmallBank(problems, courses)
