@@ -81,7 +81,7 @@ class PathResult:
         self.verdicts[verdict] = self.verdicts.get(verdict, 0) + 1
 
     def add_parts(self, timings: dict[str, float]) -> None:
-        for key in ("probes_ms", "model_stages_ms", "run_ms", "compare_ms"):
+        for key in ("probes_ms", "probes_cpu_ms", "model_stages_ms", "run_ms", "compare_ms"):
             if key in timings:
                 self.parts.setdefault(key, []).append(timings[key])
 

@@ -164,6 +164,9 @@ class Grader:
         if probe_ms:
             # What describing the model and running the checks cost inside the child, over all tests.
             report.timings["probes_ms"] = round(sum(v for v in probe_ms if v is not None), 1)
+            probe_cpu = [m.event.probes.cpu_ms for m in outcome.events("test")
+                         if isinstance(m.event, ev.TestOk) and m.event.probes is not None]
+            report.timings["probes_cpu_ms"] = round(sum(v for v in probe_cpu if v is not None), 1)
         return report
 
 

@@ -230,9 +230,11 @@ def run_test(fn: Any, test: dict[str, Any], arrays: list[np.ndarray], output_bud
                            f"{_safe_str(exc)}"[:2000]}, []
     header: dict[str, Any] = {"status": "ok", "duration_ms": duration, "tree": tree}
     if session is not None and probes is not None:
-        probe_start = time.perf_counter()
+        probe_start, probe_cpu = time.perf_counter(), time.process_time()
         results = session.results(fn, args, list(probes.get("arg_names", [])), leaves, budget, to_tree)
-        header["probes"] = {**results, "duration_ms": _ms(probe_start)}
+        # Wall time, and CPU time (unlike the wall, not inflated by other processes on a loaded machine).
+        header["probes"] = {**results, "duration_ms": _ms(probe_start),
+                            "cpu_ms": round((time.process_time() - probe_cpu) * 1000, 3)}
     return header, leaves
 
 

@@ -155,28 +155,31 @@ def _leaf_value(leaf: Any) -> Any:
     return leaf.get_value() if isinstance(leaf, nnx.Variable) else leaf
 
 
-def outermost(recorded: list[Any]) -> list[Any]:
-    """The recorded modules no other recorded module holds, in construction order, traced copies left out."""
+def outermost(recorded: list[Any]) -> list[tuple[Any, list[tuple[tuple[Any, ...], Any]]]]:
+    """The recorded modules no other recorded module holds, in construction order, each with its flat
+    state; traced copies (built inside a transform: their state holds tracers) are left out."""
     from flax import nnx
 
     unique: dict[int, Any] = {}
     for module in recorded:
         unique.setdefault(id(module), module)
     held: set[int] = set()
-    for module in unique.values():
-        for _, node in nnx.iter_graph(module):
-            if node is not module and isinstance(node, nnx.Module):
-                held.add(id(node))
+    if len(unique) > 1:  # one module (the common case) holds nothing recorded: no graph walk needed
+        for module in unique.values():
+            for _, node in nnx.iter_graph(module):
+                if node is not module and isinstance(node, nnx.Module):
+                    held.add(id(node))
     roots = []
     for key, module in unique.items():
         if key in held:
             continue
         try:
-            if any(_is_tracer(_leaf_value(leaf)) for _, leaf in _flat_state(module)):
-                continue  # built inside a transform: a traced copy, not the model
+            flat = _flat_state(module)
         except Exception:
             continue
-        roots.append(module)
+        if any(_is_tracer(_leaf_value(leaf)) for _, leaf in flat):
+            continue  # built inside a transform: a traced copy, not the model
+        roots.append((module, flat))
     return roots
 
 
@@ -221,13 +224,14 @@ def _is_rng_state(leaf: Any) -> bool:
     return isinstance(leaf, nnx.RngState)
 
 
-def describe(roots: list[Any], values: bool, arrays: list[np.ndarray], budget: list[int]) -> dict[str, Any]:
+def describe(roots: list[tuple[Any, list[tuple[tuple[Any, ...], Any]]]], values: bool, arrays: list[np.ndarray],
+             budget: list[int]) -> dict[str, Any]:
     """The state of the model: every non-RNG leaf of `nnx.state` of each root (shared leaves once)."""
     seen: set[int] = set()
     variables: list[dict[str, Any]] = []
     truncated = False
-    for root in roots:
-        for parts, leaf in _flat_state(root):
+    for _, flat in roots:
+        for parts, leaf in flat:
             if _is_rng_state(leaf) or id(leaf) in seen:
                 continue
             seen.add(id(leaf))
@@ -241,7 +245,7 @@ def describe(roots: list[Any], values: bool, arrays: list[np.ndarray], budget: l
                     entry["value"] = len(arrays)
                     arrays.append(arr)
             variables.append(entry)
-    return {"roots": [_base(type(r))[0] for r in roots][:64], "variables": variables, "truncated": truncated}
+    return {"roots": [_base(type(r))[0] for r, _ in roots][:64], "variables": variables, "truncated": truncated}
 
 
 def _to_plain(value: Any, budget: list[int]) -> np.ndarray | None:
@@ -385,7 +389,8 @@ class Session:
             out["eval_determinism"] = _guarded(lambda: eval_repeat(eval_spec, model, args, arrays, budget, to_tree))
         return out
 
-    def _model(self, spec: dict[str, Any], args: list[Any]) -> tuple[Any, list[Any], str | None]:
+    def _model(self, spec: dict[str, Any], args: list[Any]
+               ) -> tuple[Any, list[tuple[Any, list[tuple[tuple[Any, ...], Any]]]], str | None]:
         """(the model, the outermost modules, why there is none) per `state_checks.model`."""
         from flax import nnx
 
@@ -402,12 +407,15 @@ class Session:
                 return None, [], f"`{name}` raised {_error_text(exc)}"
             if not isinstance(model, nnx.Module):
                 return None, [], f"`{name}` returned a {type(model).__name__}, not an nnx.Module"
-            return model, [model], None
+            try:
+                return model, [(model, _flat_state(model))], None
+            except Exception as exc:
+                return None, [], f"the model could not be inspected: {_error_text(exc)}"
         try:
             roots = outermost(self.recorded)
         except Exception as exc:
             return None, [], f"the model could not be inspected: {_error_text(exc)}"
-        return (roots[-1] if roots else None), roots, None
+        return (roots[-1][0] if roots else None), roots, None
 
 
 def _guarded(run: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -98,6 +98,7 @@ class Probes(Strict):
     batch_invariance: BatchRows | None = None
     eval_determinism: EvalRepeat | None = None
     duration_ms: Annotated[float, Field(ge=0, le=1e9)] | None = None  # time the probes took in the child
+    cpu_ms: Annotated[float, Field(ge=0, le=1e9)] | None = None  # CPU time they took (all the child's threads)
 
 
 class ProbeError(Exception):
