@@ -106,8 +106,9 @@ def test_html_in_code_and_drafts_never_reaches_a_page_as_markup(client: TestClie
     r = client.get(f"{API}/submissions?problem_id={PID}")
     assert r.headers["content-type"].startswith("application/json")
     script = (Path(__file__).resolve().parents[2] / "app" / "static" / "problem.js").read_text()
-    # The one innerHTML in the page script is for hints, which the server renders and sanitises (nh3).
-    assert re.findall(r"\.innerHTML\s*=\s*(\w+)", script) == ["h"]
+    # The page script sets innerHTML only from what the server renders and sanitises (nh3): hints and the
+    # report's diagnosis.
+    assert re.findall(r"\.innerHTML\s*=\s*([\w.]+)", script) == ["sub.diagnosis_html", "h"]
     assert "hints_html" in script
 
 
