@@ -23,6 +23,9 @@ PID = "nnx-module-basics"
 PROBLEM = yaml.safe_load((ROOT / "problems" / f"{PID}.yaml").read_text())
 WRONG = next(m for m in PROBLEM["known_mistakes"] if m["id"] == "no-scaling")
 RIGHT = (ROOT / "reference_solutions" / "nnx_module_basics.py").read_text()
+# Touches 8 GiB, four times the problem's memory limit: a limit verdict in well under a second of CPU.
+MEMORY_HOG = ("import numpy as np\n\n\ndef module_basics_forward(seed, x, features):\n"
+              "    return np.ones(8 * 1024**3 // 8)[: int(features)]\n")
 GRADING_TIMEOUT_MS = 180_000  # a cold sandboxed Python per submission, on a shared 2-core machine
 REFERENCE_TIMEOUT_MS = 180_000  # the first expected outputs of a problem run the trusted reference
 PHONE: dict[str, Any] = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
@@ -172,6 +175,17 @@ def test_examples_runs_history_and_solution(shared_server: SharedServer, pages, 
     page.click("a[href='#solution']")
     assert page.locator("#solution").bounding_box()["y"] < 900  # type: ignore[index]
     assert serious_violations(page) == []  # with a result, the history, the solution and the comparison open
+
+    # 2: a limit verdict states the limit and what was seen, on the page (not "stopped from outside")
+    replace_code(page, MEMORY_HOG)
+    page.click("#run-button")
+    expect(page.locator("#verdict")).to_have_text("Run: Memory limit exceeded", timeout=GRADING_TIMEOUT_MS)
+    message = page.locator("#result-message").inner_text()
+    limit = PROBLEM["limits"]["memory_mb"]
+    assert re.search(rf"the memory of the run reached \d+ MiB, the limit is {limit} MiB", message), message
+    assert "stopped from outside" not in message
+    # ... and the test that was running when the limit hit says so in its row
+    assert page.locator("#tests tbody tr", has_text=f"the limit is {limit} MiB").count() == 1
 
 
 # -- 8: logged out in another tab ------------------------------------------------------------------------------
