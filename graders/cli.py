@@ -1,6 +1,6 @@
 """The `gradax` command line.
 
-Engine commands live here (`grade`, `check`, `new`, `bench`). Commands that need the web app
+Engine commands live here (`grade`, `check`, `new`, `prepare`, `bench`). Commands that need the web app
 (`serve`, `worker`, `user`) are registered by the app through the `gradax.commands` entry point group,
 so this package never imports the web app.
 """
@@ -148,6 +148,29 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from graders.prepare import ProblemPrepared, UnknownProblems, format_line, format_summary, prepare
+
+    settings = get_settings()
+    problems_dir = Path(args.problems) if args.problems else settings.problems_dir
+    bank = ProblemBank(problems_dir)
+    if not args.problem_ids:
+        for path, error in sorted(bank.errors.items()):  # skipped, but not silently
+            print(f"skipped   {path.stem}: its file is invalid: {str(error).splitlines()[0]}", file=sys.stderr)
+
+    def progress(done: ProblemPrepared) -> None:
+        print(format_line(done), flush=True)
+
+    try:
+        result = prepare(bank, args.problem_ids or None, settings, workers=args.workers, on_progress=progress)
+    except UnknownProblems as exc:
+        print(f"gradax prepare: {exc} (problems in {problems_dir}: {', '.join(sorted(bank.problems)) or 'none'})",
+              file=sys.stderr)
+        return EXIT_UNGRADABLE
+    print(format_summary(result))
+    return 0 if result.ok else 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from graders.bench import run_bench
 
@@ -185,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--function", help="function name (default: derived from the id)")
     n.add_argument("--problems", help="problems directory")
     n.set_defaults(func=cmd_new)
+
+    p = sub.add_parser("prepare", help="compute and cache what each problem needs before students arrive "
+                                       "(reference and known-mistake outputs, compile profiles)")
+    p.add_argument("problem_ids", nargs="*", metavar="PROBLEM", help="problem ids (default: the whole bank)")
+    p.add_argument("--problems", help="problems directory (default: GRADAX_PROBLEMS_DIR or ./problems)")
+    p.add_argument("--workers", type=int, default=None, help="problems prepared at once (default: the cores)")
+    p.set_defaults(func=cmd_prepare)
 
     b = sub.add_parser("bench", help="benchmark grading latency and throughput")
     b.add_argument("--submissions", type=int, default=20)

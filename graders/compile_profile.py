@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from graders.cases import CaseInput
+from graders.filelock import file_lock
 from graders.problem import LoadedProblem
 
 PROFILE_FORMAT = 4  # the recording format; replay-only changes need no new recording
@@ -265,13 +266,31 @@ def profile_key(reference_key: str) -> str:
     return hashlib.sha256(f"{reference_key}:profile={PROFILE_FORMAT}".encode()).hexdigest()[:32]
 
 
+def replay_cache_dir(cache_dir: Path) -> Path:
+    """The persistent compilation cache the warm children read (bound read-only into the sandbox)."""
+    return cache_dir / "jax"
+
+
 class ProfileCache:
     """Compile profiles on disk beside the reference outputs: `<cache>/reference/<id>/<key>.profile.json`."""
 
     def __init__(self, cache_dir: Path):
         self.directory = cache_dir / "reference"
-        self.jax_cache_dir = cache_dir / "jax"
+        self.jax_cache_dir = replay_cache_dir(cache_dir)
         self._memory: dict[str, list[dict[str, Any]]] = {}
+
+    def _path(self, loaded: LoadedProblem) -> Path:
+        from graders.reference import cache_key
+
+        return self.directory / loaded.id / f"{profile_key(cache_key(loaded))}.profile.json"
+
+    def is_stored(self, loaded: LoadedProblem) -> bool:
+        """Whether this version's profile is on disk with every compiled program it needs (file checks)."""
+        path = self._path(loaded)
+        try:
+            return self._compiled(json.loads(path.read_text())["cache_keys"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
 
     def get(self, loaded: LoadedProblem, cases: list[CaseInput]) -> list[dict[str, Any]]:
         from graders.reference import cache_key
@@ -284,29 +303,34 @@ class ProfileCache:
         with lock:
             if key in self._memory:
                 return self._memory[key]
-            path = self.directory / loaded.id / f"{key}.profile.json"
-            entries: list[dict[str, Any]] | None = None
-            if path.exists():
-                try:
-                    stored = json.loads(path.read_text())
-                    entries = stored["entries"]
-                    if not self._compiled(stored["cache_keys"]):
-                        # The profile outlived the compilation cache (wiped, or written under another
-                        # data dir): without its entries every warm child would compile everything
-                        # again (~2.5 CPU-s instead of ~0.5), so record again, which refills the cache.
-                        entries = None
-                except (OSError, ValueError, KeyError, TypeError):
-                    entries = None
-            if entries is None:
-                entries, cache_keys = record_profile(loaded, cases, self.jax_cache_dir)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-                with os.fdopen(fd, "w") as fh:
-                    json.dump({"format": PROFILE_FORMAT, "problem": loaded.id, "entries": entries,
-                               "cache_keys": cache_keys}, fh)
-                os.replace(tmp, path)
+            path = self._path(loaded)
+            with file_lock(path.with_suffix(".lock")):  # one process records; the others wait and read
+                entries = self._load_or_record(loaded, cases, path)
             self._memory[key] = entries
             return entries
+
+    def _load_or_record(self, loaded: LoadedProblem, cases: list[CaseInput], path: Path) -> list[dict[str, Any]]:
+        entries: list[dict[str, Any]] | None = None
+        if path.exists():
+            try:
+                stored = json.loads(path.read_text())
+                entries = stored["entries"]
+                if not self._compiled(stored["cache_keys"]):
+                    # The profile outlived the compilation cache (wiped, or written under another
+                    # data dir): without its entries every warm child would compile everything
+                    # again (~2.5 CPU-s instead of ~0.5), so record again, which refills the cache.
+                    entries = None
+            except (OSError, ValueError, KeyError, TypeError):
+                entries = None
+        if entries is None:
+            entries, cache_keys = record_profile(loaded, cases, self.jax_cache_dir)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"format": PROFILE_FORMAT, "problem": loaded.id, "entries": entries,
+                           "cache_keys": cache_keys}, fh)
+            os.replace(tmp, path)
+        return entries
 
     def _compiled(self, cache_keys: list[str]) -> bool:
         """Whether every executable the recording used is still in the persistent compilation cache."""

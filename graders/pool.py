@@ -38,8 +38,9 @@ from typing import Any
 
 from graders import cgroup
 from graders.cases import build_cases
-from graders.compile_profile import ProfileCache
+from graders.compile_profile import ProfileCache, replay_cache_dir
 from graders.engine import ColdExecutor, Executor
+from graders.prepare import ensure_data_dirs
 from graders.problem import LoadedProblem
 from graders.sandbox import (
     SANDBOX_CODE_ROOT,
@@ -429,7 +430,9 @@ class WarmPool:
             # Started from the pool's own long-lived thread: bwrap's --die-with-parent is PR_SET_PDEATHSIG,
             # which fires when the *thread* that forked it exits, so a zygote started from a short-lived
             # thread (a restart, a bench worker) would be SIGKILLed as soon as that thread ended.
-            zygote = self._launcher.submit(Zygote, self.settings.cache_dir / "jax", generation).result()
+            # The bound cache directory must exist before bwrap starts (a fresh data dir has none yet).
+            ensure_data_dirs(self.settings)
+            zygote = self._launcher.submit(Zygote, replay_cache_dir(self.settings.cache_dir), generation).result()
         except (PoolUnavailable, OSError, SandboxError, cgroup.CgroupUnavailable) as exc:
             with self._cond:
                 self._last_failure = time.monotonic()

@@ -24,6 +24,7 @@ from graders import wire
 from graders.cases import CaseInput
 from graders.child_events import ChildMessage
 from graders.compare import Output
+from graders.filelock import file_lock
 from graders.model_checks import ProbeReport, probe_request
 from graders.probe_schema import Probes
 from graders.problem import LoadedProblem
@@ -141,6 +142,11 @@ class ReferenceCache:
     def _path(self, loaded: LoadedProblem, key: str) -> Path:
         return self.directory / loaded.id / f"{key}.npz"
 
+    def is_stored(self, loaded: LoadedProblem) -> bool:
+        """Whether this version's outputs are in memory or on disk (a file check; not validated)."""
+        key = cache_key(loaded)
+        return key in self._memory or self._path(loaded, key).is_file()
+
     def get(self, loaded: LoadedProblem, cases: list[CaseInput]) -> ReferenceOutputs:
         key = cache_key(loaded)
         if key in self._memory:
@@ -151,8 +157,13 @@ class ReferenceCache:
             path = self._path(loaded, key)
             result = self._load(path, key, loaded) if path.exists() else None
             if result is None:
-                result = compute(loaded, cases, key)
-                self._store(path, result, loaded)
+                # Another process (a server, `gradax prepare`) may be computing the same outputs: one
+                # computes, the others wait for its file instead of running the reference again.
+                with file_lock(path.with_suffix(".lock")):
+                    result = self._load(path, key, loaded) if path.exists() else None
+                    if result is None:
+                        result = compute(loaded, cases, key)
+                        self._store(path, result, loaded)
             self._memory[key] = result
             return result
 

@@ -1,0 +1,72 @@
+"""`gradax prepare`: every problem's trusted work done up front, safely from several processes at once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from small_bank import LIMITS, correct_answer
+
+from graders.engine import Grader
+from graders.pool import WarmPool
+from graders.prepare import Preparer, UnknownProblems, is_prepared, prepare
+from graders.problem import ProblemBank
+from graders.scaffold import scaffold
+from graders.settings import GraderSettings
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pool")]
+
+GRADAX = Path(sys.executable).parent / "gradax"
+IDS = ("prep-a", "prep-b")
+
+
+def test_prepare_twice_at_once_on_a_fresh_data_dir_then_the_first_submission_is_warm(tmp_path: Path) -> None:
+    problems = tmp_path / "problems"
+    for problem_id in IDS:
+        scaffold(problem_id, problems)
+        path = problems / f"{problem_id}.yaml"
+        path.write_text(path.read_text() + LIMITS)
+    data = tmp_path / "fresh-data"  # does not exist yet: nothing may race to create what bwrap binds
+    env = {**os.environ, "GRADAX_DATA_DIR": str(data), "GRADAX_PROBLEMS_DIR": str(problems)}
+
+    # Two `gradax prepare` at once (e.g. the image build's and a server's): each problem is computed once.
+    procs = [subprocess.Popen([str(GRADAX), "prepare"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    lines = [line for out, _ in outputs for line in out.splitlines()]
+    for problem_id in IDS:
+        statuses = sorted(line.split()[0] for line in lines if line.split()[1:2] == [problem_id])
+        assert statuses == ["cached", "prepared"], lines
+    assert all(out.splitlines()[-1].startswith("2 problems: ") for out, _ in outputs), outputs
+
+    settings = GraderSettings(data_dir=data, problems_dir=problems)
+    bank = ProblemBank(problems)
+    assert all(is_prepared(bank.problems[i], settings) for i in IDS)
+    # The API says the same without recomputing anything, and refuses unknown ids before doing any work.
+    again = prepare(bank, ["prep-b"], settings, preparer=Preparer(settings))
+    assert [(p.id, p.status) for p in again.problems] == [("prep-b", "cached")] and again.ok
+    with pytest.raises(UnknownProblems, match="'nope'"):
+        prepare(bank, ["prep-a", "nope"], settings)
+    unknown = subprocess.run([str(GRADAX), "prepare", "prep-a", "nope"], env=env, capture_output=True, text=True,
+                             timeout=120)
+    assert unknown.returncode == 2 and "unknown problem: 'nope'" in unknown.stderr, unknown
+    assert "prep-a" in unknown.stderr and not unknown.stdout  # it names what exists and prepares nothing
+
+    # The first submission after prepare: the warm pool starts on this data dir and grades it warm, with
+    # the reference outputs read from disk (a trusted run would take seconds).
+    pool = WarmPool(settings.model_copy(update={"pool_size": 1, "pool_prefork": 1}))
+    try:
+        grader = Grader(bank, settings, executor=pool)
+        start = time.monotonic()
+        report = grader.grade("prep-a", correct_answer("prep-a"))
+        assert report.verdict == "accepted", report.message
+        assert pool.stats["warm"] == 1 and pool.stats["cold"] == 0, (pool.stats, pool.failure)
+        assert report.timings["reference_ms"] < 1000, report.timings
+        assert time.monotonic() - start < 60
+    finally:
+        pool.close()
