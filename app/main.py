@@ -23,6 +23,7 @@ from app.core.throttle import AuthGuard
 from app.db import make_engine, make_session_factory
 from app.errors import AppError
 from app.grading.backend import build_grader, close_grader
+from app.grading.capacity import measure
 from app.grading.celery_app import BrokerProbe
 from app.grading.completions import Completions, RedisRelay
 from app.grading.dispatcher import Dispatcher
@@ -117,6 +118,9 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     with session_factory() as session:
         stats = mirror(session=session, problems=bank, courses=courses)
     log.info("problems: %s; courses: %s", stats.problem_changes, stats.course_changes)
+    if settings.grading_backend == "inprocess":
+        log.info("grading: %d at once (GRADAX_GRADING_WORKERS; this machine: %s)", settings.grading_workers,
+                 measure(settings.grading_slot_memory_mb).describe())
     grader = build_grader(settings, bank)
     dispatcher: Dispatcher
     completions = Completions(per_user=settings.long_polls_per_user)
@@ -167,6 +171,7 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     app.state.courses = courses
     app.state.grader = grader
     app.state.dispatcher = dispatcher
+    app.state.grading_slots = settings.grading_workers if settings.grading_backend == "inprocess" else None
     app.state.completions = completions
     app.state.done_relay = relay
     app.state.broker_probe = broker_probe

@@ -170,3 +170,8 @@ class SubmissionDetail(SubmissionSummary):
     code: str
     report: dict[str, Any] | None = Field(None, description="the grading report (JSON version 1) once done")
     diagnosis_html: str | None = Field(None, description="the report's diagnosis (Markdown) as sanitised HTML")
+    phase: Literal["queued", "preparing", "running", "done"] = Field(
+        "queued", description="finer than status: 'preparing' while the problem's reference outputs and compile "
+                              "profile are computed (its first use), before or while the code runs")
+    queue_position: int | None = Field(None, description="while queued: 1 = next to start")
+    estimate_s: float | None = Field(None, description="about this many seconds until the verdict (None: unknown)")

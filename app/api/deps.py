@@ -54,6 +54,8 @@ GraderDep = Annotated[Grader, Depends(app_part("grader"))]
 DispatcherDep = Annotated[Dispatcher, Depends(app_part("dispatcher"))]
 CompletionsDep = Annotated[Completions, Depends(app_part("completions"))]
 RegradesDep = Annotated[RegradeJobs, Depends(app_part("regrades"))]
+# Gradings the server runs at once (the in-process dispatcher's threads); None with queue workers (counted).
+GradingSlotsDep = Annotated[int | None, Depends(app_part("grading_slots"))]
 AuthGuardDep = Annotated[AuthGuard, Depends(app_part("auth_guard"))]
 # Reachability of the queue's broker (None with in-process grading).
 BrokerProbeDep = Annotated[BrokerProbe | None, Depends(app_part("broker_probe"))]

@@ -48,11 +48,14 @@ class Settings(GraderSettings):
     cookie_secure: bool = False
     # Submissions per user per minute, Run and Submit together; 0 turns the limit off (benchmarks).
     submit_rate: int = 20
-    # In-process grading threads; 0 leaves attempts queued for external `gradax worker`s. Unset: 4 with the
-    # warm pool (the CPU work is in its children; 4 threads keep its 4 children busy: 4.1 graded/s over HTTP
-    # on 2 cores against 3.7 with 2 threads), 2 with cold starts (~3 CPU-s each: more at once on 2 cores only
-    # stretches every run towards its wall-clock time limit).
+    # In-process grading threads, i.e. gradings at once; 0 leaves attempts queued for external `gradax worker`s.
+    # Unset: what the machine can serve (app/grading/capacity.py): one per core (affinity and cgroup CPU quota),
+    # fewer where memory cannot give each `grading_slot_memory_mb`. More children than cores only stretches
+    # every run (towards its wall-clock backstop) and hides the queue from the students waiting in it.
     grading_workers: int = -1
+    # Memory set aside per grading at once when the machine's capacity is counted (a warm child uses ~150-400
+    # MB; a problem may allow up to its memory limit).
+    grading_slot_memory_mb: Annotated[int, Field(gt=0)] = 1024
     # A long poll (`GET /submissions/{id}?wait=S`) is woken when its attempt is stored (by this server's
     # grading threads, or by a worker through Redis) and re-reads the attempt's status this often (once for all
     # its waiters) in case a wake-up was lost. Unset: 0.25 s with queue workers (a Redis message can be lost),
@@ -123,7 +126,9 @@ class Settings(GraderSettings):
     @model_validator(mode="after")
     def _default_grading_workers(self) -> Settings:
         if self.grading_workers < 0:
-            self.grading_workers = 4 if self.pool == "warm" else 2
+            from app.grading.capacity import measure
+
+            self.grading_workers = measure(self.grading_slot_memory_mb).slots
         return self
 
     @model_validator(mode="after")

@@ -291,3 +291,39 @@ def test_runs_count_as_started_in_progress(app: FastAPI, client: TestClient, ali
     assert listed[PID]["progress"]["runs"] == 3 and listed[PID]["progress"]["attempts"] == 0
     assert client.get(f"{API}/problems/{PID}", headers=alice).json()["progress"]["runs"] == 3
     assert client.get(f"{API}/problems/{PID}", headers=alice).json()["track_title"] == "NNX basics"
+
+
+def test_a_waiting_attempt_shows_its_place_in_the_queue_and_an_estimate(app: FastAPI, client: TestClient,
+                                                                        alice: dict[str, str]) -> None:
+    """Three students wait for one grading slot (settings: no grading threads here, so nothing starts
+    unless the test claims it, as a grader would, through claims): places 1, 2, 3, each estimate longer than
+    the one before; once the first is running the others move up; a finished attempt says done."""
+    from app.grading import claims
+    from graders.report import Report, Verdict
+
+    app.state.grading_slots = 1
+    users = [alice, register(client, "bob"), register(client, "carol")]
+    ids = [submit(client, headers) for headers in users]
+
+    def now(i: int) -> dict[str, object]:
+        body: dict[str, object] = client.get(f"{API}/submissions/{ids[i]}", headers=users[i]).json()
+        return body
+
+    waiting = [now(i) for i in range(3)]
+    assert [w["phase"] for w in waiting] == ["queued"] * 3
+    assert [w["queue_position"] for w in waiting] == [1, 2, 3]
+    estimates = [float(w["estimate_s"]) for w in waiting]  # type: ignore[arg-type]
+    assert 0 < estimates[0] < estimates[1] < estimates[2]
+
+    held = claims.claim(app.state.session_factory, ids[0], worker="test", lease_s=60)
+    assert held is not None
+    first = now(0)
+    assert first["status"] == first["phase"] == "running" and first["queue_position"] is None
+    assert [now(i)["queue_position"] for i in (1, 2)] == [1, 2]
+    assert float(now(1)["estimate_s"]) > estimates[0]  # type: ignore[arg-type]  # behind the running one
+
+    report = Report(problem=PID, verdict=Verdict.WRONG_ANSWER, mode="submit", total=1)
+    assert claims.finish(app.state.session_factory, held, report, problem_hash=None, retries=0) is claims.Finish.DONE
+    done = now(0)
+    assert done["phase"] == "done" and done["queue_position"] is None and done["estimate_s"] is None
+    assert now(1)["queue_position"] == 1 and now(2)["queue_position"] == 2

@@ -12,6 +12,7 @@ from app.api.deps import (
     CompletionsDep,
     CurrentUser,
     DispatcherDep,
+    GradingSlotsDep,
     SessionDep,
     SessionFactoryDep,
     SettingsDep,
@@ -20,6 +21,7 @@ from app.models import Attempt, AttemptStatus
 from app.schemas import MAX_DB_INT, Page, SubmissionCreate, SubmissionCreated, SubmissionDetail, SubmissionSummary
 from app.services.attempts import create_attempt, get_visible_attempt, list_attempts
 from app.services.problems import render_inline
+from app.services.waiting import waiting_for
 
 router = APIRouter(prefix="/submissions", tags=["submissions"])
 MAX_WAIT_S = 30.0
@@ -57,9 +59,10 @@ def with_rendered_diagnosis(detail: SubmissionDetail) -> SubmissionDetail:
 @router.get("/{submission_id}", response_model=SubmissionDetail)
 async def read_submission(submission_id: Annotated[int, Path(ge=1, le=MAX_DB_INT)], session: SessionDep,
                           factory: SessionFactoryDep, completions: CompletionsDep, settings: SettingsDep,
-                          user: CurrentUser,
+                          slots: GradingSlotsDep, user: CurrentUser,
                           wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0) -> SubmissionDetail:
-    """One attempt with its report once graded. Someone else's attempt is 404.
+    """One attempt with its report once graded. Someone else's attempt is 404. While it waits: its `phase`
+    (queued, preparing: its problem's first use, running), its place in the queue and an estimate.
 
     `wait=S` (long poll, at most 30 s): answer as soon as the attempt is done, or after S seconds with its
     current state, so a client learns the verdict the moment it is stored without polling in a tight loop.
@@ -73,7 +76,10 @@ async def read_submission(submission_id: Annotated[int, Path(ge=1, le=MAX_DB_INT
     def read() -> SubmissionDetail:
         with factory() as own:
             attempt = get_visible_attempt(session=own, user_id=user_id, is_staff=is_staff, attempt_id=submission_id)
-            return with_rendered_diagnosis(SubmissionDetail.model_validate(attempt))
+            detail = with_rendered_diagnosis(SubmissionDetail.model_validate(attempt))
+            now = waiting_for(own, attempt, slots=slots)
+        detail.phase, detail.queue_position, detail.estimate_s = now.phase, now.queue_position, now.estimate_s  # type: ignore[assignment]
+        return detail
 
     if wait <= 0:
         return await run_in_threadpool(read)

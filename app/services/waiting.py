@@ -1,0 +1,80 @@
+"""What a student waiting for a verdict is told: where their attempt is in the queue and about how long it takes.
+
+Read-only: the attempt's state is written by app/grading/claims.py alone. The queue is the attempts table
+(claims.claim_next takes the oldest queued attempt that may start), so the attempts ahead of one are the queued
+ones older than it. The estimate assumes the server keeps `slots` gradings going (app/grading/capacity.py) and
+that each takes as long as the recent ones did: the attempts ahead and those running share the slots, then this
+one takes as long as its problem's recent gradings.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.models import Attempt, AttemptStatus, GradingClaim, utcnow
+
+QUEUED, RUNNING, DONE = AttemptStatus.QUEUED.value, AttemptStatus.RUNNING.value, AttemptStatus.DONE.value
+# Recent gradings that set the pace, and the pace before there are any.
+RECENT = 50
+RECENT_WINDOW = timedelta(hours=1)
+DEFAULT_GRADING_S = 1.0
+# Graders counted (queue workers) when the slots are not known in this process.
+WORKERS_WINDOW = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    # queued (waiting for a grading slot), preparing (its problem's reference outputs and compile profile are
+    # being computed: its first use), running (its code runs), done
+    phase: str
+    queue_position: int | None = None  # 1: next to start; None once it started
+    estimate_s: float | None = None  # about this many seconds until the verdict; None when unknown
+
+
+def waiting_for(session: Session, attempt: Attempt, *, slots: int | None, preparing: bool = False) -> Waiting:
+    """The phase, queue position and estimate of `attempt` now. `slots`: gradings the server runs at once (None:
+    count the graders seen lately); `preparing`: its problem is not prepared yet."""
+    if attempt.status == DONE:
+        return Waiting(DONE)
+    own = _mean_grading_s(session, attempt.problem_id)
+    if attempt.status == RUNNING:
+        started = attempt.started_at or utcnow()
+        left = own - (utcnow() - started).total_seconds()
+        return Waiting("preparing" if preparing else "running", None, round(left, 1) if left > 0 else None)
+    ahead = session.scalar(select(func.count()).select_from(Attempt)
+                           .where(Attempt.status == QUEUED, Attempt.id < attempt.id)) or 0
+    running = session.scalar(select(func.count()).select_from(Attempt).where(Attempt.status == RUNNING)) or 0
+    width = slots if slots is not None and slots > 0 else _graders_seen(session)
+    # This attempt starts once all but width-1 of those ahead or running have finished, width at a time.
+    before = max(0, running + ahead - width + 1)
+    pace = _mean_grading_s(session, None)
+    estimate = math.ceil(before / width) * pace + own
+    return Waiting("preparing" if preparing else QUEUED, ahead + 1, round(estimate, 1))
+
+
+def _mean_grading_s(session: Session, problem_id: str | None) -> float:
+    """Mean seconds from claim to stored report of the recent gradings (of this problem, if given)."""
+    query = (select(GradingClaim.claimed_at, GradingClaim.finished_at)
+             .where(GradingClaim.outcome == "done", GradingClaim.finished_at > utcnow() - RECENT_WINDOW)
+             .order_by(GradingClaim.id.desc()).limit(RECENT))
+    if problem_id is not None:
+        query = query.join(Attempt, Attempt.id == GradingClaim.attempt_id).where(Attempt.problem_id == problem_id)
+    spans = [_seconds(a, b) for a, b in session.execute(query).all() if b is not None]
+    if not spans:
+        return DEFAULT_GRADING_S if problem_id is None else _mean_grading_s(session, None)
+    return sum(spans) / len(spans)
+
+
+def _graders_seen(session: Session) -> int:
+    seen = session.scalar(select(func.count(func.distinct(GradingClaim.worker)))
+                          .where(GradingClaim.claimed_at > utcnow() - WORKERS_WINDOW)) or 0
+    return max(1, seen)
+
+
+def _seconds(start: datetime, end: datetime) -> float:
+    return max(0.0, (end - start).total_seconds())
