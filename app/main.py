@@ -43,6 +43,7 @@ from app.services.regrades import RegradeJobs
 from app.services.reload import mirror
 from app.services.sessions import COOKIE_LIFETIME
 from graders.course import CourseBank
+from graders.prepare import Preparer
 from graders.problem import ProblemBank
 
 log = logging.getLogger("gradax.app")
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
         log.info("grading: %d at once (GRADAX_GRADING_WORKERS; this machine: %s)", settings.grading_workers,
                  measure(settings.grading_slot_memory_mb).describe())
     grader = build_grader(settings, bank)
+    preparer = Preparer(settings)
     dispatcher: Dispatcher
     completions = Completions(per_user=settings.long_polls_per_user)
     broker_probe: BrokerProbe | None = None
@@ -180,7 +182,12 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     app.state.auth_guard = AuthGuard(per_client=settings.auth_rate_per_client,
                                      per_username=settings.auth_rate_per_username,
                                      hash_slots=settings.password_hash_slots, hash_wait_s=settings.password_hash_wait_s)
-    app.state.regrades = RegradeJobs(session_factory, grader, lease_s=settings.grading_lease_s)
+    regrades = RegradeJobs(session_factory, grader, lease_s=settings.grading_lease_s,
+                           workers=max(1, settings.grading_workers), prepare=preparer.prepare_one,
+                           students_grading=dispatcher.grading if isinstance(dispatcher, InProcessDispatcher)
+                           else None)
+    regrades.recover()
+    app.state.regrades = regrades
 
     _install_error_handlers(app)
     app.include_router(api_router, prefix="/api/v1")

@@ -121,6 +121,38 @@ class Attempt(Base):
     )
 
 
+class RegradeJob(Base):
+    """An instructor's regrade of one problem (app/services/regrades.py): its progress lives here, not in the
+    server's memory, so a page reload (or another server process) shows it, and a job whose runner stopped
+    sending heartbeats reads as interrupted. The attempts themselves change only through app/grading/claims.py.
+    """
+
+    __tablename__ = "regrade_jobs"
+    __table_args__ = (
+        # One regrade of a problem at a time: two would race for the same attempts.
+        Index("uq_regrade_jobs_one_running", "problem_id", unique=True,
+              sqlite_where=text("status = 'running'"), postgresql_where=text("status = 'running'")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    problem_id: Mapped[str] = mapped_column(String(64), index=True)
+    # running, done, failed, interrupted (its runner stopped: a restart)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    # while running: preparing (the problem's reference outputs and compile profile), grading
+    phase: Mapped[str] = mapped_column(String(16), default="preparing")
+    total: Mapped[int | None] = mapped_column(Integer, default=None)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    flipped: Mapped[int] = mapped_column(Integer, default=0)
+    workers: Mapped[int] = mapped_column(Integer, default=1)  # attempts regraded at once
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    runner: Mapped[str] = mapped_column(String(200), default="")
+    started_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    grading_started_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+
+
 class AttemptTest(Base):
     """One test of a graded attempt, queryable for solve rates and common failures."""
 

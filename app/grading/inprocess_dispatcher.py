@@ -94,6 +94,11 @@ class InProcessDispatcher:
         self._kick(self.workers)
         return waiting
 
+    def grading(self) -> int:
+        """Attempts this dispatcher's threads are grading right now."""
+        with self._lock:
+            return len(self._held)
+
     def waiting(self) -> int:
         """Queued attempts in the database."""
         with self.session_factory() as session:

@@ -57,14 +57,15 @@ def regrade(problem_id: str, request: Request, bank: BankDep, regrades: Regrades
             csrf_token: Annotated[str, Form()] = "") -> RedirectResponse:
     check_form_csrf(request, csrf_token)
     loaded_problem(bank, problem_id)
-    regrades.start(problem_id)
+    regrades.start(problem_id, started_by=user.id)
     return RedirectResponse(f"/instructor/problems/{problem_id}/regrade", status_code=303)
 
 
 @router.get("/problems/{problem_id}/regrade", response_class=HTMLResponse)
 def regrade_status(problem_id: str, request: Request, session: SessionDep, regrades: RegradesDep,
                    user: StaffPageUser) -> HTMLResponse:
-    """The running or latest regrade; after a restart, the flips recorded on the attempts."""
+    """The running or latest regrade (from the database: a reload shows the same); with none, the flips
+    recorded on the attempts."""
     job = regrades.get(problem_id)
     flipped = job.flipped if job is not None else recorded_flips(session, problem_id)
     return page(request, "instructor_regrade.html", {"user": user, "problem_id": problem_id, "job": job,

@@ -9,10 +9,13 @@ import csv
 import io
 import os
 import statistics
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -221,11 +224,18 @@ def recompute_progress(session: Session, problem_id: str) -> None:
 
 def regrade_problem(factory: sessionmaker[Session], grader: Grader, problem_id: str,
                     on_progress: Callable[[int, int, Flip | None], None] | None = None, *,
-                    lease_s: float = 60.0) -> RegradeResult:
+                    lease_s: float = 60.0, workers: int = 1, may_start: Callable[[int], bool] | None = None,
+                    on_start: Callable[[int], None] | None = None) -> RegradeResult:
     """Grade every finished Submit attempt of the problem again against its current version, store the new
     reports (keeping the verdict before in `previous_verdict`), and list the attempts whose verdict changed.
-    Each attempt goes through `claims.regrade` (a claim of its own, a fenced write). Blocking: about one
-    grading per attempt. `on_progress(done, total, flip)` is called after each attempt."""
+    Each attempt goes through `claims.regrade` (a claim of its own, a fenced write), `workers` at a time, with
+    the grader's executor (the server's warm pool). Blocking.
+
+    `on_start(total)` is called once the attempts are counted, `on_progress(done, total, flip)` after each
+    attempt (from the worker threads, one at a time). `may_start(in_flight)`: asked before each further attempt
+    while others are in flight; False makes this worker wait a moment (students' gradings go first). One
+    attempt is always allowed, so the regrade progresses.
+    """
     start = time.monotonic()
     loaded = grader.bank.get(problem_id)
     if loaded is None:
@@ -235,13 +245,28 @@ def regrade_problem(factory: sessionmaker[Session], grader: Grader, problem_id: 
             select(Attempt.id, User.username).join(User, User.id == Attempt.user_id)
             .where(Attempt.problem_id == problem_id, Attempt.mode == "submit",
                    Attempt.status == AttemptStatus.DONE.value).order_by(Attempt.id)).all()
+    if on_start is not None:
+        on_start(len(todo))
     flipped: list[Flip] = []
     hold = max_hold_s(grader, loaded)
+    lock = threading.Lock()
+    pending = list(reversed(todo))
+    state = {"done": 0, "in_flight": 0}
 
     def grade(held: claims.Claim) -> Report:
         return grader.grade_loaded(loaded, held.code, mode="submit")
 
-    for done, (attempt_id, username) in enumerate(todo, start=1):
+    def take() -> tuple[int, str] | None:
+        while True:
+            with lock:
+                if not pending:
+                    return None
+                if state["in_flight"] == 0 or may_start is None or may_start(state["in_flight"]):
+                    state["in_flight"] += 1
+                    return pending.pop()
+            time.sleep(0.1)
+
+    def one(attempt_id: int, username: str) -> None:
         # (None: deleted, put back in the queue, or held by another regrade meanwhile: that one decides.)
         regraded = claims.regrade(factory, attempt_id, grade, problem_hash=loaded.content_hash,
                                   worker=f"regrade:{os.getpid()}", lease_s=lease_s, max_hold_s=hold)
@@ -251,24 +276,43 @@ def regrade_problem(factory: sessionmaker[Session], grader: Grader, problem_id: 
                 overridden = regraded.user_id in overridden_users(session, problem_id)
             flip = Flip(attempt_id=attempt_id, username=username, old=regraded.old, new=regraded.new,
                         overridden=overridden)
-            flipped.append(flip)
-        if on_progress is not None:
-            on_progress(done, len(todo), flip)
+        with lock:
+            state["done"] += 1
+            state["in_flight"] -= 1
+            if flip is not None:
+                flipped.append(flip)
+            if on_progress is not None:
+                on_progress(state["done"], len(todo), flip)
+
+    def work() -> None:
+        while (item := take()) is not None:
+            try:
+                one(*item)
+            except BaseException:
+                with lock:
+                    state["in_flight"] -= 1
+                raise
+
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix=f"gradax-regrade-{problem_id}") as pool:
+        for future in [pool.submit(work) for _ in range(max(1, min(workers, len(todo))))]:
+            future.result()
     with factory() as session:
         recompute_progress(session, problem_id)
         refresh_problem(session, problem_id, reason="regrade")
         session.commit()
+    flipped.sort(key=lambda f: f.attempt_id)
     return RegradeResult(problem_id=problem_id, regraded=len(todo), flipped=flipped,
                          duration_s=time.monotonic() - start)
 
 
-def recorded_flips(session: Session, problem_id: str) -> list[Flip]:
-    """Attempts of the problem whose latest regrade changed their verdict, newest regrade first."""
+def recorded_flips(session: Session, problem_id: str, since: datetime | None = None) -> list[Flip]:
+    """Attempts of the problem whose latest regrade (at or after `since`) changed their verdict, newest first."""
     rows = session.execute(
         select(Attempt.id, User.username, Attempt.previous_verdict, Attempt.verdict, Attempt.user_id)
         .join(User, User.id == Attempt.user_id)
         .where(Attempt.problem_id == problem_id, Attempt.regraded_at.is_not(None),
-               Attempt.previous_verdict.is_distinct_from(Attempt.verdict))
+               Attempt.previous_verdict.is_distinct_from(Attempt.verdict),
+               *([Attempt.regraded_at >= since] if since is not None else []))
         .order_by(Attempt.regraded_at.desc(), Attempt.id)).all()
     overridden = overridden_users(session, problem_id)
     return [Flip(attempt_id=i, username=u, old=old, new=new or "", overridden=uid in overridden)

@@ -8,6 +8,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ from fastapi.testclient import TestClient
 from api.helpers import API, PASSWORD, login, make_settings, make_user, register, wait_done
 from app.grading import claims
 from app.main import create_app
-from app.models import Attempt, AttemptTest, Progress, Role, User
+from app.models import Attempt, AttemptTest, Progress, RegradeJob, Role, User, utcnow
 from app.services.instructor import recorded_flips
+from app.services.regrades import STALE_S, RegradeJobs
 from app.services.uploads import target_paths
 from graders.report import Report, TestReport, TestStatus, Verdict
 from graders.scaffold import REFERENCE, TEMPLATE, scaffold
@@ -387,6 +389,18 @@ def test_regrade_after_the_tests_change_lists_flipped_verdicts(tmp_path: Path, d
         assert "2 Submit attempts graded again" in html and "0 changed verdict" in html
         with app.state.session_factory() as session:
             assert recorded_flips(session, pid) == []
+
+    # The job lives in the database, not in the server's memory: a new process (a restart) reads the same;
+    # a job left running by a runner that stopped sending heartbeats reads as interrupted, not running for ever.
+    fresh = RegradeJobs(app.state.session_factory, app.state.grader)
+    again = fresh.get(pid)
+    assert again is not None and (again.status, again.total, again.done) == ("done", 2, 2)
+    with app.state.session_factory() as session:
+        session.add(RegradeJob(problem_id=IDS[1], status="running", phase="grading", total=10, done=3,
+                               runner="gone:1", heartbeat_at=utcnow() - timedelta(seconds=STALE_S + 1)))
+        session.commit()
+    stale = fresh.get(IDS[1])
+    assert stale is not None and (stale.status, stale.done, stale.total) == ("interrupted", 3, 10), stale
 
 
 def wait_regrade(client: TestClient, pid: str, headers: dict[str, str], timeout: float = 240) -> dict[str, object]:

@@ -62,12 +62,13 @@ def start_regrade(problem_id: str, bank: BankDep, regrades: RegradesDep, user: S
     (seconds per attempt); poll GET for progress and the attempts whose verdict flipped. A regrade already
     running for the problem is returned instead of a second one."""
     loaded_problem(bank, problem_id)
-    return regrades.start(problem_id).to_dict()
+    return regrades.start(problem_id, started_by=user.id).to_dict()
 
 
 @router.get("/problems/{problem_id}/regrade")
 def read_regrade(problem_id: str, regrades: RegradesDep, user: StaffUser) -> dict[str, Any]:
-    """The latest regrade of the problem in this server process: status, progress, flipped verdicts."""
+    """The latest regrade of the problem: status (running, done, failed, interrupted), phase (preparing,
+    grading), done/total, an estimate of the time left (eta_s), and the attempts whose verdict flipped."""
     job = regrades.get(problem_id)
     if job is None:
         raise not_found(f"regrade of {problem_id!r}")
