@@ -172,7 +172,7 @@ def check_problem(loaded: LoadedProblem, settings: GraderSettings, result: Check
             result.errors.append(f"{at('alternatives', a_index, 'id')}: alternatives.{a_index}: alternative "
                                  f"{alternative.id!r} is not accepted ({alt_report.verdict.value}: "
                                  f"{alt_report.message}) {failing}")
-    result.errors += [f"{at(*loc)}: {message}" for loc, message in dimension_variety_errors(loaded, cases)]
+    result.errors += located_dimension_errors(loaded, cases)
     if len(problem.known_mistakes) < 3:
         result.warnings.append(f"only {len(problem.known_mistakes)} known mistakes (3 or more teach best)")
     try:
@@ -237,6 +237,13 @@ def _check_stage_mistake(label: str, mistake: KnownMistake, cases: list[CaseInpu
         result.errors.append(f"{label} is not rejected by the {stage} check on any hidden test")
     else:
         result.proofs.setdefault(stage, mistake.id)
+
+
+def located_dimension_errors(loaded: LoadedProblem, cases: list[CaseInput]) -> list[str]:
+    """`dimension_variety_errors` as `gradax check` prints them: "file:line: message", at the argument."""
+    text = loaded.source.decode("utf-8", errors="replace")
+    return [f"{loaded.path}:{line_of(text, loc)}: {message}"
+            for loc, message in dimension_variety_errors(loaded, cases)]
 
 
 def dimension_variety_errors(loaded: LoadedProblem, cases: list[CaseInput]) -> list[tuple[Loc, str]]:

@@ -1,5 +1,7 @@
 """Name the likely mistake: known wrong solutions matched by their outputs (or, for mistakes only a
-model stage rejects, by that stage's result), and Flax-version pitfalls matched by the error they raise.
+model stage rejects, by that stage's result), Flax-version pitfalls matched by the error they raise, and
+the pitfalls the dtype and model stages reveal, matched by the stage and its message, for a submission no
+known mistake of its problem resembles.
 """
 
 from __future__ import annotations
@@ -96,6 +98,113 @@ PITFALLS: tuple[Pitfall, ...] = (
         "`use_running_average=` when calling it).",
     ),
 )
+
+
+@dataclass(frozen=True)
+class StagePitfall:
+    id: str
+    stages: tuple[str, ...]
+    pattern: re.Pattern[str]  # searched in the failed test's message (graders/model_checks.py, dtypes.py)
+    advice: str
+
+
+# What the dtype and model stages reveal, bank-wide: the test's message says what differs, the advice says
+# where that usually comes from and why it matters for training. First match wins.
+STAGE_PITFALLS: tuple[StagePitfall, ...] = (
+    StagePitfall(
+        "reduced-precision",
+        ("dtype", "state"),
+        re.compile(r"has dtype (bfloat16|float16|float8\w*), expected float(32|64)"),
+        "Something is held or computed in reduced precision: a layer built with `dtype=jnp.bfloat16` or "
+        "`param_dtype=jnp.bfloat16`, an input cast with `.astype(...)`, or a `jnp.array(..., dtype=...)`. "
+        "bfloat16 keeps 2-3 significant digits, so no tolerance meant for float32 can accept it. Leave the "
+        "layers' `dtype` and `param_dtype` at their float32 defaults (mixed precision is a choice for large "
+        "models on accelerators, made on purpose).",
+    ),
+    StagePitfall(
+        "integer-result",
+        ("dtype",),
+        re.compile(r"an integer where a float is expected"),
+        "The result became integers: `//` instead of `/`, `jnp.argmax` or `jnp.round` where values were "
+        "meant, or an array built from Python ints. Keep the computation in floats.",
+    ),
+    StagePitfall(
+        "plain-array-attribute",
+        ("state",),
+        re.compile(r"is a plain (jax\.Array|numpy array)|holds no state"),
+        "An array assigned to a module as it is (`self.w = jax.random.normal(...)`) is not an NNX Variable: "
+        "the forward pass can use it, but `nnx.state(model, nnx.Param)`, `nnx.grad` and "
+        "`nnx.Optimizer(model, tx, wrt=nnx.Param)` skip it, so training would never change it. Create "
+        "every trainable array as `nnx.Param(value)` and read it as `self.w[...]`; keep running statistics "
+        "in `nnx.BatchStat` and other state in an `nnx.Variable` (subclass).",
+    ),
+    StagePitfall(
+        "state-held-as-param",
+        ("state",),
+        re.compile(r"is an nnx\.Param, expected"),
+        "Everything held as `nnx.Param` is what optimizers train (`wrt=nnx.Param`): a counter, a running "
+        "statistic or a cache kept as a Param would be changed by every optimizer step. Give state that is "
+        "not trained its own Variable type (`nnx.BatchStat`, `nnx.Cache`, or a subclass of `nnx.Variable`).",
+    ),
+    StagePitfall(
+        "no-module",
+        ("state",),
+        re.compile(r"no nnx\.Module was built"),
+        "The computation is right, but it is written with plain arrays and functions: nothing holds the "
+        "parameters, so nothing could train them. Build the model as an `nnx.Module` (or the `nnx` layer "
+        "the statement names) whose parameters are `nnx.Param` attributes, then call it.",
+    ),
+    StagePitfall(
+        "blocked-gradient",
+        ("gradients",),
+        re.compile(r"is zero, though|no gradient reaches|blocks or bends|could not be computed"),
+        "Right values are not enough to train: the gradient must flow from the loss back to every parameter "
+        "(and input). `jax.lax.stop_gradient`, a value taken out of jax (`float(...)`, `.item()`, "
+        "`np.asarray`), a Param's value copied into a constant once, or a hard cast cut or bend that path, "
+        "and the forward pass does not show it. Compute everything from the Params, in jax, inside the call.",
+    ),
+    StagePitfall(
+        "retrace-every-step",
+        ("retrace",),
+        re.compile(r"traced jitted code \d+ times"),
+        "Every trace of a jitted function compiles it again, which costs far more than the step itself. The "
+        "usual causes: `nnx.jit(step)` (or `jax.jit`) written inside the loop, so each step makes a new "
+        "function with an empty cache; a Python number that changes every step passed as a static argument; "
+        "a new Module or Optimizer object each step. Make the jitted step once, outside the loop, and pass "
+        "changing numbers as arrays.",
+    ),
+    StagePitfall(
+        "rows-mixed",
+        ("batch_invariance",),
+        re.compile(r"changes with the other rows"),
+        "Each example of a batch must be computed from its own row alone: a statistic over axis 0 "
+        "(`x.mean(axis=0)`, `x.var(0)`, a norm without `axis=-1`) mixes the rows, so an answer depends on "
+        "what else is in the batch. Reduce over the feature axis (`axis=-1, keepdims=True`).",
+    ),
+    StagePitfall(
+        "batch-size-assumed",
+        ("batch_invariance",),
+        re.compile(r"do not squeeze|any batch size|differently structured"),
+        "The function assumes a batch size: `.squeeze()` drops a batch of one, and `reshape(2, ...)` or a "
+        "loop over a fixed count hard-codes it. Keep the batch axis and use `x.shape[0]` or `-1`.",
+    ),
+    StagePitfall(
+        "eval-ignored",
+        ("eval_determinism",),
+        re.compile(r"after `model\.eval\(\)`"),
+        "`model.eval()` switches every nnx.Dropout to deterministic and every nnx.BatchNorm to its running "
+        "averages, but only in layers that read their mode: a mask drawn with `jax.random` by hand, "
+        "`deterministic=False` or `use_running_average=False` passed at call time, or a layer kept outside "
+        "the model override it. Let the layers follow `.eval()` / `.train()`.",
+    ),
+)
+
+
+def stage_pitfall_for(stage: str | None, message: str | None) -> StagePitfall | None:
+    for pitfall in STAGE_PITFALLS:
+        if stage in pitfall.stages and pitfall.pattern.search(message or ""):
+            return pitfall
+    return None
 
 
 def pitfall_for(error_type: str, message: str) -> Pitfall | None:

@@ -319,6 +319,13 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
         found = _known_mistake(problem, report, reference, submission_outputs, submission_probes_by_test)
         if found is not None:
             report.diagnosis = found.message
+    if report.diagnosis is None:
+        # No known mistake of this problem: what the first test a dtype or model stage failed reveals.
+        for test in report.tests:
+            pitfall = diagnose.stage_pitfall_for(test.stage, test.message) if test.status == TestStatus.FAILED else None
+            if pitfall is not None:
+                report.diagnosis = pitfall.advice
+                break
     if report.verdict != Verdict.ACCEPTED:
         report.hints = list(problem.hints[:1])
     return report

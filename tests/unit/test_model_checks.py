@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from graders.compare import Comparison, Output
+from graders.compare import Comparison, Output, compare
+from graders.diagnose import STAGE_PITFALLS, stage_pitfall_for
 from graders.model_checks import (
     ProbeReport,
     StageContext,
@@ -227,3 +228,58 @@ def test_stage_order_state_before_values_gradients_after() -> None:
     assert staged(shape_failed, c).stage == "shape"
     assert staged(values_failed, c).stage == "values"  # the retrace budget only matters once values are right
     assert staged(Comparison(True, "values", "passed"), c).stage == "retrace"
+
+
+# ---------------------------------------------------------------- the diagnosis table of these stages
+
+def test_every_stage_pitfall_matches_a_real_stage_message() -> None:
+    """Each entry of graders/diagnose.py's STAGE_PITFALLS is found from a message the stages really write
+    (not a copy of it), and a message no entry covers gets none."""
+    want = state(kernel())
+    half = ModelState(roots=["M"], variables=[{"path": "kernel", "type": "Param", "base": "Param", "shape": [3, 4],
+                                               "dtype": "bfloat16"}])
+    counter = state(kernel("count", "Count", "Variable", []))
+    leaf = np.ones(2, np.float32)
+    out = Output(LEAF0, (leaf,))
+    x = np.ones((2, 3), np.float32)
+    grads = {"gradients": {"entries": [{"path": "x", "shape": [2, 3], "value": 1}]}}
+    full = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+    rows = {"batch_invariance": {"batch": 2, "rows": [{"row": 0, "tree": {"t": "leaf", "i": 1}}]}}
+    evals = {"eval_determinism": {"first": {"t": "leaf", "i": 1}, "second": {"t": "leaf", "i": 2}}}
+
+    def failed(comparison: Comparison | None) -> tuple[str, str]:
+        assert comparison is not None and not comparison.ok
+        return comparison.stage or "", comparison.message
+
+    real: dict[str, tuple[str, str | None]] = {
+        "plain-array-attribute": ("state", compare_state(state(kernel(type_="Array", base="array")), want, ANY,
+                                                         "same_kind", TOL, public=False)),
+        "state-held-as-param": ("state", compare_state(state(kernel("count", "Param", "Param", [])), counter, ANY,
+                                                       "same_kind", TOL, public=True)),
+        "no-module": ("state", compare_state(ModelState(roots=[], variables=[]), want, ANY, "same_kind", TOL, True)),
+        "blocked-gradient": failed(gradients_stage(ctx(LAYERNORM, Output(LEAF0, (x,)), Output(LEAF0, (x,)), grads,
+                                                       (x, np.zeros((2, 3), np.float32)), grads,
+                                                       (x, np.ones((2, 3), np.float32)), public=False))),
+        "retrace-every-step": failed(retrace_stage(ctx(JIT_STEP, out, out, {"retrace": {"traces": 3}}, out.leaves,
+                                                       {"retrace": {"traces": 1}}, out.leaves))),
+        "rows-mixed": failed(batch_invariance_stage(ctx(
+            LAYERNORM, Output(LEAF0, (full,)), Output(LEAF0, (full,)), rows, (full, np.array([[9.0, 2.0]], np.float32)),
+            rows, (full, full[0:1]), public=False))),
+        "batch-size-assumed": failed(batch_invariance_stage(ctx(
+            LAYERNORM, Output(LEAF0, (full,)), Output(LEAF0, (full,)), rows, (full, np.array([1.0, 2.0], np.float32)),
+            rows, (full, full[0:1])))),
+        "eval-ignored": failed(eval_determinism_stage(ctx(SEQUENTIAL, out, out, evals, (leaf, leaf, leaf * 0), evals,
+                                                          (leaf, leaf, leaf)))),
+    }
+    real["reduced-precision"] = failed(compare(Output({"t": "leaf", "i": 0, "d": "bfloat16"}, (leaf,)), out, TOL,
+                                               public=True))
+    real["integer-result"] = failed(compare(Output(LEAF0, (np.ones(2, np.int32),)), out, TOL, public=False))
+    state_dtype = ("state", compare_state(half, want, ANY, "same_kind", TOL, True))
+    for pitfall_id, (stage, message) in [*real.items(), ("reduced-precision", state_dtype)]:
+        found = stage_pitfall_for(stage, message)
+        assert found is not None and found.id == pitfall_id, (pitfall_id, stage, message)
+    assert {p.id for p in STAGE_PITFALLS} == set(real)
+    # The right words in another stage, or a stage's message no entry covers, get no advice.
+    assert stage_pitfall_for("values", real["rows-mixed"][1]) is None
+    assert stage_pitfall_for("state", "`w` should be named `kernel` (the statement names it)") is None
+    assert stage_pitfall_for(None, None) is None
