@@ -1,8 +1,16 @@
 # Row 38: a correct answer that is slow to compile (thousands of operations that change nothing), graded
-# while the machine is busy. Expect accepted: judged on its own CPU time, not on the wall clock.
+# while the machine is busy. Expect accepted: judged on its own CPU time, not on the wall clock. It also
+# computes for 1.5 CPU-s at import, so the run's CPU time does not hang on how fast this machine compiles
+# (a warm child with a fast compile used only 1 CPU-s, too little to outlast the limit on the wall clock).
+import time
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+_end = time.process_time() + 1.5
+while time.process_time() < _end:
+    pass
 
 
 @jax.jit
