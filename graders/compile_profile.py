@@ -12,16 +12,20 @@ A profile is data only: for each top-level (eager) dispatch the trusted referenc
 - `{"k": "prim", "n": primitive name, "p": params, "a": args}`: an eagerly applied primitive.
 No code and no values of the reference travel; python scalars passed as data become zeros.
 
-`record` runs in a trusted process of its own (`python -m graders.compile_profile`, like the reference
-runner); `replay` runs in a pool child before its submission arrives.
+`record` runs in a trusted process of its own (`python -m graders.compile_profile record`, like the
+reference runner), with no persistent compilation cache; `replay` runs in a pool child before its
+submission arrives, reading the replay cache (`replay_cache_dir`) that `fill_replay_cache` filled by
+replaying the same profile in another trusted process (`... compile_profile replay`) that loads no
+reference code. So the only programs a child can find on disk are library functions and primitives
+compiled for zeros of the profile's shapes: none defined in a reference solution (ATTACKS.md row 34).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,7 +38,7 @@ from graders.cases import CaseInput
 from graders.filelock import file_lock
 from graders.problem import LoadedProblem
 
-PROFILE_FORMAT = 4  # the recording format; replay-only changes need no new recording
+PROFILE_FORMAT = 5  # the stored format (5: replay_keys of the replay cache); replay-only changes need none
 MAX_ENTRIES = 400
 ALLOWED_MODULES = ("jax.", "jax", "flax.", "optax.", "jaxlib.")
 JAX_CACHE_SUFFIX = "-cache"  # jax._src.lru_cache stores key K as the file `K-cache`
@@ -267,8 +271,13 @@ def profile_key(reference_key: str) -> str:
 
 
 def replay_cache_dir(cache_dir: Path) -> Path:
-    """The persistent compilation cache the warm children read (bound read-only into the sandbox)."""
-    return cache_dir / "jax"
+    """The persistent compilation cache the warm children read (bound read-only into the sandbox).
+
+    Filled only by `fill_replay_cache` (library functions and primitives replayed on zeros by a trusted
+    process), and apart from anything else the trusted side compiles. (`<cache>/jax`, which the reference's
+    recording filled until 2026-12, is no longer read or bound.)
+    """
+    return cache_dir / "jax-replay"
 
 
 class ProfileCache:
@@ -288,7 +297,7 @@ class ProfileCache:
         """Whether this version's profile is on disk with every compiled program it needs (file checks)."""
         path = self._path(loaded)
         try:
-            return self._compiled(json.loads(path.read_text())["cache_keys"])
+            return self._compiled(json.loads(path.read_text())["replay_keys"])
         except (OSError, ValueError, KeyError, TypeError):
             return False
 
@@ -311,94 +320,96 @@ class ProfileCache:
 
     def _load_or_record(self, loaded: LoadedProblem, cases: list[CaseInput], path: Path) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] | None = None
-        if path.exists():
-            try:
-                stored = json.loads(path.read_text())
-                entries = stored["entries"]
-                if not self._compiled(stored["cache_keys"]):
-                    # The profile outlived the compilation cache (wiped, or written under another
-                    # data dir): without its entries every warm child would compile everything
-                    # again (~2.5 CPU-s instead of ~0.5), so record again, which refills the cache.
-                    entries = None
-            except (OSError, ValueError, KeyError, TypeError):
-                entries = None
+        replay_keys: list[str] | None = None
+        try:
+            stored = json.loads(path.read_text())
+            entries, replay_keys = stored["entries"], stored["replay_keys"]
+        except (OSError, ValueError, KeyError, TypeError):
+            entries = None
         if entries is None:
-            entries, cache_keys = record_profile(loaded, cases, self.jax_cache_dir)
+            entries = record_profile(loaded, cases)
+        if replay_keys is None or not self._compiled(replay_keys):
+            # New, or the profile outlived the replay cache (wiped, or written under another data dir):
+            # without its programs every warm child would compile everything again (~2.5 CPU-s instead
+            # of ~0.5), so replay it again into the cache; the recording itself stays valid.
+            replay_keys = fill_replay_cache(entries, self.jax_cache_dir)
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             with os.fdopen(fd, "w") as fh:
                 json.dump({"format": PROFILE_FORMAT, "problem": loaded.id, "entries": entries,
-                           "cache_keys": cache_keys}, fh)
+                           "replay_keys": replay_keys}, fh)
             os.replace(tmp, path)
         return entries
 
-    def _compiled(self, cache_keys: list[str]) -> bool:
-        """Whether every executable the recording used is still in the persistent compilation cache."""
-        return all((self.jax_cache_dir / f"{name}{JAX_CACHE_SUFFIX}").is_file() for name in cache_keys)
+    def _compiled(self, keys: list[str]) -> bool:
+        """Whether every program the profile's replay compiled is still in the replay cache."""
+        return all((self.jax_cache_dir / f"{name}{JAX_CACHE_SUFFIX}").is_file() for name in keys)
 
 
-def record_profile(loaded: LoadedProblem, cases: list[CaseInput], jax_cache_dir: Path,
-                   timeout_s: float = 300.0) -> tuple[list[dict[str, Any]], list[str]]:
-    """Run the reference once in a trusted process of its own with the recorder installed.
-
-    The run also fills the persistent compilation cache the pool children read (read-only). Returns the
-    profile and the persistent-cache keys the run used, so a later load can tell the cache was lost.
-    """
-    from graders.reference import build_request, reference_probes
+def _trusted_env(**extra: str) -> dict[str, str]:
     from graders.sandbox import GRADERS_DIR
 
-    jax_cache_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(jax_cache_dir, 0o755)
+    return {"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", "HOME": "/tmp", "LANG": "C.UTF-8",
+            "PYTHONPATH": str(GRADERS_DIR.parent), "PYTHONHASHSEED": "0", **extra}
+
+
+def record_profile(loaded: LoadedProblem, cases: list[CaseInput], timeout_s: float = 300.0) -> list[dict[str, Any]]:
+    """Run the reference once in a trusted process of its own with the recorder installed.
+
+    No persistent compilation cache in that process: what it compiles comes from reference code (its own
+    jitted functions, transforms of them) and must never reach a cache a warm child can read.
+    """
+    from graders.reference import build_request, reference_probes
+
     # With the probes a submission is graded with (model state, transform checks), so they are warm too.
     request = build_request(loaded, cases, [loaded.reference_source.decode("utf-8")], output_budget=256 * 2**20,
                             probes=reference_probes(loaded))
-    env = {"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", "HOME": "/tmp", "LANG": "C.UTF-8",
-           "PYTHONPATH": str(GRADERS_DIR.parent), "GRADAX_JAX_CACHE_DIR": str(jax_cache_dir),
-           "PYTHONHASHSEED": "0"}
-    proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile"], input=request,
-                          capture_output=True, env=env, cwd="/tmp", timeout=timeout_s)
+    proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile", "record"], input=request,
+                          capture_output=True, env=_trusted_env(), cwd="/tmp", timeout=timeout_s)
     if proc.returncode != 0:
         raise RuntimeError(f"{loaded.id}: recording the compile profile failed: "
                            f"{proc.stderr.decode('utf-8', 'replace')[-2000:]}")
-    recorded = json.loads(proc.stdout)
-    entries: list[dict[str, Any]] = recorded["entries"]
-    cache_keys: list[str] = recorded["cache_keys"]
-    # Files the child reads must be readable by the unprivileged sandbox user.
-    for root, dirs, files in os.walk(jax_cache_dir):
-        for name in dirs:
-            os.chmod(os.path.join(root, name), 0o755)
-        for name in files:
-            os.chmod(os.path.join(root, name), 0o644)
-    return entries, cache_keys
+    entries: list[dict[str, Any]] = json.loads(proc.stdout)["entries"]
+    return entries
 
 
-class _CacheKeyLog(logging.Handler):
-    """Collects the persistent-cache key of every executable JAX looks up (hit or miss) in this process."""
+def fill_replay_cache(entries: list[dict[str, Any]], replay_dir: Path, timeout_s: float = 300.0) -> list[str]:
+    """Replay a profile in a trusted process that loads no reference code, and publish what it compiled.
 
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.keys: list[str] = []
+    The replay cache is what warm children read, so it holds only programs of library functions and
+    primitives run on zeros (ATTACKS.md row 34): the process runs `generic_warmup` and `replay`, nothing
+    else. It compiles into a staging directory of its own; each new program is then moved into the replay
+    cache with a rename (JAX writes cache files in place, so a child or another filler reading the shared
+    directory could otherwise see half a file). Returns the cache keys of the replay's programs.
+    """
+    replay_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(replay_dir, 0o755)
+    staging = Path(tempfile.mkdtemp(dir=replay_dir.parent, prefix=f".{replay_dir.name}-staging-"))
+    try:
+        proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile", "replay"],
+                              input=json.dumps(entries).encode(), capture_output=True,
+                              env=_trusted_env(GRADAX_JAX_CACHE_DIR=str(staging)), cwd="/tmp", timeout=timeout_s)
+        if proc.returncode != 0:
+            stderr = proc.stderr.decode("utf-8", "replace")[-2000:]
+            raise RuntimeError(f"replaying the compile profile into the replay cache failed: {stderr}")
+        keys: list[str] = []
+        for item in sorted(staging.iterdir()):
+            if not item.name.endswith(JAX_CACHE_SUFFIX) or not item.is_file():
+                continue
+            keys.append(item.name[: -len(JAX_CACHE_SUFFIX)])
+            target = replay_dir / item.name
+            if not target.exists():
+                os.chmod(item, 0o644)  # read by the sandbox's unprivileged user
+                os.replace(item, target)
+        return keys
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
-    def emit(self, record: logging.LogRecord) -> None:
-        message = str(record.msg)
-        if message.startswith(("Persistent compilation cache hit", "PERSISTENT COMPILATION CACHE MISS")):
-            args = record.args if isinstance(record.args, tuple) else ()
-            if len(args) == 2 and isinstance(args[1], str) and args[1] not in self.keys:
-                self.keys.append(args[1])
 
-
-def main() -> None:
+def _record() -> None:
     """Trusted: read a reference request on stdin, run program 0 on every test, print the profile."""
     from graders import harness, model_probe
 
-    cache_dir = os.environ.get("GRADAX_JAX_CACHE_DIR")
-    if cache_dir:
-        configure_persistent_cache(cache_dir)
-    keys = _CacheKeyLog()
-    compiler_log = logging.getLogger("jax._src.compiler")
-    compiler_log.addHandler(keys)
-    compiler_log.setLevel(logging.DEBUG)
-    compiler_log.propagate = False  # collected, not printed
     harness.import_libraries()
     generic_warmup()
     entries: list[dict[str, Any]] = []
@@ -413,8 +424,24 @@ def main() -> None:
         namespace = sys.modules["submission"].__dict__
         for test in header["tests"]:
             harness.run_test(fn, test, request.arrays, int(header.get("output_budget", 2**24)), probes, namespace)
-    sys.stdout.write(json.dumps({"entries": entries, "cache_keys": keys.keys}))
+    sys.stdout.write(json.dumps({"entries": entries}))
     sys.stdout.flush()
+
+
+def _replay_into_cache() -> None:
+    """Trusted: replay the profile on stdin with the persistent cache on, exactly as a warm child does."""
+    from graders import harness
+
+    configure_persistent_cache(os.environ["GRADAX_JAX_CACHE_DIR"])
+    harness.import_libraries()
+    entries = json.load(sys.stdin)
+    generic_warmup()
+    sys.stdout.write(json.dumps(replay(entries)))
+    sys.stdout.flush()
+
+
+def main() -> None:
+    {"record": _record, "replay": _replay_into_cache}[sys.argv[1]]()
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ one request; it has its own PID, mount, network and IPC namespaces, its own tmpf
 /dev/shm, no capabilities, `no_new_privs`, the cold harness's seccomp filter (on every thread); the
 host moves it into a fresh per-run cgroup (v1 or v2: memory, pids, CPU accounting, whole-group kill)
 before writing the request, i.e. before any submitted code runs; time and CPU are watched from outside exactly as
-for a cold run; results come only over the pipe the host created. The persistent compilation cache
-is bound read-only; only trusted processes write it.
+for a cold run; results come only over the pipe the host created. The only persistent compilation
+cache a child sees is the replay cache, bound read-only: programs of library functions and primitives that a
+trusted process compiled by replaying compile profiles on zeros, never anything compiled from reference or
+submitted code (graders/compile_profile.py `fill_replay_cache`; ATTACKS.md row 34).
 
 When the pool is unhealthy (bwrap or the zygote cannot start, the zygote died), `execute` falls back
 to the cold path for that submission and the pool restarts the zygote in the background.

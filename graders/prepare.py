@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -81,6 +82,9 @@ def ensure_data_dirs(settings: GraderSettings) -> None:
     replay.mkdir(parents=True, exist_ok=True)
     os.chmod(replay, 0o755)  # read by the sandbox's unprivileged user
     (settings.cache_dir / "reference").mkdir(parents=True, exist_ok=True)
+    # Before 2026-12 the pool bound `<cache>/jax`, which the reference's own recording filled (programs
+    # compiled from reference code, ATTACKS.md row 34). Nothing reads it any more.
+    shutil.rmtree(settings.cache_dir / "jax", ignore_errors=True)
 
 
 def problem_lock(settings: GraderSettings, problem_id: str) -> AbstractContextManager[None]:

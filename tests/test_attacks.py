@@ -489,3 +489,45 @@ def test_a_correct_answer_on_a_busy_machine_is_judged_on_its_own_cpu_time(run: R
     # The point of the row: on the wall clock this run took longer than its limit (a wall-clock limit
     # would have called a correct answer a time limit), and that was not held against it.
     assert usage["wall_s"] > limits["cpu_s"], usage
+
+
+# A reference that jits a function of its own: the trusted side compiles it (reference run, profile
+# recording). Before the replay cache, that program was in the cache every warm child could read.
+JITTED_REFERENCE = '''"""nnx-module-basics' reference, its forward pass jitted under a name no library has."""
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+class Projection(nnx.Module):
+    def __init__(self, in_features, out_features, *, rngs):
+        self.kernel = nnx.Param(jax.random.normal(rngs.params(), (in_features, out_features))
+                                * (1.0 / jnp.sqrt(in_features)))
+
+
+@jax.jit
+def gradax_reference_only_helper(x, kernel):
+    return x @ kernel
+
+
+def module_basics_forward(seed, x, features):
+    model = Projection(x.shape[-1], int(features), rngs=nnx.Rngs(int(seed)))
+    return gradax_reference_only_helper(x, model.kernel[...])
+'''
+
+
+def test_warm_children_see_no_program_compiled_from_the_reference(run: Run, listener: Listener, data_dir: Path,
+                                                                  tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Row 34: the submission deserializes every compile-cache entry it can read and looks for the reference's
+    own (jitted) function in the programs. Warm: it reads the replay cache (programs there), finds nothing."""
+    problems = _problem_copy(tmp_path_factory.mktemp("row34"), None, None)
+    (problems.parent / "reference_solutions" / REFERENCE.name).write_text(JITTED_REFERENCE)
+    marker = f"gxatk{uuid.uuid4().hex[:12]}"
+    report, result = run.grade(render("34_read_compile_cache", marker, listener.port, data_dir), problems=problems)
+    assert report["verdict"] == "accepted", json.dumps(report, indent=1)[:4000]
+    read = re.search(r"compile cache: (\d+) programs read, reference names found: \[\]", report["stdout"])
+    assert read is not None, report["stdout"]
+    if run.pool == "warm":  # the replay cache is mounted and readable: the search did look at programs
+        assert int(read.group(1)) > 0, report["stdout"]
+    run.assert_no_secret(result)
+    assert marker_files(marker, data_dir) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from graders.cases import build_cases
-from graders.compile_profile import ProfileCache
+from graders.compile_profile import ProfileCache, replay_cache_dir
 from graders.problem import ProblemBank
 
 pytestmark = [pytest.mark.slow]
@@ -17,24 +18,63 @@ pytestmark = [pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_a_profile_whose_compilation_cache_was_lost_is_recorded_again(tmp_path: Path) -> None:
+def test_the_replay_cache_holds_only_library_programs_and_is_refilled_without_recording(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ATTACKS.md row 34: what warm children can read holds no program compiled from reference code.
+
+    `nnx-jit-train-step`'s reference jits its own `train_step` (with `loss_fn` inside): the trusted side
+    compiles it, but only library functions and primitives replayed on zeros reach the replay cache.
+    """
     bank = ProblemBank(ROOT / "problems")
-    loaded = bank.get("nnx-module-basics")
+    loaded = bank.get("nnx-jit-train-step")
     assert loaded is not None
     cases = build_cases(loaded.problem)
-    first = ProfileCache(tmp_path)
-    entries = first.get(loaded, cases)
+    entries = ProfileCache(tmp_path).get(loaded, cases)
     stored = json.loads(next((tmp_path / "reference" / loaded.id).glob("*.profile.json")).read_text())
-    keys = stored["cache_keys"]
-    # Every executable the recording looked up is a file the sandboxed children can read.
-    assert entries and len(keys) >= len({json.dumps(e, sort_keys=True) for e in entries})
-    assert all((tmp_path / "jax" / f"{k}-cache").is_file() for k in keys)
-    assert any(k.startswith("jit_matmul-") for k in keys)
+    keys = stored["replay_keys"]
+    replay_dir = replay_cache_dir(tmp_path)
+    on_disk = sorted(p.name.removesuffix("-cache") for p in replay_dir.iterdir())
+    assert entries and on_disk == sorted(keys)  # nothing but what the replay compiled
+    assert not (tmp_path / "jax").exists()  # and no other cache beside it
+    library = {f"jit_{e['n']}" for e in entries} | {"jit_add"}  # generic_warmup adds one array to a number
+    assert {k.rsplit("-", 1)[0] for k in keys} <= library, keys
+    defined = {node.name for node in ast.walk(ast.parse(loaded.reference_source))
+               if isinstance(node, ast.FunctionDef | ast.ClassDef)}
+    assert {"train_step", "loss_fn"} <= defined
+    for name, hlo in _programs(replay_dir):
+        assert not [d for d in defined if d in hlo], (name, defined)
 
-    shutil.rmtree(tmp_path / "jax")  # e.g. the cache was wiped, or the profile was copied without it
-    again = ProfileCache(tmp_path).get(loaded, cases)
-    assert again == entries
-    assert all((tmp_path / "jax" / f"{k}-cache").is_file() for k in keys)
+    # The cache wiped (or the profile copied without it): replayed again, not recorded again.
+    shutil.rmtree(replay_dir)
+
+    def no_recording(*args: object, **kwargs: object) -> None:
+        raise AssertionError("recorded again although only the replay cache was lost")
+
+    monkeypatch.setattr("graders.compile_profile.record_profile", no_recording)
+    assert ProfileCache(tmp_path).get(loaded, cases) == entries
+    assert sorted(p.name.removesuffix("-cache") for p in replay_dir.iterdir()) == on_disk
+    assert ProfileCache(tmp_path).is_stored(loaded)
+
+
+def _programs(directory: Path) -> list[tuple[str, str]]:
+    """Each cache entry's program as HLO text, deserialized as a child could (in a process of its own)."""
+    import subprocess
+    import sys
+
+    script = r"""
+import json, os, sys
+from jax._src import compilation_cache as cc, xla_bridge
+backend = xla_bridge.get_backend()
+out = []
+for name in sorted(os.listdir(sys.argv[1])):
+    raw = open(os.path.join(sys.argv[1], name), "rb").read()
+    exe, _ = cc.extract_executable_and_time(cc.decompress_executable(raw))
+    program = backend.deserialize_executable(exe, backend.devices()[:1], None)
+    out.append((name, chr(10).join(m.to_string() for m in program.hlo_modules())))
+print(json.dumps(out))
+"""
+    proc = subprocess.run([sys.executable, "-c", script, str(directory)], capture_output=True, check=True, timeout=300)
+    return [tuple(p) for p in json.loads(proc.stdout)]
 
 
 def test_an_intact_profile_is_read_not_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,6 +88,7 @@ def test_an_intact_profile_is_read_not_recorded(tmp_path: Path, monkeypatch: pyt
         raise AssertionError("recorded again although profile and cache are intact")
 
     monkeypatch.setattr("graders.compile_profile.record_profile", no_recording)
+    monkeypatch.setattr("graders.compile_profile.fill_replay_cache", no_recording)
     assert ProfileCache(tmp_path).get(loaded, cases) == entries
 
 
@@ -84,7 +125,8 @@ def test_after_the_replay_the_reference_compiles_nothing(problem: str, tmp_path:
     cases = build_cases(loaded.problem)
     entries = ProfileCache(tmp_path).get(loaded, cases)
     request = build_request(loaded, cases, [loaded.reference_source.decode()], output_budget=2**26)
-    proc = subprocess.run([sys.executable, "-c", REPLAY_THEN_REFERENCE, json.dumps(entries), str(tmp_path / "jax")],
+    proc = subprocess.run([sys.executable, "-c", REPLAY_THEN_REFERENCE, json.dumps(entries),
+                           str(replay_cache_dir(tmp_path))],
                           input=request, capture_output=True, cwd=ROOT, timeout=300, check=True)
     result = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     assert result["replayed"]["replayed"] == len(entries) and result["replayed"]["failed"] == 0

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from graders import pool as pool_module
+from graders.compile_profile import replay_cache_dir
 from graders.engine import ColdExecutor, Grader
 from graders.pool import WarmPool
 from graders.problem import ProblemBank
@@ -327,9 +328,9 @@ def test_the_default_relative_data_dir_starts_the_pool(tmp_path: Path, monkeypat
     monkeypatch.delenv("GRADAX_DATA_DIR", raising=False)
     relative = GraderSettings()
     assert relative.data_dir == tmp_path / ".gradax" and relative.cache_dir.is_absolute()
-    (relative.cache_dir / "jax").mkdir(parents=True)
+    replay_cache_dir(relative.cache_dir).mkdir(parents=True)
     monkeypatch.chdir("/")  # the server may be asked from anywhere once started
-    zygote = pool_module.Zygote(relative.cache_dir / "jax", generation=1)
+    zygote = pool_module.Zygote(replay_cache_dir(relative.cache_dir), generation=1)
     try:
         assert zygote.alive()
     finally:
