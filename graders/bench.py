@@ -6,17 +6,23 @@ Paths measured on the same correct `nnx-module-basics` submission, in this order
 - cold: `Grader.grade` with a fresh sandboxed Python per submission (what `gradax grade` does);
 - warm: `Grader.grade` through the warm pool, exactly the executor the server uses
   (`graders.pool.make_executor`), one submission at a time, then N threads at once for throughput;
-- http (with `--url`): from `POST /api/v1/submissions` to a `done` verdict against a running server.
+- http (with `--url`): from `POST /api/v1/submissions` to a `done` verdict against a running server;
+- warm_no_model_checks (with `--without-model-checks`): the same submission on a copy of the problem with its
+  model checks off, interleaved with the warm path one for one, so both see the same load: the difference is
+  what the state and transform checks cost a submission.
 Memory is the pool's cgroup usage (zygote + warming/ready children + running children), sampled.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import queue
+import shutil
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -58,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="also measure HTTP submit-to-verdict against this running server")
     parser.add_argument("--token", help="bearer token for --url (default: register a fresh user)")
     parser.add_argument("--http-only", action="store_true", help="measure only the HTTP path")
+    parser.add_argument("--without-model-checks", action="store_true",
+                        help="also grade, interleaved with the warm path, a copy of the problem with state_checks: "
+                             "false and no transform_checks (what the model checks cost)")
     parser.add_argument("--pause", type=float, default=1.0,
                         help="seconds between sequential HTTP submissions (the pool refills meanwhile)")
 
@@ -178,6 +187,43 @@ def run_grader(name: str, grader: Any, problem: str, code: str, count: int, note
     return result
 
 
+def run_interleaved(runs: list[tuple[str, Any, str, str]], code: str, count: int,
+                    before_each: Callable[[], object]) -> list[PathResult]:
+    """Several (name, grader, problem, note) paths one submission each in turn, `count` rounds: load that
+    changes during the run falls on every path alike, so their difference is what differs between them."""
+    results = [PathResult(name, note=note) for name, _, _, note in runs]
+    for _ in range(count):
+        for result, (_, grader, problem, _) in zip(results, runs, strict=True):
+            before_each()  # untimed
+            start = time.perf_counter()
+            report = grader.grade(problem, code)
+            result.add((time.perf_counter() - start) * 1000, report.verdict.value)
+            result.add_parts(report.timings)
+    return results
+
+
+def without_model_checks(loaded: Any, directory: Path) -> Any:
+    """A copy of a problem (id `<id>-no-model-checks`) with its state and transform checks off and the known
+    mistakes only those checks prove dropped, in a bank of its own under `directory`."""
+    import yaml
+
+    from graders.problem import ProblemBank
+
+    data = yaml.safe_load(loaded.source)
+    data["id"] = f"{loaded.id}-no-model-checks"
+    data["state_checks"] = False
+    data.pop("transform_checks", None)
+    data["known_mistakes"] = [m for m in data.get("known_mistakes", []) if m.get("rejected_by", "outputs") == "outputs"]
+    (directory / "problems").mkdir(parents=True, exist_ok=True)
+    (directory / "reference_solutions").mkdir(exist_ok=True)
+    (directory / "problems" / f"{data['id']}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    (directory / "reference_solutions" / f"{data['id'].replace('-', '_')}.py").write_bytes(loaded.reference_source)
+    bank = ProblemBank(directory / "problems")
+    if bank.errors:
+        raise BenchError(f"the copy without model checks does not load: {next(iter(bank.errors.values()))}")
+    return bank
+
+
 def run_concurrent(submit: Callable[[], str], total: int, concurrency: int) -> tuple[PathResult, float]:
     result = PathResult("concurrent")
     lock = threading.Lock()
@@ -254,7 +300,11 @@ def run_bench(args: argparse.Namespace) -> int:
             print(f"gradax bench: {exc}", file=sys.stderr)
             return 2
     if not getattr(args, "http_only", False):
-        out.update(_bench_engine(args, problem, code, throughput_n))
+        try:
+            out.update(_bench_engine(args, problem, code, throughput_n))
+        except BenchError as exc:
+            print(f"gradax bench: {exc}", file=sys.stderr)
+            return 2
     _verdicts_ok = _report(out, as_json=args.json)
     return 0 if _verdicts_ok else 1
 
@@ -299,6 +349,12 @@ def _bench_engine(args: argparse.Namespace, problem: str, code: str, throughput_
         raise SystemExit(2)
     executor = make_executor(settings)
     warm = Grader(bank, settings, executor=executor)
+    off_bank = None
+    if getattr(args, "without_model_checks", False):
+        scratch = Path(tempfile.mkdtemp(prefix="gradax-bench-"))
+        atexit.register(shutil.rmtree, scratch, True)
+        off_bank = without_model_checks(loaded, scratch)
+    off_loaded = off_bank.get(f"{problem}-no-model-checks") if off_bank is not None else None
     cold = Grader(bank, settings, executor=ColdExecutor(sandboxed=settings.sandbox != "none"))
     paths: dict[str, Any] = {}
     cold.grade(problem, code)  # reference outputs computed once, outside every measurement
@@ -312,6 +368,8 @@ def _bench_engine(args: argparse.Namespace, problem: str, code: str, throughput_
         result["warm_error"] = f"the warm pool is off or unavailable here ({type(executor).__name__})"
         return result
     pool = executor
+    warm_note = ("Grader.grade through the warm pool (the server's path), one at a time, each submitted when a "
+                 "warm child is ready")
     try:
         start = time.perf_counter()
         pool.prewarm(loaded, warm.limits_for(loaded))
@@ -323,14 +381,31 @@ def _bench_engine(args: argparse.Namespace, problem: str, code: str, throughput_
             warm.grade(problem, code)  # first child after start-up, not counted
             # Latency "on a warm server": each timed submission starts once a warm child is ready (the
             # pool refills between submissions); the concurrent phase below measures the sustained rate.
-            sequential = run_grader("warm", warm, problem, code, args.submissions,
-                                    "Grader.grade through the warm pool (the server's path), one at a time, "
-                                    "each submitted when a warm child is ready",
-                                    before_each=lambda: pool.wait_ready(loaded, 1, timeout=120))
+            off: PathResult | None = None
+            if off_bank is None or off_loaded is None:
+                sequential = run_grader("warm", warm, problem, code, args.submissions, warm_note,
+                                        before_each=lambda: pool.wait_ready(loaded, 1, timeout=120))
+            else:
+                warm_off = Grader(off_bank, settings, executor=executor)
+                pool.prewarm(off_loaded, warm_off.limits_for(off_loaded))
+                warm_off.grade(off_loaded.id, code)  # its reference outputs and first child, not counted
+
+                def both_ready() -> None:  # nothing warms while a timed submission runs
+                    pool.wait_ready(loaded, 1, timeout=120)
+                    pool.wait_ready(off_loaded, 1, timeout=120)
+
+                sequential, off = run_interleaved(
+                    [("warm", warm, problem, warm_note),
+                     ("warm_no_model_checks", warm_off, off_loaded.id,
+                      "the same, on a copy of the problem with state_checks: false and no transform_checks, "
+                      "interleaved one for one with warm")], code, args.submissions, both_ready)
+                result["model_checks_cost_ms"] = model_checks_cost(sequential, off)
             pool.wait_ready(loaded, 1, timeout=60)
             concurrent, rate = run_concurrent(lambda: warm.grade(problem, code).verdict.value, throughput_n,
                                               args.concurrency)
         paths["warm"] = sequential.to_json()
+        if off is not None:
+            paths["warm_no_model_checks"] = off.to_json()
         paths["warm_concurrent"] = concurrent.to_json()
         result["throughput_per_s"] = round(rate, 2)
         result["concurrency"] = args.concurrency
@@ -343,6 +418,17 @@ def _bench_engine(args: argparse.Namespace, problem: str, code: str, throughput_
     finally:
         pool.close()
     return result
+
+
+def model_checks_cost(on: PathResult, off: PathResult) -> dict[str, float | None]:
+    """What the model checks add to a warm submission: the median of the one-for-one differences (each pair
+    graded back to back), the p50s' difference, and the parts the reports time (child probes, parent stages)."""
+    pairs = [a - b for a, b in zip(on.latencies_ms, off.latencies_ms, strict=False)]
+    parts = {key: _r(percentile(values, 50), 2) for key, values in on.parts.items()
+             if key in ("probes_ms", "probes_cpu_ms", "model_stages_ms")}
+    return {"paired_median_ms": _r(statistics.median(pairs)) if pairs else None,
+            "p50_difference_ms": _r(on.p50 - off.p50) if on.p50 is not None and off.p50 is not None else None,
+            **{f"{key}_p50": value for key, value in parts.items()}}
 
 
 def _report(out: dict[str, Any], as_json: bool) -> bool:
@@ -381,6 +467,9 @@ def _report(out: dict[str, Any], as_json: bool) -> bool:
         print(f"{name:18} {p['n']:>4} {_fmt(p['p50_ms']):>9} {_fmt(p['p95_ms']):>9}  {p['verdicts']}")
         if p.get("parts_p50_ms"):
             print(f"{'':18} parts (p50 ms): {p['parts_p50_ms']}")
+    if out.get("model_checks_cost_ms"):
+        print(f"model checks cost per submission (warm, interleaved with their copy turned off): "
+              f"{out['model_checks_cost_ms']}")
     if "warm_error" in out:
         print(out["warm_error"])
     if out.get("pool_memory_peak_mb") is not None:

@@ -19,9 +19,11 @@ def test_percentile_is_nearest_rank() -> None:
 
 
 def test_bench_measures_naive_cold_and_warm_paths_in_one_run(gradax) -> None:  # type: ignore[no-untyped-def]
+    """All paths in one run, and the warm path interleaved with the same problem's copy without model checks
+    (`--without-model-checks`: what the state checks cost)."""
     result = gradax("bench", "--submissions", "2", "--naive", "1", "--cold", "1", "--concurrency", "2",
-                    "--throughput", "2", "--json", env={"GRADAX_POOL_SIZE": "2", "GRADAX_POOL_PREFORK": "1"},
-                    timeout=900)
+                    "--throughput", "2", "--without-model-checks", "--json",
+                    env={"GRADAX_POOL_SIZE": "3", "GRADAX_POOL_PREFORK": "1"}, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.json()
     paths = out["paths"]
@@ -35,3 +37,11 @@ def test_bench_measures_naive_cold_and_warm_paths_in_one_run(gradax) -> None:  #
     assert out["pool"]["stats"]["warm"] >= 4
     assert set(out["targets"]) == {"p50_ms", "ratio", "throughput_per_s"}
     assert out["ratio_naive_over_warm"] == pytest.approx(paths["naive"]["p50_ms"] / paths["warm"]["p50_ms"], rel=0.01)
+    # The copy really runs no model checks (no probe time in its reports), the problem itself does.
+    off = paths["warm_no_model_checks"]
+    assert off["verdicts"] == {"accepted": 2}
+    assert "probes_cpu_ms" in paths["warm"]["parts_p50_ms"] and "probes_cpu_ms" not in off["parts_p50_ms"]
+    cost = out["model_checks_cost_ms"]
+    assert cost["probes_cpu_ms_p50"] == paths["warm"]["parts_p50_ms"]["probes_cpu_ms"]
+    assert cost["p50_difference_ms"] == pytest.approx(paths["warm"]["p50_ms"] - off["p50_ms"], abs=0.11)
+    assert isinstance(cost["paired_median_ms"], float)
