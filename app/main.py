@@ -23,11 +23,12 @@ from app.core.throttle import AuthGuard
 from app.db import make_engine, make_session_factory
 from app.errors import AppError
 from app.grading.backend import build_grader, close_grader
-from app.grading.capacity import measure
+from app.grading.capacity import available_cores, measure
 from app.grading.celery_app import BrokerProbe
 from app.grading.completions import Completions, RedisRelay
 from app.grading.dispatcher import Dispatcher
 from app.grading.inprocess_dispatcher import InProcessDispatcher
+from app.grading.preparation import BankPreparation
 from app.grading.queue_dispatcher import QueueDispatcher
 from app.lti.app import LtiRuntime
 from app.lti.routes import router as lti_router
@@ -123,7 +124,10 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
         log.info("grading: %d at once (GRADAX_GRADING_WORKERS; this machine: %s)", settings.grading_workers,
                  measure(settings.grading_slot_memory_mb).describe())
     grader = build_grader(settings, bank)
-    preparer = Preparer(settings)
+    embedded = settings.grading_backend == "inprocess" and settings.grading_workers > 0
+    # Background preparation where this process grades; half the cores, so students' gradings keep the rest.
+    preparation = BankPreparation(bank, Preparer(settings), workers=max(1, available_cores() // 2),
+                                  background=embedded and settings.prepare_in_background)
     dispatcher: Dispatcher
     completions = Completions(per_user=settings.long_polls_per_user)
     broker_probe: BrokerProbe | None = None
@@ -136,7 +140,8 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
         dispatcher = InProcessDispatcher(session_factory, grader, workers=settings.grading_workers,
                                          retries=settings.grading_retries, lease_s=settings.grading_lease_s,
                                          sweep_interval_s=min(settings.sweep_interval_s, 2.0),
-                                         fair=settings.fair_share(), on_done=completions.notify)
+                                         fair=settings.fair_share(), on_done=completions.notify,
+                                         prepare=preparation.ensure)
     register_state_metrics(session_factory=session_factory,
                            broker_length=broker_probe.queue_length if broker_probe else None)
     if settings.grading_backend == "inprocess":
@@ -146,10 +151,13 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The directories the sandbox binds exist before the zygote starts (a fresh data dir raced here), and
+        # the bank is prepared in the background from now on.
+        preparation.start()
         dispatcher.start()
         lti.start()
         start_pool = getattr(grader.executor, "start", None)  # the warm pool: its zygote starts now
-        if settings.grading_backend == "inprocess" and settings.grading_workers > 0 and callable(start_pool):
+        if embedded and callable(start_pool):
             start_pool()
         if relay is not None:
             relay.start()
@@ -159,6 +167,7 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
             if relay is not None:
                 relay.stop()
             lti.stop()
+            preparation.stop()
             dispatcher.stop(timeout=settings.shutdown_grace_s)
             close_grader(grader)
             engine.dispose()
@@ -175,6 +184,7 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     app.state.dispatcher = dispatcher
     app.state.grading_slots = settings.grading_workers if settings.grading_backend == "inprocess" else None
     app.state.completions = completions
+    app.state.preparation = preparation
     app.state.done_relay = relay
     app.state.broker_probe = broker_probe
     app.state.lti_platform_keys = lti.platform_keys
@@ -183,7 +193,7 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
                                      per_username=settings.auth_rate_per_username,
                                      hash_slots=settings.password_hash_slots, hash_wait_s=settings.password_hash_wait_s)
     regrades = RegradeJobs(session_factory, grader, lease_s=settings.grading_lease_s,
-                           workers=max(1, settings.grading_workers), prepare=preparer.prepare_one,
+                           workers=max(1, settings.grading_workers), prepare=preparation.ensure,
                            students_grading=dispatcher.grading if isinstance(dispatcher, InProcessDispatcher)
                            else None)
     regrades.recover()

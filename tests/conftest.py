@@ -17,6 +17,10 @@ from small_bank import SmallBank, make_small_bank
 ROOT = Path(__file__).resolve().parent.parent
 PROBLEMS = ROOT / "problems"
 GRADAX = Path(sys.executable).parent / "gradax"
+# A server started by a test (in process or `gradax serve`, which inherits this) does not prepare the whole
+# real bank in the background (minutes of trusted runs competing with the suite); the tests of background
+# preparation turn it on for banks of their own (tests/api/test_preparation.py, tests/browser/test_waiting.py).
+os.environ.setdefault("GRADAX_PREPARE_IN_BACKGROUND", "false")
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from app.errors import AppError
 from app.grading.celery_app import BrokerProbe
 from app.grading.completions import Completions
 from app.grading.dispatcher import Dispatcher
+from app.grading.preparation import BankPreparation
 from app.models import User
 from app.services.regrades import RegradeJobs
 from app.services.sessions import session_user
@@ -56,6 +57,7 @@ CompletionsDep = Annotated[Completions, Depends(app_part("completions"))]
 RegradesDep = Annotated[RegradeJobs, Depends(app_part("regrades"))]
 # Gradings the server runs at once (the in-process dispatcher's threads); None with queue workers (counted).
 GradingSlotsDep = Annotated[int | None, Depends(app_part("grading_slots"))]
+PreparationDep = Annotated[BankPreparation, Depends(app_part("preparation"))]
 AuthGuardDep = Annotated[AuthGuard, Depends(app_part("auth_guard"))]
 # Reachability of the queue's broker (None with in-process grading).
 BrokerProbeDep = Annotated[BrokerProbe | None, Depends(app_part("broker_probe"))]

@@ -53,6 +53,10 @@ class Settings(GraderSettings):
     # fewer where memory cannot give each `grading_slot_memory_mb`. More children than cores only stretches
     # every run (towards its wall-clock backstop) and hides the queue from the students waiting in it.
     grading_workers: int = -1
+    # `gradax serve` prepares every problem not prepared yet (reference outputs, compile profiles: graders/
+    # prepare.py) in the background at start and after a reload or upload, half the cores at a time; false:
+    # only when a problem's first attempt is graded (it then waits, shown as "preparing").
+    prepare_in_background: bool = True
     # Memory set aside per grading at once when the machine's capacity is counted (a warm child uses ~150-400
     # MB; a problem may allow up to its memory limit).
     grading_slot_memory_mb: Annotated[int, Field(gt=0)] = 1024

@@ -22,6 +22,7 @@ from app.grading import claims
 from app.grading.backend import charged_s, grade_claimed, max_hold_s
 from app.models import Attempt, AttemptStatus
 from graders.engine import Grader
+from graders.problem import LoadedProblem
 
 log = logging.getLogger("gradax.dispatcher")
 
@@ -35,8 +36,12 @@ RETRY_DELAY_S = 1.0
 class InProcessDispatcher:
     def __init__(self, session_factory: sessionmaker[Session], grader: Grader, *, workers: int, retries: int,
                  lease_s: float = 60.0, sweep_interval_s: float = 2.0, fair: claims.FairShare | None = None,
-                 on_done: Callable[[int], None] | None = None):
+                 on_done: Callable[[int], None] | None = None,
+                 prepare: Callable[[LoadedProblem], object] | None = None):
         self.session_factory = session_factory
+        # Prepares a problem not prepared yet (app/grading/preparation.py) before its attempt runs, under the
+        # attempt's claim: the wait shows as the attempt's "preparing" phase, not as its own run.
+        self.prepare = prepare
         self.on_done = on_done  # told each attempt id whose result was just committed (wakes long polls)
         self.grader = grader
         self.workers = workers
@@ -183,6 +188,8 @@ class InProcessDispatcher:
             loaded = self.grader.bank.get(held.problem_id)
             with claims.Keeper(self.session_factory, held, lease_s=self.lease_s,
                                max_hold_s=max_hold_s(self.grader, loaded)):
+                if loaded is not None and self.prepare is not None:
+                    self.prepare(loaded)
                 report = grade_claimed(self.grader, loaded, held, where="server")
             outcome = claims.finish(self.session_factory, held, report,
                                     problem_hash=loaded.content_hash if loaded is not None else None,

@@ -13,7 +13,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app.api.deps import BankDep, CourseBankDep, RegradesDep, SessionDep, SettingsDep
+from app.api.deps import BankDep, CourseBankDep, PreparationDep, RegradesDep, SessionDep, SettingsDep
 from app.errors import AppError
 from app.models import User
 from app.pages.deps import StaffPageUser, check_form_csrf
@@ -46,9 +46,9 @@ def grades(session: SessionDep, bank: BankDep, user: StaffPageUser) -> Response:
 
 @router.post("/reload")
 def reload(request: Request, session: SessionDep, bank: BankDep, course_bank: CourseBankDep, user: StaffPageUser,
-           csrf_token: Annotated[str, Form()] = "") -> RedirectResponse:
+           preparation: PreparationDep, csrf_token: Annotated[str, Form()] = "") -> RedirectResponse:
     check_form_csrf(request, csrf_token)
-    stats = reload_from_disk(session=session, problems=bank, courses=course_bank)
+    stats = reload_from_disk(session=session, problems=bank, courses=course_bank, preparation=preparation)
     return back("/instructor", message=stats.summary())
 
 
@@ -98,7 +98,7 @@ async def _text(upload: UploadFile | None, fallback: str) -> str:
 
 @router.post("/problems/upload", response_class=HTMLResponse)
 async def upload_submit(request: Request, bank: BankDep, course_bank: CourseBankDep, settings: SettingsDep,
-                        user: StaffPageUser, session: SessionDep,
+                        user: StaffPageUser, session: SessionDep, preparation: PreparationDep,
                         csrf_token: Annotated[str, Form()] = "",
                         problem_yaml: Annotated[str, Form()] = "", reference: Annotated[str, Form()] = "",
                         problem_file: Annotated[UploadFile | None, File()] = None,
@@ -112,5 +112,6 @@ async def upload_submit(request: Request, bank: BankDep, course_bank: CourseBank
     result = await run_in_threadpool(upload_problem, bank.directory, yaml_text, reference_text, replace=replace,
                                      check=settings if check else None)
     if result.ok:
-        await run_in_threadpool(lambda: reload_from_disk(session=session, problems=bank, courses=course_bank))
+        await run_in_threadpool(lambda: reload_from_disk(session=session, problems=bank, courses=course_bank,
+                                                          preparation=preparation))
     return _upload_page(request, user, result, yaml_text, reference_text, status_code=200 if result.ok else 422)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from app.grading.preparation import BankPreparation
 from app.services.courses import sync_courses
 from app.services.problems import sync_problems
 from graders.course import CourseBank
@@ -37,8 +38,13 @@ def mirror(*, session: Session, problems: ProblemBank, courses: CourseBank) -> B
     return BankStats(len(problems.problems), problem_changes, sync_courses(session=session, bank=courses))
 
 
-def reload_from_disk(*, session: Session, problems: ProblemBank, courses: CourseBank) -> BankStats:
-    """Re-read problems/ and courses/ and mirror them; files with errors are reported and skipped."""
+def reload_from_disk(*, session: Session, problems: ProblemBank, courses: CourseBank,
+                     preparation: BankPreparation | None = None) -> BankStats:
+    """Re-read problems/ and courses/ and mirror them; files with errors are reported and skipped. New and
+    changed problems are then prepared in the background (`preparation`)."""
     problems.reload()
     courses.reload(problem_ids=set(problems.problems))
-    return mirror(session=session, problems=problems, courses=courses)
+    stats = mirror(session=session, problems=problems, courses=courses)
+    if preparation is not None:
+        preparation.refresh()
+    return stats

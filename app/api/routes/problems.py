@@ -13,6 +13,7 @@ from app.api.deps import (
     CurrentUser,
     GraderDep,
     OptionalUser,
+    PreparationDep,
     SessionDep,
     SettingsDep,
     StaffUser,
@@ -105,8 +106,9 @@ def read_solution(problem_id: str, session: SessionDep, bank: BankDep, user: Cur
 
 
 @router.post("/reload", response_model=dict[str, int], tags=["instructor"])
-def reload_problems(session: SessionDep, bank: BankDep, course_bank: CourseBankDep,
+def reload_problems(session: SessionDep, bank: BankDep, course_bank: CourseBankDep, preparation: PreparationDep,
                     user: StaffUser) -> dict[str, int]:
     """Re-read problems/ (and courses/, whose assignments name problems) from disk and update the database
     (instructors); answers the problems' changes."""
-    return reload_from_disk(session=session, problems=bank, courses=course_bank).problem_changes
+    return reload_from_disk(session=session, problems=bank, courses=course_bank,
+                            preparation=preparation).problem_changes

@@ -13,6 +13,7 @@ from app.api.deps import (
     CurrentUser,
     DispatcherDep,
     GradingSlotsDep,
+    PreparationDep,
     SessionDep,
     SessionFactoryDep,
     SettingsDep,
@@ -29,11 +30,12 @@ MAX_WAIT_S = 30.0
 
 @router.post("", status_code=202, response_model=SubmissionCreated)
 def create_submission(body: SubmissionCreate, session: SessionDep, settings: SettingsDep,
-                      dispatcher: DispatcherDep, user: CurrentUser) -> SubmissionCreated:
+                      dispatcher: DispatcherDep, preparation: PreparationDep, user: CurrentUser) -> SubmissionCreated:
     """Queue code for grading; poll GET /submissions/{id} for the result."""
     attempt = create_attempt(session=session, user=user, problem_id=body.problem_id, code=body.code,
                              mode=body.mode, max_code_bytes=settings.max_code_bytes,
                              per_minute=settings.submit_rate, max_backlog=settings.max_backlog)
+    preparation.urgent(body.problem_id)  # a student waits for it: its preparation (if any is left) goes first
     # Committed as queued above, so a failure to enqueue here loses nothing: the sweep finds it.
     dispatcher.submit(attempt.id)
     return SubmissionCreated(id=attempt.id, status=attempt.status)
@@ -59,7 +61,7 @@ def with_rendered_diagnosis(detail: SubmissionDetail) -> SubmissionDetail:
 @router.get("/{submission_id}", response_model=SubmissionDetail)
 async def read_submission(submission_id: Annotated[int, Path(ge=1, le=MAX_DB_INT)], session: SessionDep,
                           factory: SessionFactoryDep, completions: CompletionsDep, settings: SettingsDep,
-                          slots: GradingSlotsDep, user: CurrentUser,
+                          slots: GradingSlotsDep, preparation: PreparationDep, user: CurrentUser,
                           wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0) -> SubmissionDetail:
     """One attempt with its report once graded. Someone else's attempt is 404. While it waits: its `phase`
     (queued, preparing: its problem's first use, running), its place in the queue and an estimate.
@@ -77,7 +79,7 @@ async def read_submission(submission_id: Annotated[int, Path(ge=1, le=MAX_DB_INT
         with factory() as own:
             attempt = get_visible_attempt(session=own, user_id=user_id, is_staff=is_staff, attempt_id=submission_id)
             detail = with_rendered_diagnosis(SubmissionDetail.model_validate(attempt))
-            now = waiting_for(own, attempt, slots=slots)
+            now = waiting_for(own, attempt, slots=slots, preparing=preparation.waits_for(attempt.problem_id))
         detail.phase, detail.queue_position, detail.estimate_s = now.phase, now.queue_position, now.estimate_s  # type: ignore[assignment]
         return detail
 

@@ -1,0 +1,99 @@
+"""Regrade throughput: N finished Submits of one problem graded again by the server's regrade job.
+
+The app as `gradax serve` builds it (warm pool, grading slots from the machine unless --workers), N attempts
+from N students (half the reference, half a known mistake, so verdicts are real), then the instructor's regrade
+through the API, timed from the POST to `done`, split into preparing and grading. Prints one JSON line with
+the machine's load before and after (`os.getloadavg`), and writes it to test-artifacts/regrade/results.json.
+
+    .venv/bin/python tests/load/regrade_bench.py --attempts 100 [--problem nnx-module-basics] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from fastapi.testclient import TestClient
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from api.helpers import API, PASSWORD, login, make_settings, make_user  # noqa: E402
+
+from app.main import create_app  # noqa: E402
+from app.models import Attempt, Role, User, utcnow  # noqa: E402
+from app.services.problems import get_or_create_progress  # noqa: E402
+
+OUT = ROOT / "test-artifacts" / "regrade"
+
+
+def codes(problem_id: str) -> tuple[str, str]:
+    spec = yaml.safe_load((ROOT / "problems" / f"{problem_id}.yaml").read_text())
+    reference = (ROOT / "reference_solutions" / f"{problem_id.replace('-', '_')}.py").read_text()
+    return reference, spec["known_mistakes"][0]["code"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--attempts", type=int, default=100)
+    parser.add_argument("--problem", default="nnx-module-basics")
+    parser.add_argument("--workers", type=int, default=-1, help="grading slots (default: the machine's)")
+    parser.add_argument("--data-dir", type=Path, default=ROOT / ".gradax", help="caches (reference outputs)")
+    args = parser.parse_args()
+    right, wrong = codes(args.problem)
+    with tempfile.TemporaryDirectory(prefix="gradax-regrade-") as tmp:
+        settings = make_settings(Path(tmp), args.data_dir, pool="warm", grading_workers=args.workers)
+        app = create_app(settings)
+        factory = app.state.session_factory
+        with factory() as session:
+            for i in range(args.attempts):
+                user = User(username=f"student{i}", password_hash="x", role=Role.STUDENT.value)
+                session.add(user)
+                session.flush()
+                now = utcnow()
+                session.add(Attempt(user_id=user.id, problem_id=args.problem, mode="submit",
+                                    code=right if i % 2 == 0 else wrong, status="done", verdict="wrong_answer",
+                                    score=0.0, created_at=now, finished_at=now))
+                get_or_create_progress(session=session, user_id=user.id, problem_id=args.problem).attempts = 1
+            session.commit()
+        make_user(app, "teacher", Role.INSTRUCTOR)
+        with TestClient(app) as client:
+            teacher = login(client, "teacher", PASSWORD)
+            load_before = os.getloadavg()
+            started = time.monotonic()
+            r = client.post(f"{API}/instructor/problems/{args.problem}/regrade", headers=teacher)
+            assert r.status_code == 202, r.text
+            prepared_after = None
+            while True:
+                job: dict[str, Any] = client.get(f"{API}/instructor/problems/{args.problem}/regrade",
+                                                 headers=teacher).json()
+                if prepared_after is None and job["phase"] == "grading":
+                    prepared_after = time.monotonic() - started
+                if job["status"] != "running":
+                    break
+                time.sleep(0.2)
+            total_s = time.monotonic() - started
+            load_after = os.getloadavg()
+            with factory() as session:
+                accepted = session.query(Attempt).filter_by(verdict="accepted").count()
+    result = {"problem": args.problem, "attempts": args.attempts, "workers": job["workers"],
+              "status": job["status"], "total_s": round(total_s, 1),
+              "preparing_s": round(prepared_after or 0.0, 1),
+              "grading_s": round(total_s - (prepared_after or 0.0), 1), "per_s": job["per_s"],
+              "accepted_after": accepted, "flipped": len(job["flipped"]), "cores": os.cpu_count(),
+              "load_before": [round(x, 1) for x in load_before], "load_after": [round(x, 1) for x in load_after]}
+    print(json.dumps(result))
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if job["status"] == "done" and accepted == (args.attempts + 1) // 2 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
