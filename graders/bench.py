@@ -189,11 +189,13 @@ def run_grader(name: str, grader: Any, problem: str, code: str, count: int, note
 
 def run_interleaved(runs: list[tuple[str, Any, str, str]], code: str, count: int,
                     before_each: Callable[[], object]) -> list[PathResult]:
-    """Several (name, grader, problem, note) paths one submission each in turn, `count` rounds: load that
-    changes during the run falls on every path alike, so their difference is what differs between them."""
+    """Several (name, grader, problem, note) paths one submission each in turn, `count` rounds, the order
+    reversed every other round: load that changes during the run falls on every path alike, and no path is
+    always the one graded right after another, so their difference is what differs between them."""
     results = [PathResult(name, note=note) for name, _, _, note in runs]
-    for _ in range(count):
-        for result, (_, grader, problem, _) in zip(results, runs, strict=True):
+    for round_ in range(count):
+        order = list(zip(results, runs, strict=True))
+        for result, (_, grader, problem, _) in (order if round_ % 2 == 0 else order[::-1]):
             before_each()  # untimed
             start = time.perf_counter()
             report = grader.grade(problem, code)
@@ -390,9 +392,13 @@ def _bench_engine(args: argparse.Namespace, problem: str, code: str, throughput_
                 pool.prewarm(off_loaded, warm_off.limits_for(off_loaded))
                 warm_off.grade(off_loaded.id, code)  # its reference outputs and first child, not counted
 
-                def both_ready() -> None:  # nothing warms while a timed submission runs
-                    pool.wait_ready(loaded, 1, timeout=120)
-                    pool.wait_ready(off_loaded, 1, timeout=120)
+                # Each problem's children all ready (none warming) before a timed submission: a child that
+                # warms meanwhile would take CPU from whichever path happens to run then.
+                stocked = max(1, min(pool.settings.pool_prefork, pool.settings.pool_size // 2))
+
+                def both_ready() -> None:
+                    pool.wait_ready(loaded, stocked, timeout=120)
+                    pool.wait_ready(off_loaded, stocked, timeout=120)
 
                 sequential, off = run_interleaved(
                     [("warm", warm, problem, warm_note),
