@@ -10,6 +10,7 @@ one takes as long as its problem's recent gradings.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -41,7 +42,7 @@ def waiting_for(session: Session, attempt: Attempt, *, slots: int | None, prepar
     count the graders seen lately); `preparing`: its problem is not prepared yet."""
     if attempt.status == DONE:
         return Waiting(DONE)
-    own = _mean_grading_s(session, attempt.problem_id)
+    own = _typical_grading_s(session, attempt.problem_id)
     if attempt.status == RUNNING:
         started = attempt.started_at or utcnow()
         left = own - (utcnow() - started).total_seconds()
@@ -52,13 +53,13 @@ def waiting_for(session: Session, attempt: Attempt, *, slots: int | None, prepar
     width = slots if slots is not None and slots > 0 else _graders_seen(session)
     # This attempt starts once all but width-1 of those ahead or running have finished, width at a time.
     before = max(0, running + ahead - width + 1)
-    pace = _mean_grading_s(session, None)
+    pace = _typical_grading_s(session, None)
     estimate = math.ceil(before / width) * pace + own
     return Waiting("preparing" if preparing else QUEUED, ahead + 1, round(estimate, 1))
 
 
-def _mean_grading_s(session: Session, problem_id: str | None) -> float:
-    """Mean seconds from claim to stored report of the recent gradings (of this problem, if given)."""
+def _typical_grading_s(session: Session, problem_id: str | None) -> float:
+    """Typical seconds from claim to stored report of the recent gradings (of this problem, if given)."""
     query = (select(GradingClaim.claimed_at, GradingClaim.finished_at)
              .where(GradingClaim.outcome == "done", GradingClaim.finished_at > utcnow() - RECENT_WINDOW)
              .order_by(GradingClaim.id.desc()).limit(RECENT))
@@ -66,8 +67,9 @@ def _mean_grading_s(session: Session, problem_id: str | None) -> float:
         query = query.join(Attempt, Attempt.id == GradingClaim.attempt_id).where(Attempt.problem_id == problem_id)
     spans = [_seconds(a, b) for a, b in session.execute(query).all() if b is not None]
     if not spans:
-        return DEFAULT_GRADING_S if problem_id is None else _mean_grading_s(session, None)
-    return sum(spans) / len(spans)
+        return DEFAULT_GRADING_S if problem_id is None else _typical_grading_s(session, None)
+    # The median: a problem's first grading also prepared it (a minute, say) and must not set the pace.
+    return statistics.median(spans)
 
 
 def _graders_seen(session: Session) -> int:

@@ -203,7 +203,7 @@
         refreshHistory();
         break;
       }
-      setStatus(waitingText(poll.data) + " " + secs + " s", "working");
+      setStatus(waitingText(poll.data) + " (" + secs + " s so far)", "working");
       $("status").dataset.phase = poll.data.phase || poll.data.status;
       if (performance.now() - asked < POLL_MS) {
         await new Promise((r) => setTimeout(r, POLL_MS));  // a server that does not hold the request
@@ -217,13 +217,13 @@
   function waitingText(sub) {
     const phase = sub.phase || sub.status;
     const about = sub.estimate_s != null ? ", about " + Math.max(1, Math.round(sub.estimate_s)) + " s to go" : "";
-    if (phase === "preparing") return "Preparing this problem (first use)" + about + "…";
-    if (phase === "running") return "Running your code" + about + "…";
+    if (phase === "preparing") return "Preparing this problem (first use)" + about;
+    if (phase === "running") return "Running your code" + about;
     if (sub.queue_position != null) {
       const place = sub.queue_position === 1 ? "next in line" : "number " + sub.queue_position + " in line";
-      return "Queued: " + place + about + "…";
+      return "Queued: " + place + about;
     }
-    return "Queued…";
+    return "Queued";
   }
 
   // ---- results -------------------------------------------------------------------------------------------

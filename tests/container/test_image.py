@@ -56,6 +56,11 @@ def test_image_holds_only_the_pinned_context_and_runs_as_gradax(image: ImageBuil
                 if "==" in line and not line.startswith("#"))
     assert versions == [lock["jax"], lock["flax"], lock["fastapi"]]
     assert image.build.size_bytes < 2_500_000_000, f"image is {image.build.size_bytes / 1e6:.0f} MB"
+    # The bank was prepared at build time (Dockerfile: RUN gradax prepare): a new container finds every problem
+    # prepared and computes nothing before its first submission.
+    bank = len(list((ROOT / "problems").glob("*.yaml")))
+    summary = dk.docker("run", "--rm", "--network", "none", image.tag, "gradax", "prepare").stdout
+    assert f"{bank} problems: 0 prepared, {bank} already prepared" in summary, summary
 
 
 def _compose() -> list[str] | None:
