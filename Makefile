@@ -8,11 +8,13 @@ PYTEST_ARGS ?=
 
 .PHONY: run test test-fast test-container lint system-deps test-deps venv check bench clean
 
-$(STAMP): pyproject.toml
+# Runtime packages at the versions the image installs (requirements.lock; tests/unit/test_lockfile.py holds the
+# two together): unconstrained, pip takes the newest a dependency allows, which moves under the lock.
+$(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)

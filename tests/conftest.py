@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from live_server import SharedServer, running_server, server_env
+from scheduling import order_and_group
 from small_bank import SmallBank, make_small_bank
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,3 +70,15 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory, data_dir: Path):  # 
     pool = {"GRADAX_POOL": os.environ.get("GRADAX_BROWSER_POOL", "warm")}
     with running_server(workdir, data_dir, **pool) as base:
         yield SharedServer(base, workdir, server_env(workdir, data_dir, **pool))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The xdist controller keeps the order the workers collected (tests/scheduling.py: longest units first);
+    # by default it would re-sort the units by how many tests each has.
+    if config.getoption("dist", "no") == "loadgroup" and not hasattr(config, "workerinput"):
+        config.option.loadscopereorder = False
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    order_and_group(config, items)

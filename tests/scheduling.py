@@ -1,0 +1,92 @@
+"""How `pytest -n 2 --dist loadgroup` shares the suite between the two workers (loaded by tests/conftest.py).
+
+Units: a test is scheduled alone unless it is tied to others. Tests with an `xdist_group` mark go as one unit to
+one worker (so a heavy fixture the group shares is built once). Tests that use a module- or class-scoped fixture
+go as one unit per module (interleaved with other modules, a worker would tear such a fixture down and build it
+again; split between workers, both would build it).
+
+Order: longest unit first (longest processing time first), so the run does not end with one worker finishing a
+long group alone while the other idles. A unit's cost is the sum of its tests' costs: seconds per test of its
+module from tests/durations.json (measured: `scripts/test-durations.py`), else a guess from its marks.
+
+Why the nodeid rewrite: pytest-xdist 3.8 marks a test's group by setting `item._nodeid`, which pytest 9 no
+longer reads (a node's id lives in `item._id`); without this, every `xdist_group` was silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _pytest.nodeid import NodeId
+
+DURATIONS = Path(__file__).with_name("durations.json")
+# Guesses for a module the durations file does not know yet (seconds per test).
+GUESS_SLOW_S, GUESS_FAST_S = 8.0, 0.3
+
+
+def load_durations(path: Path = DURATIONS) -> dict[str, float]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): float(v) for k, v in data.get("seconds_per_test", {}).items()}
+
+
+def module_of(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def explicit_group(item: pytest.Item) -> str | None:
+    names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                    for m in item.iter_markers("xdist_group")})
+    return "_".join(names) if names else None
+
+
+def uses_module_fixture(item: pytest.Item) -> bool:
+    info: Any = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(defs and defs[-1].scope in ("module", "class", "package")
+               for defs in info.name2fixturedefs.values())
+
+
+def unit_of(item: pytest.Item) -> str:
+    """The scheduling unit: the explicit group, else the module if a module fixture ties its tests, else itself."""
+    group = explicit_group(item)
+    if group is not None:
+        return group
+    if uses_module_fixture(item):
+        return "module:" + module_of(item)
+    return item.nodeid
+
+
+def cost_of(item: pytest.Item, durations: dict[str, float]) -> float:
+    known = durations.get(module_of(item))
+    if known is not None:
+        return known
+    return GUESS_SLOW_S if item.get_closest_marker("slow") else GUESS_FAST_S
+
+
+def order_and_group(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On each xdist worker (all order alike): units longest first, each unit's tests together in file order;
+    under --dist loadgroup, every test's nodeid ends in `@unit` when its unit is shared, which is how xdist's
+    LoadGroupScheduling groups."""
+    durations = load_durations()
+    units: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        units.setdefault(unit_of(item), []).append(item)
+    costs = {unit: sum(cost_of(i, durations) for i in members) for unit, members in units.items()}
+    order = sorted(units, key=lambda u: -costs[u])  # stable: equal costs keep file order
+    items[:] = [item for unit in order for item in units[unit]]
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for unit, members in units.items():
+        if unit == members[0].nodeid and len(members) == 1:
+            continue
+        suffix = unit.removeprefix("module:").replace("@", "_")
+        for item in members:
+            # What xdist's own hook means to do (it sets item._nodeid, unread since pytest 9).
+            item._id = NodeId.parse(f"{str(item.nodeid).split('@')[0]}@{suffix}")  # type: ignore[attr-defined]
