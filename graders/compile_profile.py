@@ -38,7 +38,7 @@ from graders.cases import CaseInput
 from graders.filelock import file_lock
 from graders.problem import LoadedProblem
 
-PROFILE_FORMAT = 5  # the stored format (5: replay_keys of the replay cache); replay-only changes need none
+PROFILE_FORMAT = 6  # 5: replay_keys of the replay cache; 6: vjp entries (eager grad). Replay-only changes need none
 MAX_ENTRIES = 400
 ALLOWED_MODULES = ("jax.", "jax", "flax.", "optax.", "jaxlib.")
 JAX_CACHE_SUFFIX = "-cache"  # jax._src.lru_cache stores key K as the file `K-cache`
@@ -128,24 +128,92 @@ def _jitted_for(attribute: Any, fun: Any) -> Any:
     return None
 
 
+def _grad_trace(trace: Any) -> bool:
+    """Whether `trace` is the linearization of an eager `grad`/`vjp` (directly above plain evaluation)."""
+    from jax._src import core
+    from jax._src.interpreters import ad
+
+    return isinstance(trace, ad.LinearizeTrace) and isinstance(trace.parent_trace, core.EvalTrace)
+
+
+def _differentiated(trace: Any, args: tuple[Any, ...]) -> tuple[tuple[Any, ...], list[int]] | None:
+    """The primal values of `args` and which of them carry a tangent of `trace`; None if another trace's."""
+    from jax._src import core
+    from jax._src.interpreters import ad
+
+    primals, which = [], []
+    for i, arg in enumerate(args):
+        if isinstance(arg, ad.LinearizeTracer) and arg._trace is trace:
+            primals.append(arg.primal)
+            which.append(i)
+        elif isinstance(arg, core.Tracer):
+            return None
+        else:
+            primals.append(arg)
+    return (tuple(primals), which) if which else None
+
+
+def _inside_autodiff() -> bool:
+    """An eager dispatch made by a grad's forward or backward pass, not by the program itself.
+
+    Its jit cache key differs from the same call made plainly (the context and name stack of the
+    transformation), so replaying it plainly warms nothing: the `vjp` entries replay those passes.
+    """
+    from jax._src import source_info_util
+
+    stack = str(source_info_util.current_name_stack())
+    return "jvp(" in stack or "transpose(" in stack
+
+
 def install_recorder(entries: list[dict[str, Any]]) -> None:
-    """Record every top-level jit dispatch that misses the in-process caches (i.e. compiles)."""
+    """Record every top-level jit dispatch that misses the in-process caches (i.e. compiles).
+
+    Also what an eager `jax.grad`/`nnx.grad` of the program does, one library function or primitive at a
+    time: an entry with `"vjp": [argument indices]` was applied to values being differentiated (those
+    indices), and is replayed as `jax.vjp` of that library function or primitive, which compiles the same
+    forward programs and the same backward-pass primitives as the program's own gradient.
+    """
     from jax._src import core, pjit
+    from jax._src.interpreters import ad
 
     original = pjit._run_python_pjit
+    original_linearize = ad.LinearizeTrace.process_primitive
     seen: set[str] = set()
 
+    def add(entry: dict[str, Any] | None) -> None:
+        if entry is not None and len(entries) < MAX_ENTRIES:
+            key = json.dumps(entry, sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                entries.append(entry)
+
     def recording(p: Any, args_flat: Any, fun: Any, args: Any, kwargs: Any) -> Any:
-        if core.trace_state_clean() and len(entries) < MAX_ENTRIES:
-            entry = _entry_for(fun, tuple(args), dict(kwargs))
-            if entry is not None:
-                key = json.dumps(entry, sort_keys=True)
-                if key not in seen:
-                    seen.add(key)
-                    entries.append(entry)
+        if len(entries) < MAX_ENTRIES:
+            trace = core.trace_ctx.trace
+            if core.trace_state_clean():
+                if not _inside_autodiff():
+                    add(_entry_for(fun, tuple(args), dict(kwargs)))
+            elif _grad_trace(trace) and not any(isinstance(v, core.Tracer) for v in dict(kwargs).values()):
+                split = _differentiated(trace, tuple(args))
+                if split is not None:
+                    entry = _entry_for(fun, split[0], dict(kwargs))
+                    if entry is not None and entry["k"] == "jit":
+                        add({**entry, "vjp": split[1]})
         return original(p, args_flat, fun, args, kwargs)
 
+    def linearizing(self: Any, primitive: Any, tracers: Any, params: Any, /) -> Any:
+        if len(entries) < MAX_ENTRIES and primitive is not pjit.jit_p and _grad_trace(self):
+            split = _differentiated(self, tuple(tracers))
+            if split is not None:
+                try:
+                    add({"k": "prim", "n": primitive.name, "p": {k: _encode(v, True) for k, v in params.items()},
+                         "a": [_encode(a, False) for a in split[0]], "vjp": split[1]})
+                except Unencodable:
+                    pass
+        return original_linearize(self, primitive, tracers, params)
+
     pjit._run_python_pjit = recording
+    ad.LinearizeTrace.process_primitive = linearizing  # type: ignore[method-assign]
 
 
 def configure_persistent_cache(cache_dir: str) -> None:
@@ -222,6 +290,27 @@ def _weakly_typed(placed: Any) -> Any:
     return array.ArrayImpl(aval, placed.sharding, placed._arrays, committed=False)
 
 
+def _vjp(call: Any, args: list[Any], differentiated: list[int]) -> Any:
+    """What a gradient does with `call`: linearize it in the differentiated arguments, then pull back zeros."""
+    import jax
+    import numpy as np
+
+    def partial(*values: Any) -> Any:
+        full = list(args)
+        for index, value in zip(differentiated, values, strict=True):
+            full[index] = value
+        return call(*full)
+
+    out, pullback = jax.vjp(partial, *[args[i] for i in differentiated])
+
+    def cotangent(leaf: Any) -> Any:
+        kind = np.dtype(leaf.dtype).kind
+        dtype = leaf.dtype if kind in "fc" else jax.dtypes.float0
+        return jax.device_put(np.zeros(leaf.shape, dtype)) if kind in "fc" else np.zeros(leaf.shape, dtype)
+
+    return pullback(jax.tree.map(cotangent, out))
+
+
 def generic_warmup() -> None:
     """Start the backend with one tiny computation (the trusted recorder runs it too, so it is cached)."""
     import jax
@@ -233,6 +322,7 @@ def generic_warmup() -> None:
 
 def replay(entries: list[dict[str, Any]]) -> dict[str, float]:
     """Run each profiled dispatch on zeros; failures are ignored (a warm-up never fails a child)."""
+    import functools
     import importlib
 
     import jax
@@ -242,21 +332,24 @@ def replay(entries: list[dict[str, Any]]) -> dict[str, float]:
     ok = failed = 0
     for entry in entries[:MAX_ENTRIES]:
         try:
+            call: Any
             if entry["k"] == "jit":
                 if not str(entry["m"]).startswith(ALLOWED_MODULES):
                     continue
                 fn = getattr(importlib.import_module(entry["m"]), entry["n"])
                 if not hasattr(fn, "_fun") and not hasattr(fn, "_ufunc__static_props"):
                     continue  # only jitted library functions, nothing else is ever called by name
-                result = fn(*[_decode(a) for a in entry["a"]], **{k: _decode(v) for k, v in entry["kw"].items()})
+                kwargs = {k: _decode(v) for k, v in entry["kw"].items()}
+                call = functools.partial(fn, **kwargs)
             else:
                 if prims is None:
                     prims = _primitives()
                 prim = prims.get(entry["n"])
                 if prim is None:
                     continue
-                params = {k: _decode(v) for k, v in entry["p"].items()}
-                result = prim.bind(*[_decode(a) for a in entry["a"]], **params)
+                call = functools.partial(prim.bind, **{k: _decode(v) for k, v in entry["p"].items()})
+            args = [_decode(a) for a in entry["a"]]
+            result = _vjp(call, args, entry["vjp"]) if entry.get("vjp") else call(*args)
             jax.block_until_ready(result)
             ok += 1
         except Exception:

@@ -93,41 +93,58 @@ def test_an_intact_profile_is_read_not_recorded(tmp_path: Path, monkeypatch: pyt
 
 
 REPLAY_THEN_REFERENCE = r'''
-import json, sys
-from graders import harness, compile_profile
+import json, logging, sys
+import jax
+from graders import harness, compile_profile, model_probe
 harness.import_libraries()
 compile_profile.configure_persistent_cache(sys.argv[2])
+jax.config.update("jax_log_compiles", True)  # every compilation is logged: those after the replay are misses
+compiled = []
+class Compiles(logging.Handler):
+    def emit(self, record):
+        if record.getMessage().startswith("Compiling "):
+            compiled.append(record.getMessage()[:200])
+log = logging.getLogger("jax._src.interpreters.pxla")
+log.addHandler(Compiles())
+log.propagate = False
 compile_profile.generic_warmup()
 replayed = compile_profile.replay(json.loads(sys.argv[1]))
+compiled.clear()
 request = harness.read_request(sys.stdin.buffer)
+probes = request.header.get("probes")
+if probes:
+    model_probe.prepare(probes)
 _, fn = harness.load_program(request.header["programs"][0]["code"], request.header["function"])
-misses = []
-compile_profile.install_recorder(misses)
 for test in request.header["tests"]:
-    harness.run_test(fn, test, request.arrays, 2**26)
-print(json.dumps({"replayed": replayed, "misses": misses}))
+    harness.run_test(fn, test, request.arrays, 2**26, probes, sys.modules["submission"].__dict__)
+print(json.dumps({"replayed": replayed, "misses": compiled}))
 '''
 
 
-@pytest.mark.parametrize("problem", ["nnx-module-basics", "nnx-mlp"])
+@pytest.mark.parametrize("problem", ["nnx-module-basics", "nnx-value-and-grad"])
 def test_after_the_replay_the_reference_compiles_nothing(problem: str, tmp_path: Path) -> None:
     """A warm child replays the profile; the reference (and code like it) must then find every op compiled.
 
-    Each op left out costs the submission ~10 ms of lowering at grading time, in its latency.
+    Each op left out costs the submission ~10 ms of lowering at grading time, in its latency. With the probes
+    a submission is graded with; `nnx-value-and-grad` takes an eager gradient (forward and backward-pass
+    primitives, replayed as `vjp` entries: 21 compilations at grading time before).
     """
     import subprocess
     import sys
 
-    from graders.reference import build_request
+    from graders.reference import build_request, reference_probes
 
     loaded = ProblemBank(ROOT / "problems").get(problem)
     assert loaded is not None
     cases = build_cases(loaded.problem)
     entries = ProfileCache(tmp_path).get(loaded, cases)
-    request = build_request(loaded, cases, [loaded.reference_source.decode()], output_budget=2**26)
+    request = build_request(loaded, cases, [loaded.reference_source.decode()], output_budget=2**26,
+                            probes=reference_probes(loaded))
     proc = subprocess.run([sys.executable, "-c", REPLAY_THEN_REFERENCE, json.dumps(entries),
                            str(replay_cache_dir(tmp_path))],
                           input=request, capture_output=True, cwd=ROOT, timeout=300, check=True)
     result = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     assert result["replayed"]["replayed"] == len(entries) and result["replayed"]["failed"] == 0
     assert result["misses"] == []
+    if problem == "nnx-value-and-grad":
+        assert any("vjp" in e for e in entries), entries
