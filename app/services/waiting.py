@@ -42,20 +42,27 @@ def waiting_for(session: Session, attempt: Attempt, *, slots: int | None, prepar
     count the graders seen lately); `preparing`: its problem is not prepared yet."""
     if attempt.status == DONE:
         return Waiting(DONE)
+    if preparing:  # how long a problem's first preparation takes is not known from gradings: no estimate
+        return Waiting("preparing", _place(session, attempt) if attempt.status == QUEUED else None, None)
     own = _typical_grading_s(session, attempt.problem_id)
     if attempt.status == RUNNING:
         started = attempt.started_at or utcnow()
         left = own - (utcnow() - started).total_seconds()
-        return Waiting("preparing" if preparing else "running", None, round(left, 1) if left > 0 else None)
-    ahead = session.scalar(select(func.count()).select_from(Attempt)
-                           .where(Attempt.status == QUEUED, Attempt.id < attempt.id)) or 0
+        return Waiting("running", None, round(left, 1) if left > 0 else None)
+    ahead = _place(session, attempt) - 1
     running = session.scalar(select(func.count()).select_from(Attempt).where(Attempt.status == RUNNING)) or 0
     width = slots if slots is not None and slots > 0 else _graders_seen(session)
     # This attempt starts once all but width-1 of those ahead or running have finished, width at a time.
     before = max(0, running + ahead - width + 1)
     pace = _typical_grading_s(session, None)
     estimate = math.ceil(before / width) * pace + own
-    return Waiting("preparing" if preparing else QUEUED, ahead + 1, round(estimate, 1))
+    return Waiting(QUEUED, ahead + 1, round(estimate, 1))
+
+
+def _place(session: Session, attempt: Attempt) -> int:
+    """1 + the queued attempts older than this one (claims.claim_next takes the oldest that may start)."""
+    return 1 + (session.scalar(select(func.count()).select_from(Attempt)
+                               .where(Attempt.status == QUEUED, Attempt.id < attempt.id)) or 0)
 
 
 def _typical_grading_s(session: Session, problem_id: str | None) -> float:

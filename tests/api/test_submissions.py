@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from small_bank import SmallBank, correct_answer
 from sqlalchemy import update
 
 from api.helpers import API, make_settings, register
@@ -293,40 +294,44 @@ def test_runs_count_as_started_in_progress(app: FastAPI, client: TestClient, ali
     assert client.get(f"{API}/problems/{PID}", headers=alice).json()["track_title"] == "NNX basics"
 
 
-def test_a_waiting_attempt_shows_its_place_in_the_queue_and_an_estimate(app: FastAPI, client: TestClient,
-                                                                        alice: dict[str, str]) -> None:
-    """Three students wait for one grading slot (settings: no grading threads here, so nothing starts
-    unless the test claims it, as a grader would, through claims): places 1, 2, 3, each estimate longer than
-    the one before; once the first is running the others move up; a finished attempt says done."""
+def test_a_waiting_attempt_shows_its_place_in_the_queue_and_an_estimate(tmp_path: Path, data_dir: Path,
+                                                                        small_bank: SmallBank) -> None:
+    """Three students wait for one grading slot (no grading threads here, so nothing starts unless the test
+    claims it, as a grader would, through claims): places 1, 2, 3, each estimate longer than the one before;
+    once the first is running the others move up; a finished attempt says done. The problem is prepared (the
+    small bank), so none of them waits for its preparation."""
     from app.grading import claims
     from graders.report import Report, Verdict
 
+    app = create_app(make_settings(tmp_path, data_dir, problems_dir=small_bank.problems_dir,
+                                   courses_dir=small_bank.courses_dir))
+    pid = small_bank.ids[0]
+    assert not app.state.preparation.waits_for(pid)
     app.state.grading_slots = 1
-    users = [alice, register(client, "bob"), register(client, "carol")]
-    ids = [submit(client, headers) for headers in users]
+    with TestClient(app) as client:
+        users = [register(client, name) for name in ("alice", "bob", "carol")]
+        ids = [submit(client, headers, correct_answer(pid), pid) for headers in users]
 
-    def now(i: int) -> dict[str, object]:
-        body: dict[str, object] = client.get(f"{API}/submissions/{ids[i]}", headers=users[i]).json()
-        return body
+        def now(i: int) -> dict[str, object]:
+            body: dict[str, object] = client.get(f"{API}/submissions/{ids[i]}", headers=users[i]).json()
+            return body
 
-    waiting = [now(i) for i in range(3)]
-    # (preparing: this run has not prepared the problem yet; the phase says so, the place is the same)
-    first_use = app.state.preparation.waits_for(PID)
-    assert [w["phase"] for w in waiting] == ["preparing" if first_use else "queued"] * 3
-    assert [w["queue_position"] for w in waiting] == [1, 2, 3]
-    estimates = [float(w["estimate_s"]) for w in waiting]  # type: ignore[arg-type]
-    assert 0 < estimates[0] < estimates[1] < estimates[2]
+        waiting = [now(i) for i in range(3)]
+        assert [w["phase"] for w in waiting] == ["queued"] * 3
+        assert [w["queue_position"] for w in waiting] == [1, 2, 3]
+        estimates = [float(w["estimate_s"]) for w in waiting]  # type: ignore[arg-type]
+        assert 0 < estimates[0] < estimates[1] < estimates[2]
 
-    held = claims.claim(app.state.session_factory, ids[0], worker="test", lease_s=60)
-    assert held is not None
-    first = now(0)
-    assert first["status"] == "running" and first["queue_position"] is None
-    assert first["phase"] == ("preparing" if app.state.preparation.waits_for(PID) else "running")
-    assert [now(i)["queue_position"] for i in (1, 2)] == [1, 2]
-    assert float(now(1)["estimate_s"]) > estimates[0]  # type: ignore[arg-type]  # behind the running one
+        held = claims.claim(app.state.session_factory, ids[0], worker="test", lease_s=60)
+        assert held is not None
+        first = now(0)
+        assert first["status"] == first["phase"] == "running" and first["queue_position"] is None
+        assert [now(i)["queue_position"] for i in (1, 2)] == [1, 2]
+        assert float(now(1)["estimate_s"]) > estimates[0]  # type: ignore[arg-type]  # behind the running one
 
-    report = Report(problem=PID, verdict=Verdict.WRONG_ANSWER, mode="submit", total=1)
-    assert claims.finish(app.state.session_factory, held, report, problem_hash=None, retries=0) is claims.Finish.DONE
-    done = now(0)
-    assert done["phase"] == "done" and done["queue_position"] is None and done["estimate_s"] is None
-    assert now(1)["queue_position"] == 1 and now(2)["queue_position"] == 2
+        report = Report(problem=pid, verdict=Verdict.WRONG_ANSWER, mode="submit", total=1)
+        finished = claims.finish(app.state.session_factory, held, report, problem_hash=None, retries=0)
+        assert finished is claims.Finish.DONE
+        done = now(0)
+        assert done["phase"] == "done" and done["queue_position"] is None and done["estimate_s"] is None
+        assert now(1)["queue_position"] == 1 and now(2)["queue_position"] == 2

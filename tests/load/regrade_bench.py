@@ -40,6 +40,11 @@ def codes(problem_id: str) -> tuple[str, str]:
     return reference, spec["known_mistakes"][0]["code"]
 
 
+def _zygote_cpu(pool: Any) -> float:
+    zygote = getattr(pool, "_zygote", None)
+    return float(zygote.cpu_seconds()) if zygote is not None else 0.0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--attempts", type=int, default=100)
@@ -66,7 +71,9 @@ def main() -> int:
         make_user(app, "teacher", Role.INSTRUCTOR)
         with TestClient(app) as client:
             teacher = login(client, "teacher", PASSWORD)
+            pool = app.state.grader.executor
             load_before = os.getloadavg()
+            cpu_before = time.process_time(), _zygote_cpu(pool)
             started = time.monotonic()
             r = client.post(f"{API}/instructor/problems/{args.problem}/regrade", headers=teacher)
             assert r.status_code == 202, r.text
@@ -81,13 +88,28 @@ def main() -> int:
                 time.sleep(0.2)
             total_s = time.monotonic() - started
             load_after = os.getloadavg()
+            server_cpu = time.process_time() - cpu_before[0]
+            warmup_cpu = _zygote_cpu(pool) - cpu_before[1]
             with factory() as session:
                 accepted = session.query(Attempt).filter_by(verdict="accepted").count()
+                runs_cpu = sum(((a.report or {}).get("usage") or {}).get("cpu_s") or 0.0
+                               for a in session.query(Attempt).all())
+            stats = dict(getattr(pool, "stats", {}))
     result = {"problem": args.problem, "attempts": args.attempts, "workers": job["workers"],
               "status": job["status"], "total_s": round(total_s, 1),
               "preparing_s": round(prepared_after or 0.0, 1),
               "grading_s": round(total_s - (prepared_after or 0.0), 1), "per_s": job["per_s"],
-              "accepted_after": accepted, "flipped": len(job["flipped"]), "cores": os.cpu_count(),
+              "accepted_after": accepted,
+              # CPU seconds per attempt: this process (server threads: claims, judging, the database), the warm
+              # children before their run (fork, backend start, replay: the zygote's cgroup) and the runs
+              # themselves (their cgroups); preparing included. Cores / this = the rate on an idle machine.
+              "cpu_per_attempt_s": {"server": round(server_cpu / args.attempts, 3),
+                                    "warmup": round(warmup_cpu / args.attempts, 3),
+                                    "run": round(runs_cpu / args.attempts, 3)},
+              "idle_estimate_per_s": round((os.cpu_count() or 1) * args.attempts
+                                           / max(1e-9, server_cpu + warmup_cpu + runs_cpu), 2),
+              "pool": {k: stats.get(k, 0) for k in ("warm", "cold", "stolen", "ready")},
+              "flipped": len(job["flipped"]), "cores": os.cpu_count(),
               "load_before": [round(x, 1) for x in load_before], "load_after": [round(x, 1) for x in load_after]}
     print(json.dumps(result))
     OUT.mkdir(parents=True, exist_ok=True)
