@@ -17,8 +17,9 @@ from app.models import Role
 from graders.prepare import Preparer
 from graders.scaffold import REFERENCE, TEMPLATE, scaffold
 
-# Trusted reference runs and sandboxed gradings: with the other real-grading web tests, one worker.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("web-grading")]
+# Trusted reference runs and gradings of tiny problems (5 CPU-s limits, far from them): no need to keep it
+# on the real-grading web tests' worker.
+pytestmark = [pytest.mark.slow]
 LIMITS = "limits: {time_s: 5, memory_mb: 1024}\n"
 
 

@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 from app.models import Attempt, Role, User, utcnow
 from graders.scaffold import REFERENCE, TEMPLATE, scaffold
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("web-grading")]
+# Its own server (module fixture) and tiny problems (5 CPU-s limits): a scheduling unit of its own.
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 IDS = ("wait-a", "wait-b")
 LIMITS = "limits: {time_s: 5, memory_mb: 1024}\n"
 GRADING_TIMEOUT_MS = 180_000
