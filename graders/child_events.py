@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 from graders import dtypes, wire
 from graders.probe_schema import ProbeError, Probes, check_probe_arrays
 
-# The harness clips what it sends to these sizes (graders/harness.py); anything longer did not come from it.
+# The harness clips what it sends to these sizes (graders/child/harness.py); anything longer did not come from it.
 MAX_MESSAGE = 4000
 MAX_TRACEBACK = 8000
 MAX_NAME = 200
@@ -62,7 +62,7 @@ class _Strict(BaseModel):
 
 
 # ------------------------------------------------------------------------------------------- result trees
-# How a returned pytree is described (graders/harness.py `to_tree`): leaves point at the message's arrays
+# How a returned pytree is described (graders/child/harness.py `to_tree`): leaves point at the message's arrays
 # in depth-first order.
 
 
@@ -209,7 +209,7 @@ class _TestEvent(_ProgramEvent):
 class TestOk(_TestEvent):
     status: Literal["ok"]
     tree: Tree
-    # The model's state and the transform checks' raw results (graders/model_probe.py), when the request
+    # The model's state and the transform checks' raw results (graders/child/model_probe.py), when the request
     # asked for them; their arrays follow the outputs' in the same message (graders/probe_schema.py).
     probes: Probes | None = None
 

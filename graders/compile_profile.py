@@ -501,7 +501,7 @@ def fill_replay_cache(entries: list[dict[str, Any]], replay_dir: Path, timeout_s
 
 def _record() -> None:
     """Trusted: read a reference request on stdin, run program 0 on every test, print the profile."""
-    from graders import harness, model_probe
+    from graders.child import harness, model_probe
 
     harness.import_libraries()
     generic_warmup()
@@ -523,7 +523,7 @@ def _record() -> None:
 
 def _replay_into_cache() -> None:
     """Trusted: replay the profile on stdin with the persistent cache on, exactly as a warm child does."""
-    from graders import harness
+    from graders.child import harness
 
     configure_persistent_cache(os.environ["GRADAX_JAX_CACHE_DIR"])
     harness.import_libraries()

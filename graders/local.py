@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from graders import harness, wire
+from graders import wire
 from graders.cases import build_cases
+from graders.child import harness
 from graders.child_events import ResultChannel
 from graders.compare import Output
 from graders.engine import judge

@@ -2,7 +2,7 @@
 
 Output values are necessary, not sufficient: a module whose kernel is a plain array computes the right
 numbers, but no optimizer would ever train it. The child describes the model and runs the checks a
-problem turns on (graders/model_probe.py); here each description is compared with the reference's for
+problem turns on (graders/child/model_probe.py); here each description is compared with the reference's for
 the same test (computed by the trusted reference runner and cached like its outputs), one function per
 stage, one message each.
 

@@ -1,7 +1,7 @@
 """The warm grading pool: submissions graded in children forked from a zygote that already imported jax.
 
 Why: a fresh Python per submission spends ~1 s importing jax/flax and ~1 s compiling. Here a zygote
-(graders/zygote.py) imports the libraries once inside bubblewrap; children are forked ahead of demand,
+(graders/child/zygote.py) imports the libraries once inside bubblewrap; children are forked ahead of demand,
 each in namespaces of its own, dropped to `nobody`, with its backend started and the problem's compile
 profile (graders/compile_profile.py) replayed, so a submission only pays for its own few milliseconds.
 
@@ -40,6 +40,7 @@ from typing import Any
 
 from graders import cgroup
 from graders.cases import build_cases
+from graders.child.zygote import FD_NAMES, STATUS
 from graders.compile_profile import ProfileCache, replay_cache_dir
 from graders.engine import ColdExecutor, Executor
 from graders.prepare import ensure_data_dirs
@@ -57,14 +58,13 @@ from graders.sandbox import (
     watch_events,
 )
 from graders.settings import GraderSettings, get_settings
-from graders.zygote import FD_NAMES, STATUS
 
 log = logging.getLogger("gradax.pool")
 JAX_CACHE_MOUNT = "/opt/gradax-jax-cache"
 ZYGOTE_CAPS = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
 _ZYGOTE_BOOT = (
     f"import sys; sys.path.insert(0, {SANDBOX_CODE_ROOT!r}); "
-    "import graders.zygote as z; z.main()"
+    "import graders.child.zygote as z; z.main()"
 )
 
 

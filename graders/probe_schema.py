@@ -1,6 +1,6 @@
 """The schema of what a child reports about the model and the transform checks, beside a test's outputs.
 
-The child sends a `probes` object in its `test` event (built by `graders/model_probe.py`). It is hostile
+The child sends a `probes` object in its `test` event (built by `graders/child/model_probe.py`). It is hostile
 input like every byte from a child: validated here with pydantic (`extra="forbid"`, exact types, caps on
 every list and string, array indices in range) before the parent compares anything. A violation makes
 the test an error charged to the submission. The event schema of the result channel can embed `Probes`

@@ -46,7 +46,7 @@ VENV_MOUNT = f"{SANDBOX_CODE_ROOT}/venv"
 NOBODY = 65534
 _HARNESS_BOOT = (
     f"import sys; sys.path.insert(0, {SANDBOX_CODE_ROOT!r}); "
-    "import graders.harness as h; h.main()"
+    "import graders.child.harness as h; h.main()"
 )
 
 

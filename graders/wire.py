@@ -33,10 +33,10 @@ from numpy.lib import format as npy_format
 
 MAGIC = b"GXM1"
 MAX_HEADER = 256 * 1024
-# The harness refuses results with more leaves (graders/harness.py MAX_LEAVES); requests carry a few arrays
+# The harness refuses results with more leaves (graders/child/harness.py MAX_LEAVES); requests carry a few arrays
 # per test. Well above both, far below anything that costs the parent.
 MAX_ARRAYS = 16_384
-# The harness nests a returned pytree at most 32 containers deep (graders/harness.py MAX_DEPTH); each
+# The harness nests a returned pytree at most 32 containers deep (graders/child/harness.py MAX_DEPTH); each
 # container is two JSON levels ({"t": ..., "c": [...]}), and the event around the tree adds three.
 MAX_JSON_DEPTH = 80
 MAX_MESSAGES = 100_000

@@ -95,7 +95,8 @@ def test_an_intact_profile_is_read_not_recorded(tmp_path: Path, monkeypatch: pyt
 REPLAY_THEN_REFERENCE = r'''
 import json, logging, sys
 import jax
-from graders import harness, compile_profile, model_probe
+from graders import compile_profile
+from graders.child import harness, model_probe
 harness.import_libraries()
 compile_profile.configure_persistent_cache(sys.argv[2])
 jax.config.update("jax_log_compiles", True)  # every compilation is logged: those after the replay are misses

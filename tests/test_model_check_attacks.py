@@ -21,7 +21,7 @@ REFERENCE = (ROOT / "reference_solutions" / "nnx_module_basics.py").read_text()
 
 FORGE = '''
 import sys
-_probe = sys.modules["graders.model_probe"]
+_probe = sys.modules["graders.child.model_probe"]
 def _forged(self, *args, **kwargs):
     return {FORGED}
 _probe.Session.results = _forged

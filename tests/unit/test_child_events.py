@@ -222,7 +222,7 @@ def test_no_ready_is_still_the_graders_fault(problem: Any) -> None:
 
 
 def test_the_deepest_result_the_harness_sends_is_accepted() -> None:
-    from graders.harness import MAX_DEPTH, OutputRejected, to_tree
+    from graders.child.harness import MAX_DEPTH, OutputRejected, to_tree
 
     value: Any = np.zeros(2)
     for _ in range(MAX_DEPTH):  # containers at depths 0..31, the leaf at 32

@@ -1,4 +1,4 @@
-"""What the harness reports about the model (graders/model_probe.py), run in this process on real Flax
+"""What the harness reports about the model (graders/child/model_probe.py), run in this process on real Flax
 modules: the outermost modules are the model, traced copies are not, Variable types and plain arrays are
 named, checks record what the parent needs. Every report passes the parent's schema.
 """
@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from graders import harness, model_probe
+from graders.child import harness, model_probe
 from graders.probe_schema import Probes, parse_probes
 
 ARGS = {"args": [{"s": 0.0}, {"a": 0, "dtype": "float32"}]}

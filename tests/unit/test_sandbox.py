@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from graders import cgroup, seccomp, wire
+from graders import cgroup, wire
+from graders.child import seccomp
 from graders.sandbox import SandboxLimits, run_harness
 
 ROOT = Path(__file__).resolve().parent.parent.parent

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = r"""
 import sys
-from graders import harness, zygote
+from graders.child import harness, zygote
 harness.import_libraries()
 for name in zygote.PREFORK_IMPORTS:
     __import__(name)

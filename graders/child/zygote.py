@@ -11,7 +11,7 @@ stdout, stderr, results, control). For each command the zygote forks a holder th
 2. the child makes mounts private, puts a fresh size-capped tmpfs on /tmp and /dev/shm and a new devpts
    instance on /dev/pts (no pty is shared with a sibling), mounts a /proc that shows only its own
    namespace, sets rlimits, and drops to `nobody` with empty capability sets and `no_new_privs`,
-   installs the seccomp filter (graders/seccomp.py) while still single-threaded, then starts its
+   installs the seccomp filter (graders/child/seccomp.py) while still single-threaded, then starts its
    backend and replays the problem's compile profile;
 3. it writes `R` on the control pipe and blocks reading its request on stdin. The host moves it into a
    per-run cgroup before writing the request, so the submission's code only ever runs inside it;
@@ -51,7 +51,8 @@ FD_NAMES = ("stdin", "stdout", "stderr", "result", "control")
 
 
 def main() -> None:
-    from graders import compile_profile, harness
+    from graders import compile_profile
+    from graders.child import harness
 
     sock = socket.socket(fileno=int(os.environ.pop("GRADAX_ZYGOTE_FD")))
     cache_dir = os.environ.pop("GRADAX_JAX_CACHE_DIR", "")
@@ -95,7 +96,7 @@ def main() -> None:
 
 
 def _holder(fds: list[int], command: dict[str, Any]) -> None:
-    from graders import nsutil
+    from graders.child import nsutil
 
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     control = fds[4]
@@ -127,7 +128,7 @@ def _holder(fds: list[int], command: dict[str, Any]) -> None:
 
 
 def _child(fds: list[int], command: dict[str, Any]) -> None:
-    from graders import nsutil
+    from graders.child import nsutil
 
     limits = command["limits"]
     high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in fds]  # so no dup2 below clobbers a later source
@@ -200,7 +201,7 @@ def _apply_seccomp() -> None:
     pools, which also run host callbacks of submitted code) inherits it; no TSYNC needed. The cold
     harness imports and compiles under the same filter, so the warm-up needs nothing it denies.
     """
-    from graders import seccomp
+    from graders.child import seccomp
 
     os.environ.pop("GRADAX_SECCOMP", None)  # read only by the cold harness; not the submission's business
     program = seccomp.build_filter()
@@ -221,7 +222,8 @@ def _warm(profile: list[dict[str, Any]]) -> None:
 
 
 def _serve() -> None:
-    from graders import harness, wire
+    from graders import wire
+    from graders.child import harness
 
     request = harness.read_request(sys.stdin.buffer)
     out = os.fdopen(3, "wb", buffering=0)

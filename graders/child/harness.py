@@ -4,7 +4,7 @@ It runs next to untrusted code, so it decides nothing: it never sees expected ou
 judges. It only converts what the function returned into plain numeric arrays and writes them to the
 result pipe (fd 3) the parent created. Comparison happens in the parent.
 
-Run as `python -m graders.harness`: reads one request message on stdin, writes messages on fd 3.
+Run as `python -m graders.child.harness`: reads one request message on stdin, writes messages on fd 3.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any, BinaryIO, NoReturn
 
 import numpy as np
 
-from graders import dtypes, model_probe, seccomp, wire
+from graders import dtypes, wire
+from graders.child import model_probe, seccomp
 
 RESULT_FD = 3
 MAX_DEPTH = 32
@@ -199,7 +200,7 @@ def run_test(fn: Any, test: dict[str, Any], arrays: list[np.ndarray], output_bud
              probes: dict[str, Any] | None = None, program: dict[str, Any] | None = None
              ) -> tuple[dict[str, Any], list[np.ndarray]]:
     """Call the function on one test; with `probes`, also describe the model and run the checks asked
-    (graders/model_probe.py), whose arrays follow the outputs' in the same message."""
+    (graders/child/model_probe.py), whose arrays follow the outputs' in the same message."""
     import jax
 
     args = _build_args(test, arrays)
