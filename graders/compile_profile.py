@@ -12,12 +12,12 @@ A profile is data only: for each top-level (eager) dispatch the trusted referenc
 - `{"k": "prim", "n": primitive name, "p": params, "a": args}`: an eagerly applied primitive.
 No code and no values of the reference travel; python scalars passed as data become zeros.
 
-`record` runs in a trusted process of its own (`python -m graders.compile_profile record`, like the
-reference runner), with no persistent compilation cache; `replay` runs in a pool child before its
-submission arrives, reading the replay cache (`replay_cache_dir`) that `fill_replay_cache` filled by
-replaying the same profile in another trusted process (`... compile_profile replay`) that loads no
-reference code. So the only programs a child can find on disk are library functions and primitives
-compiled for zeros of the profile's shapes: none defined in a reference solution (ATTACKS.md row 34).
+`record` runs in a trusted process of its own (`python -m graders.compile_profile record`, like the reference
+runner), with no persistent compilation cache; `replay` (graders/child/profile_replay.py) runs in a pool child
+before its submission arrives, reading the replay cache (`replay_cache_dir`) that `fill_replay_cache` filled
+by replaying the same profile in another trusted process (`... compile_profile replay`) that loads no
+reference code. So the only programs a child can find on disk are library functions and primitives compiled
+for zeros of the profile's shapes: none defined in a reference solution (ATTACKS.md row 34).
 """
 
 from __future__ import annotations
@@ -30,17 +30,21 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from graders.cases import CaseInput
+from graders.child.profile_replay import (  # the replay half runs in the sandbox: graders/child/
+    ALLOWED_MODULES,
+    MAX_ENTRIES,
+    configure_persistent_cache,
+    generic_warmup,
+    replay,
+)
 from graders.filelock import file_lock
 from graders.problem import LoadedProblem
 
 PROFILE_FORMAT = 6  # 5: replay_keys of the replay cache; 6: vjp entries (eager grad). Replay-only changes need none
-MAX_ENTRIES = 400
-ALLOWED_MODULES = ("jax.", "jax", "flax.", "optax.", "jaxlib.")
 JAX_CACHE_SUFFIX = "-cache"  # jax._src.lru_cache stores key K as the file `K-cache`
 _locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
@@ -214,147 +218,6 @@ def install_recorder(entries: list[dict[str, Any]]) -> None:
 
     pjit._run_python_pjit = recording
     ad.LinearizeTrace.process_primitive = linearizing  # type: ignore[method-assign]
-
-
-def configure_persistent_cache(cache_dir: str) -> None:
-    """Use JAX's persistent compilation cache for every compilation, however small."""
-    import jax
-
-    jax.config.update("jax_compilation_cache_dir", cache_dir)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    # Otherwise XLA's autotune-cache path (inside the cache dir) enters every key, and the trusted writer
-    # and the sandboxed readers, which see the directory at different paths, never share an entry.
-    jax.config.update("jax_persistent_cache_enable_xla_caches", "none")
-
-
-# ---------------------------------------------------------------- replay (pool child side)
-
-def _primitives() -> dict[str, Any]:
-    from jax._src import core
-
-    found: dict[str, Any] = {}
-    for name, module in list(sys.modules.items()):
-        if not name.startswith("jax._src") or module is None:
-            continue
-        for value in list(vars(module).values()):
-            if isinstance(value, core.Primitive):
-                found.setdefault(value.name, value)
-    return found
-
-
-def _decode(spec: Any) -> Any:
-    import jax
-    import numpy as np
-
-    if "a" in spec and "d" in spec:
-        zeros = np.zeros(spec["a"], dtype=spec["d"])
-        if spec.get("np"):
-            return zeros
-        placed = jax.device_put(zeros)
-        if spec.get("w"):
-            return _weakly_typed(placed)
-        return placed
-    if "key" in spec:
-        impl = spec.get("impl", "fry")
-        impl_name = {"fry": "threefry2x32", "rbg": "rbg", "urbg": "unsafe_rbg"}.get(impl, impl)
-        data_shape = {"threefry2x32": (2,), "rbg": (4,), "unsafe_rbg": (4,)}.get(impl_name, (2,))
-        data = np.zeros(tuple(spec["key"]) + data_shape, dtype=np.uint32)
-        return jax.random.wrap_key_data(jax.device_put(data), impl=impl_name)
-    if "none" in spec:
-        return None
-    if "py" in spec:
-        return {"int": 0, "float": 0.0, "bool": False, "complex": 0j}[spec["py"]]
-    if "v" in spec:
-        value = spec["v"]
-        return {"int": int, "float": float, "bool": bool, "str": str}[spec["t"]](value)
-    if "dtype" in spec:
-        return np.dtype(spec["dtype"])
-    if "seq" in spec:
-        items = [_decode(s) for s in spec["seq"]]
-        return tuple(items) if spec["tuple"] else items
-    if "dict" in spec:
-        return {k: _decode(v) for k, v in spec["dict"].items()}
-    raise ValueError(f"unknown spec {spec!r}")
-
-
-def _weakly_typed(placed: Any) -> Any:
-    """The same buffer as a weakly typed array, like `1.0 / jnp.sqrt(n)` in the recorded run.
-
-    Not a python number: jit dispatches and lowers python scalars and arrays separately, so warming
-    with `0.0` left every `x * scale` of the submission to compile again (~10 ms each).
-    """
-    from jax._src import array, core
-
-    aval = core.ShapedArray(placed.shape, placed.dtype, weak_type=True)
-    return array.ArrayImpl(aval, placed.sharding, placed._arrays, committed=False)
-
-
-def _vjp(call: Any, args: list[Any], differentiated: list[int]) -> Any:
-    """What a gradient does with `call`: linearize it in the differentiated arguments, then pull back zeros."""
-    import jax
-    import numpy as np
-
-    def partial(*values: Any) -> Any:
-        full = list(args)
-        for index, value in zip(differentiated, values, strict=True):
-            full[index] = value
-        return call(*full)
-
-    out, pullback = jax.vjp(partial, *[args[i] for i in differentiated])
-
-    def cotangent(leaf: Any) -> Any:
-        kind = np.dtype(leaf.dtype).kind
-        dtype = leaf.dtype if kind in "fc" else jax.dtypes.float0
-        return jax.device_put(np.zeros(leaf.shape, dtype)) if kind in "fc" else np.zeros(leaf.shape, dtype)
-
-    return pullback(jax.tree.map(cotangent, out))
-
-
-def generic_warmup() -> None:
-    """Start the backend with one tiny computation (the trusted recorder runs it too, so it is cached)."""
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-
-    jax.block_until_ready(jnp.asarray(np.zeros(3, np.float32)) + 1.0)
-
-
-def replay(entries: list[dict[str, Any]]) -> dict[str, float]:
-    """Run each profiled dispatch on zeros; failures are ignored (a warm-up never fails a child)."""
-    import functools
-    import importlib
-
-    import jax
-
-    start = time.perf_counter()
-    prims: dict[str, Any] | None = None
-    ok = failed = 0
-    for entry in entries[:MAX_ENTRIES]:
-        try:
-            call: Any
-            if entry["k"] == "jit":
-                if not str(entry["m"]).startswith(ALLOWED_MODULES):
-                    continue
-                fn = getattr(importlib.import_module(entry["m"]), entry["n"])
-                if not hasattr(fn, "_fun") and not hasattr(fn, "_ufunc__static_props"):
-                    continue  # only jitted library functions, nothing else is ever called by name
-                kwargs = {k: _decode(v) for k, v in entry["kw"].items()}
-                call = functools.partial(fn, **kwargs)
-            else:
-                if prims is None:
-                    prims = _primitives()
-                prim = prims.get(entry["n"])
-                if prim is None:
-                    continue
-                call = functools.partial(prim.bind, **{k: _decode(v) for k, v in entry["p"].items()})
-            args = [_decode(a) for a in entry["a"]]
-            result = _vjp(call, args, entry["vjp"]) if entry.get("vjp") else call(*args)
-            jax.block_until_ready(result)
-            ok += 1
-        except Exception:
-            failed += 1
-    return {"replayed": ok, "failed": failed, "ms": round((time.perf_counter() - start) * 1000, 1)}
 
 
 # ---------------------------------------------------------------- cache (host side, trusted)

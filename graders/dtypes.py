@@ -17,16 +17,11 @@ from typing import Literal
 
 import numpy as np
 
+# Which ml_dtypes a leaf may travel as float32 beside: part of the wire format, which the child uses too.
+from graders.wire import EXTENDED
+
 DtypePolicy = Literal["exact", "same_kind", "any"]
 
-# ml_dtypes that numpy cannot carry: name -> (kind, significand bits). The parent accepts no other name
-# beside a carried leaf.
-EXTENDED: dict[str, tuple[str, int]] = {
-    "bfloat16": ("f", 8), "float8_e4m3fn": ("f", 4), "float8_e4m3fnuz": ("f", 4), "float8_e4m3b11fnuz": ("f", 4),
-    "float8_e5m2": ("f", 3), "float8_e5m2fnuz": ("f", 3), "float8_e3m4": ("f", 5), "float8_e4m3": ("f", 4),
-    "float8_e8m0fnu": ("f", 1), "float4_e2m1fn": ("f", 2), "float6_e2m3fn": ("f", 4), "float6_e3m2fn": ("f", 3),
-    "int4": ("i", 0), "uint4": ("u", 0), "int2": ("i", 0), "uint2": ("u", 0),
-}
 KIND_NAMES = {"b": "a bool", "i": "an integer", "u": "an integer", "f": "a float", "c": "a complex"}
 
 

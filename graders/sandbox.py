@@ -6,8 +6,9 @@ Layers, outermost first:
   forks;
 - rlimits: no core files, capped file size and open files;
 - bubblewrap: new PID, network, IPC, UTS and cgroup namespaces, a root made only of read-only binds
-  of the system, the Python installation, the virtualenv and the harness code, a private size-capped
-  tmpfs at /tmp, cleared environment, `--die-with-parent`, `--new-session`;
+  of the system, the Python installation, the virtualenv and the child code (graders/child/ and
+  graders/wire.py, nothing else of gradax), a private size-capped tmpfs at /tmp, cleared environment,
+  `--die-with-parent`, `--new-session`;
 - `setpriv`: the program runs as `nobody` with no capabilities and `no_new_privs`.
 
 Time is enforced from outside: the parent judges the group's CPU time against the limit (so a busy
@@ -42,6 +43,9 @@ from graders.child_events import ChildMessage, ResultChannel
 log = logging.getLogger("gradax.sandbox")
 GRADERS_DIR = Path(__file__).resolve().parent
 SANDBOX_CODE_ROOT = "/opt/gradax"
+# All of gradax the sandbox sees: the code that runs there (graders/child/) and the wire format it speaks,
+# read-only. The parent side (problems, references, comparison, reports, settings) is never mounted.
+SANDBOXED_CODE = ("__init__.py", "child", "wire.py")
 VENV_MOUNT = f"{SANDBOX_CODE_ROOT}/venv"
 NOBODY = 65534
 _HARNESS_BOOT = (
@@ -189,7 +193,7 @@ def bwrap_argv(limits: SandboxLimits, result_fd: int, command: Sequence[str],
         # The virtualenv gets a fixed place: a checkout under /tmp would otherwise be hidden by the
         # sandbox's own /tmp. A venv finds itself from its interpreter's path, so it can move.
         binds.append((sys.prefix, VENV_MOUNT))
-    binds.append((str(GRADERS_DIR), f"{SANDBOX_CODE_ROOT}/graders"))
+    binds += [(str(GRADERS_DIR / name), f"{SANDBOX_CODE_ROOT}/graders/{name}") for name in SANDBOXED_CODE]
     binds += list(extra_ro_binds)
     made: set[str] = {"/usr", "/tmp"}
     for src, dest in sorted(set(binds), key=lambda b: b[1]):

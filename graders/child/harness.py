@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, NoReturn
 
 import numpy as np
 
-from graders import dtypes, wire
+from graders import wire
 from graders.child import model_probe, seccomp
 
 RESULT_FD = 3
@@ -69,8 +69,8 @@ def _leaf_to_array(value: Any) -> tuple[np.ndarray, str | None]:
     except Exception as exc:
         raise OutputRejected(f"returned a {type(value).__name__} that is not array-like: {_safe_str(exc)}") from exc
     carried_as: str | None = None
-    if arr.dtype.kind == "V" or arr.dtype.name in dtypes.EXTENDED:
-        carried_as = arr.dtype.name if arr.dtype.name in dtypes.EXTENDED else None
+    if arr.dtype.kind == "V" or arr.dtype.name in wire.EXTENDED:
+        carried_as = arr.dtype.name if arr.dtype.name in wire.EXTENDED else None
         arr = arr.astype(np.float32)
     if arr.dtype.kind not in wire.NUMERIC_KINDS:
         raise OutputRejected(

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from graders import dtypes
+from graders import wire
 
 MAX_RECORDED = 2048
 MAX_VARIABLES = 512
@@ -254,7 +254,7 @@ def _to_plain(value: Any, budget: list[int]) -> np.ndarray | None:
         arr = np.asarray(value)
     except Exception:
         return None
-    if arr.dtype.kind == "V" or arr.dtype.name in dtypes.EXTENDED:
+    if arr.dtype.kind == "V" or arr.dtype.name in wire.EXTENDED:
         arr = arr.astype(np.float32)
     if arr.dtype.kind not in "biuf" or arr.nbytes > budget[0]:
         return None

@@ -51,8 +51,7 @@ FD_NAMES = ("stdin", "stdout", "stderr", "result", "control")
 
 
 def main() -> None:
-    from graders import compile_profile
-    from graders.child import harness
+    from graders.child import harness, profile_replay
 
     sock = socket.socket(fileno=int(os.environ.pop("GRADAX_ZYGOTE_FD")))
     cache_dir = os.environ.pop("GRADAX_JAX_CACHE_DIR", "")
@@ -61,7 +60,7 @@ def main() -> None:
     # entry it cannot store, which would otherwise fill each submission's stderr.
     warnings.filterwarnings("ignore", message="Error writing persistent compilation cache entry")
     if cache_dir:
-        compile_profile.configure_persistent_cache(cache_dir)  # config only: the backend stays unstarted
+        profile_replay.configure_persistent_cache(cache_dir)  # config only: the backend stays unstarted
     for name in PREFORK_IMPORTS:
         importlib.import_module(name)
     _precreate_contexts(PRECREATED_CONTEXTS)
@@ -215,10 +214,10 @@ def _apply_seccomp() -> None:
 
 def _warm(profile: list[dict[str, Any]]) -> None:
     """Start the backend and fill the in-process compile caches for the problem this child will grade."""
-    from graders import compile_profile
+    from graders.child import profile_replay
 
-    compile_profile.generic_warmup()
-    compile_profile.replay(profile)
+    profile_replay.generic_warmup()
+    profile_replay.replay(profile)
 
 
 def _serve() -> None:

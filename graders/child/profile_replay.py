@@ -1,0 +1,155 @@
+"""Replaying a compile profile (graders/compile_profile.py records it): runs in a pool child, in the sandbox.
+
+Each profiled dispatch is run on zeros before the submission arrives, so the child's in-process caches
+are warm. A profile is data only: jitted library functions of jax/flax/optax named by module and name, and
+primitives named by name; nothing else is ever called. The trusted side also runs it, to fill the replay
+cache (graders/compile_profile.py `fill_replay_cache`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+MAX_ENTRIES = 400
+ALLOWED_MODULES = ("jax.", "jax", "flax.", "optax.", "jaxlib.")
+
+
+def configure_persistent_cache(cache_dir: str) -> None:
+    """Use JAX's persistent compilation cache for every compilation, however small."""
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", cache_dir)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    # Otherwise XLA's autotune-cache path (inside the cache dir) enters every key, and the trusted writer
+    # and the sandboxed readers, which see the directory at different paths, never share an entry.
+    jax.config.update("jax_persistent_cache_enable_xla_caches", "none")
+
+
+def _primitives() -> dict[str, Any]:
+    from jax._src import core
+
+    found: dict[str, Any] = {}
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("jax._src") or module is None:
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, core.Primitive):
+                found.setdefault(value.name, value)
+    return found
+
+
+def _decode(spec: Any) -> Any:
+    import jax
+    import numpy as np
+
+    if "a" in spec and "d" in spec:
+        zeros = np.zeros(spec["a"], dtype=spec["d"])
+        if spec.get("np"):
+            return zeros
+        placed = jax.device_put(zeros)
+        if spec.get("w"):
+            return _weakly_typed(placed)
+        return placed
+    if "key" in spec:
+        impl = spec.get("impl", "fry")
+        impl_name = {"fry": "threefry2x32", "rbg": "rbg", "urbg": "unsafe_rbg"}.get(impl, impl)
+        data_shape = {"threefry2x32": (2,), "rbg": (4,), "unsafe_rbg": (4,)}.get(impl_name, (2,))
+        data = np.zeros(tuple(spec["key"]) + data_shape, dtype=np.uint32)
+        return jax.random.wrap_key_data(jax.device_put(data), impl=impl_name)
+    if "none" in spec:
+        return None
+    if "py" in spec:
+        return {"int": 0, "float": 0.0, "bool": False, "complex": 0j}[spec["py"]]
+    if "v" in spec:
+        value = spec["v"]
+        return {"int": int, "float": float, "bool": bool, "str": str}[spec["t"]](value)
+    if "dtype" in spec:
+        return np.dtype(spec["dtype"])
+    if "seq" in spec:
+        items = [_decode(s) for s in spec["seq"]]
+        return tuple(items) if spec["tuple"] else items
+    if "dict" in spec:
+        return {k: _decode(v) for k, v in spec["dict"].items()}
+    raise ValueError(f"unknown spec {spec!r}")
+
+
+def _weakly_typed(placed: Any) -> Any:
+    """The same buffer as a weakly typed array, like `1.0 / jnp.sqrt(n)` in the recorded run.
+
+    Not a python number: jit dispatches and lowers python scalars and arrays separately, so warming
+    with `0.0` left every `x * scale` of the submission to compile again (~10 ms each).
+    """
+    from jax._src import array, core
+
+    aval = core.ShapedArray(placed.shape, placed.dtype, weak_type=True)
+    return array.ArrayImpl(aval, placed.sharding, placed._arrays, committed=False)
+
+
+def _vjp(call: Any, args: list[Any], differentiated: list[int]) -> Any:
+    """What a gradient does with `call`: linearize it in the differentiated arguments, then pull back zeros."""
+    import jax
+    import numpy as np
+
+    def partial(*values: Any) -> Any:
+        full = list(args)
+        for index, value in zip(differentiated, values, strict=True):
+            full[index] = value
+        return call(*full)
+
+    out, pullback = jax.vjp(partial, *[args[i] for i in differentiated])
+
+    def cotangent(leaf: Any) -> Any:
+        kind = np.dtype(leaf.dtype).kind
+        dtype = leaf.dtype if kind in "fc" else jax.dtypes.float0
+        return jax.device_put(np.zeros(leaf.shape, dtype)) if kind in "fc" else np.zeros(leaf.shape, dtype)
+
+    return pullback(jax.tree.map(cotangent, out))
+
+
+def generic_warmup() -> None:
+    """Start the backend with one tiny computation (the trusted recorder runs it too, so it is cached)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    jax.block_until_ready(jnp.asarray(np.zeros(3, np.float32)) + 1.0)
+
+
+def replay(entries: list[dict[str, Any]]) -> dict[str, float]:
+    """Run each profiled dispatch on zeros; failures are ignored (a warm-up never fails a child)."""
+    import functools
+    import importlib
+
+    import jax
+
+    start = time.perf_counter()
+    prims: dict[str, Any] | None = None
+    ok = failed = 0
+    for entry in entries[:MAX_ENTRIES]:
+        try:
+            call: Any
+            if entry["k"] == "jit":
+                if not str(entry["m"]).startswith(ALLOWED_MODULES):
+                    continue
+                fn = getattr(importlib.import_module(entry["m"]), entry["n"])
+                if not hasattr(fn, "_fun") and not hasattr(fn, "_ufunc__static_props"):
+                    continue  # only jitted library functions, nothing else is ever called by name
+                kwargs = {k: _decode(v) for k, v in entry["kw"].items()}
+                call = functools.partial(fn, **kwargs)
+            else:
+                if prims is None:
+                    prims = _primitives()
+                prim = prims.get(entry["n"])
+                if prim is None:
+                    continue
+                call = functools.partial(prim.bind, **{k: _decode(v) for k, v in entry["p"].items()})
+            args = [_decode(a) for a in entry["a"]]
+            result = _vjp(call, args, entry["vjp"]) if entry.get("vjp") else call(*args)
+            jax.block_until_ready(result)
+            ok += 1
+        except Exception:
+            failed += 1
+    return {"replayed": ok, "failed": failed, "ms": round((time.perf_counter() - start) * 1000, 1)}
