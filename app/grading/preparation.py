@@ -28,10 +28,14 @@ log = logging.getLogger("gradax.prepare")
 
 
 class BankPreparation:
-    def __init__(self, bank: ProblemBank, preparer: Preparer, *, workers: int = 1, background: bool = True):
+    def __init__(self, bank: ProblemBank, preparer: Preparer, *, workers: int = 1, background: bool = True,
+                 grades_here: bool = True):
         self.bank, self.preparer = bank, preparer
         self.workers = max(1, workers)
         self.background = background
+        # False: this process does not grade students' attempts (`gradax worker`s do, with caches of their own),
+        # so it cannot say that an attempt waits for a preparation; it still prepares for its own regrades.
+        self.grades_here = grades_here
         self._cond = threading.Condition()
         self._queue: deque[str] = deque()  # problem ids, the next first
         self._busy: set[str] = set()  # content hashes being prepared now (by a background thread or a grader)
@@ -78,8 +82,9 @@ class BankPreparation:
     # -- questions -----------------------------------------------------------------------------------------
 
     def waits_for(self, problem_id: str) -> bool:
-        """True while the problem's current version is not prepared and its preparation has not failed."""
-        loaded = self.bank.get(problem_id)
+        """True while the problem's current version is not prepared here and its preparation has not failed
+        (always False where students' attempts are graded by other processes)."""
+        loaded = self.bank.get(problem_id) if self.grades_here else None
         return loaded is not None and self._waits(loaded)
 
     def _waits(self, loaded: LoadedProblem) -> bool:
@@ -102,7 +107,7 @@ class BankPreparation:
 
     def urgent(self, problem_id: str) -> None:
         """A student is waiting for this problem: prepare it next."""
-        if not self.waits_for(problem_id):
+        if not self.background or not self.waits_for(problem_id):
             return
         with self._cond:
             if problem_id in self._queue:
