@@ -69,6 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "false and no transform_checks (what the model checks cost)")
     parser.add_argument("--pause", type=float, default=1.0,
                         help="seconds between sequential HTTP submissions (the pool refills meanwhile)")
+    from graders.bench_bank import add_arguments as add_bank_arguments
+
+    add_bank_arguments(parser)
 
 
 class BenchError(Exception):
@@ -291,6 +294,10 @@ class HttpClient:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    if getattr(args, "bank", False):
+        from graders.bench_bank import run_bank
+
+        return run_bank(args)
     code = Path(args.file).read_text() if getattr(args, "file", None) else SUBMISSION
     problem = getattr(args, "problem", PROBLEM)
     throughput_n = getattr(args, "throughput", 0) or 2 * args.submissions

@@ -356,6 +356,14 @@ class WarmPool:
                 pass
         return total
 
+    def warm_cpu_snapshot(self) -> tuple[float, int]:
+        """(CPU seconds the zygote's cgroup used so far, children forked so far): deltas between two snapshots
+        give the warm-up CPU per child of what was forked in between (`gradax bench --bank`)."""
+        zygote = self._zygote
+        if zygote is None:
+            return 0.0, 0
+        return zygote.cpu_seconds() - zygote.cpu_at_ready, zygote.forked
+
     def warmup_cpu_s(self) -> float | None:
         """CPU seconds per child spent before its submission (fork, backend start, replay), on average.
 

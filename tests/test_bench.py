@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from graders.bench import percentile
@@ -45,3 +47,24 @@ def test_bench_measures_naive_cold_and_warm_paths_in_one_run(gradax) -> None:  #
     assert cost["probes_cpu_ms_p50"] == paths["warm"]["parts_p50_ms"]["probes_cpu_ms"]
     assert cost["p50_difference_ms"] == pytest.approx(paths["warm"]["p50_ms"] - off["p50_ms"], abs=0.11)
     assert isinstance(cost["paired_median_ms"], float)
+
+
+def test_bench_bank_writes_a_per_problem_table_and_compares(gradax, small_bank, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`--bank` on two tiny problems: first and warm latencies, CPU per child, a mixed phase, the JSON kept, and a
+    second run compared against the first."""
+    first, second = tmp_path / "bank.json", tmp_path / "bank2.json"
+    env = {**small_bank.env(), "GRADAX_POOL_SIZE": "2", "GRADAX_POOL_PREFORK": "1"}
+    args = ["bench", "--bank", "--only", "tiny-0", "tiny-1", "--warm-n", "2", "--mixed", "4", "--concurrency", "2"]
+    result = gradax(*args, "--out", str(first), env=env, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = json.loads(first.read_text())
+    assert set(out["problems"]) == {"tiny-0", "tiny-1"} and out["cores"] and len(out["load_before"]) == 3
+    for row in out["problems"].values():
+        assert row["verdicts"] == {"accepted": 3} and row["first_ms"] > 0 and row["warm_n"] == 2
+        assert row["warm_p95_ms"] >= row["warm_p50_ms"] > 0 and row["run_cpu_p50_s"] is not None
+    assert out["mixed"]["verdicts"] == {"accepted": 4} and out["mixed"]["graded_per_s"] > 0
+    assert set(out["summary"]["targets"]) == {"first_p50_ms", "mixed_graded_per_s"}
+    assert "tiny-0" in result.stdout and "mixed bank:" in result.stdout
+    again = gradax(*args, "--only", "tiny-0", "--out", str(second), "--compare", str(first), env=env, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "against " in again.stdout and "warm_p50_ms " in again.stdout.split("against ")[1], again.stdout
