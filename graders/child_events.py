@@ -201,6 +201,8 @@ class _TestEvent(_ProgramEvent):
     event: Literal["test"]
     index: Index
     duration_ms: Duration
+    # What jax spent tracing, lowering and compiling during the call (the submission's own jits); informational.
+    compile_ms: Duration | None = None
 
     def describe(self) -> str:
         return f"the result of test {self.index}"

@@ -92,6 +92,8 @@ def print_human(report: object, verbose: bool = False, executor: str = "ColdExec
             print("         " + t.traceback.replace("\n", "\n         "))
     if report.diagnosis:
         print(f"Diagnosis: {report.diagnosis}")
+    if report.timing:
+        print(f"Timing: {report.timing}")
     if report.stdout:
         print("--- stdout ---\n" + report.stdout)
     if verbose:

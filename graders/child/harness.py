@@ -28,6 +28,7 @@ MAX_DEPTH = 32
 MAX_LEAVES = 10_000
 MAX_NAME = 200
 SUBMISSION_FILENAME = "submission.py"
+SUBMISSION_MODULE = "submission"
 
 
 class OutputRejected(Exception):
@@ -196,6 +197,54 @@ def _build_args(test: dict[str, Any], arrays: list[np.ndarray]) -> list[Any]:
     return args
 
 
+# What jax reports spending on tracing, lowering and compiling (jax.monitoring events, each naming the function):
+# summed for the functions the submission defines while its function runs, so a report can say how much of its
+# time was the compilation of its own jitted (or transformed) functions.
+COMPILE_EVENTS = frozenset(("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                            "/jax/core/compile/backend_compile_duration"))
+_own_names: set[str] = set()
+_own_compile_seconds = [0.0]
+_compile_listener: list[Any] = []
+
+
+def own_compile_seconds() -> float:
+    """Seconds jax spent compiling functions named like one the submission defines, since the first call."""
+    if not _compile_listener:
+        from jax import monitoring
+
+        def listen(event: str, duration_secs: float, **kwargs: str | int) -> None:
+            name = str(kwargs.get("fun_name", ""))
+            if name.startswith("jit(") and name.endswith(")"):
+                name = name[4:-1]
+            if event in COMPILE_EVENTS and name in _own_names:
+                _own_compile_seconds[0] += duration_secs
+
+        monitoring.register_event_duration_secs_listener(listen)
+        _compile_listener.append(listen)
+    return _own_compile_seconds[0]
+
+
+def _defined_names(namespace: dict[str, Any]) -> set[str]:
+    """Every function name in the submission's code, nested ones included (from its code objects)."""
+    names: set[str] = set()
+    todo: list[types.CodeType] = []
+    for value in list(namespace.values()):
+        try:
+            if isinstance(value, type) and value.__module__ == SUBMISSION_MODULE:
+                todo += [f.__code__ for f in vars(value).values() if isinstance(f, types.FunctionType)]
+                continue
+            function = inspect.unwrap(value) if hasattr(value, "__wrapped__") else value  # jax.jit, nnx.jit
+            if isinstance(function, types.FunctionType) and function.__module__ == SUBMISSION_MODULE:
+                todo.append(function.__code__)
+        except Exception:  # the submission's objects may be anything; this only names its compile time
+            continue
+    while todo:
+        code = todo.pop()
+        names.add(code.co_name)
+        todo += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+    return names
+
+
 def run_test(fn: Any, test: dict[str, Any], arrays: list[np.ndarray], output_budget: int,
              probes: dict[str, Any] | None = None, program: dict[str, Any] | None = None
              ) -> tuple[dict[str, Any], list[np.ndarray]]:
@@ -205,6 +254,10 @@ def run_test(fn: Any, test: dict[str, Any], arrays: list[np.ndarray], output_bud
 
     args = _build_args(test, arrays)
     session = model_probe.Session(probes, program) if probes else None
+    module = sys.modules.get(SUBMISSION_MODULE)
+    if module is not None and not _own_names:
+        _own_names.update(_defined_names(vars(module)))
+    compiled_before = own_compile_seconds()
     start = time.perf_counter()
     try:
         if session is not None:
@@ -214,8 +267,10 @@ def run_test(fn: Any, test: dict[str, Any], arrays: list[np.ndarray], output_bud
             result = fn(*args)
             result = jax.block_until_ready(result)
     except BaseException as exc:
-        return {"status": "error", "duration_ms": _ms(start), **_error_fields(exc)}, []
+        return {"status": "error", "duration_ms": _ms(start), **_compile_ms(compiled_before, _ms(start)),
+                **_error_fields(exc)}, []
     duration = _ms(start)
+    compiled = _compile_ms(compiled_before, duration)
     leaves: list[np.ndarray] = []
     budget = [output_budget]
     try:
@@ -224,12 +279,12 @@ def run_test(fn: Any, test: dict[str, Any], arrays: list[np.ndarray], output_bud
         message = str(exc)
         if exc.kind == "output_limit":
             message += f"; the output limit is {output_budget:,} bytes"
-        return {"status": exc.kind, "duration_ms": duration, "message": message[:4000]}, []
+        return {"status": exc.kind, "duration_ms": duration, **compiled, "message": message[:4000]}, []
     except BaseException as exc:  # __array__ of a returned object may raise anything
-        return {"status": "bad_output", "duration_ms": duration,
+        return {"status": "bad_output", "duration_ms": duration, **compiled,
                 "message": f"the result could not be converted to arrays: {type(exc).__name__}: "
                            f"{_safe_str(exc)}"[:2000]}, []
-    header: dict[str, Any] = {"status": "ok", "duration_ms": duration, "tree": tree}
+    header: dict[str, Any] = {"status": "ok", "duration_ms": duration, **compiled, "tree": tree}
     if session is not None and probes is not None:
         probe_start, probe_cpu = time.perf_counter(), time.process_time()
         results = session.results(fn, args, list(probes.get("arg_names", [])), leaves, budget, to_tree)
@@ -237,6 +292,12 @@ def run_test(fn: Any, test: dict[str, Any], arrays: list[np.ndarray], output_bud
         header["probes"] = {**results, "duration_ms": _ms(probe_start),
                             "cpu_ms": round((time.process_time() - probe_cpu) * 1000, 3)}
     return header, leaves
+
+
+def _compile_ms(before: float, duration_ms: float) -> dict[str, float]:
+    """The call's own compile time, when it compiled anything (nested traces may overlap: capped at the call's)."""
+    spent = round((own_compile_seconds() - before) * 1000, 3)
+    return {"compile_ms": min(spent, duration_ms)} if spent > 0 else {}
 
 
 def _ms(start: float) -> float:
