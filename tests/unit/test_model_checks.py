@@ -283,3 +283,22 @@ def test_every_stage_pitfall_matches_a_real_stage_message() -> None:
     assert stage_pitfall_for("values", real["rows-mixed"][1]) is None
     assert stage_pitfall_for("state", "`w` should be named `kernel` (the statement names it)") is None
     assert stage_pitfall_for(None, None) is None
+
+
+def test_the_problem_page_names_every_stage() -> None:
+    """app/static/problem.js labels each test's deciding stage; every stage a comparison can end in (the
+    literal ones in graders/ and the model stages) has a label there, so the page shows the new stages like
+    the others (tests/browser/test_student_flow.py reads "Stage: Model state" in the browser)."""
+    import re
+
+    from graders.model_checks import EARLY_STAGES, LATE_STAGES
+
+    script = (ROOT / "app" / "static" / "problem.js").read_text()
+    block = re.search(r"const STAGES = \{(.*?)\};", script, re.S)
+    assert block is not None
+    labelled = set(re.findall(r"(\w+): \"[^\"]+\"", block.group(1)))
+    written = {stage for path in (ROOT / "graders").glob("*.py")
+               for stage in re.findall(r'Comparison\((?:False|True), "(\w+)"', path.read_text())}
+    stages = {"structure", "shape", "dtype", "finite", "values", *EARLY_STAGES, *LATE_STAGES}
+    assert written <= stages
+    assert labelled == stages
