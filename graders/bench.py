@@ -92,10 +92,16 @@ class PathResult:
         self.latencies_ms.append(ms)
         self.verdicts[verdict] = self.verdicts.get(verdict, 0) + 1
 
-    def add_parts(self, timings: dict[str, float]) -> None:
+    def add_parts(self, timings: dict[str, float], usage: Any = None) -> None:
         for key in ("probes_ms", "probes_cpu_ms", "model_stages_ms", "run_ms", "compare_ms"):
             if key in timings:
                 self.parts.setdefault(key, []).append(timings[key])
+        # The run's CPU time (its cgroup's) and its wait for a CPU: on a loaded machine the CPU time moves
+        # far less than the wall-clock time, so it shows a small difference between two paths better.
+        for key, field_name in (("cpu_ms", "cpu_s"), ("cpu_wait_ms", "cpu_wait_s")):
+            value = getattr(usage, field_name, None)
+            if value is not None:
+                self.parts.setdefault(key, []).append(value * 1000)
 
     @property
     def p50(self) -> float | None:
@@ -186,7 +192,7 @@ def run_grader(name: str, grader: Any, problem: str, code: str, count: int, note
         start = time.perf_counter()
         report = grader.grade(problem, code)
         result.add((time.perf_counter() - start) * 1000, report.verdict.value)
-        result.add_parts(report.timings)
+        result.add_parts(report.timings, report.usage)
     return result
 
 
@@ -203,7 +209,7 @@ def run_interleaved(runs: list[tuple[str, Any, str, str]], code: str, count: int
             start = time.perf_counter()
             report = grader.grade(problem, code)
             result.add((time.perf_counter() - start) * 1000, report.verdict.value)
-            result.add_parts(report.timings)
+            result.add_parts(report.timings, report.usage)
     return results
 
 
@@ -437,10 +443,12 @@ def model_checks_cost(on: PathResult, off: PathResult) -> dict[str, float | None
     """What the model checks add to a warm submission: the median of the one-for-one differences (each pair
     graded back to back), the p50s' difference, and the parts the reports time (child probes, parent stages)."""
     pairs = [a - b for a, b in zip(on.latencies_ms, off.latencies_ms, strict=False)]
+    cpu_pairs = [a - b for a, b in zip(on.parts.get("cpu_ms", []), off.parts.get("cpu_ms", []), strict=False)]
     parts = {key: _r(percentile(values, 50), 2) for key, values in on.parts.items()
              if key in ("probes_ms", "probes_cpu_ms", "model_stages_ms")}
     return {"paired_median_ms": _r(statistics.median(pairs)) if pairs else None,
             "p50_difference_ms": _r(on.p50 - off.p50) if on.p50 is not None and off.p50 is not None else None,
+            "paired_median_cpu_ms": _r(statistics.median(cpu_pairs)) if cpu_pairs else None,
             **{f"{key}_p50": value for key, value in parts.items()}}
 
 

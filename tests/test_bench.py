@@ -47,6 +47,9 @@ def test_bench_measures_naive_cold_and_warm_paths_in_one_run(gradax) -> None:  #
     assert cost["probes_cpu_ms_p50"] == paths["warm"]["parts_p50_ms"]["probes_cpu_ms"]
     assert cost["p50_difference_ms"] == pytest.approx(paths["warm"]["p50_ms"] - off["p50_ms"], abs=0.11)
     assert isinstance(cost["paired_median_ms"], float)
+    # Both paths' CPU time comes from the run's cgroup, and their paired difference is reported.
+    assert paths["warm"]["parts_p50_ms"]["cpu_ms"] > 0 and off["parts_p50_ms"]["cpu_ms"] > 0
+    assert isinstance(cost["paired_median_cpu_ms"], float)
 
 
 def test_bench_bank_writes_a_per_problem_table_and_compares(gradax, small_bank, tmp_path) -> None:  # type: ignore[no-untyped-def]
