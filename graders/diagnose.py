@@ -139,6 +139,15 @@ STAGE_PITFALLS: tuple[StagePitfall, ...] = (
         "in `nnx.BatchStat` and other state in an `nnx.Variable` (subclass).",
     ),
     StagePitfall(
+        "parameter-missing",
+        ("state",),
+        re.compile(r"the model has no nnx\.\w+ of|the model lacks an? nnx\."),
+        "The reference's model holds a parameter yours does not. An array made inside the function or in "
+        "`__call__` (a class token, position embeddings, a scale) is a constant made again on every call, not "
+        "a parameter: nothing trains it and `nnx.state(model)` does not list it. Create it once in "
+        "`__init__` as an attribute, `self.cls_token = nnx.Param(...)`, and read it in `__call__`.",
+    ),
+    StagePitfall(
         "state-held-as-param",
         ("state",),
         re.compile(r"is an nnx\.Param, expected"),

@@ -257,6 +257,8 @@ def test_every_stage_pitfall_matches_a_real_stage_message() -> None:
         "state-held-as-param": ("state", compare_state(state(kernel("count", "Param", "Param", [])), counter, ANY,
                                                        "same_kind", TOL, public=True)),
         "no-module": ("state", compare_state(ModelState(roots=[], variables=[]), want, ANY, "same_kind", TOL, True)),
+        "parameter-missing": ("state", compare_state(state(kernel(shape=[2, 2])), state(kernel(shape=[2, 2]),
+                                                     kernel("pos", shape=[1, 5])), ANY, "same_kind", TOL, True)),
         "blocked-gradient": failed(gradients_stage(ctx(LAYERNORM, Output(LEAF0, (x,)), Output(LEAF0, (x,)), grads,
                                                        (x, np.zeros((2, 3), np.float32)), grads,
                                                        (x, np.ones((2, 3), np.float32)), public=False))),
@@ -275,7 +277,10 @@ def test_every_stage_pitfall_matches_a_real_stage_message() -> None:
                                                public=True))
     real["integer-result"] = failed(compare(Output(LEAF0, (np.ones(2, np.int32),)), out, TOL, public=False))
     state_dtype = ("state", compare_state(half, want, ANY, "same_kind", TOL, True))
-    for pitfall_id, (stage, message) in [*real.items(), ("reduced-precision", state_dtype)]:
+    hidden_missing = ("state", compare_state(state(kernel(shape=[2, 2])), state(kernel(shape=[2, 2]),
+                                             kernel("pos", shape=[1, 5])), ANY, "same_kind", TOL, False))
+    for pitfall_id, (stage, message) in [*real.items(), ("reduced-precision", state_dtype),
+                                         ("parameter-missing", hidden_missing)]:
         found = stage_pitfall_for(stage, message)
         assert found is not None and found.id == pitfall_id, (pitfall_id, stage, message)
     assert {p.id for p in STAGE_PITFALLS} == set(real)
