@@ -127,7 +127,8 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     embedded = settings.grading_backend == "inprocess" and settings.grading_workers > 0
     # Background preparation where this process grades; half the cores, so students' gradings keep the rest.
     preparation = BankPreparation(bank, Preparer(settings), workers=max(1, available_cores() // 2),
-                                  background=embedded and settings.prepare_in_background, grades_here=embedded)
+                                  background=embedded and settings.prepare_in_background, grades_here=embedded,
+                                  warm=settings.pool == "warm")
     dispatcher: Dispatcher
     completions = Completions(per_user=settings.long_polls_per_user)
     broker_probe: BrokerProbe | None = None

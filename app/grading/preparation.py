@@ -29,10 +29,13 @@ log = logging.getLogger("gradax.prepare")
 
 class BankPreparation:
     def __init__(self, bank: ProblemBank, preparer: Preparer, *, workers: int = 1, background: bool = True,
-                 grades_here: bool = True):
+                 grades_here: bool = True, warm: bool = True):
         self.bank, self.preparer = bank, preparer
         self.workers = max(1, workers)
         self.background = background
+        # Cold starts (GRADAX_POOL=cold) use no compile profile: what an attempt waits for is its problem's
+        # reference outputs alone, which the engine computes on first use; nothing else is prepared for it.
+        self.warm = warm
         # False: this process does not grade students' attempts (`gradax worker`s do, with caches of their own),
         # so it cannot say that an attempt waits for a preparation; it still prepares for its own regrades.
         self.grades_here = grades_here
@@ -92,11 +95,12 @@ class BankPreparation:
         with self._cond:
             if key in self._prepared or key in self._failed:
                 return False
-        if self.preparer.is_prepared(loaded):  # file checks: another process may have prepared it
+        # File checks: another process (gradax prepare, a lazy first grading) may have prepared it.
+        if self.preparer.is_prepared(loaded):
             with self._cond:
                 self._prepared.add(key)
             return False
-        return True
+        return self.warm or not self.preparer.references.is_stored(loaded)
 
     def snapshot(self) -> dict[str, Any]:
         with self._cond:
@@ -117,8 +121,9 @@ class BankPreparation:
 
     def ensure(self, loaded: LoadedProblem) -> ProblemPrepared | None:
         """Prepare this problem now, in the calling thread (a grading thread with an attempt of it), unless it
-        is prepared; if a background thread is on it, this waits for it on the problem's lock and reads."""
-        if not self._waits(loaded):
+        is prepared; if a background thread is on it, this waits for it on the problem's lock and reads. Cold
+        starts: nothing (the engine computes the reference outputs it needs on first use)."""
+        if not self.warm or not self._waits(loaded):
             return None
         return self._prepare(loaded)
 

@@ -37,8 +37,10 @@ def test_background_preparation_puts_a_waiting_problem_first(tmp_path: Path, dat
         scaffold(problem_id, problems)
         path = problems / f"{problem_id}.yaml"
         path.write_text(path.read_text() + LIMITS)
+    # The warm pool: what the server prepares is what its warm children need (a cold start needs only the
+    # reference outputs, and computes them itself).
     settings = make_settings(tmp_path, data_dir, problems_dir=problems, courses_dir=courses, grading_workers=1,
-                             prepare_in_background=True)
+                             prepare_in_background=True, pool="warm")
     app = create_app(settings)
     preparation = app.state.preparation
     preparation.workers = 1  # one background thread, whatever the machine: the order below is then certain
