@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from graders import pool as pool_module
+from graders import zygote_client
 from graders.compile_profile import replay_cache_dir
 from graders.engine import ColdExecutor, Grader
 from graders.pool import WarmPool
@@ -288,13 +289,13 @@ def test_a_dead_zygote_falls_back_to_cold_and_the_pool_recovers(warm: tuple[Grad
 @pytest.fixture
 def broken_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
     """bwrap refuses the zygote's command line: the zygote cannot start."""
-    real = pool_module.bwrap_argv
+    real = zygote_client.bwrap_argv
 
     def broken(*args: object, **kwargs: object) -> list[str]:
         argv = real(*args, **kwargs)  # type: ignore[arg-type]
         return [argv[0], "--no-such-bwrap-option", *argv[1:]]
 
-    monkeypatch.setattr(pool_module, "bwrap_argv", broken)
+    monkeypatch.setattr(zygote_client, "bwrap_argv", broken)
 
 
 @pytest.mark.usefixtures("broken_bwrap")
@@ -330,7 +331,7 @@ def test_the_default_relative_data_dir_starts_the_pool(tmp_path: Path, monkeypat
     assert relative.data_dir == tmp_path / ".gradax" and relative.cache_dir.is_absolute()
     replay_cache_dir(relative.cache_dir).mkdir(parents=True)
     monkeypatch.chdir("/")  # the server may be asked from anywhere once started
-    zygote = pool_module.Zygote(replay_cache_dir(relative.cache_dir), generation=1)
+    zygote = zygote_client.Zygote(replay_cache_dir(relative.cache_dir), generation=1)
     try:
         assert zygote.alive()
     finally:
