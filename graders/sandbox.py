@@ -471,21 +471,39 @@ def _watch(proc: subprocess.Popen[bytes], request: bytes, read_fd: int, limits: 
     pipes = ChildPipes(stdin=proc.stdin, stdout=proc.stdout, stderr=proc.stderr, result_fd=read_fd,
                        request=request, limits=limits)
     meter = RunMeter.of_group(group) if group is not None else RunMeter.of_process(proc.pid)
-    ready_at = watch_events(pipes.events, limits, meter, outcome, startup_s=limits.startup_s)
-    end = time.monotonic()
+
+    def exit_code(timeout: float | None) -> int | None:
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill() -> None:
+        if group is not None:
+            group.kill_all()
+        else:
+            _kill_session(proc)
+
+    supervise(pipes, meter, limits, outcome, startup_s=limits.startup_s, exit_code=exit_code, kill=kill)
+
+
+def supervise(pipes: ChildPipes, meter: RunMeter, limits: SandboxLimits, outcome: ChildOutcome, *,
+              startup_s: float, exit_code: Callable[[float | None], int | None], kill: Callable[[], None]) -> None:
+    """Watch one child run to its end: the supervision loop of the cold sandbox and the warm pool alike.
+
+    Events and limits as `watch_events` judges them; then a child that finished normally gets a moment to
+    exit on its own, whatever is left is killed (`kill`: the whole group), and the logs are collected.
+    `exit_code(timeout)` is the child's exit status, or None if it is not known within `timeout` seconds
+    (None: as long as the child needs once killed).
+    """
+    ready_at = watch_events(pipes.events, limits, meter, outcome, startup_s=startup_s)
     if ready_at is not None:
-        outcome.run_ms = (end - ready_at) * 1000
-    # Give a child that finished normally a moment to exit on its own, then kill whatever is left.
-    try:
-        outcome.exit_code = proc.wait(timeout=0.5 if not (outcome.timed_out or outcome.cpu_exceeded) else 0)
-    except subprocess.TimeoutExpired:
-        pass
-    if group is not None:
-        group.kill_all()
-    else:
-        _kill_session(proc)
+        outcome.run_ms = (time.monotonic() - ready_at) * 1000
+    if not (outcome.timed_out or outcome.cpu_exceeded):
+        outcome.exit_code = exit_code(0.5)
+    kill()
     if outcome.exit_code is None:
-        outcome.exit_code = proc.wait()
+        outcome.exit_code = exit_code(None)
     pipes.finish(outcome)
 
 

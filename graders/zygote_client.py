@@ -31,7 +31,7 @@ from graders.sandbox import (
     SandboxLimits,
     bwrap_argv,
     sandbox_python,
-    watch_events,
+    supervise,
 )
 
 JAX_CACHE_MOUNT = "/opt/gradax-jax-cache"
@@ -281,21 +281,17 @@ def exit_status(control_fd: int, timeout: float = 2.0) -> int | None:
 
 
 def watch_child(child: PoolChild, request: bytes, limits: SandboxLimits, group: cgroup.RunCgroup,
-                 outcome: ChildOutcome) -> None:
-    """Feed the request and watch the child as `sandbox._watch` does: time and CPU from outside."""
+                outcome: ChildOutcome) -> None:
+    """Feed the request and supervise the child like a cold run (`sandbox.supervise`): time and CPU from outside."""
     pipes = ChildPipes(stdin=os.fdopen(child.fds.pop("stdin"), "wb", buffering=0),
                        stdout=os.fdopen(child.fds.pop("stdout"), "rb", buffering=0),
                        stderr=os.fdopen(child.fds.pop("stderr"), "rb", buffering=0),
                        result_fd=child.fds.pop("result"), request=request, limits=limits)
+    control = child.fds["control"]
+
+    def exit_code(timeout: float | None) -> int | None:
+        return exit_status(control, timeout=2.0 if timeout is None else timeout)
+
     # The child is already warm: it only has to read the request before it says ready.
-    ready_at = watch_events(pipes.events, limits, RunMeter.of_group(group), outcome,
-                            startup_s=min(limits.startup_s, 10.0))
-    if ready_at is not None:
-        outcome.run_ms = (time.monotonic() - ready_at) * 1000
-    # Give a child that finished normally a moment to flush and exit on its own, then kill the rest.
-    if not (outcome.timed_out or outcome.cpu_exceeded):
-        outcome.exit_code = exit_status(child.fds["control"], timeout=0.5)
-    group.kill_all()
-    if outcome.exit_code is None:
-        outcome.exit_code = exit_status(child.fds["control"])
-    pipes.finish(outcome)
+    supervise(pipes, RunMeter.of_group(group), limits, outcome, startup_s=min(limits.startup_s, 10.0),
+              exit_code=exit_code, kill=group.kill_all)
