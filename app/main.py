@@ -22,7 +22,7 @@ from app.core.security import configure_password_hashing
 from app.core.throttle import AuthGuard
 from app.db import make_engine, make_session_factory
 from app.errors import AppError
-from app.grading.backend import build_grader, close_grader
+from app.grading.backend import build_grader
 from app.grading.capacity import available_cores, measure
 from app.grading.celery_app import BrokerProbe
 from app.grading.completions import Completions, RedisRelay
@@ -157,9 +157,8 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
         preparation.start()
         dispatcher.start()
         lti.start()
-        start_pool = getattr(grader.executor, "start", None)  # the warm pool: its zygote starts now
-        if embedded and callable(start_pool):
-            start_pool()
+        if embedded:
+            grader.executor.start()  # the warm pool: its zygote starts now
         if relay is not None:
             relay.start()
         try:
@@ -170,7 +169,7 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
             lti.stop()
             preparation.stop()
             dispatcher.stop(timeout=settings.shutdown_grace_s)
-            close_grader(grader)
+            grader.executor.close()  # a warm pool's zygote and children
             engine.dispose()
 
     app = FastAPI(title="gradax", version="1", lifespan=lifespan, openapi_url="/openapi.json")

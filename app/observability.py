@@ -24,6 +24,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.migrate import alembic_config
+from graders.executor import Executor
 
 GRADING_SECONDS = Histogram(
     "gradax_grading_seconds", "From submission to stored report (queue wait included), seconds",
@@ -45,7 +46,7 @@ class _StateCollector(Collector):
     def __init__(self) -> None:
         self.session_factory: sessionmaker[Session] | None = None
         self.broker_length: Callable[[], int | None] | None = None
-        self.executor: object | None = None
+        self.executor: Executor | None = None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         if self.session_factory is not None:
@@ -73,27 +74,24 @@ class _StateCollector(Collector):
             yield from _pool_gauges(self.executor)
 
 
-def _pool_gauges(executor: object) -> Iterator[GaugeMetricFamily]:
-    # Duck-typed: the warm pool (graders/pool.py) has `healthy`, `memory_bytes()` and `stats`; the cold
-    # executor has none of them and is always able to start a fresh sandbox.
-    kind = "warm" if hasattr(executor, "healthy") else "cold"
-    healthy = bool(getattr(executor, "healthy", True))
+def _pool_gauges(executor: Executor) -> Iterator[GaugeMetricFamily]:
+    try:
+        health = executor.health()
+    except Exception:  # a scrape never fails for the executor's sake
+        logging.getLogger("gradax.metrics").exception("the executor's health failed")
+        return
+    # A cold executor is always able to start a fresh sandbox, keeps no processes and counts no runs.
     yield GaugeMetricFamily("gradax_pool_healthy", "1 when the grading pool can serve warm (cold: always 1)",
-                            value=1.0 if healthy else 0.0)
+                            value=1.0 if health.healthy else 0.0)
     info = GaugeMetricFamily("gradax_pool_info", "The grading executor in use", labels=["kind"])
-    info.add_metric([kind], 1.0)
+    info.add_metric([health.kind], 1.0)
     yield info
-    memory = getattr(executor, "memory_bytes", None)
-    if callable(memory):
-        try:
-            yield GaugeMetricFamily("gradax_pool_memory_bytes", "Memory charged to the pool", value=memory())
-        except Exception:
-            pass
-    stats = getattr(executor, "stats", None)
-    if isinstance(stats, dict):
+    if health.memory_bytes is not None:
+        yield GaugeMetricFamily("gradax_pool_memory_bytes", "Memory charged to the pool", value=health.memory_bytes)
+    if health.runs is not None:
         runs = GaugeMetricFamily("gradax_pool_runs", "Submissions run by the pool, warm or cold fallback",
                                  labels=["path"])
-        for path, n in stats.items():
+        for path, n in health.runs.items():
             runs.add_metric([str(path)], float(n))
         yield runs
 
@@ -109,7 +107,7 @@ def register_state_metrics(*, session_factory: sessionmaker[Session] | None = No
     _STATE.broker_length = broker_length
 
 
-def register_pool_metrics(executor: object) -> None:
+def register_pool_metrics(executor: Executor) -> None:
     _STATE.executor = executor
 
 

@@ -5,7 +5,7 @@ Paths measured on the same correct `nnx-module-basics` submission, in this order
   with no sandbox: the baseline docs/performance.md compares against);
 - cold: `Grader.grade` with a fresh sandboxed Python per submission (what `gradax grade` does);
 - warm: `Grader.grade` through the warm pool, exactly the executor the server uses
-  (`graders.pool.make_executor`), one submission at a time, then N threads at once for throughput;
+  (`graders.executor.make_executor`), one submission at a time, then N threads at once for throughput;
 - http (with `--url`): from `POST /api/v1/submissions` to a `done` verdict against a running server;
 - warm_no_model_checks (with `--without-model-checks`): the same submission on a copy of the problem with its
   model checks off, interleaved with the warm path one for one, so both see the same load: the difference is
@@ -351,8 +351,9 @@ def _bench_http(args: argparse.Namespace, problem: str, code: str, throughput_n:
 
 
 def _bench_engine(args: argparse.Namespace, problem: str, code: str, throughput_n: int) -> dict[str, Any]:
-    from graders.engine import ColdExecutor, Grader
-    from graders.pool import WarmPool, make_executor
+    from graders.engine import Grader
+    from graders.executor import make_executor
+    from graders.pool import WarmPool
     from graders.problem import ProblemBank
     from graders.settings import get_settings
 
@@ -370,7 +371,7 @@ def _bench_engine(args: argparse.Namespace, problem: str, code: str, throughput_
         atexit.register(shutil.rmtree, scratch, True)
         off_bank = without_model_checks(loaded, scratch)
     off_loaded = off_bank.get(f"{problem}-no-model-checks") if off_bank is not None else None
-    cold = Grader(bank, settings, executor=ColdExecutor(sandboxed=settings.sandbox != "none"))
+    cold = Grader(bank, settings, executor=make_executor(settings, pool="cold"))
     paths: dict[str, Any] = {}
     cold.grade(problem, code)  # reference outputs computed once, outside every measurement
     if args.naive:

@@ -53,7 +53,8 @@ def _load() -> list[float]:
 
 def run_bank(args: argparse.Namespace) -> int:
     from graders.engine import Grader
-    from graders.pool import WarmPool, make_executor
+    from graders.executor import make_executor
+    from graders.pool import WarmPool
     from graders.prepare import UnknownProblems, prepare
     from graders.problem import ProblemBank
     from graders.settings import get_settings

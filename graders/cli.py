@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from graders.engine import Grader
+from graders.executor import make_executor
 from graders.problem import ProblemBank, ProblemError, load_problem
 from graders.report import to_junit
 from graders.settings import get_settings
@@ -42,26 +43,20 @@ def cmd_grade(args: argparse.Namespace) -> int:
     # One file: a fresh sandboxed Python (cold start) unless GRADAX_POOL=warm is set explicitly (the setting's
     # default, warm, is the server's), which starts a zygote and one child for this single grade (used to run
     # attack tests through it).
-    executor = None
-    if "pool" in settings.model_fields_set and settings.pool == "warm":
-        from graders.pool import make_executor
-
-        executor = make_executor(settings)
-    grader = Grader(bank, settings, executor=executor)
+    explicit_warm = "pool" in settings.model_fields_set and settings.pool == "warm"
+    grader = Grader(bank, settings, executor=make_executor(settings, pool="warm" if explicit_warm else "cold"))
     try:
         report = grader.grade_loaded(loaded, code, mode="run" if args.public_only else "submit")
     finally:
-        close = getattr(grader.executor, "close", None)
-        if close is not None:
-            close()
+        grader.executor.close()
     args.executor_name = type(grader.executor).__name__
-    stats = getattr(grader.executor, "stats", None)
-    if stats is not None:  # the warm pool: say whether it graded, or fell back to a cold start and why
-        if stats.get("warm"):
+    health = grader.executor.health()
+    if health.kind == "warm" and health.runs is not None:  # say whether it graded, or fell back and why
+        if health.runs.get("warm"):
             print("gradax grade: graded by the warm pool", file=sys.stderr)
-        elif stats.get("cold"):
+        elif health.runs.get("cold"):
             args.executor_name = "ColdExecutor"
-            print(f"gradax grade: the warm pool was unavailable ({getattr(grader.executor, 'failure', None)}); "
+            print(f"gradax grade: the warm pool was unavailable ({health.failure}); "
                   "graded with a cold start", file=sys.stderr)
     if args.junit:
         Path(args.junit).write_text(to_junit(report))

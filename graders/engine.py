@@ -9,39 +9,23 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from graders import child_events as ev
 from graders import diagnose, limits_text, model_checks
 from graders.cases import CaseInput, build_cases, points_score
 from graders.compare import Output, compare
+from graders.executor import Executor, make_executor
 from graders.model_checks import ProbeReport, StageContext
 from graders.problem import KnownMistake, LoadedProblem, Problem, ProblemBank, StateChecks
 from graders.reference import ReferenceCache, ReferenceError, ReferenceOutputs, build_request
-from graders.report import Report, TestReport, TestStatus, Verdict, clip_log
-from graders.sandbox import ChildOutcome, SandboxLimits, run_harness, warn_unsandboxed
+from graders.report import Report, TestReport, TestStatus, Verdict, clip_log, internal_error
+from graders.sandbox import ChildOutcome, SandboxLimits, warn_unsandboxed
 from graders.settings import GraderSettings, get_settings
 
 log = logging.getLogger("gradax.engine")
 CHECK_STAGES = ("state", "gradients", "retrace", "batch_invariance", "eval_determinism")
 Mode = Literal["submit", "run"]
-
-
-class Executor(Protocol):
-    """Runs a harness request for a problem; the cold-start sandbox or a warm pool."""
-
-    def execute(self, problem: LoadedProblem, request: bytes, limits: SandboxLimits) -> ChildOutcome: ...
-
-
-@dataclass
-class ColdExecutor:
-    """A fresh sandboxed Python per submission: slow (imports jax every time) but simple."""
-
-    sandboxed: bool = True
-
-    def execute(self, problem: LoadedProblem, request: bytes, limits: SandboxLimits) -> ChildOutcome:
-        return run_harness(request, limits, sandboxed=self.sandboxed)
 
 
 class InvalidInput(Exception):
@@ -83,10 +67,10 @@ class Grader:
                  executor: Executor | None = None):
         self.bank = bank
         self.settings = settings or get_settings()
-        sandboxed = self.settings.sandbox != "none"
-        if not sandboxed:
+        if self.settings.sandbox == "none":
             warn_unsandboxed()
-        self.executor: Executor = executor or ColdExecutor(sandboxed=sandboxed)
+        # Cold unless told otherwise: the server and `gradax grade` with GRADAX_POOL=warm pass the pool.
+        self.executor: Executor = executor or make_executor(self.settings, pool="cold")
         self.references = ReferenceCache(self.settings.cache_dir)
 
     def limits_for(self, loaded: LoadedProblem) -> SandboxLimits:
@@ -118,9 +102,8 @@ class Grader:
             report = self._grade(loaded, code, mode)
         except Exception as exc:  # the grader failed, not the student
             log.exception("grader failure on %s", loaded.id)
-            report = Report(problem=loaded.id, verdict=Verdict.INTERNAL_ERROR, mode=mode,
-                            message=f"The grader failed ({type(exc).__name__}); this is not your fault. "
-                                    "The attempt will be retried.")
+            report = internal_error(loaded.id, mode, f"The grader failed ({type(exc).__name__}); this is not your "
+                                                     "fault. The attempt will be retried.")
         report.duration_ms = round((time.monotonic() - start) * 1000, 1)
         return report
 
@@ -135,16 +118,15 @@ class Grader:
             all_cases, reference = self.reference_for(loaded)
         except ReferenceError as exc:
             log.error("reference failure: %s", exc)
-            return Report(problem=loaded.id, verdict=Verdict.INTERNAL_ERROR, mode=mode,
-                          message="The reference solution of this problem could not be run; "
-                                  "the instructors have been told. This is not your fault.")
+            return internal_error(loaded.id, mode, "The reference solution of this problem could not be run; "
+                                                   "the instructors have been told. This is not your fault.")
         n_public = len(problem.tests.public)
         cases = all_cases[:n_public] if mode == "run" else all_cases
         limits = self.limits_for(loaded)
         request = build_request(loaded, cases, [text], output_budget=limits.result_bytes - 1024 * 1024,
                                 probes=submission_probes(loaded, reference))
         t1 = time.monotonic()
-        outcome = self.executor.execute(loaded, request, limits)
+        outcome = self.executor.grade(loaded, request, limits)
         t2 = time.monotonic()
         report = judge(loaded, cases, reference, outcome, mode, limits=limits)
         report.timings = {

@@ -18,7 +18,7 @@ cache a child sees is the replay cache, bound read-only: programs of library fun
 trusted process compiled by replaying compile profiles on zeros, never anything compiled from reference or
 submitted code (graders/compile_profile.py `fill_replay_cache`; ATTACKS.md row 34).
 
-When the pool is unhealthy (bwrap or the zygote cannot start, the zygote died), `execute` falls back
+When the pool is unhealthy (bwrap or the zygote cannot start, the zygote died), `grade` falls back
 to the cold path for that submission and the pool restarts the zygote in the background.
 """
 
@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import select
-import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +38,7 @@ from typing import Any
 from graders import cgroup
 from graders.cases import build_cases
 from graders.compile_profile import ProfileCache, replay_cache_dir
-from graders.engine import ColdExecutor, Executor
+from graders.executor import ColdExecutor, ExecutorHealth
 from graders.prepare import ensure_data_dirs
 from graders.problem import LoadedProblem
 from graders.sandbox import (
@@ -88,7 +87,7 @@ class WarmPool:
 
     # ------------------------------------------------------------------ public surface
 
-    def execute(self, problem: LoadedProblem, request: bytes, limits: SandboxLimits) -> ChildOutcome:
+    def grade(self, problem: LoadedProblem, request: bytes, limits: SandboxLimits) -> ChildOutcome:
         zygote = self._zygote
         if zygote is not None and not zygote.alive():
             # Its children died with it. Grade this one cold now; restart the zygote in the background.
@@ -139,6 +138,10 @@ class WarmPool:
     @property
     def failure(self) -> str | None:
         return self._failure
+
+    def health(self) -> ExecutorHealth:
+        return ExecutorHealth(kind="warm", healthy=self.healthy, failure=self._failure,
+                              memory_bytes=self.memory_bytes(), runs=dict(self.stats))
 
     def zygote_pid(self) -> int | None:
         return self._zygote.proc.pid if self._zygote else None
@@ -193,7 +196,7 @@ class WarmPool:
         self.stats["cold"] += 1
         with self._cond:
             self._failure = why
-        return self.cold.execute(problem, request, limits)
+        return self.cold.grade(problem, request, limits)
 
     def _restart_quietly(self) -> None:
         try:
@@ -422,16 +425,3 @@ class WarmPool:
                 self._run_groups.pop(id(child), None)
                 self._busy.discard(id(child))
         return outcome
-
-
-def make_executor(settings: GraderSettings | None = None) -> Executor:
-    """The executor the server and workers grade with: the warm pool unless `GRADAX_POOL=cold`.
-
-    With `GRADAX_SANDBOX=none` (trusted local use) there is no sandbox to keep warm: cold, unsandboxed.
-    """
-    settings = settings or get_settings()
-    if settings.sandbox == "none":
-        return ColdExecutor(sandboxed=False)
-    if settings.pool == "cold" or shutil.which("bwrap") is None or cgroup.available() is not None:
-        return ColdExecutor(sandboxed=True)
-    return WarmPool(settings)

@@ -111,6 +111,12 @@ class Report(BaseModel):
         return self.model_dump(mode="json")
 
 
+def internal_error(problem: str, mode: str, message: str) -> Report:
+    """The report of a grading that failed through gradax's own fault, never the student's (the engine, the
+    claim protocol and the graders of the server and the workers all report such failures with this)."""
+    return Report(problem=problem, verdict=Verdict.INTERNAL_ERROR, mode=mode, message=message)
+
+
 def clip_log(data: bytes, total: int, limit: int = LOG_LIMIT) -> str:
     text = data[:limit].decode("utf-8", errors="replace")
     if total > limit:

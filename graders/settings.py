@@ -39,7 +39,7 @@ class GraderSettings(BaseSettings):
     # empty: `<own cgroup>/gradax` (graders/cgroup.py, docs/sandbox.md).
     cgroup_parent: str = ""
 
-    # The executor (graders/pool.py `make_executor`): "warm" grades in pre-warmed children of a zygote, "cold"
+    # The executor (graders/executor.py `make_executor`): "warm" grades in pre-warmed children of a zygote, "cold"
     # starts a fresh sandboxed Python per submission. The warm pool falls back to cold start by itself when it
     # cannot run (no bwrap or cgroups, GRADAX_SANDBOX=none). `gradax grade` is cold unless GRADAX_POOL=warm is
     # set explicitly (graders/cli.py).

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from small_bank import SmallBank, correct_answer, function_of
 
-from graders.engine import ColdExecutor, Grader
+from graders.engine import Grader
+from graders.executor import ColdExecutor
 from graders.problem import ProblemBank
 from graders.settings import GraderSettings
 

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 import yaml
 
-from graders import pool as pool_module
+from graders import executor as executor_module
 from graders import zygote_client
 from graders.compile_profile import replay_cache_dir
-from graders.engine import ColdExecutor, Grader
+from graders.engine import Grader
+from graders.executor import ColdExecutor
 from graders.pool import WarmPool
 from graders.problem import ProblemBank
 from graders.sandbox import ChildOutcome
@@ -237,13 +238,13 @@ def test_a_run_that_reaches_its_memory_limit_says_so(warm: tuple[Grader, WarmPoo
     """The engine turns a time stop at the memory limit into memory_limit_exceeded only if the pool reports it."""
     grader, pool = warm
     outcomes: list[ChildOutcome] = []
-    real = pool.execute
+    real = pool.grade
 
     def recording(*args: Any) -> ChildOutcome:
         outcomes.append(real(*args))
         return outcomes[-1]
 
-    monkeypatch.setattr(pool, "execute", recording)
+    monkeypatch.setattr(pool, "grade", recording)
     verdict, message = _grade(grader, ALLOCATE_8_GIB)
     assert verdict == "memory_limit_exceeded", message
     assert len(outcomes) == 1 and outcomes[0].memory_limit_reached and pool.stats["cold"] == 0
@@ -311,11 +312,11 @@ def test_a_zygote_that_cannot_start_falls_back_to_cold(settings: GraderSettings,
 
 
 def test_make_executor_honours_the_settings(settings: GraderSettings) -> None:
-    assert isinstance(pool_module.make_executor(settings.model_copy(update={"pool": "cold"})), ColdExecutor)
+    assert isinstance(executor_module.make_executor(settings.model_copy(update={"pool": "cold"})), ColdExecutor)
     unsandboxed = settings.model_copy(update={"sandbox": "none", "pool": "warm"})
-    executor = pool_module.make_executor(unsandboxed)
+    executor = executor_module.make_executor(unsandboxed)
     assert isinstance(executor, ColdExecutor) and not executor.sandboxed
-    warm_pool = pool_module.make_executor(settings.model_copy(update={"pool": "warm", "pool_size": 2}))
+    warm_pool = executor_module.make_executor(settings.model_copy(update={"pool": "warm", "pool_size": 2}))
     try:
         assert isinstance(warm_pool, WarmPool) and warm_pool.settings.pool_size == 2
     finally:

@@ -1,4 +1,4 @@
-"""The one place where the grader and its executor are built (`GRADAX_POOL` picks the executor)."""
+"""The server's and the workers' grader: built here, with the executor `GRADAX_POOL` picks, and grading a claim."""
 
 from __future__ import annotations
 
@@ -6,28 +6,17 @@ import logging
 
 from app.core.config import Settings
 from app.grading.claims import Claim
-from graders.engine import Executor, Grader
+from graders.engine import Grader
+from graders.executor import make_executor
 from graders.problem import LoadedProblem, ProblemBank
-from graders.report import Report, Verdict
+from graders.report import Report, internal_error
 
 log = logging.getLogger("gradax.grading")
 
 
-def build_executor(settings: Settings) -> Executor:
-    from graders.pool import make_executor  # (the pool's imports are heavy; cold-only tools never need them)
-
-    return make_executor(settings)
-
-
 def build_grader(settings: Settings, bank: ProblemBank) -> Grader:
-    return Grader(bank, settings, executor=build_executor(settings))
-
-
-def close_grader(grader: Grader) -> None:
-    """Stop what the executor keeps running (a warm pool's zygote and children)."""
-    close = getattr(grader.executor, "close", None)
-    if callable(close):
-        close()
+    """The server's and the workers' grader, with the executor `GRADAX_POOL` picks (graders/executor.py)."""
+    return Grader(bank, settings, executor=make_executor(settings))
 
 
 # The trusted reference runner's own bound (graders/reference.py): a problem's first grading may compute its
@@ -66,10 +55,9 @@ def grade_claimed(grader: Grader, loaded: LoadedProblem | None, held: Claim, *, 
     """
     try:
         if loaded is None:
-            return Report(problem=held.problem_id, verdict=Verdict.INTERNAL_ERROR, mode=held.mode,
-                          message=f"This problem is no longer available on the {where}.")
+            return internal_error(held.problem_id, held.mode, f"This problem is no longer available on the {where}.")
         return grader.grade_loaded(loaded, held.code, mode=held.mode)
     except Exception as exc:
         log.exception("attempt %d: grader failed", held.attempt_id)
-        return Report(problem=held.problem_id, verdict=Verdict.INTERNAL_ERROR, mode=held.mode,
-                      message=f"The grader failed ({type(exc).__name__}); this is not your fault.")
+        return internal_error(held.problem_id, held.mode,
+                              f"The grader failed ({type(exc).__name__}); this is not your fault.")

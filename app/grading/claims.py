@@ -40,7 +40,7 @@ from app.db import session_scope
 from app.models import Attempt, AttemptStatus, GradingClaim, utcnow
 from app.services.attempts import record_report, store_report
 from graders.engine import Mode
-from graders.report import Report, Verdict
+from graders.report import Report, Verdict, internal_error
 
 log = logging.getLogger("gradax.claims")
 
@@ -431,9 +431,8 @@ def _abandon(session: Session, attempt_id: int, token: str | None, tries: int, n
         return False
     attempt = session.get(Attempt, attempt_id, populate_existing=True)
     assert attempt is not None
-    report = Report(problem=attempt.problem_id, verdict=Verdict.INTERNAL_ERROR,
-                    mode="run" if attempt.mode == "run" else "submit",
-                    message=f"Grading was interrupted {tries} times (the grading worker stopped); "
+    report = internal_error(attempt.problem_id, "run" if attempt.mode == "run" else "submit",
+                            f"Grading was interrupted {tries} times (the grading worker stopped); "
                             "this is not your fault. Please submit again.")
     record_report(session=session, attempt=attempt, report=report)
     if token is not None:

@@ -56,9 +56,7 @@ class WorkerContext:
 
     def close(self) -> None:
         self.dispatcher.stop()
-        close = getattr(self.grader.executor, "close", None)  # the warm pool owns processes
-        if callable(close):
-            close()
+        self.grader.executor.close()  # the warm pool owns processes
         self.engine.dispose()
 
 
@@ -168,9 +166,7 @@ def run_worker(settings: Settings, *, concurrency: int, pool: str, name: str, sw
         start_http_server(metrics_port, addr=metrics_host)
         log.info("metrics on http://%s:%d/metrics", metrics_host, metrics_port)
     ctx.dispatcher.start()
-    start_pool = getattr(ctx.grader.executor, "start", None)  # the warm pool: its zygote starts now
-    if callable(start_pool):
-        start_pool()
+    ctx.grader.executor.start()  # the warm pool: its zygote starts now
     log.info("worker %s: %s pool, concurrency %d, broker %s", name, pool, concurrency,
              _redact(settings.redis_url))
     worker = celery.Worker(hostname=f"gradax@{name.replace('/', '-')}", pool_cls=pool, concurrency=concurrency,

@@ -14,7 +14,7 @@ from api.helpers import API, ROOT_PROBLEMS, make_settings, register, wait_done
 from app.grading.inprocess_dispatcher import InProcessDispatcher
 from app.main import create_app
 from app.models import Attempt, AttemptTest
-from graders.engine import ColdExecutor
+from graders.executor import ColdExecutor
 from graders.problem import LoadedProblem, ProblemBank
 from graders.sandbox import ChildOutcome, SandboxLimits
 
@@ -96,13 +96,14 @@ def test_syntax_error_is_reported_with_its_line(grading_app: FastAPI) -> None:
         assert done["verdict"] == "syntax_error" and done["report"]["line"] == 1
 
 
-class BrokenExecutor:
+class BrokenExecutor(ColdExecutor):
     """An executor whose sandbox never starts: the grader's own failure, not the student's."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.calls = 0
 
-    def execute(self, problem: LoadedProblem, request: bytes, limits: SandboxLimits) -> ChildOutcome:
+    def grade(self, problem: LoadedProblem, request: bytes, limits: SandboxLimits) -> ChildOutcome:
         self.calls += 1
         raise OSError("sandbox unavailable")
 

@@ -174,10 +174,9 @@ def test_cli_user_create_makes_an_instructor_who_can_log_in(tmp_path: Path, data
 
 
 def test_grading_pool_setting_picks_the_executor(tmp_path: Path) -> None:
-    from app.grading.backend import build_executor
-    from graders.engine import ColdExecutor
+    from graders.executor import ColdExecutor, make_executor
 
     assert Settings(data_dir=tmp_path).pool == "warm"  # the server grades in the warm pool by default
-    assert isinstance(build_executor(Settings(data_dir=tmp_path, pool="cold")), ColdExecutor)
+    assert isinstance(make_executor(Settings(data_dir=tmp_path, pool="cold")), ColdExecutor)
     with pytest.raises(ValueError, match="not a known grading pool"):
-        build_executor(Settings(data_dir=tmp_path, pool="lukewarm"))
+        make_executor(Settings(data_dir=tmp_path, pool="lukewarm"))

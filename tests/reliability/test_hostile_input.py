@@ -19,6 +19,7 @@ from sqlalchemy import select
 from app.grading.inprocess_dispatcher import InProcessDispatcher
 from app.main import create_app
 from app.models import Attempt, GradingClaim
+from graders.executor import ColdExecutor
 from graders.problem import LoadedProblem, ProblemBank
 from graders.sandbox import ChildOutcome, SandboxLimits
 
@@ -168,14 +169,15 @@ def test_a_full_backlog_is_503_with_retry_after_and_stores_nothing(app: FastAPI,
                        headers=users[3]).status_code == 202
 
 
-class StuckExecutor:
+class StuckExecutor(ColdExecutor):
     """A grading that does not finish until released: what a graceful stop finds in progress."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.started = threading.Event()
         self.release = threading.Event()
 
-    def execute(self, problem: LoadedProblem, request: bytes, limits: SandboxLimits) -> ChildOutcome:
+    def grade(self, problem: LoadedProblem, request: bytes, limits: SandboxLimits) -> ChildOutcome:
         self.started.set()
         self.release.wait(30)
         raise OSError("sandbox went away during shutdown")
