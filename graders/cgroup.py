@@ -84,6 +84,18 @@ def available() -> str | None:
     return None
 
 
+def join_self(procs_files: list[str]) -> None:
+    """Move the calling process into a run's groups: called in a forked child before `exec` (preexec), so the
+    program and every descendant are limited and accounted from their first instruction."""
+    pid = str(os.getpid()).encode()
+    for path in procs_files:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.write(fd, pid)
+        finally:
+            os.close(fd)
+
+
 def _v1_unavailable() -> str | None:
     for ctrl in CONTROLLERS:
         base = CGROUP_ROOT / ctrl

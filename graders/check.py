@@ -25,13 +25,11 @@ from graders.problem import (
     ProblemBank,
     ProblemError,
     enabled_stages,
-    line_of,
     load_problem,
 )
 from graders.reference import ProgramOutputs, ReferenceError, ReferenceOutputs
 from graders.settings import GraderSettings
-
-Loc = tuple[int | str, ...]
+from graders.yaml_files import Loc, line_of
 
 STAGE_FUNCTIONS = {
     "state": model_checks.state_stage,

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -29,7 +29,8 @@ from pydantic import (
 )
 
 from graders.grade_rule import LatePolicy, PenaltyKind, Window
-from graders.problem import ID_PATTERN, Loc, _locate
+from graders.problem import ID_PATTERN
+from graders.yaml_files import FileErrors, Loc, compose_mapping, locate, validation_errors
 
 COURSE_FILE = "course.yaml"
 ASSIGNMENTS_DIR = "assignments"
@@ -150,13 +151,8 @@ class AssignmentSpec(Strict):
     extensions: list[ExtensionSpec] = []
 
 
-class CourseFileError(Exception):
+class CourseFileError(FileErrors):
     """A course or assignment file that cannot be used, with every reason located by file, line and field."""
-
-    def __init__(self, path: Path, errors: list[str]):
-        self.path = path
-        self.errors = errors
-        super().__init__("\n".join(errors))
 
 
 def to_utc(when: datetime, zone: ZoneInfo) -> datetime:
@@ -222,26 +218,13 @@ class LoadedCourse:
         return hashlib.sha256(self.source).hexdigest()
 
 
-def _compose(text: str, path: Path) -> tuple[yaml.Node | None, dict[str, Any]]:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise CourseFileError(path, [f"{path}{line}: not valid YAML: {exc}"]) from exc
-    if not isinstance(data, dict):
-        raise CourseFileError(path, [f"{path}:1: the file must be a mapping of fields"])
-    return root, data
-
-
 def _validate(model: type[M], text: str, path: Path) -> tuple[M, yaml.Node | None]:
-    root, data = _compose(text, path)
+    root, data = compose_mapping(text, path, CourseFileError, "the file must be a mapping of fields")
     try:
         return model.model_validate(data), root
     except ValidationError as exc:
-        located = [(tuple(p for p in err["loc"] if isinstance(p, int | str)), err["msg"]) for err in exc.errors()]
-        raise CourseFileError(path, [_locate(root, path, loc, _clean(msg)) for loc, msg in located]) from exc
+        located = validation_errors(exc)
+        raise CourseFileError(path, [locate(root, path, loc, _clean(msg)) for loc, msg in located]) from exc
 
 
 def _clean(msg: str) -> str:
@@ -319,7 +302,7 @@ def parse_assignment(text: str, path: Path, *, course_id: str, zone: ZoneInfo,
             errors.append(((*loc, "late_until"), "late_until must not be before the extension's due"))
         extensions.append(LoadedExtension(ext.student, new_due, ext_late, ext.reason))
     if errors:
-        raise CourseFileError(path, [_locate(root, path, loc, msg) for loc, msg in errors])
+        raise CourseFileError(path, [locate(root, path, loc, msg) for loc, msg in errors])
     policy = spec.late_penalty.policy() if spec.late_penalty is not None else LatePolicy()
     return LoadedAssignment(course_id, assignment_id, spec, path, text.encode("utf-8"),
                             Window(due=due, opens=opens, late_until=late_until), policy, tuple(extensions))

@@ -264,8 +264,7 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
             if index in started:
                 timed_out = (outcome.timed_out or outcome.cpu_exceeded) and not _starved_of_memory(outcome)
                 test.status = TestStatus.TIMEOUT if timed_out else TestStatus.ERROR
-                test.message = _unfinished_message(outcome, limits)
-                test.verdict = _unfinished_verdict(outcome)
+                test.verdict, test.message = _unfinished(outcome, limits)
             else:
                 test.message = "not run: an earlier test stopped the run"
             continue
@@ -380,17 +379,6 @@ def overall_verdict(tests: list[TestReport], outcome: ChildOutcome) -> Verdict:
     return Verdict.RUNTIME_ERROR
 
 
-def _unfinished_verdict(outcome: ChildOutcome) -> Verdict:
-    """What stopped a test that started and never reported: the same order as `_unfinished_message`."""
-    if _starved_of_memory(outcome):
-        return Verdict.MEMORY_LIMIT_EXCEEDED
-    if outcome.timed_out or outcome.cpu_exceeded:
-        return Verdict.TIME_LIMIT_EXCEEDED
-    if outcome.result_overflow:
-        return Verdict.OUTPUT_LIMIT_EXCEEDED
-    return Verdict.RUNTIME_ERROR
-
-
 def _channel_verdict(report: Report, outcome: ChildOutcome) -> Report:
     """A load error followed by writes on the channel: the channel is what stopped the run."""
     if outcome.wire_error:
@@ -407,16 +395,20 @@ def _add_pitfall(report: Report, error_type: str, message: str) -> None:
         report.diagnosis = pitfall.advice
 
 
-def _unfinished_message(outcome: ChildOutcome, limits: SandboxLimits | None) -> str:
+def _unfinished(outcome: ChildOutcome, limits: SandboxLimits | None) -> tuple[Verdict, str]:
+    """What stopped a test that started and never reported: its verdict and the test's message."""
     if _starved_of_memory(outcome):
-        return f"memory limit exceeded during this test: {limits_text.memory_phrase(outcome, limits)}"
+        return (Verdict.MEMORY_LIMIT_EXCEEDED,
+                f"memory limit exceeded during this test: {limits_text.memory_phrase(outcome, limits)}")
     if outcome.timed_out or outcome.cpu_exceeded:
-        return f"time limit exceeded during this test: your code {limits_text.time_phrase(outcome, limits)}"
+        return (Verdict.TIME_LIMIT_EXCEEDED,
+                f"time limit exceeded during this test: your code {limits_text.time_phrase(outcome, limits)}")
     if outcome.result_overflow:
-        return f"output limit exceeded during this test: {limits_text.output_phrase(outcome, limits)}"
+        return (Verdict.OUTPUT_LIMIT_EXCEEDED,
+                f"output limit exceeded during this test: {limits_text.output_phrase(outcome, limits)}")
     if outcome.wire_error:
-        return "the run was stopped: the submission wrote to the grader's result channel"
-    return f"{_exit_description(outcome.exit_code)} during this test, before returning a result"
+        return Verdict.RUNTIME_ERROR, "the run was stopped: the submission wrote to the grader's result channel"
+    return Verdict.RUNTIME_ERROR, f"{_exit_description(outcome.exit_code)} during this test, before returning a result"
 
 
 def _runtime_before_tests(report: Report, outcome: ChildOutcome, limits: SandboxLimits | None) -> Report:

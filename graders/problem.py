@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from graders.dtypes import DtypePolicy
+from graders.yaml_files import FileErrors, Loc, compose_mapping, locate, node_line, validation_errors
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,63}$"
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -259,9 +259,6 @@ class Problem(Strict):
         return {a.name: a for a in self.args}
 
 
-Loc = tuple[int | str, ...]
-
-
 def _named(items: object) -> list[tuple[int, Any]]:
     return list(enumerate(items)) if isinstance(items, list) else []
 
@@ -369,13 +366,8 @@ def enabled_stages(problem: Problem) -> list[str]:
     return [stage for stage, on in configured.items() if on]
 
 
-class ProblemError(Exception):
+class ProblemError(FileErrors):
     """A problem file that cannot be used, with every reason located by file, line and field."""
-
-    def __init__(self, path: Path, errors: list[str]):
-        self.path = path
-        self.errors = errors
-        super().__init__("\n".join(errors))
 
 
 @dataclass(frozen=True)
@@ -402,70 +394,23 @@ class LoadedProblem:
         return h.hexdigest()
 
 
-def _node_at(node: yaml.Node | None, loc: Iterable[int | str]) -> yaml.Node | None:
-    """Walk a composed YAML node along a pydantic error location, stopping where the path ends."""
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            nxt = None
-            for k, v in node.value:
-                if k.value == key:
-                    nxt = v
-                    break
-            if nxt is None:
-                return node
-            node = nxt
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            return node
-    return node
-
-
 def parse_problem(text: str, path: Path) -> Problem:
     """Parse and validate one problem file; raise ProblemError with located messages."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ProblemError(path, [f"{path}{line}: not valid YAML: {exc}"]) from exc
-    if not isinstance(data, dict):
-        raise ProblemError(path, [f"{path}:1: a problem file must be a mapping of fields"])
+    root, data = compose_mapping(text, path, ProblemError, "a problem file must be a mapping of fields")
     # Every error in one round: schema errors and cross-field errors together, in file order.
     located = semantic_errors(data)
     problem: Problem | None = None
     try:
         problem = Problem.model_validate(data)
     except ValidationError as exc:
-        located = [(tuple(p for p in err["loc"] if isinstance(p, int | str)), err["msg"]) for err in exc.errors()
-                   ] + located
+        located = validation_errors(exc) + located
     else:
         located += model_check_errors(problem)
     if located:
-        messages = [(_line_of(root, loc), _locate(root, path, loc, msg)) for loc, msg in located]
+        messages = [(node_line(root, loc), locate(root, path, loc, msg)) for loc, msg in located]
         raise ProblemError(path, [m for _, m in sorted(messages, key=lambda lm: lm[0])])
     assert problem is not None
     return problem
-
-
-def _line_of(root: yaml.Node | None, loc: Loc) -> int:
-    node = _node_at(root, loc)
-    return node.start_mark.line + 1 if node is not None else 1
-
-
-def line_of(text: str, loc: Loc) -> int:
-    """The line of a field in a problem file's text (1 when it cannot be found), for located messages."""
-    try:
-        return _line_of(yaml.compose(text, Loader=yaml.SafeLoader), loc)
-    except yaml.YAMLError:
-        return 1
-
-
-def _locate(root: yaml.Node | None, path: Path, loc: Loc, msg: str) -> str:
-    # pydantic adds union member names (e.g. 'list[any]') to the location; keep real keys only.
-    name = ".".join(str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p[:1].isupper())))
-    return f"{path}:{_line_of(root, loc)}: {name or '(top level)'}: {msg}"
 
 
 def reference_path_for(problem_path: Path, problem_id: str) -> Path:

@@ -341,13 +341,7 @@ def _drain(stream: IO[bytes]) -> None:
 def _limit_resources(limits: SandboxLimits, procs_files: list[str]) -> Callable[[], None]:
     def apply() -> None:
         # Runs in the forked child before exec: join the run's cgroups, then cap what rlimits cap.
-        pid = str(os.getpid()).encode()
-        for path in procs_files:
-            fd = os.open(path, os.O_WRONLY)
-            try:
-                os.write(fd, pid)
-            finally:
-                os.close(fd)
+        cgroup.join_self(procs_files)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         size = limits.file_size_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))

@@ -111,13 +111,7 @@ class Zygote:
         procs = self.group.procs_files()
 
         def join_group() -> None:
-            pid = str(os.getpid()).encode()
-            for path in procs:
-                fd = os.open(path, os.O_WRONLY)
-                try:
-                    os.write(fd, pid)
-                finally:
-                    os.close(fd)
+            cgroup.join_self(procs)
             import resource
 
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
