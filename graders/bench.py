@@ -166,7 +166,7 @@ def _timed(fn: Callable[[], str]) -> tuple[float, str]:
 
 def run_naive(loaded: Any, grader: Any, code: str, count: int) -> PathResult:
     from graders.cases import build_cases
-    from graders.reference import build_request
+    from graders.request import build_request
     from graders.sandbox import SandboxLimits, run_harness
 
     result = PathResult("naive", note="fresh unsandboxed python per submission (import jax/flax, run)")

@@ -315,7 +315,8 @@ def record_profile(loaded: LoadedProblem, cases: list[CaseInput], timeout_s: flo
     No persistent compilation cache in that process: what it compiles comes from reference code (its own
     jitted functions, transforms of them) and must never reach a cache a warm child can read.
     """
-    from graders.reference import build_request, reference_probes
+    from graders.reference import reference_probes
+    from graders.request import build_request
 
     # With the probes a submission is graded with (model state, transform checks), so they are warm too.
     request = build_request(loaded, cases, [loaded.reference_source.decode("utf-8")], output_budget=256 * 2**20,

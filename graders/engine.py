@@ -18,8 +18,9 @@ from graders.compare import Output, compare
 from graders.executor import Executor, make_executor
 from graders.model_checks import ProbeReport, StageContext
 from graders.problem import KnownMistake, LoadedProblem, Problem, ProblemBank, StateChecks
-from graders.reference import ReferenceCache, ReferenceError, ReferenceOutputs, build_request
+from graders.reference import ReferenceCache, ReferenceError, ReferenceOutputs
 from graders.report import Report, TestReport, TestStatus, Verdict, clip_log, internal_error
+from graders.request import build_request
 from graders.sandbox import ChildOutcome, SandboxLimits, warn_unsandboxed
 from graders.settings import GraderSettings, get_settings
 

@@ -22,8 +22,9 @@ from graders.child_events import ResultChannel
 from graders.compare import Output
 from graders.engine import judge
 from graders.problem import LoadedProblem, Problem
-from graders.reference import ProgramOutputs, ReferenceOutputs, build_request
+from graders.reference import ProgramOutputs, ReferenceOutputs
 from graders.report import Report
+from graders.request import build_request
 from graders.sandbox import ChildOutcome
 
 OUTPUT_BUDGET = 256 * 1024 * 1024

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from graders import child_events as ev
-from graders import wire
 from graders.cases import CaseInput
 from graders.child_events import ChildMessage
 from graders.compare import Output
@@ -28,6 +27,7 @@ from graders.filelock import file_lock
 from graders.model_checks import ProbeReport, probe_request
 from graders.probe_schema import Probes
 from graders.problem import LoadedProblem
+from graders.request import build_request
 from graders.sandbox import SandboxLimits, run_harness
 
 CACHE_FORMAT = 3  # 2: leaves carry their own dtype name (bfloat16); 3: probes (model state, checks)
@@ -73,38 +73,6 @@ def cache_key(loaded: LoadedProblem) -> str:
     h.update(json.dumps(library_versions(), sort_keys=True).encode())
     h.update(f"format={CACHE_FORMAT}".encode())
     return h.hexdigest()[:32]
-
-
-def encode_cases(cases: list[CaseInput], arg_dtypes: list[str]) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
-    """Tests as request JSON plus arrays: scalars inline as floats, arrays by index."""
-    arrays: list[np.ndarray] = []
-    tests = []
-    for case in cases:
-        args: list[dict[str, Any]] = []
-        for value, dtype in zip(case.args, arg_dtypes, strict=True):
-            if isinstance(value, np.ndarray):
-                args.append({"a": len(arrays), "dtype": dtype})
-                arrays.append(value)
-            else:
-                args.append({"s": float(value)})
-        tests.append({"name": case.name, "args": args})
-    return tests, arrays
-
-
-def build_request(loaded: LoadedProblem, cases: list[CaseInput], programs: list[str],
-                  output_budget: int, probes: dict[str, Any] | None = None) -> bytes:
-    """A harness request; `probes` (graders/model_checks.probe_request) asks for the model and checks."""
-    problem = loaded.problem
-    tests, arrays = encode_cases(cases, [a.dtype for a in problem.args])
-    header: dict[str, Any] = {
-        "function": problem.function,
-        "programs": [{"code": code} for code in programs],
-        "tests": tests,
-        "output_budget": output_budget,
-    }
-    if probes:
-        header["probes"] = probes
-    return wire.encode(header, arrays)
 
 
 def reference_probes(loaded: LoadedProblem) -> dict[str, Any] | None:

@@ -133,7 +133,8 @@ def test_after_the_replay_the_reference_compiles_nothing(problem: str, tmp_path:
     import subprocess
     import sys
 
-    from graders.reference import build_request, reference_probes
+    from graders.reference import reference_probes
+    from graders.request import build_request
 
     loaded = ProblemBank(ROOT / "problems").get(problem)
     assert loaded is not None
