@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,8 +18,9 @@ import numpy as np
 from graders import model_checks
 from graders.cases import CaseInput, build_cases
 from graders.compare import outputs_match
-from graders.engine import Grader, state_checked
+from graders.engine import ColdExecutor, Executor, Grader, state_checked
 from graders.model_checks import StageContext
+from graders.prepare import default_workers
 from graders.problem import (
     KnownMistake,
     LoadedProblem,
@@ -64,22 +66,50 @@ def problem_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def check_paths(paths: list[Path], settings: GraderSettings) -> list[CheckResult]:
-    results = []
-    for path in problem_files(paths):
-        start = time.monotonic()
-        result = CheckResult(path)
-        try:
-            loaded = load_problem(path)
-        except ProblemError as exc:
-            result.errors += exc.errors
-        except OSError as exc:
-            result.errors.append(f"{path}: cannot read: {exc.strerror}")
-        else:
-            check_problem(loaded, settings, result)
-        result.duration_s = time.monotonic() - start
-        results.append(result)
-    return results
+def check_paths(paths: list[Path], settings: GraderSettings, executor: Executor | None = None,
+                workers: int | None = None) -> list[CheckResult]:
+    """Check every problem file, `workers` at a time (default: one per core), grading through `executor`.
+
+    Without one, `check_executor` chooses, started for the run and closed after it.
+    """
+    files = problem_files(paths)
+    own = executor is None
+    if executor is None:
+        executor = check_executor(settings, len(files))
+    try:
+        with ThreadPoolExecutor(max(1, min(len(files) or 1, workers or default_workers()))) as pool:
+            return list(pool.map(lambda path: _check_file(path, settings, executor), files))
+    finally:
+        close = getattr(executor, "close", None)
+        if own and close is not None:
+            close()
+
+
+def check_executor(settings: GraderSettings, files: int) -> Executor:
+    """The warm pool (the server's executor) for several problems, or when GRADAX_POOL=warm is set: the
+    references and alternatives are graded in warm children instead of a fresh Python each (~2-3 CPU-s of
+    importing jax). One problem alone grades cold: starting a zygote and recording the problem's compile
+    profile for the pool would cost more than the one or two gradings it saves."""
+    from graders.pool import make_executor
+
+    if files > 1 or ("pool" in settings.model_fields_set and settings.pool == "warm"):
+        return make_executor(settings)
+    return ColdExecutor(sandboxed=settings.sandbox != "none")
+
+
+def _check_file(path: Path, settings: GraderSettings, executor: Executor) -> CheckResult:
+    start = time.monotonic()
+    result = CheckResult(path)
+    try:
+        loaded = load_problem(path)
+    except ProblemError as exc:
+        result.errors += exc.errors
+    except OSError as exc:
+        result.errors.append(f"{path}: cannot read: {exc.strerror}")
+    else:
+        check_problem(loaded, settings, result, executor)
+    result.duration_s = time.monotonic() - start
+    return result
 
 
 def _function_line(source: str, function: str) -> int:
@@ -100,7 +130,8 @@ def _traceback_line(text: str | None) -> int | None:
     return int(found[-1]) if found else None
 
 
-def check_problem(loaded: LoadedProblem, settings: GraderSettings, result: CheckResult) -> None:
+def check_problem(loaded: LoadedProblem, settings: GraderSettings, result: CheckResult,
+                  executor: Executor | None = None) -> None:
     """Errors are located "file:line: message" like schema errors, so an upload page can show File and Line:
     reference failures at the reference's line (or its `def`), known mistakes and tests at their YAML entry."""
     problem = loaded.problem
@@ -115,7 +146,7 @@ def check_problem(loaded: LoadedProblem, settings: GraderSettings, result: Check
 
     bank = ProblemBank.__new__(ProblemBank)
     bank.directory, bank.problems, bank.errors = loaded.path.parent, {loaded.id: loaded}, {}
-    grader = Grader(bank, settings)
+    grader = Grader(bank, settings, executor=executor)
     try:
         cases = build_cases(problem)
     except ValueError as exc:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,9 @@ import pytest
 from live_server import SharedServer, running_server, server_env
 from scheduling import order_and_group
 from small_bank import SmallBank, make_small_bank
+
+from graders.engine import Executor
+from graders.settings import GraderSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBLEMS = ROOT / "problems"
@@ -36,6 +40,19 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def small_bank(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> SmallBank:
     """Six tiny problems with tiny limits, prepared in the shared data dir (tests/small_bank.py)."""
     return make_small_bank(tmp_path_factory.mktemp("small-bank"), data_dir)
+
+
+@pytest.fixture(scope="session")
+def warm_pool(data_dir: Path) -> Iterator[Executor]:
+    """One warm pool per test process for the tests that grade many bank problems in-process (golden cases,
+    the whole bank's check): a warm child each instead of a fresh Python that imports jax (~2-3 CPU-s)."""
+    from graders.pool import make_executor
+
+    pool = make_executor(GraderSettings(data_dir=data_dir, pool="warm", pool_size=2, pool_prefork=1))
+    yield pool
+    close = getattr(pool, "close", None)
+    if close is not None:
+        close()
 
 
 @dataclass

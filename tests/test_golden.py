@@ -1,12 +1,15 @@
-"""Golden grading cases: each folder under tests/golden is graded through the real CLI."""
+"""Golden grading cases: each folder under tests/golden is graded by the real engine, sandbox and warm pool."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from graders.engine import Executor, Grader
+from graders.problem import ProblemBank
+from graders.settings import GraderSettings
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(p for p in GOLDEN.glob("*/*") if p.is_dir())
@@ -19,19 +22,27 @@ def _submission(case: Path) -> Path:
     raise AssertionError(f"{case} has no submission file")
 
 
+@pytest.fixture(scope="module")
+def grader(data_dir: Path, warm_pool: Executor) -> Grader:
+    settings = GraderSettings(data_dir=data_dir)
+    return Grader(ProblemBank(settings.problems_dir), settings, executor=warm_pool)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.parent.name}/{c.name}" for c in CASES])
-def test_golden(case: Path, gradax: Any) -> None:
+def test_golden(case: Path, grader: Grader) -> None:
+    """Graded in-process through the warm pool the test process shares (`gradax grade` is the same `Grader`;
+    tests/test_cli.py covers the command itself)."""
     expected = json.loads((case / "expected.json").read_text())
     problem_id = case.parent.name
-    result = gradax("grade", problem_id, str(_submission(case)), "--json")
-    assert result.stdout, result.stderr
-    report = result.json()
+    graded = grader.grade(problem_id, _submission(case).read_bytes())
+    report = graded.to_json_dict()
     assert report["version"] == 1
     assert report["problem"] == problem_id
     assert report["verdict"] == expected["verdict"], json.dumps(report, indent=1)[:3000]
+    exit_code = 0 if graded.accepted else (2 if graded.verdict == "internal_error" else 1)  # as `gradax grade`
     default_exit = 0 if expected["verdict"] == "accepted" else (2 if expected["verdict"] == "internal_error" else 1)
-    assert result.returncode == expected.get("exit_code", default_exit)
+    assert exit_code == expected.get("exit_code", default_exit)
     for key in ("passed", "total"):
         if key in expected:
             assert report[key] == expected[key], key
