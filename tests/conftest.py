@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,12 +44,24 @@ def small_bank(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Smal
 
 
 @pytest.fixture(scope="session")
-def warm_pool(data_dir: Path) -> Iterator[Executor]:
-    """One warm pool per test process for the tests that grade many bank problems in-process (golden cases,
-    the whole bank's check): a warm child each instead of a fresh Python that imports jax (~2-3 CPU-s)."""
-    from graders.pool import make_executor
+def grader_secret() -> Iterator[str]:
+    """A value in this test process's environment (GRADAX_TEST_SECRET), so in the grader's: no report may show it
+    (the warm pool's zygote starts with it; tests/test_attacks.py checks every report and log for it)."""
+    secret = f"gxsecret{uuid.uuid4().hex}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRADAX_TEST_SECRET", secret)
+        yield secret
 
-    pool = make_executor(GraderSettings(data_dir=data_dir, pool="warm", pool_size=2, pool_prefork=1))
+
+@pytest.fixture(scope="session")
+def warm_pool(data_dir: Path, grader_secret: str) -> Iterator[Executor]:
+    """One warm pool per test process for the tests that grade many submissions in-process (golden cases, the
+    whole bank's check, the warm half of the attack suite): a warm child each instead of a fresh Python that
+    imports jax (~2-3 CPU-s). Four children at most (the attack suite grades three at once), one kept ready
+    per problem in use."""
+    from graders.executor import make_executor
+
+    pool = make_executor(GraderSettings(data_dir=data_dir, pool="warm", pool_size=4, pool_prefork=1))
     yield pool
     close = getattr(pool, "close", None)
     if close is not None:

@@ -26,7 +26,10 @@ from typing import Any
 
 import pytest
 import yaml
+from warm_grading import grade_warm
 
+from graders.pool import WarmPool
+from graders.problem import ProblemBank
 from graders.sandbox import default_pids
 
 pytestmark = [pytest.mark.slow, pytest.mark.attack]
@@ -350,27 +353,37 @@ def render(case: str, marker: str, port: int, data_dir: Path, **extra: str) -> b
 
 
 class Run:
-    """Grades submissions against the attack problem with a secret in the grader's environment."""
+    """Grades submissions against the attack problem with a secret in the grader's environment.
+
+    Cold: through `gradax grade --json`, a fresh sandboxed Python per submission. Warm: in a child of this test
+    worker's warm pool (tests/conftest.py warm_pool), the zygote that graded the attacks before this one, as in
+    the server; the report is the JSON `gradax grade --json` prints, the exit code the one it returns."""
 
     def __init__(self, gradax: Callable[..., CliResult], problems: tuple[Path, Path, Path], tmp_path: Path,
-                 pool: str = "cold"):
+                 pool: str = "cold", warm: WarmPool | None = None, secret: str | None = None):
         self.gradax = gradax
         self.pool = pool
+        self.warm = warm
         self.problems, self.check_problems, self.small_problems = problems
         self.tmp_path = tmp_path
-        self.secret = f"gxsecret{uuid.uuid4().hex}"
+        self.secret = secret or f"gxsecret{uuid.uuid4().hex}"
+        self._banks: dict[Path, ProblemBank] = {}
 
     def grade(self, code: bytes, name: str = "submission.py", problems: Path | None = None
               ) -> tuple[dict[str, Any], CliResult]:
+        if self.warm is not None:
+            return self._grade_warm(self.warm, code, problems or self.problems)
         path = self.tmp_path / name
         path.write_bytes(code)
         result = self.gradax("grade", PROBLEM, str(path), "--json", "--problems", str(problems or self.problems),
                              env={"GRADAX_TEST_SECRET": self.secret, "GRADAX_SANDBOX": "bwrap",
                                   "GRADAX_POOL": self.pool})
         assert result.stdout, result.stderr
-        # Through the pool, the submission must really run in a warm child, not in a cold fallback.
-        assert "graded with a cold start" not in result.stderr, result.stderr
         return result.json(), result
+
+    def _grade_warm(self, pool: WarmPool, code: bytes, problems: Path) -> tuple[dict[str, Any], CliResult]:
+        bank = self._banks.get(problems) or self._banks.setdefault(problems, ProblemBank(problems))
+        return grade_warm(pool, bank, PROBLEM, code)
 
     def assert_no_secret(self, result: CliResult) -> None:
         assert self.secret not in result.stdout
@@ -386,7 +399,12 @@ class Run:
 def run(request: pytest.FixtureRequest, gradax: Callable[..., CliResult], attack_problems: tuple[Path, Path, Path],
         tmp_path: Path) -> Run:
     """Every attack twice: in a fresh sandboxed Python, and in a child of the warm pool's zygote."""
-    return Run(gradax, attack_problems, tmp_path, pool=request.param)
+    if request.param == "cold":
+        return Run(gradax, attack_problems, tmp_path)
+    pool = request.getfixturevalue("warm_pool")
+    assert isinstance(pool, WarmPool), f"the warm half needs the warm pool, got {pool!r}"
+    return Run(gradax, attack_problems, tmp_path, pool="warm", warm=pool,
+               secret=request.getfixturevalue("grader_secret"))
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.case for a in ATTACKS])
@@ -405,6 +423,25 @@ def test_attack(attack: Attack, run: Run, listener: Listener, data_dir: Path) ->
     assert listener.received == []
     run.assert_no_secret(result)
     run.assert_correct_accepted()
+
+
+def test_gradax_grade_with_a_warm_pool_of_its_own(gradax: Callable[..., CliResult],
+                                                 attack_problems: tuple[Path, Path, Path], tmp_path: Path,
+                                                 listener: Listener, data_dir: Path) -> None:
+    """`GRADAX_POOL=warm gradax grade` starts a zygote and a child for one file: a row that reads its environment
+    finds neither the secret nor the CLI's variables, and the correct answer is accepted, both graded warm."""
+    run = Run(gradax, attack_problems, tmp_path, pool="warm")  # no shared pool: through the CLI
+    leak = next(a for a in ATTACKS if a.case == "20_leak_environment")
+    report, result = run.grade(render(leak.case, "gxatkcli", listener.port, data_dir))
+    assert report["verdict"] == leak.verdict, json.dumps(report, indent=1)[:4000]
+    assert leak.check is not None
+    leak.check(report, result)
+    assert "graded by the warm pool" in result.stderr, result.stderr
+    run.assert_no_secret(result)
+    report, result = run.grade(REFERENCE.read_bytes(), "correct.py", run.check_problems)
+    assert report["verdict"] == "accepted" and result.returncode == 0, json.dumps(report, indent=1)[:3000]
+    assert "graded by the warm pool" in result.stderr, result.stderr
+    run.assert_no_secret(result)
 
 
 def test_two_submissions_cannot_see_each_other(run: Run, listener: Listener, data_dir: Path) -> None:
