@@ -18,7 +18,8 @@ import numpy as np
 from graders import model_checks
 from graders.cases import CaseInput, build_cases
 from graders.compare import outputs_match
-from graders.engine import ColdExecutor, Executor, Grader, state_checked
+from graders.engine import Grader, state_checked
+from graders.executor import Executor, make_executor
 from graders.model_checks import StageContext
 from graders.prepare import default_workers
 from graders.problem import (
@@ -80,9 +81,8 @@ def check_paths(paths: list[Path], settings: GraderSettings, executor: Executor 
         with ThreadPoolExecutor(max(1, min(len(files) or 1, workers or default_workers()))) as pool:
             return list(pool.map(lambda path: _check_file(path, settings, executor), files))
     finally:
-        close = getattr(executor, "close", None)
-        if own and close is not None:
-            close()
+        if own:
+            executor.close()
 
 
 def check_executor(settings: GraderSettings, files: int) -> Executor:
@@ -90,11 +90,8 @@ def check_executor(settings: GraderSettings, files: int) -> Executor:
     references and alternatives are graded in warm children instead of a fresh Python each (~2-3 CPU-s of
     importing jax). One problem alone grades cold: starting a zygote and recording the problem's compile
     profile for the pool would cost more than the one or two gradings it saves."""
-    from graders.pool import make_executor
-
-    if files > 1 or ("pool" in settings.model_fields_set and settings.pool == "warm"):
-        return make_executor(settings)
-    return ColdExecutor(sandboxed=settings.sandbox != "none")
+    warm = files > 1 or ("pool" in settings.model_fields_set and settings.pool == "warm")
+    return make_executor(settings, pool=None if warm else "cold")
 
 
 def _check_file(path: Path, settings: GraderSettings, executor: Executor) -> CheckResult:

@@ -17,7 +17,7 @@ from live_server import SharedServer, running_server, server_env
 from scheduling import order_and_group
 from small_bank import SmallBank, make_small_bank
 
-from graders.engine import Executor
+from graders.executor import Executor
 from graders.settings import GraderSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,9 +63,7 @@ def warm_pool(data_dir: Path, grader_secret: str) -> Iterator[Executor]:
 
     pool = make_executor(GraderSettings(data_dir=data_dir, pool="warm", pool_size=4, pool_prefork=1))
     yield pool
-    close = getattr(pool, "close", None)
-    if close is not None:
-        close()
+    pool.close()
 
 
 @dataclass

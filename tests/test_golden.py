@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from graders.engine import Executor, Grader
+from graders.engine import Grader
+from graders.executor import Executor
 from graders.problem import ProblemBank
 from graders.settings import GraderSettings
 
