@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from graders.engine import Grader
-from graders.executor import Executor
+from graders.executor import ColdExecutor, Executor
 from graders.problem import ProblemBank
 from graders.settings import GraderSettings
 
@@ -23,20 +24,38 @@ def _submission(case: Path) -> Path:
     raise AssertionError(f"{case} has no submission file")
 
 
+# The warm pool grades this problem's reference as runtime_error (an empty AssertionError in every test) where a
+# cold start accepts it (seen 2026-12-01 on main d89bd02; test_warm_pool_grades_conv_lenet_as_cold_does holds
+# it): its cases are graded cold until that is fixed.
+COLD_ONLY = {"nnx-conv-lenet"}
+
+
+def _param(case: Path) -> Any:
+    # One problem's cases on one test worker: its reference is prepared once, its warm children serve them all.
+    return pytest.param(case, id=f"{case.parent.name}/{case.name}",
+                        marks=pytest.mark.xdist_group(f"golden-{case.parent.name}"))
+
+
 @pytest.fixture(scope="module")
 def grader(data_dir: Path, warm_pool: Executor) -> Grader:
     settings = GraderSettings(data_dir=data_dir)
     return Grader(ProblemBank(settings.problems_dir), settings, executor=warm_pool)
 
 
+@pytest.fixture(scope="module")
+def cold_grader(data_dir: Path) -> Grader:
+    settings = GraderSettings(data_dir=data_dir)
+    return Grader(ProblemBank(settings.problems_dir), settings, executor=ColdExecutor())
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("case", CASES, ids=[f"{c.parent.name}/{c.name}" for c in CASES])
-def test_golden(case: Path, grader: Grader) -> None:
+@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+def test_golden(case: Path, grader: Grader, cold_grader: Grader) -> None:
     """Graded in-process through the warm pool the test process shares (`gradax grade` is the same `Grader`;
     tests/test_cli.py covers the command itself)."""
     expected = json.loads((case / "expected.json").read_text())
     problem_id = case.parent.name
-    graded = grader.grade(problem_id, _submission(case).read_bytes())
+    graded = (cold_grader if problem_id in COLD_ONLY else grader).grade(problem_id, _submission(case).read_bytes())
     report = graded.to_json_dict()
     assert report["version"] == 1
     assert report["problem"] == problem_id
@@ -68,3 +87,13 @@ def test_golden(case: Path, grader: Grader) -> None:
             assert test["expected"] is None and test["got"] is None and test["max_abs_error"] is None
     if report["verdict"] != "accepted":
         assert report["score"] < 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("golden-nnx-conv-lenet")
+@pytest.mark.xfail(strict=True, reason="the warm pool grades nnx-conv-lenet's reference as runtime_error")
+def test_warm_pool_grades_conv_lenet_as_cold_does(grader: Grader) -> None:
+    """When this passes, empty COLD_ONLY and drop this test."""
+    reference = (Path(__file__).resolve().parent.parent / "reference_solutions" / "nnx_conv_lenet.py").read_bytes()
+    report = grader.grade("nnx-conv-lenet", reference)
+    assert report.verdict == "accepted", report.message
