@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import math
 import statistics
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,6 +29,10 @@ RECENT_WINDOW = timedelta(hours=1)
 DEFAULT_GRADING_S = 1.0
 # Graders counted (queue workers) when the slots are not known in this process.
 WORKERS_WINDOW = timedelta(minutes=10)
+PACE_TTL_S = 5.0
+# (database, what) -> (monotonic time read, value): the pace of recent gradings, the graders seen
+_pace: dict[tuple[str, str], tuple[float, float]] = {}
+_pace_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -49,9 +56,12 @@ def waiting_for(session: Session, attempt: Attempt, *, slots: int | None, prepar
         started = attempt.started_at or utcnow()
         left = own - (utcnow() - started).total_seconds()
         return Waiting("running", None, round(left, 1) if left > 0 else None)
-    ahead = _place(session, attempt) - 1
-    running = session.scalar(select(func.count()).select_from(Attempt).where(Attempt.status == RUNNING)) or 0
-    width = slots if slots is not None and slots > 0 else _graders_seen(session)
+    # One count for both: the queued attempts older than this one, and those running.
+    ahead, running = session.execute(select(
+        func.count().filter(Attempt.status == QUEUED, Attempt.id < attempt.id),
+        func.count().filter(Attempt.status == RUNNING)).where(Attempt.status.in_((QUEUED, RUNNING)))).one()
+    width = slots if slots is not None and slots > 0 else int(_remembered(session, "graders",
+                                                                        lambda: _graders_seen(session)))
     # This attempt starts once all but width-1 of those ahead or running have finished, width at a time.
     before = max(0, running + ahead - width + 1)
     pace = _typical_grading_s(session, None)
@@ -66,7 +76,27 @@ def _place(session: Session, attempt: Attempt) -> int:
 
 
 def _typical_grading_s(session: Session, problem_id: str | None) -> float:
-    """Typical seconds from claim to stored report of the recent gradings (of this problem, if given)."""
+    """Typical seconds from claim to stored report of the recent gradings (of this problem, if given), read at
+    most every PACE_TTL_S: hundreds of students waiting re-read their attempts every 2 s."""
+    return _remembered(session, f"pace:{problem_id or ''}", lambda: _read_typical_grading_s(session, problem_id))
+
+
+def _remembered(session: Session, what: str, read: Callable[[], float]) -> float:
+    """`read()`, or its value from less than PACE_TTL_S ago for the same database."""
+    key = (str(session.get_bind().engine.url), what)
+    with _pace_lock:
+        known = _pace.get(key)
+        if known is not None and time.monotonic() - known[0] < PACE_TTL_S:
+            return known[1]
+    value = read()
+    with _pace_lock:
+        if len(_pace) > 4096:  # problem ids come from the bank, but keep it bounded whatever happens
+            _pace.clear()
+        _pace[key] = (time.monotonic(), value)
+    return value
+
+
+def _read_typical_grading_s(session: Session, problem_id: str | None) -> float:
     query = (select(GradingClaim.claimed_at, GradingClaim.finished_at)
              .where(GradingClaim.outcome == "done", GradingClaim.finished_at > utcnow() - RECENT_WINDOW)
              .order_by(GradingClaim.id.desc()).limit(RECENT))

@@ -75,10 +75,14 @@ async def read_submission(submission_id: Annotated[int, Path(ge=1, le=MAX_DB_INT
     # (a PostgreSQL pool has a handful) while it waits, so every read below uses a short session of its own.
     await run_in_threadpool(session.close)
 
-    def read() -> SubmissionDetail:
+    def read(answer: bool = True) -> SubmissionDetail:
+        """The attempt now; `answer`: it is what the caller gets (with its phase, place and estimate), not only
+        a look whether the long poll may answer at once."""
         with factory() as own:
             attempt = get_visible_attempt(session=own, user_id=user_id, is_staff=is_staff, attempt_id=submission_id)
             detail = with_rendered_diagnosis(SubmissionDetail.model_validate(attempt))
+            if not answer and detail.status != AttemptStatus.DONE.value:
+                return detail
             now = waiting_for(own, attempt, slots=slots, preparing=preparation.waits_for(attempt.problem_id))
         detail.phase, detail.queue_position, detail.estimate_s = now.phase, now.queue_position, now.estimate_s  # type: ignore[assignment]
         return detail
@@ -95,7 +99,7 @@ async def read_submission(submission_id: Annotated[int, Path(ge=1, le=MAX_DB_INT
 
     async with completions.watch(submission_id, user_id=user_id, is_done=is_done,
                                  recheck_s=settings.long_poll_recheck_s) as watch:
-        detail = await run_in_threadpool(read)
+        detail = await run_in_threadpool(read, False)
         if detail.status == AttemptStatus.DONE.value:
             return detail
         await watch.wait(wait)
