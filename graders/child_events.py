@@ -137,53 +137,41 @@ class Ready(Event):
     pid: Annotated[int, Field(ge=0, le=2**31)]
     warm: bool = False
 
-    def describe(self) -> str:
-        return "a 'ready' event"
-
 
 class _ProgramEvent(Event):
     program: Index
 
 
-class LoadOk(_ProgramEvent):
+class _LoadEvent(_ProgramEvent):
     event: Literal["load"]
-    status: Literal["ok"]
 
     def describe(self) -> str:
         return f"the 'load' of program {self.program}"
 
 
-class LoadSyntaxError(_ProgramEvent):
-    event: Literal["load"]
+class LoadOk(_LoadEvent):
+    status: Literal["ok"]
+
+
+class LoadSyntaxError(_LoadEvent):
     status: Literal["syntax_error"]
     message: Text
     line: Line | None = None
     offset: Line | None = None
     text: SourceLine = ""
 
-    def describe(self) -> str:
-        return f"the 'load' of program {self.program}"
 
-
-class LoadInvalid(_ProgramEvent):
-    event: Literal["load"]
+class LoadInvalid(_LoadEvent):
     status: Literal["invalid"]
     message: Text
 
-    def describe(self) -> str:
-        return f"the 'load' of program {self.program}"
 
-
-class LoadError(_ProgramEvent):
-    event: Literal["load"]
+class LoadError(_LoadEvent):
     status: Literal["error"]
     error_type: Name
     message: Text
     traceback: Traceback
     line: Line | None
-
-    def describe(self) -> str:
-        return f"the 'load' of program {self.program}"
 
 
 Load = Annotated[LoadOk | LoadSyntaxError | LoadInvalid | LoadError, Field(discriminator="status")]
