@@ -167,7 +167,8 @@ def _timed(fn: Callable[[], str]) -> tuple[float, str]:
 def run_naive(loaded: Any, grader: Any, code: str, count: int) -> PathResult:
     from graders.cases import build_cases
     from graders.request import build_request
-    from graders.sandbox import SandboxLimits, run_harness
+    from graders.sandbox import run_harness
+    from graders.supervision import SandboxLimits
 
     result = PathResult("naive", note="fresh unsandboxed python per submission (import jax/flax, run)")
     cases = build_cases(loaded.problem)

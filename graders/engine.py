@@ -21,8 +21,9 @@ from graders.problem import KnownMistake, LoadedProblem, Problem, ProblemBank, S
 from graders.reference import ReferenceCache, ReferenceError, ReferenceOutputs
 from graders.report import Report, TestReport, TestStatus, Verdict, clip_log, internal_error
 from graders.request import build_request
-from graders.sandbox import ChildOutcome, SandboxLimits, warn_unsandboxed
+from graders.sandbox import warn_unsandboxed
 from graders.settings import GraderSettings, get_settings
+from graders.supervision import ChildOutcome, SandboxLimits
 
 log = logging.getLogger("gradax.engine")
 CHECK_STAGES = ("state", "gradients", "retrace", "batch_invariance", "eval_determinism")

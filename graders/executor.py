@@ -15,8 +15,9 @@ from typing import Literal, Protocol
 
 from graders import cgroup
 from graders.problem import LoadedProblem
-from graders.sandbox import ChildOutcome, SandboxLimits, run_harness
+from graders.sandbox import run_harness
 from graders.settings import GraderSettings, get_settings
+from graders.supervision import ChildOutcome, SandboxLimits
 
 ExecutorKind = Literal["cold", "warm"]
 

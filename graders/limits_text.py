@@ -9,7 +9,7 @@ report's messages and its `limits`/`usage` objects.
 from __future__ import annotations
 
 from graders.report import RunLimits, RunUsage
-from graders.sandbox import ChildOutcome, SandboxLimits
+from graders.supervision import ChildOutcome, SandboxLimits
 
 # The result pipe carries headers and npy framing on top of the numbers (graders/engine.py limits_for).
 RESULT_FRAMING = 1024 * 1024

@@ -25,7 +25,7 @@ from graders.problem import LoadedProblem, Problem
 from graders.reference import ProgramOutputs, ReferenceOutputs
 from graders.report import Report
 from graders.request import build_request
-from graders.sandbox import ChildOutcome
+from graders.supervision import ChildOutcome
 
 OUTPUT_BUDGET = 256 * 1024 * 1024
 

@@ -41,13 +41,9 @@ from graders.compile_profile import ProfileCache, replay_cache_dir
 from graders.executor import ColdExecutor, ExecutorHealth
 from graders.prepare import ensure_data_dirs
 from graders.problem import LoadedProblem
-from graders.sandbox import (
-    ChildOutcome,
-    SandboxError,
-    SandboxLimits,
-    finish_group,
-)
+from graders.sandbox import SandboxError
 from graders.settings import GraderSettings, get_settings
+from graders.supervision import ChildOutcome, SandboxLimits, finish_group
 from graders.zygote_client import (
     PoolChild,
     PoolUnavailable,

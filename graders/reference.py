@@ -28,7 +28,8 @@ from graders.model_checks import ProbeReport, probe_request
 from graders.probe_schema import Probes
 from graders.problem import LoadedProblem
 from graders.request import build_request
-from graders.sandbox import SandboxLimits, run_harness
+from graders.sandbox import run_harness
+from graders.supervision import SandboxLimits
 
 CACHE_FORMAT = 3  # 2: leaves carry their own dtype name (bfloat16); 3: probes (model state, checks)
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "numpy")

@@ -23,16 +23,8 @@ from typing import Any
 
 from graders import cgroup
 from graders.child.zygote import FD_NAMES, STATUS
-from graders.sandbox import (
-    SANDBOX_CODE_ROOT,
-    ChildOutcome,
-    ChildPipes,
-    RunMeter,
-    SandboxLimits,
-    bwrap_argv,
-    sandbox_python,
-    supervise,
-)
+from graders.sandbox import SANDBOX_CODE_ROOT, bwrap_argv, sandbox_python
+from graders.supervision import ChildOutcome, ChildPipes, RunMeter, SandboxLimits, supervise
 
 JAX_CACHE_MOUNT = "/opt/gradax-jax-cache"
 ZYGOTE_CAPS = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
@@ -276,7 +268,7 @@ def exit_status(control_fd: int, timeout: float = 2.0) -> int | None:
 
 def watch_child(child: PoolChild, request: bytes, limits: SandboxLimits, group: cgroup.RunCgroup,
                 outcome: ChildOutcome) -> None:
-    """Feed the request and supervise the child like a cold run (`sandbox.supervise`): time and CPU from outside."""
+    """Feed the request and supervise the child like a cold run (`supervision.supervise`): time and CPU from outside."""
     pipes = ChildPipes(stdin=os.fdopen(child.fds.pop("stdin"), "wb", buffering=0),
                        stdout=os.fdopen(child.fds.pop("stdout"), "rb", buffering=0),
                        stderr=os.fdopen(child.fds.pop("stderr"), "rb", buffering=0),

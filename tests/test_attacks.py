@@ -30,7 +30,7 @@ from warm_grading import grade_warm
 
 from graders.pool import WarmPool
 from graders.problem import ProblemBank
-from graders.sandbox import default_pids
+from graders.supervision import default_pids
 
 pytestmark = [pytest.mark.slow, pytest.mark.attack]
 

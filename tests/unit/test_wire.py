@@ -149,7 +149,7 @@ def test_the_result_reader_delivers_ready_before_the_garbage() -> None:
     import queue
 
     from graders.child_events import ResultChannel
-    from graders.sandbox import _results_reader
+    from graders.supervision import _results_reader
 
     read_end, write_end = os.pipe()
     os.write(write_end, wire.encode({"event": "ready", "pid": 7}) + FAKE_REPORT * 3)

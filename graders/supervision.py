@@ -1,0 +1,426 @@
+"""Supervising one child run, cold (graders/sandbox.py) or warm (graders/zygote_client.py): one loop for both.
+
+A run's limits (`SandboxLimits`) and what the parent observed of it (`ChildOutcome`); the parent's ends of
+the child's pipes, each read by a thread of its own (`ChildPipes`: stdout and stderr drained and capped, the
+result channel decoded in one capped pass by graders/wire.py and validated by graders/child_events.py); and
+`supervise`, which judges CPU time against the run's cgroup, keeps the wall-clock backstop, kills the group
+and collects the logs. Every byte from the child is hostile input; the readers never die silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from graders import cgroup, wire
+from graders.child_events import ChildMessage, ResultChannel
+
+log = logging.getLogger("gradax.sandbox")
+
+
+def default_pids() -> int:
+    return 64 + 2 * (os.cpu_count() or 1)
+
+
+# Time limits judge the submission's own CPU time. The wall clock is only a backstop for runs that do not
+# use CPU (sleeping, blocking): it stops a run after WALL_FACTOR x its CPU limit, not counting the time
+# the run waited for a CPU on a busy machine (the kernel's run-queue delay), and in any case after
+# WALL_CAP_FACTOR x its CPU limit. So load never turns a correct answer into a time limit, and a sleeper
+# still holds a grading slot for at most WALL_FACTOR x the limit on an idle machine.
+WALL_FACTOR = 3.0
+WALL_CAP_FACTOR = 10.0
+# A read this small means the pipe was nearly empty: pause before the next one, so a child that trickles
+# bytes (or prints one character at a time) costs the parent at most ~1000 reads a second, not one per write.
+SMALL_READ = 4096
+READ_PAUSE_S = 0.001
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Limits of one run. Time counts from the moment the child says `ready` (libraries imported)."""
+
+    time_s: float = 10.0  # CPU seconds of the whole group (every thread and process of the run)
+    wall_s: float | None = None  # wall-clock backstop, CPU waits excluded; default WALL_FACTOR x time_s
+    memory_mb: int = 2048
+    # Threads count too: XLA starts a pool per core, so the limit grows with the machine.
+    pids: int = field(default_factory=default_pids)
+    result_bytes: int = 16 * 1024 * 1024
+    log_bytes: int = 8 * 1024
+    file_size_mb: int = 16
+    open_files: int = 256
+    tmpfs_mb: int = 64
+    tmpfs_inodes: int = 8192
+    startup_s: float = 60.0
+
+    @property
+    def wall_limit(self) -> float:
+        return self.wall_s if self.wall_s is not None else WALL_FACTOR * self.time_s
+
+    @property
+    def wall_cap(self) -> float:
+        """The longest a run may take after `ready`, however busy the machine."""
+        return max(self.wall_limit, WALL_CAP_FACTOR * self.time_s)
+
+
+@dataclass
+class ChildOutcome:
+    """Everything the parent observed about one child run; judging it is the engine's job.
+
+    `messages` holds only validated events (graders/child_events.py); `wire_error` says why the channel was
+    cut (bytes that are not messages, or events that break the schema or the order).
+    """
+
+    messages: list[ChildMessage] = field(default_factory=list)
+    wire_error: str | None = None
+    stdout: bytes = b""
+    stdout_total: int = 0
+    stderr: bytes = b""
+    stderr_total: int = 0
+    exit_code: int | None = None
+    timed_out: bool = False  # the wall-clock backstop stopped the run
+    startup_timed_out: bool = False
+    cpu_exceeded: bool = False  # the run used more CPU time than its limit
+    memory_exceeded: bool = False
+    memory_limit_reached: bool = False  # usage touched the limit at some point (memory.failcnt > 0)
+    result_overflow: bool = False
+    start_error: str | None = None
+    reader_error: str | None = None  # the parent failed to read the channel: a bug in gradax
+    ready_ms: float | None = None
+    run_ms: float | None = None
+    cpu_seconds: float | None = None  # the group's CPU time over the whole run, start-up included
+    cpu_at_ready: float | None = None  # the group's CPU time when the child said ready
+    cpu_wait_s: float | None = None  # how long the run waited for a CPU (not counted against the backstop)
+    memory_peak: int | None = None
+    result_bytes: int = 0  # bytes received on the result channel
+    parent_cpu_s: float = 0.0  # CPU time the parent's reader threads spent on this child's pipes
+    sandboxed: bool = True
+
+    def events(self, name: str) -> list[ChildMessage]:
+        return [m for m in self.messages if m.kind == name]
+
+    @property
+    def run_cpu_s(self) -> float | None:
+        """CPU seconds the run used after `ready`: what the time limit judges."""
+        if self.cpu_seconds is None or self.cpu_at_ready is None:
+            return None
+        return max(0.0, self.cpu_seconds - self.cpu_at_ready)
+
+
+class ReaderCost:
+    """CPU time the parent's reader threads spend on one child (each thread measures its own)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.seconds = 0.0
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self.seconds += seconds
+
+
+def _read(stream: IO[bytes]) -> bytes:
+    chunk = stream.read(65536)
+    if chunk is not None and 0 < len(chunk) < SMALL_READ:
+        time.sleep(READ_PAUSE_S)
+    return chunk or b""
+
+
+def _reader(stream: IO[bytes], keep: int, sink: dict[str, Any], key: str, cost: ReaderCost | None = None) -> None:
+    """Drain stdout or stderr, keeping the first `keep` bytes and counting the rest. Never raises."""
+    started = time.thread_time()
+    chunks: list[bytes] = []
+    kept = total = 0
+    try:
+        while True:
+            chunk = _read(stream)
+            if not chunk:
+                break
+            total += len(chunk)
+            if kept < keep:
+                chunks.append(chunk[: keep - kept])
+                kept += len(chunks[-1])
+    except Exception:  # the pipe broke: what was read so far still counts
+        log.exception("reading the child's %s failed", key)
+    finally:
+        sink[key] = (b"".join(chunks), total)
+        if cost is not None:
+            cost.add(time.thread_time() - started)
+
+
+def _results_reader(fd: int, channel: ResultChannel, out: queue.Queue[Any], cost: ReaderCost | None = None) -> None:
+    """Decode and validate result events as they arrive; stop at EOF, overflow or a violation.
+
+    Never dies silently: whatever happens, the watcher gets a final `eof`, `overflow` or `garbage`, so a
+    broken channel ends the run at once instead of waiting for the time limit.
+    """
+    started = time.thread_time()
+    stream = os.fdopen(fd, "rb", buffering=0)
+    final: tuple[str, Any] = ("eof", None)
+    try:
+        while True:
+            try:
+                chunk = _read(stream)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            try:
+                for message in channel.feed(chunk):
+                    out.put(("message", message))
+            except wire.BudgetExceeded as exc:
+                final = ("overflow", str(exc))
+                break
+            except wire.WireError as exc:
+                # Events decoded before the violation in the same read still count: a submission that
+                # writes junk on the result pipe right after the child said `ready` (the warm pool's child
+                # says it just before loading the code) is the submission's fault, not a failed start.
+                for message in exc.messages:
+                    out.put(("message", message))
+                final = ("garbage", str(exc))
+                break
+    except Exception as exc:  # a bug in gradax (hostile bytes raise WireError): end the run, blame gradax
+        log.exception("the result reader failed")
+        final = ("reader_failed", f"{type(exc).__name__}: {exc}"[:500])
+    # Tell the watcher first (it stops the run), then drain until the child is gone so it never blocks.
+    out.put(final)
+    try:
+        if final[0] != "eof":
+            _drain(stream)
+    finally:
+        stream.close()
+        if cost is not None:
+            cost.add(time.thread_time() - started)
+
+
+def _drain(stream: IO[bytes]) -> None:
+    try:
+        while _read(stream):
+            pass
+    except OSError:
+        pass
+
+
+def finish_group(group: cgroup.RunCgroup, outcome: ChildOutcome) -> None:
+    """Read what the run's cgroup measured into the outcome, then kill what is left and remove the group.
+
+    Shared by the cold sandbox and the warm pool, so both judge memory the same way: a run stopped by time
+    while pinned at its limit counts as memory_limit_exceeded (see `memory_limit_reached`).
+    """
+    outcome.memory_exceeded = outcome.memory_exceeded or group.oom_killed()
+    try:
+        outcome.memory_limit_reached = group.memory_limit_reached()
+    except OSError:
+        pass
+    try:
+        outcome.memory_peak = group.memory_peak()
+        outcome.cpu_seconds = group.cpu_seconds()
+    except OSError:
+        pass
+    group.remove()
+
+
+class ChildPipes:
+    """The parent's ends of one child's pipes, each read by a thread of its own that never raises.
+
+    Shared by the cold sandbox and the warm pool: stdout and stderr are drained and capped, the result pipe
+    is decoded and validated (graders/child_events.py) into `events`, the request is written to stdin.
+    """
+
+    def __init__(self, *, stdin: IO[bytes], stdout: IO[bytes], stderr: IO[bytes], result_fd: int,
+                 request: bytes, limits: SandboxLimits):
+        self.logs: dict[str, tuple[bytes, int]] = {}
+        self.events: queue.Queue[Any] = queue.Queue()
+        self.cost = ReaderCost()
+        self.channel = ResultChannel.for_request(request, limits.result_bytes)
+        self.threads = [
+            threading.Thread(target=_reader, args=(stdout, limits.log_bytes, self.logs, "stdout", self.cost),
+                             daemon=True, name="gradax-stdout"),
+            threading.Thread(target=_reader, args=(stderr, limits.log_bytes, self.logs, "stderr", self.cost),
+                             daemon=True, name="gradax-stderr"),
+            threading.Thread(target=_results_reader, args=(result_fd, self.channel, self.events, self.cost),
+                             daemon=True, name="gradax-results"),
+            threading.Thread(target=_feed, args=(stdin, request), daemon=True, name="gradax-stdin"),
+        ]
+        for t in self.threads:
+            t.start()
+
+    def finish(self, outcome: ChildOutcome) -> None:
+        """After the child is gone: wait for the log readers, then record what they and the channel saw."""
+        for t in self.threads[:3]:
+            t.join(timeout=2)
+        outcome.stdout, outcome.stdout_total = self.logs.get("stdout", (b"", 0))
+        outcome.stderr, outcome.stderr_total = self.logs.get("stderr", (b"", 0))
+        outcome.result_bytes = self.channel.decoder.total
+        outcome.parent_cpu_s = self.cost.seconds
+
+
+def supervise(pipes: ChildPipes, meter: RunMeter, limits: SandboxLimits, outcome: ChildOutcome, *,
+              startup_s: float, exit_code: Callable[[float | None], int | None], kill: Callable[[], None]) -> None:
+    """Watch one child run to its end: the supervision loop of the cold sandbox and the warm pool alike.
+
+    Events and limits as `watch_events` judges them; then a child that finished normally gets a moment to
+    exit on its own, whatever is left is killed (`kill`: the whole group), and the logs are collected.
+    `exit_code(timeout)` is the child's exit status, or None if it is not known within `timeout` seconds
+    (None: as long as the child needs once killed).
+    """
+    ready_at = watch_events(pipes.events, limits, meter, outcome, startup_s=startup_s)
+    if ready_at is not None:
+        outcome.run_ms = (time.monotonic() - ready_at) * 1000
+    if not (outcome.timed_out or outcome.cpu_exceeded):
+        outcome.exit_code = exit_code(0.5)
+    kill()
+    if outcome.exit_code is None:
+        outcome.exit_code = exit_code(None)
+    pipes.finish(outcome)
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class RunMeter:
+    """What the watcher measures of a running child: its CPU time and how long it waited for a CPU.
+
+    The waiting comes from the kernel's per-thread run-queue delay (/proc/<pid>/task/<tid>/schedstat, the
+    second number): time a thread was ready to run but another held the CPU. A busy machine shows up
+    there, a sleeping submission does not, which is how the wall-clock backstop tells them apart.
+    """
+
+    def __init__(self, cpu: Callable[[], float], pids: Callable[[], list[int]]):
+        self._cpu = cpu
+        self._pids = pids
+        self._baseline: dict[int, int] = {}
+
+    @classmethod
+    def of_group(cls, group: cgroup.RunCgroup) -> RunMeter:
+        def cpu() -> float:
+            try:
+                return group.cpu_seconds()
+            except OSError:
+                return 0.0
+
+        def pids() -> list[int]:
+            try:
+                return group.pids()
+            except OSError:
+                return []
+
+        return cls(cpu, pids)
+
+    @classmethod
+    def of_process(cls, pid: int) -> RunMeter:
+        """Unsandboxed runs of trusted code, which have no cgroup (the harness does not fork)."""
+
+        def cpu() -> float:
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as fh:
+                    fields = fh.read().rsplit(b")", 1)[1].split()
+            except (OSError, IndexError):
+                return 0.0
+            # After the command name: utime, stime, cutime, cstime are fields 14-17 of proc(5).
+            return sum(int(x) for x in fields[11:15]) / _CLOCK_TICKS
+
+        return cls(cpu, lambda: [pid])
+
+    def cpu(self) -> float:
+        return self._cpu()
+
+    def _delays(self) -> dict[int, int]:
+        delays: dict[int, int] = {}
+        for pid in self._pids():
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as fh:
+                        delays[int(tid)] = int(fh.read().split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+        return delays
+
+    def mark(self) -> None:
+        """Remember each thread's run-queue delay so far (called when the child says ready)."""
+        self._baseline = self._delays()
+
+    def waited(self) -> float:
+        """Seconds the most delayed thread waited for a CPU since `mark` (threads started since: all of it)."""
+        delays = self._delays()
+        return max((d - self._baseline.get(tid, 0) for tid, d in delays.items()), default=0) / 1e9
+
+
+def watch_events(events: queue.Queue[Any], limits: SandboxLimits, meter: RunMeter, outcome: ChildOutcome, *,
+                 startup_s: float) -> float | None:
+    """Collect a child's result events until it is done, fails, or passes a limit.
+
+    Before `ready` only the start-up deadline counts. After it, the run's CPU time (`meter`: its cgroup's,
+    or the process's when unsandboxed) is judged against `time_s`; the clock is only a backstop, at
+    `wall_limit` plus the time the run waited for a CPU (see WALL_FACTOR), never past `wall_cap`. Returns
+    when the child said ready (monotonic time), or None if it never did. Shared by the cold sandbox and
+    the warm pool so both judge limits the same way.
+    """
+    started = time.monotonic()
+    ready_at: float | None = None
+    cpu_at_ready = 0.0
+    deadline = started + startup_s
+    finished = False
+    while not finished:
+        timeout = max(0.0, min(deadline - time.monotonic(), 0.05))
+        try:
+            kind, payload = events.get(timeout=timeout)
+        except queue.Empty:
+            kind, payload = "tick", None
+        if kind == "message":
+            message: ChildMessage = payload
+            outcome.messages.append(message)
+            if message.kind == "ready" and ready_at is None:
+                ready_at = message.at
+                outcome.ready_ms = (ready_at - started) * 1000
+                deadline = ready_at + limits.wall_limit
+                cpu_at_ready = outcome.cpu_at_ready = meter.cpu()
+                meter.mark()
+            elif message.kind == "done":
+                finished = True
+        elif kind == "eof":
+            finished = True
+        elif kind == "overflow":
+            outcome.result_overflow = True
+            finished = True
+        elif kind == "garbage":
+            outcome.wire_error = payload
+            finished = True
+        elif kind == "reader_failed":
+            outcome.reader_error = payload
+            finished = True
+        now = time.monotonic()
+        if not finished and now >= deadline:
+            if ready_at is None:
+                outcome.startup_timed_out = True
+                finished = True
+            else:
+                # Waiting for a CPU is the machine's doing, not the run's: give that time back (bounded).
+                outcome.cpu_wait_s = meter.waited()
+                deadline = min(ready_at + limits.wall_limit + outcome.cpu_wait_s, ready_at + limits.wall_cap)
+                if now >= deadline - 0.01:
+                    outcome.timed_out = True
+                    finished = True
+        if not finished and ready_at is not None and meter.cpu() - cpu_at_ready > limits.time_s:
+            outcome.cpu_exceeded = True
+            finished = True
+    if ready_at is not None:
+        outcome.cpu_seconds = meter.cpu()
+    return ready_at
+
+
+def _feed(stdin: IO[bytes], request: bytes) -> None:
+    try:
+        stdin.write(request)
+        stdin.close()
+    except (BrokenPipeError, OSError):
+        pass
