@@ -370,15 +370,23 @@ def overall_verdict(tests: list[TestReport], outcome: ChildOutcome) -> Verdict:
     for test in tests:
         if test.verdict is not None:
             return test.verdict
+    stopped_by = _limit_verdict(outcome)
+    if stopped_by is not None:
+        return stopped_by
+    if tests and all(t.status == TestStatus.PASSED for t in tests):
+        return Verdict.ACCEPTED
+    return Verdict.RUNTIME_ERROR
+
+
+def _limit_verdict(outcome: ChildOutcome) -> Verdict | None:
+    """The limit that stopped the run, if one did: the run's verdict and an unfinished test's judge alike."""
     if _starved_of_memory(outcome):
         return Verdict.MEMORY_LIMIT_EXCEEDED
     if outcome.timed_out or outcome.cpu_exceeded:
         return Verdict.TIME_LIMIT_EXCEEDED
     if outcome.result_overflow:
         return Verdict.OUTPUT_LIMIT_EXCEEDED
-    if tests and all(t.status == TestStatus.PASSED for t in tests):
-        return Verdict.ACCEPTED
-    return Verdict.RUNTIME_ERROR
+    return None
 
 
 def _channel_verdict(report: Report, outcome: ChildOutcome) -> Report:
@@ -399,15 +407,13 @@ def _add_pitfall(report: Report, error_type: str, message: str) -> None:
 
 def _unfinished(outcome: ChildOutcome, limits: SandboxLimits | None) -> tuple[Verdict, str]:
     """What stopped a test that started and never reported: its verdict and the test's message."""
-    if _starved_of_memory(outcome):
-        return (Verdict.MEMORY_LIMIT_EXCEEDED,
-                f"memory limit exceeded during this test: {limits_text.memory_phrase(outcome, limits)}")
-    if outcome.timed_out or outcome.cpu_exceeded:
-        return (Verdict.TIME_LIMIT_EXCEEDED,
-                f"time limit exceeded during this test: your code {limits_text.time_phrase(outcome, limits)}")
-    if outcome.result_overflow:
-        return (Verdict.OUTPUT_LIMIT_EXCEEDED,
-                f"output limit exceeded during this test: {limits_text.output_phrase(outcome, limits)}")
+    stopped_by = _limit_verdict(outcome)
+    if stopped_by == Verdict.MEMORY_LIMIT_EXCEEDED:
+        return stopped_by, f"memory limit exceeded during this test: {limits_text.memory_phrase(outcome, limits)}"
+    if stopped_by == Verdict.TIME_LIMIT_EXCEEDED:
+        return stopped_by, f"time limit exceeded during this test: your code {limits_text.time_phrase(outcome, limits)}"
+    if stopped_by == Verdict.OUTPUT_LIMIT_EXCEEDED:
+        return stopped_by, f"output limit exceeded during this test: {limits_text.output_phrase(outcome, limits)}"
     if outcome.wire_error:
         return Verdict.RUNTIME_ERROR, "the run was stopped: the submission wrote to the grader's result channel"
     return Verdict.RUNTIME_ERROR, f"{_exit_description(outcome.exit_code)} during this test, before returning a result"
