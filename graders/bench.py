@@ -190,11 +190,15 @@ def run_grader(name: str, grader: Any, problem: str, code: str, count: int, note
     for _ in range(count):
         if before_each is not None:
             before_each()  # untimed
-        start = time.perf_counter()
-        report = grader.grade(problem, code)
-        result.add((time.perf_counter() - start) * 1000, report.verdict.value)
-        result.add_parts(report.timings, report.usage)
+        _grade_once(result, grader, problem, code)
     return result
+
+
+def _grade_once(result: PathResult, grader: Any, problem: str, code: str) -> None:
+    start = time.perf_counter()
+    report = grader.grade(problem, code)
+    result.add((time.perf_counter() - start) * 1000, report.verdict.value)
+    result.add_parts(report.timings, report.usage)
 
 
 def run_interleaved(runs: list[tuple[str, Any, str, str]], code: str, count: int,
@@ -207,10 +211,7 @@ def run_interleaved(runs: list[tuple[str, Any, str, str]], code: str, count: int
         order = list(zip(results, runs, strict=True))
         for result, (_, grader, problem, _) in (order if round_ % 2 == 0 else order[::-1]):
             before_each()  # untimed
-            start = time.perf_counter()
-            report = grader.grade(problem, code)
-            result.add((time.perf_counter() - start) * 1000, report.verdict.value)
-            result.add_parts(report.timings, report.usage)
+            _grade_once(result, grader, problem, code)
     return results
 
 
