@@ -44,7 +44,7 @@ from graders.child.profile_replay import (  # the replay half runs in the sandbo
 from graders.filelock import file_lock
 from graders.problem import LoadedProblem
 
-PROFILE_FORMAT = 6  # 5: replay_keys of the replay cache; 6: vjp entries (eager grad). Replay-only changes need none
+PROFILE_FORMAT = 7  # 5: replay_keys; 6: vjp entries (eager grad); 7: no tuple subclasses. Replay-only changes need none
 JAX_CACHE_SUFFIX = "-cache"  # jax._src.lru_cache stores key K as the file `K-cache`
 _locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
@@ -83,9 +83,14 @@ def _encode(value: Any, static: bool) -> Any:
         return {"dtype": str(value)}
     if isinstance(value, type) and hasattr(value, "dtype"):
         return {"dtype": str(np.dtype(value))}  # jnp.float32 and friends
-    if isinstance(value, tuple | list):
+    if type(value) in (tuple, list):
         return {"seq": [_encode(v, static) for v in value], "tuple": isinstance(value, tuple)}
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+    if isinstance(value, tuple | list | dict) and type(value) not in (tuple, list, dict):
+        # A namedtuple (conv's ConvDimensionNumbers) would come back a plain tuple that compares and hashes
+        # equal: the replay then fills jax's caches under the real parameters' key with a program built for
+        # the wrong type, and the submission's own call fails (AssertionError in nnx.Conv, seen on conv-lenet).
+        raise Unencodable(type(value).__name__)
+    if type(value) is dict and all(isinstance(k, str) for k in value):
         return {"dict": {k: _encode(v, static) for k, v in value.items()}}
     raise Unencodable(type(value).__name__)
 

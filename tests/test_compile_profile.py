@@ -150,3 +150,17 @@ def test_after_the_replay_the_reference_compiles_nothing(problem: str, tmp_path:
     assert result["misses"] == []
     if problem == "nnx-value-and-grad":
         assert any("vjp" in e for e in entries), entries
+
+
+def test_a_tuple_subclass_parameter_is_left_out_of_the_profile() -> None:
+    """conv's ConvDimensionNumbers would be replayed as a plain tuple, equal to it and hashed alike: the replay
+    filled jax's caches for the real key with a program built for the wrong type, and nnx-conv-lenet's reference
+    then raised AssertionError in every warm child (runtime_error for a correct answer)."""
+    from jax import lax
+
+    from graders.compile_profile import Unencodable, _encode
+
+    numbers = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
+    with pytest.raises(Unencodable):
+        _encode(numbers, True)
+    assert _encode((1, 2), True) == {"seq": [{"v": 1, "t": "int"}, {"v": 2, "t": "int"}], "tuple": True}
