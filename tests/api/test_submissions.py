@@ -294,6 +294,7 @@ def test_runs_count_as_started_in_progress(app: FastAPI, client: TestClient, ali
     assert client.get(f"{API}/problems/{PID}", headers=alice).json()["track_title"] == "NNX basics"
 
 
+@pytest.mark.slow  # the small bank: prepared once per run by trusted processes (shared with other slow tests)
 def test_a_waiting_attempt_shows_its_place_in_the_queue_and_an_estimate(tmp_path: Path, data_dir: Path,
                                                                         small_bank: SmallBank) -> None:
     """Three students wait for one grading slot (no grading threads here, so nothing starts unless the test
