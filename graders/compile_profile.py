@@ -44,7 +44,7 @@ from graders.child.profile_replay import (  # the replay half runs in the sandbo
 from graders.filelock import file_lock
 from graders.problem import LoadedProblem
 
-PROFILE_FORMAT = 7  # 5: replay_keys; 6: vjp entries (eager grad); 7: no tuple subclasses. Replay-only changes need none
+PROFILE_FORMAT = 8  # 5: replay_keys; 6: vjp entries; 7: no tuple subclasses; 8: vmap entries (replay-only: none)
 JAX_CACHE_SUFFIX = "-cache"  # jax._src.lru_cache stores key K as the file `K-cache`
 _locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
@@ -162,6 +162,34 @@ def _differentiated(trace: Any, args: tuple[Any, ...]) -> tuple[tuple[Any, ...],
     return (tuple(primals), which) if which else None
 
 
+def _batch_trace(trace: Any) -> bool:
+    """Whether `trace` is an eager `jax.vmap`/`nnx.vmap` (directly above plain evaluation, no named mesh axis)."""
+    from jax._src import core
+    from jax._src.interpreters import batching
+
+    return (isinstance(trace, batching.BatchTrace) and isinstance(trace.parent_trace, core.EvalTrace)
+            and trace.axis_data.spmd_name is None and not trace.axis_data._ema)
+
+
+def _batched(trace: Any, args: tuple[Any, ...]) -> tuple[tuple[Any, ...], list[int | None]] | None:
+    """The whole (batched) values of `args` and each one's batch axis (None: not mapped); None if another trace's."""
+    from jax._src import core
+    from jax._src.interpreters import batching
+
+    values: list[Any] = []
+    axes: list[int | None] = []
+    for arg in args:
+        if isinstance(arg, batching.BatchTracer) and arg._trace is trace:
+            values.append(arg.val)
+            axes.append(arg.batch_dim if isinstance(arg.batch_dim, int) else None)
+        elif isinstance(arg, core.Tracer):
+            return None
+        else:
+            values.append(arg)
+            axes.append(None)
+    return (tuple(values), axes) if any(a is not None for a in axes) else None
+
+
 def _inside_autodiff() -> bool:
     """An eager dispatch made by a grad's forward or backward pass, not by the program itself.
 
@@ -183,10 +211,11 @@ def install_recorder(entries: list[dict[str, Any]]) -> None:
     forward programs and the same backward-pass primitives as the program's own gradient.
     """
     from jax._src import core, pjit
-    from jax._src.interpreters import ad
+    from jax._src.interpreters import ad, batching
 
     original = pjit._run_python_pjit
     original_linearize = ad.LinearizeTrace.process_primitive
+    original_batching = batching.BatchTrace.process_primitive
     seen: set[str] = set()
 
     def add(entry: dict[str, Any] | None) -> None:
@@ -208,7 +237,25 @@ def install_recorder(entries: list[dict[str, Any]]) -> None:
                     entry = _entry_for(fun, split[0], dict(kwargs))
                     if entry is not None and entry["k"] == "jit":
                         add({**entry, "vjp": split[1]})
+            elif _batch_trace(trace) and not any(isinstance(v, core.Tracer) for v in dict(kwargs).values()):
+                mapped = _batched(trace, tuple(args))
+                if mapped is not None:
+                    entry = _entry_for(fun, mapped[0], dict(kwargs))
+                    if entry is not None and entry["k"] == "jit":
+                        add({**entry, "vmap": {"axes": mapped[1], "size": int(trace.axis_data.size)}})
         return original(p, args_flat, fun, args, kwargs)
+
+    def batching_(self: Any, primitive: Any, tracers: Any, params: Any, /) -> Any:
+        if len(entries) < MAX_ENTRIES and primitive is not pjit.jit_p and _batch_trace(self):
+            mapped = _batched(self, tuple(tracers))
+            if mapped is not None:
+                try:
+                    add({"k": "prim", "n": primitive.name, "p": {k: _encode(v, True) for k, v in params.items()},
+                         "a": [_encode(a, False) for a in mapped[0]],
+                         "vmap": {"axes": mapped[1], "size": int(self.axis_data.size)}})
+                except (Unencodable, TypeError):
+                    pass
+        return original_batching(self, primitive, tracers, params)
 
     def linearizing(self: Any, primitive: Any, tracers: Any, params: Any, /) -> Any:
         if len(entries) < MAX_ENTRIES and primitive is not pjit.jit_p and _grad_trace(self):
@@ -223,6 +270,7 @@ def install_recorder(entries: list[dict[str, Any]]) -> None:
 
     pjit._run_python_pjit = recording
     ad.LinearizeTrace.process_primitive = linearizing  # type: ignore[method-assign]
+    batching.BatchTrace.process_primitive = batching_  # type: ignore[method-assign]
 
 
 # ---------------------------------------------------------------- cache (host side, trusted)

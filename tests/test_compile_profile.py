@@ -164,3 +164,57 @@ def test_a_tuple_subclass_parameter_is_left_out_of_the_profile() -> None:
     with pytest.raises(Unencodable):
         _encode(numbers, True)
     assert _encode((1, 2), True) == {"seq": [{"v": 1, "t": "int"}, {"v": 2, "t": "int"}], "tuple": True}
+
+
+VMAP_PROGRAM = r'''
+import json, logging, sys
+import jax, jax.numpy as jnp
+from graders import compile_profile
+from graders.child import profile_replay
+
+
+def attend(q, k):
+    weights = jax.nn.softmax(q @ k.T, axis=-1)
+    return jnp.where(weights > 0, weights, 0.0).sum()
+
+
+q, k = jnp.ones((4, 5, 3)), jnp.ones((4, 6, 3))
+profile_replay.generic_warmup()
+if sys.argv[1] == "record":
+    entries = []
+    compile_profile.install_recorder(entries)
+    jax.vmap(attend)(q, k)
+    print(json.dumps(entries))
+else:
+    print(json.dumps(profile_replay.replay(json.loads(sys.stdin.read()))))
+    jax.config.update("jax_log_compiles", True)
+    compiled = []
+    class Compiles(logging.Handler):
+        def emit(self, record):
+            if record.getMessage().startswith("Compiling "):
+                compiled.append(record.getMessage()[:120])
+    log = logging.getLogger("jax._src.interpreters.pxla")
+    log.addHandler(Compiles())
+    log.propagate = False
+    jax.vmap(attend)(q, k)
+    print(json.dumps(compiled))
+'''
+
+
+def test_library_calls_under_an_eager_vmap_are_replayed_as_vmaps() -> None:
+    """What `jax.vmap`/`nnx.vmap` (and the batch-invariance check) does to library functions is replayed as a
+    vmap of each of them on zeros: the same mapped program then compiles nothing (multihead-attention left 40
+    programs to compile at grading time before, 8 after: its einsums, whose arguments a profile cannot hold)."""
+    import subprocess
+    import sys
+
+    recorded = subprocess.run([sys.executable, "-c", VMAP_PROGRAM, "record"], capture_output=True, check=True,
+                              cwd=ROOT, timeout=300)
+    entries = json.loads(recorded.stdout.decode().strip().splitlines()[-1])
+    assert [e for e in entries if "vmap" in e], entries
+    assert {"axes": [0, 0], "size": 4} in [e.get("vmap") for e in entries]
+    replayed = subprocess.run([sys.executable, "-c", VMAP_PROGRAM, "replay"], input=json.dumps(entries).encode(),
+                              capture_output=True, check=True, cwd=ROOT, timeout=300)
+    stats, compiled = [json.loads(line) for line in replayed.stdout.decode().strip().splitlines()[-2:]]
+    assert stats["failed"] == 0 and stats["replayed"] == len(entries)
+    assert compiled == [], compiled

@@ -147,7 +147,13 @@ def replay(entries: list[dict[str, Any]]) -> dict[str, float]:
                     continue
                 call = functools.partial(prim.bind, **{k: _decode(v) for k, v in entry["p"].items()})
             args = [_decode(a) for a in entry["a"]]
-            result = _vjp(call, args, entry["vjp"]) if entry.get("vjp") else call(*args)
+            if entry.get("vjp"):
+                result = _vjp(call, args, entry["vjp"])
+            elif entry.get("vmap"):
+                axes = entry["vmap"]
+                result = jax.vmap(call, in_axes=tuple(axes["axes"]), axis_size=int(axes["size"]))(*args)
+            else:
+                result = call(*args)
             jax.block_until_ready(result)
             ok += 1
         except Exception:
