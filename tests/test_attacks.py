@@ -28,8 +28,10 @@ import pytest
 import yaml
 from warm_grading import grade_warm
 
+from graders.executor import ColdExecutor, Executor
 from graders.pool import WarmPool
 from graders.problem import ProblemBank
+from graders.settings import GraderSettings
 from graders.supervision import default_pids
 
 pytestmark = [pytest.mark.slow, pytest.mark.attack]
@@ -355,15 +357,18 @@ def render(case: str, marker: str, port: int, data_dir: Path, **extra: str) -> b
 class Run:
     """Grades submissions against the attack problem with a secret in the grader's environment.
 
-    Cold: through `gradax grade --json`, a fresh sandboxed Python per submission. Warm: in a child of this test
-    worker's warm pool (tests/conftest.py warm_pool), the zygote that graded the attacks before this one, as in
-    the server; the report is the JSON `gradax grade --json` prints, the exit code the one it returns."""
+    In this test process (tests/warm_grading.py: the report is the JSON `gradax grade --json` prints, the exit
+    code the one it returns). Cold: a fresh sandboxed Python per submission. Warm: a child of this test worker's
+    warm pool (tests/conftest.py warm_pool), the zygote that graded the attacks before this one, as in the
+    server. Without an executor: through `gradax grade --json` itself (its own process and environment)."""
 
     def __init__(self, gradax: Callable[..., CliResult], problems: tuple[Path, Path, Path], tmp_path: Path,
-                 pool: str = "cold", warm: WarmPool | None = None, secret: str | None = None):
+                 pool: str = "cold", executor: Executor | None = None, secret: str | None = None,
+                 settings: GraderSettings | None = None):
         self.gradax = gradax
         self.pool = pool
-        self.warm = warm
+        self.executor = executor  # None: through `gradax grade`
+        self.settings = settings
         self.problems, self.check_problems, self.small_problems = problems
         self.tmp_path = tmp_path
         self.secret = secret or f"gxsecret{uuid.uuid4().hex}"
@@ -371,8 +376,10 @@ class Run:
 
     def grade(self, code: bytes, name: str = "submission.py", problems: Path | None = None
               ) -> tuple[dict[str, Any], CliResult]:
-        if self.warm is not None:
-            return self._grade_warm(self.warm, code, problems or self.problems)
+        if self.executor is not None:
+            problems = problems or self.problems
+            bank = self._banks.get(problems) or self._banks.setdefault(problems, ProblemBank(problems))
+            return grade_warm(self.executor, bank, PROBLEM, code, self.settings)
         path = self.tmp_path / name
         path.write_bytes(code)
         result = self.gradax("grade", PROBLEM, str(path), "--json", "--problems", str(problems or self.problems),
@@ -380,10 +387,6 @@ class Run:
                                   "GRADAX_POOL": self.pool})
         assert result.stdout, result.stderr
         return result.json(), result
-
-    def _grade_warm(self, pool: WarmPool, code: bytes, problems: Path) -> tuple[dict[str, Any], CliResult]:
-        bank = self._banks.get(problems) or self._banks.setdefault(problems, ProblemBank(problems))
-        return grade_warm(pool, bank, PROBLEM, code)
 
     def assert_no_secret(self, result: CliResult) -> None:
         assert self.secret not in result.stdout
@@ -397,14 +400,14 @@ class Run:
 
 @pytest.fixture(params=["cold", "warm"])
 def run(request: pytest.FixtureRequest, gradax: Callable[..., CliResult], attack_problems: tuple[Path, Path, Path],
-        tmp_path: Path) -> Run:
+        tmp_path: Path, grader_secret: str, data_dir: Path) -> Run:
     """Every attack twice: in a fresh sandboxed Python, and in a child of the warm pool's zygote."""
     if request.param == "cold":
-        return Run(gradax, attack_problems, tmp_path)
+        return Run(gradax, attack_problems, tmp_path, executor=ColdExecutor(), secret=grader_secret,
+                   settings=GraderSettings(data_dir=data_dir, sandbox="bwrap", pool="cold"))
     pool = request.getfixturevalue("warm_pool")
     assert isinstance(pool, WarmPool), f"the warm half needs the warm pool, got {pool!r}"
-    return Run(gradax, attack_problems, tmp_path, pool="warm", warm=pool,
-               secret=request.getfixturevalue("grader_secret"))
+    return Run(gradax, attack_problems, tmp_path, pool="warm", executor=pool, secret=grader_secret)
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.case for a in ATTACKS])
@@ -425,23 +428,27 @@ def test_attack(attack: Attack, run: Run, listener: Listener, data_dir: Path) ->
     run.assert_correct_accepted()
 
 
-def test_gradax_grade_with_a_warm_pool_of_its_own(gradax: Callable[..., CliResult],
-                                                 attack_problems: tuple[Path, Path, Path], tmp_path: Path,
-                                                 listener: Listener, data_dir: Path) -> None:
-    """`GRADAX_POOL=warm gradax grade` starts a zygote and a child for one file: a row that reads its environment
-    finds neither the secret nor the CLI's variables, and the correct answer is accepted, both graded warm."""
-    run = Run(gradax, attack_problems, tmp_path, pool="warm")  # no shared pool: through the CLI
+@pytest.mark.parametrize("pool", ["cold", "warm"])
+def test_gradax_grade_itself(pool: str, gradax: Callable[..., CliResult], attack_problems: tuple[Path, Path, Path],
+                             tmp_path: Path, listener: Listener, data_dir: Path) -> None:
+    """The rows above grade in this test process; `gradax grade --json` itself (cold, or GRADAX_POOL=warm: a zygote
+    and a child of its own for one file), with a secret in its environment: a row that reads its environment finds
+    neither the secret nor the CLI's variables, and the correct answer is accepted."""
+    run = Run(gradax, attack_problems, tmp_path, pool=pool)  # no executor: through the CLI
     leak = next(a for a in ATTACKS if a.case == "20_leak_environment")
     report, result = run.grade(render(leak.case, "gxatkcli", listener.port, data_dir))
     assert report["verdict"] == leak.verdict, json.dumps(report, indent=1)[:4000]
+    assert result.returncode == 1
     assert leak.check is not None
     leak.check(report, result)
-    assert "graded by the warm pool" in result.stderr, result.stderr
     run.assert_no_secret(result)
     report, result = run.grade(REFERENCE.read_bytes(), "correct.py", run.check_problems)
     assert report["verdict"] == "accepted" and result.returncode == 0, json.dumps(report, indent=1)[:3000]
-    assert "graded by the warm pool" in result.stderr, result.stderr
     run.assert_no_secret(result)
+    if pool == "warm":
+        assert "graded by the warm pool" in result.stderr, result.stderr
+    else:
+        assert "warm pool" not in result.stderr, result.stderr
 
 
 def test_two_submissions_cannot_see_each_other(run: Run, listener: Listener, data_dir: Path) -> None:
