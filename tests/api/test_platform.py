@@ -150,6 +150,7 @@ def gradax(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.Compl
                           env={**os.environ, **env})
 
 
+@pytest.mark.slow  # `gradax user` runs import the app: seconds each on a busy machine
 def test_cli_user_create_makes_an_instructor_who_can_log_in(tmp_path: Path, data_dir: Path) -> None:
     env = {"GRADAX_DATA_DIR": str(tmp_path), "GRADAX_ARGON2_MEMORY_KIB": "8192", "GRADAX_ARGON2_TIME_COST": "1"}
     r = gradax("user", "create", "teacher", "--role", "instructor", "--password-stdin", env=env,

@@ -115,6 +115,7 @@ def check_upgrade(old_tree: Path, url: str, tmp_path: Path, data_dir: Path, bank
         app.state.engine.dispose()
 
 
+@pytest.mark.slow  # builds the old tree's database with its own code, then migrates it: seconds
 def test_upgrade_keeps_every_attempt_sqlite(old_tree: Path, tmp_path: Path, data_dir: Path,
                                            bank: ProblemBank) -> None:
     check_upgrade(old_tree, f"sqlite:///{tmp_path / 'old.db'}", tmp_path, data_dir, bank)

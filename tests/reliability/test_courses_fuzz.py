@@ -26,6 +26,8 @@ from app.services.courses import add_member
 from app.services.users import create_user
 
 ROOT = Path(__file__).resolve().parents[2]
+# Thousands of generated requests: tens of seconds on an idle machine, so not in `make test-fast`.
+pytestmark = pytest.mark.slow
 EXAMPLES = int(os.environ.get("GRADAX_FUZZ_EXAMPLES", "25"))
 PASSWORD = "correct horse battery"
 PATHS = {"course_id": "example", "slug": "hw1", "username": "alice", "problem_id": "nnx-module-basics"}

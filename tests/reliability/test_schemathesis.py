@@ -22,6 +22,8 @@ from schemathesis.checks import not_a_server_error
 from app.core.config import Settings
 from app.main import create_app
 
+# Thousands of generated requests: tens of seconds on an idle machine, so not in `make test-fast`.
+pytestmark = pytest.mark.slow
 EXAMPLES = int(os.environ.get("GRADAX_FUZZ_EXAMPLES", "25"))
 PASSWORD = "correct horse battery"
 
