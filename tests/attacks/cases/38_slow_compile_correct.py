@@ -1,7 +1,8 @@
 # Row 38: a correct answer that is slow to compile (thousands of operations that change nothing), graded
 # while the machine is busy. Expect accepted: judged on its own CPU time, not on the wall clock. It also
 # computes for 1.5 CPU-s at import, so the run's CPU time does not hang on how fast this machine compiles
-# (a warm child with a fast compile used only 1 CPU-s, too little to outlast the limit on the wall clock).
+# (a warm child with a fast compile used only 1 CPU-s), and waits 3.5 s, so on the wall clock it always takes
+# longer than its 5 s CPU limit.
 import time
 
 import jax
@@ -11,6 +12,9 @@ from flax import nnx
 _end = time.process_time() + 1.5
 while time.process_time() < _end:
     pass
+# Waiting costs no CPU: with it the run outlasts its CPU limit on the wall clock even where the scheduler
+# favours the grader's cgroup over the machine's busy loops (an idle CI machine ran it in 2.4 s of wall).
+time.sleep(3.5)
 
 
 @jax.jit
