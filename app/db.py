@@ -35,7 +35,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        # A file database: a connection is cheap, and the request threads (anyio's 40) plus the grading and
+        # sweeper threads must never wait 30 s for one of the default 5+10 and fail with a 500 (300 long polls
+        # at once did). In-memory URLs keep SQLAlchemy's single-connection pools.
+        pool = {} if ":memory:" in url or url.rstrip("/").endswith(":") else {"pool_size": 10, "max_overflow": 60}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
