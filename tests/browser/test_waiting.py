@@ -24,6 +24,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from app.models import Attempt, Role, User, utcnow
+from browser.test_problem_page import login, replace_code
 from graders.scaffold import REFERENCE, TEMPLATE, scaffold
 
 # Its own server (module fixture) and tiny problems (5 CPU-s limits): a scheduling unit of its own.
@@ -69,21 +70,6 @@ def api(server: SharedServer, method: str, path: str, username: str, body: Any =
     request = urllib.request.Request(server.base + "/api/v1" + path, data=data, headers=headers, method=method)
     with urllib.request.urlopen(request) as r:
         return json.load(r)
-
-
-def login(page, server: SharedServer, username: str, next_path: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{server.base}/login?next={next_path}")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url(server.base + next_path)
-
-
-def replace_code(page, code: str) -> None:  # type: ignore[no-untyped-def]
-    page.locator("#editor .cm-content").click()
-    page.keyboard.press("Control+a")
-    page.keyboard.press("Delete")
-    page.keyboard.insert_text(code)
 
 
 def test_the_page_says_preparing_then_queued_with_its_place(waiting_server: SharedServer, browser,  # type: ignore[no-untyped-def]
