@@ -235,18 +235,32 @@ class RunCgroupV1(RunCgroup):
             pass
 
     def kill_all(self, timeout: float = 5.0) -> None:
-        """Freeze the group so nothing can fork, SIGKILL every member, thaw, wait until empty."""
+        """Freeze the group so nothing can fork or exit, SIGKILL every member, thaw, wait until empty.
+
+        The members are read only once the group is frozen: a pid read from a running group may exit and be
+        reused by an unrelated process before the kill (pid_max is 32768 here, and a fork bomb cycles pids
+        fast), which killed other submissions' ready warm children in CI.
+        """
         freezer = self.paths["freezer"] / "freezer.state"
         deadline = time.monotonic() + timeout
         while True:
-            pids = self.pids()
-            if not pids:
+            if not self.pids():
                 return
             try:
                 freezer.write_text("FROZEN")
             except OSError:
                 pass
-            for pid in pids:
+            # Freezing is asynchronous (FREEZING until every task stopped). Bounded: a task stuck in the
+            # kernel may never freeze; its pid is then read while it is still alive, as before.
+            until = min(deadline, time.monotonic() + 0.5)
+            while time.monotonic() < until:
+                try:
+                    if freezer.read_text().strip() == "FROZEN":
+                        break
+                except OSError:
+                    break
+                time.sleep(0.001)
+            for pid in self.pids():
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:

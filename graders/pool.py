@@ -48,6 +48,7 @@ from graders.zygote_client import (
     PoolChild,
     PoolUnavailable,
     Zygote,
+    exit_status,
     read_available,
     restore_priority,
     watch_child,
@@ -89,20 +90,25 @@ class WarmPool:
             # Its children died with it. Grade this one cold now; restart the zygote in the background.
             threading.Thread(target=self._restart_quietly, daemon=True).start()
             return self._cold(problem, request, limits, f"the zygote died: {zygote.stderr()[-500:]}")
-        try:
-            key, profile = self._profile(problem)
-            child = self._acquire(key, profile, limits)
-        except (PoolUnavailable, cgroup.CgroupUnavailable, SandboxError, OSError, RuntimeError) as exc:
-            return self._cold(problem, request, limits, str(exc))
-        try:
-            outcome = self._run(child, request, limits)
-        finally:
-            with self._cond:
-                self._cond.notify_all()
-        if outcome.start_error:
-            return self._cold(problem, request, limits, outcome.start_error)
-        self.stats["warm"] += 1
-        return outcome
+        # A ready child can die before it is assigned (nothing of the submission ran in it yet): try another
+        # warm child once before the much slower cold start.
+        for _ in range(2):
+            try:
+                key, profile = self._profile(problem)
+                child = self._acquire(key, profile, limits)
+            except (PoolUnavailable, cgroup.CgroupUnavailable, SandboxError, OSError, RuntimeError) as exc:
+                return self._cold(problem, request, limits, str(exc))
+            try:
+                outcome = self._run(child, request, limits)
+            finally:
+                with self._cond:
+                    self._cond.notify_all()
+            if not outcome.start_error:
+                self.stats["warm"] += 1
+                return outcome
+            self.stats["assign_failed"] += 1
+            log.warning("%s; trying another warm child", outcome.start_error)
+        return self._cold(problem, request, limits, outcome.start_error or "no warm child could be assigned")
 
     def start(self) -> None:
         """Start the zygote in the background, so the first submission after a server start does not wait
@@ -278,8 +284,7 @@ class WarmPool:
                 ready = os.read(child.fds["control"], 1) == b"R"
                 why = "exited before it was ready"
             if ready:
-                child.host_pid = zygote.resolve(child)
-                ready = child.host_pid is not None
+                ready = zygote.attach(child)
                 why = "its pid could not be found"
         except OSError as exc:
             ready, why = False, str(exc)
@@ -300,11 +305,7 @@ class WarmPool:
             self._discard(child)
 
     def _discard(self, child: PoolChild) -> None:
-        if child.host_pid is not None:
-            try:
-                os.kill(child.host_pid, 9)  # PID 1 of its namespace: everything in it dies too
-            except ProcessLookupError:
-                pass
+        child.kill()
         child.close()
 
     def _acquire(self, key: str, profile: list[dict[str, Any]], limits: SandboxLimits) -> PoolChild:
@@ -397,11 +398,16 @@ class WarmPool:
             group = cgroup.RunCgroup(limits.memory_mb * 1024 * 1024, limits.pids)
             group.move_charges_on_join()
             assert child.host_pid is not None
+            if child.exited():  # its pid may already name another process: never move that one
+                raise ProcessLookupError("the ready child exited before it was assigned")
             for path in group.procs_files():
                 with open(path, "w") as fh:
                     fh.write(str(child.host_pid))
         except (OSError, cgroup.CgroupUnavailable, AssertionError) as exc:
             # The child died while it waited, or cgroups failed: no submitted code has run yet.
+            status = exit_status(child.fds["control"], timeout=0.2) if "control" in child.fds else None
+            if status is not None:
+                exc = OSError(f"{exc} (the child had exited with status {status})")
             self._discard(child)
             if group is not None:
                 group.remove()

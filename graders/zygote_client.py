@@ -12,6 +12,7 @@ import collections
 import json
 import os
 import select
+import signal
 import socket
 import subprocess
 import threading
@@ -48,7 +49,25 @@ class PoolChild:
     generation: int
     created: float = field(default_factory=time.monotonic)
     host_pid: int | None = None
+    # A pidfd for host_pid, opened while the child was known alive: signals and liveness checks through it
+    # cannot reach another process that reused the pid after the child died.
+    pidfd: int | None = None
     ready_at: float | None = None
+
+    def exited(self) -> bool:
+        """Whether the child is gone (a pidfd becomes readable when its process exits)."""
+        if self.pidfd is None:
+            return True
+        readable, _, _ = select.select([self.pidfd], [], [], 0)
+        return bool(readable)
+
+    def kill(self) -> None:
+        """SIGKILL the child (PID 1 of its namespace, so everything in it dies too), if it still runs."""
+        if self.pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def close(self) -> None:
         for name in list(self.fds):
@@ -56,6 +75,9 @@ class PoolChild:
                 os.close(self.fds.pop(name))
             except OSError:
                 pass
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
 
 
 def _descendants(root: int) -> list[int]:
@@ -199,6 +221,23 @@ class Zygote:
                 kids = [k for k in _descendants(pid) if _ns_pids(k)[-1:] == [1]]
                 return kids[0] if kids else None
         return None
+
+    def attach(self, child: PoolChild) -> bool:
+        """Resolve the child's host pid and open a pidfd for it; False if it is already gone."""
+        pid = self.resolve(child)
+        if pid is None:
+            return False
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return False
+        # The pid was read before the pidfd was opened: make sure it still names a namespace's PID 1 (the
+        # child), not a process that reused the pid in between.
+        if _ns_pids(pid)[-1:] != [1]:
+            os.close(pidfd)
+            return False
+        child.host_pid, child.pidfd = pid, pidfd
+        return True
 
     def memory_bytes(self) -> int:
         try:

@@ -264,6 +264,29 @@ def test_kill_minus_one_only_kills_its_own_submission(warm: tuple[Grader, WarmPo
     assert pool.stats["cold"] == cold_before
 
 
+def test_a_ready_child_that_died_is_replaced_by_another_warm_child(warm: tuple[Grader, WarmPool],
+                                                                   bank: ProblemBank) -> None:
+    """A ready child killed before it is assigned (CI: by a stale-pid kill) costs a second warm child, not a
+    cold start, and the pid it leaves behind is never moved into the run's cgroup."""
+    grader, pool = warm
+    loaded = bank.get(PROBLEM)
+    assert loaded is not None
+    assert pool.wait_ready(loaded, 2, timeout=300), pool.failure
+    key, _ = pool._profile(loaded)
+    with pool._cond:
+        victim = pool._ready[key][0]
+    assert victim.host_pid is not None and not victim.exited()
+    os.kill(victim.host_pid, 9)
+    deadline = time.monotonic() + 10
+    while not victim.exited() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert victim.exited()
+    cold_before, failed_before = pool.stats["cold"], pool.stats["assign_failed"]
+    assert _grade(grader, REFERENCE)[0] == "accepted"
+    assert pool.stats["cold"] == cold_before
+    assert pool.stats["assign_failed"] == failed_before + 1
+
+
 def test_a_dead_zygote_falls_back_to_cold_and_the_pool_recovers(warm: tuple[Grader, WarmPool],
                                                                bank: ProblemBank) -> None:
     grader, pool = warm
