@@ -128,7 +128,8 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     # Background preparation where this process grades; half the cores, so students' gradings keep the rest.
     preparation = BankPreparation(bank, Preparer(settings), workers=max(1, available_cores() // 2),
                                   background=embedded and settings.prepare_in_background, grades_here=embedded,
-                                  warm=settings.pool == "warm")
+                                  warm=settings.pool == "warm",
+                                  on_prepared=lambda loaded: grader.executor.stock(loaded, grader.limits_for(loaded)))
     dispatcher: Dispatcher
     completions = Completions(per_user=settings.long_polls_per_user)
     broker_probe: BrokerProbe | None = None

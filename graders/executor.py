@@ -44,6 +44,10 @@ class Executor(Protocol):
         """Run the request in a child under `limits`; judging what it observed is the engine's job."""
         ...
 
+    def stock(self, problem: LoadedProblem, limits: SandboxLimits | None = None) -> None:
+        """A prepared problem the executor may keep spare children warmed for; a no-op when it keeps none."""
+        ...
+
     def close(self) -> None:
         """Stop every process the executor keeps; it serves no more requests."""
         ...
@@ -62,6 +66,9 @@ class ColdExecutor:
 
     def grade(self, problem: LoadedProblem, request: bytes, limits: SandboxLimits) -> ChildOutcome:
         return run_harness(request, limits, sandboxed=self.sandboxed)
+
+    def stock(self, problem: LoadedProblem, limits: SandboxLimits | None = None) -> None:
+        pass  # nothing kept warm
 
     def close(self) -> None:
         pass

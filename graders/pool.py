@@ -49,6 +49,7 @@ from graders.zygote_client import (
     PoolUnavailable,
     Zygote,
     exit_status,
+    fork_limits,
     read_available,
     restore_priority,
     watch_child,
@@ -72,6 +73,8 @@ class WarmPool:
         self._busy: set[int] = set()
         self._run_groups: dict[int, cgroup.RunCgroup] = {}
         self._hot: dict[str, tuple[float, list[dict[str, Any]], SandboxLimits]] = {}
+        # Problems to keep spare children of when nothing is hot (`stock`), in the order they were offered.
+        self._stock: dict[str, tuple[list[dict[str, Any]], SandboxLimits]] = {}
         self._last_failure: float | None = None
         self._failure: str | None = None
         self._closed = False
@@ -120,6 +123,18 @@ class WarmPool:
         key, profile = self._profile(problem)
         with self._cond:
             self._hot[key] = (time.monotonic(), profile, limits or SandboxLimits())
+        self._replenish()
+
+    def stock(self, problem: LoadedProblem, limits: SandboxLimits | None = None) -> None:
+        """Keep spare children for this (prepared) problem while the pool has room and nothing hotter needs it.
+
+        The server offers every prepared problem: up to `pool_prefork` spares stay ready, and the first
+        submission of any problem, hot or not, takes one (`_acquire` lends a child warmed for another problem)
+        instead of waiting for a fork and warm-up. Unlike `prewarm`, it never expires and yields to hot problems.
+        """
+        key, profile = self._profile(problem)
+        with self._cond:
+            self._stock[key] = (profile, limits or SandboxLimits())
         self._replenish()
 
     def wait_ready(self, problem: LoadedProblem, count: int = 1, timeout: float = 120.0) -> bool:
@@ -319,15 +334,19 @@ class WarmPool:
                     child = self._ready[key].popleft()
                     self._busy.add(id(child))
                     break
-                if self._warming[key] == 0 and self._alive_count() >= self.settings.pool_size:
-                    # Full of other problems' children: take one (it grades correctly, just less warm).
-                    other = next((q for q in self._ready.values() if q), None)
+                if self._warming[key] == 0:
+                    # Nothing of this problem ready or on its way (its first submission since a start, or the
+                    # pool is full of other problems' children): a child warmed for another problem grades it
+                    # now. It grades correctly, just less warm (the problem's first compilations are this run's),
+                    # and it is ready: a fork and warm-up costs 0.3-1.2 CPU-s first. `_replenish` (below) warms
+                    # one for this problem for the next submission.
+                    wanted = fork_limits(limits)
+                    other = next((q for q in self._ready.values() if q and q[0].fork_limits == wanted), None)
                     if other is not None:
                         child = other.popleft()
                         self._busy.add(id(child))
                         self.stats["stolen"] += 1
                         break
-                if self._warming[key] == 0:
                     self._warming[key] += 1
                     spawn = True
                 elif time.monotonic() >= deadline:
@@ -340,7 +359,8 @@ class WarmPool:
         return child
 
     def _replenish(self) -> None:
-        """Keep `pool_prefork` ready or warming children per hot problem, within `pool_size`."""
+        """Keep `pool_prefork` ready or warming children per hot problem, within `pool_size`; then, if the pool
+        holds fewer than `pool_prefork` ready or warming children in all, spares of stocked problems."""
         while True:
             todo: tuple[str, list[dict[str, Any]], SandboxLimits] | None = None
             with self._cond:
@@ -355,6 +375,13 @@ class WarmPool:
                         self._warming[key] += 1
                         todo = (key, profile, limits)
                         break
+                if todo is None and self._stock and self._alive_count() < self.settings.pool_size:
+                    spare = sum(len(q) for q in self._ready.values()) + sum(self._warming.values())
+                    if spare < self.settings.pool_prefork:
+                        # The stocked problem with the fewest children: spares of different problems.
+                        key = min(self._stock, key=lambda k: len(self._ready[k]) + self._warming[k])
+                        self._warming[key] += 1
+                        todo = (key, *self._stock[key])
             if todo is None:
                 return
             try:
@@ -377,7 +404,8 @@ class WarmPool:
                 zygote = self._zygote
                 recycle_zygote = (zygote is not None and not self._busy
                                   and now - zygote.started > self.settings.pool_zygote_recycle_s)
-                hot = any(now - last <= self.settings.pool_hot_s for last, _, _ in self._hot.values())
+                hot = bool(self._stock) or any(now - last <= self.settings.pool_hot_s
+                                               for last, _, _ in self._hot.values())
             for child in stale:
                 self.stats["recycled"] += 1
                 self._discard(child)

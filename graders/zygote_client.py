@@ -47,6 +47,8 @@ class PoolChild:
     ns_pid: int
     fds: dict[str, int]
     generation: int
+    # The limits the zygote set at fork (rlimits, tmpfs): a child serves another problem only if they match.
+    fork_limits: tuple[int, int, int] = (0, 0, 0)
     created: float = field(default_factory=time.monotonic)
     host_pid: int | None = None
     # A pidfd for host_pid, opened while the child was known alive: signals and liveness checks through it
@@ -211,7 +213,7 @@ class Zygote:
                 os.close(fd)
             raise PoolUnavailable(f"the zygote refused to fork: {reply}")
         self.forked += 1
-        return PoolChild(key, int(reply["pid"]), host_ends, self.generation)
+        return PoolChild(key, int(reply["pid"]), host_ends, self.generation, fork_limits(limits))
 
     def resolve(self, child: PoolChild) -> int | None:
         """The host pid of a child: the only child of its holder, found through NSpid."""
@@ -257,6 +259,11 @@ class Zygote:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+
+
+def fork_limits(limits: SandboxLimits) -> tuple[int, int, int]:
+    """The part of a run's limits a child gets at fork, not at assignment."""
+    return (limits.tmpfs_mb, limits.file_size_mb, limits.open_files)
 
 
 def read_available(fd: int | None, limit: int = 4000) -> str:

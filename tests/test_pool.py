@@ -287,6 +287,36 @@ def test_a_ready_child_that_died_is_replaced_by_another_warm_child(warm: tuple[G
     assert pool.stats["assign_failed"] == failed_before + 1
 
 
+def test_a_problem_without_a_child_of_its_own_borrows_a_spare(settings: GraderSettings,
+                                                             tmp_path: Path) -> None:
+    """The pool keeps spares of stocked (prepared) problems while nothing is hot, and a problem's first
+    submission takes one warmed for another problem: no fork and warm-up to wait for, and no cold start."""
+    problems = tmp_path / "problems"
+    problems.mkdir()
+    (tmp_path / "reference_solutions").mkdir()
+    for problem_id in (PROBLEM, f"{PROBLEM}-b"):
+        data = yaml.safe_load((settings.problems_dir / f"{PROBLEM}.yaml").read_text())
+        data["id"] = problem_id
+        (problems / f"{problem_id}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+        (tmp_path / "reference_solutions" / f"{problem_id.replace('-', '_')}.py").write_text(REFERENCE)
+    bank = ProblemBank(problems)
+    assert not bank.errors, bank.errors
+    here = settings.model_copy(update={"problems_dir": problems, "pool_size": 2, "pool_prefork": 1})
+    pool = WarmPool(here)
+    try:
+        grader = Grader(bank, here, executor=pool)
+        stocked, other = bank.get(PROBLEM), bank.get(f"{PROBLEM}-b")
+        assert stocked is not None and other is not None
+        pool.stock(stocked, grader.limits_for(stocked))
+        assert pool.wait_ready(stocked, 1, timeout=300), pool.failure  # a spare, though nothing was graded
+        report = grader.grade(other.id, REFERENCE)
+        assert report.verdict == "accepted", report.message
+        assert (pool.stats["stolen"], pool.stats["cold"], pool.stats["warm"]) == (1, 0, 1)
+        assert pool.wait_ready(other, 1, timeout=300), pool.failure  # then one of its own, for the next
+    finally:
+        pool.close()
+
+
 def test_a_dead_zygote_falls_back_to_cold_and_the_pool_recovers(warm: tuple[Grader, WarmPool],
                                                                bank: ProblemBank) -> None:
     grader, pool = warm

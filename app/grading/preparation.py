@@ -11,6 +11,8 @@ graders/prepare.py's; this module decides when and in which order, inside `grada
   submission's `phase` and the problem page show as "preparing this problem (first use)", not as its run.
 A problem whose preparation failed is not retried in the background (its gradings compute what they need, and
 say what is wrong); its next version is.
+Every problem found prepared at start, and each one prepared later, is offered to `on_prepared` (the server's
+warm pool keeps spare children of prepared problems, so a problem's first submission finds one ready).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from app.services.problems import list_problems
@@ -29,8 +32,10 @@ log = logging.getLogger("gradax.prepare")
 
 class BankPreparation:
     def __init__(self, bank: ProblemBank, preparer: Preparer, *, workers: int = 1, background: bool = True,
-                 grades_here: bool = True, warm: bool = True):
+                 grades_here: bool = True, warm: bool = True,
+                 on_prepared: Callable[[LoadedProblem], None] | None = None):
         self.bank, self.preparer = bank, preparer
+        self.on_prepared = on_prepared if grades_here and warm else None
         self.workers = max(1, workers)
         self.background = background
         # Cold starts (GRADAX_POOL=cold) use no compile profile: what an attempt waits for is its problem's
@@ -53,6 +58,8 @@ class BankPreparation:
     def start(self) -> None:
         """Create what the sandbox binds (before the warm pool's zygote starts), then queue the whole bank."""
         ensure_data_dirs(self.preparer.settings)
+        if self.on_prepared is not None:
+            threading.Thread(target=self._offer_prepared, name="gradax-offer-prepared", daemon=True).start()
         if not self.background:
             return
         for i in range(self.workers):
@@ -145,9 +152,28 @@ class BankPreparation:
                 self._prepared.add(key)
             self.finished.append(loaded.id)
             self._cond.notify_all()
+        if done.status != "failed" and self.on_prepared is not None:
+            # Its own thread: the pool may first have to start its zygote, and this may be a grading thread.
+            threading.Thread(target=self._offer, args=(loaded,), name="gradax-offer-prepared", daemon=True).start()
         log.log(logging.WARNING if done.status == "failed" else logging.INFO, "prepare %s: %s in %.1f s%s",
                 loaded.id, done.status, done.duration_s, f": {done.error}" if done.error else "")
         return done
+
+    def _offer_prepared(self) -> None:
+        """Offer the problems already prepared (by `gradax prepare`, the image build, an earlier run)."""
+        for loaded in list_problems(bank=self.bank)[0]:
+            if self._stop.is_set():
+                return
+            if self.preparer.is_prepared(loaded):
+                self._offer(loaded)
+
+    def _offer(self, loaded: LoadedProblem) -> None:
+        if self.on_prepared is None:
+            return
+        try:
+            self.on_prepared(loaded)
+        except Exception:  # the pool's spares are an optimisation: never let them break preparation
+            log.exception("offering %s to the warm pool failed", loaded.id)
 
     def _next(self) -> LoadedProblem | None:
         with self._cond:
