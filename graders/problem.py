@@ -6,6 +6,7 @@ Errors name the file, the line and the field, because instructors fix problems f
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -392,6 +393,24 @@ class LoadedProblem:
         h.update(b"\0")
         h.update(self.reference_source)
         return h.hexdigest()
+
+    @property
+    def outputs_hash(self) -> str:
+        """Changes whenever what the trusted runs compute for this problem can change (reference and known-mistake
+        outputs, the compile profile): everything but the fields only the page or the judging reads. Editing a
+        statement, a hint, a limit or a tolerance needs no new preparation."""
+        fields = self.problem.model_dump(mode="json", exclude=set(JUDGING_ONLY_FIELDS))
+        h = hashlib.sha256()
+        h.update(json.dumps(fields, sort_keys=True).encode())
+        h.update(b"\0")
+        h.update(self.reference_source)
+        return h.hexdigest()
+
+
+# Problem fields that no trusted run reads (the page shows them; the parent judges with them; the run's own
+# limits come from the grading, not from the cached outputs): `outputs_hash` leaves them out.
+JUDGING_ONLY_FIELDS = ("title", "track", "order", "difficulty", "statement", "returns", "starter_code", "tolerance",
+                       "dtype", "limits", "hints", "tags")
 
 
 def parse_problem(text: str, path: Path) -> Problem:

@@ -70,7 +70,7 @@ def library_versions() -> dict[str, str]:
 
 def cache_key(loaded: LoadedProblem) -> str:
     h = hashlib.sha256()
-    h.update(loaded.content_hash.encode())
+    h.update(loaded.outputs_hash.encode())
     h.update(json.dumps(library_versions(), sort_keys=True).encode())
     h.update(f"format={CACHE_FORMAT}".encode())
     return h.hexdigest()[:32]

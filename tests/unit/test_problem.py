@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 
 from graders.cases import build_cases
-from graders.problem import ProblemBank, ProblemError, load_problem, parse_problem
+from graders.problem import (
+    JUDGING_ONLY_FIELDS,
+    LoadedProblem,
+    Problem,
+    ProblemBank,
+    ProblemError,
+    load_problem,
+    parse_problem,
+)
+from graders.reference import cache_key
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -130,3 +139,31 @@ def test_bank_loads_the_project_problems_and_reports_broken_files(tmp_path: Path
     (tmp_path / "problems" / "tiny.yaml").write_text("id: [")
     broken = ProblemBank(tmp_path / "problems")
     assert broken.problems == {} and len(broken.errors) == 1
+
+
+def _loaded(tmp_path: Path, text: str, reference: str = "def double(seed, x):\n    return 2 * x\n") -> LoadedProblem:
+    problems = tmp_path / "problems"
+    problems.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "reference_solutions").mkdir(exist_ok=True)
+    (problems / "tiny.yaml").write_text(text)
+    (tmp_path / "reference_solutions" / "tiny.py").write_text(reference)
+    bank = ProblemBank(problems)
+    loaded = bank.get("tiny")
+    assert loaded is not None, bank.errors
+    return loaded
+
+
+def test_editing_what_no_trusted_run_reads_keeps_the_prepared_outputs(tmp_path: Path) -> None:
+    """The statement, hints, limits and tolerances change the problem's version but not what its preparation
+    computed: the reference cache key stays, so no student waits for a new preparation. Tests and the
+    reference solution do change it."""
+    base = _loaded(tmp_path / "a", MINIMAL)
+    presentation = _loaded(tmp_path / "b", MINIMAL.replace("title: Tiny", "title: Tiny, retitled")
+                           .replace("statement: Double it.", "statement: Double it, please.\nhints: [multiply]\n"
+                                    "limits: {time_s: 30, memory_mb: 1024}\ntolerance: {rtol: 0.01, atol: 0.001}"))
+    assert presentation.content_hash != base.content_hash
+    assert presentation.outputs_hash == base.outputs_hash and cache_key(presentation) == cache_key(base)
+    other_test = _loaded(tmp_path / "c", MINIMAL.replace("x: [1.0, 2.0]", "x: [1.0, 3.0]"))
+    other_reference = _loaded(tmp_path / "d", MINIMAL, "def double(seed, x):\n    return x + x\n")
+    assert len({base.outputs_hash, other_test.outputs_hash, other_reference.outputs_hash}) == 3
+    assert set(JUDGING_ONLY_FIELDS) <= set(Problem.model_fields)  # a renamed field must not slip through
