@@ -27,6 +27,10 @@ GRADAX = Path(sys.executable).parent / "gradax"
 # real bank in the background (minutes of trusted runs competing with the suite); the tests of background
 # preparation turn it on for banks of their own (tests/api/test_preparation.py, tests/browser/test_waiting.py).
 os.environ.setdefault("GRADAX_PREPARE_IN_BACKGROUND", "false")
+# One spare warm child per hot problem, not two: a test's server grades a few submissions and stops, and each
+# child it warms and never uses costs 0.3-1 CPU-s of a CPU-bound suite (the 2 cores are 90-99 % busy throughout).
+# The pool's own tests set their prefork explicitly (tests/test_pool.py).
+os.environ.setdefault("GRADAX_POOL_PREFORK", "1")
 
 
 @pytest.fixture(scope="session")

@@ -83,10 +83,12 @@ def test_the_page_says_preparing_then_queued_with_its_place(waiting_server: Shar
     page.wait_for_selector(".cm-editor")
     replace_code(page, correct(IDS[1]))
 
-    # The instructor publishes a new version of the problem just now: its first submission waits for it.
+    # The instructor publishes a new version of the problem just now, with a reworded reference solution (a new
+    # statement alone would need no preparation: the prepared outputs depend on what the trusted runs compute):
+    # its first submission waits for it.
+    reference = REFERENCE.format(id=IDS[1], function=IDS[1].replace("-", "_")) + "\n# Reworded.\n"
     uploaded = api(server, "POST", "/instructor/problems", "w-teacher",
-                   {"yaml": problem_yaml(IDS[1], " (now with a note)"), "reference": REFERENCE.format(
-                       id=IDS[1], function=IDS[1].replace("-", "_")), "replace": True})
+                   {"yaml": problem_yaml(IDS[1], " (now with a note)"), "reference": reference, "replace": True})
     assert uploaded["sync"]["updated"] == 1, uploaded
     page.click("#submit-button")
     expect(page.locator("#status")).to_contain_text("Preparing this problem (first use)", timeout=30_000)
