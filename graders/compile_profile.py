@@ -310,7 +310,10 @@ class ProfileCache:
         except (OSError, ValueError, KeyError, TypeError):
             return False
 
-    def get(self, loaded: LoadedProblem, cases: list[CaseInput]) -> list[dict[str, Any]]:
+    def get(self, loaded: LoadedProblem, cases: list[CaseInput],
+            recorded: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """The profile, from memory or the file, else `recorded` (the trusted run that computed the reference
+        outputs recorded it: graders/prepare.py), else a recording made now; the replay cache is filled for it."""
         from graders.reference import cache_key
 
         key = profile_key(cache_key(loaded))
@@ -323,11 +326,12 @@ class ProfileCache:
                 return self._memory[key]
             path = self._path(loaded)
             with file_lock(path.with_suffix(".lock")):  # one process records; the others wait and read
-                entries = self._load_or_record(loaded, cases, path)
+                entries = self._load_or_record(loaded, cases, path, recorded)
             self._memory[key] = entries
             return entries
 
-    def _load_or_record(self, loaded: LoadedProblem, cases: list[CaseInput], path: Path) -> list[dict[str, Any]]:
+    def _load_or_record(self, loaded: LoadedProblem, cases: list[CaseInput], path: Path,
+                        recorded: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] | None = None
         replay_keys: list[str] | None = None
         try:
@@ -336,7 +340,7 @@ class ProfileCache:
         except (OSError, ValueError, KeyError, TypeError):
             entries = None
         if entries is None:
-            entries = record_profile(loaded, cases)
+            entries = recorded if recorded is not None else record_profile(loaded, cases)
         if replay_keys is None or not self._compiled(replay_keys):
             # New, or the profile outlived the replay cache (wiped, or written under another data dir):
             # without its programs every warm child would compile everything again (~2.5 CPU-s instead
@@ -438,6 +442,39 @@ def _record() -> None:
     sys.stdout.flush()
 
 
+def _outputs_and_profile() -> None:
+    """Trusted: the unsandboxed harness's `serve` of a reference request (the reference, then the known mistakes),
+    with the recorder on; the entries recorded while program 0 (the reference) ran go to GRADAX_PROFILE_OUT.
+
+    One process and one reference run for both halves of a preparation (graders/prepare.py), where separate
+    `compute` and `record` processes each started jax and ran the reference. No persistent compilation cache here
+    either (see `record_profile`).
+    """
+    from graders import wire
+    from graders.child import harness
+
+    out = os.fdopen(int(os.environ.pop("GRADAX_RESULT_FD")), "wb", buffering=0)
+    profile_out = Path(os.environ.pop("GRADAX_PROFILE_OUT"))
+    harness.import_libraries()
+    generic_warmup()
+    entries: list[dict[str, Any]] = []
+    install_recorder(entries)
+    wire.write_message(out, {"event": "ready", "pid": os.getpid()})
+    request = harness.read_request(sys.stdin.buffer)
+    reference_entries: list[dict[str, Any]] = []
+
+    def after_program(index: int) -> None:
+        if index == 0:
+            reference_entries.extend(entries)
+
+    harness.serve(request, out, after_program)
+    profile_out.write_text(json.dumps({"entries": reference_entries}))
+    out.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def _replay_into_cache() -> None:
     """Trusted: replay the profile on stdin with the persistent cache on, exactly as a warm child does."""
     from graders.child import harness
@@ -451,7 +488,7 @@ def _replay_into_cache() -> None:
 
 
 def main() -> None:
-    {"record": _record, "replay": _replay_into_cache}[sys.argv[1]]()
+    {"record": _record, "replay": _replay_into_cache, "outputs-and-profile": _outputs_and_profile}[sys.argv[1]]()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -57,6 +58,9 @@ class ReferenceOutputs:
     reference: ProgramOutputs
     mistakes: dict[str, ProgramOutputs]
     duration_ms: float = 0.0
+    # The reference's compile profile when it was recorded by the run that computed these outputs (`get(...,
+    # record_profile=True)`); never stored with them (graders/compile_profile.py stores profiles).
+    profile: list[dict[str, Any]] | None = None
 
     @property
     def builds_model(self) -> bool:
@@ -116,7 +120,9 @@ class ReferenceCache:
         key = cache_key(loaded)
         return key in self._memory or self._path(loaded, key).is_file()
 
-    def get(self, loaded: LoadedProblem, cases: list[CaseInput]) -> ReferenceOutputs:
+    def get(self, loaded: LoadedProblem, cases: list[CaseInput], *, record_profile: bool = False) -> ReferenceOutputs:
+        """The outputs, from memory, the file, or a trusted run; with `record_profile`, a run made now also
+        records the reference's compile profile (`.profile`; None when the outputs were already computed)."""
         key = cache_key(loaded)
         if key in self._memory:
             return self._memory[key]
@@ -131,7 +137,7 @@ class ReferenceCache:
                 with file_lock(path.with_suffix(".lock")):
                     result = self._load(path, key, loaded) if path.exists() else None
                     if result is None:
-                        result = compute(loaded, cases, key)
+                        result = compute(loaded, cases, key, record_profile=record_profile)
                         self._store(path, result, loaded)
             self._memory[key] = result
             return result
@@ -188,8 +194,10 @@ def _lock_for(key: str) -> threading.Lock:
         return _locks.setdefault(key, threading.Lock())
 
 
-def compute(loaded: LoadedProblem, cases: list[CaseInput], key: str) -> ReferenceOutputs:
-    """Run the reference and every known mistake on every test, in one trusted child process."""
+def compute(loaded: LoadedProblem, cases: list[CaseInput], key: str, *,
+            record_profile: bool = False) -> ReferenceOutputs:
+    """Run the reference and every known mistake on every test, in one trusted child process; with
+    `record_profile`, the same process records the reference's compile profile (graders/compile_profile.py)."""
     problem = loaded.problem
     programs = [loaded.reference_source.decode("utf-8")] + [m.code for m in problem.known_mistakes]
     request = build_request(loaded, cases, programs, output_budget=256 * 1024 * 1024,
@@ -197,7 +205,19 @@ def compute(loaded: LoadedProblem, cases: list[CaseInput], key: str) -> Referenc
     # Unsandboxed (no cgroup to measure CPU time): `time_s` is a wall-clock limit here.
     limits = SandboxLimits(time_s=max(120.0, problem.limits.time_s * len(programs)), memory_mb=8192,
                            result_bytes=1024 * 1024 * 1024, log_bytes=64 * 1024)
-    outcome = run_harness(request, limits, sandboxed=False)
+    profile: list[dict[str, Any]] | None = None
+    if record_profile:
+        with tempfile.TemporaryDirectory(prefix="gradax-profile-") as tmp:
+            profile_out = Path(tmp) / "profile.json"
+            outcome = run_harness(request, limits, sandboxed=False, trusted_command=[
+                sys.executable, "-B", "-s", "-m", "graders.compile_profile", "outputs-and-profile"],
+                trusted_env={"GRADAX_PROFILE_OUT": str(profile_out), "PYTHONHASHSEED": "0"})
+            try:
+                profile = json.loads(profile_out.read_text())["entries"]
+            except (OSError, ValueError, KeyError):
+                profile = None  # the run failed (said below) or wrote no profile: it is recorded on its own later
+    else:
+        outcome = run_harness(request, limits, sandboxed=False)
     if outcome.start_error or outcome.timed_out or not outcome.events("done"):
         stderr = outcome.stderr.decode("utf-8", "replace")[-4000:]
         raise ReferenceError(f"{loaded.id}: the reference runner did not finish "
@@ -206,4 +226,4 @@ def compute(loaded: LoadedProblem, cases: list[CaseInput], key: str) -> Referenc
                              f"\n{stderr}")
     results = outputs_from_messages(outcome.messages, len(programs))
     mistakes = {m.id: results[i + 1] for i, m in enumerate(problem.known_mistakes)}
-    return ReferenceOutputs(key, results[0], mistakes, outcome.run_ms or 0.0)
+    return ReferenceOutputs(key, results[0], mistakes, outcome.run_ms or 0.0, profile)

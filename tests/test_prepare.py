@@ -70,3 +70,38 @@ def test_prepare_twice_at_once_on_a_fresh_data_dir_then_the_first_submission_is_
         assert time.monotonic() - start < 60
     finally:
         pool.close()
+
+
+def test_one_trusted_run_computes_the_outputs_and_records_the_profile(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Preparing a problem starts one trusted process for its outputs and its profile (it used to start two, each
+    importing jax and running the reference); what it records is what a recording of its own records."""
+    from graders import compile_profile, reference
+    from graders.cases import build_cases
+
+    problems = tmp_path / "problems"
+    scaffold("prep-once", problems)
+    bank = ProblemBank(problems)
+    loaded = bank.problems["prep-once"]
+    settings = GraderSettings(data_dir=tmp_path / "data", problems_dir=problems)
+    separate = compile_profile.record_profile(loaded, build_cases(loaded.problem))
+    assert separate, "the reference dispatched nothing to record"
+
+    def no_second_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("preparing recorded the profile in a trusted run of its own")
+
+    monkeypatch.setattr(compile_profile, "record_profile", no_second_run)
+    started: list[bool] = []
+    real_compute = reference.compute
+
+    def counting_compute(*args: object, **kwargs: object) -> reference.ReferenceOutputs:
+        started.append(bool(kwargs.get("record_profile")))
+        return real_compute(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reference, "compute", counting_compute)
+    done = Preparer(settings).prepare_one(loaded)
+    assert done.status == "prepared", done
+    assert started == [True]
+    fresh = Preparer(settings)  # reads the files: the outputs and the same profile are stored
+    assert fresh.is_prepared(loaded)
+    assert fresh.profiles.get(loaded, build_cases(loaded.problem)) == separate

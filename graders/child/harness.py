@@ -16,6 +16,7 @@ import sys
 import time
 import traceback
 import types
+from collections.abc import Callable
 from typing import Any, BinaryIO, NoReturn
 
 import numpy as np
@@ -304,8 +305,9 @@ def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
 
 
-def serve(request: wire.Message, out: BinaryIO) -> None:
-    """Run every program of a request on every test, writing one message per event."""
+def serve(request: wire.Message, out: BinaryIO, after_program: Callable[[int], None] | None = None) -> None:
+    """Run every program of a request on every test, writing one message per event. `after_program` (trusted
+    callers only: graders/compile_profile.py records the reference's profile) is called after each program."""
     header = request.header
     tests = header["tests"]
     budget = int(header.get("output_budget", 16 * 1024 * 1024))
@@ -316,13 +318,14 @@ def serve(request: wire.Message, out: BinaryIO) -> None:
         n_args = len(tests[0]["args"]) if tests else None
         load, fn = load_program(program["code"], header["function"], n_args=n_args)
         wire.write_message(out, {"event": "load", "program": p_index, **load})
-        if fn is None:
-            continue
-        namespace = getattr(sys.modules.get("submission"), "__dict__", {})  # where a `build` function lives
-        for t_index, test in enumerate(tests):
-            wire.write_message(out, {"event": "start", "program": p_index, "index": t_index})
-            result, leaves = run_test(fn, test, request.arrays, budget, probes, namespace)
-            wire.write_message(out, {"event": "test", "program": p_index, "index": t_index, **result}, leaves)
+        if fn is not None:
+            namespace = getattr(sys.modules.get("submission"), "__dict__", {})  # where a `build` function lives
+            for t_index, test in enumerate(tests):
+                wire.write_message(out, {"event": "start", "program": p_index, "index": t_index})
+                result, leaves = run_test(fn, test, request.arrays, budget, probes, namespace)
+                wire.write_message(out, {"event": "test", "program": p_index, "index": t_index, **result}, leaves)
+        if after_program is not None:
+            after_program(p_index)
     wire.write_message(out, {"event": "done"})
 
 
