@@ -45,7 +45,8 @@ REFERENCE = ROOT / "reference_solutions" / "nnx_module_basics.py"
 # quick suite, long enough for the hostile rows to reach what they attack; the wall-clock backstop (a
 # sleeping row) is 3x that. Rows that must be accepted use the problem's own limits: they test
 # containment, not limits (a load average of 19 was seen while writing this). Rows about a limit's
-# message use the small copy.
+# message, and rows that only run until a limit stops them (a busy loop, a sleeper: 3x the limit of wall clock,
+# 15 s at 5 s), use the small copy.
 # Memory: first-touch page faults in a fresh cgroup ran at 70-300 MB/s on the CI VM, so the problem's
 # 2 GiB would race the time limit (the 2 GiB default is verified in tests/unit/test_sandbox.py).
 TIME_LIMIT_S = 5
@@ -295,10 +296,10 @@ def _check_cheap(report: dict[str, Any], _: CliResult) -> None:
 
 
 ATTACKS = [
-    Attack("01_busy_loop", "time_limit_exceeded", _check_cpu_message),
-    Attack("02_sleep_ignores_signals", "time_limit_exceeded", _check_wall_message),
+    Attack("01_busy_loop", "time_limit_exceeded", _check_cpu_message, small=True),
+    Attack("02_sleep_ignores_signals", "time_limit_exceeded", _check_wall_message, small=True),
     Attack("03_xla_while_loop", "time_limit_exceeded"),
-    Attack("04_catch_base_exception", "time_limit_exceeded"),
+    Attack("04_catch_base_exception", "time_limit_exceeded", small=True),
     Attack("05a_os_exit_in_call", "runtime_error"),
     Attack("05b_sys_exit_at_import", "runtime_error"),
     Attack("06_custom_base_exception", "runtime_error"),
@@ -323,7 +324,7 @@ ATTACKS = [
     Attack("23_fill_disk", "runtime_error", _check_disk),
     Attack("24_kill_everything", "runtime_error"),
     Attack("25_segfault_recursion", "runtime_error", _check_no_core),
-    Attack("26_busy_threads", "time_limit_exceeded"),
+    Attack("26_busy_threads", "time_limit_exceeded", small=True),
     Attack("27_plant_symlink_fifo", "accepted"),
     Attack("28a_syntax_error", "syntax_error", _check_load_line),
     Attack("28b_missing_function", "invalid_submission"),
