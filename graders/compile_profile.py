@@ -444,7 +444,8 @@ def _record() -> None:
 
 def _outputs_and_profile() -> None:
     """Trusted: the unsandboxed harness's `serve` of a reference request (the reference, then the known mistakes),
-    with the recorder on; the entries recorded while program 0 (the reference) ran go to GRADAX_PROFILE_OUT.
+    with the recorder on; the entries recorded while program 0 (the reference) ran go to GRADAX_PROFILE_OUT as
+    soon as it finished.
 
     One process and one reference run for both halves of a preparation (graders/prepare.py), where separate
     `compute` and `record` processes each started jax and ran the reference. No persistent compilation cache here
@@ -461,14 +462,15 @@ def _outputs_and_profile() -> None:
     install_recorder(entries)
     wire.write_message(out, {"event": "ready", "pid": os.getpid()})
     request = harness.read_request(sys.stdin.buffer)
-    reference_entries: list[dict[str, Any]] = []
 
     def after_program(index: int) -> None:
+        # Written as soon as the reference ran, before `done` is sent: the parent stops the process on `done`.
         if index == 0:
-            reference_entries.extend(entries)
+            tmp = profile_out.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"entries": entries[:]}))
+            os.replace(tmp, profile_out)
 
     harness.serve(request, out, after_program)
-    profile_out.write_text(json.dumps({"entries": reference_entries}))
     out.close()
     sys.stdout.flush()
     sys.stderr.flush()
