@@ -140,3 +140,28 @@ def test_whole_bank_passes(gradax: Any) -> None:
     for stage, (problem, mistake) in PROOFS.items():
         block = next(v for k, v in lines_of.items() if f"problems/{problem}.yaml" in k)
         assert f"       the {stage} check rejects known mistake {mistake!r}, whose outputs pass" in block, block
+
+
+def test_a_warm_check_prepares_the_problem_in_one_trusted_run(tmp_path: Path, data_dir: Path, warm_pool: Any,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checked through a warm pool, a problem's outputs and compile profile come from one trusted run (the pool
+    does not record the profile in a run of its own), and the problem is then prepared for its students."""
+    import uuid
+
+    from graders import compile_profile
+    from graders.check import check_paths
+    from graders.prepare import is_prepared
+    from graders.problem import load_problem
+    from graders.settings import GraderSettings
+
+    # A reference of its own (a unique comment): nothing of it can be in the shared data dir's caches yet.
+    path = write_problem(tmp_path, "double-it", template(), REFERENCE + f"# {uuid.uuid4().hex}\n")
+
+    def no_second_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the profile was recorded in a trusted run of its own")
+
+    monkeypatch.setattr(compile_profile, "record_profile", no_second_run)
+    settings = GraderSettings(data_dir=data_dir, problems_dir=path.parent)
+    (result,) = check_paths([path], settings, executor=warm_pool)
+    assert result.ok, result.errors
+    assert is_prepared(load_problem(path), settings)
