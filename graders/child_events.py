@@ -247,6 +247,9 @@ class ChildMessage:
     event: Event
     arrays: tuple[np.ndarray, ...] = ()
     at: float = field(default_factory=time.monotonic)
+    # The run's CPU seconds when the reader thread took it off the pipe (the `ready` event): the baseline the
+    # time limit counts from, read as the event arrives rather than when the watcher gets to it.
+    cpu_at: float | None = None
 
     @property
     def kind(self) -> str:

@@ -227,9 +227,9 @@ def _kill_session(proc: subprocess.Popen[bytes]) -> None:
 def _watch(proc: subprocess.Popen[bytes], request: bytes, read_fd: int, limits: SandboxLimits,
            group: cgroup.RunCgroup | None, outcome: ChildOutcome) -> None:
     assert proc.stdin and proc.stdout and proc.stderr
-    pipes = ChildPipes(stdin=proc.stdin, stdout=proc.stdout, stderr=proc.stderr, result_fd=read_fd,
-                       request=request, limits=limits)
     meter = RunMeter.of_group(group) if group is not None else RunMeter.of_process(proc.pid)
+    pipes = ChildPipes(stdin=proc.stdin, stdout=proc.stdout, stderr=proc.stderr, result_fd=read_fd,
+                       request=request, limits=limits, cpu=meter.cpu)
 
     def exit_code(timeout: float | None) -> int | None:
         try:

@@ -9,6 +9,7 @@ and collects the logs. Every byte from the child is hostile input; the readers n
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
@@ -153,7 +154,8 @@ def _reader(stream: IO[bytes], keep: int, sink: dict[str, Any], key: str, cost: 
             cost.add(time.thread_time() - started)
 
 
-def _results_reader(fd: int, channel: ResultChannel, out: queue.Queue[Any], cost: ReaderCost | None = None) -> None:
+def _results_reader(fd: int, channel: ResultChannel, out: queue.Queue[Any], cost: ReaderCost | None = None,
+                    cpu: Callable[[], float] | None = None) -> None:
     """Decode and validate result events as they arrive; stop at EOF, overflow or a violation.
 
     Never dies silently: whatever happens, the watcher gets a final `eof`, `overflow` or `garbage`, so a
@@ -172,6 +174,10 @@ def _results_reader(fd: int, channel: ResultChannel, out: queue.Queue[Any], cost
                 break
             try:
                 for message in channel.feed(chunk):
+                    if cpu is not None and message.kind == "ready":
+                        # Sampled here, at once: the watcher may get to the event only after a short run ended
+                        # (a loaded parent), and its baseline would then swallow the run's CPU time.
+                        message = dataclasses.replace(message, cpu_at=cpu())
                     out.put(("message", message))
             except wire.BudgetExceeded as exc:
                 final = ("overflow", str(exc))
@@ -233,7 +239,7 @@ class ChildPipes:
     """
 
     def __init__(self, *, stdin: IO[bytes], stdout: IO[bytes], stderr: IO[bytes], result_fd: int,
-                 request: bytes, limits: SandboxLimits):
+                 request: bytes, limits: SandboxLimits, cpu: Callable[[], float] | None = None):
         self.logs: dict[str, tuple[bytes, int]] = {}
         self.events: queue.Queue[Any] = queue.Queue()
         self.cost = ReaderCost()
@@ -243,7 +249,7 @@ class ChildPipes:
                              daemon=True, name="gradax-stdout"),
             threading.Thread(target=_reader, args=(stderr, limits.log_bytes, self.logs, "stderr", self.cost),
                              daemon=True, name="gradax-stderr"),
-            threading.Thread(target=_results_reader, args=(result_fd, self.channel, self.events, self.cost),
+            threading.Thread(target=_results_reader, args=(result_fd, self.channel, self.events, self.cost, cpu),
                              daemon=True, name="gradax-results"),
             threading.Thread(target=_feed, args=(stdin, request), daemon=True, name="gradax-stdin"),
         ]
@@ -383,7 +389,7 @@ def watch_events(events: queue.Queue[Any], limits: SandboxLimits, meter: RunMete
                 ready_at = message.at
                 outcome.ready_ms = (ready_at - started) * 1000
                 deadline = ready_at + limits.wall_limit
-                cpu_at_ready = outcome.cpu_at_ready = meter.cpu()
+                cpu_at_ready = outcome.cpu_at_ready = message.cpu_at if message.cpu_at is not None else meter.cpu()
                 meter.mark()
             elif message.kind == "done":
                 finished = True

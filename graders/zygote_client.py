@@ -315,15 +315,16 @@ def exit_status(control_fd: int, timeout: float = 2.0) -> int | None:
 def watch_child(child: PoolChild, request: bytes, limits: SandboxLimits, group: cgroup.RunCgroup,
                 outcome: ChildOutcome) -> None:
     """Feed the request and supervise the child like a cold run (`supervision.supervise`): time and CPU from outside."""
+    meter = RunMeter.of_group(group)
     pipes = ChildPipes(stdin=os.fdopen(child.fds.pop("stdin"), "wb", buffering=0),
                        stdout=os.fdopen(child.fds.pop("stdout"), "rb", buffering=0),
                        stderr=os.fdopen(child.fds.pop("stderr"), "rb", buffering=0),
-                       result_fd=child.fds.pop("result"), request=request, limits=limits)
+                       result_fd=child.fds.pop("result"), request=request, limits=limits, cpu=meter.cpu)
     control = child.fds["control"]
 
     def exit_code(timeout: float | None) -> int | None:
         return exit_status(control, timeout=2.0 if timeout is None else timeout)
 
     # The child is already warm: it only has to read the request before it says ready.
-    supervise(pipes, RunMeter.of_group(group), limits, outcome, startup_s=min(limits.startup_s, 10.0),
+    supervise(pipes, meter, limits, outcome, startup_s=min(limits.startup_s, 10.0),
               exit_code=exit_code, kill=group.kill_all)

@@ -160,6 +160,29 @@ def test_the_result_reader_delivers_ready_before_the_garbage() -> None:
     assert kinds == ["message", "garbage"]
 
 
+def test_the_time_limit_counts_from_the_cpu_read_when_ready_arrived() -> None:
+    """The reader thread reads the run's CPU as `ready` comes off the pipe; the watcher counts from that, not
+    from when it got to the event (a loaded parent got to a short run's `ready` after the run: CI measured a
+    run's CPU time as 0.0)."""
+    import os
+    import queue
+
+    from graders.child_events import ResultChannel
+    from graders.supervision import ChildOutcome, RunMeter, SandboxLimits, _results_reader, watch_events
+
+    read_end, write_end = os.pipe()
+    os.write(write_end, wire.encode({"event": "ready", "pid": 7}))
+    os.close(write_end)
+    events: queue.Queue[tuple[str, object]] = queue.Queue()
+    cpu_now = [0.25]  # the run's CPU seconds: 0.25 when ready arrives
+    _results_reader(read_end, ResultChannel(programs=1, tests=1, budget=1 << 20), events, cpu=lambda: cpu_now[0])
+    cpu_now[0] = 0.75  # the run went on before the watcher read the event
+    outcome = ChildOutcome()
+    watch_events(events, SandboxLimits(time_s=5), RunMeter(lambda: cpu_now[0], lambda: []), outcome, startup_s=5)
+    assert outcome.cpu_at_ready == 0.25
+    assert outcome.run_cpu_s == pytest.approx(0.5)
+
+
 # ---------------------------------------------------------------------------------- hostile framing (row 32)
 # Each of these ran in the trusted parent before: a RecursionError that killed the reader thread, or a
 # quadratic re-scan of an incomplete message on every read. Each must now be refused at once, cheaply.
