@@ -470,11 +470,7 @@ def _outputs_and_profile() -> None:
             tmp.write_text(json.dumps({"entries": entries[:]}))
             os.replace(tmp, profile_out)
 
-    harness.serve(request, out, after_program)
-    out.close()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    harness.serve_and_exit(request, out, after_program)
 
 
 def _replay_into_cache() -> None:

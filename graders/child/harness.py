@@ -370,9 +370,10 @@ def main() -> None:
     serve_and_exit(read_request(sys.stdin.buffer), out)
 
 
-def serve_and_exit(request: wire.Message, out: BinaryIO) -> NoReturn:
+def serve_and_exit(request: wire.Message, out: BinaryIO,
+                   after_program: Callable[[int], None] | None = None) -> NoReturn:
     """Run the request, close the result pipe, flush what was printed, and leave at once (cold and warm)."""
-    serve(request, out)
+    serve(request, out, after_program)
     out.close()
     for stream in (sys.stdout, sys.stderr):
         try:
