@@ -22,7 +22,7 @@ from graders.engine import Grader, state_checked
 from graders.executor import Executor, make_executor
 from graders.model_checks import StageContext
 from graders.pool import WarmPool
-from graders.prepare import default_workers
+from graders.prepare import default_workers, outputs_and_profile
 from graders.problem import (
     KnownMistake,
     LoadedProblem,
@@ -152,13 +152,14 @@ def check_problem(loaded: LoadedProblem, settings: GraderSettings, result: Check
         return
     if sum(not c.public for c in cases) < 1:
         result.warnings.append("no hidden tests: known mistakes cannot be told apart from the reference")
-    # Through a warm pool, the children grade with the problem's compile profile: the trusted run that computes
-    # the outputs records it too (as `gradax prepare` does), instead of the pool recording it in a run of its own.
+    # Through a warm pool, the children grade with the problem's compile profile: prepared as `gradax prepare`
+    # does (the trusted run that computes the outputs records it too), not by the pool in a run of its own.
     pool = grader.executor if isinstance(grader.executor, WarmPool) else None
     try:
-        ref = grader.references.get(loaded, cases, record_profile=pool is not None)
-        if pool is not None and ref.profile is not None:
-            pool.profiles.get(loaded, cases, ref.profile)
+        if pool is not None:
+            ref = outputs_and_profile(grader.references, pool.profiles, loaded, cases)
+        else:
+            ref = grader.references.get(loaded, cases)
     except ReferenceError as exc:
         result.errors.append(f"{ref_at()}: the reference runner failed: {exc}")
         return

@@ -24,11 +24,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Literal
 
-from graders.cases import build_cases
+from graders.cases import CaseInput, build_cases
 from graders.compile_profile import ProfileCache, replay_cache_dir
 from graders.filelock import file_lock
 from graders.problem import LoadedProblem, ProblemBank
-from graders.reference import ReferenceCache
+from graders.reference import ReferenceCache, ReferenceOutputs
 from graders.settings import GraderSettings, get_settings
 
 log = logging.getLogger("gradax.prepare")
@@ -110,15 +110,23 @@ class Preparer:
             with problem_lock(self.settings, loaded.id):
                 if self.is_prepared(loaded):
                     return ProblemPrepared(loaded.id, "cached", time.monotonic() - start)
-                cases = build_cases(loaded.problem)
-                # One trusted run computes the outputs and records the profile (one jax start and one reference
-                # run fewer than two runs); a profile recorded later (outputs cached already) runs on its own.
-                outputs = self.references.get(loaded, cases, record_profile=True)
-                self.profiles.get(loaded, cases, outputs.profile)
+                outputs_and_profile(self.references, self.profiles, loaded, build_cases(loaded.problem))
         except Exception as exc:  # a broken problem must not stop the others; say which and why
             log.exception("preparing %s failed", loaded.id)
             return ProblemPrepared(loaded.id, "failed", time.monotonic() - start, f"{type(exc).__name__}: {exc}")
         return ProblemPrepared(loaded.id, "prepared", time.monotonic() - start)
+
+
+def outputs_and_profile(references: ReferenceCache, profiles: ProfileCache, loaded: LoadedProblem,
+                        cases: list[CaseInput]) -> ReferenceOutputs:
+    """A problem's outputs and its compile profile (with the replay cache filled), from the caches or computed.
+
+    One trusted run computes the outputs and records the profile (one jax start and one reference run fewer
+    than two runs); a profile needed when the outputs were cached already is recorded in a run of its own.
+    """
+    outputs = references.get(loaded, cases, record_profile=True)
+    profiles.get(loaded, cases, outputs.profile)
+    return outputs
 
 
 def default_workers() -> int:
