@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from live_server import SharedServer, running_server, server_env
 from scheduling import order_and_group
 from small_bank import SmallBank, make_small_bank
+from warm_grading import CliResult
 
 from graders.executor import Executor
 from graders.settings import GraderSettings
@@ -70,14 +68,6 @@ def warm_pool(data_dir: Path, grader_secret: str) -> Iterator[Executor]:
     pool.close()
 
 
-@dataclass
-class CliResult:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
-from warm_grading import grade_warm
+from warm_grading import CliResult, grade_warm
 
 from graders.executor import ColdExecutor, Executor
 from graders.pool import WarmPool
@@ -38,7 +38,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.attack]
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = Path(__file__).parent / "attacks" / "cases"
-CliResult = Any  # tests/conftest.py CliResult: returncode, stdout, stderr, json()
 PROBLEM = "nnx-module-basics"
 REFERENCE = ROOT / "reference_solutions" / "nnx_module_basics.py"
 # Limits of the attack copy. Time (CPU seconds, so load does not change when it fires): short enough for a

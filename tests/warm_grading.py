@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class GradeResult:
-    """What `gradax grade --json` would have returned (exit code), printed (the report) and logged."""
+class CliResult:
+    """What a `gradax` command returned (exit code), printed and logged; for `grade_warm`, what `gradax grade
+    --json` would have (the report on stdout)."""
 
     returncode: int
     stdout: str
@@ -41,7 +42,7 @@ class _LogLines(logging.Handler):
 
 
 def grade_warm(pool: Executor, bank: ProblemBank, problem_id: str, code: bytes,
-               settings: GraderSettings | None = None) -> tuple[dict[str, Any], GradeResult]:
+               settings: GraderSettings | None = None) -> tuple[dict[str, Any], CliResult]:
     """Grade `code` with `pool` (and `settings`, else the warm pool's own); a warm pool must grade it in a warm
     child (a cold fallback fails the test)."""
     loaded = bank.get(problem_id)
@@ -61,5 +62,5 @@ def grade_warm(pool: Executor, bank: ProblemBank, problem_id: str, code: bytes,
     # As graders/cli.py cmd_grade answers.
     returncode = (EXIT_UNGRADABLE if report.verdict == "internal_error"
                   else EXIT_ACCEPTED if report.accepted else EXIT_REJECTED)
-    result = GradeResult(returncode, json.dumps(report.to_json_dict(), indent=2), "\n".join(logs.lines))
+    result = CliResult(returncode, json.dumps(report.to_json_dict(), indent=2), "\n".join(logs.lines))
     return result.json(), result
