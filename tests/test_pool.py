@@ -91,6 +91,22 @@ def module_basics_forward(seed, x, features):
     os.kill(1, signal.SIGKILL)
     return x
 """
+# Signals its process group and session every way there is (stopping, then killing): a warm child shares
+# nothing of the kind with the other children, so only its own run ends.
+SIGNAL_GROUP = """
+import os, signal
+def module_basics_forward(seed, x, features):
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        for target in (lambda: os.kill(0, sig), lambda: os.killpg(os.getpgrp(), sig),
+                       lambda: os.killpg(os.getsid(0), sig), lambda: os.kill(-os.getpgrp(), sig)):
+            try:
+                target()
+            except OSError:
+                pass
+    raise RuntimeError("still running after signalling its process group")
+"""
+# Correct, but slow enough to be running while another submission signals everything it can.
+SLOW_CORRECT = "import time\ntime.sleep(2)\n" + CORRECT_BODY
 # Runs at import, in the child: its /proc shows only itself, and its /tmp only its own files.
 SEES_SIBLING = """
 import os, time, glob
@@ -262,6 +278,41 @@ def test_kill_minus_one_only_kills_its_own_submission(warm: tuple[Grader, WarmPo
     cold_before = pool.stats["cold"]
     assert _grade(grader, REFERENCE)[0] == "accepted"
     assert pool.stats["cold"] == cold_before
+
+
+def test_signalling_its_process_group_reaches_no_other_child(warm: tuple[Grader, WarmPool],
+                                                             bank: ProblemBank) -> None:
+    """Row 24's class: kill(0) and killpg reach every process of the caller's process group, across PID
+    namespaces. A warm child must not share one with the zygote's other children (all run as `nobody`), or one
+    submission stops or kills every ready child and every submission graded at the same time."""
+    grader, pool = warm
+    loaded = bank.get(PROBLEM)
+    assert loaded is not None
+    assert pool.wait_ready(loaded, 2, timeout=300), pool.failure
+    key, _ = pool._profile(loaded)
+    with pool._cond:
+        ready = list(pool._ready[key])
+    cold_before, failed_before = pool.stats["cold"], pool.stats["assign_failed"]
+    with ThreadPoolExecutor(2) as executor:
+        slow = executor.submit(_grade, grader, SLOW_CORRECT)
+        time.sleep(0.5)
+        hostile = executor.submit(_grade, grader, SIGNAL_GROUP)
+        assert hostile.result()[0] == "runtime_error"
+        assert slow.result() == ("accepted", "All 7 tests passed.")
+    time.sleep(0.5)
+    survivors = [child for child in ready if child.host_pid is not None and child.pidfd is not None]
+    assert all(not child.exited() for child in survivors)
+    assert all(_state(child.host_pid) != "T" for child in survivors if child.host_pid is not None)
+    assert _grade(grader, REFERENCE)[0] == "accepted"
+    assert (pool.stats["cold"], pool.stats["assign_failed"]) == (cold_before, failed_before)
+
+
+def _state(pid: int) -> str:
+    """A process's state letter from /proc (T: stopped), or "" if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
 
 
 def test_a_ready_child_that_died_is_replaced_by_another_warm_child(warm: tuple[Grader, WarmPool],

@@ -130,6 +130,11 @@ def _child(fds: list[int], command: dict[str, Any]) -> None:
     from graders.child import nsutil
 
     limits = command["limits"]
+    # A session (and process group) of its own. Forked from the zygote, it would share the zygote's group
+    # with every holder and every other child, all `nobody`: kill(0) or killpg from a submission reaches a
+    # process group across PID namespaces, so one run could stop or kill every ready child and every run
+    # graded beside it (PID 1 of its own namespace, the sender itself would be spared).
+    os.setsid()
     high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in fds]  # so no dup2 below clobbers a later source
     for target, fd in enumerate(high):
         os.dup2(fd, target)  # stdin 0, stdout 1, stderr 2, results 3, control 4
