@@ -171,6 +171,7 @@ def assignment_form(course_id: str, slug: str, request: Request, session: Sessio
 def save_assignment(course_id: str, request: Request, session: SessionDep, bank: CourseBankDep, user: SignedInUser,
                     slug: Annotated[str, Form(max_length=64)] = "", title: Annotated[str, Form(max_length=200)] = "",
                     problems: Annotated[str, Form(max_length=20_000)] = "",
+                    description: Annotated[str, Form(max_length=5000)] = "",
                     opens: Annotated[str, Form()] = "", due: Annotated[str, Form()] = "",
                     late_until: Annotated[str, Form()] = "", penalty_kind: Annotated[str, Form()] = "none",
                     penalty_value: Annotated[str, Form()] = "", viewer_tz: Annotated[str, Form()] = "",
@@ -191,7 +192,8 @@ def save_assignment(course_id: str, request: Request, session: SessionDep, bank:
                 raise AppError(422, f"the late penalty {penalty_value!r} is not a number (0.2 or 20%)") from exc
             penalty = (penalty_kind, value)
         fields = courses.AssignmentFields(
-            title=title.strip() or slug, problems=_problem_lines(problems), due=due_at,
+            title=title.strip() or slug, description=description.strip(), problems=_problem_lines(problems),
+            due=due_at,
             opens=viewer_time(opens, viewer_tz, course.timezone),
             late_until=viewer_time(late_until, viewer_tz, course.timezone), penalty=penalty)
         courses.save_assignment(session, bank, course_id=course_id, slug=slug, fields=fields, by=user)

@@ -424,8 +424,9 @@ class AssignmentFields:
 
 def save_assignment(session: Session, bank: CourseBank, *, course_id: str, slug: str, fields: AssignmentFields,
                     by: User) -> Assignment:
-    """Write `courses/<course>/assignments/<slug>.yaml` (new, or replacing the fields given; extensions written in
-    the file are kept; comments are not), validated like `gradax check` first, then sync. Commits."""
+    """Write `courses/<course>/assignments/<slug>.yaml` (new, or the fields given changed in place: extensions,
+    other keys and the instructor's comments in the file are kept), validated like `gradax check` first, then
+    sync. Commits."""
     loaded = bank.get(course_id)
     if loaded is None:
         raise not_found(f"course {course_id!r} in {bank.directory}")
@@ -443,17 +444,11 @@ def save_assignment(session: Session, bank: CourseBank, *, course_id: str, slug:
         data["late_until"] = local_text(fields.late_until, zone)
     if fields.penalty is not None:
         data["late_penalty"] = {fields.penalty[0]: fields.penalty[1]}
-    data["problems"] = [{"id": pid, "points": points} for pid, points in fields.problems]
-    old = loaded.assignments.get(slug)
-    if old is None and path.exists():  # a file that does not load: its extensions are still worth keeping
-        old_extensions = _raw_extensions(path)
-    else:
-        old_extensions = [e.model_dump(exclude_none=True, mode="json") for e in old.spec.extensions] if old else []
-    if old_extensions:
-        data["extensions"] = old_extensions
+    data["problems"] = [{"id": pid, "points": int(points) if float(points).is_integer() else points}
+                        for pid, points in fields.problems]
     header = (f"# Written from gradax by {by.username} at {utcnow().isoformat(timespec='minutes')}Z. Times are in "
               f"{loaded.spec.timezone}. Edit freely; `gradax check` validates.\n")
-    text = header + render_yaml(data)
+    text = edit_assignment_yaml(path, data, header)
     try:
         spec = parse_assignment(text, path, course_id=course_id, zone=zone, problem_ids=bank.problem_ids)
         owners = {ref.id: a.id for a in loaded.assignments.values() if a.id != slug for ref in a.problems}
@@ -474,23 +469,86 @@ def local_text(when: datetime, zone: ZoneInfo) -> str:
     return local.isoformat(sep=" ", timespec="minutes" if local.second == 0 else "seconds")
 
 
-def _raw_extensions(path: Path) -> list[object]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return []
-    found = data.get("extensions") if isinstance(data, dict) else None
-    return found if isinstance(found, list) else []
-
-
 # --- writing files -------------------------------------------------------------------------------------------------
 
 def render_yaml(data: dict[str, object]) -> str:
     import yaml
 
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
+
+
+ASSIGNMENT_KEYS = ("title", "description", "opens", "due", "late_until", "late_penalty", "problems")
+_HEADER_MARK = "# Written from gradax by "
+
+
+def edit_assignment_yaml(path: Path, fields: dict[str, object], header: str) -> str:
+    """The text of an assignment file with `fields` (the form's keys; a key of ASSIGNMENT_KEYS left out is removed).
+
+    An existing file that is a YAML mapping is edited in place with a round-trip parser, so what the instructor
+    wrote stays as written: comments, key order, flow or block style, extensions and keys gradax does not set.
+    A time that has not changed keeps its spelling; a problem kept in the list keeps its entry (and its comment).
+    A new file, or one that is not a mapping (it would not load anyway), is written afresh below `header`.
+    """
+    from ruamel.yaml import YAML, YAMLError
+    from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.util import load_yaml_guess_indent
+
+    yaml = YAML()  # round-trip mode
+    yaml.width = 100
+    yaml.preserve_quotes = True
+    existing: object = None
+    if path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+            _, sequence, dash = load_yaml_guess_indent(text)
+            # The file's own indentation of block lists ("  - id: ...": items at 4, their dash at 2).
+            sequence, dash = sequence or 2, dash or 0
+            yaml.indent(mapping=max(2, sequence - dash), sequence=sequence, offset=dash)
+            existing = yaml.load(text)
+        except (OSError, UnicodeDecodeError, YAMLError):
+            existing = None
+    if not isinstance(existing, CommentedMap):
+        return header + render_yaml(fields)
+    for key in ASSIGNMENT_KEYS:
+        if key not in fields:
+            existing.pop(key, None)
+    for key, value in fields.items():
+        old = existing.get(key)
+        if key == "problems" and isinstance(value, list):
+            existing[key] = _edited_problems(old, value)
+        elif isinstance(old, dict) and isinstance(value, dict):
+            if dict(old) != value:
+                existing[key] = value
+        elif str(old) != str(value):  # the same text (a title, a time) keeps the file's quoting
+            existing[key] = value
+    out = io.StringIO()
+    yaml.dump(existing, out)
+    text = out.getvalue()
+    if text.startswith(_HEADER_MARK):  # gradax wrote the file before: say who changed it last
+        text = header + text.split("\n", 1)[1]
+    return text
+
+
+def _edited_problems(old: object, wanted: list[dict[str, object]]) -> object:
+    """The problem list in the form's order and points, reusing the file's entries (their style and comments)."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    entries = {str(e.get("id")): e for e in old if isinstance(e, CommentedMap)} if isinstance(old, list) else {}
+    flow = bool(entries) and all(e.fa.flow_style() for e in entries.values())
+    items: list[object] = []
+    for item in wanted:
+        entry = entries.get(str(item["id"]))
+        if entry is None:
+            entry = CommentedMap(item)
+            if flow:
+                entry.fa.set_flow_style()  # written like its neighbours: {id: ..., points: ...}
+        elif entry.get("points") != item["points"]:
+            entry["points"] = item["points"]
+        items.append(entry)
+    if isinstance(old, CommentedSeq):
+        old[:] = items  # the list keeps its own comments and style
+        return old
+    return items
 
 
 def write_atomically(path: Path, text: str) -> None:

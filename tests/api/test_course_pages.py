@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import quote
 
 import time_machine
@@ -89,6 +90,34 @@ def test_instructor_forms_gradebook_and_review(course_app: FastAPI, course_clien
     assert csv_text.splitlines()[0].startswith("username,email,nnx-module-basics,nnx-linear-bias,points")
     # the forms refuse a missing CSRF token and students
     assert course_client.post("/courses/example/roster", data={"roster_text": "username\nx\n"}).status_code == 403
+
+
+def test_editing_an_assignment_in_the_browser_keeps_the_files_comments_and_layout(
+        course_app: FastAPI, course_client: TestClient, people: People, courses_dir: Path) -> None:
+    """The form changes the fields it shows; the instructor's comments, flow-style entries, extensions and the
+    spelling of what did not change stay as written (the file is the course's source, kept in git)."""
+    path = courses_dir / "example" / "assignments" / "hw1.yaml"
+    before = path.read_text()
+    token = browser_login(course_client, "prof")
+    form = course_client.get("/courses/example/assignments/hw1/edit").text
+    assert "Your first two NNX modules." in form  # the description is in the form, so saving keeps it
+    r = course_client.post("/courses/example/assignments", data={
+        "csrf_token": token, "slug": "hw1", "title": "Homework 1: modules and parameters",
+        "description": "Your first two NNX modules. Each problem is worth 10 points.",
+        "problems": "nnx-module-basics 12\nnnx-linear-bias 10\n", "opens": "2026-02-23T09:00",
+        "due": "2026-03-07T23:59", "late_until": "2026-03-09T23:59", "penalty_kind": "per_day",
+        "penalty_value": "20%", "viewer_tz": "Europe/Zurich"}, follow_redirects=True)
+    assert "Assignment hw1 saved" in r.text, r.text
+    after = path.read_text()
+    for line in before.splitlines():
+        if line.startswith("#") or line.startswith("  - {student") or line.startswith("title") or "linear-bias" in line:
+            assert line in after.splitlines(), (line, after)
+    assert "due: 2026-03-07 23:59" in after and "due: 2026-03-06 23:59" not in after
+    assert "  - {id: nnx-module-basics, points: 12}" in after
+    assert "late_penalty: {per_day: 0.2}" in after
+    assert len(after.splitlines()) == len(before.splitlines())
+    hw1 = course_client.get("/api/v1/courses/example/assignments/hw1", headers=people.prof).json()
+    assert hw1["problems"][0]["points"] == 12 and hw1["due"].startswith("2026-03-07T22:59")
 
 
 def test_registering_with_a_rostered_email_enrols(course_app: FastAPI, course_client: TestClient,
