@@ -37,7 +37,7 @@ from app.models import (
     User,
     utcnow,
 )
-from app.services.grades import refresh_assignment
+from app.services.grades import lock_scores, refresh_assignment
 from graders.course import (
     ASSIGNMENTS_DIR,
     COURSE_FILE,
@@ -123,6 +123,7 @@ def sync_courses(*, session: Session, bank: CourseBank) -> dict[str, int]:
         row.available = False
         stats["unavailable"] += 1
     session.flush()
+    lock_scores(session, [a.id for a in changed])
     for assignment in changed:
         refresh_assignment(session, assignment, reason="assignment")
     stats["changed"] = len(changed)
@@ -272,8 +273,10 @@ def remove_member(session: Session, *, course_id: str, user_id: int) -> None:
 
 def _refresh_member(session: Session, course_id: str, user_id: int) -> None:
     # Submits made before joining count under the rule like any others.
-    for assignment in session.scalars(select(Assignment).where(Assignment.course_id == course_id,
-                                                               Assignment.available.is_(True))):
+    assignments = list(session.scalars(select(Assignment).where(Assignment.course_id == course_id,
+                                                                Assignment.available.is_(True))))
+    lock_scores(session, [a.id for a in assignments])
+    for assignment in assignments:
         refresh_assignment(session, assignment, reason="membership", user_ids=[user_id])
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.models import (
@@ -201,9 +201,30 @@ def student_members(session: Session, course_id: str, user_ids: Iterable[int] | 
     return list(session.scalars(query.order_by(User.username)))
 
 
+# The first key of the advisory locks that serialize score refreshes (PostgreSQL), the assignment's id the second.
+SCORES_LOCK_SPACE = 0x6778  # "gx"
+
+
+def lock_scores(session: Session, assignment_ids: Iterable[int]) -> None:
+    """Until this transaction ends, no other one refreshes these assignments' scores (PostgreSQL).
+
+    Two gradings of one student's Submits commit at once on PostgreSQL: without it, each computes the score from
+    what it sees (its own attempt, not the other's uncommitted one), and the one that commits last stores a score
+    that misses the other's attempt. After the lock, READ COMMITTED lets every later query see what the holder
+    committed. The locks are per assignment, held for the few milliseconds until the grading commits; a caller that
+    refreshes several takes them all first, in id order, so two transactions never wait for each other in a circle
+    (taking one again in the same transaction is free). SQLite has one writer at a time: nothing to do there.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for assignment_id in sorted(set(assignment_ids)):
+        session.execute(select(func.pg_advisory_xact_lock(SCORES_LOCK_SPACE, assignment_id)))
+
+
 def refresh_assignment(session: Session, assignment: Assignment, *, reason: str,
                        user_ids: Iterable[int] | None = None) -> list[ScoreChange]:
     """Recompute (and publish changes of) the scores of the assignment's students, or of `user_ids` among them."""
+    lock_scores(session, [assignment.id])
     users = student_members(session, assignment.course_id, user_ids)
     return store_grades(session, assignment, grade_students(session, assignment, users), reason)
 
@@ -224,7 +245,9 @@ def refresh_scores(session: Session, *, user_id: int, problem_id: str, reason: s
     """After one of the user's Submits on the problem was graded (or regraded): refresh every assignment of
     theirs that holds the problem. A user in no course costs one query."""
     changes: list[ScoreChange] = []
-    for assignment in assignments_with_problem(session, problem_id, user_id):
+    assignments = assignments_with_problem(session, problem_id, user_id)
+    lock_scores(session, [a.id for a in assignments])
+    for assignment in assignments:
         changes += refresh_assignment(session, assignment, reason=reason, user_ids=[user_id])
     return changes
 
@@ -232,7 +255,9 @@ def refresh_scores(session: Session, *, user_id: int, problem_id: str, reason: s
 def refresh_problem(session: Session, problem_id: str, *, reason: str) -> list[ScoreChange]:
     """After a regrade of the problem: refresh every assignment that holds it, for all its students."""
     changes: list[ScoreChange] = []
-    for assignment in assignments_with_problem(session, problem_id):
+    assignments = assignments_with_problem(session, problem_id)
+    lock_scores(session, [a.id for a in assignments])
+    for assignment in assignments:
         changes += refresh_assignment(session, assignment, reason=reason)
     return changes
 
