@@ -190,6 +190,7 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     app.state.broker_probe = broker_probe
     app.state.lti_platform_keys = lti.platform_keys
     app.state.lti_passback = lti.passback
+    app.state.lti_roster = lti.roster
     app.state.auth_guard = AuthGuard(per_client=settings.auth_rate_per_client,
                                      per_username=settings.auth_rate_per_username,
                                      hash_slots=settings.password_hash_slots, hash_wait_s=settings.password_hash_wait_s)

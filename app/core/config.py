@@ -112,6 +112,9 @@ class Settings(GraderSettings):
     lti_retry_base_s: float = 5.0
     lti_retry_max_s: float = 3600.0
     lti_reconcile_s: float = 600.0
+    # Names and Roles: every mapped LMS course's roster is synced this often (a new one at once; 0: only when an
+    # instructor asks on /lti/status or with `gradax lti sync-roster`).
+    lti_roster_sync_s: float = 21600.0
     # Outbound calls to platforms (key sets, tokens, scores, rosters) give up after this long.
     lti_http_timeout_s: float = 10.0
 

@@ -75,7 +75,7 @@ def lti_bank() -> ProblemBank:
 
 def lti_settings(tmp: Path, data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {"lti_retry_base_s": 0.2, "lti_retry_max_s": 1.0, "lti_reconcile_s": 0,
-                              "grading_workers": 0}
+                              "lti_roster_sync_s": 0, "grading_workers": 0}
     values.update(overrides)
     return make_settings(tmp, data_dir, **values)
 
