@@ -207,6 +207,12 @@ def register_lti(subparsers: Any) -> None:
         d.add_argument("deployment_id")
         d.set_defaults(func=func)
 
+    g = sub.add_parser("registration-url", help="a one-time URL an LMS registers gradax with (Dynamic Registration)")
+    g.add_argument("--name", help="what to call the platform here (default: the LMS's own name and issuer)")
+    g.add_argument("--hours", type=float, default=72.0, help="how long the URL stays valid (default 72)")
+    g.add_argument("--url", help="the address LMSs reach gradax at (default: GRADAX_PUBLIC_URL)")
+    g.set_defaults(func=cmd_registration_url)
+
     r = sub.add_parser("remove-platform", help="unregister a platform (its launches stop working)")
     r.add_argument("platform", help="platform id (gradax lti list) or issuer")
     r.set_defaults(func=cmd_remove_platform)
@@ -254,6 +260,27 @@ def _context(session: Session, platform: Any, context_id: str) -> Any:
 
     return session.scalar(select(LtiContext).where(LtiContext.platform_id == platform.id,
                                                    LtiContext.context_id == context_id))
+
+
+def cmd_registration_url(args: argparse.Namespace) -> int:
+    import getpass
+
+    from app.lti.platforms import RegistrationError
+    from app.lti.registration import issue, registration_url
+
+    tool_url = _tool_url(args)
+    if tool_url is None:
+        return _fail("give the address LMSs reach gradax at: --url https://gradax.example.edu (or GRADAX_PUBLIC_URL)")
+    with _session() as session:
+        try:
+            key = issue(session, name=args.name or "", created_by=getpass.getuser(),
+                        lifetime=timedelta(hours=args.hours))
+        except RegistrationError as exc:
+            return _fail(str(exc))
+    print(registration_url(tool_url, key))
+    print(f"One use, valid for {args.hours:g} h: paste it into the LMS's LTI Advantage / Dynamic Registration form "
+          "(Moodle: Manage tools > Tool URL; Canvas: Developer Keys > + LTI Registration).", file=sys.stderr)
+    return 0
 
 
 def cmd_map_context(args: argparse.Namespace) -> int:

@@ -194,3 +194,23 @@ class LtiDeepLinkRequest(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
 
     platform: Mapped[LtiPlatform] = relationship()
+
+
+class LtiRegistration(Base):
+    """A one-time LTI Dynamic Registration URL an administrator made (`gradax lti registration-url`).
+
+    Registering a platform is trusting it: its launches sign people in (accounts are linked by email). So a
+    platform registers itself only through a URL gradax issued, once, before it expires. Only a hash of the
+    URL's key is stored.
+    """
+
+    __tablename__ = "lti_registrations"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")  # what the platform will be called here
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    platform_id: Mapped[int | None] = mapped_column(ForeignKey("lti_platforms.id", ondelete="SET NULL"),
+                                                    default=None)

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api.deps import SessionDep
+from app.api.deps import SessionDep, SettingsDep
 from app.errors import AppError, not_found
 from app.lti import keys
 from app.lti.accounts import course_role, sign_in
@@ -20,6 +20,7 @@ from app.lti.config import tool_configuration
 from app.lti.deep_linking import choices, open_request, response_jwt, start_deep_link
 from app.lti.deps import PassbackDep, PlatformKeysDep, ToolUrlDep
 from app.lti.enrolment import after_resource_launch, enrol
+from app.lti.http import client as http_client
 from app.lti.launch import (
     DEEP_LINKING_REQUEST,
     STATE_LIFETIME,
@@ -31,6 +32,8 @@ from app.lti.launch import (
 from app.lti.links import record_context, record_resource_link, target_of
 from app.lti.models import LtiContext, LtiResourceLink
 from app.lti.passback import link_status, refresh_all, resend_all
+from app.lti.platforms import RegistrationError
+from app.lti.registration import register
 from app.lti.roster import sync_roster
 from app.lti.services import ServiceError
 from app.models import CourseRole, User
@@ -150,6 +153,35 @@ def autopost(request: Request, action: str, fields: dict[str, str], *, title: st
     response.headers["Content-Security-Policy"] = (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; object-src 'none'; "
         f"base-uri 'self'; form-action {origin}; frame-ancestors 'none'")
+    return response
+
+
+@router.get("/register", response_class=HTMLResponse, response_model=None,
+            summary="LTI Dynamic Registration (the LMS opens gradax's one-time registration URL)")
+def lti_register(request: Request, session: SessionDep, settings: SettingsDep, tool_url: ToolUrlDep,
+                 key: Annotated[str, Query(max_length=200)] = "",
+                 openid_configuration: Annotated[str, Query(max_length=2000)] = "",
+                 registration_token: Annotated[str, Query(max_length=16_000)] = "") -> Response:
+    """Register the LMS that opened this URL (app/lti/registration.py), then let it close the dialog."""
+    if not openid_configuration:
+        return render_error(request, 400, "This is a gradax LTI registration URL: paste it into your LMS's LTI "
+                            "Advantage (Dynamic Registration) form; the LMS opens it with its configuration.")
+    with http_client(settings.lti_http_timeout_s) as http:
+        try:
+            platform = register(session, http, key=key, openid_configuration=openid_configuration,
+                                registration_token=registration_token, tool_url=tool_url)
+        except RegistrationError as exc:
+            log.warning("LTI dynamic registration refused: %s", exc)
+            return render_error(request, 400, f"LTI registration refused: {exc}")
+    log.info("LTI platform %d registered itself: %s (client id %s)", platform.id, platform.issuer,
+             platform.client_id)
+    response = page(request, "lti_registered.html", {
+        "platform": platform, "deployments": [d.deployment_id for d in platform.deployments]})
+    # The LMS shows this page in a frame of its own: let that origin (and only it) frame it.
+    parts = urlsplit(openid_configuration)
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; object-src 'none'; "
+        f"base-uri 'self'; form-action 'self'; frame-ancestors {parts.scheme}://{parts.netloc}")
     return response
 
 

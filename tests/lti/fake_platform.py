@@ -84,6 +84,11 @@ class FakePlatform:
         self.token_requests = 0
         self.down = False
         self.failed_calls = 0
+        # Dynamic Registration: the bearer token the LMS hands the tool, the requests it received, and an issuer
+        # to claim in its OpenID configuration instead of its own (a misconfigured or hostile LMS).
+        self.registration_token = "reg-" + secrets.token_hex(8)
+        self.registrations: list[dict[str, Any]] = []
+        self.claimed_issuer: str | None = None
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self.base = ""
@@ -110,6 +115,20 @@ class FakePlatform:
     @property
     def issuer(self) -> str:
         return self.base
+
+    @property
+    def openid_configuration_url(self) -> str:
+        return self.base + "/.well-known/openid-configuration"
+
+    def openid_configuration(self) -> dict[str, Any]:
+        """What the LMS publishes for Dynamic Registration (OpenID Connect Discovery + the LTI platform part)."""
+        return {"issuer": self.claimed_issuer or self.issuer, "authorization_endpoint": self.base + "/auth",
+                "token_endpoint": self.base + "/token", "jwks_uri": self.base + "/jwks",
+                "registration_endpoint": self.base + "/register", "scopes_supported": ["openid", *SCOPES],
+                "response_types_supported": ["id_token"], "id_token_signing_alg_values_supported": ["RS256"],
+                "https://purl.imsglobal.org/spec/lti-platform-configuration": {
+                    "product_family_code": "fake-lms", "version": "1.0",
+                    "messages_supported": [{"type": "LtiResourceLinkRequest"}, {"type": "LtiDeepLinkingRequest"}]}}
 
     def registration_args(self) -> list[str]:
         """`gradax lti add-platform` arguments for this platform."""
@@ -256,6 +275,23 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return True
 
+    def _register(self) -> None:
+        """Dynamic Registration: accept the tool's client registration with the token the LMS handed out."""
+        p = self.owner
+        if self.headers.get("Authorization") != f"Bearer {p.registration_token}":
+            self._send(401, {"error": "invalid_token"})
+            return
+        body = json.loads(self._body())
+        needed = ("initiate_login_uri", "redirect_uris", "jwks_uri", "https://purl.imsglobal.org/spec/lti-tool-configuration")
+        if not all(body.get(k) for k in needed) or body.get("token_endpoint_auth_method") != "private_key_jwt":
+            self._send(400, {"error": "invalid_client_metadata"})
+            return
+        with p.lock:
+            p.registrations.append(body)
+        tool = {**body["https://purl.imsglobal.org/spec/lti-tool-configuration"], "deployment_id": p.deployment_id}
+        self._send(200, {**body, "client_id": p.client_id,
+                         "https://purl.imsglobal.org/spec/lti-tool-configuration": tool})
+
     def _service_down(self) -> bool:
         if self.owner.down:
             with self.owner.lock:
@@ -272,6 +308,8 @@ class _Handler(BaseHTTPRequestHandler):
         p = self.owner
         if url.path == "/jwks":
             self._send(200, {"keys": [p.key.as_dict(private=False, kid=p.kid, use="sig", alg="RS256")]})
+        elif url.path == "/.well-known/openid-configuration":
+            self._send(200, p.openid_configuration())
         elif url.path == "/auth":
             self._authorize(query)
         elif url.path.startswith("/lms/") and url.path.removeprefix("/lms/") in p.pages:
@@ -328,6 +366,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, {})
         elif url.path == "/deep-link-return":
             self._deep_link_return(self._form())
+        elif url.path == "/register":
+            self._register()
         else:
             self._send(404, {"error": "not found"})
 
