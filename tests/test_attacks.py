@@ -182,6 +182,11 @@ class Attack:
     check: Callable[[dict[str, Any], CliResult], None] | None = None
     content: Callable[[], bytes] | None = None
     small: bool = False  # graded with the 2 s CPU limit (rows about a limit and its message)
+    # Aims at the host or what outlives a run (memory, disk, processes, paths): a correct answer graded right
+    # after it must still be accepted on the cold path too. On the warm path every row is followed by one (the
+    # zygote and its children are shared); a cold run shares nothing else with the next one, and each extra cold
+    # grading costs a fresh Python importing jax (~2.5 CPU-s of a CPU-bound suite).
+    host: bool = False
 
 
 def _check_forks(report: dict[str, Any], _: CliResult) -> None:
@@ -302,11 +307,11 @@ ATTACKS = [
     Attack("05a_os_exit_in_call", "runtime_error"),
     Attack("05b_sys_exit_at_import", "runtime_error"),
     Attack("06_custom_base_exception", "runtime_error"),
-    Attack("07_fork_many_children", "runtime_error", _check_forks),
-    Attack("08_setsid_daemon", "accepted"),
-    Attack("09_allocate_8gib", "memory_limit_exceeded", _check_memory_message),
+    Attack("07_fork_many_children", "runtime_error", _check_forks, host=True),
+    Attack("08_setsid_daemon", "accepted", host=True),
+    Attack("09_allocate_8gib", "memory_limit_exceeded", _check_memory_message, host=True),
     Attack("10_huge_result", "output_limit_exceeded", _check_output_message),
-    Attack("11_print_200mb", "accepted", _check_capped_output),
+    Attack("11_print_200mb", "accepted", _check_capped_output, host=True),
     Attack("11b_print_lines_until_the_limit", "time_limit_exceeded", _check_printed, small=True),
     Attack("12_fake_report_everywhere", "runtime_error", _check_result_channel),
     Attack("13_monkeypatch_compare", "wrong_answer"),
@@ -319,12 +324,12 @@ ATTACKS = [
     Attack("19_scan_gc_frames", "wrong_answer"),
     Attack("20_leak_environment", "runtime_error", _check_env_leak),
     Attack("21_network", "runtime_error", _check_network),
-    Attack("22_write_host_paths", "accepted"),
-    Attack("23_fill_disk", "runtime_error", _check_disk),
-    Attack("24_kill_everything", "runtime_error"),
-    Attack("25_segfault_recursion", "runtime_error", _check_no_core),
-    Attack("26_busy_threads", "time_limit_exceeded", small=True),
-    Attack("27_plant_symlink_fifo", "accepted"),
+    Attack("22_write_host_paths", "accepted", host=True),
+    Attack("23_fill_disk", "runtime_error", _check_disk, host=True),
+    Attack("24_kill_everything", "runtime_error", host=True),
+    Attack("25_segfault_recursion", "runtime_error", _check_no_core, host=True),
+    Attack("26_busy_threads", "time_limit_exceeded", small=True, host=True),
+    Attack("27_plant_symlink_fifo", "accepted", host=True),
     Attack("28a_syntax_error", "syntax_error", _check_load_line),
     Attack("28b_missing_function", "invalid_submission"),
     Attack("28c_wrong_signature", "invalid_submission", _check_signature),
@@ -425,7 +430,8 @@ def test_attack(attack: Attack, run: Run, listener: Listener, data_dir: Path) ->
     assert marker_files(marker, data_dir) == []
     assert listener.received == []
     run.assert_no_secret(result)
-    run.assert_correct_accepted()
+    if run.pool == "warm" or attack.host:
+        run.assert_correct_accepted()
 
 
 @pytest.mark.parametrize("pool", ["cold", "warm"])
