@@ -165,3 +165,27 @@ def test_a_warm_check_prepares_the_problem_in_one_trusted_run(tmp_path: Path, da
     (result,) = check_paths([path], settings, executor=warm_pool)
     assert result.ok, result.errors
     assert is_prepared(load_problem(path), settings)
+
+
+def test_an_upload_checked_through_the_warm_pool_is_prepared_once_written(tmp_path: Path, data_dir: Path,
+                                                                          warm_pool: Any) -> None:
+    """The server checks an instructor's upload through its warm pool: the reference is graded in a warm child,
+    and the trusted run that checks it also prepares the problem, so once written it is ready for its first
+    student without a preparation of its own."""
+    import uuid
+
+    from app.services.uploads import upload_problem
+    from graders.prepare import is_prepared
+    from graders.problem import load_problem
+    from graders.settings import GraderSettings
+
+    reference = REFERENCE + f"# {uuid.uuid4().hex}\n"  # nothing of it can be in the shared data dir's caches yet
+    problems = tmp_path / "problems"
+    problems.mkdir()
+    settings = GraderSettings(data_dir=data_dir, problems_dir=problems)
+    warm_before, cold_before = warm_pool.stats["warm"], warm_pool.stats["cold"]
+    result = upload_problem(problems, template(), reference, replace=False, check=settings, executor=warm_pool)
+    assert result.ok and result.checked, result.errors
+    assert warm_pool.stats["warm"] > warm_before and warm_pool.stats["cold"] == cold_before
+    (written,) = [p for p in result.written if p.suffix == ".yaml"]
+    assert is_prepared(load_problem(written), settings)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app.api.deps import BankDep, CourseBankDep, PreparationDep, RegradesDep, SessionDep, SettingsDep
+from app.api.deps import BankDep, CourseBankDep, GraderDep, PreparationDep, RegradesDep, SessionDep, SettingsDep
 from app.errors import AppError
 from app.models import User
 from app.pages.deps import StaffPageUser, check_form_csrf
@@ -98,7 +98,7 @@ async def _text(upload: UploadFile | None, fallback: str) -> str:
 
 @router.post("/problems/upload", response_class=HTMLResponse)
 async def upload_submit(request: Request, bank: BankDep, course_bank: CourseBankDep, settings: SettingsDep,
-                        user: StaffPageUser, session: SessionDep, preparation: PreparationDep,
+                        user: StaffPageUser, session: SessionDep, preparation: PreparationDep, grader: GraderDep,
                         csrf_token: Annotated[str, Form()] = "",
                         problem_yaml: Annotated[str, Form()] = "", reference: Annotated[str, Form()] = "",
                         problem_file: Annotated[UploadFile | None, File()] = None,
@@ -110,7 +110,7 @@ async def upload_submit(request: Request, bank: BankDep, course_bank: CourseBank
     reference_text = await _text(reference_file, reference)
     # Validation is quick; `gradax check` takes seconds of child processes: off the event loop either way.
     result = await run_in_threadpool(upload_problem, bank.directory, yaml_text, reference_text, replace=replace,
-                                     check=settings if check else None)
+                                     check=settings if check else None, executor=grader.executor)
     if result.ok:
         await run_in_threadpool(lambda: reload_from_disk(session=session, problems=bank, courses=course_bank,
                                                           preparation=preparation))

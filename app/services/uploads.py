@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from graders.check import CheckResult, check_problem
+from graders.executor import Executor
 from graders.problem import ID_PATTERN, ProblemError, load_problem, parse_problem, reference_path_for
 from graders.settings import GraderSettings
 
@@ -99,9 +100,13 @@ def validate(yaml_text: str, reference_text: str) -> UploadResult:
     return result
 
 
-def run_check(yaml_text: str, reference_text: str, problem_id: str, settings: GraderSettings) -> CheckResult:
+def run_check(yaml_text: str, reference_text: str, problem_id: str, settings: GraderSettings,
+              executor: Executor | None = None) -> CheckResult:
     """`gradax check` on a scratch copy: the reference must be accepted through the sandbox and every known
-    mistake rejected. Takes seconds (child processes importing jax)."""
+    mistake rejected. Through the server's warm pool (`executor`) the reference and alternatives are graded in
+    warm children, and the one trusted run that computes the outputs records the compile profile too: both are
+    cached by content, so the problem, once written, is already prepared for its first student. Without one, a
+    fresh sandboxed Python per grading (seconds each)."""
     with tempfile.TemporaryDirectory(prefix="gradax-upload-") as tmp:
         problem_path, reference_path = target_paths(Path(tmp) / "problems", problem_id)
         problem_path.parent.mkdir()
@@ -109,7 +114,7 @@ def run_check(yaml_text: str, reference_text: str, problem_id: str, settings: Gr
         problem_path.write_text(yaml_text, encoding="utf-8")
         reference_path.write_text(reference_text, encoding="utf-8")
         result = CheckResult(problem_path)
-        check_problem(load_problem(problem_path), settings, result)
+        check_problem(load_problem(problem_path), settings, result, executor)
         # Scratch paths mean nothing to the instructor: name the uploaded files instead.
         rename = {str(problem_path): PROBLEM_NAME, str(reference_path): REFERENCE_NAME}
         for attr in ("errors", "warnings"):
@@ -121,7 +126,7 @@ def run_check(yaml_text: str, reference_text: str, problem_id: str, settings: Gr
 
 
 def upload_problem(problems_dir: Path, yaml_text: str, reference_text: str, *, replace: bool,
-                   check: GraderSettings | None = None) -> UploadResult:
+                   check: GraderSettings | None = None, executor: Executor | None = None) -> UploadResult:
     """Validate, optionally `gradax check`, then write both files. Nothing is written when anything fails."""
     yaml_text, reference_text = yaml_text.replace("\r\n", "\n"), reference_text.replace("\r\n", "\n")
     for name, text in ((PROBLEM_NAME, yaml_text), (REFERENCE_NAME, reference_text)):
@@ -144,7 +149,7 @@ def upload_problem(problems_dir: Path, yaml_text: str, reference_text: str, *, r
                                          "tick 'replace' to overwrite it"))
         return result
     if check is not None:
-        checked = run_check(yaml_text, reference_text, result.problem_id, check)
+        checked = run_check(yaml_text, reference_text, result.problem_id, check, executor)
         result.checked = True
         result.errors += [UploadError.parse(e) for e in checked.errors]
         result.warnings += checked.warnings

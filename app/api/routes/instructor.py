@@ -9,7 +9,16 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from app.api.deps import BankDep, CourseBankDep, PreparationDep, RegradesDep, SessionDep, SettingsDep, StaffUser
+from app.api.deps import (
+    BankDep,
+    CourseBankDep,
+    GraderDep,
+    PreparationDep,
+    RegradesDep,
+    SessionDep,
+    SettingsDep,
+    StaffUser,
+)
 from app.errors import not_found
 from app.responses import csv_download
 from app.services.instructor import grades_csv, problem_stats, student_progress
@@ -44,10 +53,11 @@ def read_grades_csv(session: SessionDep, bank: BankDep, user: StaffUser) -> Resp
 
 @router.post("/problems", status_code=201)
 def create_problem(body: ProblemUpload, session: SessionDep, bank: BankDep, course_bank: CourseBankDep,
-                   settings: SettingsDep, preparation: PreparationDep, user: StaffUser) -> Response:
+                   settings: SettingsDep, preparation: PreparationDep, grader: GraderDep,
+                   user: StaffUser) -> Response:
     """Upload a problem YAML and its reference solution; 422 with located errors, else written and loaded."""
     result = upload_problem(bank.directory, body.yaml, body.reference, replace=body.replace,
-                            check=settings if body.check else None)
+                            check=settings if body.check else None, executor=grader.executor)
     payload: dict[str, Any] = {"problem_id": result.problem_id, "checked": result.checked,
                                "errors": [asdict(e) for e in result.errors], "warnings": result.warnings}
     if not result.ok:
