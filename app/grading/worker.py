@@ -24,11 +24,13 @@ from app.db import make_engine, make_session_factory
 from app.grading import claims
 from app.grading.backend import build_grader, charged_s, grade_claimed, max_hold_s
 from app.grading.celery_app import TASK_NAME, make_celery
+from app.grading.preparation import BankPreparation
 from app.grading.queue_dispatcher import QueueDispatcher
 from app.lti.passback import install_score_listener
 from app.models import Problem
 from app.observability import schema_state
 from graders.engine import Grader
+from graders.prepare import Preparer
 from graders.problem import LoadedProblem, ProblemBank
 
 log = logging.getLogger("gradax.worker")
@@ -167,6 +169,12 @@ def run_worker(settings: Settings, *, concurrency: int, pool: str, name: str, sw
         log.info("metrics on http://%s:%d/metrics", metrics_host, metrics_port)
     ctx.dispatcher.start()
     ctx.grader.executor.start()  # the warm pool: its zygote starts now
+    # Spare warm children of the problems already prepared in this worker's data dir (the image's `gradax
+    # prepare`, an earlier run), as the server keeps them: any problem's first submission here takes a ready
+    # child instead of waiting for a fork and warm-up. The server prepares the bank; a worker does not.
+    grader = ctx.grader
+    BankPreparation(grader.bank, Preparer(settings), background=False, warm=settings.pool == "warm",
+                    on_prepared=lambda loaded: grader.executor.stock(loaded, grader.limits_for(loaded))).start()
     log.info("worker %s: %s pool, concurrency %d, broker %s", name, pool, concurrency,
              _redact(settings.redis_url))
     worker = celery.Worker(hostname=f"gradax@{name.replace('/', '-')}", pool_cls=pool, concurrency=concurrency,

@@ -327,3 +327,27 @@ def test_an_author_back_within_the_grading_budget_starts_at_once(
     finally:
         if worker is not None:
             worker.stop()
+
+
+def test_a_worker_keeps_spare_children_of_prepared_problems(queue_app: FastAPI, workers: dict[str, Process],
+                                                            tmp_path: Path) -> None:
+    """A worker whose data dir holds prepared problems (the image's `gradax prepare`, an earlier run) keeps warm
+    spares of them, as the server does: before any submission, its pool has forked and readied a child."""
+    import httpx
+
+    from graders.prepare import Preparer
+    from service.servers import free_port
+
+    settings = queue_app.state.settings
+    loaded = ProblemBank(settings.problems_dir).get(PID)
+    assert loaded is not None
+    assert Preparer(settings).prepare_one(loaded).status in ("prepared", "cached")
+    port = free_port()
+    workers["spares"] = start_worker("spares", _env(queue_app), tmp_path, "--metrics-port", str(port))
+
+    def ready_children() -> float:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        lines = [line for line in text.splitlines() if line.startswith('gradax_pool_runs{path="ready"}')]
+        return float(lines[0].split()[-1]) if lines else 0.0
+
+    wait_for(lambda: ready_children() >= 1, 120, "a spare warm child in a worker nobody submitted to")
