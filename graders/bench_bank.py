@@ -1,8 +1,9 @@
 """`gradax bench --bank`: every problem of the bank through the warm pool, and a mixed-bank throughput.
 
 For each problem, its reference solution (a correct answer written the way the instructor would) is graded
-- first: right after `prepare`, by a pool that has no child warmed for this problem yet (what the first
-  student of a problem meets after a server start, unless the server warmed it);
+- first: right after `prepare`, by a pool that was offered every prepared problem, as a server's is (a spare
+  child of each, up to `pool_spares`; a problem beyond them borrows a child warmed for another): what the first
+  student of a problem meets after a server start;
 - warm: N times, each once a child warmed for the problem is ready (the pool refills between them), p50/p95;
   beside it the CPU a child spent warming up (fork, backend start, profile replay) and the CPU of the run
   itself, and the compile share of the run where the submission compiled (jits) functions of its own;
@@ -84,12 +85,20 @@ def run_bank(args: argparse.Namespace) -> int:
     }
     try:
         pool.start()
-        first = bank.get(ids[0])
-        assert first is not None
-        pool.prewarm(first, grader.limits_for(first))  # the zygote up: what a running server has
-        if not pool.wait_ready(first, 1, timeout=300):
-            print(f"gradax bench: the warm pool did not start: {pool.failure}", file=sys.stderr)
-            return 2
+        # What a running server has after its preparation: every prepared problem offered to the pool, in
+        # curriculum order, which keeps a spare child of each (up to pool_spares); waited for, untimed.
+        loaded_all = [bank.get(problem_id) for problem_id in ids]
+        for loaded in loaded_all:
+            assert loaded is not None
+            pool.stock(loaded, grader.limits_for(loaded))
+        spared = loaded_all[:pool.settings.spare_children()] or loaded_all[:1]
+        for loaded in spared:
+            assert loaded is not None
+            if not pool.wait_ready(loaded, 1, timeout=300):
+                print(f"gradax bench: the warm pool did not start: {pool.failure}", file=sys.stderr)
+                return 2
+        out["pool"]["spares"] = len(spared)
+        out["pool"]["memory_mb_with_spares"] = round(pool.memory_bytes() / 2**20)
         for problem_id in ids:
             out["problems"][problem_id] = _one_problem(grader, pool, problem_id, args.warm_n)
             _print_row(problem_id, out["problems"][problem_id])

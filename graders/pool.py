@@ -39,6 +39,7 @@ from graders import cgroup
 from graders.cases import build_cases
 from graders.compile_profile import ProfileCache, replay_cache_dir
 from graders.executor import ColdExecutor, ExecutorHealth
+from graders.machine import memory_available_mb
 from graders.prepare import ensure_data_dirs
 from graders.problem import LoadedProblem
 from graders.sandbox import SandboxError
@@ -56,6 +57,14 @@ from graders.zygote_client import (
 )
 
 log = logging.getLogger("gradax.pool")
+# A spare is forked only while the kernel could still give this much more without swapping: spares are a speed-up,
+# never a reason for the machine to run short.
+SPARE_MEMORY_RESERVE_MB = 1024
+
+
+def _memory_left_for_a_spare() -> bool:
+    available = memory_available_mb()
+    return available is None or available >= SPARE_MEMORY_RESERVE_MB
 class WarmPool:
     """An `Executor` that grades in pre-warmed children of a zygote; cold start when unhealthy."""
 
@@ -75,6 +84,7 @@ class WarmPool:
         self._hot: dict[str, tuple[float, list[dict[str, Any]], SandboxLimits]] = {}
         # Problems to keep spare children of when nothing is hot (`stock`), in the order they were offered.
         self._stock: dict[str, tuple[list[dict[str, Any]], SandboxLimits]] = {}
+        self._max_spares = self.settings.spare_children()
         self._last_failure: float | None = None
         self._failure: str | None = None
         self._closed = False
@@ -126,11 +136,13 @@ class WarmPool:
         self._replenish()
 
     def stock(self, problem: LoadedProblem, limits: SandboxLimits | None = None) -> None:
-        """Keep spare children for this (prepared) problem while the pool has room and nothing hotter needs it.
+        """Keep a spare child of this (prepared) problem, while it is not hot, within `pool_spares` and memory.
 
-        The server offers every prepared problem: up to `pool_prefork` spares stay ready, and the first
-        submission of any problem, hot or not, takes one (`_acquire` lends a child warmed for another problem)
-        instead of waiting for a fork and warm-up. Unlike `prewarm`, it never expires and yields to hot problems.
+        The server offers every prepared problem in curriculum order: each gets one spare (the first
+        `pool_spares` of them), so its first submission takes a child warmed for it, as later ones do. A problem
+        beyond those, or whose spare was taken, borrows a ready child warmed for another (`_acquire`) instead of
+        waiting for a fork and warm-up. Unlike `prewarm`, it never expires; spares do not count against
+        `pool_size`, which bounds the children of hot problems.
         """
         key, profile = self._profile(problem)
         with self._cond:
@@ -359,27 +371,29 @@ class WarmPool:
         return child
 
     def _replenish(self) -> None:
-        """Keep `pool_prefork` ready or warming children per hot problem, within `pool_size`; then, if the pool
-        holds fewer than `pool_prefork` ready or warming children in all, spares of stocked problems."""
+        """Keep `pool_prefork` ready or warming children per hot problem, within `pool_size`; then one spare of each
+        stocked (prepared) problem that is not hot, up to `pool_spares` spares, while the machine has memory."""
         while True:
             todo: tuple[str, list[dict[str, Any]], SandboxLimits] | None = None
             with self._cond:
                 if self._closed:
                     return
                 now = time.monotonic()
-                for key, (last, profile, limits) in sorted(self._hot.items(), key=lambda kv: -kv[1][0]):
-                    if now - last > self.settings.pool_hot_s:
+                hot = {key for key, (last, _, _) in self._hot.items() if now - last <= self.settings.pool_hot_s}
+                spares = self._spares(hot)
+                for key, (_, profile, limits) in sorted(self._hot.items(), key=lambda kv: -kv[1][0]):
+                    if key not in hot:
                         continue
                     have = len(self._ready[key]) + self._warming[key]
-                    if have < self.settings.pool_prefork and self._alive_count() < self.settings.pool_size:
+                    if have < self.settings.pool_prefork and self._alive_count() - spares < self.settings.pool_size:
                         self._warming[key] += 1
                         todo = (key, profile, limits)
                         break
-                if todo is None and self._stock and self._alive_count() < self.settings.pool_size:
-                    spare = sum(len(q) for q in self._ready.values()) + sum(self._warming.values())
-                    if spare < self.settings.pool_prefork:
-                        # The stocked problem with the fewest children: spares of different problems.
-                        key = min(self._stock, key=lambda k: len(self._ready[k]) + self._warming[k])
+                if todo is None and spares < self._max_spares:
+                    # The first offered (curriculum order) stocked problem with no child at all.
+                    key = next((k for k in self._stock
+                                if k not in hot and not self._ready[k] and not self._warming[k]), "")
+                    if key and _memory_left_for_a_spare():
                         self._warming[key] += 1
                         todo = (key, *self._stock[key])
             if todo is None:
@@ -388,6 +402,10 @@ class WarmPool:
                 self._spawn(*todo)
             except PoolUnavailable:
                 return
+
+    def _spares(self, hot: set[str]) -> int:
+        """Ready or warming children kept for stocked problems that are not hot (caller holds the lock)."""
+        return sum(len(self._ready[k]) + self._warming[k] for k in self._stock if k not in hot)
 
     def _maintain(self) -> None:
         """Recycle old children and an old zygote; restart a dead zygote; keep hot problems stocked."""

@@ -48,6 +48,10 @@ class GraderSettings(BaseSettings):
     pool_size: int = 4
     # Ready children kept per problem that was graded recently.
     pool_prefork: int = 2
+    # Spare children of prepared problems kept on top of pool_size, one per problem (in curriculum order) that
+    # is not hot, so that a problem's first submission takes a child warmed for it (~200 MB each). -1: a quarter
+    # of the machine's memory (or its cgroup limit) at 200 MB each, at most 32.
+    pool_spares: int = -1
     # A ready child older than this is replaced (fresh process, fresh state), and the zygote after
     # `pool_zygote_recycle_s` when nothing is in flight.
     pool_recycle_s: float = 600.0
@@ -75,6 +79,18 @@ class GraderSettings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
+
+    def spare_children(self) -> int:
+        """`pool_spares`, or its default for this machine's memory."""
+        if self.pool_spares >= 0:
+            return self.pool_spares
+        from graders.machine import memory_mb
+
+        total = memory_mb()
+        return 2 if total is None else max(0, min(MAX_SPARES, total // 4 // SPARE_MB))
+
+
+MAX_SPARES, SPARE_MB = 32, 200
 
 
 @lru_cache(maxsize=1)

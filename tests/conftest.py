@@ -29,6 +29,9 @@ os.environ.setdefault("GRADAX_PREPARE_IN_BACKGROUND", "false")
 # child it warms and never uses costs 0.3-1 CPU-s of a CPU-bound suite (the 2 cores are 90-99 % busy throughout).
 # The pool's own tests set their prefork explicitly (tests/test_pool.py).
 os.environ.setdefault("GRADAX_POOL_PREFORK", "1")
+# One spare child of a prepared problem in all, not one per problem (a server keeps up to 32 on a big machine): a
+# test's server grades a few problems, and every spare it warms and never uses costs CPU the suite does not have.
+os.environ.setdefault("GRADAX_POOL_SPARES", "1")
 
 
 @pytest.fixture(scope="session")

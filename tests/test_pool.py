@@ -368,6 +368,47 @@ def test_a_problem_without_a_child_of_its_own_borrows_a_spare(settings: GraderSe
         pool.close()
 
 
+def test_each_stocked_problem_gets_a_spare_of_its_own_up_to_pool_spares(settings: GraderSettings,
+                                                                        tmp_path: Path) -> None:
+    """Spares are one per prepared problem that is not hot, in the order offered, up to `pool_spares` and outside
+    `pool_size`: the first submission of a problem with a spare is graded by a child warmed for it (nothing
+    borrowed, test above for borrowing), and a problem that turns hot hands its place to the next one."""
+    problems = tmp_path / "problems"
+    problems.mkdir()
+    (tmp_path / "reference_solutions").mkdir()
+    ids = [PROBLEM, f"{PROBLEM}-b", f"{PROBLEM}-c"]
+    for problem_id in ids:
+        data = yaml.safe_load((settings.problems_dir / f"{PROBLEM}.yaml").read_text())
+        data["id"] = problem_id
+        (problems / f"{problem_id}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+        (tmp_path / "reference_solutions" / f"{problem_id.replace('-', '_')}.py").write_text(REFERENCE)
+    bank = ProblemBank(problems)
+    assert not bank.errors, bank.errors
+    here = settings.model_copy(update={"problems_dir": problems, "pool_size": 1, "pool_prefork": 1,
+                                       "pool_spares": 2})
+    pool = WarmPool(here)
+    try:
+        grader = Grader(bank, here, executor=pool)
+        loaded = [bank.get(problem_id) for problem_id in ids]
+        assert all(x is not None for x in loaded)
+        for x in loaded:
+            pool.stock(x, grader.limits_for(x))  # type: ignore[arg-type]
+        # Two spares, though pool_size is 1: a and b each have one, c (the third offered) none.
+        assert pool.wait_ready(loaded[0], 1, timeout=300) and pool.wait_ready(loaded[1], 1, timeout=300)
+        time.sleep(1.0)
+        key_c, _ = pool._profile(loaded[2])  # type: ignore[arg-type]
+        with pool._cond:
+            assert not pool._ready[key_c] and not pool._warming[key_c]
+        assert grader.grade(ids[1], REFERENCE).verdict == "accepted"
+        assert (pool.stats["stolen"], pool.stats["cold"]) == (0, 0), "b's first submission took b's own spare"
+        # b is hot now (its children count against pool_size): the spare it held goes to c.
+        assert pool.wait_ready(loaded[2], 1, timeout=300), pool.failure  # type: ignore[arg-type]
+        assert grader.grade(ids[2], REFERENCE).verdict == "accepted"
+        assert (pool.stats["stolen"], pool.stats["cold"]) == (0, 0), "c's first submission took c's own spare"
+    finally:
+        pool.close()
+
+
 def test_a_dead_zygote_falls_back_to_cold_and_the_pool_recovers(warm: tuple[Grader, WarmPool],
                                                                bank: ProblemBank) -> None:
     grader, pool = warm

@@ -1,0 +1,46 @@
+"""The engine's view of the machine's memory, which sizes the warm pool's spares: a container's cgroup limit wins
+over the host's memory, and the default number of spares follows it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from graders import machine
+from graders.settings import MAX_SPARES, SPARE_MB, GraderSettings
+
+
+def _own_paths() -> list[str]:
+    """This process's cgroup paths, v2 ("0::/x") and v1 memory ("N:memory:/x") alike."""
+    found = []
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        hierarchy, controllers, path = [*line.split(":", 2), "", ""][:3]
+        if (hierarchy == "0" and controllers == "") or "memory" in controllers.split(","):
+            found.append(path.lstrip("/"))
+    return found
+
+
+def test_a_cgroup_limit_below_the_machines_memory_sizes_the_spares(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    host = machine.memory_mb()
+    assert host is not None and host > 4096, "this test needs a machine with more than 4 GB"
+    for path in _own_paths():  # a fake cgroupfs with a 4 GB limit where this process's groups would be
+        (tmp_path / path).mkdir(parents=True, exist_ok=True)
+        (tmp_path / path / "memory.max").write_text(str(4 * 2**30))
+        (tmp_path / "memory" / path).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "memory" / path / "memory.limit_in_bytes").write_text(str(4 * 2**30))
+    monkeypatch.setattr(machine, "CGROUP_ROOT", tmp_path)
+    assert machine.memory_mb() == 4096
+    assert GraderSettings(pool_spares=-1).spare_children() == 4096 // 4 // SPARE_MB == 5
+    assert GraderSettings(pool_spares=3).spare_children() == 3  # an explicit number wins
+
+
+def test_without_a_limit_the_machines_memory_counts_and_the_spares_are_capped(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(machine, "CGROUP_ROOT", tmp_path)  # no limit files at all
+    total = machine.memory_mb()
+    assert total is not None and total == int(Path("/proc/meminfo").read_text().split()[1]) // 1024
+    assert GraderSettings(pool_spares=-1).spare_children() == min(MAX_SPARES, total // 4 // SPARE_MB)
+    available = machine.memory_available_mb()
+    assert available is not None and 0 < available <= total
