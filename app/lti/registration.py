@@ -180,7 +180,7 @@ def register(session: Session, http: httpx.Client, *, key: str, openid_configura
             auth_login_url=str(config["authorization_endpoint"]), auth_token_url=str(config["token_endpoint"]),
             jwks_url=str(config["jwks_uri"]), deployment_ids=[str(deployment)] if deployment else [],
             token_audience=audience if isinstance(audience, str) and audience else None)
-    except RegistrationError:
+    except Exception:  # refused, or gradax failed: either way the administrator may try the same URL again
         _release(session, invitation)
         raise
     session.execute(update(LtiRegistration).where(LtiRegistration.key_hash == invitation.key_hash)
