@@ -91,8 +91,11 @@ def run_bank(args: argparse.Namespace) -> int:
         for loaded in loaded_all:
             assert loaded is not None
             pool.stock(loaded, grader.limits_for(loaded))
-        spared = loaded_all[:pool.settings.spare_children()] or loaded_all[:1]
-        for loaded in spared:
+        spared = loaded_all[:pool.settings.spare_children()]
+        if not spared:  # no spares (GRADAX_POOL_SPARES=0): the zygote up and one child, what a running server has
+            assert loaded_all[0] is not None
+            pool.prewarm(loaded_all[0], grader.limits_for(loaded_all[0]))
+        for loaded in spared or loaded_all[:1]:
             assert loaded is not None
             if not pool.wait_ready(loaded, 1, timeout=300):
                 print(f"gradax bench: the warm pool did not start: {pool.failure}", file=sys.stderr)
