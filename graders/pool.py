@@ -352,8 +352,7 @@ class WarmPool:
                     # now. It grades correctly, just less warm (the problem's first compilations are this run's),
                     # and it is ready: a fork and warm-up costs 0.3-1.2 CPU-s first. `_replenish` (below) warms
                     # one for this problem for the next submission.
-                    wanted = fork_limits(limits)
-                    other = next((q for q in self._ready.values() if q and q[0].fork_limits == wanted), None)
+                    other = self._lendable(key, fork_limits(limits))
                     if other is not None:
                         child = other.popleft()
                         self._busy.add(id(child))
@@ -371,10 +370,12 @@ class WarmPool:
         return child
 
     def _replenish(self) -> None:
-        """Keep `pool_prefork` ready or warming children per hot problem, within `pool_size`; then one spare of each
+        """Keep `pool_prefork` ready or warming children per hot problem, the most recently graded first, within
+        `pool_size` (a full pool gives up a ready child of a problem graded less recently); then one spare of each
         stocked (prepared) problem that is not hot, up to `pool_spares` spares, while the machine has memory."""
         while True:
             todo: tuple[str, list[dict[str, Any]], SandboxLimits] | None = None
+            evicted: PoolChild | None = None
             with self._cond:
                 if self._closed:
                     return
@@ -384,11 +385,18 @@ class WarmPool:
                 for key, (_, profile, limits) in sorted(self._hot.items(), key=lambda kv: -kv[1][0]):
                     if key not in hot:
                         continue
-                    have = len(self._ready[key]) + self._warming[key]
-                    if have < self.settings.pool_prefork and self._alive_count() - spares < self.settings.pool_size:
-                        self._warming[key] += 1
-                        todo = (key, profile, limits)
-                        break
+                    if len(self._ready[key]) + self._warming[key] >= self.settings.pool_prefork:
+                        continue
+                    if self._alive_count() - spares >= self.settings.pool_size:
+                        # Full: without this, the problem students are on now would never get a child of its
+                        # own (each of its submissions would borrow one warmed for another and pay its own
+                        # tracing, ~0.2-0.9 s), while problems graded earlier keep theirs idle.
+                        evicted = self._evictable(key, hot)
+                        if evicted is None:
+                            break  # the rest are busy, or kept for problems graded more recently
+                    self._warming[key] += 1
+                    todo = (key, profile, limits)
+                    break
                 if todo is None and spares < self._max_spares:
                     # The first offered (curriculum order) stocked problem with no child at all.
                     key = next((k for k in self._stock
@@ -396,12 +404,41 @@ class WarmPool:
                     if key and _memory_left_for_a_spare():
                         self._warming[key] += 1
                         todo = (key, *self._stock[key])
+            if evicted is not None:
+                self.stats["evicted"] += 1
+                self._discard(evicted)
             if todo is None:
                 return
             try:
                 self._spawn(*todo)
             except PoolUnavailable:
                 return
+
+    def _lendable(self, key: str, wanted: tuple[int, int, int]) -> collections.deque[PoolChild] | None:
+        """The ready children to lend one from (caller holds the lock): of a problem no longer hot first, then of
+        the least recently graded hot one, a spare (kept for its own problem's first submission) last."""
+        now = time.monotonic()
+
+        def rank(k: str) -> tuple[bool, bool, float]:
+            last = self._hot[k][0] if k in self._hot else 0.0
+            is_hot = now - last <= self.settings.pool_hot_s
+            return (k in self._stock and not is_hot, is_hot, last)
+
+        found = [k for k, q in self._ready.items() if q and k != key and q[0].fork_limits == wanted]
+        return self._ready[min(found, key=rank)] if found else None
+
+    def _evictable(self, key: str, hot: set[str]) -> PoolChild | None:
+        """Take out a ready child that counts against `pool_size` and serves a problem graded less recently than
+        `key` (one no longer hot first, else the least recently graded); None if there is none. Caller holds the
+        lock; the caller discards the child."""
+        mine = self._hot[key][0]
+        candidates = [k for k, q in self._ready.items()
+                      if q and k != key and not (k in self._stock and k not in hot)  # spares have their own budget
+                      and (k not in hot or self._hot[k][0] < mine)]
+        if not candidates:
+            return None
+        victim = min(candidates, key=lambda k: (k in hot, self._hot[k][0] if k in self._hot else 0.0))
+        return self._ready[victim].popleft()
 
     def _spares(self, hot: set[str]) -> int:
         """Ready or warming children kept for stocked problems that are not hot (caller holds the lock)."""
