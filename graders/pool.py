@@ -65,6 +65,8 @@ SPARE_MEMORY_RESERVE_MB = 1024
 def _memory_left_for_a_spare() -> bool:
     available = memory_available_mb()
     return available is None or available >= SPARE_MEMORY_RESERVE_MB
+
+
 class WarmPool:
     """An `Executor` that grades in pre-warmed children of a zygote; cold start when unhealthy."""
 
@@ -82,7 +84,7 @@ class WarmPool:
         self._busy: set[int] = set()
         self._run_groups: dict[int, cgroup.RunCgroup] = {}
         self._hot: dict[str, tuple[float, list[dict[str, Any]], SandboxLimits]] = {}
-        # Problems to keep spare children of when nothing is hot (`stock`), in the order they were offered.
+        # Prepared problems to keep a spare child of while they are not hot (`stock`), in the order offered.
         self._stock: dict[str, tuple[list[dict[str, Any]], SandboxLimits]] = {}
         self._max_spares = self.settings.spare_children()
         self._last_failure: float | None = None
