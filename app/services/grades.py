@@ -208,12 +208,13 @@ SCORES_LOCK_SPACE = 0x6778  # "gx"
 def lock_scores(session: Session, assignment_ids: Iterable[int]) -> None:
     """Until this transaction ends, no other one refreshes these assignments' scores (PostgreSQL).
 
-    Two gradings of one student's Submits commit at once on PostgreSQL: without it, each computes the score from
-    what it sees (its own attempt, not the other's uncommitted one), and the one that commits last stores a score
-    that misses the other's attempt. After the lock, READ COMMITTED lets every later query see what the holder
-    committed. The locks are per assignment, held for the few milliseconds until the grading commits; a caller that
-    refreshes several takes them all first, in id order, so two transactions never wait for each other in a circle
-    (taking one again in the same transaction is free). SQLite has one writer at a time: nothing to do there.
+    Two score refreshes of one student commit at once on PostgreSQL (a grading and an instructor's override, a
+    regrade, a reload of the assignment file): without it, each computes the score from what it sees (not the
+    other's uncommitted change), and the one that commits last stores a score that misses the other's change.
+    After the lock, READ COMMITTED lets every later query see what the holder committed. The locks are per
+    assignment, held for the few milliseconds until the transaction commits; a caller that refreshes several
+    takes them all first, in id order, so two transactions never wait for each other in a circle (taking one
+    again in the same transaction is free). SQLite has one writer at a time: nothing to do there.
     """
     if session.get_bind().dialect.name != "postgresql":
         return
