@@ -1,8 +1,6 @@
-"""What the machine has, as far as the warm pool's spare children are concerned: memory in all, and memory free.
-
-The app sizes its grading slots with more care (app/grading/capacity.py walks every cgroup up to the root and
-reads CPU quotas); the engine cannot import the app, and its spares need only an order of magnitude: the machine's
-memory, or the limit of this process's own cgroup where that is lower (a container).
+"""What the machine gives this process: its memory in all (a cgroup limit where lower), the memory free now, and
+the cgroup interface files that apply to it. Shared by the engine (the warm pool's spares) and the app, which
+sizes its grading slots from the same figures (app/grading/capacity.py; the engine cannot import the app).
 """
 
 from __future__ import annotations
@@ -12,42 +10,69 @@ from pathlib import Path
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
-def _meminfo(field: str) -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) // 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _cgroup_limit_mb() -> int | None:
-    """The memory limit of this process's own cgroup (v2 memory.max or v1 memory.limit_in_bytes), if any."""
+def _own_cgroups() -> dict[str, str]:
+    """Controller name (or "" for the v2 unified hierarchy) -> this process's cgroup path in it."""
+    found: dict[str, str] = {}
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
-        return None
+        return found
     for line in lines:
-        hierarchy, controllers, path = [*line.split(":", 2), "", ""][:3]
-        if controllers == "" and hierarchy == "0":
-            candidate = CGROUP_ROOT / path.lstrip("/") / "memory.max"
-        elif "memory" in controllers.split(","):
-            candidate = CGROUP_ROOT / "memory" / path.lstrip("/") / "memory.limit_in_bytes"
-        else:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
             continue
-        try:
-            text = candidate.read_text().strip()
-        except OSError:
+        for controller in parts[1].split(",") if parts[1] else [""]:
+            found[controller] = parts[2]
+    return found
+
+
+def read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def cgroup_files(v2_name: str, v1_controller: str, v1_name: str) -> list[tuple[str, Path]]:
+    """The limit files that apply to this process, from its own cgroup up to the root (a parent's limit binds
+    too), v2 first."""
+    groups = _own_cgroups()
+    files: list[tuple[str, Path]] = []
+    unified = CGROUP_ROOT if (CGROUP_ROOT / "cgroup.controllers").exists() else CGROUP_ROOT / "unified"  # hybrid
+    for version, controller, name, base in (("v2", "", v2_name, unified),
+                                            ("v1", v1_controller, v1_name, CGROUP_ROOT / v1_controller)):
+        relative = groups.get(controller)
+        if relative is None:
             continue
-        if text.isdigit() and int(text) < 2**60:  # v1 says "no limit" with a huge number, v2 with "max"
-            return int(text) // 2**20
+        path = Path(relative.lstrip("/"))
+        while True:
+            files.append((version, base / path / name))
+            if path == Path("."):
+                break
+            path = path.parent
+    return files
+
+
+def _memory_limit_mb() -> int | None:
+    limits: list[int] = []
+    for _version, path in cgroup_files("memory.max", "memory", "memory.limit_in_bytes"):
+        text = read(path)
+        if text and text.isdigit() and int(text) < 2**60:  # v1 says "no limit" with a huge number
+            limits.append(int(text) // 2**20)
+    return min(limits) if limits else None
+
+
+def _meminfo_mb(field: str) -> int | None:
+    for line in (read(Path("/proc/meminfo")) or "").splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) // 1024
     return None
 
 
 def memory_mb() -> int | None:
-    """The machine's memory, or this process's cgroup limit where lower; None when neither can be read."""
-    total, limit = _meminfo("MemTotal"), _cgroup_limit_mb()
+    """The machine's memory, or the tightest cgroup limit over this process where lower; None when unknown."""
+    total = _meminfo_mb("MemTotal")
+    limit = _memory_limit_mb()
     if limit is not None and (total is None or limit < total):
         return limit
     return total
@@ -55,4 +80,4 @@ def memory_mb() -> int | None:
 
 def memory_available_mb() -> int | None:
     """Memory the kernel could give now without swapping (MemAvailable); None when unknown."""
-    return _meminfo("MemAvailable")
+    return _meminfo_mb("MemAvailable")

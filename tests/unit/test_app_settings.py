@@ -8,6 +8,7 @@ import pytest
 
 from app.core.config import Settings
 from app.grading import capacity
+from graders import machine
 
 
 def test_grading_threads_follow_the_machine() -> None:
@@ -30,8 +31,8 @@ def test_cgroup_quota_and_memory_limit_bind(tmp_path: Path, monkeypatch: pytest.
     (tmp_path / "cgroup.controllers").write_text("cpu memory\n")
     (tmp_path / "cpu.max").write_text("150000 100000\n")
     (tmp_path / "memory.max").write_text(f"{3 * 2**30}\n")
-    monkeypatch.setattr(capacity, "CGROUP_ROOT", tmp_path)
-    monkeypatch.setattr(capacity, "_own_cgroups", lambda: {"": "/"})
+    monkeypatch.setattr(machine, "CGROUP_ROOT", tmp_path)  # the cgroup reader capacity shares with the engine
+    monkeypatch.setattr(machine, "_own_cgroups", lambda: {"": "/"})
     monkeypatch.setattr(capacity.os, "sched_getaffinity", lambda pid: set(range(8)))
     assert capacity.available_cores() == 2
     assert capacity.available_memory_mb() == 3072

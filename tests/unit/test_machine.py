@@ -11,25 +11,19 @@ from graders import machine
 from graders.settings import MAX_SPARES, SPARE_MB, GraderSettings
 
 
-def _own_paths() -> list[str]:
-    """This process's cgroup paths, v2 ("0::/x") and v1 memory ("N:memory:/x") alike."""
-    found = []
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        hierarchy, controllers, path = [*line.split(":", 2), "", ""][:3]
-        if (hierarchy == "0" and controllers == "") or "memory" in controllers.split(","):
-            found.append(path.lstrip("/"))
-    return found
-
-
 def test_a_cgroup_limit_below_the_machines_memory_sizes_the_spares(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     host = machine.memory_mb()
     assert host is not None and host > 4096, "this test needs a machine with more than 4 GB"
-    for path in _own_paths():  # a fake cgroupfs with a 4 GB limit where this process's groups would be
-        (tmp_path / path).mkdir(parents=True, exist_ok=True)
-        (tmp_path / path / "memory.max").write_text(str(4 * 2**30))
-        (tmp_path / "memory" / path).mkdir(parents=True, exist_ok=True)
-        (tmp_path / "memory" / path / "memory.limit_in_bytes").write_text(str(4 * 2**30))
+    # A fake cgroupfs (v2 at its root, v1 memory below it) with a 4 GB limit where this process's groups would be.
+    (tmp_path / "cgroup.controllers").write_text("memory\n")
+    for controller, path in machine._own_cgroups().items():
+        if controller == "":
+            (tmp_path / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
+            (tmp_path / path.lstrip("/") / "memory.max").write_text(str(4 * 2**30))
+        elif controller == "memory":
+            (tmp_path / "memory" / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "memory" / path.lstrip("/") / "memory.limit_in_bytes").write_text(str(4 * 2**30))
     monkeypatch.setattr(machine, "CGROUP_ROOT", tmp_path)
     assert machine.memory_mb() == 4096
     assert GraderSettings(pool_spares=-1).spare_children() == 4096 // 4 // SPARE_MB == 5
