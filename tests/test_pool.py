@@ -338,20 +338,26 @@ def test_a_ready_child_that_died_is_replaced_by_another_warm_child(warm: tuple[G
     assert pool.stats["assign_failed"] == failed_before + 1
 
 
-def test_a_problem_without_a_child_of_its_own_borrows_a_spare(settings: GraderSettings,
-                                                             tmp_path: Path) -> None:
-    """The pool keeps spares of stocked (prepared) problems while nothing is hot, and a problem's first
-    submission takes one warmed for another problem: no fork and warm-up to wait for, and no cold start."""
+def _copies(settings: GraderSettings, tmp_path: Path, ids: list[str]) -> tuple[Path, ProblemBank]:
+    """Copies of the problem under other ids (same tests, same reference) in a bank of their own."""
     problems = tmp_path / "problems"
     problems.mkdir()
     (tmp_path / "reference_solutions").mkdir()
-    for problem_id in (PROBLEM, f"{PROBLEM}-b"):
+    for problem_id in ids:
         data = yaml.safe_load((settings.problems_dir / f"{PROBLEM}.yaml").read_text())
         data["id"] = problem_id
         (problems / f"{problem_id}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
         (tmp_path / "reference_solutions" / f"{problem_id.replace('-', '_')}.py").write_text(REFERENCE)
     bank = ProblemBank(problems)
     assert not bank.errors, bank.errors
+    return problems, bank
+
+
+def test_a_problem_without_a_child_of_its_own_borrows_a_spare(settings: GraderSettings,
+                                                             tmp_path: Path) -> None:
+    """The pool keeps spares of stocked (prepared) problems while nothing is hot, and a problem's first
+    submission takes one warmed for another problem: no fork and warm-up to wait for, and no cold start."""
+    problems, bank = _copies(settings, tmp_path, [PROBLEM, f"{PROBLEM}-b"])
     here = settings.model_copy(update={"problems_dir": problems, "pool_size": 2, "pool_prefork": 1})
     pool = WarmPool(here)
     try:
@@ -373,17 +379,8 @@ def test_each_stocked_problem_gets_a_spare_of_its_own_up_to_pool_spares(settings
     """Spares are one per prepared problem that is not hot, in the order offered, up to `pool_spares` and outside
     `pool_size`: the first submission of a problem with a spare is graded by a child warmed for it (nothing
     borrowed, test above for borrowing), and a problem that turns hot hands its place to the next one."""
-    problems = tmp_path / "problems"
-    problems.mkdir()
-    (tmp_path / "reference_solutions").mkdir()
     ids = [PROBLEM, f"{PROBLEM}-b", f"{PROBLEM}-c"]
-    for problem_id in ids:
-        data = yaml.safe_load((settings.problems_dir / f"{PROBLEM}.yaml").read_text())
-        data["id"] = problem_id
-        (problems / f"{problem_id}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-        (tmp_path / "reference_solutions" / f"{problem_id.replace('-', '_')}.py").write_text(REFERENCE)
-    bank = ProblemBank(problems)
-    assert not bank.errors, bank.errors
+    problems, bank = _copies(settings, tmp_path, ids)
     here = settings.model_copy(update={"problems_dir": problems, "pool_size": 1, "pool_prefork": 1,
                                        "pool_spares": 2})
     pool = WarmPool(here)
@@ -414,16 +411,8 @@ def test_the_problem_graded_now_gets_children_of_its_own_in_a_full_pool(settings
     """A pool full of ready children of a problem graded earlier gives one up for the problem graded now: over
     HTTP, without it, every submission of the new problem borrowed a child warmed for another and paid its own
     tracing (initializers 266-325 ms a run instead of 22 ms)."""
-    problems = tmp_path / "problems"
-    problems.mkdir()
-    (tmp_path / "reference_solutions").mkdir()
     ids = [PROBLEM, f"{PROBLEM}-b"]
-    for problem_id in ids:
-        data = yaml.safe_load((settings.problems_dir / f"{PROBLEM}.yaml").read_text())
-        data["id"] = problem_id
-        (problems / f"{problem_id}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-        (tmp_path / "reference_solutions" / f"{problem_id.replace('-', '_')}.py").write_text(REFERENCE)
-    bank = ProblemBank(problems)
+    problems, bank = _copies(settings, tmp_path, ids)
     here = settings.model_copy(update={"problems_dir": problems, "pool_size": 2, "pool_prefork": 2,
                                        "pool_spares": 0})
     pool = WarmPool(here)
