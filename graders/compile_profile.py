@@ -9,7 +9,11 @@ A profile is data only: for each top-level (eager) dispatch the trusted referenc
 - `{"k": "jit", "m": module, "n": name, "a": args, "kw": kwargs}`: a module-level jitted function of
   jax/flax/optax (looked up by name again in the child, never anything else), with arrays described by
   shape/dtype and static arguments by value (shapes, dtypes, axis numbers), or
-- `{"k": "prim", "n": primitive name, "p": params, "a": args}`: an eagerly applied primitive.
+- `{"k": "prim", "n": primitive name, "p": params, "a": args}`: an eagerly applied primitive,
+- `{"k": "einsum", "s": subscripts, "kw": kwargs, "a": operands}`: a `jnp.einsum` (it jits a fresh wrapper per
+  call, which no module attribute names), replayed as `jax.numpy.einsum(subscripts, ...)`, or
+- `{"k": "cot", "a": [value]}`: a backward pass adding two cotangents of that shape (a value used twice).
+Any of the first three may carry `"vjp"` (replayed as a gradient) or `"vmap"` (replayed under `jax.vmap`).
 No code and no values of the reference travel; python scalars passed as data become zeros.
 
 `record` runs in a trusted process of its own (`python -m graders.compile_profile record`, like the reference
@@ -44,7 +48,7 @@ from graders.child.profile_replay import (  # the replay half runs in the sandbo
 from graders.filelock import file_lock
 from graders.problem import LoadedProblem
 
-PROFILE_FORMAT = 8  # 5: replay_keys; 6: vjp entries; 7: no tuple subclasses; 8: vmap entries (replay-only: none)
+PROFILE_FORMAT = 9  # 5: replay_keys; 6: vjp entries; 7: no tuple subclasses; 8: vmap entries; 9: einsum, cot, conv
 JAX_CACHE_SUFFIX = "-cache"  # jax._src.lru_cache stores key K as the file `K-cache`
 _locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
@@ -60,6 +64,9 @@ def _encode(value: Any, static: bool) -> Any:
     import jax
     import numpy as np
 
+    if isinstance(value, np.generic) and not static and not isinstance(value, bool | int | float | complex):
+        # A numpy scalar (`x * np.float32(0.5)`, flax's attention scaling): dispatched as a 0-d float32 array.
+        return {"a": [], "d": str(value.dtype), "w": False, "np": True, "sc": True}
     if isinstance(value, jax.Array | np.ndarray):
         dtype = value.dtype
         if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
@@ -69,6 +76,9 @@ def _encode(value: Any, static: bool) -> Any:
                 "np": isinstance(value, np.ndarray)}
     if value is None:
         return {"none": 1}
+    if isinstance(value, np.integer | np.floating) and static:
+        # `broadcast_dimensions=(np.int64(1),)`: equal to the python number, but kept a numpy one all the same.
+        return {"v": value.item(), "t": type(value.item()).__name__, "nd": str(value.dtype)}
     if isinstance(value, bool | int | float | complex):
         if static:
             if isinstance(value, complex):
@@ -85,6 +95,9 @@ def _encode(value: Any, static: bool) -> Any:
         return {"dtype": str(np.dtype(value))}  # jnp.float32 and friends
     if type(value) in (tuple, list):
         return {"seq": [_encode(v, static) for v in value], "tuple": isinstance(value, tuple)}
+    if isinstance(value, jax.lax.ConvDimensionNumbers):
+        # Every convolution's parameters hold one (a namedtuple): its own kind, so it comes back as itself.
+        return {"conv": [list(value.lhs_spec), list(value.rhs_spec), list(value.out_spec)]}
     if isinstance(value, tuple | list | dict) and type(value) not in (tuple, list, dict):
         # A namedtuple (conv's ConvDimensionNumbers) would come back a plain tuple that compares and hashes
         # equal: the replay then fills jax's caches under the real parameters' key with a program built for
@@ -190,6 +203,22 @@ def _batched(trace: Any, args: tuple[Any, ...]) -> tuple[tuple[Any, ...], list[i
     return (tuple(values), axes) if any(a is not None for a in axes) else None
 
 
+def _concrete(args: Any) -> bool:
+    """No argument is traced: under an eager `vmap` or `grad`, such a call (an initializer's `sqrt(scale)` inside
+    `nnx.vmap`) runs, and compiles, exactly as it would outside it, so it is replayed plainly."""
+    from jax._src import core
+
+    return not any(isinstance(leaf, core.Tracer) for leaf in _leaves(args))
+
+
+def _leaves(value: Any) -> list[Any]:
+    if type(value) in (tuple, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    if type(value) is dict:
+        return [leaf for item in value.values() for leaf in _leaves(item)]
+    return [value]
+
+
 def _inside_autodiff() -> bool:
     """An eager dispatch made by a grad's forward or backward pass, not by the program itself.
 
@@ -202,6 +231,36 @@ def _inside_autodiff() -> bool:
     return "jvp(" in stack or "transpose(" in stack
 
 
+def _is_add(fun: Any) -> bool:
+    """An eagerly applied `add`: in a backward pass, the sum of two cotangents of one value used twice."""
+    import inspect
+
+    if not getattr(fun, "_apply_primitive", False):
+        return False
+    prim = inspect.getclosurevars(fun).nonlocals.get("prim")
+    return getattr(prim, "name", None) in ("add", "add_any")
+
+
+def _einsum_entry(args: tuple[Any, ...], subscripts: str | None) -> tuple[dict[str, Any], list[Any]] | None:
+    """`jnp.einsum(subscripts, *operands)` as an entry (its operands still to encode), and the operands.
+
+    jnp.einsum jits a new wrapper of its private `_einsum` on every call, so no module attribute names it: the
+    replay calls `jax.numpy.einsum` with the same subscripts, which finds the same contraction path again.
+    """
+    from jax import lax
+
+    if subscripts is None or len(args) != 6:
+        return None
+    operands, _, precision, preferred, dot_general, out_sharding = args
+    if dot_general is not lax.dot_general or out_sharding is not None or not isinstance(operands, list | tuple):
+        return None
+    try:
+        kwargs = {"precision": _encode(precision, True), "preferred_element_type": _encode(preferred, True)}
+    except Unencodable:
+        return None
+    return {"k": "einsum", "s": subscripts, "kw": kwargs}, list(operands)
+
+
 def install_recorder(entries: list[dict[str, Any]]) -> None:
     """Record every top-level jit dispatch that misses the in-process caches (i.e. compiles).
 
@@ -210,10 +269,14 @@ def install_recorder(entries: list[dict[str, Any]]) -> None:
     indices), and is replayed as `jax.vjp` of that library function or primitive, which compiles the same
     forward programs and the same backward-pass primitives as the program's own gradient.
     """
+    import jax.numpy as jnp
     from jax._src import core, pjit
     from jax._src.interpreters import ad, batching
+    from jax._src.numpy import einsum as einsum_module
 
     original = pjit._run_python_pjit
+    original_einsum = jnp.einsum
+    subscripts: list[str | None] = []  # of the jnp.einsum calls under way
     original_linearize = ad.LinearizeTrace.process_primitive
     original_batching = batching.BatchTrace.process_primitive
     seen: set[str] = set()
@@ -225,25 +288,69 @@ def install_recorder(entries: list[dict[str, Any]]) -> None:
                 seen.add(key)
                 entries.append(entry)
 
+    def einsum_recording(*operands: Any, **kwargs: Any) -> Any:
+        subscripts.append(operands[0] if operands and isinstance(operands[0], str) else None)
+        try:
+            return original_einsum(*operands, **kwargs)
+        finally:
+            subscripts.pop()
+
     def recording(p: Any, args_flat: Any, fun: Any, args: Any, kwargs: Any) -> Any:
-        if len(entries) < MAX_ENTRIES:
+        if len(entries) < MAX_ENTRIES and fun is einsum_module._einsum:
+            record_einsum(tuple(args))
+        elif len(entries) < MAX_ENTRIES:
             trace = core.trace_ctx.trace
             if core.trace_state_clean():
                 if not _inside_autodiff():
                     add(_entry_for(fun, tuple(args), dict(kwargs)))
+                elif _is_add(fun) and args:
+                    # A backward pass adding up two cotangents: replayed as the gradient of `v * v`, whose
+                    # backward pass adds two cotangents of that shape the same way (a plain add warms nothing).
+                    try:
+                        add({"k": "cot", "a": [_encode(args[0], False)]})
+                    except Unencodable:
+                        pass
             elif _grad_trace(trace) and not any(isinstance(v, core.Tracer) for v in dict(kwargs).values()):
                 split = _differentiated(trace, tuple(args))
                 if split is not None:
                     entry = _entry_for(fun, split[0], dict(kwargs))
                     if entry is not None and entry["k"] == "jit":
                         add({**entry, "vjp": split[1]})
+                elif _concrete(args):
+                    add(_entry_for(fun, tuple(args), dict(kwargs)))
             elif _batch_trace(trace) and not any(isinstance(v, core.Tracer) for v in dict(kwargs).values()):
                 mapped = _batched(trace, tuple(args))
                 if mapped is not None:
                     entry = _entry_for(fun, mapped[0], dict(kwargs))
                     if entry is not None and entry["k"] == "jit":
                         add({**entry, "vmap": {"axes": mapped[1], "size": int(trace.axis_data.size)}})
+                elif _concrete(args):
+                    entry = _entry_for(fun, tuple(args), dict(kwargs))
+                    if entry is not None:
+                        add({**entry, "vmap": {"axes": [None] * len(args), "size": int(trace.axis_data.size)}})
         return original(p, args_flat, fun, args, kwargs)
+
+    def record_einsum(args: tuple[Any, ...]) -> None:
+        found = _einsum_entry(args, subscripts[-1] if subscripts else None)
+        if found is None:
+            return
+        entry, operands = found
+        trace = core.trace_ctx.trace
+        try:
+            if core.trace_state_clean():
+                if not _inside_autodiff():
+                    add({**entry, "a": [_encode(a, False) for a in operands]})
+            elif _grad_trace(trace):
+                split = _differentiated(trace, tuple(operands))
+                if split is not None:
+                    add({**entry, "a": [_encode(a, False) for a in split[0]], "vjp": split[1]})
+            elif _batch_trace(trace):
+                mapped = _batched(trace, tuple(operands))
+                if mapped is not None:
+                    add({**entry, "a": [_encode(a, False) for a in mapped[0]],
+                         "vmap": {"axes": mapped[1], "size": int(trace.axis_data.size)}})
+        except Unencodable:
+            pass
 
     def batching_(self: Any, primitive: Any, tracers: Any, params: Any, /) -> Any:
         if len(entries) < MAX_ENTRIES and primitive is not pjit.jit_p and _batch_trace(self):
@@ -269,6 +376,10 @@ def install_recorder(entries: list[dict[str, Any]]) -> None:
         return original_linearize(self, primitive, tracers, params)
 
     pjit._run_python_pjit = recording
+    # Submissions and flax call `jnp.einsum`, jax.nn's attention `jax._src.numpy.einsum.einsum`: both looked up
+    # at each call.
+    jnp.einsum = einsum_recording
+    einsum_module.einsum = einsum_recording
     ad.LinearizeTrace.process_primitive = linearizing  # type: ignore[method-assign]
     batching.BatchTrace.process_primitive = batching_  # type: ignore[method-assign]
 

@@ -311,6 +311,8 @@ def gradients(spec: dict[str, Any], fn: Callable[..., Any], args: list[Any], mod
 def batch_rows(spec: dict[str, Any], fn: Callable[..., Any], args: list[Any], arrays: list[np.ndarray],
                budget: list[int], to_tree: Callable[..., dict[str, Any]]) -> dict[str, Any]:
     """The function on single rows `x[i:i+1]` of the batched argument, for evenly spaced rows."""
+    import jax.numpy as jnp
+
     index = int(spec["arg"])
     batch = args[index]
     size = int(batch.shape[0]) if getattr(batch, "ndim", 0) else 0
@@ -319,9 +321,12 @@ def batch_rows(spec: dict[str, Any], fn: Callable[..., Any], args: list[Any], ar
         return {"batch": size, "rows": []}
     picks = sorted({round(k * (size - 1) / max(count - 1, 1)) for k in range(count)})
     rows = []
+    host = np.asarray(batch)
     for row in picks:
         call = list(args)
-        call[index] = batch[row:row + 1]
+        # Sliced on the host: `batch[row:row + 1]` on the device compiles a dynamic_slice per shape (~30 ms)
+        # that no warm-up covers. The row arrives as the whole batch did (graders/child/harness.py _build_args).
+        call[index] = jnp.asarray(host[row:row + 1])
         rows.append({"row": row, "tree": to_tree(_ready(fn(*call)), arrays, budget)})
     return {"batch": size, "rows": rows}
 

@@ -47,6 +47,8 @@ def _decode(spec: Any) -> Any:
 
     if "a" in spec and "d" in spec:
         zeros = np.zeros(spec["a"], dtype=spec["d"])
+        if spec.get("sc"):
+            return zeros[()]  # a numpy scalar, e.g. np.float32(0)
         if spec.get("np"):
             return zeros
         placed = jax.device_put(zeros)
@@ -59,13 +61,18 @@ def _decode(spec: Any) -> Any:
         data_shape = {"threefry2x32": (2,), "rbg": (4,), "unsafe_rbg": (4,)}.get(impl_name, (2,))
         data = np.zeros(tuple(spec["key"]) + data_shape, dtype=np.uint32)
         return jax.random.wrap_key_data(jax.device_put(data), impl=impl_name)
+    if "conv" in spec:
+        lhs, rhs, out = (tuple(int(v) for v in part) for part in spec["conv"])
+        return jax.lax.ConvDimensionNumbers(lhs, rhs, out)
     if "none" in spec:
         return None
     if "py" in spec:
         return {"int": 0, "float": 0.0, "bool": False, "complex": 0j}[spec["py"]]
     if "v" in spec:
-        value = spec["v"]
-        return {"int": int, "float": float, "bool": bool, "str": str}[spec["t"]](value)
+        value = {"int": int, "float": float, "bool": bool, "str": str}[spec["t"]](spec["v"])
+        if "nd" in spec:
+            return np.dtype(spec["nd"]).type(value)  # a numpy scalar parameter (np.int64(1))
+        return value
     if "dtype" in spec:
         return np.dtype(spec["dtype"])
     if "seq" in spec:
@@ -109,6 +116,14 @@ def _vjp(call: Any, args: list[Any], differentiated: list[int]) -> Any:
     return pullback(jax.tree.map(cotangent, out))
 
 
+def _cotangent_sum(value: Any) -> Any:
+    """A backward pass that adds two cotangents shaped like `value` (`v` is used twice in `v * v`)."""
+    import jax
+
+    out, pullback = jax.vjp(lambda v: v * v, value)
+    return pullback(out)
+
+
 def generic_warmup() -> None:
     """Start the backend with one tiny computation (the trusted recorder runs it too, so it is cached)."""
     import jax
@@ -131,7 +146,14 @@ def replay(entries: list[dict[str, Any]]) -> dict[str, float]:
     for entry in entries[:MAX_ENTRIES]:
         try:
             call: Any
-            if entry["k"] == "jit":
+            if entry["k"] == "cot":
+                jax.block_until_ready(_cotangent_sum(_decode(entry["a"][0])))
+                ok += 1
+                continue
+            if entry["k"] == "einsum":
+                kwargs = {k: _decode(v) for k, v in entry["kw"].items()}
+                call = functools.partial(jax.numpy.einsum, str(entry["s"]), **kwargs)
+            elif entry["k"] == "jit":
                 if not str(entry["m"]).startswith(ALLOWED_MODULES):
                     continue
                 fn = getattr(importlib.import_module(entry["m"]), entry["n"])
