@@ -38,9 +38,15 @@ from typing import Any
 NOBODY = 65534
 WARM_NICE = 10
 # MLIR contexts made before any fork: each jit lowering in a child needs a fresh one, and making it
-# costs ~4 ms of CPU (dialect registration), i.e. ~0.1 s of a child's ~0.6 s warm-up. Children inherit
-# these copy-on-write. ~1.2 MB each in the zygote; a child that lowers more than this makes its own.
+# costs ~4 ms of CPU (dialect registration). Children inherit these copy-on-write (~1.1 MB each in the
+# zygote); a child that lowers more than it inherited makes its own. 64 at start; before forking a child
+# for a bigger replay, the zygote makes as many more as that replay lowers (`contexts_for`), up to 256,
+# so only the first child of a heavy problem pays for them: transformer-block's replay lowers 162 programs,
+# layernorm's 155, multihead-attention's 127 (profile format 9), each ~100 past 64, ~0.37 CPU-s of a
+# ~1.3 s warm-up in every one of their children before.
 PRECREATED_CONTEXTS = 64
+MAX_CONTEXTS = 256
+CONTEXT_MARGIN = 16  # the submission's own first lowerings
 # Modules jax imports lazily on the first computation (backend start, first lowering): imported once here
 # instead of in every child (~25 ms each). Importing them starts no backend; `main` checks that.
 PREFORK_IMPORTS = ("jax.experimental.multihost_utils", "jaxlib.mlir.dialects.builtin")
@@ -80,6 +86,9 @@ def main() -> None:
                 os.close(fd)
             sock.send(json.dumps({"id": command.get("id"), "error": "bad command"}).encode())
             continue
+        wanted = contexts_for(command.get("profile") or [])
+        if wanted > len(_contexts):
+            _precreate_contexts(wanted - len(_contexts))
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -182,6 +191,14 @@ def _precreate_contexts(count: int) -> None:
     from jax._src.interpreters import mlir
 
     _contexts.extend(mlir.make_ir_context() for _ in range(count))
+
+
+def contexts_for(profile: list[dict[str, Any]]) -> int:
+    """How many MLIR contexts a child replaying `profile` uses: one per program it lowers (a gradient entry
+    lowers its forward and backward programs, a cotangent sum its product and sum), capped at MAX_CONTEXTS."""
+    lowered = sum(2 if entry.get("vjp") or entry.get("k") == "cot" else 1 for entry in profile
+                  if isinstance(entry, dict))
+    return min(MAX_CONTEXTS, lowered + CONTEXT_MARGIN)
 
 
 def _use_precreated_contexts() -> None:
