@@ -5,8 +5,7 @@ Where the time goes in a warm child: every jax operation on a shape the process 
 that runs the same operations on zeros of the same shapes before the submission arrives fills those
 in-process caches, and the submission then runs in a few milliseconds.
 
-A profile is data only: for each top-level (eager) dispatch the trusted run of the reference and its known
-mistakes made, either
+A profile is data only: for each top-level (eager) dispatch the trusted reference run made, either
 - `{"k": "jit", "m": module, "n": name, "a": args, "kw": kwargs}`: a module-level jitted function of
   jax/flax/optax (looked up by name again in the child, never anything else), with arrays described by
   shape/dtype and static arguments by value (shapes, dtypes, axis numbers), or
@@ -49,7 +48,7 @@ from graders.child.profile_replay import (  # the replay half runs in the sandbo
 from graders.filelock import file_lock
 from graders.problem import LoadedProblem
 
-PROFILE_FORMAT = 10  # 6: vjp entries; 7: no tuple subclasses; 8: vmap; 9: einsum, cot, conv; 10: known mistakes
+PROFILE_FORMAT = 9  # 5: replay_keys; 6: vjp entries; 7: no tuple subclasses; 8: vmap entries; 9: einsum, cot, conv
 JAX_CACHE_SUFFIX = "-cache"  # jax._src.lru_cache stores key K as the file `K-cache`
 _locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
@@ -479,7 +478,7 @@ def _trusted_env(**extra: str) -> dict[str, str]:
 
 
 def record_profile(loaded: LoadedProblem, cases: list[CaseInput], timeout_s: float = 300.0) -> list[dict[str, Any]]:
-    """Run the reference (then the known mistakes) once in a trusted process of its own with the recorder installed.
+    """Run the reference once in a trusted process of its own with the recorder installed.
 
     No persistent compilation cache in that process: what it compiles comes from reference code (its own
     jitted functions, transforms of them) and must never reach a cache a warm child can read.
@@ -487,10 +486,9 @@ def record_profile(loaded: LoadedProblem, cases: list[CaseInput], timeout_s: flo
     from graders.reference import reference_probes
     from graders.request import build_request
 
-    # With the probes a submission is graded with (model state, transform checks), so they are warm too; and the
-    # known mistakes after the reference, as `_outputs_and_profile` runs them.
-    programs = [loaded.reference_source.decode("utf-8")] + [m.code for m in loaded.problem.known_mistakes]
-    request = build_request(loaded, cases, programs, output_budget=256 * 2**20, probes=reference_probes(loaded))
+    # With the probes a submission is graded with (model state, transform checks), so they are warm too.
+    request = build_request(loaded, cases, [loaded.reference_source.decode("utf-8")], output_budget=256 * 2**20,
+                            probes=reference_probes(loaded))
     proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile", "record"], input=request,
                           capture_output=True, env=_trusted_env(), cwd="/tmp", timeout=timeout_s)
     if proc.returncode != 0:
@@ -534,28 +532,31 @@ def fill_replay_cache(entries: list[dict[str, Any]], replay_dir: Path, timeout_s
 
 
 def _record() -> None:
-    """Trusted: read a reference request on stdin (the reference, then the known mistakes), run every program on
-    every test as `serve` does, print the profile."""
-    import io
-
-    from graders.child import harness
+    """Trusted: read a reference request on stdin, run program 0 on every test, print the profile."""
+    from graders.child import harness, model_probe
 
     harness.import_libraries()
     generic_warmup()
     entries: list[dict[str, Any]] = []
     install_recorder(entries)
     request = harness.read_request(sys.stdin.buffer)
-    harness.serve(request, io.BytesIO())  # the outputs are computed elsewhere (graders/reference.py)
+    header = request.header
+    probes = header.get("probes") or None
+    if probes:
+        model_probe.prepare(probes)
+    _, fn = harness.load_program(header["programs"][0]["code"], header["function"])
+    if fn is not None:
+        namespace = sys.modules["submission"].__dict__
+        for test in header["tests"]:
+            harness.run_test(fn, test, request.arrays, int(header.get("output_budget", 2**24)), probes, namespace)
     sys.stdout.write(json.dumps({"entries": entries}))
     sys.stdout.flush()
 
 
 def _outputs_and_profile() -> None:
     """Trusted: the unsandboxed harness's `serve` of a reference request (the reference, then the known mistakes),
-    with the recorder on; the entries recorded so far go to GRADAX_PROFILE_OUT as soon as each program finished.
-    So the profile holds what the known mistakes dispatch beyond the reference too: the commonest wrong answers
-    (a statistic over the wrong axis, `ddof=1`) then run warm like a right one, instead of compiling ~1.5 CPU-s of
-    their own (nnx-layernorm's `batch-axis`) while the student waits.
+    with the recorder on; the entries recorded while program 0 (the reference) ran go to GRADAX_PROFILE_OUT as
+    soon as it finished.
 
     One process and one reference run for both halves of a preparation (graders/prepare.py), where separate
     `compute` and `record` processes each started jax and ran the reference. No persistent compilation cache here
@@ -574,10 +575,11 @@ def _outputs_and_profile() -> None:
     request = harness.read_request(sys.stdin.buffer)
 
     def after_program(index: int) -> None:
-        # Written after each program, before `done` is sent: the parent stops the process on `done`.
-        tmp = profile_out.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"entries": entries[:]}))
-        os.replace(tmp, profile_out)
+        # Written as soon as the reference ran, before `done` is sent: the parent stops the process on `done`.
+        if index == 0:
+            tmp = profile_out.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"entries": entries[:]}))
+            os.replace(tmp, profile_out)
 
     harness.serve_and_exit(request, out, after_program)
 
