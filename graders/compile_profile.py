@@ -99,9 +99,10 @@ def _encode(value: Any, static: bool) -> Any:
         # Every convolution's parameters hold one (a namedtuple): its own kind, so it comes back as itself.
         return {"conv": [list(value.lhs_spec), list(value.rhs_spec), list(value.out_spec)]}
     if isinstance(value, tuple | list | dict) and type(value) not in (tuple, list, dict):
-        # A namedtuple (conv's ConvDimensionNumbers) would come back a plain tuple that compares and hashes
-        # equal: the replay then fills jax's caches under the real parameters' key with a program built for
-        # the wrong type, and the submission's own call fails (AssertionError in nnx.Conv, seen on conv-lenet).
+        # A namedtuple (as conv's ConvDimensionNumbers did before it had a kind of its own) would come back a
+        # plain tuple that compares and hashes equal: the replay then fills jax's caches under the real
+        # parameters' key with a program built for the wrong type, and the submission's own call fails
+        # (AssertionError in nnx.Conv, seen on conv-lenet).
         raise Unencodable(type(value).__name__)
     if type(value) is dict and all(isinstance(k, str) for k in value):
         return {"dict": {k: _encode(v, static) for k, v in value.items()}}
@@ -204,8 +205,9 @@ def _batched(trace: Any, args: tuple[Any, ...]) -> tuple[tuple[Any, ...], list[i
 
 
 def _concrete(args: Any) -> bool:
-    """No argument is traced: under an eager `vmap` or `grad`, such a call (an initializer's `sqrt(scale)` inside
-    `nnx.vmap`) runs, and compiles, exactly as it would outside it, so it is replayed plainly."""
+    """No argument is traced: under an eager `vmap` or `grad` such a call (an initializer's `sqrt(scale)` inside
+    `nnx.vmap`) is handed to plain evaluation and compiles there. Under a vmap it is replayed under a vmap with no
+    axis mapped: replayed plainly it warmed nothing (measured on nnx-vmap-ensemble); under a grad, plainly."""
     from jax._src import core
 
     return not any(isinstance(leaf, core.Tracer) for leaf in _leaves(args))
