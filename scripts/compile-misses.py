@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""What a warm child of a problem still compiles after replaying its compile profile (a diagnostic).
+
+    .venv/bin/python scripts/compile-misses.py nnx-vmap-ensemble [more problems] [--data-dir .gradax]
+
+For each problem: its profile (recorded in the data dir if it is not there yet, as `gradax prepare` does), then
+a fresh process that replays it exactly as a warm child does and runs the reference with the probes a submission
+is graded with, logging every program jax compiles after the replay. Each one is time a student waits for at
+grading time (~10-80 ms each); an empty list is the goal (tests/test_compile_profile.py holds three problems to it).
+
+Trusted, unsandboxed, and it runs only the problem's reference. The replay reads a copy of the problem's programs
+from the replay cache: what the reference compiles here must never reach the cache warm children read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CHILD = r'''
+import io, json, logging, sys, time
+import jax
+from graders.child import harness, profile_replay
+harness.import_libraries()
+profile_replay.configure_persistent_cache(sys.argv[2])
+compiled = []
+class Compiles(logging.Handler):
+    def emit(self, record):
+        message = record.getMessage()
+        if message.startswith("Compiling "):
+            name, _, rest = message[len("Compiling "):].partition(" with global shapes and types ")
+            compiled.append(name + " " + rest.split(". Argument mapping")[0].replace("ShapedArray", ""))
+log = logging.getLogger("jax._src.interpreters.pxla")
+log.addHandler(Compiles())
+log.propagate = False
+jax.config.update("jax_log_compiles", True)
+profile_replay.generic_warmup()
+replayed = profile_replay.replay(json.loads(open(sys.argv[1]).read()))
+compiled.clear()
+request = harness.read_request(sys.stdin.buffer)
+start, cpu = time.perf_counter(), time.process_time()
+harness.serve(request, io.BytesIO())
+print(json.dumps({"replayed": replayed, "misses": compiled, "run_ms": round((time.perf_counter() - start) * 1000),
+                  "run_cpu_ms": round((time.process_time() - cpu) * 1000)}))
+'''
+
+
+def main() -> int:
+    from graders.cases import build_cases
+    from graders.compile_profile import JAX_CACHE_SUFFIX, ProfileCache
+    from graders.problem import ProblemBank
+    from graders.reference import reference_probes
+    from graders.request import build_request
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("problems", nargs="+")
+    parser.add_argument("--data-dir", type=Path, default=ROOT / ".gradax")
+    parser.add_argument("--problems-dir", type=Path, default=ROOT / "problems")
+    args = parser.parse_args()
+    bank = ProblemBank(args.problems_dir)
+    profiles = ProfileCache(args.data_dir / "cache")
+    worst = 0
+    for problem_id in args.problems:
+        loaded = bank.get(problem_id)
+        if loaded is None:
+            print(f"{problem_id}: no such problem in {args.problems_dir}", file=sys.stderr)
+            return 2
+        cases = build_cases(loaded.problem)
+        entries = profiles.get(loaded, cases)
+        stored = json.loads(profiles._path(loaded).read_text())  # this version's profile, with its replay keys
+        request = build_request(loaded, cases, [loaded.reference_source.decode()], output_budget=2**26,
+                                probes=reference_probes(loaded))
+        with tempfile.TemporaryDirectory(prefix="gradax-misses-") as tmp:
+            cache = Path(tmp) / "cache"
+            cache.mkdir()
+            for key in stored.get("replay_keys", []):
+                source = profiles.jax_cache_dir / f"{key}{JAX_CACHE_SUFFIX}"
+                if source.is_file():
+                    shutil.copy2(source, cache / source.name)
+            profile = Path(tmp) / "profile.json"
+            profile.write_text(json.dumps(entries))
+            proc = subprocess.run([sys.executable, "-c", CHILD, str(profile), str(cache)], input=request,
+                                  capture_output=True, cwd=ROOT, timeout=600)
+        if proc.returncode != 0:
+            print(f"{problem_id}: the run failed:\n{proc.stderr.decode(errors='replace')[-3000:]}", file=sys.stderr)
+            return 2
+        result = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+        misses = result["misses"]
+        worst = max(worst, len(misses))
+        print(f"{problem_id}: {len(entries)} entries replayed ({result['replayed']}); the reference then ran "
+              f"{result['run_ms']} ms ({result['run_cpu_ms']} CPU-ms) and compiled {len(misses)} programs")
+        for miss in misses:
+            print(f"  {miss}")
+    return 1 if worst else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
