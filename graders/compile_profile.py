@@ -598,8 +598,50 @@ def _replay_into_cache() -> None:
     sys.stdout.flush()
 
 
+def _misses() -> None:
+    """Trusted diagnostic (tests/test_compile_profile.py, scripts/compile-misses.py): replay the profile in the
+    file argv[2] as a warm child does, with the persistent cache argv[3], then `serve` the request on stdin and
+    print, as JSON, what jax compiled after the replay. argv[3] must be a copy, never a cache children read: the
+    request's programs (a reference) compile into it.
+    """
+    import io
+    import logging
+    import time
+
+    import jax
+
+    from graders.child import harness
+
+    harness.import_libraries()
+    configure_persistent_cache(sys.argv[3])
+    compiled: list[str] = []
+
+    class Compiles(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if message.startswith("Compiling "):
+                name, _, rest = message[len("Compiling "):].partition(" with global shapes and types ")
+                compiled.append(name + " " + rest.split(". Argument mapping")[0].replace("ShapedArray", ""))
+
+    log = logging.getLogger("jax._src.interpreters.pxla")
+    log.addHandler(Compiles())
+    log.propagate = False
+    jax.config.update("jax_log_compiles", True)  # every compilation is logged: those after the replay are misses
+    generic_warmup()
+    replayed = replay(json.loads(Path(sys.argv[2]).read_text()))
+    compiled.clear()
+    request = harness.read_request(sys.stdin.buffer)
+    start, cpu = time.perf_counter(), time.process_time()
+    harness.serve(request, io.BytesIO())
+    sys.stdout.write(json.dumps({"replayed": replayed, "misses": compiled,
+                                 "run_ms": round((time.perf_counter() - start) * 1000),
+                                 "run_cpu_ms": round((time.process_time() - cpu) * 1000)}))
+    sys.stdout.flush()
+
+
 def main() -> None:
-    {"record": _record, "replay": _replay_into_cache, "outputs-and-profile": _outputs_and_profile}[sys.argv[1]]()
+    {"record": _record, "replay": _replay_into_cache, "outputs-and-profile": _outputs_and_profile,
+     "misses": _misses}[sys.argv[1]]()
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@
     .venv/bin/python scripts/compile-misses.py nnx-vmap-ensemble [more problems] [--data-dir .gradax]
 
 For each problem: its profile (recorded in the data dir if it is not there yet, as `gradax prepare` does), then
-a fresh process that replays it exactly as a warm child does and runs the reference with the probes a submission
-is graded with, logging every program jax compiles after the replay. Each one is time a student waits for at
-grading time (~10-80 ms each); an empty list is the goal (tests/test_compile_profile.py holds three problems to it).
+a fresh process (`python -m graders.compile_profile misses`) that replays it exactly as a warm child does and runs
+the reference with the probes a submission is graded with, logging every program jax compiles after the replay.
+Each one is time a student waits for at grading time (~10-80 ms each); an empty list is the goal
+(tests/test_compile_profile.py holds three problems to it).
 
 Trusted, unsandboxed, and it runs only the problem's reference. The replay reads a copy of the problem's programs
 from the replay cache: what the reference compiles here must never reach the cache warm children read.
@@ -24,34 +25,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-CHILD = r'''
-import io, json, logging, sys, time
-import jax
-from graders.child import harness, profile_replay
-harness.import_libraries()
-profile_replay.configure_persistent_cache(sys.argv[2])
-compiled = []
-class Compiles(logging.Handler):
-    def emit(self, record):
-        message = record.getMessage()
-        if message.startswith("Compiling "):
-            name, _, rest = message[len("Compiling "):].partition(" with global shapes and types ")
-            compiled.append(name + " " + rest.split(". Argument mapping")[0].replace("ShapedArray", ""))
-log = logging.getLogger("jax._src.interpreters.pxla")
-log.addHandler(Compiles())
-log.propagate = False
-jax.config.update("jax_log_compiles", True)
-profile_replay.generic_warmup()
-replayed = profile_replay.replay(json.loads(open(sys.argv[1]).read()))
-compiled.clear()
-request = harness.read_request(sys.stdin.buffer)
-start, cpu = time.perf_counter(), time.process_time()
-harness.serve(request, io.BytesIO())
-print(json.dumps({"replayed": replayed, "misses": compiled, "run_ms": round((time.perf_counter() - start) * 1000),
-                  "run_cpu_ms": round((time.process_time() - cpu) * 1000)}))
-'''
-
 
 def main() -> int:
     from graders.cases import build_cases
@@ -87,8 +60,8 @@ def main() -> int:
                     shutil.copy2(source, cache / source.name)
             profile = Path(tmp) / "profile.json"
             profile.write_text(json.dumps(entries))
-            proc = subprocess.run([sys.executable, "-c", CHILD, str(profile), str(cache)], input=request,
-                                  capture_output=True, cwd=ROOT, timeout=600)
+            proc = subprocess.run([sys.executable, "-m", "graders.compile_profile", "misses", str(profile), str(cache)],
+                                  input=request, capture_output=True, cwd=ROOT, timeout=600)
         if proc.returncode != 0:
             print(f"{problem_id}: the run failed:\n{proc.stderr.decode(errors='replace')[-3000:]}", file=sys.stderr)
             return 2

@@ -102,36 +102,6 @@ def test_an_intact_profile_is_read_not_recorded(tmp_path: Path, monkeypatch: pyt
     assert ProfileCache(tmp_path).get(loaded, cases) == entries
 
 
-REPLAY_THEN_REFERENCE = r'''
-import json, logging, sys
-import jax
-from graders import compile_profile
-from graders.child import harness, model_probe
-harness.import_libraries()
-compile_profile.configure_persistent_cache(sys.argv[2])
-jax.config.update("jax_log_compiles", True)  # every compilation is logged: those after the replay are misses
-compiled = []
-class Compiles(logging.Handler):
-    def emit(self, record):
-        if record.getMessage().startswith("Compiling "):
-            compiled.append(record.getMessage()[:200])
-log = logging.getLogger("jax._src.interpreters.pxla")
-log.addHandler(Compiles())
-log.propagate = False
-compile_profile.generic_warmup()
-replayed = compile_profile.replay(json.loads(sys.argv[1]))
-compiled.clear()
-request = harness.read_request(sys.stdin.buffer)
-probes = request.header.get("probes")
-if probes:
-    model_probe.prepare(probes)
-_, fn = harness.load_program(request.header["programs"][0]["code"], request.header["function"])
-for test in request.header["tests"]:
-    harness.run_test(fn, test, request.arrays, 2**26, probes, sys.modules["submission"].__dict__)
-print(json.dumps({"replayed": replayed, "misses": compiled}))
-'''
-
-
 @pytest.mark.parametrize("problem", ["nnx-layernorm", "nnx-multihead-attention", "nnx-conv-lenet"])
 def test_after_the_replay_the_reference_compiles_nothing(problem: str, tmp_path: Path) -> None:
     """A warm child replays the profile; the reference (and code like it) must then find every op compiled.
@@ -158,7 +128,9 @@ def test_after_the_replay_the_reference_compiles_nothing(problem: str, tmp_path:
     entries = ProfileCache(tmp_path).get(loaded, cases)
     request = build_request(loaded, cases, [loaded.reference_source.decode()], output_budget=2**26,
                             probes=reference_probes(loaded))
-    proc = subprocess.run([sys.executable, "-c", REPLAY_THEN_REFERENCE, json.dumps(entries),
+    profile = tmp_path / "profile.json"
+    profile.write_text(json.dumps(entries))
+    proc = subprocess.run([sys.executable, "-m", "graders.compile_profile", "misses", str(profile),
                            str(replay_cache_dir(tmp_path))],
                           input=request, capture_output=True, cwd=ROOT, timeout=300, check=True)
     result = json.loads(proc.stdout.decode().strip().splitlines()[-1])
