@@ -17,17 +17,19 @@ Any of the first three may carry `"vjp"` (replayed as a gradient) or `"vmap"` (r
 No code and no values of the reference travel; python scalars passed as data become zeros.
 
 `record` runs in a trusted process of its own (`python -m graders.compile_profile record`, like the reference
-runner), with no persistent compilation cache; `replay` (graders/child/profile_replay.py) runs in a pool child
-before its submission arrives, reading the replay cache (`replay_cache_dir`) that `fill_replay_cache` filled
-by replaying the same profile in another trusted process (`... compile_profile replay`) that loads no
-reference code. So the only programs a child can find on disk are library functions and primitives compiled
-for zeros of the profile's shapes: none defined in a reference solution (ATTACKS.md row 34).
+runner), compiling into the trusted cache that no child reads (graders/trusted_cache.py); `replay`
+(graders/child/profile_replay.py) runs in a pool child before its submission arrives, reading the replay cache
+(`replay_cache_dir`) that `fill_replay_cache` filled by replaying the same profile in another trusted process
+(`... compile_profile replay`) that loads no reference code. So the only programs a child can find on disk are
+library functions and primitives compiled for zeros of the profile's shapes: none defined in a reference
+solution (ATTACKS.md row 34).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -47,9 +49,10 @@ from graders.child.profile_replay import (  # the replay half runs in the sandbo
 )
 from graders.filelock import file_lock
 from graders.problem import LoadedProblem
+from graders.trusted_cache import JAX_CACHE_SUFFIX, cache_env, trusted_cache_dir, use_cache_from_env
 
 PROFILE_FORMAT = 9  # 5: replay_keys; 6: vjp entries; 7: no tuple subclasses; 8: vmap entries; 9: einsum, cot, conv
-JAX_CACHE_SUFFIX = "-cache"  # jax._src.lru_cache stores key K as the file `K-cache`
+log = logging.getLogger("gradax.compile_profile")
 _locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
 
@@ -402,6 +405,12 @@ def replay_cache_dir(cache_dir: Path) -> Path:
     return cache_dir / "jax-replay"
 
 
+def reference_run_env(cache_dir: Path) -> dict[str, str]:
+    """The environment of a trusted reference run (outputs, recording): it compiles into the trusted cache and
+    also reads what fills put in the replay cache, never the other way round (graders/trusted_cache.py)."""
+    return cache_env(trusted_cache_dir(cache_dir), [replay_cache_dir(cache_dir)])
+
+
 class ProfileCache:
     """Compile profiles on disk beside the reference outputs: `<cache>/reference/<id>/<key>.profile.json`."""
 
@@ -453,7 +462,8 @@ class ProfileCache:
         except (OSError, ValueError, KeyError, TypeError):
             entries = None
         if entries is None:
-            entries = recorded if recorded is not None else record_profile(loaded, cases)
+            entries = recorded if recorded is not None else record_profile(loaded, cases,
+                                                                            cache_dir=self.jax_cache_dir.parent)
         if replay_keys is None or not self._compiled(replay_keys):
             # New, or the profile outlived the replay cache (wiped, or written under another data dir):
             # without its programs every warm child would compile everything again (~2.5 CPU-s instead
@@ -479,11 +489,13 @@ def _trusted_env(**extra: str) -> dict[str, str]:
             "PYTHONPATH": str(GRADERS_DIR.parent), "PYTHONHASHSEED": "0", **extra}
 
 
-def record_profile(loaded: LoadedProblem, cases: list[CaseInput], timeout_s: float = 300.0) -> list[dict[str, Any]]:
+def record_profile(loaded: LoadedProblem, cases: list[CaseInput], timeout_s: float = 300.0,
+                   cache_dir: Path | None = None) -> list[dict[str, Any]]:
     """Run the reference once in a trusted process of its own with the recorder installed.
 
-    No persistent compilation cache in that process: what it compiles comes from reference code (its own
-    jitted functions, transforms of them) and must never reach a cache a warm child can read.
+    What it compiles comes from reference code (its own jitted functions, transforms of them) and must never
+    reach a cache a warm child can read: with `cache_dir` (the data dir's cache), it compiles into the trusted
+    cache (`reference_run_env`), else into none.
     """
     from graders.reference import reference_probes
     from graders.request import build_request
@@ -492,7 +504,8 @@ def record_profile(loaded: LoadedProblem, cases: list[CaseInput], timeout_s: flo
     request = build_request(loaded, cases, [loaded.reference_source.decode("utf-8")], output_budget=256 * 2**20,
                             probes=reference_probes(loaded))
     proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile", "record"], input=request,
-                          capture_output=True, env=_trusted_env(), cwd="/tmp", timeout=timeout_s)
+                          capture_output=True, cwd="/tmp", timeout=timeout_s,
+                          env=_trusted_env(**(reference_run_env(cache_dir) if cache_dir is not None else {})))
     if proc.returncode != 0:
         raise RuntimeError(f"{loaded.id}: recording the compile profile failed: "
                            f"{proc.stderr.decode('utf-8', 'replace')[-2000:]}")
@@ -505,9 +518,10 @@ def fill_replay_cache(entries: list[dict[str, Any]], replay_dir: Path, timeout_s
 
     The replay cache is what warm children read, so it holds only programs of library functions and
     primitives run on zeros (ATTACKS.md row 34): the process runs `generic_warmup` and `replay`, nothing
-    else. It compiles into a staging directory of its own; each new program is then moved into the replay
-    cache with a rename (JAX writes cache files in place, so a child or another filler reading the shared
-    directory could otherwise see half a file). Returns the cache keys of the replay's programs.
+    else. It compiles into a staging directory of its own, reading what earlier fills put in the replay cache
+    (copied into the staging directory, so it holds every program of this profile); each new program is then
+    moved into the replay cache with a rename (a child or another filler reading the shared directory could
+    otherwise see half a file). Returns the cache keys of the replay's programs.
     """
     replay_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(replay_dir, 0o755)
@@ -515,10 +529,16 @@ def fill_replay_cache(entries: list[dict[str, Any]], replay_dir: Path, timeout_s
     try:
         proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile", "replay"],
                               input=json.dumps(entries).encode(), capture_output=True,
-                              env=_trusted_env(GRADAX_JAX_CACHE_DIR=str(staging)), cwd="/tmp", timeout=timeout_s)
+                              env=_trusted_env(**cache_env(staging, [replay_dir])), cwd="/tmp", timeout=timeout_s)
         if proc.returncode != 0:
             stderr = proc.stderr.decode("utf-8", "replace")[-2000:]
             raise RuntimeError(f"replaying the compile profile into the replay cache failed: {stderr}")
+        try:
+            said = json.loads(proc.stdout)
+            log.info("replayed %d entries: compiled %s programs, reused %s", len(entries), said.get("compiled"),
+                     said.get("reused"), extra={"compiled": said.get("compiled"), "reused": said.get("reused")})
+        except (ValueError, AttributeError):
+            log.warning("the replay process said nothing readable: %r", proc.stdout[:200])
         keys: list[str] = []
         for item in sorted(staging.iterdir()):
             if not item.name.endswith(JAX_CACHE_SUFFIX) or not item.is_file():
@@ -537,6 +557,7 @@ def _record() -> None:
     """Trusted: read a reference request on stdin, run program 0 on every test, print the profile."""
     from graders.child import harness, model_probe
 
+    use_cache_from_env()
     harness.import_libraries()
     generic_warmup()
     entries: list[dict[str, Any]] = []
@@ -561,14 +582,15 @@ def _outputs_and_profile() -> None:
     soon as it finished.
 
     One process and one reference run for both halves of a preparation (graders/prepare.py), where separate
-    `compute` and `record` processes each started jax and ran the reference. No persistent compilation cache here
-    either (see `record_profile`).
+    `compute` and `record` processes each started jax and ran the reference. It compiles into the trusted cache
+    when the parent gives it one (`reference_run_env`; see `record_profile`).
     """
     from graders import wire
     from graders.child import harness
 
     out = os.fdopen(int(os.environ.pop("GRADAX_RESULT_FD")), "wb", buffering=0)
     profile_out = Path(os.environ.pop("GRADAX_PROFILE_OUT"))
+    use_cache_from_env()
     harness.import_libraries()
     generic_warmup()
     entries: list[dict[str, Any]] = []
@@ -590,11 +612,13 @@ def _replay_into_cache() -> None:
     """Trusted: replay the profile on stdin with the persistent cache on, exactly as a warm child does."""
     from graders.child import harness
 
-    configure_persistent_cache(os.environ["GRADAX_JAX_CACHE_DIR"])
+    cache = use_cache_from_env()  # compiles into its staging directory; an earlier fill's programs are copied
     harness.import_libraries()
     entries = json.load(sys.stdin)
     generic_warmup()
-    sys.stdout.write(json.dumps(replay(entries)))
+    stats = replay(entries)
+    sys.stdout.write(json.dumps({"replay": stats, "compiled": cache.compiled if cache else None,
+                                 "reused": cache.reused if cache else None}))
     sys.stdout.flush()
 
 

@@ -137,7 +137,8 @@ class ReferenceCache:
                 with file_lock(path.with_suffix(".lock")):
                     result = self._load(path, key, loaded) if path.exists() else None
                     if result is None:
-                        result = compute(loaded, cases, key, record_profile=record_profile)
+                        result = compute(loaded, cases, key, record_profile=record_profile,
+                                         cache_dir=self.directory.parent)
                         self._store(path, result, loaded)
             self._memory[key] = result
             return result
@@ -195,9 +196,12 @@ def _lock_for(key: str) -> threading.Lock:
 
 
 def compute(loaded: LoadedProblem, cases: list[CaseInput], key: str, *,
-            record_profile: bool = False) -> ReferenceOutputs:
+            record_profile: bool = False, cache_dir: Path | None = None) -> ReferenceOutputs:
     """Run the reference and every known mistake on every test, in one trusted child process; with
-    `record_profile`, the same process records the reference's compile profile (graders/compile_profile.py)."""
+    `record_profile`, the same process records the reference's compile profile (graders/compile_profile.py)
+    and, given the data dir's `cache_dir`, compiles through the trusted cache (graders/trusted_cache.py)."""
+    from graders.compile_profile import reference_run_env
+
     problem = loaded.problem
     programs = [loaded.reference_source.decode("utf-8")] + [m.code for m in problem.known_mistakes]
     request = build_request(loaded, cases, programs, output_budget=256 * 1024 * 1024,
@@ -211,7 +215,8 @@ def compute(loaded: LoadedProblem, cases: list[CaseInput], key: str, *,
             profile_out = Path(tmp) / "profile.json"
             outcome = run_harness(request, limits, sandboxed=False, trusted_command=[
                 sys.executable, "-B", "-s", "-m", "graders.compile_profile", "outputs-and-profile"],
-                trusted_env={"GRADAX_PROFILE_OUT": str(profile_out), "PYTHONHASHSEED": "0"})
+                trusted_env={"GRADAX_PROFILE_OUT": str(profile_out), "PYTHONHASHSEED": "0",
+                             **(reference_run_env(cache_dir) if cache_dir is not None else {})})
             try:
                 profile = json.loads(profile_out.read_text())["entries"]
             except (OSError, ValueError, KeyError):

@@ -12,6 +12,7 @@ import pytest
 from graders.cases import build_cases
 from graders.compile_profile import ProfileCache, replay_cache_dir
 from graders.problem import ProblemBank
+from graders.trusted_cache import trusted_cache_dir
 
 pytestmark = [pytest.mark.slow]
 
@@ -43,6 +44,10 @@ def test_the_replay_cache_holds_only_library_programs_and_is_refilled_without_re
     assert {"train_step", "loss_fn"} <= defined
     for name, hlo in _programs(replay_dir):
         assert not [d for d in defined if d in hlo], (name, defined)
+    # The reference's own programs went to the trusted runs' cache, which no sandbox binds (graders/trusted_cache.py;
+    # row 34's attack searches the data dir for them): there, and only there.
+    trusted = sorted(p.name for p in trusted_cache_dir(tmp_path).iterdir())
+    assert [n for n in trusted if n.startswith("jit_train_step-")], trusted
 
     # The cache wiped (or the profile copied without it): replayed again, not recorded again.
     shutil.rmtree(replay_dir)

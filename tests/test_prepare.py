@@ -105,3 +105,45 @@ def test_one_trusted_run_computes_the_outputs_and_records_the_profile(tmp_path: 
     fresh = Preparer(settings)  # reads the files: the outputs and the same profile are stored
     assert fresh.is_prepared(loaded)
     assert fresh.profiles.get(loaded, build_cases(loaded.problem)) == separate
+
+
+def test_preparing_an_edited_reference_again_compiles_nothing_new(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """The trusted runs compile through persistent caches of their own (graders/trusted_cache.py): after an edit
+    that changes no program (a comment in the reference), the problem is a new version, so its outputs are
+    computed and its profile recorded and replayed again, but the reference run finds every program it compiled
+    in `jax-trusted` and the fill finds its programs in the replay cache: nothing is compiled again. And the replay
+    cache still holds nothing but what fills compiled."""
+    import json
+    import logging
+
+    from graders.compile_profile import replay_cache_dir
+    from graders.trusted_cache import trusted_cache_dir
+
+    problems = tmp_path / "problems"
+    scaffold("prep-edit", problems)
+    settings = GraderSettings(data_dir=tmp_path / "data", problems_dir=problems)
+    caplog.set_level(logging.INFO, logger="gradax.compile_profile")
+    first = Preparer(settings).prepare_one(ProblemBank(problems).problems["prep-edit"])
+    assert first.status == "prepared", first
+    (fill,) = [r for r in caplog.records if r.getMessage().startswith("replayed ")]
+    assert fill.__dict__["compiled"] > 0, fill.getMessage()
+    trusted, replay = trusted_cache_dir(settings.cache_dir), replay_cache_dir(settings.cache_dir)
+    trusted_before = sorted(p.name for p in trusted.iterdir())
+    replay_before = sorted(p.name for p in replay.iterdir())
+    assert trusted_before and replay_before
+
+    reference = tmp_path / "reference_solutions" / "prep_edit.py"
+    reference.write_text(reference.read_text() + "# a comment: a new version, the same programs\n")
+    caplog.clear()
+    edited = ProblemBank(problems).problems["prep-edit"]
+    assert not is_prepared(edited, settings)
+    second = Preparer(settings).prepare_one(edited)
+    assert second.status == "prepared", second
+    (fill,) = [r for r in caplog.records if r.getMessage().startswith("replayed ")]
+    assert fill.__dict__["compiled"] == 0 and fill.__dict__["reused"] > 0, fill.getMessage()
+    assert sorted(p.name for p in trusted.iterdir()) == trusted_before  # the reference run compiled nothing new
+    assert sorted(p.name for p in replay.iterdir()) == replay_before
+    profiles = [json.loads(p.read_text()) for p in (settings.cache_dir / "reference" / "prep-edit").glob("*.json")]
+    assert len(profiles) == 2
+    assert {f"{k}-cache" for p in profiles for k in p["replay_keys"]} == set(replay_before)
