@@ -578,8 +578,8 @@ def _record() -> None:
 
 def _outputs_and_profile() -> None:
     """Trusted: the unsandboxed harness's `serve` of a reference request (the reference, then the known mistakes),
-    with the recorder on; the entries recorded while program 0 (the reference) ran go to GRADAX_PROFILE_OUT as
-    soon as it finished.
+    given GRADAX_PROFILE_OUT with the recorder on: the entries recorded while program 0 (the reference) ran go to
+    that file as soon as it finished.
 
     One process and one reference run for both halves of a preparation (graders/prepare.py), where separate
     `compute` and `record` processes each started jax and ran the reference. It compiles into the trusted cache
@@ -589,9 +589,13 @@ def _outputs_and_profile() -> None:
     from graders.child import harness
 
     out = os.fdopen(int(os.environ.pop("GRADAX_RESULT_FD")), "wb", buffering=0)
-    profile_out = Path(os.environ.pop("GRADAX_PROFILE_OUT"))
+    profile_to = os.environ.pop("GRADAX_PROFILE_OUT", "")
     use_cache_from_env()
     harness.import_libraries()
+    if not profile_to:  # outputs only (a cold grader's reference): no recorder
+        wire.write_message(out, {"event": "ready", "pid": os.getpid()})
+        harness.serve_and_exit(harness.read_request(sys.stdin.buffer), out)
+    profile_out = Path(profile_to)
     generic_warmup()
     entries: list[dict[str, Any]] = []
     install_recorder(entries)

@@ -210,19 +210,19 @@ def compute(loaded: LoadedProblem, cases: list[CaseInput], key: str, *,
     limits = SandboxLimits(time_s=max(120.0, problem.limits.time_s * len(programs)), memory_mb=8192,
                            result_bytes=1024 * 1024 * 1024, log_bytes=64 * 1024)
     profile: list[dict[str, Any]] | None = None
+    command = [sys.executable, "-B", "-s", "-m", "graders.compile_profile", "outputs-and-profile"]
+    env = {"PYTHONHASHSEED": "0", **(reference_run_env(cache_dir) if cache_dir is not None else {})}
     if record_profile:
         with tempfile.TemporaryDirectory(prefix="gradax-profile-") as tmp:
             profile_out = Path(tmp) / "profile.json"
-            outcome = run_harness(request, limits, sandboxed=False, trusted_command=[
-                sys.executable, "-B", "-s", "-m", "graders.compile_profile", "outputs-and-profile"],
-                trusted_env={"GRADAX_PROFILE_OUT": str(profile_out), "PYTHONHASHSEED": "0",
-                             **(reference_run_env(cache_dir) if cache_dir is not None else {})})
+            outcome = run_harness(request, limits, sandboxed=False, trusted_command=command,
+                                  trusted_env={**env, "GRADAX_PROFILE_OUT": str(profile_out)})
             try:
                 profile = json.loads(profile_out.read_text())["entries"]
             except (OSError, ValueError, KeyError):
                 profile = None  # the run failed (said below) or wrote no profile: it is recorded on its own later
     else:
-        outcome = run_harness(request, limits, sandboxed=False)
+        outcome = run_harness(request, limits, sandboxed=False, trusted_command=command, trusted_env=env)
     if outcome.start_error or outcome.timed_out or not outcome.events("done"):
         stderr = outcome.stderr.decode("utf-8", "replace")[-4000:]
         raise ReferenceError(f"{loaded.id}: the reference runner did not finish "

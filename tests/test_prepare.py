@@ -117,18 +117,24 @@ def test_preparing_an_edited_reference_again_compiles_nothing_new(tmp_path: Path
     import json
     import logging
 
+    from graders.cases import build_cases
     from graders.compile_profile import replay_cache_dir
+    from graders.reference import ReferenceCache
     from graders.trusted_cache import trusted_cache_dir
 
     problems = tmp_path / "problems"
     scaffold("prep-edit", problems)
     settings = GraderSettings(data_dir=tmp_path / "data", problems_dir=problems)
+    trusted, replay = trusted_cache_dir(settings.cache_dir), replay_cache_dir(settings.cache_dir)
+    # A cold grader's reference outputs (no profile recorded) compile into the trusted cache too.
+    loaded = ProblemBank(problems).problems["prep-edit"]
+    ReferenceCache(settings.cache_dir).get(loaded, build_cases(loaded.problem))
+    assert list(trusted.iterdir()) and not replay.exists()
     caplog.set_level(logging.INFO, logger="gradax.compile_profile")
-    first = Preparer(settings).prepare_one(ProblemBank(problems).problems["prep-edit"])
+    first = Preparer(settings).prepare_one(loaded)
     assert first.status == "prepared", first
     (fill,) = [r for r in caplog.records if r.getMessage().startswith("replayed ")]
     assert fill.__dict__["compiled"] > 0, fill.getMessage()
-    trusted, replay = trusted_cache_dir(settings.cache_dir), replay_cache_dir(settings.cache_dir)
     trusted_before = sorted(p.name for p in trusted.iterdir())
     replay_before = sorted(p.name for p in replay.iterdir())
     assert trusted_before and replay_before
