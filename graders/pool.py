@@ -44,7 +44,7 @@ from graders.prepare import ensure_data_dirs
 from graders.problem import LoadedProblem
 from graders.sandbox import SandboxError
 from graders.settings import GraderSettings, get_settings
-from graders.supervision import ChildOutcome, SandboxLimits, finish_group
+from graders.supervision import ChildOutcome, SandboxLimits, finish_group, read_group
 from graders.zygote_client import (
     PoolChild,
     PoolUnavailable,
@@ -82,6 +82,7 @@ class WarmPool:
         self._ready: dict[str, collections.deque[PoolChild]] = collections.defaultdict(collections.deque)
         self._warming: dict[str, int] = collections.defaultdict(int)
         self._busy: set[int] = set()
+        self._tails: set[threading.Thread] = set()  # runs whose child is left to exit (`_finish_later`)
         self._run_groups: dict[int, cgroup.RunCgroup] = {}
         self._hot: dict[str, tuple[float, list[dict[str, Any]], SandboxLimits]] = {}
         # Prepared problems to keep a spare child of while they are not hot (`stock`), in the order offered.
@@ -216,6 +217,10 @@ class WarmPool:
             self._cond.notify_all()
         for child in children:
             self._discard(child)
+        with self._cond:
+            tails = list(self._tails)
+        for tail in tails:
+            tail.join(timeout=10)
         if zygote is not None:
             zygote.stop()
         self._launcher.shutdown(wait=False)
@@ -503,12 +508,41 @@ class WarmPool:
         restore_priority(child.host_pid)
         with self._cond:
             self._run_groups[id(child)] = group
+        left_to_exit = False
         try:
-            watch_child(child, request, limits, group, outcome)
+            left_to_exit = watch_child(child, request, limits, group, outcome)
         finally:
-            finish_group(group, outcome)
-            child.close()
-            with self._cond:
-                self._run_groups.pop(id(child), None)
-                self._busy.discard(id(child))
+            if left_to_exit:
+                read_group(group, outcome)
+                self._finish_later(child, group)
+            else:
+                finish_group(group, outcome)
+                self._release(child)
         return outcome
+
+    def _finish_later(self, child: PoolChild, group: cgroup.RunCgroup) -> None:
+        """After a clean run, alone in its group: the outcome is complete, so the child's exit (the kernel tearing
+        down a jax process, ~30 ms) and the group's removal happen here, after the grading has returned. The run
+        stays counted as busy until then, so no more children run at once than `pool_size` allows."""
+        def finish() -> None:
+            try:
+                exit_status(child.fds["control"], timeout=1.0)  # its own exit; `remove` kills it if it has not
+                group.remove()
+            except Exception:  # never lost: the next `memory_bytes` and the group's name tell an operator
+                log.exception("removing the cgroup of a finished run failed")
+            finally:
+                self._release(child)
+                with self._cond:
+                    self._tails.discard(threading.current_thread())
+                    self._cond.notify_all()
+
+        tail = threading.Thread(target=finish, daemon=True, name="gradax-run-tail")
+        with self._cond:
+            self._tails.add(tail)
+        tail.start()
+
+    def _release(self, child: PoolChild) -> None:
+        child.close()
+        with self._cond:
+            self._run_groups.pop(id(child), None)
+            self._busy.discard(id(child))

@@ -313,8 +313,12 @@ def exit_status(control_fd: int, timeout: float = 2.0) -> int | None:
 
 
 def watch_child(child: PoolChild, request: bytes, limits: SandboxLimits, group: cgroup.RunCgroup,
-                outcome: ChildOutcome) -> None:
-    """Feed the request and supervise the child like a cold run (`supervision.supervise`): time and CPU from outside."""
+                outcome: ChildOutcome) -> bool:
+    """Feed the request and supervise the child like a cold run (`supervision.supervise`): time and CPU from outside.
+
+    True when the child finished cleanly, alone in its group, and was left to exit: the outcome is complete, and
+    the caller reaps the child and removes the group afterwards (`WarmPool._finish_later`).
+    """
     meter = RunMeter.of_group(group)
     pipes = ChildPipes(stdin=os.fdopen(child.fds.pop("stdin"), "wb", buffering=0),
                        stdout=os.fdopen(child.fds.pop("stdout"), "rb", buffering=0),
@@ -325,6 +329,12 @@ def watch_child(child: PoolChild, request: bytes, limits: SandboxLimits, group: 
     def exit_code(timeout: float | None) -> int | None:
         return exit_status(control, timeout=2.0 if timeout is None else timeout)
 
+    def alone() -> bool:  # nothing the submission started is left beside it
+        try:
+            return set(group.pids()) <= {child.host_pid}
+        except OSError:
+            return False
+
     # The child is already warm: it only has to read the request before it says ready.
-    supervise(pipes, meter, limits, outcome, startup_s=min(limits.startup_s, 10.0),
-              exit_code=exit_code, kill=group.kill_all)
+    return supervise(pipes, meter, limits, outcome, startup_s=min(limits.startup_s, 10.0),
+                     exit_code=exit_code, kill=group.kill_all, alone=alone)

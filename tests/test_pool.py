@@ -582,3 +582,50 @@ def test_nothing_a_submission_leaves_reaches_the_next_child(warm: tuple[Grader, 
         verdict, message = _grade(which, _case("39b_find_leftovers", __MARKER__=mark))
         assert verdict == "accepted", message
         assert which is cold or pool.stats["cold"] == cold_before
+
+
+# After its last result, the child leaves a process of its own behind (alone() is false: the run is killed and
+# waited for as before), or hangs in its final flush of stdout (its pipes stay open: likewise).
+LEAVES_A_PROCESS = """
+import subprocess
+subprocess.Popen(["sleep", "30"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                 start_new_session=True)
+""" + CORRECT_BODY
+SLOW_FINAL_FLUSH = """
+import sys, time
+class SlowOut:
+    def write(self, text):
+        return len(text)
+    def flush(self):
+        time.sleep(3)
+sys.stdout = SlowOut()
+""" + CORRECT_BODY
+
+
+def test_a_clean_run_is_judged_without_waiting_for_its_child_to_exit(warm: tuple[Grader, WarmPool],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child that sent its last result and closed its pipes, alone in its group, is not waited for: the kernel
+    tearing a jax process down (~30 ms) is no part of the grading. Its exit and its group's removal follow in the
+    background, and the run counts as busy until they are done. Anything else is killed and waited for first."""
+    grader, pool = warm
+    left: list[Any] = []
+    real = pool._finish_later
+
+    def spy(child: Any, group: Any) -> None:
+        left.append(group)
+        real(child, group)
+
+    monkeypatch.setattr(pool, "_finish_later", spy)
+    verdict, message = _grade(grader, REFERENCE)
+    assert verdict == "accepted", message
+    assert len(left) == 1
+    deadline = time.monotonic() + 15
+    while (pool._tails or pool._run_groups) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pool._tails and not pool._run_groups
+    assert not [p for p in left[0].directories() if p.exists()]  # the run's cgroup is gone
+    for code in (LEAVES_A_PROCESS, SLOW_FINAL_FLUSH):
+        left.clear()
+        verdict, message = _grade(grader, code)
+        assert verdict == "accepted", message
+        assert left == [], "a run with something left running was not waited for"
