@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol
 
 from graders import cgroup
@@ -57,15 +58,17 @@ class Executor(Protocol):
 
 @dataclass
 class ColdExecutor:
-    """A fresh sandboxed Python per submission: slow (imports jax every time) but simple."""
+    """A fresh sandboxed Python per submission: slow (imports jax every time) but simple. With `jax_cache_dir` (the
+    replay cache) it compiles through that cache, read-only, as warm children do."""
 
     sandboxed: bool = True
+    jax_cache_dir: Path | None = None
 
     def start(self) -> None:
         pass  # nothing kept running
 
     def grade(self, problem: LoadedProblem, request: bytes, limits: SandboxLimits) -> ChildOutcome:
-        return run_harness(request, limits, sandboxed=self.sandboxed)
+        return run_harness(request, limits, sandboxed=self.sandboxed, jax_cache_dir=self.jax_cache_dir)
 
     def stock(self, problem: LoadedProblem, limits: SandboxLimits | None = None) -> None:
         pass  # nothing kept warm
@@ -87,7 +90,9 @@ def make_executor(settings: GraderSettings | None = None, *, pool: ExecutorKind 
     if settings.sandbox == "none":
         return ColdExecutor(sandboxed=False)
     if (pool or settings.pool) == "cold" or shutil.which("bwrap") is None or cgroup.available() is not None:
-        return ColdExecutor(sandboxed=True)
+        from graders.compile_profile import replay_cache_dir
+
+        return ColdExecutor(sandboxed=True, jax_cache_dir=replay_cache_dir(settings.cache_dir))
     from graders.pool import WarmPool  # the pool's imports are heavy; cold-only tools never need them
 
     return WarmPool(settings)

@@ -72,7 +72,7 @@ class WarmPool:
 
     def __init__(self, settings: GraderSettings | None = None):
         self.settings = settings or get_settings()  # the pool's own knobs are its `pool_*` fields
-        self.cold = ColdExecutor(sandboxed=True)
+        self.cold = ColdExecutor(sandboxed=True, jax_cache_dir=replay_cache_dir(self.settings.cache_dir))
         self.profiles = ProfileCache(self.settings.cache_dir)
         self._profile_keys: dict[str, tuple[str, list[dict[str, Any]]]] = {}  # by problem content hash
         self._cond = threading.Condition()

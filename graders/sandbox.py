@@ -41,6 +41,8 @@ SANDBOX_CODE_ROOT = "/opt/gradax"
 # read-only. The parent side (problems, references, comparison, reports, settings) is never mounted.
 SANDBOXED_CODE = ("__init__.py", "child", "wire.py")
 VENV_MOUNT = f"{SANDBOX_CODE_ROOT}/venv"
+# Where a sandbox sees the replay cache (read-only): warm children and, for a prepared problem, cold runs.
+JAX_CACHE_MOUNT = "/opt/gradax-jax-cache"
 NOBODY = 65534
 _HARNESS_BOOT = (
     f"import sys; sys.path.insert(0, {SANDBOX_CODE_ROOT!r}); "
@@ -61,7 +63,7 @@ def _ancestors(path: Path) -> list[str]:
 
 
 def bwrap_argv(limits: SandboxLimits, result_fd: int, command: Sequence[str],
-               extra_ro_binds: Sequence[tuple[str, str]] = ()) -> list[str]:
+               extra_ro_binds: Sequence[tuple[str, str]] = (), extra_env: Mapping[str, str] | None = None) -> list[str]:
     """The bubblewrap command line; only read-only binds of code, never project data."""
     bwrap = shutil.which("bwrap")
     setpriv = shutil.which("setpriv")
@@ -116,6 +118,7 @@ def bwrap_argv(limits: SandboxLimits, result_fd: int, command: Sequence[str],
         "TMPDIR": "/tmp", "GRADAX_RESULT_FD": str(result_fd), "PYTHONDONTWRITEBYTECODE": "1",
         "GRADAX_SECCOMP": "1",
         "PYTHONHASHSEED": "0",
+        **(extra_env or {}),
     }
     for key, value in env.items():
         argv += ["--setenv", key, value]
@@ -166,11 +169,13 @@ def _limit_resources(limits: SandboxLimits, procs_files: list[str]) -> Callable[
 
 def run_harness(request: bytes, limits: SandboxLimits, *, sandboxed: bool = True,
                 extra_ro_binds: Sequence[tuple[str, str]] = (), trusted_command: Sequence[str] | None = None,
-                trusted_env: Mapping[str, str] | None = None) -> ChildOutcome:
+                trusted_env: Mapping[str, str] | None = None, jax_cache_dir: Path | None = None) -> ChildOutcome:
     """Start a harness child, feed it `request`, and watch it until it finishes or is killed.
 
     Unsandboxed (trusted code only), `trusted_command` replaces the harness's command line (it must speak the
-    harness's protocol) and `trusted_env` adds to its environment.
+    harness's protocol) and `trusted_env` adds to its environment. Sandboxed, `jax_cache_dir` (the replay cache,
+    when it exists) is bound read-only where the harness compiles through it, as a warm child does: a cold run
+    of a prepared problem then loads the library programs its replay compiled instead of compiling them.
     """
     if sandboxed and (trusted_command is not None or trusted_env is not None):
         raise ValueError("a sandboxed run always runs the harness itself")
@@ -181,7 +186,11 @@ def run_harness(request: bytes, limits: SandboxLimits, *, sandboxed: bool = True
     try:
         if sandboxed:
             group = cgroup.RunCgroup(limits.memory_mb * 1024 * 1024, limits.pids)
-            argv = bwrap_argv(limits, write_fd, harness_command(), extra_ro_binds)
+            binds, cache_env = list(extra_ro_binds), None
+            if jax_cache_dir is not None and jax_cache_dir.is_dir():
+                binds.append((str(jax_cache_dir), JAX_CACHE_MOUNT))
+                cache_env = {"GRADAX_JAX_CACHE_DIR": JAX_CACHE_MOUNT}
+            argv = bwrap_argv(limits, write_fd, harness_command(), binds, cache_env)
             preexec = _limit_resources(limits, group.procs_files())
             env: dict[str, str] | None = {}
             cwd = "/"

@@ -24,10 +24,9 @@ from typing import Any
 
 from graders import cgroup
 from graders.child.zygote import FD_NAMES, STATUS
-from graders.sandbox import SANDBOX_CODE_ROOT, bwrap_argv, sandbox_python
+from graders.sandbox import JAX_CACHE_MOUNT, SANDBOX_CODE_ROOT, bwrap_argv, sandbox_python
 from graders.supervision import ChildOutcome, ChildPipes, RunMeter, SandboxLimits, supervise
 
-JAX_CACHE_MOUNT = "/opt/gradax-jax-cache"
 ZYGOTE_CAPS = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
 _ZYGOTE_BOOT = (
     f"import sys; sys.path.insert(0, {SANDBOX_CODE_ROOT!r}); "

@@ -28,7 +28,8 @@ import pytest
 import yaml
 from warm_grading import CliResult, grade_warm
 
-from graders.executor import ColdExecutor, Executor
+from graders.compile_profile import replay_cache_dir
+from graders.executor import ColdExecutor, Executor, make_executor
 from graders.pool import WarmPool
 from graders.problem import ProblemBank
 from graders.settings import GraderSettings
@@ -408,8 +409,11 @@ def run(request: pytest.FixtureRequest, gradax: Callable[..., CliResult], attack
         tmp_path: Path, grader_secret: str, data_dir: Path) -> Run:
     """Every attack twice: in a fresh sandboxed Python, and in a child of the warm pool's zygote."""
     if request.param == "cold":
-        return Run(gradax, attack_problems, tmp_path, executor=ColdExecutor(), secret=grader_secret,
-                   settings=GraderSettings(data_dir=data_dir, sandbox="bwrap", pool="cold"))
+        # As the CLI and a pool's fallback grade cold: with the replay cache bound read-only (when it exists).
+        settings = GraderSettings(data_dir=data_dir, sandbox="bwrap", pool="cold")
+        cold = make_executor(settings, pool="cold")
+        assert isinstance(cold, ColdExecutor) and cold.sandboxed, cold
+        return Run(gradax, attack_problems, tmp_path, executor=cold, secret=grader_secret, settings=settings)
     pool = request.getfixturevalue("warm_pool")
     assert isinstance(pool, WarmPool), f"the warm half needs the warm pool, got {pool!r}"
     return Run(gradax, attack_problems, tmp_path, pool="warm", executor=pool, secret=grader_secret)
@@ -570,15 +574,17 @@ def module_basics_forward(seed, x, features):
 def test_warm_children_see_no_program_compiled_from_the_reference(run: Run, listener: Listener, data_dir: Path,
                                                                   tmp_path_factory: pytest.TempPathFactory) -> None:
     """Row 34: the submission deserializes every compile-cache entry it can read and looks for the reference's
-    own (jitted) function in the programs. Warm: it reads the replay cache (programs there), finds nothing."""
+    own (jitted) function in the programs. Warm, and cold once the replay cache holds programs: it reads the replay
+    cache (bound read-only), finds nothing of the reference."""
     problems = _problem_copy(tmp_path_factory.mktemp("row34"), None, None)
     (problems.parent / "reference_solutions" / REFERENCE.name).write_text(JITTED_REFERENCE)
     marker = f"gxatk{uuid.uuid4().hex[:12]}"
+    filled = any(replay_cache_dir(data_dir / "cache").glob("*-cache"))  # before: other tests may fill it meanwhile
     report, result = run.grade(render("34_read_compile_cache", marker, listener.port, data_dir), problems=problems)
     assert report["verdict"] == "accepted", json.dumps(report, indent=1)[:4000]
     read = re.search(r"compile cache: (\d+) programs read, reference names found: \[\]", report["stdout"])
     assert read is not None, report["stdout"]
-    if run.pool == "warm":  # the replay cache is mounted and readable: the search did look at programs
+    if run.pool == "warm" or filled:  # the replay cache is mounted and readable: the search did look at programs
         assert int(read.group(1)) > 0, report["stdout"]
     run.assert_no_secret(result)
     assert marker_files(marker, data_dir) == []

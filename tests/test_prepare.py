@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -71,6 +72,18 @@ def test_prepare_twice_at_once_on_a_fresh_data_dir_then_the_first_submission_is_
     finally:
         pool.close()
 
+    # `gradax grade` (cold: a fresh sandboxed Python) of a prepared problem compiles through the replay cache,
+    # read-only, as a warm child does; the submission sees the cache's programs and the answer is accepted.
+    looks = ("import os, jax\nfound = jax.config.jax_compilation_cache_dir\n"
+             "print('cache', found, len(os.listdir(found)) if found else 0)\n")
+    (tmp_path / "cold.py").write_text(looks + correct_answer("prep-a"))
+    cold = subprocess.run([str(GRADAX), "grade", "prep-a", str(tmp_path / "cold.py"), "--json"],
+                          env={**env, "GRADAX_POOL": "cold"}, capture_output=True, text=True, timeout=300)
+    graded = json.loads(cold.stdout)
+    assert graded["verdict"] == "accepted", cold.stdout[-3000:]
+    said = graded["stdout"].split()
+    assert said[:2] == ["cache", "/opt/gradax-jax-cache"] and int(said[2]) > 0, graded["stdout"]
+
 
 def test_one_trusted_run_computes_the_outputs_and_records_the_profile(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,7 +127,6 @@ def test_preparing_an_edited_reference_again_compiles_nothing_new(tmp_path: Path
     computed and its profile recorded and replayed again, but the reference run finds every program it compiled
     in `jax-trusted` and the fill finds its programs in the replay cache: nothing is compiled again. And the replay
     cache still holds nothing but what fills compiled."""
-    import json
     import logging
 
     from graders.cases import build_cases
