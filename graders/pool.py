@@ -528,7 +528,7 @@ class WarmPool:
             try:
                 exit_status(child.fds["control"], timeout=1.0)  # its own exit; `remove` kills it if it has not
                 group.remove()
-            except Exception:  # never lost: the next `memory_bytes` and the group's name tell an operator
+            except Exception:  # logged, and the child is released all the same; a leftover group keeps its name
                 log.exception("removing the cgroup of a finished run failed")
             finally:
                 self._release(child)

@@ -368,12 +368,9 @@ def main() -> None:
     cache_dir = os.environ.pop("GRADAX_JAX_CACHE_DIR", "")
     import_libraries()
     if cache_dir:  # the replay cache, read-only (graders/sandbox.py run_harness): as in a warm child
-        import warnings
-
         from graders.child import profile_replay
 
-        warnings.filterwarnings("ignore", message="Error writing persistent compilation cache entry")
-        profile_replay.configure_persistent_cache(cache_dir)
+        profile_replay.use_read_only_cache(cache_dir)
     wire.write_message(out, {"event": "ready", "pid": os.getpid()})
     serve_and_exit(read_request(sys.stdin.buffer), out)
 

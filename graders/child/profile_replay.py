@@ -28,6 +28,16 @@ def configure_persistent_cache(cache_dir: str) -> None:
     jax.config.update("jax_persistent_cache_enable_xla_caches", "none")
 
 
+def use_read_only_cache(cache_dir: str) -> None:
+    """A sandboxed process (the zygote, a cold harness): compile through the replay cache, mounted read-only on
+    purpose (only trusted processes write it). JAX warns on every entry it cannot store, which would otherwise
+    fill each submission's stderr. Config only: the backend stays unstarted."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Error writing persistent compilation cache entry")
+    configure_persistent_cache(cache_dir)
+
+
 def _primitives() -> dict[str, Any]:
     from jax._src import core
 

@@ -32,7 +32,6 @@ import signal
 import socket
 import struct
 import sys
-import warnings
 from typing import Any
 
 NOBODY = 65534
@@ -62,11 +61,8 @@ def main() -> None:
     sock = socket.socket(fileno=int(os.environ.pop("GRADAX_ZYGOTE_FD")))
     cache_dir = os.environ.pop("GRADAX_JAX_CACHE_DIR", "")
     harness.import_libraries()
-    # The cache is mounted read-only on purpose (only trusted processes write it); JAX warns on every
-    # entry it cannot store, which would otherwise fill each submission's stderr.
-    warnings.filterwarnings("ignore", message="Error writing persistent compilation cache entry")
     if cache_dir:
-        profile_replay.configure_persistent_cache(cache_dir)  # config only: the backend stays unstarted
+        profile_replay.use_read_only_cache(cache_dir)
     for name in PREFORK_IMPORTS:
         importlib.import_module(name)
     _precreate_contexts(PRECREATED_CONTEXTS)
