@@ -526,7 +526,9 @@ class WarmPool:
         stays counted as busy until then, so no more children run at once than `pool_size` allows."""
         def finish() -> None:
             try:
-                exit_status(child.fds["control"], timeout=1.0)  # its own exit; `remove` kills it if it has not
+                # Its own exit, within the moment `supervise` gives any finished child; `remove` kills it if it has
+                # not (a submission that forged `done` and closed its pipes gets no longer than before).
+                exit_status(child.fds["control"], timeout=0.5)
                 group.remove()
             except Exception:  # logged, and the child is released all the same; a leftover group keeps its name
                 log.exception("removing the cgroup of a finished run failed")
