@@ -190,11 +190,12 @@
       return;
     }
     const id = resp.data.id;
-    for (;;) {
+    for (let first = true; ; first = false) {
       // Long poll: the server answers the moment the verdict is stored, or after WAIT_S with the current
-      // state (which refreshes the status line below).
+      // state (which refreshes the status line below). The first look answers at once, so what the attempt
+      // waits for (a slot, its problem's first preparation) shows now, not WAIT_S later.
       const asked = performance.now();
-      const poll = await api("GET", "/submissions/" + id + "?wait=" + WAIT_S);
+      const poll = await api("GET", "/submissions/" + id + "?wait=" + (first ? 0 : WAIT_S));
       if (!poll.ok) { if (!sessionLost(poll)) setStatus(errorText(poll), "bad"); break; }
       const secs = ((performance.now() - started) / 1000).toFixed(1);
       if (poll.data.status === "done") {
@@ -205,7 +206,7 @@
       }
       setStatus(waitingText(poll.data) + " (" + secs + " s so far)", "working");
       $("status").dataset.phase = poll.data.phase || poll.data.status;
-      if (performance.now() - asked < POLL_MS) {
+      if (!first && performance.now() - asked < POLL_MS) {
         await new Promise((r) => setTimeout(r, POLL_MS));  // a server that does not hold the request
       }
     }

@@ -83,10 +83,13 @@ def test_the_page_says_preparing_then_queued_with_its_place(waiting_server: Shar
     page.wait_for_selector(".cm-editor")
     replace_code(page, correct(IDS[1]))
 
-    # The instructor publishes a new version of the problem just now, with a reworded reference solution (a new
+    # The instructor publishes a new version of the problem just now, with a changed reference solution (a new
     # statement alone would need no preparation: the prepared outputs depend on what the trusted runs compute):
-    # its first submission waits for it.
-    reference = REFERENCE.format(id=IDS[1], function=IDS[1].replace("-", "_")) + "\n# Reworded.\n"
+    # its first submission waits for it. The trusted caches make a tiny problem's preparation take about a
+    # second; this reference takes a few more at import, as a real model's does, so the wait outlasts the page's
+    # first look at the attempt on a busy machine too.
+    reference = ("import time\n\ntime.sleep(3)  # a slow reference\n\n"
+                 + REFERENCE.format(id=IDS[1], function=IDS[1].replace("-", "_")))
     uploaded = api(server, "POST", "/instructor/problems", "w-teacher",
                    {"yaml": problem_yaml(IDS[1], " (now with a note)"), "reference": reference, "replace": True})
     assert uploaded["sync"]["updated"] == 1, uploaded
