@@ -48,6 +48,7 @@ from graders.child.profile_replay import (  # the replay half runs in the sandbo
     replay,
 )
 from graders.filelock import file_lock
+from graders.jax_env import jax_env
 from graders.problem import LoadedProblem
 from graders.trusted_cache import JAX_CACHE_SUFFIX, cache_env, trusted_cache_dir, use_cache_from_env
 
@@ -485,7 +486,7 @@ class ProfileCache:
 def _trusted_env(**extra: str) -> dict[str, str]:
     from graders.sandbox import GRADERS_DIR
 
-    return {"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", "HOME": "/tmp", "LANG": "C.UTF-8",
+    return {"PATH": "/usr/bin:/bin", **jax_env(), "HOME": "/tmp", "LANG": "C.UTF-8",
             "PYTHONPATH": str(GRADERS_DIR.parent), "PYTHONHASHSEED": "0", **extra}
 
 

@@ -25,6 +25,7 @@ from graders.cases import CaseInput
 from graders.child_events import ChildMessage
 from graders.compare import Output
 from graders.filelock import file_lock
+from graders.jax_env import xla_flags
 from graders.model_checks import ProbeReport, probe_request
 from graders.probe_schema import Probes
 from graders.problem import LoadedProblem
@@ -77,6 +78,7 @@ def cache_key(loaded: LoadedProblem) -> str:
     h.update(loaded.outputs_hash.encode())
     h.update(json.dumps(library_versions(), sort_keys=True).encode())
     h.update(f"format={CACHE_FORMAT}".encode())
+    h.update(f"xla_flags={xla_flags()}".encode())  # what the trusted runs and the children compile with
     return h.hexdigest()[:32]
 
 

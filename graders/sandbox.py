@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from graders import cgroup
+from graders.jax_env import jax_env
 from graders.supervision import ChildOutcome, ChildPipes, RunMeter, SandboxLimits, finish_group, supervise
 
 GRADERS_DIR = Path(__file__).resolve().parent
@@ -114,7 +115,7 @@ def bwrap_argv(limits: SandboxLimits, result_fd: int, command: Sequence[str],
         made.add(dest)
     argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--dir", "/tmp"]
     env = {
-        "HOME": "/tmp", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "JAX_PLATFORMS": "cpu",
+        "HOME": "/tmp", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", **jax_env(),
         "TMPDIR": "/tmp", "GRADAX_RESULT_FD": str(result_fd), "PYTHONDONTWRITEBYTECODE": "1",
         "GRADAX_SECCOMP": "1",
         "PYTHONHASHSEED": "0",
@@ -197,7 +198,7 @@ def run_harness(request: bytes, limits: SandboxLimits, *, sandboxed: bool = True
         else:
             argv = list(trusted_command) if trusted_command is not None else harness_command(sandboxed=False)
             preexec = None
-            env = {"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", "HOME": "/tmp", "LANG": "C.UTF-8",
+            env = {"PATH": "/usr/bin:/bin", **jax_env(), "HOME": "/tmp", "LANG": "C.UTF-8",
                    "GRADAX_RESULT_FD": str(write_fd), "PYTHONPATH": str(GRADERS_DIR.parent), **(trusted_env or {})}
             cwd = "/tmp"
         proc = subprocess.Popen(

@@ -13,6 +13,7 @@ import pytest
 from small_bank import LIMITS, correct_answer
 
 from graders.engine import Grader
+from graders.jax_env import xla_flags
 from graders.pool import WarmPool
 from graders.prepare import Preparer, UnknownProblems, is_prepared, prepare
 from graders.problem import ProblemBank
@@ -73,9 +74,11 @@ def test_prepare_twice_at_once_on_a_fresh_data_dir_then_the_first_submission_is_
         pool.close()
 
     # `gradax grade` (cold: a fresh sandboxed Python) of a prepared problem compiles through the replay cache,
-    # read-only, as a warm child does; the submission sees the cache's programs and the answer is accepted.
+    # read-only, as a warm child does; the submission sees the cache's programs and the answer is accepted. It
+    # compiles with the XLA flags the fill compiled those programs with (else no key would match).
     looks = ("import os, jax\nfound = jax.config.jax_compilation_cache_dir\n"
-             "print('cache', found, len(os.listdir(found)) if found else 0)\n")
+             "print('cache', found, len(os.listdir(found)) if found else 0, "
+             "'flags=' + os.environ.get('XLA_FLAGS', '').replace(' ', ','))\n")
     (tmp_path / "cold.py").write_text(looks + correct_answer("prep-a"))
     cold = subprocess.run([str(GRADAX), "grade", "prep-a", str(tmp_path / "cold.py"), "--json"],
                           env={**env, "GRADAX_POOL": "cold"}, capture_output=True, text=True, timeout=300)
@@ -83,6 +86,7 @@ def test_prepare_twice_at_once_on_a_fresh_data_dir_then_the_first_submission_is_
     assert graded["verdict"] == "accepted", cold.stdout[-3000:]
     said = graded["stdout"].split()
     assert said[:2] == ["cache", "/opt/gradax-jax-cache"] and int(said[2]) > 0, graded["stdout"]
+    assert said[3] == "flags=" + xla_flags().replace(" ", ",") and "optimization_level" in said[3], said
 
 
 def test_one_trusted_run_computes_the_outputs_and_records_the_profile(tmp_path: Path,
