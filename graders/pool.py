@@ -269,7 +269,10 @@ class WarmPool:
                 for child in q:
                     child.close()
             self._ready.clear()
-            self._warming.clear()
+            # `_warming` is not reset: each count is a fork in progress, given back exactly once (by `_spawn` if the
+            # fork fails, else by the child's `_await_ready`, which sees a dead zygote's children die). Resetting
+            # it here made the first fork after any zygote start count -1 for good: the pool then forked one
+            # child more than `pool_prefork` for that problem, beyond `pool_size`, and lent it to other problems.
             self._generation += 1
             generation = self._generation
         if old is not None:

@@ -629,3 +629,23 @@ def test_a_clean_run_is_judged_without_waiting_for_its_child_to_exit(warm: tuple
         verdict, message = _grade(grader, code)
         assert verdict == "accepted", message
         assert left == [], "a run with something left running was not waited for"
+
+
+def test_the_first_submission_after_a_start_forks_one_child_and_no_more(settings: GraderSettings,
+                                                                         bank: ProblemBank) -> None:
+    """A pool with no zygote yet: the first submission starts it and forks one child for itself. With no child
+    kept ready (`pool_prefork` 0), that is all: nothing is left warming or forked after it (the zygote's start
+    used to reset the count of children warming, so the pool counted -1 for the problem and forked another)."""
+    here = settings.model_copy(update={"pool_size": 2, "pool_prefork": 0})
+    pool = WarmPool(here)
+    try:
+        grader = Grader(bank, here, executor=pool)
+        for _ in range(2):
+            report = grader.grade(PROBLEM, REFERENCE)
+            assert report.verdict == "accepted", report.message
+        time.sleep(3)  # the maintainer's round (every 2 s) would fork what the pool thinks is missing
+        assert pool.stats["forked"] == 2 and pool.stats["warm"] == 2 and pool.stats["stolen"] == 0, pool.stats
+        assert all(count == 0 for count in pool._warming.values()), dict(pool._warming)
+        assert not any(pool._ready.values())
+    finally:
+        pool.close()
