@@ -90,9 +90,13 @@ def check_executor(settings: GraderSettings, files: int) -> Executor:
     """The warm pool (the server's executor) for several problems, or when GRADAX_POOL=warm is set: the
     references and alternatives are graded in warm children instead of a fresh Python each (~2-3 CPU-s of
     importing jax). One problem alone grades cold: starting a zygote and recording the problem's compile
-    profile for the pool would cost more than the one or two gradings it saves."""
+    profile for the pool would cost more than the one or two gradings it saves.
+
+    A check grades each problem's reference and alternatives once, so its pool forks no child ahead of a
+    submission (`pool_prefork` 0): a child kept ready for a next submission of the problem that never comes
+    would cost its warm-up (0.3-1.2 CPU-s) for nothing, twice per problem at the default."""
     warm = files > 1 or ("pool" in settings.model_fields_set and settings.pool == "warm")
-    return make_executor(settings, pool=None if warm else "cold")
+    return make_executor(settings.model_copy(update={"pool_prefork": 0}), pool=None if warm else "cold")
 
 
 def _check_file(path: Path, settings: GraderSettings, executor: Executor) -> CheckResult:
