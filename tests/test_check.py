@@ -189,3 +189,21 @@ def test_an_upload_checked_through_the_warm_pool_is_prepared_once_written(tmp_pa
     assert warm_pool.stats["warm"] > warm_before and warm_pool.stats["cold"] == cold_before
     (written,) = [p for p in result.written if p.suffix == ".yaml"]
     assert is_prepared(load_problem(written), settings)
+
+
+def test_a_check_of_several_problems_forks_no_child_ahead(data_dir: Path) -> None:
+    """`gradax check` grades each reference once: its pool keeps no child ready for a next submission (those were
+    thrown away: 129 -> 106 s for the whole bank without them), and one problem alone is graded cold."""
+    from graders.check import check_executor
+    from graders.executor import ColdExecutor
+    from graders.pool import WarmPool
+    from graders.settings import GraderSettings
+
+    settings = GraderSettings(data_dir=data_dir)
+    pool = check_executor(settings, files=2)
+    try:
+        assert isinstance(pool, WarmPool) and pool.settings.pool_prefork == 0
+        assert settings.pool_prefork > 0  # the server's own setting is untouched
+    finally:
+        pool.close()
+    assert isinstance(check_executor(settings, files=1), ColdExecutor)
