@@ -62,11 +62,13 @@ def grader_secret() -> Iterator[str]:
 def warm_pool(data_dir: Path, grader_secret: str) -> Iterator[Executor]:
     """One warm pool per test process for the tests that grade many submissions in-process (golden cases, the
     whole bank's check, the warm half of the attack suite): a warm child each instead of a fresh Python that
-    imports jax (~2-3 CPU-s). Four children at most (the attack suite grades three at once), one kept ready
-    per problem in use."""
+    imports jax (~2-3 CPU-s). Four children at most (the attack suite grades three at once), none forked ahead
+    of a submission: these tests move from problem to problem, and a child kept ready for a problem whose last
+    case was graded is thrown away (the golden cases with one kept ready: 147 children forked for 108 cases, 197 s
+    and 251 CPU-s; with none: 108, 173 s and 233 CPU-s, side by side). tests/test_pool.py covers forking ahead."""
     from graders.executor import make_executor
 
-    pool = make_executor(GraderSettings(data_dir=data_dir, pool="warm", pool_size=4, pool_prefork=1))
+    pool = make_executor(GraderSettings(data_dir=data_dir, pool="warm", pool_size=4, pool_prefork=0))
     yield pool
     pool.close()
 
