@@ -63,6 +63,13 @@ def _ancestors(path: Path) -> list[str]:
     return parts
 
 
+def replay_cache_mount(jax_cache_dir: Path) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """The replay cache as a sandbox (a cold harness, the zygote) sees it: bound read-only at `JAX_CACHE_MOUNT`,
+    and named by GRADAX_JAX_CACHE_DIR, which the process pops before it configures jax with it. The bind and
+    the environment of `bwrap_argv`."""
+    return [(str(jax_cache_dir), JAX_CACHE_MOUNT)], {"GRADAX_JAX_CACHE_DIR": JAX_CACHE_MOUNT}
+
+
 def bwrap_argv(limits: SandboxLimits, result_fd: int, command: Sequence[str],
                extra_ro_binds: Sequence[tuple[str, str]] = (), extra_env: Mapping[str, str] | None = None) -> list[str]:
     """The bubblewrap command line; only read-only binds of code, never project data."""
@@ -189,8 +196,8 @@ def run_harness(request: bytes, limits: SandboxLimits, *, sandboxed: bool = True
             group = cgroup.RunCgroup(limits.memory_mb * 1024 * 1024, limits.pids)
             binds, cache_env = list(extra_ro_binds), None
             if jax_cache_dir is not None and jax_cache_dir.is_dir():
-                binds.append((str(jax_cache_dir), JAX_CACHE_MOUNT))
-                cache_env = {"GRADAX_JAX_CACHE_DIR": JAX_CACHE_MOUNT}
+                cache_binds, cache_env = replay_cache_mount(jax_cache_dir)
+                binds += cache_binds
             argv = bwrap_argv(limits, write_fd, harness_command(), binds, cache_env)
             preexec = _limit_resources(limits, group.procs_files())
             env: dict[str, str] | None = {}

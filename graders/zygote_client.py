@@ -24,7 +24,7 @@ from typing import Any
 
 from graders import cgroup
 from graders.child.zygote import FD_NAMES, STATUS
-from graders.sandbox import JAX_CACHE_MOUNT, SANDBOX_CODE_ROOT, bwrap_argv, sandbox_python
+from graders.sandbox import SANDBOX_CODE_ROOT, bwrap_argv, replay_cache_mount, sandbox_python
 from graders.supervision import ChildOutcome, ChildPipes, RunMeter, SandboxLimits, supervise
 
 ZYGOTE_CAPS = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
@@ -164,14 +164,14 @@ class Zygote:
     @staticmethod
     def _argv(sock_fd: int, jax_cache_dir: Path) -> list[str]:
         limits = SandboxLimits(tmpfs_mb=16)
-        base = bwrap_argv(limits, sock_fd, ["true"], extra_ro_binds=[(str(jax_cache_dir), JAX_CACHE_MOUNT)])
+        binds, cache_env = replay_cache_mount(jax_cache_dir)
+        base = bwrap_argv(limits, sock_fd, ["true"], binds, {"GRADAX_ZYGOTE_FD": str(sock_fd), **cache_env})
         # bwrap_argv ends with `-- setpriv ... <command>`: the zygote keeps the privileges it needs to
         # build each child's namespaces; every child drops all of them before untrusted code runs.
         split = base.index("--")
         argv = base[:split]
         for cap in ZYGOTE_CAPS:
             argv += ["--cap-add", cap]
-        argv += ["--setenv", "GRADAX_ZYGOTE_FD", str(sock_fd), "--setenv", "GRADAX_JAX_CACHE_DIR", JAX_CACHE_MOUNT]
         return [*argv, "--", sandbox_python(), "-B", "-s", "-c", _ZYGOTE_BOOT]
 
     def _drain_stderr(self) -> None:
