@@ -27,6 +27,7 @@ solution (ATTACKS.md row 34).
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
@@ -48,6 +49,7 @@ from graders.child.profile_replay import (  # the replay half runs in the sandbo
     replay,
 )
 from graders.filelock import file_lock
+from graders.fill_workers import FillWorkerError, FillWorkers
 from graders.jax_env import jax_env
 from graders.problem import LoadedProblem
 from graders.trusted_cache import JAX_CACHE_SUFFIX, cache_env, trusted_cache_dir, use_cache_from_env
@@ -56,6 +58,8 @@ PROFILE_FORMAT = 9  # 5: replay_keys; 6: vjp entries; 7: no tuple subclasses; 8:
 log = logging.getLogger("gradax.compile_profile")
 _locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
+_fill_workers = FillWorkers()  # trusted processes with jax imported, forking one child per fill
+atexit.register(_fill_workers.close)  # stopped and waited for: not left behind a CLI run
 
 
 class Unencodable(Exception):
@@ -528,18 +532,15 @@ def fill_replay_cache(entries: list[dict[str, Any]], replay_dir: Path, timeout_s
     os.chmod(replay_dir, 0o755)
     staging = Path(tempfile.mkdtemp(dir=replay_dir.parent, prefix=f".{replay_dir.name}-staging-"))
     try:
-        proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile", "replay"],
-                              input=json.dumps(entries).encode(), capture_output=True,
-                              env=_trusted_env(**cache_env(staging, [replay_dir])), cwd="/tmp", timeout=timeout_s)
-        if proc.returncode != 0:
-            stderr = proc.stderr.decode("utf-8", "replace")[-2000:]
-            raise RuntimeError(f"replaying the compile profile into the replay cache failed: {stderr}")
+        status, stdout, stderr = _replay_process(entries, staging, replay_dir, timeout_s)
+        if status != 0:
+            raise RuntimeError(f"replaying the compile profile into the replay cache failed: {stderr[-2000:]}")
         try:
-            said = json.loads(proc.stdout)
+            said = json.loads(stdout)
             log.info("replayed %d entries: compiled %s programs, reused %s", len(entries), said.get("compiled"),
                      said.get("reused"), extra={"compiled": said.get("compiled"), "reused": said.get("reused")})
         except (ValueError, AttributeError):
-            log.warning("the replay process said nothing readable: %r", proc.stdout[:200])
+            log.warning("the replay process said nothing readable: %r", stdout[:200])
         keys: list[str] = []
         for item in sorted(staging.iterdir()):
             if not item.name.endswith(JAX_CACHE_SUFFIX) or not item.is_file():
@@ -552,6 +553,24 @@ def fill_replay_cache(entries: list[dict[str, Any]], replay_dir: Path, timeout_s
         return keys
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _replay_process(entries: list[dict[str, Any]], staging: Path, replay_dir: Path,
+                    timeout_s: float) -> tuple[int, str, str]:
+    """(exit status, result JSON, stderr) of one fill's replay: in a child of a fill worker (graders/fill_workers.py:
+    jax imported once per worker, not once per fill), or, if no worker can serve it, in a fresh process."""
+    scratch = Path(tempfile.mkdtemp(prefix="gradax-fill-"))
+    try:
+        outcome = _fill_workers.fill(_trusted_env(), entries, staging, [replay_dir], scratch, timeout_s)
+        return outcome.status, outcome.stdout, outcome.stderr
+    except FillWorkerError as exc:
+        log.warning("filling through a fill worker failed (%s); filling in a process of its own", exc)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile", "replay"],
+                          input=json.dumps(entries).encode(), capture_output=True,
+                          env=_trusted_env(**cache_env(staging, [replay_dir])), cwd="/tmp", timeout=timeout_s)
+    return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
 
 
 def _record() -> None:

@@ -1,0 +1,106 @@
+"""Fill workers (graders/fill_workers.py): replay-cache fills in children of one process that imported jax once."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graders import compile_profile
+from graders.compile_profile import fill_replay_cache
+from graders.fill_workers import FillWorker, FillWorkerError, FillWorkers
+from graders.jax_env import jax_env
+
+pytestmark = [pytest.mark.slow]
+
+ENTRIES: list[dict[str, Any]] = [
+    {"k": "jit", "m": "jax._src.numpy.ufuncs", "n": "tanh", "a": [{"a": [3, 4], "d": "float32", "w": False,
+                                                                  "np": False}], "kw": {}},
+    {"k": "jit", "m": "jax._src.numpy.ufuncs", "n": "add", "a": [{"a": [3, 4], "d": "float32", "w": False,
+                                                                 "np": False},
+                                                                {"a": [4], "d": "float32", "w": False,
+                                                                 "np": False}], "kw": {}},
+]
+
+
+def _env() -> dict[str, str]:
+    from graders.compile_profile import _trusted_env
+
+    return _trusted_env()
+
+
+def _keys(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith("-cache"))
+
+
+def test_fills_share_a_worker_and_each_compiles_in_a_fresh_child(tmp_path: Path) -> None:
+    """Fills of the same profile through one worker: the worker (jax imported) is reused, and the second fill
+    compiles every program again into its own empty staging directory (a child of its own, empty jit caches), so
+    its keys are complete. A third, with the first staging directory to read, compiles nothing and copies all."""
+    workers = FillWorkers()
+    try:
+        outcomes, pids = [], []
+        for name, reads in (("one", []), ("two", []), ("three", [tmp_path / "one"])):
+            (tmp_path / name).mkdir()
+            scratch = tmp_path / f"scratch-{name}"
+            scratch.mkdir()
+            outcomes.append(workers.fill(_env(), ENTRIES, tmp_path / name, reads, scratch, timeout_s=300))
+            pids.append([w.proc.pid for w in workers._idle])
+        assert [o.status for o in outcomes] == [0, 0, 0], [o.stderr for o in outcomes]
+        assert pids[0] == pids[1] == pids[2] and len(pids[0]) == 1  # one worker served all three
+        said = [json.loads(o.stdout) for o in outcomes]
+        assert said[0]["replay"]["replayed"] == len(ENTRIES) and said[0]["replay"]["failed"] == 0
+        assert _keys(tmp_path / "one") and _keys(tmp_path / "one") == _keys(tmp_path / "two")
+        # Every program, generic_warmup's included, compiled again by the second fill: nothing in its child's memory.
+        assert said[1]["compiled"] == said[0]["compiled"] == len(_keys(tmp_path / "one"))
+        assert said[2]["compiled"] == 0 and said[2]["reused"] == len(_keys(tmp_path / "one"))
+        assert _keys(tmp_path / "three") == _keys(tmp_path / "one")
+        # The child sees XLA's grading flags, as a fresh trusted process did (jax keys its cache on them).
+        assert _env()["XLA_FLAGS"] == jax_env()["XLA_FLAGS"]
+    finally:
+        workers.close()
+    assert not [p for p in pids[0] if _alive(p)]
+
+
+def test_a_failed_fill_is_a_status_and_a_dead_worker_is_replaced(tmp_path: Path) -> None:
+    workers = FillWorkers()
+    try:
+        not_a_dir = tmp_path / "file"
+        not_a_dir.write_text("x")
+        (tmp_path / "scratch").mkdir()
+        failed = workers.fill(_env(), ENTRIES, not_a_dir, [], tmp_path / "scratch", timeout_s=300)
+        assert failed.status != 0 and "Error" in failed.stderr, failed
+        (first,) = workers._idle
+        first.kill()  # e.g. the OOM killer
+        (tmp_path / "staging").mkdir()
+        ok = workers.fill(_env(), ENTRIES, tmp_path / "staging", [], tmp_path / "scratch", timeout_s=300)
+        assert ok.status == 0, ok.stderr
+        (second,) = workers._idle
+        assert second.proc.pid != first.proc.pid
+    finally:
+        workers.close()
+
+
+def test_a_fill_without_a_worker_runs_in_a_process_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If no worker can start, `fill_replay_cache` fills as before, in a fresh `graders.compile_profile replay`."""
+    def cannot_start(self: FillWorker, env: dict[str, str]) -> None:
+        raise FillWorkerError("the fill worker did not start")
+
+    monkeypatch.setattr(FillWorker, "__init__", cannot_start)
+    monkeypatch.setattr(compile_profile, "_fill_workers", FillWorkers())
+    keys = fill_replay_cache(ENTRIES, tmp_path / "jax-replay")
+    assert keys and sorted(f"{k}-cache" for k in keys) == _keys(tmp_path / "jax-replay")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
