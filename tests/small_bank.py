@@ -10,14 +10,11 @@ the test measures.
 from __future__ import annotations
 
 import fcntl
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from graders.cases import build_cases
-from graders.compile_profile import ProfileCache
-from graders.engine import Grader
-from graders.problem import LoadedProblem, ProblemBank
+from graders.prepare import prepare
+from graders.problem import ProblemBank
 from graders.scaffold import scaffold
 from graders.settings import GraderSettings
 
@@ -60,17 +57,11 @@ def make_small_bank(root: Path, data_dir: Path) -> SmallBank:
     bank = ProblemBank(problems)
     assert not bank.errors, bank.errors
     settings = GraderSettings(data_dir=data_dir, problems_dir=problems, courses_dir=courses)
-    grader = Grader(bank, settings)
-    profiles = ProfileCache(settings.cache_dir)
-
-    def prepare(loaded: LoadedProblem) -> None:
-        grader.reference_for(loaded)
-        profiles.get(loaded, build_cases(loaded.problem))
-
     # One test process prepares at a time (xdist workers share the data dir); the next one finds it all on disk.
+    # As `gradax prepare` does: one trusted run per problem computes its outputs and records its profile.
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(data_dir / "small-bank.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        with ThreadPoolExecutor(2) as pool:  # each is a trusted process of its own: one per core
-            list(pool.map(prepare, [bank.problems[i] for i in IDS]))
+        result = prepare(bank, list(IDS), settings, workers=2)  # each is a trusted process of its own: one per core
+    assert result.ok, [(p.id, p.error) for p in result.problems if p.status == "failed"]
     return SmallBank(problems, courses)
