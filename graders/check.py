@@ -21,8 +21,7 @@ from graders.compare import outputs_match
 from graders.engine import Grader, state_checked
 from graders.executor import Executor, make_executor
 from graders.model_checks import StageContext
-from graders.pool import WarmPool
-from graders.prepare import default_workers, outputs_and_profile
+from graders.prepare import default_workers
 from graders.problem import (
     KnownMistake,
     LoadedProblem,
@@ -157,13 +156,9 @@ def check_problem(loaded: LoadedProblem, settings: GraderSettings, result: Check
     if sum(not c.public for c in cases) < 1:
         result.warnings.append("no hidden tests: known mistakes cannot be told apart from the reference")
     # Through a warm pool, the children grade with the problem's compile profile: prepared as `gradax prepare`
-    # does (the trusted run that computes the outputs records it too), not by the pool in a run of its own.
-    pool = grader.executor if isinstance(grader.executor, WarmPool) else None
+    # does (the trusted run that computes the outputs records it too: `Grader.reference_for`).
     try:
-        if pool is not None:
-            ref = outputs_and_profile(grader.references, pool.profiles, loaded, cases)
-        else:
-            ref = grader.references.get(loaded, cases)
+        _, ref = grader.reference_for(loaded)
     except ReferenceError as exc:
         result.errors.append(f"{ref_at()}: the reference runner failed: {exc}")
         return

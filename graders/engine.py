@@ -15,8 +15,10 @@ from graders import child_events as ev
 from graders import diagnose, limits_text, model_checks
 from graders.cases import CaseInput, build_cases, points_score
 from graders.compare import Output, compare
+from graders.compile_profile import ProfileCache
 from graders.executor import Executor, make_executor
 from graders.model_checks import ProbeReport, StageContext
+from graders.prepare import outputs_and_profile
 from graders.problem import KnownMistake, LoadedProblem, Problem, ProblemBank, StateChecks
 from graders.reference import ReferenceCache, ReferenceError, ReferenceOutputs
 from graders.report import Report, TestReport, TestStatus, Verdict, clip_log, internal_error
@@ -89,7 +91,13 @@ class Grader:
         )
 
     def reference_for(self, loaded: LoadedProblem) -> tuple[list[CaseInput], ReferenceOutputs]:
+        """The problem's cases and reference outputs, from the cache or computed now. Through a warm pool, which
+        replays the problem's compile profile, one trusted run computes both as `gradax prepare` does, instead of
+        this run and a recording run of the pool's own."""
         cases = build_cases(loaded.problem)
+        profiles = getattr(self.executor, "profiles", None)
+        if isinstance(profiles, ProfileCache):
+            return cases, outputs_and_profile(self.references, profiles, loaded, cases)
         return cases, self.references.get(loaded, cases)
 
     def grade(self, problem_id: str, code: bytes | str, *, mode: Mode = "submit") -> Report:

@@ -124,6 +124,47 @@ def test_one_trusted_run_computes_the_outputs_and_records_the_profile(tmp_path: 
     assert fresh.profiles.get(loaded, build_cases(loaded.problem)) == separate
 
 
+def test_a_warm_grading_of_an_unprepared_problem_starts_one_trusted_run(tmp_path: Path, data_dir: Path,
+                                                                        warm_pool: WarmPool,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first submission to a problem nobody prepared, graded through a warm pool (a server whose background
+    preparation has not reached it, `gradax grade` with GRADAX_POOL=warm): one trusted run computes the reference
+    outputs and records the profile the child replays (the pool used to record it in a second run, another jax
+    start and reference run in that student's wait)."""
+    import uuid
+
+    from graders import compile_profile, reference
+
+    problems = tmp_path / "problems"
+    scaffold("prep-on-demand", problems)
+    path = problems / "prep-on-demand.yaml"
+    path.write_text(path.read_text() + LIMITS)
+    reference_file = tmp_path / "reference_solutions" / "prep_on_demand.py"
+    reference_file.write_text(reference_file.read_text() + f"# {uuid.uuid4().hex}\n")  # in no cache yet
+    loaded = ProblemBank(problems).problems["prep-on-demand"]
+
+    def no_second_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the pool recorded the profile in a trusted run of its own")
+
+    monkeypatch.setattr(compile_profile, "record_profile", no_second_run)
+    started: list[bool] = []
+    real_compute = reference.compute
+
+    def counting_compute(*args: object, **kwargs: object) -> reference.ReferenceOutputs:
+        started.append(bool(kwargs.get("record_profile")))
+        return real_compute(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reference, "compute", counting_compute)
+    settings = GraderSettings(data_dir=data_dir, problems_dir=problems)
+    warm_before = warm_pool.stats["warm"]
+    grader = Grader(ProblemBank(problems), settings, executor=warm_pool)
+    report = grader.grade_loaded(loaded, correct_answer("prep-on-demand"))
+    assert report.verdict.value == "accepted", report.message
+    assert started == [True]
+    assert warm_pool.stats["warm"] == warm_before + 1  # graded in a child that replayed the recorded profile
+    assert is_prepared(loaded, settings)
+
+
 def test_preparing_an_edited_reference_again_compiles_nothing_new(tmp_path: Path,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
     """The trusted runs compile through persistent caches of their own (graders/trusted_cache.py): after an edit
