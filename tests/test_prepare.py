@@ -89,23 +89,12 @@ def test_prepare_twice_at_once_on_a_fresh_data_dir_then_the_first_submission_is_
     assert said[3] == "flags=" + xla_flags().replace(" ", ",") and "optimization_level" in said[3], said
 
 
-def test_one_trusted_run_computes_the_outputs_and_records_the_profile(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """Preparing a problem starts one trusted process for its outputs and its profile (it used to start two, each
-    importing jax and running the reference); what it records is what a recording of its own records."""
+def _count_trusted_runs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Fail on a recording run of its own; return the list each reference run appends its `record_profile` to."""
     from graders import compile_profile, reference
-    from graders.cases import build_cases
-
-    problems = tmp_path / "problems"
-    scaffold("prep-once", problems)
-    bank = ProblemBank(problems)
-    loaded = bank.problems["prep-once"]
-    settings = GraderSettings(data_dir=tmp_path / "data", problems_dir=problems)
-    separate = compile_profile.record_profile(loaded, build_cases(loaded.problem))
-    assert separate, "the reference dispatched nothing to record"
 
     def no_second_run(*args: object, **kwargs: object) -> None:
-        raise AssertionError("preparing recorded the profile in a trusted run of its own")
+        raise AssertionError("the profile was recorded in a trusted run of its own")
 
     monkeypatch.setattr(compile_profile, "record_profile", no_second_run)
     started: list[bool] = []
@@ -116,6 +105,24 @@ def test_one_trusted_run_computes_the_outputs_and_records_the_profile(tmp_path: 
         return real_compute(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(reference, "compute", counting_compute)
+    return started
+
+
+def test_one_trusted_run_computes_the_outputs_and_records_the_profile(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Preparing a problem starts one trusted process for its outputs and its profile (it used to start two, each
+    importing jax and running the reference); what it records is what a recording of its own records."""
+    from graders import compile_profile
+    from graders.cases import build_cases
+
+    problems = tmp_path / "problems"
+    scaffold("prep-once", problems)
+    bank = ProblemBank(problems)
+    loaded = bank.problems["prep-once"]
+    settings = GraderSettings(data_dir=tmp_path / "data", problems_dir=problems)
+    separate = compile_profile.record_profile(loaded, build_cases(loaded.problem))
+    assert separate, "the reference dispatched nothing to record"
+    started = _count_trusted_runs(monkeypatch)
     done = Preparer(settings).prepare_one(loaded)
     assert done.status == "prepared", done
     assert started == [True]
@@ -133,8 +140,6 @@ def test_a_warm_grading_of_an_unprepared_problem_starts_one_trusted_run(tmp_path
     start and reference run in that student's wait)."""
     import uuid
 
-    from graders import compile_profile, reference
-
     problems = tmp_path / "problems"
     scaffold("prep-on-demand", problems)
     path = problems / "prep-on-demand.yaml"
@@ -142,19 +147,7 @@ def test_a_warm_grading_of_an_unprepared_problem_starts_one_trusted_run(tmp_path
     reference_file = tmp_path / "reference_solutions" / "prep_on_demand.py"
     reference_file.write_text(reference_file.read_text() + f"# {uuid.uuid4().hex}\n")  # in no cache yet
     loaded = ProblemBank(problems).problems["prep-on-demand"]
-
-    def no_second_run(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the pool recorded the profile in a trusted run of its own")
-
-    monkeypatch.setattr(compile_profile, "record_profile", no_second_run)
-    started: list[bool] = []
-    real_compute = reference.compute
-
-    def counting_compute(*args: object, **kwargs: object) -> reference.ReferenceOutputs:
-        started.append(bool(kwargs.get("record_profile")))
-        return real_compute(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(reference, "compute", counting_compute)
+    started = _count_trusted_runs(monkeypatch)
     settings = GraderSettings(data_dir=data_dir, problems_dir=problems)
     warm_before = warm_pool.stats["warm"]
     grader = Grader(ProblemBank(problems), settings, executor=warm_pool)
