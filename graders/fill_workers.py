@@ -136,6 +136,13 @@ class FillWorkers:
     def __init__(self) -> None:
         self._idle: list[FillWorker] = []
         self._lock = threading.Lock()
+        # A process forked from this one (a prefork server or task queue) must not write to this one's workers:
+        # two writers on a worker's request pipe would mix their fills. It starts workers of its own.
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._idle = []
+        self._lock = threading.Lock()
 
     def fill(self, env: dict[str, str], entries: list[dict[str, Any]], write_dir: Path, read_dirs: list[Path],
              scratch: Path, timeout_s: float) -> FillOutcome:

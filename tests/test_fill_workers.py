@@ -104,3 +104,23 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
     except OSError:
         return False
+
+
+def test_a_forked_process_does_not_use_its_parents_workers(tmp_path: Path) -> None:
+    """A process forked after fills (a prefork server, a task queue's children) starts workers of its own: writing
+    to its parent's would mix two processes' fills on one request pipe."""
+    workers = FillWorkers()
+    try:
+        (tmp_path / "scratch").mkdir()
+        (tmp_path / "a").mkdir()
+        assert workers.fill(_env(), ENTRIES, tmp_path / "a", [], tmp_path / "scratch", timeout_s=300).status == 0
+        (parent_worker,) = workers._idle
+        pid = os.fork()
+        if pid == 0:
+            code = 0 if workers._idle == [] else 1
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert workers._idle == [parent_worker] and parent_worker.alive()  # the parent's, untouched
+    finally:
+        workers.close()
