@@ -27,7 +27,6 @@ solution (ATTACKS.md row 34).
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import logging
@@ -49,17 +48,15 @@ from graders.child.profile_replay import (  # the replay half runs in the sandbo
     replay,
 )
 from graders.filelock import file_lock
-from graders.fill_workers import FillWorkerError, FillWorkers
 from graders.jax_env import jax_env
 from graders.problem import LoadedProblem
 from graders.trusted_cache import JAX_CACHE_SUFFIX, cache_env, trusted_cache_dir, use_cache_from_env
+from graders.trusted_workers import WORKERS, TrustedWorkerError
 
 PROFILE_FORMAT = 9  # 5: replay_keys; 6: vjp entries; 7: no tuple subclasses; 8: vmap entries; 9: einsum, cot, conv
 log = logging.getLogger("gradax.compile_profile")
 _locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
-_fill_workers = FillWorkers()  # trusted processes with jax imported, forking one child per fill
-atexit.register(_fill_workers.close)  # stopped and waited for: not left behind a CLI run
 
 
 class Unencodable(Exception):
@@ -487,7 +484,8 @@ class ProfileCache:
         return all((self.jax_cache_dir / f"{name}{JAX_CACHE_SUFFIX}").is_file() for name in keys)
 
 
-def _trusted_env(**extra: str) -> dict[str, str]:
+def trusted_env(**extra: str) -> dict[str, str]:
+    """The environment of every trusted process (reference runs, recordings, fills, their workers)."""
     from graders.sandbox import GRADERS_DIR
 
     return {"PATH": "/usr/bin:/bin", **jax_env(), "HOME": "/tmp", "LANG": "C.UTF-8",
@@ -510,7 +508,7 @@ def record_profile(loaded: LoadedProblem, cases: list[CaseInput], timeout_s: flo
                             probes=reference_probes(loaded))
     proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile", "record"], input=request,
                           capture_output=True, cwd="/tmp", timeout=timeout_s,
-                          env=_trusted_env(**(reference_run_env(cache_dir) if cache_dir is not None else {})))
+                          env=trusted_env(**(reference_run_env(cache_dir) if cache_dir is not None else {})))
     if proc.returncode != 0:
         raise RuntimeError(f"{loaded.id}: recording the compile profile failed: "
                            f"{proc.stderr.decode('utf-8', 'replace')[-2000:]}")
@@ -557,19 +555,20 @@ def fill_replay_cache(entries: list[dict[str, Any]], replay_dir: Path, timeout_s
 
 def _replay_process(entries: list[dict[str, Any]], staging: Path, replay_dir: Path,
                     timeout_s: float) -> tuple[int, str, str]:
-    """(exit status, result JSON, stderr) of one fill's replay: in a child of a fill worker (graders/fill_workers.py:
-    jax imported once per worker, not once per fill), or, if no worker can serve it, in a fresh process."""
+    """(exit status, result JSON, stderr) of one fill's replay: in a child of a trusted worker
+    (graders/trusted_workers.py: jax imported once per worker, not once per fill), or, if no worker can serve it,
+    in a fresh process."""
     scratch = Path(tempfile.mkdtemp(prefix="gradax-fill-"))
     try:
-        outcome = _fill_workers.fill(_trusted_env(), entries, staging, [replay_dir], scratch, timeout_s)
+        outcome = WORKERS.fill(trusted_env(), entries, staging, [replay_dir], scratch, timeout_s)
         return outcome.status, outcome.stdout, outcome.stderr
-    except FillWorkerError as exc:
-        log.warning("filling through a fill worker failed (%s); filling in a process of its own", exc)
+    except TrustedWorkerError as exc:
+        log.warning("filling through a trusted worker failed (%s); filling in a process of its own", exc)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile", "replay"],
                           input=json.dumps(entries).encode(), capture_output=True,
-                          env=_trusted_env(**cache_env(staging, [replay_dir])), cwd="/tmp", timeout=timeout_s)
+                          env=trusted_env(**cache_env(staging, [replay_dir])), cwd="/tmp", timeout=timeout_s)
     return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
 
 
@@ -687,9 +686,12 @@ def _misses() -> None:
     sys.stdout.flush()
 
 
+SUBCOMMANDS = {"record": _record, "replay": _replay_into_cache, "outputs-and-profile": _outputs_and_profile,
+               "misses": _misses}  # `python -m graders.compile_profile NAME`, or a trusted worker's child
+
+
 def main() -> None:
-    {"record": _record, "replay": _replay_into_cache, "outputs-and-profile": _outputs_and_profile,
-     "misses": _misses}[sys.argv[1]]()
+    SUBCOMMANDS[sys.argv[1]]()
 
 
 if __name__ == "__main__":

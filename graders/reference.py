@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -31,7 +32,9 @@ from graders.probe_schema import Probes
 from graders.problem import LoadedProblem
 from graders.request import build_request
 from graders.sandbox import run_harness
-from graders.supervision import SandboxLimits
+from graders.supervision import ChildOutcome, SandboxLimits
+
+log = logging.getLogger("gradax.reference")
 
 CACHE_FORMAT = 3  # 2: leaves carry their own dtype name (bfloat16); 3: probes (model state, checks)
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "numpy")
@@ -197,6 +200,21 @@ def _lock_for(key: str) -> threading.Lock:
         return _locks.setdefault(key, threading.Lock())
 
 
+def _run_trusted(request: bytes, limits: SandboxLimits, env: dict[str, str]) -> ChildOutcome:
+    """`graders.compile_profile outputs-and-profile` on `request` with `env` added: in a child of a trusted worker
+    (graders/trusted_workers.py: jax imported once per worker, not once per run), or, if no worker can start it,
+    in a process of its own."""
+    from graders.compile_profile import trusted_env
+    from graders.trusted_workers import WORKERS, TrustedWorkerError
+
+    try:
+        return WORKERS.run(trusted_env(), "outputs-and-profile", env, request, limits)
+    except TrustedWorkerError as exc:
+        log.warning("the reference run could not start in a trusted worker (%s); running it on its own", exc)
+    command = [sys.executable, "-B", "-s", "-m", "graders.compile_profile", "outputs-and-profile"]
+    return run_harness(request, limits, sandboxed=False, trusted_command=command, trusted_env=env)
+
+
 def compute(loaded: LoadedProblem, cases: list[CaseInput], key: str, *,
             record_profile: bool = False, cache_dir: Path | None = None) -> ReferenceOutputs:
     """Run the reference and every known mistake on every test, in one trusted child process; with
@@ -212,19 +230,17 @@ def compute(loaded: LoadedProblem, cases: list[CaseInput], key: str, *,
     limits = SandboxLimits(time_s=max(120.0, problem.limits.time_s * len(programs)), memory_mb=8192,
                            result_bytes=1024 * 1024 * 1024, log_bytes=64 * 1024)
     profile: list[dict[str, Any]] | None = None
-    command = [sys.executable, "-B", "-s", "-m", "graders.compile_profile", "outputs-and-profile"]
     env = {"PYTHONHASHSEED": "0", **(reference_run_env(cache_dir) if cache_dir is not None else {})}
     if record_profile:
         with tempfile.TemporaryDirectory(prefix="gradax-profile-") as tmp:
             profile_out = Path(tmp) / "profile.json"
-            outcome = run_harness(request, limits, sandboxed=False, trusted_command=command,
-                                  trusted_env={**env, "GRADAX_PROFILE_OUT": str(profile_out)})
+            outcome = _run_trusted(request, limits, {**env, "GRADAX_PROFILE_OUT": str(profile_out)})
             try:
                 profile = json.loads(profile_out.read_text())["entries"]
             except (OSError, ValueError, KeyError):
                 profile = None  # the run failed (said below) or wrote no profile: it is recorded on its own later
     else:
-        outcome = run_harness(request, limits, sandboxed=False, trusted_command=command, trusted_env=env)
+        outcome = _run_trusted(request, limits, env)
     if outcome.start_error or outcome.timed_out or not outcome.events("done"):
         stderr = outcome.stderr.decode("utf-8", "replace")[-4000:]
         raise ReferenceError(f"{loaded.id}: the reference runner did not finish "

@@ -49,6 +49,7 @@ class BankPreparation:
         self._busy: set[str] = set()  # content hashes being prepared now (by a background thread or a grader)
         self._prepared: set[str] = set()  # content hashes known to be prepared
         self._failed: dict[str, str] = {}  # content hash -> why
+        self.started: deque[str] = deque(maxlen=1000)  # problem ids in the order their preparation began here
         self.finished: deque[str] = deque(maxlen=1000)  # problem ids in the order their preparation ended here
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
@@ -140,6 +141,7 @@ class BankPreparation:
         key = loaded.content_hash
         with self._cond:
             self._busy.add(key)
+            self.started.append(loaded.id)
         try:
             done = self.preparer.prepare_one(loaded)
         finally:

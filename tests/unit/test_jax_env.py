@@ -25,13 +25,13 @@ def test_the_grading_flags_are_the_default_and_can_be_replaced(monkeypatch: pyte
 
 
 def test_sandboxed_and_trusted_processes_get_the_flags(monkeypatch: pytest.MonkeyPatch) -> None:
-    from graders.compile_profile import _trusted_env
+    from graders.compile_profile import trusted_env
     from graders.sandbox import bwrap_argv
 
     monkeypatch.delenv("GRADAX_XLA_FLAGS", raising=False)
     sandboxed = setenvs(bwrap_argv(SandboxLimits(), 3, ["python3"], []))
     assert sandboxed["XLA_FLAGS"] == GRADING_XLA_FLAGS and sandboxed["JAX_PLATFORMS"] == "cpu"
-    assert _trusted_env()["XLA_FLAGS"] == GRADING_XLA_FLAGS  # fills and reference runs
+    assert trusted_env()["XLA_FLAGS"] == GRADING_XLA_FLAGS  # fills and reference runs
 
 
 def test_the_reference_cache_key_changes_with_the_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Fill workers (graders/fill_workers.py): replay-cache fills in children of one process that imported jax once."""
+"""Trusted workers (graders/trusted_workers.py): fills and reference runs in children of a process that imported
+jax once."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 
 from graders import compile_profile
 from graders.compile_profile import fill_replay_cache
-from graders.fill_workers import FillWorker, FillWorkerError, FillWorkers
 from graders.jax_env import jax_env
+from graders.trusted_workers import TrustedWorker, TrustedWorkerError, TrustedWorkers
 
 pytestmark = [pytest.mark.slow]
 
@@ -27,9 +28,9 @@ ENTRIES: list[dict[str, Any]] = [
 
 
 def _env() -> dict[str, str]:
-    from graders.compile_profile import _trusted_env
+    from graders.compile_profile import trusted_env
 
-    return _trusted_env()
+    return trusted_env()
 
 
 def _keys(directory: Path) -> list[str]:
@@ -40,7 +41,7 @@ def test_fills_share_a_worker_and_each_compiles_in_a_fresh_child(tmp_path: Path)
     """Fills of the same profile through one worker: the worker (jax imported) is reused, and the second fill
     compiles every program again into its own empty staging directory (a child of its own, empty jit caches), so
     its keys are complete. A third, with the first staging directory to read, compiles nothing and copies all."""
-    workers = FillWorkers()
+    workers = TrustedWorkers()
     try:
         outcomes, pids = [], []
         for name, reads in (("one", []), ("two", []), ("three", [tmp_path / "one"])):
@@ -66,7 +67,7 @@ def test_fills_share_a_worker_and_each_compiles_in_a_fresh_child(tmp_path: Path)
 
 
 def test_a_failed_fill_is_a_status_and_a_dead_worker_is_replaced(tmp_path: Path) -> None:
-    workers = FillWorkers()
+    workers = TrustedWorkers()
     try:
         not_a_dir = tmp_path / "file"
         not_a_dir.write_text("x")
@@ -86,11 +87,11 @@ def test_a_failed_fill_is_a_status_and_a_dead_worker_is_replaced(tmp_path: Path)
 
 def test_a_fill_without_a_worker_runs_in_a_process_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """If no worker can start, `fill_replay_cache` fills as before, in a fresh `graders.compile_profile replay`."""
-    def cannot_start(self: FillWorker, env: dict[str, str]) -> None:
-        raise FillWorkerError("the fill worker did not start")
+    def cannot_start(self: TrustedWorker, env: dict[str, str]) -> None:
+        raise TrustedWorkerError("the trusted worker did not start")
 
-    monkeypatch.setattr(FillWorker, "__init__", cannot_start)
-    monkeypatch.setattr(compile_profile, "_fill_workers", FillWorkers())
+    monkeypatch.setattr(TrustedWorker, "__init__", cannot_start)
+    monkeypatch.setattr(compile_profile, "WORKERS", TrustedWorkers())
     keys = fill_replay_cache(ENTRIES, tmp_path / "jax-replay")
     assert keys and sorted(f"{k}-cache" for k in keys) == _keys(tmp_path / "jax-replay")
 
@@ -109,7 +110,7 @@ def _alive(pid: int) -> bool:
 def test_a_forked_process_does_not_use_its_parents_workers(tmp_path: Path) -> None:
     """A process forked after fills (a prefork server, a task queue's children) starts workers of its own: writing
     to its parent's would mix two processes' fills on one request pipe."""
-    workers = FillWorkers()
+    workers = TrustedWorkers()
     try:
         (tmp_path / "scratch").mkdir()
         (tmp_path / "a").mkdir()
@@ -124,3 +125,72 @@ def test_a_forked_process_does_not_use_its_parents_workers(tmp_path: Path) -> No
         assert workers._idle == [parent_worker] and parent_worker.alive()  # the parent's, untouched
     finally:
         workers.close()
+
+
+def _scaffold_problem(tmp_path: Path, problem_id: str = "worker-ref") -> Any:
+    from graders.problem import ProblemBank
+    from graders.scaffold import scaffold
+
+    scaffold(problem_id, tmp_path / "problems")
+    return ProblemBank(tmp_path / "problems").problems[problem_id]
+
+
+def test_reference_runs_share_a_worker_and_match_a_process_of_their_own(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reference run (outputs of the reference and its known mistakes, and the profile's recording) in a child of
+    a trusted worker gives what the one-shot process gives, and two runs share one worker."""
+    from graders import reference, trusted_workers
+    from graders.cases import build_cases
+    from graders.compare import outputs_match
+
+    loaded = _scaffold_problem(tmp_path)
+    cases = build_cases(loaded.problem)
+    workers = TrustedWorkers()
+    monkeypatch.setattr(trusted_workers, "WORKERS", workers)
+    try:
+        first = reference.compute(loaded, cases, "k1", record_profile=True, cache_dir=tmp_path / "cache-1")
+        (worker,) = workers._idle
+        second = reference.compute(loaded, cases, "k2", record_profile=True, cache_dir=tmp_path / "cache-2")
+        assert workers._idle == [worker] and worker.alive()  # one worker served both
+    finally:
+        workers.close()
+
+    def cannot_start(self: TrustedWorker, env: dict[str, str]) -> None:
+        raise TrustedWorkerError("the trusted worker did not start")
+
+    monkeypatch.setattr(TrustedWorker, "__init__", cannot_start)
+    monkeypatch.setattr(trusted_workers, "WORKERS", TrustedWorkers())
+    alone = reference.compute(loaded, cases, "k3", record_profile=True, cache_dir=tmp_path / "cache-3")
+    for got in (first, second):
+        assert got.profile and got.profile == alone.profile
+        assert set(got.reference.outputs) == set(alone.reference.outputs) == set(range(len(cases)))
+        for index, output in alone.reference.outputs.items():
+            assert outputs_match(got.reference.outputs[index], output, loaded.problem.tolerance)
+        assert set(got.mistakes) == set(alone.mistakes)
+    assert any((tmp_path / "cache-1" / "jax-trusted").iterdir())  # compiled through the trusted cache it was given
+
+
+def test_a_run_past_its_time_is_stopped_and_the_worker_serves_the_next(tmp_path: Path) -> None:
+    """The wall-clock backstop stops a trusted run that hangs (its session is killed, not the worker's), and the same
+    worker then runs the next one."""
+    from graders.cases import build_cases
+    from graders.request import build_request
+    from graders.supervision import SandboxLimits
+
+    loaded = _scaffold_problem(tmp_path)
+    cases = build_cases(loaded.problem)
+    hang = build_request(loaded, cases, ["import time\ntime.sleep(600)\n"], output_budget=2**20)
+    limits = SandboxLimits(time_s=1, wall_s=2, memory_mb=2048, result_bytes=2**24, log_bytes=2**16)
+    workers = TrustedWorkers()
+    try:
+        stopped = workers.run(_env(), "outputs-and-profile", {"PYTHONHASHSEED": "0"}, hang, limits)
+        assert stopped.timed_out and not stopped.events("done"), stopped
+        (worker,) = workers._idle
+        right = build_request(loaded, cases, [loaded.reference_source.decode()], output_budget=2**24)
+        done = workers.run(_env(), "outputs-and-profile", {"PYTHONHASHSEED": "0"}, right,
+                           SandboxLimits(time_s=120, memory_mb=8192, result_bytes=2**26, log_bytes=2**16))
+        assert done.events("done") and done.exit_code == 0, (done.stderr, done.exit_code)
+        assert workers._idle == [worker]
+    finally:
+        workers.close()
+
