@@ -198,19 +198,18 @@ class TrustedWorkers:
         worker = self.take(env)
         pipes = [os.pipe() for _ in range(4)]  # stdin, stdout, stderr, results
         theirs = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
+        ours = [pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]]
         try:
             pid = worker.start_run(command, run_env, theirs)
         except BaseException:
-            for r, w in pipes:
-                os.close(r)
-                os.close(w)
+            for fd in ours:
+                os.close(fd)
             raise
         finally:
+            # Each closed once: the worker holds its own copies now (or never will), and a second close could hit
+            # a descriptor another thread has opened since under the same number.
             for fd in theirs:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+                os.close(fd)
         stdin, stdout, stderr = (os.fdopen(pipes[0][1], "wb"), os.fdopen(pipes[1][0], "rb"),
                                  os.fdopen(pipes[2][0], "rb"))
         outcome = ChildOutcome(sandboxed=False)

@@ -28,9 +28,11 @@ ENTRIES: list[dict[str, Any]] = [
 
 
 def _env() -> dict[str, str]:
-    from graders.compile_profile import trusted_env
+    return compile_profile.trusted_env()
 
-    return trusted_env()
+
+def _cannot_start(self: TrustedWorker, env: dict[str, str]) -> None:
+    raise TrustedWorkerError("the trusted worker did not start")
 
 
 def _keys(directory: Path) -> list[str]:
@@ -87,10 +89,7 @@ def test_a_failed_fill_is_a_status_and_a_dead_worker_is_replaced(tmp_path: Path)
 
 def test_a_fill_without_a_worker_runs_in_a_process_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """If no worker can start, `fill_replay_cache` fills as before, in a fresh `graders.compile_profile replay`."""
-    def cannot_start(self: TrustedWorker, env: dict[str, str]) -> None:
-        raise TrustedWorkerError("the trusted worker did not start")
-
-    monkeypatch.setattr(TrustedWorker, "__init__", cannot_start)
+    monkeypatch.setattr(TrustedWorker, "__init__", _cannot_start)
     monkeypatch.setattr(compile_profile, "WORKERS", TrustedWorkers())
     keys = fill_replay_cache(ENTRIES, tmp_path / "jax-replay")
     assert keys and sorted(f"{k}-cache" for k in keys) == _keys(tmp_path / "jax-replay")
@@ -155,10 +154,7 @@ def test_reference_runs_share_a_worker_and_match_a_process_of_their_own(tmp_path
     finally:
         workers.close()
 
-    def cannot_start(self: TrustedWorker, env: dict[str, str]) -> None:
-        raise TrustedWorkerError("the trusted worker did not start")
-
-    monkeypatch.setattr(TrustedWorker, "__init__", cannot_start)
+    monkeypatch.setattr(TrustedWorker, "__init__", _cannot_start)
     monkeypatch.setattr(trusted_workers, "WORKERS", TrustedWorkers())
     alone = reference.compute(loaded, cases, "k3", record_profile=True, cache_dir=tmp_path / "cache-3")
     for got in (first, second):
