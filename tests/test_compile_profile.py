@@ -12,6 +12,7 @@ import pytest
 from graders.cases import build_cases
 from graders.compile_profile import ProfileCache, replay_cache_dir
 from graders.problem import ProblemBank
+from graders.settings import GraderSettings
 from graders.trusted_cache import trusted_cache_dir
 
 pytestmark = [pytest.mark.slow]
@@ -108,7 +109,7 @@ def test_an_intact_profile_is_read_not_recorded(tmp_path: Path, monkeypatch: pyt
 
 
 @pytest.mark.parametrize("problem", ["nnx-layernorm", "nnx-multihead-attention", "nnx-conv-lenet"])
-def test_after_the_replay_the_reference_compiles_nothing(problem: str, tmp_path: Path) -> None:
+def test_after_the_replay_the_reference_compiles_nothing(problem: str, tmp_path: Path, data_dir: Path) -> None:
     """A warm child replays the profile; the reference (and code like it) must then find every op compiled.
 
     Each op left out costs the submission ~10-80 ms of compiling at grading time, in its latency. With the probes
@@ -130,13 +131,19 @@ def test_after_the_replay_the_reference_compiles_nothing(problem: str, tmp_path:
     loaded = ProblemBank(ROOT / "problems").get(problem)
     assert loaded is not None
     cases = build_cases(loaded.problem)
-    entries = ProfileCache(tmp_path).get(loaded, cases)
+    # The profile and replay cache as `gradax prepare` leaves them in the suite's shared data dir (the golden
+    # cases prepare the same problems; recording and filling them again in a private dir cost ~8 CPU-s each).
+    # `misses` compiles the reference into the cache it is given: a copy, never the cache children read.
+    cache_dir = GraderSettings(data_dir=data_dir).cache_dir
+    entries = ProfileCache(cache_dir).get(loaded, cases)
+    replay_copy = tmp_path / "replay"
+    shutil.copytree(replay_cache_dir(cache_dir), replay_copy)
     request = build_request(loaded, cases, [loaded.reference_source.decode()], output_budget=2**26,
                             probes=reference_probes(loaded))
     profile = tmp_path / "profile.json"
     profile.write_text(json.dumps(entries))
     proc = subprocess.run([sys.executable, "-m", "graders.compile_profile", "misses", str(profile),
-                           str(replay_cache_dir(tmp_path))],
+                           str(replay_copy)],
                           input=request, capture_output=True, cwd=ROOT, timeout=300, check=True)
     result = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     assert result["replayed"]["replayed"] == len(entries) and result["replayed"]["failed"] == 0
