@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import atexit
 import fcntl
-import gc
 import json
 import os
 import select
@@ -345,7 +344,6 @@ def _serve() -> None:
         if not data:
             return  # the parent is gone
         request = json.loads(data)
-        gc.freeze()  # as the zygote does: the child's collections skip the imports (no copy of every page)
         pid = os.fork()
         if pid == 0:
             sock.close()

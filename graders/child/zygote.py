@@ -24,7 +24,6 @@ A child serves exactly one request and then exits.
 from __future__ import annotations
 
 import fcntl
-import gc
 import importlib
 import json
 import os
@@ -88,10 +87,6 @@ def main() -> None:
             _precreate_contexts(wanted - len(_contexts))
         sys.stdout.flush()
         sys.stderr.flush()
-        # Everything the zygote holds moves to the collector's permanent generation: a collection in the
-        # child would otherwise walk (and write to the header of) every object jax and flax left, copying
-        # each inherited page; nnx-layernorm's warm run went ~320 -> ~190 ms with this and the child's own.
-        gc.freeze()
         pid = os.fork()
         if pid == 0:
             try:
@@ -174,7 +169,6 @@ def _child(fds: list[int], command: dict[str, Any]) -> None:
     os.nice(WARM_NICE)
     _use_precreated_contexts()
     _warm(command.get("profile") or [])
-    gc.freeze()  # the submission's collections need not walk what the warm-up built (as with the zygote's)
     os.write(4, b"R")
     os.close(4)
     _serve()
