@@ -131,8 +131,9 @@ def test_after_the_replay_the_reference_compiles_nothing(problem: str, tmp_path:
     loaded = ProblemBank(ROOT / "problems").get(problem)
     assert loaded is not None
     cases = build_cases(loaded.problem)
-    # The profile and replay cache as `gradax prepare` leaves them in the suite's shared data dir (the golden
-    # cases prepare the same problems; recording and filling them again in a private dir cost ~8 CPU-s each).
+    # The profile and replay cache of the suite's shared data dir: prepared there by the golden cases (one trusted
+    # run, as `gradax prepare`), or recorded and filled by this call if it comes first; not again in a private dir
+    # (~8 CPU-s each).
     # `misses` compiles the reference into the cache it is given: a copy, never the cache children read.
     cache_dir = GraderSettings(data_dir=data_dir).cache_dir
     entries = ProfileCache(cache_dir).get(loaded, cases)
