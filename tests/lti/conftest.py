@@ -15,6 +15,7 @@ import pytest
 import uvicorn
 from api.helpers import ROOT_PROBLEMS, make_settings
 from fastapi import FastAPI
+from http_tls import TLS
 
 from app.core.config import Settings
 from app.lti.platforms import add_platform
@@ -108,7 +109,7 @@ class Browser:
     Chromium sends to http://127.0.0.1 (a secure context) but httpx does not, so this browser carries it."""
 
     def __init__(self, gradax_url: str):
-        self.http = httpx.Client(base_url=gradax_url, follow_redirects=False, timeout=30)
+        self.http = httpx.Client(base_url=gradax_url, follow_redirects=False, timeout=30, verify=TLS)
         self.state_cookies: dict[str, str] = {}
 
     def close(self) -> None:
@@ -125,7 +126,7 @@ class Browser:
     def authorize(self, login: httpx.Response) -> tuple[str, dict[str, str]]:
         """Follow the tool's redirect to the platform; returns the form the platform auto-posts back."""
         assert login.status_code == 302, login.text
-        page = httpx.get(login.headers["location"], timeout=30)
+        page = httpx.get(login.headers["location"], timeout=30, verify=TLS)
         assert page.status_code == 200, page.text
         return form_fields(page.text)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from http_tls import TLS
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
@@ -71,7 +72,7 @@ def test_registration_refuses_bad_input(tmp_path: Path) -> None:
 
 
 def test_jwks_endpoint_serves_the_keys_and_rotation_is_staged(tool: GradaxServer, lms: FakePlatform) -> None:
-    served = httpx.get(tool.url + "/lti/jwks", timeout=30).json()
+    served = httpx.get(tool.url + "/lti/jwks", timeout=30, verify=TLS).json()
     with tool.session() as session:
         signing = keys.signing_key(session)
         assert [k["kid"] for k in served["keys"]] == [signing.kid]
@@ -81,7 +82,7 @@ def test_jwks_endpoint_serves_the_keys_and_rotation_is_staged(tool: GradaxServer
         assert jwt.decode(token, KeySet.import_key_set(served), algorithms=["RS256"]).claims == {"x": 1}
 
         staged = keys.rotate(session, publish_ahead=timedelta(hours=1))
-        published = [k["kid"] for k in httpx.get(tool.url + "/lti/jwks", timeout=30).json()["keys"]]
+        published = [k["kid"] for k in httpx.get(tool.url + "/lti/jwks", timeout=30, verify=TLS).json()["keys"]]
         assert published == [signing.kid, staged.kid]  # the new key is published before it signs
         assert keys.signing_key(session).kid == signing.kid
 

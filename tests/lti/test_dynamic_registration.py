@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from http_tls import TLS
 from sqlalchemy import select
 
 from app.lti.models import LtiPlatform, LtiRegistration
@@ -43,7 +44,7 @@ def _open(tool: GradaxServer, lms: FakePlatform, key: str, token: str | None = N
     """What the LMS does with the pasted URL: open it with its configuration URL and a registration token."""
     params = {"key": key, "openid_configuration": lms.openid_configuration_url,
               "registration_token": lms.registration_token if token is None else token}
-    return httpx.get(f"{tool.url}/lti/register", params=params, timeout=30)
+    return httpx.get(f"{tool.url}/lti/register", params=params, timeout=30, verify=TLS)
 
 
 def _platforms(tool: GradaxServer, lms: FakePlatform) -> list[LtiPlatform]:
@@ -101,7 +102,7 @@ def test_nothing_registers_without_a_valid_key(tool: GradaxServer, new_lms: Fake
     assert r.status_code == 400 and "expired" in r.text
     assert new_lms.registrations == [] and _platforms(tool, new_lms) == []
     # Opened by hand, without the LMS's part: says what the URL is for.
-    bare = httpx.get(f"{tool.url}/lti/register", params={"key": _key(tool)}, timeout=30)
+    bare = httpx.get(f"{tool.url}/lti/register", params={"key": _key(tool)}, timeout=30, verify=TLS)
     assert bare.status_code == 400 and "Dynamic Registration" in bare.text
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from http_tls import TLS
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -70,7 +71,7 @@ class Server:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if httpx.get(self.base + "/readyz", timeout=2).status_code == 200:
+                if httpx.get(self.base + "/readyz", timeout=2, verify=TLS).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -102,7 +103,7 @@ class Server:
             raise
 
     def client(self, **kw: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.base + API, **{"timeout": 30, **kw})
+        return httpx.Client(base_url=self.base + API, **{"timeout": 30, "verify": TLS, **kw})
 
     def register(self, client: httpx.Client, username: str) -> dict[str, str]:
         r = client.post("/auth/register", json={"username": username, "password": PASSWORD})

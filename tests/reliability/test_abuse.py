@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from http_tls import TLS
 from small_bank import SmallBank, correct_answer, function_of
 
 from reliability.server import API, PASSWORD, Server, golden_case
@@ -143,7 +144,7 @@ def test_a_login_flood_is_throttled_and_the_server_stays_small_and_responsive(tm
 # -- row 40: a cookie or token reused after log out -----------------------------------------------------------
 
 def test_a_cookie_or_token_reused_after_logout_is_dead(web: Server) -> None:
-    with httpx.Client(base_url=web.base, timeout=30) as browser:
+    with httpx.Client(base_url=web.base, timeout=30, verify=TLS) as browser:
         token = csrf_from(browser.get("/register").text)
         r = browser.post("/register", data={"username": "carol", "password": PASSWORD, "csrf_token": token})
         assert r.status_code == 303
@@ -151,7 +152,7 @@ def test_a_cookie_or_token_reused_after_logout_is_dead(web: Server) -> None:
         assert stolen and browser.get(API + "/auth/me").json()["username"] == "carol"
         r = browser.post("/logout", data={"csrf_token": csrf_from(browser.get("/").text)})
         assert r.status_code == 303
-    with httpx.Client(base_url=web.base, timeout=30, cookies={"gradax_session": stolen}) as attacker:
+    with httpx.Client(base_url=web.base, timeout=30, cookies={"gradax_session": stolen}, verify=TLS) as attacker:
         assert attacker.get(API + "/auth/me").status_code == 401
         assert attacker.post(API + "/submissions", json={"problem_id": PID, "code": "x = 1\n"}).status_code in (401,
                                                                                                              403)
@@ -232,7 +233,7 @@ def test_half_sent_idle_and_trickling_requests_are_closed(web: Server) -> None:
     poller.start()
     # Meanwhile the server answers everyone else at once.
     start = time.monotonic()
-    assert httpx.get(web.base + "/readyz", timeout=10).status_code == 200
+    assert httpx.get(web.base + "/readyz", timeout=10, verify=TLS).status_code == 200
     assert time.monotonic() - start < 2
     # The trickler sends a byte every 0.3 s: each byte is progress, but the request never completes.
     deadline = time.monotonic() + 15

@@ -14,6 +14,7 @@ import yaml
 from api.helpers import API, ROOT_PROBLEMS, register, wait_done
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from http_tls import TLS
 from small_bank import SmallBank, correct_answer
 from sqlalchemy import select
 
@@ -346,7 +347,7 @@ def test_a_worker_keeps_spare_children_of_prepared_problems(queue_app: FastAPI, 
     workers["spares"] = start_worker("spares", _env(queue_app), tmp_path, "--metrics-port", str(port))
 
     def ready_children() -> float:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5, verify=TLS).text
         lines = [line for line in text.splitlines() if line.startswith('gradax_pool_runs{path="ready"}')]
         return float(lines[0].split()[-1]) if lines else 0.0
 
