@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine
 
 from app.core.config import Settings
+from app.migrate import upgrade_to_head
 from app.models import Role
 from app.services.users import create_user
 
@@ -36,7 +42,26 @@ def make_settings(tmp_path: Path, data_dir: Path, **overrides: Any) -> Settings:
         "argon2_memory_kib": 8192,
     }
     values.update(overrides)
+    if "database_url" not in overrides and not (tmp_path / "test.db").exists():
+        # A copy of a database migrated once per test process: the app's start then finds it at the newest revision
+        # (~3 ms) instead of migrating a fresh file (60-100 ms of a core, ~170 apps a run). Migrations have tests of
+        # their own (tests/migrations).
+        shutil.copyfile(_migrated_template(), tmp_path / "test.db")
     return Settings(**values)
+
+
+@functools.cache
+def _migrated_template() -> Path:
+    """An SQLite file at the newest schema revision, made once per test process (removed at its exit)."""
+    directory = Path(tempfile.mkdtemp(prefix="gradax-template-db-"))
+    atexit.register(shutil.rmtree, directory, True)
+    path = directory / "template.db"
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        upgrade_to_head(engine)
+    finally:
+        engine.dispose()  # no connection left open: the file is whole on disk before it is copied
+    return path
 
 
 def register(client: TestClient, username: str, password: str = PASSWORD) -> dict[str, str]:
