@@ -167,3 +167,15 @@ def test_editing_what_no_trusted_run_reads_keeps_the_prepared_outputs(tmp_path: 
     other_reference = _loaded(tmp_path / "d", MINIMAL, "def double(seed, x):\n    return x + x\n")
     assert len({base.outputs_hash, other_test.outputs_hash, other_reference.outputs_hash}) == 3
     assert set(JUDGING_ONLY_FIELDS) <= set(Problem.model_fields)  # a renamed field must not slip through
+
+
+def test_a_broken_yaml_file_is_located_and_quoted() -> None:
+    """The error names the file and line, and quotes the line with a caret under the column (the pure parser's
+    message: the fast one, libyaml's, has no excerpt)."""
+    with pytest.raises(ProblemError) as err:
+        parse_problem(MINIMAL.replace("track: drafts", "track: [drafts"), Path("tiny.yaml"))
+    message = err.value.errors[0]
+    line = MINIMAL.splitlines().index("track: drafts") + 1
+    assert message.startswith("tiny.yaml:"), message
+    assert "track: [drafts" in message and "^" in message, message
+    assert f'line {line}, column 8' in message, message
