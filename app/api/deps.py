@@ -82,7 +82,19 @@ def _unauthorized(detail: str) -> AppError:
 
 
 def get_optional_user(request: Request, session: SessionDep, token: TokenDep, secret: SecretDep) -> User | None:
-    """The caller, or None when anonymous. A bad bearer token is an error, not anonymity."""
+    """The caller, or None when anonymous. A bad bearer token is an error, not anonymity.
+
+    Its reads end their transaction before it returns, so the request's connection goes back to the pool while
+    this thread still has it. Held on, a request keeps the connection while it waits for a thread for its next
+    step; 300 long polls at once then held every connection while every request thread waited for one (30 s,
+    then 500s). The session's objects stay loaded (expire_on_commit=False); a later query takes a connection
+    again, inside the thread that runs it."""
+    user = _authenticate(request, session, token, secret)
+    session.commit()  # nothing is written here: this only ends the read transaction and returns the connection
+    return user
+
+
+def _authenticate(request: Request, session: Session, token: str | None, secret: str) -> User | None:
     if token is not None:
         claims = token_session(token, secret)
         user = None

@@ -24,6 +24,7 @@ A child serves exactly one request and then exits.
 from __future__ import annotations
 
 import fcntl
+import gc
 import importlib
 import json
 import os
@@ -87,6 +88,10 @@ def main() -> None:
             _precreate_contexts(wanted - len(_contexts))
         sys.stdout.flush()
         sys.stderr.flush()
+        # Everything the zygote holds moves to the collector's permanent generation: a collection in the
+        # child would otherwise walk (and write to the header of) every object jax and flax left, copying
+        # each inherited page; nnx-layernorm's warm run went ~320 -> ~190 ms with this and the child's own.
+        gc.freeze()
         pid = os.fork()
         if pid == 0:
             try:
@@ -169,6 +174,7 @@ def _child(fds: list[int], command: dict[str, Any]) -> None:
     os.nice(WARM_NICE)
     _use_precreated_contexts()
     _warm(command.get("profile") or [])
+    gc.freeze()  # the submission's collections need not walk what the warm-up built (as with the zygote's)
     os.write(4, b"R")
     os.close(4)
     _serve()

@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jwt
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.helpers import API, PASSWORD, login, make_settings, register
+from app.api.deps import get_optional_user
 from app.main import create_app
 from graders.problem import ProblemBank
 
@@ -138,3 +140,17 @@ def test_log_in_is_limited_per_client_and_per_username(tmp_path: Path, data_dir:
         token = page.split('name="csrf_token" value="')[1].split('"')[0]
         r = client.post("/login", data={"username": "bobby", "password": PASSWORD, "csrf_token": token})
         assert r.status_code == 429 and "too many log in" in r.text
+
+
+def test_authentication_gives_its_database_connection_back_before_the_endpoint_runs(
+        app: FastAPI, alice: dict[str, str]) -> None:
+    """The caller's account is read, and the read's transaction ended, in the dependency's own thread: a request
+    that then waits for a thread for its next step holds no connection. 300 long polls at once used to hold every
+    connection of the pool while every request thread waited for one (tests/reliability/test_abuse.py)."""
+    token = alice["Authorization"].removeprefix("Bearer ")
+    with app.state.session_factory() as session:
+        user = get_optional_user(request=None, session=session, token=token, secret=app.state.secret)  # type: ignore[arg-type]
+        assert user is not None and user.username == "alice"
+        assert not session.in_transaction()  # no transaction: no connection checked out of the pool
+        assert user.id > 0 and not user.is_staff  # still loaded: reading it takes no connection
+        assert not session.in_transaction()
