@@ -232,7 +232,7 @@ def test_a_warm_childs_collections_skip_what_it_inherited_and_warmed(warm: tuple
     """The zygote freezes its objects before each fork and the child its warm-up's before a submission
     (`gc.freeze`): a collection in the child then walks only what the submission made, instead of every
     object jax and flax left in the heap, which wrote to each inherited page (copy-on-write) and cost
-    nnx-layernorm's warm run ~320 -> ~190 ms (interleaved side by side). The collector stays on."""
+    nnx-layernorm's warm run ~200 -> ~130 ms (interleaved side by side). The collector stays on."""
     grader, _ = warm
     code = "import gc\nprint('gc', gc.isenabled(), gc.get_freeze_count())\n" + REFERENCE
     report = grader.grade(PROBLEM, code)

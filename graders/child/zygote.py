@@ -90,7 +90,8 @@ def main() -> None:
         sys.stderr.flush()
         # Everything the zygote holds moves to the collector's permanent generation: a collection in the
         # child would otherwise walk (and write to the header of) every object jax and flax left, copying
-        # each inherited page; nnx-layernorm's warm run went ~320 -> ~190 ms with this and the child's own.
+        # each inherited page; nnx-layernorm's warm run went ~200 -> ~130 ms with this and the child's own
+        # (docs/performance.md). The trusted worker does not do this (a trusted run failed once with it there).
         gc.freeze()
         pid = os.fork()
         if pid == 0:
