@@ -59,7 +59,7 @@ def with_rendered_diagnosis(detail: SubmissionDetail) -> SubmissionDetail:
 
 
 @router.get("/{submission_id}", response_model=SubmissionDetail)
-async def read_submission(submission_id: Annotated[int, Path(ge=1, le=MAX_DB_INT)], session: SessionDep,
+async def read_submission(submission_id: Annotated[int, Path(ge=1, le=MAX_DB_INT)],
                           factory: SessionFactoryDep, completions: CompletionsDep, settings: SettingsDep,
                           slots: GradingSlotsDep, preparation: PreparationDep, user: CurrentUser,
                           wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0) -> SubmissionDetail:
@@ -71,9 +71,9 @@ async def read_submission(submission_id: Annotated[int, Path(ge=1, le=MAX_DB_INT
     A user may have a few long polls waiting at once (GRADAX_LONG_POLLS_PER_USER); past that, 429.
     """
     user_id, is_staff = user.id, user.is_staff
-    # The request's own session has served authentication; a long poll must not hold its connection
-    # (a PostgreSQL pool has a handful) while it waits, so every read below uses a short session of its own.
-    await run_in_threadpool(session.close)
+    # The request's own session has served authentication, which gave its connection back (app/api/deps.py); a long
+    # poll must not hold one (a PostgreSQL pool has a handful) while it waits, so every read below uses a short
+    # session of its own.
 
     def read(answer: bool = True) -> SubmissionDetail:
         """The attempt now; `answer`: it is what the caller gets (with its phase, place and estimate), not only
