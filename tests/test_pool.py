@@ -622,6 +622,14 @@ sys.stdout = SlowOut()
 """ + CORRECT_BODY
 
 
+def _wait_for_tails(pool: WarmPool) -> None:
+    """Until every run's exit and cgroup removal left to the background are done (at most 15 s)."""
+    deadline = time.monotonic() + 15
+    while (pool._tails or pool._run_groups) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pool._tails and not pool._run_groups
+
+
 def test_a_clean_run_is_judged_without_waiting_for_its_child_to_exit(warm: tuple[Grader, WarmPool],
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A child that sent its last result and closed its pipes, alone in its group, is not waited for: the kernel
@@ -640,10 +648,7 @@ def test_a_clean_run_is_judged_without_waiting_for_its_child_to_exit(warm: tuple
     verdict, message = _grade(grader, REFERENCE)
     assert verdict == "accepted", message
     assert len(left) == 1
-    deadline = time.monotonic() + 15
-    while (pool._tails or pool._run_groups) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not pool._tails and not pool._run_groups
+    _wait_for_tails(pool)
     assert not [p for p in left[0].directories() if p.exists()]  # the run's cgroup is gone
     left.clear()
     verdict, message = _grade(grader, SLOW_FINAL_FLUSH)
@@ -652,10 +657,7 @@ def test_a_clean_run_is_judged_without_waiting_for_its_child_to_exit(warm: tuple
     seconds = f"30.{random.randrange(10**6):06d}"  # names this run's leftover among the host's processes
     verdict, message = _grade(grader, LEAVES_A_PROCESS.replace("__SECONDS__", seconds))
     assert verdict == "accepted", message
-    deadline = time.monotonic() + 15
-    while (pool._tails or pool._run_groups) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not pool._tails and not pool._run_groups
+    _wait_for_tails(pool)
     leftovers = [p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", seconds]]
     assert leftovers == [], f"the submission's process outlived its grading: {leftovers}"
 
