@@ -7,6 +7,7 @@ the problem file, the reference file, the library versions and the harness proto
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -73,7 +74,15 @@ class ReferenceOutputs:
 
 
 def library_versions() -> dict[str, str]:
-    return {name: importlib.metadata.version(name) for name in LIBRARIES}
+    return dict(_installed_versions())
+
+
+@functools.cache
+def _installed_versions() -> tuple[tuple[str, str], ...]:
+    # Read once per process: importlib.metadata scans site-packages for each name (~1.7 ms for the five), and
+    # `cache_key` runs several times per grading (reference outputs, compile profile, preparation checks). Libraries
+    # upgraded under a running server take a restart anyway: its warm pool imported the old ones.
+    return tuple((name, importlib.metadata.version(name)) for name in LIBRARIES)
 
 
 def cache_key(loaded: LoadedProblem) -> str:

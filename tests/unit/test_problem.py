@@ -169,6 +169,32 @@ def test_editing_what_no_trusted_run_reads_keeps_the_prepared_outputs(tmp_path: 
     assert set(JUDGING_ONLY_FIELDS) <= set(Problem.model_fields)  # a renamed field must not slip through
 
 
+def test_the_cache_key_reads_the_installed_versions_once_per_process(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A grading computes the key several times; scanning site-packages for five versions each time cost ~1.7 ms."""
+    import importlib.metadata
+
+    from graders import reference
+
+    looked_up: list[str] = []
+    real_version = importlib.metadata.version
+
+    def version(name: str) -> str:
+        looked_up.append(name)
+        return real_version(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    reference._installed_versions.cache_clear()
+    try:
+        loaded = _loaded(tmp_path, MINIMAL)
+        first = cache_key(loaded)
+        assert cache_key(loaded) == first and cache_key(loaded) == first
+        assert sorted(looked_up) == sorted(reference.LIBRARIES)
+        assert reference.library_versions() == {name: real_version(name) for name in reference.LIBRARIES}
+    finally:
+        reference._installed_versions.cache_clear()
+
+
 def test_a_broken_yaml_file_is_located_and_quoted() -> None:
     """The error names the file and line, and quotes the line with a caret under the column (the pure parser's
     message: the fast one, libyaml's, has no excerpt)."""
