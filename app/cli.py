@@ -7,7 +7,7 @@ import getpass
 import sys
 from typing import Any
 
-from app.models import Role
+from app.roles import Role
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -11,17 +11,12 @@ from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Intege
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
+from app.roles import Role as Role  # re-exported: the app imports it from here
 
 
 def utcnow() -> datetime:
     """Naive UTC: SQLite drops time zones, so every timestamp is stored and compared as naive UTC."""
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-class Role(enum.StrEnum):
-    STUDENT = "student"
-    INSTRUCTOR = "instructor"
-    ADMIN = "admin"
 
 
 class AttemptStatus(enum.StrEnum):

@@ -10,9 +10,10 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
+if TYPE_CHECKING:  # every `gradax` command loads this module (its entry point): SQLAlchemy only when used
+    from sqlalchemy.orm import Session
 
 
 @contextmanager
