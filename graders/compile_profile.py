@@ -494,7 +494,7 @@ def trusted_env(**extra: str) -> dict[str, str]:
 
 def record_profile(loaded: LoadedProblem, cases: list[CaseInput], timeout_s: float = 300.0,
                    cache_dir: Path | None = None) -> list[dict[str, Any]]:
-    """Run the reference once in a trusted process of its own with the recorder installed.
+    """Run the reference once in a trusted process (a worker's child) with the recorder installed.
 
     What it compiles comes from reference code (its own jitted functions, transforms of them) and must never
     reach a cache a warm child can read: with `cache_dir` (the data dir's cache), it compiles into the trusted
@@ -506,14 +506,28 @@ def record_profile(loaded: LoadedProblem, cases: list[CaseInput], timeout_s: flo
     # With the probes a submission is graded with (model state, transform checks), so they are warm too.
     request = build_request(loaded, cases, [loaded.reference_source.decode("utf-8")], output_budget=256 * 2**20,
                             probes=reference_probes(loaded))
-    proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile", "record"], input=request,
-                          capture_output=True, cwd="/tmp", timeout=timeout_s,
-                          env=trusted_env(**(reference_run_env(cache_dir) if cache_dir is not None else {})))
-    if proc.returncode != 0:
-        raise RuntimeError(f"{loaded.id}: recording the compile profile failed: "
-                           f"{proc.stderr.decode('utf-8', 'replace')[-2000:]}")
-    entries: list[dict[str, Any]] = json.loads(proc.stdout)["entries"]
+    run_env = reference_run_env(cache_dir) if cache_dir is not None else {}
+    status, stdout, stderr = _record_process(request, run_env, timeout_s)
+    if status != 0:
+        raise RuntimeError(f"{loaded.id}: recording the compile profile failed: {stderr[-2000:]}")
+    entries: list[dict[str, Any]] = json.loads(stdout)["entries"]
     return entries
+
+
+def _record_process(request: bytes, run_env: dict[str, str], timeout_s: float) -> tuple[int, str, str]:
+    """(exit status, printed profile, stderr) of one recording: in a child of a trusted worker (jax imported once per
+    worker, not once per recording: ~1 CPU-s), or, if no worker can serve it, in a fresh process."""
+    scratch = Path(tempfile.mkdtemp(prefix="gradax-record-"))
+    try:
+        outcome = WORKERS.run_to_files(trusted_env(), "record", run_env, request, scratch, timeout_s)
+        return outcome.status, outcome.stdout, outcome.stderr
+    except TrustedWorkerError as exc:
+        log.warning("recording through a trusted worker failed (%s); recording in a process of its own", exc)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile", "record"], input=request,
+                          capture_output=True, cwd="/tmp", timeout=timeout_s, env=trusted_env(**run_env))
+    return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
 
 
 def fill_replay_cache(entries: list[dict[str, Any]], replay_dir: Path, timeout_s: float = 300.0) -> list[str]:

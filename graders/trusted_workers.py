@@ -50,8 +50,8 @@ MESSAGE_BYTES = 1 << 16
 
 @dataclass
 class FillOutcome:
-    """What one fill's child did: its exit status (negative: killed by that signal), what it printed as its
-    result, and its stderr."""
+    """What one child did (a fill, or a run of a subcommand that reads stdin and prints its result): its exit status
+    (negative: killed by that signal), what it printed as its result, and its stderr."""
 
     status: int
     stdout: str
@@ -105,6 +105,36 @@ class TrustedWorker:
                 raise TrustedRunTimeout(f"replaying the profile took more than {timeout_s:g} s")
             raise TrustedWorkerError("the trusted worker died during a fill")
         return FillOutcome(status, _read_text(out), _read_text(err))
+
+    def run_to_files(self, command: str, run_env: dict[str, str], stdin: bytes, scratch: Path,
+                     timeout_s: float) -> FillOutcome:
+        """`graders.compile_profile <command>` (one that reads its request on stdin and prints its result: `record`)
+        in a fresh child with `run_env` added, `stdin` fed from a file and its outputs written to files in
+        `scratch`; its exit status and outputs."""
+        source, out, err = scratch / "stdin", scratch / "stdout", scratch / "stderr"
+        source.write_bytes(stdin)
+        fds: list[int] = []
+        try:
+            fds.append(os.open(source, os.O_RDONLY))
+            for path in (out, err):
+                fds.append(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+            fds.append(os.open(os.devnull, os.O_WRONLY))  # the result pipe of the harness's protocol: unused here
+            pid = self.start_run(command, run_env, fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        status = self.wait(timeout_s)
+        if status is None:
+            hung = self.alive()
+            try:
+                os.killpg(pid, signal.SIGKILL)  # a session of its own (`_run_child`): stopping the worker misses it
+            except OSError:
+                pass
+            self.kill()
+            if hung:
+                raise TrustedRunTimeout(f"`{command}` took more than {timeout_s:g} s")
+            raise TrustedWorkerError(f"the trusted worker died during `{command}`")
+        return FillOutcome(status, out.read_text("utf-8", "replace"), _read_text(err))
 
     def start_run(self, command: str, env: dict[str, str], fds: list[int]) -> int:
         """Start `graders.compile_profile <command>` in a fresh child with `env` added and `fds` as its stdin,
@@ -184,6 +214,18 @@ class TrustedWorkers:
         worker = self.take(env)
         try:
             outcome = worker.fill(entries, write_dir, read_dirs, scratch, timeout_s)
+        except BaseException:
+            worker.kill()
+            raise
+        self.give_back(worker)
+        return outcome
+
+    def run_to_files(self, env: dict[str, str], command: str, run_env: dict[str, str], stdin: bytes, scratch: Path,
+                     timeout_s: float) -> FillOutcome:
+        """`TrustedWorker.run_to_files` in a worker started with `env`."""
+        worker = self.take(env)
+        try:
+            outcome = worker.run_to_files(command, run_env, stdin, scratch, timeout_s)
         except BaseException:
             worker.kill()
             raise

@@ -190,3 +190,84 @@ def test_a_run_past_its_time_is_stopped_and_the_worker_serves_the_next(tmp_path:
     finally:
         workers.close()
 
+
+
+def test_recordings_run_in_a_worker_and_match_a_process_of_their_own(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`record_profile` (a profile needed when the outputs were stored already: a new profile format, a deleted
+    file) records in a child of a trusted worker, as fills and reference runs do, and two recordings share the
+    worker; without a worker it records in a process of its own, and all three record the same entries."""
+    import subprocess
+
+    from graders.cases import build_cases
+
+    loaded = _scaffold_problem(tmp_path)
+    cases = build_cases(loaded.problem)
+    fresh_processes: list[object] = []
+    real_run = subprocess.run
+
+    def counting_run(*args: Any, **kwargs: Any) -> Any:
+        fresh_processes.append(args[0])
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", counting_run)
+    workers = TrustedWorkers()
+    monkeypatch.setattr(compile_profile, "WORKERS", workers)
+    try:
+        first = compile_profile.record_profile(loaded, cases, cache_dir=tmp_path / "cache")
+        (worker,) = workers._idle
+        second = compile_profile.record_profile(loaded, cases)
+        assert workers._idle == [worker] and worker.alive()  # one worker served both
+    finally:
+        workers.close()
+    assert fresh_processes == []
+    assert any((tmp_path / "cache" / "jax-trusted").iterdir())  # compiled through the trusted cache it was given
+
+    monkeypatch.setattr(TrustedWorker, "__init__", _cannot_start)
+    monkeypatch.setattr(compile_profile, "WORKERS", TrustedWorkers())
+    alone = compile_profile.record_profile(loaded, cases)
+    assert len(fresh_processes) == 1 and "record" in fresh_processes[0]  # type: ignore[operator]
+    assert first and first == second == alone
+
+
+def _trusted_worker_pids() -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"graders.trusted_workers" in (entry / "cmdline").read_bytes():
+                found.add(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_recording_past_its_time_is_stopped_and_the_next_one_runs(tmp_path: Path) -> None:
+    """A recording that hangs is stopped at its deadline, its child (a session of its own) with its worker, and the
+    next recording gets a worker of its own."""
+    import time
+
+    from graders.cases import build_cases
+    from graders.request import build_request
+    from graders.trusted_workers import TrustedRunTimeout
+
+    loaded = _scaffold_problem(tmp_path)
+    cases = build_cases(loaded.problem)
+    hang = build_request(loaded, cases, ["import time\ntime.sleep(600)\n"], output_budget=2**20)
+    before = _trusted_worker_pids()
+    workers = TrustedWorkers()
+    try:
+        (tmp_path / "hang").mkdir()
+        with pytest.raises(TrustedRunTimeout):
+            workers.run_to_files(_env(), "record", {}, hang, tmp_path / "hang", timeout_s=3)
+        assert workers._idle == []
+        deadline = time.monotonic() + 10
+        while [p for p in _trusted_worker_pids() - before if _alive(p)] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [p for p in _trusted_worker_pids() - before if _alive(p)]  # neither the worker nor its child
+        (tmp_path / "right").mkdir()
+        right = build_request(loaded, cases, [loaded.reference_source.decode()], output_budget=2**20)
+        done = workers.run_to_files(_env(), "record", {}, right, tmp_path / "right", timeout_s=300)
+        assert done.status == 0, done.stderr
+        assert json.loads(done.stdout)["entries"]
+    finally:
+        workers.close()
