@@ -5,7 +5,8 @@ reference and the known mistakes, and the profile's recording: `graders/referenc
 cache fill (`compile_profile.fill_replay_cache`: the profile replayed on zeros, no reference code loaded; ATTACKS.md
 row 34). Each was a fresh `python -m graders.compile_profile ...`, paying ~1.1 CPU-s of interpreter start, jax/flax/
 optax imports and backend start before doing anything: a third of a typical fill, 24 fills and 24 reference runs in
-a whole-bank `gradax check` or `gradax prepare`.
+a whole-bank `gradax check` or `gradax prepare`. A third kind, the recording alone (`compile_profile.record_profile`:
+a profile needed when the outputs were stored already, e.g. after a new profile format), runs here too.
 
 A worker (`python -m graders.trusted_workers`, started with the trusted environment those processes had: XLA flags,
 `PYTHONHASHSEED=0`, cwd /tmp) imports the libraries once, starts no backend, and forks one child per run, as the warm
