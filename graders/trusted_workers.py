@@ -36,6 +36,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,13 +99,7 @@ class TrustedWorker:
         source.write_text(json.dumps(entries))
         self._start({"kind": "fill", "entries": str(source), "write": str(write_dir),
                      "read": [str(d) for d in read_dirs], "out": str(out), "err": str(err)}, [])
-        status = self.wait(timeout_s)
-        if status is None:
-            hung = self.alive()
-            self.kill()
-            if hung:  # the replay itself took too long: a fresh process would too
-                raise TrustedRunTimeout(f"replaying the profile took more than {timeout_s:g} s")
-            raise TrustedWorkerError("the trusted worker died during a fill")
+        status = self._finish(timeout_s, "replaying the profile")
         return FillOutcome(status, _read_text(out), _read_text(err))
 
     def run_to_files(self, command: str, run_env: dict[str, str], stdin: bytes, scratch: Path,
@@ -124,18 +119,26 @@ class TrustedWorker:
         finally:
             for fd in fds:
                 os.close(fd)
+        status = self._finish(timeout_s, f"`{command}`", session=pid)
+        return FillOutcome(status, out.read_text("utf-8", "replace"), _read_text(err))
+
+    def _finish(self, timeout_s: float, what: str, session: int | None = None) -> int:
+        """The running child's exit status. Past `timeout_s`, the child (and its own `session`, which stopping the
+        worker misses: `_run_child` makes one) and the worker are stopped: TrustedRunTimeout if the run itself hung
+        (a fresh process would too), TrustedWorkerError if the worker died under it (a fresh process may do it)."""
         status = self.wait(timeout_s)
-        if status is None:
-            hung = self.alive()
+        if status is not None:
+            return status
+        hung = self.alive()
+        if session is not None:
             try:
-                os.killpg(pid, signal.SIGKILL)  # a session of its own (`_run_child`): stopping the worker misses it
+                os.killpg(session, signal.SIGKILL)
             except OSError:
                 pass
-            self.kill()
-            if hung:
-                raise TrustedRunTimeout(f"`{command}` took more than {timeout_s:g} s")
-            raise TrustedWorkerError(f"the trusted worker died during `{command}`")
-        return FillOutcome(status, out.read_text("utf-8", "replace"), _read_text(err))
+        self.kill()
+        if hung:
+            raise TrustedRunTimeout(f"{what} took more than {timeout_s:g} s")
+        raise TrustedWorkerError(f"the trusted worker died while {what} ran")
 
     def start_run(self, command: str, env: dict[str, str], fds: list[int]) -> int:
         """Start `graders.compile_profile <command>` in a fresh child with `env` added and `fds` as its stdin,
@@ -212,21 +215,18 @@ class TrustedWorkers:
     def fill(self, env: dict[str, str], entries: list[dict[str, Any]], write_dir: Path, read_dirs: list[Path],
              scratch: Path, timeout_s: float) -> FillOutcome:
         """Run one fill in a worker started with `env`."""
-        worker = self.take(env)
-        try:
-            outcome = worker.fill(entries, write_dir, read_dirs, scratch, timeout_s)
-        except BaseException:
-            worker.kill()
-            raise
-        self.give_back(worker)
-        return outcome
+        return self._on_worker(env, lambda worker: worker.fill(entries, write_dir, read_dirs, scratch, timeout_s))
 
     def run_to_files(self, env: dict[str, str], command: str, run_env: dict[str, str], stdin: bytes, scratch: Path,
                      timeout_s: float) -> FillOutcome:
         """`TrustedWorker.run_to_files` in a worker started with `env`."""
+        return self._on_worker(env, lambda worker: worker.run_to_files(command, run_env, stdin, scratch, timeout_s))
+
+    def _on_worker(self, env: dict[str, str], use: Callable[[TrustedWorker], FillOutcome]) -> FillOutcome:
+        """`use` an idle worker started with `env` (or a new one), given back after, stopped if `use` raised."""
         worker = self.take(env)
         try:
-            outcome = worker.run_to_files(command, run_env, stdin, scratch, timeout_s)
+            outcome = use(worker)
         except BaseException:
             worker.kill()
             raise
