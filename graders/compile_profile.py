@@ -525,9 +525,7 @@ def _record_process(request: bytes, run_env: dict[str, str], timeout_s: float) -
         log.warning("recording through a trusted worker failed (%s); recording in a process of its own", exc)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile", "record"], input=request,
-                          capture_output=True, cwd="/tmp", timeout=timeout_s, env=trusted_env(**run_env))
-    return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+    return _fresh_process("record", request, run_env, timeout_s)
 
 
 def fill_replay_cache(entries: list[dict[str, Any]], replay_dir: Path, timeout_s: float = 300.0) -> list[str]:
@@ -580,9 +578,14 @@ def _replay_process(entries: list[dict[str, Any]], staging: Path, replay_dir: Pa
         log.warning("filling through a trusted worker failed (%s); filling in a process of its own", exc)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile", "replay"],
-                          input=json.dumps(entries).encode(), capture_output=True,
-                          env=trusted_env(**cache_env(staging, [replay_dir])), cwd="/tmp", timeout=timeout_s)
+    return _fresh_process("replay", json.dumps(entries).encode(), cache_env(staging, [replay_dir]), timeout_s)
+
+
+def _fresh_process(command: str, stdin: bytes, run_env: dict[str, str], timeout_s: float) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of `python -m graders.compile_profile <command>` in a process of its own, with
+    the trusted environment and `run_env`: what a worker's child does when no worker can serve the run."""
+    proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile", command], input=stdin,
+                          capture_output=True, cwd="/tmp", timeout=timeout_s, env=trusted_env(**run_env))
     return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
 
 

@@ -99,7 +99,7 @@ class TrustedWorker:
         source.write_text(json.dumps(entries))
         self._start({"kind": "fill", "entries": str(source), "write": str(write_dir),
                      "read": [str(d) for d in read_dirs], "out": str(out), "err": str(err)}, [])
-        status = self._finish(timeout_s, "replaying the profile")
+        status = self._finish(timeout_s, "the profile's replay")
         return FillOutcome(status, _read_text(out), _read_text(err))
 
     def run_to_files(self, command: str, run_env: dict[str, str], stdin: bytes, scratch: Path,
@@ -138,7 +138,7 @@ class TrustedWorker:
         self.kill()
         if hung:
             raise TrustedRunTimeout(f"{what} took more than {timeout_s:g} s")
-        raise TrustedWorkerError(f"the trusted worker died while {what} ran")
+        raise TrustedWorkerError(f"the trusted worker died during {what}")
 
     def start_run(self, command: str, env: dict[str, str], fds: list[int]) -> int:
         """Start `graders.compile_profile <command>` in a fresh child with `env` added and `fds` as its stdin,
