@@ -23,6 +23,13 @@ runner), compiling into the trusted cache that no child reads (graders/trusted_c
 (`... compile_profile replay`) that loads no reference code. So the only programs a child can find on disk are
 library functions and primitives compiled for zeros of the profile's shapes: none defined in a reference
 solution (ATTACKS.md row 34).
+
+The same recording goes on while the problem's known mistakes and alternative solutions run after the reference
+(trusted instructor code; the mistakes run anyway for their outputs): their dispatches that the reference's did
+not make are kept as the profile's `extra` entries. A fill compiles them into the replay cache too, but children
+do not replay them: a warm-up stays the reference's, and a submission that makes a known mistake, or computes the
+same things another way (a layernorm written out by hand), finds its programs in the persistent cache instead of
+compiling them in the child (nnx-layernorm's `batch-axis` mistake: 2.0 -> 0.6 CPU-s of run; docs/performance.md).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from graders.cases import CaseInput
 from graders.child.profile_replay import (  # the replay half runs in the sandbox: graders/child/
@@ -53,10 +60,44 @@ from graders.problem import LoadedProblem
 from graders.trusted_cache import JAX_CACHE_SUFFIX, cache_env, trusted_cache_dir, use_cache_from_env
 from graders.trusted_workers import WORKERS, TrustedWorkerError
 
-PROFILE_FORMAT = 9  # 5: replay_keys; 6: vjp entries; 7: no tuple subclasses; 8: vmap entries; 9: einsum, cot, conv
+PROFILE_FORMAT = 10  # 5: replay_keys; 6: vjp; 7: no tuple subclasses; 8: vmap; 9: einsum, cot, conv; 10: extra
+# The known mistakes' own dispatches a fill compiles (never replayed by a child, so not bounded by its warm-up).
+MAX_EXTRA_ENTRIES = 800
 log = logging.getLogger("gradax.compile_profile")
 _locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
+
+
+class RecordedProfile(NamedTuple):
+    """A recording: the reference's dispatches (`entries`, replayed by every warm child) and the known mistakes'
+    further ones (`extra`, only compiled into the replay cache)."""
+
+    entries: list[dict[str, Any]]
+    extra: list[dict[str, Any]]
+
+
+def recorded_programs(loaded: LoadedProblem) -> list[str]:
+    """What a recording runs, in this order: the reference (program 0), the known mistakes (their outputs are kept:
+    graders/reference.py relies on this order), then the alternative solutions (other ways students write it)."""
+    problem = loaded.problem
+    return ([loaded.reference_source.decode("utf-8")] + [m.code for m in problem.known_mistakes]
+            + [a.code for a in problem.alternatives])
+
+
+class _ByProgram:
+    """Splits the recorder's entries at the end of program 0 (the reference) for `after_program`."""
+
+    def __init__(self, entries: list[dict[str, Any]]):
+        self.entries = entries
+        self.reference_count: int | None = None
+
+    def after_program(self, index: int) -> None:
+        if index == 0:
+            self.reference_count = len(self.entries)
+
+    def result(self) -> dict[str, list[dict[str, Any]]]:
+        n = len(self.entries) if self.reference_count is None else self.reference_count
+        return {"entries": self.entries[:min(n, MAX_ENTRIES)], "extra": self.entries[n:][:MAX_EXTRA_ENTRIES]}
 
 
 class Unencodable(Exception):
@@ -268,8 +309,8 @@ def _einsum_entry(args: tuple[Any, ...], subscripts: str | None) -> tuple[dict[s
     return {"k": "einsum", "s": subscripts, "kw": kwargs}, list(operands)
 
 
-def install_recorder(entries: list[dict[str, Any]]) -> None:
-    """Record every top-level jit dispatch that misses the in-process caches (i.e. compiles).
+def install_recorder(entries: list[dict[str, Any]], limit: int = MAX_ENTRIES) -> None:
+    """Record every top-level jit dispatch that misses the in-process caches (i.e. compiles), up to `limit` entries.
 
     Also what an eager `jax.grad`/`nnx.grad` of the program does, one library function or primitive at a
     time: an entry with `"vjp": [argument indices]` was applied to values being differentiated (those
@@ -289,7 +330,7 @@ def install_recorder(entries: list[dict[str, Any]]) -> None:
     seen: set[str] = set()
 
     def add(entry: dict[str, Any] | None) -> None:
-        if entry is not None and len(entries) < MAX_ENTRIES:
+        if entry is not None and len(entries) < limit:
             key = json.dumps(entry, sort_keys=True)
             if key not in seen:
                 seen.add(key)
@@ -303,9 +344,9 @@ def install_recorder(entries: list[dict[str, Any]]) -> None:
             subscripts.pop()
 
     def recording(p: Any, args_flat: Any, fun: Any, args: Any, kwargs: Any) -> Any:
-        if len(entries) < MAX_ENTRIES and fun is einsum_module._einsum:
+        if len(entries) < limit and fun is einsum_module._einsum:
             record_einsum(tuple(args))
-        elif len(entries) < MAX_ENTRIES:
+        elif len(entries) < limit:
             trace = core.trace_ctx.trace
             if core.trace_state_clean():
                 if not _inside_autodiff():
@@ -360,7 +401,7 @@ def install_recorder(entries: list[dict[str, Any]]) -> None:
             pass
 
     def batching_(self: Any, primitive: Any, tracers: Any, params: Any, /) -> Any:
-        if len(entries) < MAX_ENTRIES and primitive is not pjit.jit_p and _batch_trace(self):
+        if len(entries) < limit and primitive is not pjit.jit_p and _batch_trace(self):
             mapped = _batched(self, tuple(tracers))
             if mapped is not None:
                 try:
@@ -372,7 +413,7 @@ def install_recorder(entries: list[dict[str, Any]]) -> None:
         return original_batching(self, primitive, tracers, params)
 
     def linearizing(self: Any, primitive: Any, tracers: Any, params: Any, /) -> Any:
-        if len(entries) < MAX_ENTRIES and primitive is not pjit.jit_p and _grad_trace(self):
+        if len(entries) < limit and primitive is not pjit.jit_p and _grad_trace(self):
             split = _differentiated(self, tuple(tracers))
             if split is not None:
                 try:
@@ -435,9 +476,10 @@ class ProfileCache:
             return False
 
     def get(self, loaded: LoadedProblem, cases: list[CaseInput],
-            recorded: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-        """The profile, from memory or the file, else `recorded` (the trusted run that computed the reference
-        outputs recorded it: graders/prepare.py), else a recording made now; the replay cache is filled for it."""
+            recorded: RecordedProfile | None = None) -> list[dict[str, Any]]:
+        """The entries a warm child replays, from memory or the file, else `recorded` (the trusted run that computed
+        the reference outputs recorded it: graders/prepare.py), else a recording made now; the replay cache is
+        filled for them and for the known mistakes' extra entries."""
         from graders.reference import cache_key
 
         key = profile_key(cache_key(loaded))
@@ -455,29 +497,29 @@ class ProfileCache:
             return entries
 
     def _load_or_record(self, loaded: LoadedProblem, cases: list[CaseInput], path: Path,
-                        recorded: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-        entries: list[dict[str, Any]] | None = None
+                        recorded: RecordedProfile | None = None) -> list[dict[str, Any]]:
+        profile: RecordedProfile | None = None
         replay_keys: list[str] | None = None
         try:
             stored = json.loads(path.read_text())
-            entries, replay_keys = stored["entries"], stored["replay_keys"]
+            profile, replay_keys = RecordedProfile(stored["entries"], stored["extra"]), stored["replay_keys"]
         except (OSError, ValueError, KeyError, TypeError):
-            entries = None
-        if entries is None:
-            entries = recorded if recorded is not None else record_profile(loaded, cases,
+            profile = None
+        if profile is None:
+            profile = recorded if recorded is not None else record_profile(loaded, cases,
                                                                             cache_dir=self.jax_cache_dir.parent)
         if replay_keys is None or not self._compiled(replay_keys):
             # New, or the profile outlived the replay cache (wiped, or written under another data dir):
             # without its programs every warm child would compile everything again (~2.5 CPU-s instead
             # of ~0.5), so replay it again into the cache; the recording itself stays valid.
-            replay_keys = fill_replay_cache(entries, self.jax_cache_dir)
+            replay_keys = fill_replay_cache(profile.entries + profile.extra, self.jax_cache_dir)
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             with os.fdopen(fd, "w") as fh:
-                json.dump({"format": PROFILE_FORMAT, "problem": loaded.id, "entries": entries,
-                           "replay_keys": replay_keys}, fh)
+                json.dump({"format": PROFILE_FORMAT, "problem": loaded.id, "entries": profile.entries,
+                           "extra": profile.extra, "replay_keys": replay_keys}, fh)
             os.replace(tmp, path)
-        return entries
+        return profile.entries
 
     def _compiled(self, keys: list[str]) -> bool:
         """Whether every program the profile's replay compiled is still in the replay cache."""
@@ -493,8 +535,9 @@ def trusted_env(**extra: str) -> dict[str, str]:
 
 
 def record_profile(loaded: LoadedProblem, cases: list[CaseInput], timeout_s: float = 300.0,
-                   cache_dir: Path | None = None) -> list[dict[str, Any]]:
-    """Run the reference once in a trusted process (a worker's child) with the recorder installed.
+                   cache_dir: Path | None = None) -> RecordedProfile:
+    """Run the reference, then the known mistakes and alternatives, once in a trusted process (a worker's child) with
+    the recorder installed.
 
     What it compiles comes from reference code (its own jitted functions, transforms of them) and must never
     reach a cache a warm child can read: with `cache_dir` (the data dir's cache), it compiles into the trusted
@@ -504,14 +547,14 @@ def record_profile(loaded: LoadedProblem, cases: list[CaseInput], timeout_s: flo
     from graders.request import build_request
 
     # With the probes a submission is graded with (model state, transform checks), so they are warm too.
-    request = build_request(loaded, cases, [loaded.reference_source.decode("utf-8")], output_budget=256 * 2**20,
+    request = build_request(loaded, cases, recorded_programs(loaded), output_budget=256 * 2**20,
                             probes=reference_probes(loaded))
     run_env = reference_run_env(cache_dir) if cache_dir is not None else {}
     status, stdout, stderr = _record_process(request, run_env, timeout_s)
     if status != 0:
         raise RuntimeError(f"{loaded.id}: recording the compile profile failed: {stderr[-2000:]}")
-    entries: list[dict[str, Any]] = json.loads(stdout)["entries"]
-    return entries
+    said = json.loads(stdout)
+    return RecordedProfile(said["entries"], said["extra"])
 
 
 def _record_process(request: bytes, run_env: dict[str, str], timeout_s: float) -> tuple[int, str, str]:
@@ -590,32 +633,26 @@ def _fresh_process(command: str, stdin: bytes, run_env: dict[str, str], timeout_
 
 
 def _record() -> None:
-    """Trusted: read a reference request on stdin, run program 0 on every test, print the profile."""
-    from graders.child import harness, model_probe
+    """Trusted: read a request on stdin (`recorded_programs`), run every program on every test,
+    print the profile: the reference's entries and the mistakes' extra ones. The outputs are not kept."""
+    from graders.child import harness
 
     use_cache_from_env()
     harness.import_libraries()
     generic_warmup()
     entries: list[dict[str, Any]] = []
-    install_recorder(entries)
-    request = harness.read_request(sys.stdin.buffer)
-    header = request.header
-    probes = header.get("probes") or None
-    if probes:
-        model_probe.prepare(probes)
-    _, fn = harness.load_program(header["programs"][0]["code"], header["function"])
-    if fn is not None:
-        namespace = sys.modules["submission"].__dict__
-        for test in header["tests"]:
-            harness.run_test(fn, test, request.arrays, int(header.get("output_budget", 2**24)), probes, namespace)
-    sys.stdout.write(json.dumps({"entries": entries}))
+    install_recorder(entries, MAX_ENTRIES + MAX_EXTRA_ENTRIES)
+    by_program = _ByProgram(entries)
+    with open(os.devnull, "wb") as outputs:
+        harness.serve(harness.read_request(sys.stdin.buffer), outputs, by_program.after_program)
+    sys.stdout.write(json.dumps(by_program.result()))
     sys.stdout.flush()
 
 
 def _outputs_and_profile() -> None:
     """Trusted: the unsandboxed harness's `serve` of a reference request (the reference, then the known mistakes),
     given GRADAX_PROFILE_OUT with the recorder on: the entries recorded while program 0 (the reference) ran go to
-    that file as soon as it finished.
+    that file as soon as it finished, and again with the known mistakes' extra entries after each later program.
 
     One process and one reference run for both halves of a preparation (graders/prepare.py), where separate
     `compute` and `record` processes each started jax and ran the reference. It compiles into the trusted cache
@@ -634,16 +671,17 @@ def _outputs_and_profile() -> None:
     profile_out = Path(profile_to)
     generic_warmup()
     entries: list[dict[str, Any]] = []
-    install_recorder(entries)
+    install_recorder(entries, MAX_ENTRIES + MAX_EXTRA_ENTRIES)
+    by_program = _ByProgram(entries)
     wire.write_message(out, {"event": "ready", "pid": os.getpid()})
     request = harness.read_request(sys.stdin.buffer)
 
     def after_program(index: int) -> None:
-        # Written as soon as the reference ran, before `done` is sent: the parent stops the process on `done`.
-        if index == 0:
-            tmp = profile_out.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"entries": entries[:]}))
-            os.replace(tmp, profile_out)
+        # Written after each program, before `done` is sent: the parent stops the process on `done`.
+        by_program.after_program(index)
+        tmp = profile_out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(by_program.result()))
+        os.replace(tmp, profile_out)
 
     harness.serve_and_exit(request, out, after_program)
 
@@ -656,7 +694,7 @@ def _replay_into_cache() -> None:
     harness.import_libraries()
     entries = json.load(sys.stdin)
     generic_warmup()
-    stats = replay(entries)
+    stats = replay(entries, limit=None)
     sys.stdout.write(json.dumps({"replay": stats, "compiled": cache.compiled if cache else None,
                                  "reused": cache.reused if cache else None}))
     sys.stdout.flush()
@@ -665,7 +703,8 @@ def _replay_into_cache() -> None:
 def _misses() -> None:
     """Trusted diagnostic (tests/test_compile_profile.py, scripts/compile-misses.py): replay the profile in the
     file argv[2] as a warm child does, with the persistent cache argv[3], then `serve` the request on stdin and
-    print, as JSON, what jax compiled after the replay. argv[3] must be a copy, never a cache children read: the
+    print, as JSON, what jax compiled after the replay (`misses`) and how many of those the persistent cache
+    served (`from_cache`). argv[3] must be a copy, never a cache children read: the
     request's programs (a reference) compile into it.
     """
     import io
@@ -691,13 +730,18 @@ def _misses() -> None:
     log.addHandler(Compiles())
     log.propagate = False
     jax.config.update("jax_log_compiles", True)  # every compilation is logged: those after the replay are misses
+    # Of those, the ones the persistent cache served (a known mistake's extra entries): deserialized, not compiled.
+    from_cache: list[str] = []
+    jax.monitoring.register_event_listener(
+        lambda event, **kwargs: from_cache.append(event) if event == "/jax/compilation_cache/cache_hits" else None)
     generic_warmup()
     replayed = replay(json.loads(Path(sys.argv[2]).read_text()))
     compiled.clear()
+    from_cache.clear()
     request = harness.read_request(sys.stdin.buffer)
     start, cpu = time.perf_counter(), time.process_time()
     harness.serve(request, io.BytesIO())
-    sys.stdout.write(json.dumps({"replayed": replayed, "misses": compiled,
+    sys.stdout.write(json.dumps({"replayed": replayed, "misses": compiled, "from_cache": len(from_cache),
                                  "run_ms": round((time.perf_counter() - start) * 1000),
                                  "run_cpu_ms": round((time.process_time() - cpu) * 1000)}))
     sys.stdout.flush()

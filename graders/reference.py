@@ -18,7 +18,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from graders.problem import LoadedProblem
 from graders.request import build_request
 from graders.sandbox import run_harness
 from graders.supervision import ChildOutcome, SandboxLimits
+
+if TYPE_CHECKING:
+    from graders.compile_profile import RecordedProfile
 
 log = logging.getLogger("gradax.reference")
 
@@ -63,9 +66,9 @@ class ReferenceOutputs:
     reference: ProgramOutputs
     mistakes: dict[str, ProgramOutputs]
     duration_ms: float = 0.0
-    # The reference's compile profile when it was recorded by the run that computed these outputs (`get(...,
-    # record_profile=True)`); never stored with them (graders/compile_profile.py stores profiles).
-    profile: list[dict[str, Any]] | None = None
+    # The compile profile when it was recorded by the run that computed these outputs (`get(..., record_profile=True)`);
+    # never stored with them (graders/compile_profile.py stores profiles).
+    profile: RecordedProfile | None = None
 
     @property
     def builds_model(self) -> bool:
@@ -227,26 +230,30 @@ def _run_trusted(request: bytes, limits: SandboxLimits, env: dict[str, str]) -> 
 def compute(loaded: LoadedProblem, cases: list[CaseInput], key: str, *,
             record_profile: bool = False, cache_dir: Path | None = None) -> ReferenceOutputs:
     """Run the reference and every known mistake on every test, in one trusted child process; with
-    `record_profile`, the same process records the reference's compile profile (graders/compile_profile.py)
-    and, given the data dir's `cache_dir`, compiles through the trusted cache (graders/trusted_cache.py)."""
-    from graders.compile_profile import reference_run_env
+    `record_profile`, the same process records the compile profile (graders/compile_profile.py: the reference's
+    entries, the known mistakes' and alternatives' extra ones) and, given the data dir's `cache_dir`, compiles
+    through the trusted cache (graders/trusted_cache.py)."""
+    from graders.compile_profile import RecordedProfile, recorded_programs, reference_run_env
 
     problem = loaded.problem
     programs = [loaded.reference_source.decode("utf-8")] + [m.code for m in problem.known_mistakes]
+    if record_profile:  # the alternatives after them, for the profile only (their outputs are not kept)
+        programs = recorded_programs(loaded)
     request = build_request(loaded, cases, programs, output_budget=256 * 1024 * 1024,
                             probes=reference_probes(loaded))
     # Unsandboxed (no cgroup to measure CPU time): `time_s` is a wall-clock limit here.
     limits = SandboxLimits(time_s=max(120.0, problem.limits.time_s * len(programs)), memory_mb=8192,
                            result_bytes=1024 * 1024 * 1024, log_bytes=64 * 1024)
-    profile: list[dict[str, Any]] | None = None
+    profile: RecordedProfile | None = None
     env = {"PYTHONHASHSEED": "0", **(reference_run_env(cache_dir) if cache_dir is not None else {})}
     if record_profile:
         with tempfile.TemporaryDirectory(prefix="gradax-profile-") as tmp:
             profile_out = Path(tmp) / "profile.json"
             outcome = _run_trusted(request, limits, {**env, "GRADAX_PROFILE_OUT": str(profile_out)})
             try:
-                profile = json.loads(profile_out.read_text())["entries"]
-            except (OSError, ValueError, KeyError):
+                said = json.loads(profile_out.read_text())
+                profile = RecordedProfile(said["entries"], said["extra"])
+            except (OSError, ValueError, KeyError, TypeError):
                 profile = None  # the run failed (said below) or wrote no profile: it is recorded on its own later
     else:
         outcome = _run_trusted(request, limits, env)

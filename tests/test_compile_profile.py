@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,8 +26,9 @@ def test_the_replay_cache_holds_only_library_programs_and_is_refilled_without_re
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """ATTACKS.md row 34: what warm children can read holds no program compiled from reference code.
 
-    `nnx-jit-train-step`'s reference jits its own `train_step` (with `loss_fn` inside): the trusted side
-    compiles it, but only library functions and primitives replayed on zeros reach the replay cache.
+    `nnx-jit-train-step`'s reference jits its own `train_step` (with `loss_fn` inside), and so do its known
+    mistakes and alternatives (recorded for the profile's extra entries): the trusted side compiles them, but only
+    library functions and primitives replayed on zeros reach the replay cache.
     """
     bank = ProblemBank(ROOT / "problems")
     loaded = bank.get("nnx-jit-train-step")
@@ -38,13 +41,19 @@ def test_the_replay_cache_holds_only_library_programs_and_is_refilled_without_re
     on_disk = sorted(p.name.removesuffix("-cache") for p in replay_dir.iterdir())
     assert entries and on_disk == sorted(keys)  # nothing but what the replay compiled
     assert not (tmp_path / "jax").exists()  # and no other cache beside it
-    library = {name for e in entries for name in _compiled_names(e)} | {"jit_add"}  # generic_warmup adds one
+    assert entries == stored["entries"]
+    recorded = entries + stored["extra"]
+    library = {name for e in recorded for name in _compiled_names(e)} | {"jit_add"}  # generic_warmup adds one
     assert {k.rsplit("-", 1)[0] for k in keys} <= library, keys
-    defined = {node.name for node in ast.walk(ast.parse(loaded.reference_source))
+    sources = [loaded.reference_source.decode()] + [m.code for m in loaded.problem.known_mistakes] + [
+        a.code for a in loaded.problem.alternatives]
+    defined = {node.name for source in sources for node in ast.walk(ast.parse(source))
                if isinstance(node, ast.FunctionDef | ast.ClassDef)}
     assert {"train_step", "loss_fn"} <= defined
     for name, hlo in _programs(replay_dir):
-        assert not [d for d in defined if d in hlo], (name, defined)
+        # A program traced from those functions names them in its ops' metadata: `jit(train_step)/jit(loss_fn)/...`.
+        traced_from = set(re.split(r"[/()\[\], ]+", " ".join(re.findall(r'op_name="([^"]*)"', hlo))))
+        assert not defined & traced_from, (name, defined & traced_from)
     # The reference's own programs went to the trusted runs' cache, which no sandbox binds (graders/trusted_cache.py;
     # row 34's attack searches the data dir for them): there, and only there.
     trusted = sorted(p.name for p in trusted_cache_dir(tmp_path).iterdir())
@@ -122,35 +131,68 @@ def test_after_the_replay_the_reference_compiles_nothing(problem: str, tmp_path:
       ~700 ms, before;
     - `nnx-conv-lenet`'s convolutions take a ConvDimensionNumbers parameter: 6 compilations before.
     """
-    import subprocess
-    import sys
-
-    from graders.reference import reference_probes
-    from graders.request import build_request
-
     loaded = ProblemBank(ROOT / "problems").get(problem)
     assert loaded is not None
     cases = build_cases(loaded.problem)
     # The profile and replay cache of the suite's shared data dir: prepared there by the golden cases (one trusted
     # run, as `gradax prepare`), or recorded and filled by this call if it comes first; not again in a private dir
     # (~8 CPU-s each).
-    # `misses` compiles the reference into the cache it is given: a copy, never the cache children read.
     cache_dir = GraderSettings(data_dir=data_dir).cache_dir
     entries = ProfileCache(cache_dir).get(loaded, cases)
-    replay_copy = tmp_path / "replay"
-    shutil.copytree(replay_cache_dir(cache_dir), replay_copy)
-    request = build_request(loaded, cases, [loaded.reference_source.decode()], output_budget=2**26,
-                            probes=reference_probes(loaded))
-    profile = tmp_path / "profile.json"
-    profile.write_text(json.dumps(entries))
-    proc = subprocess.run([sys.executable, "-m", "graders.compile_profile", "misses", str(profile),
-                           str(replay_copy)],
-                          input=request, capture_output=True, cwd=ROOT, timeout=300, check=True)
-    result = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    result = _run_after_the_replay(loaded.reference_source.decode(), problem, entries, cache_dir, tmp_path)
     assert result["replayed"]["replayed"] == len(entries) and result["replayed"]["failed"] == 0
     assert result["misses"] == []
     if problem == "nnx-layernorm":
         assert any("vjp" in e for e in entries) and any(e["k"] == "cot" for e in entries), entries
+
+
+@pytest.mark.parametrize("program", ["batch-axis", "two-pass-by-hand"])
+def test_known_mistakes_and_alternatives_find_their_programs_in_the_replay_cache(program: str, tmp_path: Path,
+                                                                                 data_dir: Path) -> None:
+    """A layernorm written out by hand (the known mistake `batch-axis`, the alternative `two-pass-by-hand`) runs
+    other primitives on other shapes than the reference's nnx.LayerNorm: a warm child compiled 65-93 programs of
+    its own for it (1.4-2.0 CPU-s). The trusted recording keeps the mistakes' and alternatives' dispatches as the
+    profile's extra entries and a fill compiles them into the replay cache; a child, which replays only the
+    reference's entries (its warm-up is unchanged), then finds every one of those programs there."""
+    loaded = ProblemBank(ROOT / "problems").get("nnx-layernorm")
+    assert loaded is not None
+    cache_dir = GraderSettings(data_dir=data_dir).cache_dir
+    entries = ProfileCache(cache_dir).get(loaded, build_cases(loaded.problem))
+    stored = json.loads(next((cache_dir / "reference" / loaded.id).glob("*.profile.json")).read_text())
+    assert stored["entries"] == entries and stored["extra"]
+    assert not [e for e in stored["extra"] if e in entries]  # nothing the warm-up replays already
+    code = {p.id: p.code for p in [*loaded.problem.known_mistakes, *loaded.problem.alternatives]}[program]
+    result = _run_after_the_replay(code, loaded.id, entries, cache_dir, tmp_path)
+    assert result["misses"], "it compiled nothing beyond the reference's programs: nothing was tested"
+    assert result["from_cache"] == len(result["misses"]), result  # deserialized, none compiled in the child
+
+
+def _run_after_the_replay(code: str, problem: str, entries: list[dict[str, object]], cache_dir: Path,
+                          tmp_path: Path) -> dict[str, Any]:
+    """`graders.compile_profile misses`: `code` run on the problem's tests, with its probes, after a replay of
+    `entries` as a warm child does (the grading XLA flags, which enter every cache key, and a copy of the replay
+    cache: `misses` compiles into the cache it is given, never the one children read)."""
+    import os
+    import subprocess
+    import sys
+
+    from graders.jax_env import jax_env
+    from graders.reference import reference_probes
+    from graders.request import build_request
+
+    loaded = ProblemBank(ROOT / "problems").get(problem)
+    assert loaded is not None
+    replay_copy = tmp_path / "replay"
+    shutil.copytree(replay_cache_dir(cache_dir), replay_copy)
+    request = build_request(loaded, build_cases(loaded.problem), [code], output_budget=2**26,
+                            probes=reference_probes(loaded))
+    profile = tmp_path / "profile.json"
+    profile.write_text(json.dumps(entries))
+    proc = subprocess.run([sys.executable, "-m", "graders.compile_profile", "misses", str(profile),
+                           str(replay_copy)], input=request, capture_output=True, cwd=ROOT, timeout=300,
+                          check=True, env={**os.environ, **jax_env()})
+    result: dict[str, Any] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    return result
 
 
 def test_parameters_come_back_as_the_types_they_were() -> None:

@@ -121,14 +121,16 @@ def test_one_trusted_run_computes_the_outputs_and_records_the_profile(tmp_path: 
     loaded = bank.problems["prep-once"]
     settings = GraderSettings(data_dir=tmp_path / "data", problems_dir=problems)
     separate = compile_profile.record_profile(loaded, build_cases(loaded.problem))
-    assert separate, "the reference dispatched nothing to record"
+    assert separate.entries, "the reference dispatched nothing to record"
     started = _count_trusted_runs(monkeypatch)
     done = Preparer(settings).prepare_one(loaded)
     assert done.status == "prepared", done
     assert started == [True]
     fresh = Preparer(settings)  # reads the files: the outputs and the same profile are stored
     assert fresh.is_prepared(loaded)
-    assert fresh.profiles.get(loaded, build_cases(loaded.problem)) == separate
+    assert fresh.profiles.get(loaded, build_cases(loaded.problem)) == separate.entries
+    stored = json.loads(fresh.profiles._path(loaded).read_text())
+    assert (stored["entries"], stored["extra"]) == separate  # the known mistakes' extra entries too
 
 
 def test_a_warm_grading_of_an_unprepared_problem_starts_one_trusted_run(tmp_path: Path, data_dir: Path,

@@ -158,7 +158,7 @@ def test_reference_runs_share_a_worker_and_match_a_process_of_their_own(tmp_path
     monkeypatch.setattr(trusted_workers, "WORKERS", TrustedWorkers())
     alone = reference.compute(loaded, cases, "k3", record_profile=True, cache_dir=tmp_path / "cache-3")
     for got in (first, second):
-        assert got.profile and got.profile == alone.profile
+        assert got.profile is not None and got.profile.entries and got.profile == alone.profile
         assert set(got.reference.outputs) == set(alone.reference.outputs) == set(range(len(cases)))
         for index, output in alone.reference.outputs.items():
             assert outputs_match(got.reference.outputs[index], output, loaded.problem.tolerance)
@@ -227,7 +227,7 @@ def test_recordings_run_in_a_worker_and_match_a_process_of_their_own(tmp_path: P
     monkeypatch.setattr(compile_profile, "WORKERS", TrustedWorkers())
     alone = compile_profile.record_profile(loaded, cases)
     assert len(fresh_processes) == 1 and "record" in fresh_processes[0]  # type: ignore[operator]
-    assert first and first == second == alone
+    assert first.entries and first == second == alone
 
 
 def _trusted_worker_pids() -> set[int]:
