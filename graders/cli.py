@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -145,6 +146,18 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def line_printer() -> Callable[[str], None]:
+    """`print` for several threads, each line whole: print writes a line and its newline in two calls, and two
+    preparations that ended together printed "cached    prep-a (2.1 s)cached    prep-b (2.1 s)", then an empty line."""
+    lock = threading.Lock()
+
+    def say(line: str) -> None:
+        with lock:
+            print(line, flush=True)
+
+    return say
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from graders.prepare import ProblemPrepared, UnknownProblems, format_line, format_summary, prepare
 
@@ -155,8 +168,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         for path, error in sorted(bank.errors.items()):  # skipped, but not silently
             print(f"skipped   {path.stem}: its file is invalid: {str(error).splitlines()[0]}", file=sys.stderr)
 
-    def progress(done: ProblemPrepared) -> None:
-        print(format_line(done), flush=True)
+    say = line_printer()
+
+    def progress(done: ProblemPrepared) -> None:  # called from the preparing threads
+        say(format_line(done))
 
     try:
         result = prepare(bank, args.problem_ids or None, settings, workers=args.workers, on_progress=progress)
