@@ -7,6 +7,8 @@ For each problem, its reference solution (a correct answer written the way the i
 - warm: N times, each once a child warmed for the problem is ready (the pool refills between them), p50/p95;
   beside it the CPU a child spent warming up (fork, backend start, profile replay) and the CPU of the run
   itself, and the compile share of the run where the submission compiled (jits) functions of its own;
+- its first known mistake, warm, N times too: a wrong answer is most of what students send, and it runs other
+  operations than the reference (graders/compile_profile.py: the profile's extra entries);
 then all problems mixed, `concurrency` at a time, for a sustained graded/s figure.
 
 The JSON (`--out`, kept in docs/bench/) carries the machine's load and cores; `--compare` prints each
@@ -131,42 +133,55 @@ def _one_problem(grader: Any, pool: Any, problem_id: str, warm_n: int) -> dict[s
     loaded = grader.bank.get(problem_id)
     code = _reference_code(grader, problem_id)
     verdicts: dict[str, int] = {}
-
-    def grade() -> tuple[float, Any]:
-        start = time.perf_counter()
-        report = grader.grade_loaded(loaded, code)
-        verdicts[report.verdict.value] = verdicts.get(report.verdict.value, 0) + 1
-        return (time.perf_counter() - start) * 1000, report
-
-    first_ms, first_report = grade()
-    warm_ms: list[float] = []
-    run_cpu: list[float] = []
-    compile_ms: list[float] = []
-    run_ms: list[float] = []
+    start = time.perf_counter()
+    first_report = grader.grade_loaded(loaded, code)
+    first_ms = (time.perf_counter() - start) * 1000
+    verdicts[first_report.verdict.value] = 1
     cpu_before, forked_before = pool.warm_cpu_snapshot()
-    for _ in range(warm_n):
-        pool.wait_ready(loaded, 1, timeout=120)  # untimed: a child for this problem is ready, as on a warm server
-        ms, report = grade()
-        warm_ms.append(ms)
-        if report.usage is not None:
-            run_cpu.append(report.usage.cpu_s)
-        run_ms.append(report.timings.get("run_ms", 0.0))
-        if "compile_ms" in report.timings:
-            compile_ms.append(report.timings["compile_ms"])
+    warm = _warm_runs(grader, pool, loaded, code, warm_n, verdicts)
     cpu_after, forked_after = pool.warm_cpu_snapshot()
     forked = forked_after - forked_before
     row: dict[str, Any] = {
         "first_ms": round(first_ms, 1), "first_timings": {k: first_report.timings.get(k) for k in ("run_ms",
                                                                                                   "startup_ms")},
-        "warm_p50_ms": _pct(warm_ms, 50), "warm_p95_ms": _pct(warm_ms, 95), "warm_n": len(warm_ms),
-        "run_p50_ms": _pct(run_ms, 50),
-        "run_cpu_p50_s": round(statistics.median(run_cpu), 3) if run_cpu else None,
+        "warm_p50_ms": _pct(warm["ms"], 50), "warm_p95_ms": _pct(warm["ms"], 95), "warm_n": len(warm["ms"]),
+        "run_p50_ms": _pct(warm["run_ms"], 50),
+        "run_cpu_p50_s": round(statistics.median(warm["cpu_s"]), 3) if warm["cpu_s"] else None,
         "warmup_cpu_per_child_s": round((cpu_after - cpu_before) / forked, 3) if forked > 0 else None,
         "verdicts": verdicts,
     }
-    if compile_ms:
-        row["compile_p50_ms"] = _pct(compile_ms, 50)
+    if warm["compile_ms"]:
+        row["compile_p50_ms"] = _pct(warm["compile_ms"], 50)
+    if loaded.problem.known_mistakes:
+        # A wrong answer too (most of what students send): the problem's first known mistake, as warm.
+        mistake = loaded.problem.known_mistakes[0]
+        mistake_verdicts: dict[str, int] = {}
+        wrong = _warm_runs(grader, pool, loaded, mistake.code, warm_n, mistake_verdicts)
+        row["mistake"] = {
+            "id": mistake.id, "warm_p50_ms": _pct(wrong["ms"], 50), "warm_p95_ms": _pct(wrong["ms"], 95),
+            "run_cpu_p50_s": round(statistics.median(wrong["cpu_s"]), 3) if wrong["cpu_s"] else None,
+            "verdicts": mistake_verdicts,
+        }
     return row
+
+
+def _warm_runs(grader: Any, pool: Any, loaded: Any, code: str, n: int,
+               verdicts: dict[str, int]) -> dict[str, list[float]]:
+    """`code` graded `n` times, each once a child warmed for the problem is ready (the pool refills between them):
+    latencies, run CPU, run time and compile time (where the submission compiled functions of its own)."""
+    out: dict[str, list[float]] = {"ms": [], "cpu_s": [], "run_ms": [], "compile_ms": []}
+    for _ in range(n):
+        pool.wait_ready(loaded, 1, timeout=120)  # untimed: a child for this problem is ready, as on a warm server
+        start = time.perf_counter()
+        report = grader.grade_loaded(loaded, code)
+        out["ms"].append((time.perf_counter() - start) * 1000)
+        verdicts[report.verdict.value] = verdicts.get(report.verdict.value, 0) + 1
+        if report.usage is not None:
+            out["cpu_s"].append(report.usage.cpu_s)
+        out["run_ms"].append(report.timings.get("run_ms", 0.0))
+        if "compile_ms" in report.timings:
+            out["compile_ms"].append(report.timings["compile_ms"])
+    return out
 
 
 def _mixed(grader: Any, ids: list[str], total: int, concurrency: int) -> dict[str, Any]:
@@ -201,16 +216,23 @@ def _print_row(problem_id: str, row: dict[str, Any]) -> None:
     print(f"{problem_id:28} first {f(row['first_ms']):>6} ms  warm p50 {f(row['warm_p50_ms']):>5} "
           f"p95 {f(row['warm_p95_ms']):>5} ms  run cpu {row['run_cpu_p50_s']} s  "
           f"warm-up cpu/child {row['warmup_cpu_per_child_s']} s{compile_part}  {row['verdicts']}", flush=True)
+    if "mistake" in row:
+        wrong = row["mistake"]
+        print(f"{'':28} known mistake {wrong['id']}: warm p50 {f(wrong['warm_p50_ms'])} p95 "
+              f"{f(wrong['warm_p95_ms'])} ms  run cpu {wrong['run_cpu_p50_s']} s  {wrong['verdicts']}", flush=True)
 
 
 def _summarise(out: dict[str, Any]) -> None:
     rows = out["problems"]
     firsts = [r["first_ms"] for r in rows.values()]
     warm = [r["warm_p50_ms"] for r in rows.values() if r["warm_p50_ms"] is not None]
+    wrong = [r["mistake"]["warm_p50_ms"] for r in rows.values()
+             if "mistake" in r and r["mistake"]["warm_p50_ms"] is not None]
     mixed = out.get("mixed") or {}
     out["summary"] = {
         "first_p50_ms": _pct(firsts, 50), "first_max_ms": max(firsts) if firsts else None,
         "warm_p50_of_p50s_ms": _pct(warm, 50), "warm_max_p50_ms": max(warm) if warm else None,
+        "mistake_warm_p50_of_p50s_ms": _pct(wrong, 50), "mistake_warm_max_p50_ms": max(wrong) if wrong else None,
         "mixed_graded_per_s": mixed.get("graded_per_s"),
         "targets": {
             "first_p50_ms": {"target": f"< {TARGET_FIRST_P50_MS}", "measured": _pct(firsts, 50),
@@ -220,17 +242,23 @@ def _summarise(out: dict[str, Any]) -> None:
         },
     }
     expected = {"accepted"}
+    # A known mistake must be rejected, and for what it did (not a limit, not gradax failing).
+    rejected = {"wrong_answer", "runtime_error", "invalid_submission"}
     out["verdicts_ok"] = (all(set(r["verdicts"]) <= expected for r in rows.values())
+                          and all(set(r["mistake"]["verdicts"]) <= rejected for r in rows.values() if "mistake" in r)
                           and set(mixed.get("verdicts", {})) <= expected)
     s = out["summary"]
     print(f"bank: {len(rows)} problems, load {out['load_before']} -> {out.get('load_after')} on {out['cores']} cores")
     print(f"first submission after prepare: p50 {s['first_p50_ms']} ms, max {s['first_max_ms']} ms "
           f"(target p50 < {TARGET_FIRST_P50_MS:.0f})")
     print(f"warm p50 across problems: median {s['warm_p50_of_p50s_ms']} ms, max {s['warm_max_p50_ms']} ms")
+    if wrong:
+        print(f"a known mistake, warm p50 across problems: median {s['mistake_warm_p50_of_p50s_ms']} ms, "
+              f"max {s['mistake_warm_max_p50_ms']} ms")
     print(f"mixed bank: {mixed.get('graded_per_s')} graded/s ({mixed.get('n')} submissions, "
           f"{mixed.get('concurrency')} at once; target >= {TARGET_THROUGHPUT:.0f})")
     if not out["verdicts_ok"]:
-        print("some submissions were not accepted: see the verdicts above")
+        print("some references were not accepted or some known mistakes not rejected: see the verdicts above")
 
 
 def _compare(out: dict[str, Any], before: dict[str, Any]) -> None:
@@ -241,8 +269,11 @@ def _compare(out: dict[str, Any], before: dict[str, Any]) -> None:
             print(f"  {problem_id:28} new")
             continue
         parts = []
-        for key in ("first_ms", "warm_p50_ms", "warm_p95_ms", "warmup_cpu_per_child_s"):
-            a, b = old.get(key), row.get(key)
+        pairs = [(key, old.get(key), row.get(key))
+                 for key in ("first_ms", "warm_p50_ms", "warm_p95_ms", "warmup_cpu_per_child_s")]
+        pairs.append(("mistake_warm_p50_ms", (old.get("mistake") or {}).get("warm_p50_ms"),
+                      (row.get("mistake") or {}).get("warm_p50_ms")))
+        for key, a, b in pairs:
             if a and b is not None:
                 parts.append(f"{key} {a} -> {b} ({(b - a) / a * 100:+.0f} %)")
         print(f"  {problem_id:28} " + "; ".join(parts))

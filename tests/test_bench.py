@@ -53,8 +53,8 @@ def test_bench_measures_naive_cold_and_warm_paths_in_one_run(gradax) -> None:  #
 
 
 def test_bench_bank_writes_a_per_problem_table_and_compares(gradax, small_bank, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """`--bank` on two tiny problems: first and warm latencies, CPU per child, a mixed phase, the JSON kept, and a
-    second run compared against the first."""
+    """`--bank` on two tiny problems: first and warm latencies, CPU per child, each problem's first known mistake
+    warm (rejected), a mixed phase, the JSON kept, and a second run compared against the first."""
     first, second = tmp_path / "bank.json", tmp_path / "bank2.json"
     env = {**small_bank.env(), "GRADAX_POOL_SIZE": "2", "GRADAX_POOL_PREFORK": "1"}
     args = ["bench", "--bank", "--only", "tiny-0", "tiny-1", "--warm-n", "2", "--mixed", "4", "--concurrency", "2"]
@@ -65,9 +65,14 @@ def test_bench_bank_writes_a_per_problem_table_and_compares(gradax, small_bank, 
     for row in out["problems"].values():
         assert row["verdicts"] == {"accepted": 3} and row["first_ms"] > 0 and row["warm_n"] == 2
         assert row["warm_p95_ms"] >= row["warm_p50_ms"] > 0 and row["run_cpu_p50_s"] is not None
+        wrong = row["mistake"]  # the scaffold's first known mistake returns x unchanged
+        assert wrong["id"] == "identity" and wrong["verdicts"] == {"wrong_answer": 2}, wrong
+        assert wrong["warm_p95_ms"] >= wrong["warm_p50_ms"] > 0 and wrong["run_cpu_p50_s"] is not None
     assert out["mixed"]["verdicts"] == {"accepted": 4} and out["mixed"]["graded_per_s"] > 0
     assert set(out["summary"]["targets"]) == {"first_p50_ms", "mixed_graded_per_s"}
-    assert "tiny-0" in result.stdout and "mixed bank:" in result.stdout
+    assert "tiny-0" in result.stdout and "mixed bank:" in result.stdout and "known mistake identity" in result.stdout
+    assert out["summary"]["mistake_warm_p50_of_p50s_ms"] > 0
     again = gradax(*args, "--only", "tiny-0", "--out", str(second), "--compare", str(first), env=env, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "against " in again.stdout and "warm_p50_ms " in again.stdout.split("against ")[1], again.stdout
+    compared = again.stdout.split("against ")[1]
+    assert "warm_p50_ms " in compared and "mistake_warm_p50_ms " in compared, again.stdout
