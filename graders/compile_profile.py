@@ -61,7 +61,8 @@ from graders.trusted_cache import JAX_CACHE_SUFFIX, cache_env, trusted_cache_dir
 from graders.trusted_workers import WORKERS, TrustedWorkerError
 
 PROFILE_FORMAT = 10  # 5: replay_keys; 6: vjp; 7: no tuple subclasses; 8: vmap; 9: einsum, cot, conv; 10: extra
-# The known mistakes' own dispatches a fill compiles (never replayed by a child, so not bounded by its warm-up).
+# The known mistakes' and alternatives' own dispatches a fill compiles (never replayed by a child, so not bounded by
+# its warm-up).
 MAX_EXTRA_ENTRIES = 800
 log = logging.getLogger("gradax.compile_profile")
 _locks: dict[str, threading.Lock] = {}
@@ -69,8 +70,8 @@ _guard = threading.Lock()
 
 
 class RecordedProfile(NamedTuple):
-    """A recording: the reference's dispatches (`entries`, replayed by every warm child) and the known mistakes'
-    further ones (`extra`, only compiled into the replay cache)."""
+    """A recording: the reference's dispatches (`entries`, replayed by every warm child) and the known mistakes' and
+    alternatives' further ones (`extra`, only compiled into the replay cache)."""
 
     entries: list[dict[str, Any]]
     extra: list[dict[str, Any]]
@@ -479,7 +480,7 @@ class ProfileCache:
             recorded: RecordedProfile | None = None) -> list[dict[str, Any]]:
         """The entries a warm child replays, from memory or the file, else `recorded` (the trusted run that computed
         the reference outputs recorded it: graders/prepare.py), else a recording made now; the replay cache is
-        filled for them and for the known mistakes' extra entries."""
+        filled for them and for the known mistakes' and alternatives' extra entries."""
         from graders.reference import cache_key
 
         key = profile_key(cache_key(loaded))
@@ -506,8 +507,8 @@ class ProfileCache:
         except (OSError, ValueError, KeyError, TypeError):
             profile = None
         if profile is None:
-            profile = recorded if recorded is not None else record_profile(loaded, cases,
-                                                                            cache_dir=self.jax_cache_dir.parent)
+            profile = recorded if recorded is not None else record_profile(
+                loaded, cases, cache_dir=self.jax_cache_dir.parent)
         if replay_keys is None or not self._compiled(replay_keys):
             # New, or the profile outlived the replay cache (wiped, or written under another data dir):
             # without its programs every warm child would compile everything again (~2.5 CPU-s instead
@@ -633,8 +634,8 @@ def _fresh_process(command: str, stdin: bytes, run_env: dict[str, str], timeout_
 
 
 def _record() -> None:
-    """Trusted: read a request on stdin (`recorded_programs`), run every program on every test,
-    print the profile: the reference's entries and the mistakes' extra ones. The outputs are not kept."""
+    """Trusted: read a request on stdin (`recorded_programs`), run every program on every test, print the profile:
+    the reference's entries and the known mistakes' and alternatives' extra ones. The outputs are not kept."""
     from graders.child import harness
 
     use_cache_from_env()
@@ -650,9 +651,10 @@ def _record() -> None:
 
 
 def _outputs_and_profile() -> None:
-    """Trusted: the unsandboxed harness's `serve` of a reference request (the reference, then the known mistakes),
-    given GRADAX_PROFILE_OUT with the recorder on: the entries recorded while program 0 (the reference) ran go to
-    that file as soon as it finished, and again with the known mistakes' extra entries after each later program.
+    """Trusted: the unsandboxed harness's `serve` of a reference request (the reference, then the known mistakes and,
+    when recording, the alternatives), given GRADAX_PROFILE_OUT with the recorder on: the entries recorded while
+    program 0 (the reference) ran go to that file as soon as it finished, and again with the later programs' extra
+    entries after each of them.
 
     One process and one reference run for both halves of a preparation (graders/prepare.py), where separate
     `compute` and `record` processes each started jax and ran the reference. It compiles into the trusted cache
@@ -704,8 +706,8 @@ def _misses() -> None:
     """Trusted diagnostic (tests/test_compile_profile.py, scripts/compile-misses.py): replay the profile in the
     file argv[2] as a warm child does, with the persistent cache argv[3], then `serve` the request on stdin and
     print, as JSON, what jax compiled after the replay (`misses`) and how many of those the persistent cache
-    served (`from_cache`). argv[3] must be a copy, never a cache children read: the
-    request's programs (a reference) compile into it.
+    served (`from_cache`). argv[3] must be a copy, never a cache children read: the request's programs (a
+    reference) compile into it.
     """
     import io
     import logging

@@ -236,9 +236,9 @@ def compute(loaded: LoadedProblem, cases: list[CaseInput], key: str, *,
     from graders.compile_profile import RecordedProfile, recorded_programs, reference_run_env
 
     problem = loaded.problem
-    programs = [loaded.reference_source.decode("utf-8")] + [m.code for m in problem.known_mistakes]
-    if record_profile:  # the alternatives after them, for the profile only (their outputs are not kept)
-        programs = recorded_programs(loaded)
+    programs = recorded_programs(loaded)  # the reference, the known mistakes, the alternatives
+    if not record_profile:  # the alternatives run for the profile only (their outputs are not kept)
+        programs = programs[:1 + len(problem.known_mistakes)]
     request = build_request(loaded, cases, programs, output_budget=256 * 1024 * 1024,
                             probes=reference_probes(loaded))
     # Unsandboxed (no cgroup to measure CPU time): `time_s` is a wall-clock limit here.
