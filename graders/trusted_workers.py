@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from graders.supervision import ChildOutcome, ChildPipes, RunMeter, SandboxLimits, supervise
+from graders.trusted_cache import cache_env
 
 IDLE_EXIT_S = 120.0
 START_TIMEOUT_S = 120.0
@@ -94,13 +95,10 @@ class TrustedWorker:
 
     def fill(self, entries: list[dict[str, Any]], write_dir: Path, read_dirs: list[Path], scratch: Path,
              timeout_s: float) -> FillOutcome:
-        """Replay `entries` into `write_dir` (reading `read_dirs`) in a fresh child; its exit status and output."""
-        source, out, err = scratch / "entries.json", scratch / "fill.out", scratch / "fill.err"
-        source.write_text(json.dumps(entries))
-        self._start({"kind": "fill", "entries": str(source), "write": str(write_dir),
-                     "read": [str(d) for d in read_dirs], "out": str(out), "err": str(err)}, [])
-        status = self._finish(timeout_s, "the profile's replay")
-        return FillOutcome(status, _read_text(out), _read_text(err))
+        """Replay `entries` into `write_dir` (reading `read_dirs`) in a fresh child: `graders.compile_profile replay`,
+        as a fill runs in a process of its own when no worker can; its exit status and output."""
+        return self.run_to_files("replay", cache_env(write_dir, read_dirs), json.dumps(entries).encode(), scratch,
+                                 timeout_s)
 
     def run_to_files(self, command: str, run_env: dict[str, str], stdin: bytes, scratch: Path,
                      timeout_s: float) -> FillOutcome:
@@ -315,34 +313,6 @@ def _read_text(path: Path) -> str:
 # --- the worker (trusted, unsandboxed) ---------------------------------------------------------------------------
 
 
-def _fill_child(request: dict[str, Any]) -> None:
-    """In a forked child: compile the profile's replay into the staging directory; never returns."""
-    status = 1
-    try:
-        fd = os.open(request["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(fd, 2)
-        os.dup2(fd, 1)
-        from graders.child.profile_replay import generic_warmup, replay
-        from graders.trusted_cache import use_cache
-
-        cache = use_cache(Path(request["write"]), [Path(p) for p in request["read"]])
-        generic_warmup()
-        stats = replay(json.loads(Path(request["entries"]).read_text()), limit=None)
-        Path(request["out"]).write_text(json.dumps({"replay": stats, "compiled": cache.compiled,
-                                                    "reused": cache.reused}))
-        status = 0
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        try:
-            sys.stderr.flush()
-        except Exception:
-            pass
-        os._exit(status)
-
-
 def _run_child(request: dict[str, Any], fds: list[int]) -> None:
     """In a forked child: become `python -m graders.compile_profile <command>` on the passed pipes; never returns."""
     status = 1
@@ -390,8 +360,6 @@ def _serve() -> None:
         pid = os.fork()
         if pid == 0:
             sock.close()
-            if request["kind"] == "fill":
-                _fill_child(request)
             _run_child(request, fds)
         for fd in fds:
             os.close(fd)
