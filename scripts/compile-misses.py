@@ -2,21 +2,26 @@
 """What a warm child of a problem still compiles after replaying its compile profile (a diagnostic).
 
     .venv/bin/python scripts/compile-misses.py nnx-vmap-ensemble [more problems] [--data-dir .gradax]
+        [--all-programs]
 
 For each problem: its profile (recorded in the data dir if it is not there yet, as `gradax prepare` does), then
-a fresh process (`python -m graders.compile_profile misses`) that replays it exactly as a warm child does and runs
-the reference with the probes a submission is graded with, logging every program jax compiles after the replay.
-Each one is time a student waits for at grading time (~10-80 ms each); an empty list is the goal
-(tests/test_compile_profile.py holds three problems to it).
+a fresh process (`python -m graders.compile_profile misses`) that replays it exactly as a warm child does (with
+the grading XLA flags, which enter every persistent-cache key) and runs the reference with the probes a submission
+is graded with, logging every program jax compiles after the replay and how many of those the replay cache served
+(the profile's extra entries: programs the known mistakes and alternatives run). Each one compiled for real is
+time a student waits for at grading time (~10-80 ms each); none is the goal for the reference
+(tests/test_compile_profile.py holds three problems to it). `--all-programs` also runs each known mistake and
+alternative, as submissions written like them are.
 
-Trusted, unsandboxed, and it runs only the problem's reference. The replay reads a copy of the problem's programs
-from the replay cache: what the reference compiles here must never reach the cache warm children read.
+Trusted, unsandboxed, and it runs only the problem's instructor code. The replay reads a copy of the problem's
+programs from the replay cache: what that code compiles here must never reach the cache warm children read.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -29,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 def main() -> int:
     from graders.cases import build_cases
     from graders.compile_profile import JAX_CACHE_SUFFIX, ProfileCache
+    from graders.jax_env import jax_env
     from graders.problem import ProblemBank
     from graders.reference import reference_probes
     from graders.request import build_request
@@ -37,6 +43,8 @@ def main() -> int:
     parser.add_argument("problems", nargs="+")
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".gradax")
     parser.add_argument("--problems-dir", type=Path, default=ROOT / "problems")
+    parser.add_argument("--all-programs", action="store_true",
+                        help="also each known mistake and alternative, not only the reference")
     args = parser.parse_args()
     bank = ProblemBank(args.problems_dir)
     profiles = ProfileCache(args.data_dir / "cache")
@@ -49,29 +57,38 @@ def main() -> int:
         cases = build_cases(loaded.problem)
         entries = profiles.get(loaded, cases)
         stored = json.loads(profiles._path(loaded).read_text())  # this version's profile, with its replay keys
-        request = build_request(loaded, cases, [loaded.reference_source.decode()], output_budget=2**26,
-                                probes=reference_probes(loaded))
-        with tempfile.TemporaryDirectory(prefix="gradax-misses-") as tmp:
-            cache = Path(tmp) / "cache"
-            cache.mkdir()
-            for key in stored.get("replay_keys", []):
-                source = profiles.jax_cache_dir / f"{key}{JAX_CACHE_SUFFIX}"
-                if source.is_file():
-                    shutil.copy2(source, cache / source.name)
-            profile = Path(tmp) / "profile.json"
-            profile.write_text(json.dumps(entries))
-            proc = subprocess.run([sys.executable, "-m", "graders.compile_profile", "misses", str(profile), str(cache)],
-                                  input=request, capture_output=True, cwd=ROOT, timeout=600)
-        if proc.returncode != 0:
-            print(f"{problem_id}: the run failed:\n{proc.stderr.decode(errors='replace')[-3000:]}", file=sys.stderr)
-            return 2
-        result = json.loads(proc.stdout.decode().strip().splitlines()[-1])
-        misses = result["misses"]
-        worst = max(worst, len(misses))
-        print(f"{problem_id}: {len(entries)} entries replayed ({result['replayed']}); the reference then ran "
-              f"{result['run_ms']} ms ({result['run_cpu_ms']} CPU-ms) and compiled {len(misses)} programs")
-        for miss in misses:
-            print(f"  {miss}")
+        programs = [("the reference", loaded.reference_source.decode())]
+        if args.all_programs:
+            programs += [(f"known mistake {m.id}", m.code) for m in loaded.problem.known_mistakes]
+            programs += [(f"alternative {a.id}", a.code) for a in loaded.problem.alternatives]
+        print(f"{problem_id}: {len(entries)} entries replayed, {len(stored.get('extra', []))} extra in the cache")
+        for name, code in programs:
+            request = build_request(loaded, cases, [code], output_budget=2**26, probes=reference_probes(loaded))
+            with tempfile.TemporaryDirectory(prefix="gradax-misses-") as tmp:
+                cache = Path(tmp) / "cache"
+                cache.mkdir()
+                for key in stored.get("replay_keys", []):
+                    source = profiles.jax_cache_dir / f"{key}{JAX_CACHE_SUFFIX}"
+                    if source.is_file():
+                        shutil.copy2(source, cache / source.name)
+                profile = Path(tmp) / "profile.json"
+                profile.write_text(json.dumps(entries))
+                proc = subprocess.run([sys.executable, "-m", "graders.compile_profile", "misses", str(profile),
+                                       str(cache)], input=request, capture_output=True, cwd=ROOT, timeout=600,
+                                      env={**os.environ, **jax_env()})
+            if proc.returncode != 0:
+                print(f"{problem_id}: {name}: the run failed:\n{proc.stderr.decode(errors='replace')[-3000:]}",
+                      file=sys.stderr)
+                return 2
+            result = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+            misses = result["misses"]
+            if name == "the reference":
+                worst = max(worst, len(misses) - result["from_cache"])
+            print(f"  {name} ran {result['run_ms']} ms ({result['run_cpu_ms']} CPU-ms) after the replay "
+                  f"({result['replayed']}) and compiled {len(misses)} programs, {result['from_cache']} of them "
+                  "from the replay cache")
+            for miss in misses:
+                print(f"    {miss}")
     return 1 if worst else 0
 
 

@@ -281,3 +281,27 @@ def test_library_calls_under_an_eager_vmap_are_replayed_as_vmaps() -> None:
     stats, compiled = [json.loads(line) for line in replayed.stdout.decode().strip().splitlines()[-2:]]
     assert stats["failed"] == 0 and stats["replayed"] == len(entries)
     assert compiled == [], compiled
+
+
+def test_the_compile_misses_script_runs_every_instructor_program(small_bank: Any, data_dir: Path) -> None:
+    """scripts/compile-misses.py --all-programs, the diagnostic for a problem's warm speed: the reference compiles
+    nothing after the replay, and what each known mistake compiles comes from the replay cache."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "scripts/compile-misses.py", "tiny-0", "--all-programs", "--data-dir",
+                           str(data_dir), "--problems-dir", str(small_bank.problems_dir)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    said = {line.split(" ran ")[0].strip(): line for line in proc.stdout.splitlines() if " ran " in line}
+    loaded = ProblemBank(small_bank.problems_dir).get("tiny-0")
+    assert loaded is not None
+    mistakes = {f"known mistake {m.id}" for m in loaded.problem.known_mistakes}
+    assert set(said) == {"the reference"} | mistakes, proc.stdout
+    assert "compiled 0 programs" in said["the reference"], proc.stdout
+    counts = []
+    for name in sorted(mistakes):
+        count, from_cache = said[name].split(" and compiled ")[1].split(" programs, ")
+        assert from_cache.startswith(f"{count} of them from the replay cache"), said[name]
+        counts.append(int(count))
+    assert max(counts) > 0, proc.stdout  # `plus-two` adds a scalar on every test's shape: programs of its own
