@@ -551,25 +551,28 @@ def record_profile(loaded: LoadedProblem, cases: list[CaseInput], timeout_s: flo
     request = build_request(loaded, cases, recorded_programs(loaded), output_budget=256 * 2**20,
                             probes=reference_probes(loaded))
     run_env = reference_run_env(cache_dir) if cache_dir is not None else {}
-    status, stdout, stderr = _record_process(request, run_env, timeout_s)
+    status, stdout, stderr = _trusted_subcommand("record", request, run_env, timeout_s)
     if status != 0:
         raise RuntimeError(f"{loaded.id}: recording the compile profile failed: {stderr[-2000:]}")
     said = json.loads(stdout)
     return RecordedProfile(said["entries"], said["extra"])
 
 
-def _record_process(request: bytes, run_env: dict[str, str], timeout_s: float) -> tuple[int, str, str]:
-    """(exit status, printed profile, stderr) of one recording: in a child of a trusted worker (jax imported once per
-    worker, not once per recording: ~1 CPU-s), or, if no worker can serve it, in a fresh process."""
-    scratch = Path(tempfile.mkdtemp(prefix="gradax-record-"))
+def _trusted_subcommand(command: str, stdin: bytes, run_env: dict[str, str], timeout_s: float) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of `graders.compile_profile <command>` (`record`, `replay`) fed `stdin`, with the
+    trusted environment and `run_env`: in a child of a trusted worker (jax imported once per worker, not once per run:
+    ~1 CPU-s), or, if no worker can serve it, in a process of its own."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"gradax-{command}-"))
     try:
-        outcome = WORKERS.run_to_files(trusted_env(), "record", run_env, request, scratch, timeout_s)
+        outcome = WORKERS.run_to_files(trusted_env(), command, run_env, stdin, scratch, timeout_s)
         return outcome.status, outcome.stdout, outcome.stderr
     except TrustedWorkerError as exc:
-        log.warning("recording through a trusted worker failed (%s); recording in a process of its own", exc)
+        log.warning("`%s` through a trusted worker failed (%s); running it in a process of its own", command, exc)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return _fresh_process("record", request, run_env, timeout_s)
+    proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile", command], input=stdin,
+                          capture_output=True, cwd="/tmp", timeout=timeout_s, env=trusted_env(**run_env))
+    return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
 
 
 def fill_replay_cache(entries: list[dict[str, Any]], replay_dir: Path, timeout_s: float = 300.0) -> list[str]:
@@ -586,7 +589,8 @@ def fill_replay_cache(entries: list[dict[str, Any]], replay_dir: Path, timeout_s
     os.chmod(replay_dir, 0o755)
     staging = Path(tempfile.mkdtemp(dir=replay_dir.parent, prefix=f".{replay_dir.name}-staging-"))
     try:
-        status, stdout, stderr = _replay_process(entries, staging, replay_dir, timeout_s)
+        status, stdout, stderr = _trusted_subcommand("replay", json.dumps(entries).encode(),
+                                                     cache_env(staging, [replay_dir]), timeout_s)
         if status != 0:
             raise RuntimeError(f"replaying the compile profile into the replay cache failed: {stderr[-2000:]}")
         try:
@@ -607,30 +611,6 @@ def fill_replay_cache(entries: list[dict[str, Any]], replay_dir: Path, timeout_s
         return keys
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _replay_process(entries: list[dict[str, Any]], staging: Path, replay_dir: Path,
-                    timeout_s: float) -> tuple[int, str, str]:
-    """(exit status, result JSON, stderr) of one fill's replay: in a child of a trusted worker
-    (graders/trusted_workers.py: jax imported once per worker, not once per fill), or, if no worker can serve it,
-    in a fresh process."""
-    scratch = Path(tempfile.mkdtemp(prefix="gradax-fill-"))
-    try:
-        outcome = WORKERS.fill(trusted_env(), entries, staging, [replay_dir], scratch, timeout_s)
-        return outcome.status, outcome.stdout, outcome.stderr
-    except TrustedWorkerError as exc:
-        log.warning("filling through a trusted worker failed (%s); filling in a process of its own", exc)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return _fresh_process("replay", json.dumps(entries).encode(), cache_env(staging, [replay_dir]), timeout_s)
-
-
-def _fresh_process(command: str, stdin: bytes, run_env: dict[str, str], timeout_s: float) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of `python -m graders.compile_profile <command>` in a process of its own, with
-    the trusted environment and `run_env`: what a worker's child does when no worker can serve the run."""
-    proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile", command], input=stdin,
-                          capture_output=True, cwd="/tmp", timeout=timeout_s, env=trusted_env(**run_env))
-    return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
 
 
 def _record() -> None:

@@ -36,13 +36,11 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from graders.supervision import ChildOutcome, ChildPipes, RunMeter, SandboxLimits, supervise
-from graders.trusted_cache import cache_env
 
 IDLE_EXIT_S = 120.0
 START_TIMEOUT_S = 120.0
@@ -52,9 +50,9 @@ MESSAGE_BYTES = 1 << 16
 
 
 @dataclass
-class FillOutcome:
-    """What one child did (a fill, or a run of a subcommand that reads stdin and prints its result): its exit status
-    (negative: killed by that signal), what it printed as its result, and its stderr."""
+class RunOutcome:
+    """What one `run_to_files` child did (a fill, a recording: a subcommand that reads stdin and prints its result):
+    its exit status (negative: killed by that signal), what it printed as its result, and its stderr."""
 
     status: int
     stdout: str
@@ -93,15 +91,8 @@ class TrustedWorker:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def fill(self, entries: list[dict[str, Any]], write_dir: Path, read_dirs: list[Path], scratch: Path,
-             timeout_s: float) -> FillOutcome:
-        """Replay `entries` into `write_dir` (reading `read_dirs`) in a fresh child: `graders.compile_profile replay`,
-        as a fill runs in a process of its own when no worker can; its exit status and output."""
-        return self.run_to_files("replay", cache_env(write_dir, read_dirs), json.dumps(entries).encode(), scratch,
-                                 timeout_s)
-
     def run_to_files(self, command: str, run_env: dict[str, str], stdin: bytes, scratch: Path,
-                     timeout_s: float) -> FillOutcome:
+                     timeout_s: float) -> RunOutcome:
         """`graders.compile_profile <command>` (one that reads its request on stdin and prints its result: `record`)
         in a fresh child with `run_env` added, `stdin` fed from a file and its outputs written to files in
         `scratch`; its exit status and outputs."""
@@ -118,7 +109,7 @@ class TrustedWorker:
             for fd in fds:
                 os.close(fd)
         status = self._finish(timeout_s, f"`{command}`", session=pid)
-        return FillOutcome(status, out.read_text("utf-8", "replace"), _read_text(err))
+        return RunOutcome(status, out.read_text("utf-8", "replace"), _read_text(err))
 
     def _finish(self, timeout_s: float, what: str, session: int | None = None) -> int:
         """The running child's exit status. Past `timeout_s`, the child (and its own `session`, which stopping the
@@ -210,21 +201,13 @@ class TrustedWorkers:
         with self._lock:
             self._idle.append(worker)
 
-    def fill(self, env: dict[str, str], entries: list[dict[str, Any]], write_dir: Path, read_dirs: list[Path],
-             scratch: Path, timeout_s: float) -> FillOutcome:
-        """Run one fill in a worker started with `env`."""
-        return self._on_worker(env, lambda worker: worker.fill(entries, write_dir, read_dirs, scratch, timeout_s))
-
     def run_to_files(self, env: dict[str, str], command: str, run_env: dict[str, str], stdin: bytes, scratch: Path,
-                     timeout_s: float) -> FillOutcome:
-        """`TrustedWorker.run_to_files` in a worker started with `env`."""
-        return self._on_worker(env, lambda worker: worker.run_to_files(command, run_env, stdin, scratch, timeout_s))
-
-    def _on_worker(self, env: dict[str, str], use: Callable[[TrustedWorker], FillOutcome]) -> FillOutcome:
-        """`use` an idle worker started with `env` (or a new one), given back after, stopped if `use` raised."""
+                     timeout_s: float) -> RunOutcome:
+        """`TrustedWorker.run_to_files` in an idle worker started with `env` (or a new one), given back after, stopped
+        if the run raised (it timed out, or the worker died)."""
         worker = self.take(env)
         try:
-            outcome = use(worker)
+            outcome = worker.run_to_files(command, run_env, stdin, scratch, timeout_s)
         except BaseException:
             worker.kill()
             raise

@@ -13,7 +13,8 @@ import pytest
 from graders import compile_profile
 from graders.compile_profile import fill_replay_cache
 from graders.jax_env import jax_env
-from graders.trusted_workers import TrustedWorker, TrustedWorkerError, TrustedWorkers
+from graders.trusted_cache import cache_env
+from graders.trusted_workers import RunOutcome, TrustedWorker, TrustedWorkerError, TrustedWorkers
 
 pytestmark = [pytest.mark.slow]
 
@@ -35,6 +36,12 @@ def _cannot_start(self: TrustedWorker, env: dict[str, str]) -> None:
     raise TrustedWorkerError("the trusted worker did not start")
 
 
+def _fill(workers: TrustedWorkers, write_dir: Path, read_dirs: list[Path], scratch: Path) -> RunOutcome:
+    """ENTRIES replayed into `write_dir` in a worker's child, as `fill_replay_cache` runs a fill."""
+    return workers.run_to_files(_env(), "replay", cache_env(write_dir, read_dirs), json.dumps(ENTRIES).encode(),
+                                scratch, timeout_s=300)
+
+
 def _keys(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name.endswith("-cache"))
 
@@ -50,7 +57,7 @@ def test_fills_share_a_worker_and_each_compiles_in_a_fresh_child(tmp_path: Path)
             (tmp_path / name).mkdir()
             scratch = tmp_path / f"scratch-{name}"
             scratch.mkdir()
-            outcomes.append(workers.fill(_env(), ENTRIES, tmp_path / name, reads, scratch, timeout_s=300))
+            outcomes.append(_fill(workers, tmp_path / name, reads, scratch))
             pids.append([w.proc.pid for w in workers._idle])
         assert [o.status for o in outcomes] == [0, 0, 0], [o.stderr for o in outcomes]
         assert pids[0] == pids[1] == pids[2] and len(pids[0]) == 1  # one worker served all three
@@ -74,12 +81,12 @@ def test_a_failed_fill_is_a_status_and_a_dead_worker_is_replaced(tmp_path: Path)
         not_a_dir = tmp_path / "file"
         not_a_dir.write_text("x")
         (tmp_path / "scratch").mkdir()
-        failed = workers.fill(_env(), ENTRIES, not_a_dir, [], tmp_path / "scratch", timeout_s=300)
+        failed = _fill(workers, not_a_dir, [], tmp_path / "scratch")
         assert failed.status != 0 and "Error" in failed.stderr, failed
         (first,) = workers._idle
         first.kill()  # e.g. the OOM killer
         (tmp_path / "staging").mkdir()
-        ok = workers.fill(_env(), ENTRIES, tmp_path / "staging", [], tmp_path / "scratch", timeout_s=300)
+        ok = _fill(workers, tmp_path / "staging", [], tmp_path / "scratch")
         assert ok.status == 0, ok.stderr
         (second,) = workers._idle
         assert second.proc.pid != first.proc.pid
@@ -113,7 +120,7 @@ def test_a_forked_process_does_not_use_its_parents_workers(tmp_path: Path) -> No
     try:
         (tmp_path / "scratch").mkdir()
         (tmp_path / "a").mkdir()
-        assert workers.fill(_env(), ENTRIES, tmp_path / "a", [], tmp_path / "scratch", timeout_s=300).status == 0
+        assert _fill(workers, tmp_path / "a", [], tmp_path / "scratch").status == 0
         (parent_worker,) = workers._idle
         pid = os.fork()
         if pid == 0:
@@ -189,7 +196,6 @@ def test_a_run_past_its_time_is_stopped_and_the_worker_serves_the_next(tmp_path:
         assert workers._idle == [worker]
     finally:
         workers.close()
-
 
 
 def test_recordings_run_in_a_worker_and_match_a_process_of_their_own(tmp_path: Path,
