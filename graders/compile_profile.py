@@ -46,7 +46,7 @@ import threading
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from graders.cases import CaseInput
+from graders.cases import CaseInput, build_cases
 from graders.child.profile_replay import (  # the replay half runs in the sandbox: graders/child/
     ALLOWED_MODULES,
     MAX_ENTRIES,
@@ -611,6 +611,42 @@ def fill_replay_cache(entries: list[dict[str, Any]], replay_dir: Path, timeout_s
         return keys
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def misses_after_replay(loaded: LoadedProblem, code: str, entries: list[dict[str, Any]], replay_dir: Path,
+                        keys: list[str] | None = None, timeout_s: float = 600.0) -> dict[str, Any]:
+    """Trusted diagnostic (scripts/compile-misses.py, tests/test_compile_profile.py): what `code` (a reference, a
+    known mistake, an alternative) compiles when it is graded on the problem's tests, with the probes a submission
+    is graded with, right after a replay of `entries` as a warm child does: `misses` in a fresh trusted process,
+    with the grading XLA flags (they enter every persistent-cache key), over a copy of `replay_dir` (only `keys`'
+    programs if given), since what the code compiles goes into that cache and must never reach the one children
+    read. Returns `misses`' JSON: replayed, misses, from_cache, run_ms, run_cpu_ms. Unsandboxed: instructor code only.
+    """
+    from graders.reference import reference_probes
+    from graders.request import build_request
+
+    request = build_request(loaded, build_cases(loaded.problem), [code], output_budget=2**26,
+                            probes=reference_probes(loaded))
+    with tempfile.TemporaryDirectory(prefix="gradax-misses-") as tmp:
+        cache = Path(tmp) / "cache"
+        if keys is None:
+            shutil.copytree(replay_dir, cache)
+        else:
+            cache.mkdir()
+            for key in keys:
+                source = replay_dir / f"{key}{JAX_CACHE_SUFFIX}"
+                if source.is_file():
+                    shutil.copy2(source, cache / source.name)
+        profile = Path(tmp) / "profile.json"
+        profile.write_text(json.dumps(entries))
+        proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile", "misses", str(profile),
+                               str(cache)], input=request, capture_output=True, cwd="/tmp", timeout=timeout_s,
+                              env=trusted_env())
+    if proc.returncode != 0:
+        raise RuntimeError(f"{loaded.id}: the run after the replay failed:\n"
+                           f"{proc.stderr.decode('utf-8', 'replace')[-3000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    return result
 
 
 def _record() -> None:

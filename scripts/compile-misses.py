@@ -21,23 +21,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+
 def main() -> int:
     from graders.cases import build_cases
-    from graders.compile_profile import JAX_CACHE_SUFFIX, ProfileCache
-    from graders.jax_env import jax_env
+    from graders.compile_profile import ProfileCache, misses_after_replay
     from graders.problem import ProblemBank
-    from graders.reference import reference_probes
-    from graders.request import build_request
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("problems", nargs="+")
@@ -54,8 +48,7 @@ def main() -> int:
         if loaded is None:
             print(f"{problem_id}: no such problem in {args.problems_dir}", file=sys.stderr)
             return 2
-        cases = build_cases(loaded.problem)
-        entries = profiles.get(loaded, cases)
+        entries = profiles.get(loaded, build_cases(loaded.problem))
         stored = json.loads(profiles._path(loaded).read_text())  # this version's profile, with its replay keys
         programs = [("the reference", loaded.reference_source.decode())]
         if args.all_programs:
@@ -63,24 +56,12 @@ def main() -> int:
             programs += [(f"alternative {a.id}", a.code) for a in loaded.problem.alternatives]
         print(f"{problem_id}: {len(entries)} entries replayed, {len(stored.get('extra', []))} extra in the cache")
         for name, code in programs:
-            request = build_request(loaded, cases, [code], output_budget=2**26, probes=reference_probes(loaded))
-            with tempfile.TemporaryDirectory(prefix="gradax-misses-") as tmp:
-                cache = Path(tmp) / "cache"
-                cache.mkdir()
-                for key in stored.get("replay_keys", []):
-                    source = profiles.jax_cache_dir / f"{key}{JAX_CACHE_SUFFIX}"
-                    if source.is_file():
-                        shutil.copy2(source, cache / source.name)
-                profile = Path(tmp) / "profile.json"
-                profile.write_text(json.dumps(entries))
-                proc = subprocess.run([sys.executable, "-m", "graders.compile_profile", "misses", str(profile),
-                                       str(cache)], input=request, capture_output=True, cwd=ROOT, timeout=600,
-                                      env={**os.environ, **jax_env()})
-            if proc.returncode != 0:
-                print(f"{problem_id}: {name}: the run failed:\n{proc.stderr.decode(errors='replace')[-3000:]}",
-                      file=sys.stderr)
+            try:
+                result = misses_after_replay(loaded, code, entries, profiles.jax_cache_dir,
+                                             keys=stored.get("replay_keys", []))
+            except RuntimeError as exc:
+                print(f"{name}: {exc}", file=sys.stderr)
                 return 2
-            result = json.loads(proc.stdout.decode().strip().splitlines()[-1])
             misses = result["misses"]
             if name == "the reference":
                 worst = max(worst, len(misses) - result["from_cache"])

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from graders.cases import build_cases
-from graders.compile_profile import ProfileCache, replay_cache_dir
+from graders.compile_profile import ProfileCache, misses_after_replay, replay_cache_dir
 from graders.problem import ProblemBank
 from graders.settings import GraderSettings
 from graders.trusted_cache import trusted_cache_dir
@@ -118,7 +118,7 @@ def test_an_intact_profile_is_read_not_recorded(tmp_path: Path, monkeypatch: pyt
 
 
 @pytest.mark.parametrize("problem", ["nnx-layernorm", "nnx-multihead-attention", "nnx-conv-lenet"])
-def test_after_the_replay_the_reference_compiles_nothing(problem: str, tmp_path: Path, data_dir: Path) -> None:
+def test_after_the_replay_the_reference_compiles_nothing(problem: str, data_dir: Path) -> None:
     """A warm child replays the profile; the reference (and code like it) must then find every op compiled.
 
     Each op left out costs the submission ~10-80 ms of compiling at grading time, in its latency. With the probes
@@ -139,7 +139,7 @@ def test_after_the_replay_the_reference_compiles_nothing(problem: str, tmp_path:
     # (~8 CPU-s each).
     cache_dir = GraderSettings(data_dir=data_dir).cache_dir
     entries = ProfileCache(cache_dir).get(loaded, cases)
-    result = _run_after_the_replay(loaded.reference_source.decode(), problem, entries, cache_dir, tmp_path)
+    result = _run_after_the_replay(loaded.reference_source.decode(), problem, entries, cache_dir)
     assert result["replayed"]["replayed"] == len(entries) and result["replayed"]["failed"] == 0
     assert result["misses"] == []
     if problem == "nnx-layernorm":
@@ -147,8 +147,7 @@ def test_after_the_replay_the_reference_compiles_nothing(problem: str, tmp_path:
 
 
 @pytest.mark.parametrize("program", ["batch-axis", "two-pass-by-hand"])
-def test_known_mistakes_and_alternatives_find_their_programs_in_the_replay_cache(program: str, tmp_path: Path,
-                                                                                 data_dir: Path) -> None:
+def test_known_mistakes_and_alternatives_find_their_programs_in_the_replay_cache(program: str, data_dir: Path) -> None:
     """A layernorm written out by hand (the known mistake `batch-axis`, the alternative `two-pass-by-hand`) runs
     other primitives on other shapes than the reference's nnx.LayerNorm: a warm child compiled 65-93 programs of
     its own for it (1.4-2.0 CPU-s). The trusted recording keeps the mistakes' and alternatives' dispatches as the
@@ -163,37 +162,17 @@ def test_known_mistakes_and_alternatives_find_their_programs_in_the_replay_cache
     assert stored["entries"] == entries and stored["extra"]
     assert not [e for e in stored["extra"] if e in entries]  # nothing the warm-up replays already
     code = {p.id: p.code for p in [*loaded.problem.known_mistakes, *loaded.problem.alternatives]}[program]
-    result = _run_after_the_replay(code, loaded.id, entries, cache_dir, tmp_path)
+    result = _run_after_the_replay(code, loaded.id, entries, cache_dir)
     assert result["misses"], "it compiled nothing beyond the reference's programs: nothing was tested"
     assert result["from_cache"] == len(result["misses"]), result  # deserialized, none compiled in the child
 
 
-def _run_after_the_replay(code: str, problem: str, entries: list[dict[str, object]], cache_dir: Path,
-                          tmp_path: Path) -> dict[str, Any]:
-    """`graders.compile_profile misses`: `code` run on the problem's tests, with its probes, after a replay of
-    `entries` as a warm child does (the grading XLA flags, which enter every cache key, and a copy of the replay
-    cache: `misses` compiles into the cache it is given, never the one children read)."""
-    import os
-    import subprocess
-    import sys
-
-    from graders.jax_env import jax_env
-    from graders.reference import reference_probes
-    from graders.request import build_request
-
+def _run_after_the_replay(code: str, problem: str, entries: list[dict[str, object]], cache_dir: Path) -> dict[str, Any]:
+    """`code` run on the problem's tests, with its probes, after a replay of `entries` as a warm child does, over a
+    copy of the whole replay cache (graders/compile_profile.py `misses_after_replay`)."""
     loaded = ProblemBank(ROOT / "problems").get(problem)
     assert loaded is not None
-    replay_copy = tmp_path / "replay"
-    shutil.copytree(replay_cache_dir(cache_dir), replay_copy)
-    request = build_request(loaded, build_cases(loaded.problem), [code], output_budget=2**26,
-                            probes=reference_probes(loaded))
-    profile = tmp_path / "profile.json"
-    profile.write_text(json.dumps(entries))
-    proc = subprocess.run([sys.executable, "-m", "graders.compile_profile", "misses", str(profile),
-                           str(replay_copy)], input=request, capture_output=True, cwd=ROOT, timeout=300,
-                          check=True, env={**os.environ, **jax_env()})
-    result: dict[str, Any] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
-    return result
+    return misses_after_replay(loaded, code, entries, replay_cache_dir(cache_dir), timeout_s=300)
 
 
 def test_parameters_come_back_as_the_types_they_were() -> None:
