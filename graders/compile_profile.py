@@ -43,6 +43,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -310,6 +312,14 @@ def _einsum_entry(args: tuple[Any, ...], subscripts: str | None) -> tuple[dict[s
     return {"k": "einsum", "s": subscripts, "kw": kwargs}, list(operands)
 
 
+def _with_operands(entry: dict[str, Any], operands: tuple[Any, ...]) -> dict[str, Any] | None:
+    """An einsum entry (`_einsum_entry`) with its operands encoded; None if one cannot be."""
+    try:
+        return {**entry, "a": [_encode(a, False) for a in operands]}
+    except Unencodable:
+        return None
+
+
 def install_recorder(entries: list[dict[str, Any]], limit: int = MAX_ENTRIES) -> None:
     """Record every top-level jit dispatch that misses the in-process caches (i.e. compiles), up to `limit` entries.
 
@@ -344,62 +354,56 @@ def install_recorder(entries: list[dict[str, Any]], limit: int = MAX_ENTRIES) ->
         finally:
             subscripts.pop()
 
+    def record_under_trace(args: tuple[Any, ...], kwargs: dict[str, Any],
+                           entry_for: Callable[[tuple[Any, ...]], dict[str, Any] | None], concrete_too: bool) -> None:
+        """Record `entry_for(values)` for one dispatch of `args`, as the trace it runs under needs it replayed:
+        plainly at top level (but not a grad's own forward or backward pass: `_inside_autodiff`); under an eager
+        grad as a `vjp` entry (the values differentiated), under an eager vmap as a `vmap` entry (each value's
+        batch axis); with `concrete_too`, a call with no traced argument under either too (`_concrete`)."""
+        if core.trace_state_clean():
+            if not _inside_autodiff():
+                add(entry_for(args))
+            return
+        trace = core.trace_ctx.trace
+        if any(isinstance(v, core.Tracer) for v in kwargs.values()):
+            return
+        if _grad_trace(trace):
+            split = _differentiated(trace, args)
+            if split is not None:
+                entry = entry_for(split[0])
+                if entry is not None and entry["k"] != "prim":  # primitives: `linearizing` records them
+                    add({**entry, "vjp": split[1]})
+            elif concrete_too and _concrete(args):
+                add(entry_for(args))
+        elif _batch_trace(trace):
+            size = int(trace.axis_data.size)
+            mapped = _batched(trace, args)
+            if mapped is not None:
+                entry = entry_for(mapped[0])
+                if entry is not None and entry["k"] != "prim":  # primitives: `batching_` records them
+                    add({**entry, "vmap": {"axes": mapped[1], "size": size}})
+            elif concrete_too and _concrete(args):
+                entry = entry_for(args)
+                if entry is not None:
+                    add({**entry, "vmap": {"axes": [None] * len(args), "size": size}})
+
     def recording(p: Any, args_flat: Any, fun: Any, args: Any, kwargs: Any) -> Any:
         if len(entries) < limit and fun is einsum_module._einsum:
-            record_einsum(tuple(args))
+            found = _einsum_entry(tuple(args), subscripts[-1] if subscripts else None)
+            if found is not None:
+                record_under_trace(tuple(found[1]), {}, partial(_with_operands, found[0]), concrete_too=False)
         elif len(entries) < limit:
-            trace = core.trace_ctx.trace
-            if core.trace_state_clean():
-                if not _inside_autodiff():
-                    add(_entry_for(fun, tuple(args), dict(kwargs)))
-                elif _is_add(fun) and args:
-                    # A backward pass adding up two cotangents: replayed as the gradient of `v * v`, whose
-                    # backward pass adds two cotangents of that shape the same way (a plain add warms nothing).
-                    try:
-                        add({"k": "cot", "a": [_encode(args[0], False)]})
-                    except Unencodable:
-                        pass
-            elif _grad_trace(trace) and not any(isinstance(v, core.Tracer) for v in dict(kwargs).values()):
-                split = _differentiated(trace, tuple(args))
-                if split is not None:
-                    entry = _entry_for(fun, split[0], dict(kwargs))
-                    if entry is not None and entry["k"] == "jit":
-                        add({**entry, "vjp": split[1]})
-                elif _concrete(args):
-                    add(_entry_for(fun, tuple(args), dict(kwargs)))
-            elif _batch_trace(trace) and not any(isinstance(v, core.Tracer) for v in dict(kwargs).values()):
-                mapped = _batched(trace, tuple(args))
-                if mapped is not None:
-                    entry = _entry_for(fun, mapped[0], dict(kwargs))
-                    if entry is not None and entry["k"] == "jit":
-                        add({**entry, "vmap": {"axes": mapped[1], "size": int(trace.axis_data.size)}})
-                elif _concrete(args):
-                    entry = _entry_for(fun, tuple(args), dict(kwargs))
-                    if entry is not None:
-                        add({**entry, "vmap": {"axes": [None] * len(args), "size": int(trace.axis_data.size)}})
+            if core.trace_state_clean() and _inside_autodiff() and _is_add(fun) and args:
+                # A backward pass adding up two cotangents: replayed as the gradient of `v * v`, whose
+                # backward pass adds two cotangents of that shape the same way (a plain add warms nothing).
+                try:
+                    add({"k": "cot", "a": [_encode(args[0], False)]})
+                except Unencodable:
+                    pass
+            else:
+                record_under_trace(tuple(args), dict(kwargs), lambda values: _entry_for(fun, values, dict(kwargs)),
+                                   concrete_too=True)
         return original(p, args_flat, fun, args, kwargs)
-
-    def record_einsum(args: tuple[Any, ...]) -> None:
-        found = _einsum_entry(args, subscripts[-1] if subscripts else None)
-        if found is None:
-            return
-        entry, operands = found
-        trace = core.trace_ctx.trace
-        try:
-            if core.trace_state_clean():
-                if not _inside_autodiff():
-                    add({**entry, "a": [_encode(a, False) for a in operands]})
-            elif _grad_trace(trace):
-                split = _differentiated(trace, tuple(operands))
-                if split is not None:
-                    add({**entry, "a": [_encode(a, False) for a in split[0]], "vjp": split[1]})
-            elif _batch_trace(trace):
-                mapped = _batched(trace, tuple(operands))
-                if mapped is not None:
-                    add({**entry, "a": [_encode(a, False) for a in mapped[0]],
-                         "vmap": {"axes": mapped[1], "size": int(trace.axis_data.size)}})
-        except Unencodable:
-            pass
 
     def batching_(self: Any, primitive: Any, tracers: Any, params: Any, /) -> Any:
         if len(entries) < limit and primitive is not pjit.jit_p and _batch_trace(self):
