@@ -57,7 +57,7 @@ from graders.child.profile_replay import (  # the replay half runs in the sandbo
     replay,
 )
 from graders.filelock import file_lock
-from graders.jax_env import jax_env
+from graders.jax_env import trusted_env
 from graders.problem import LoadedProblem
 from graders.trusted_cache import JAX_CACHE_SUFFIX, cache_env, trusted_cache_dir, use_cache_from_env
 from graders.trusted_workers import WORKERS, TrustedWorkerError
@@ -529,14 +529,6 @@ class ProfileCache:
     def _compiled(self, keys: list[str]) -> bool:
         """Whether every program the profile's replay compiled is still in the replay cache."""
         return all((self.jax_cache_dir / f"{name}{JAX_CACHE_SUFFIX}").is_file() for name in keys)
-
-
-def trusted_env(**extra: str) -> dict[str, str]:
-    """The environment of every trusted process (reference runs, recordings, fills, their workers)."""
-    from graders.sandbox import GRADERS_DIR
-
-    return {"PATH": "/usr/bin:/bin", **jax_env(), "HOME": "/tmp", "LANG": "C.UTF-8",
-            "PYTHONPATH": str(GRADERS_DIR.parent), "PYTHONHASHSEED": "0", **extra}
 
 
 def record_profile(loaded: LoadedProblem, cases: list[CaseInput], timeout_s: float = 300.0,

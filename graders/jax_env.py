@@ -18,6 +18,7 @@ is found by a child only if both compiled alike), and the reference outputs' cac
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # XLA's CPU flags for grading (see the module docstring for why and how much).
 GRADING_XLA_FLAGS = "--xla_backend_optimization_level=1 --xla_cpu_use_fusion_emitters=false"
@@ -35,3 +36,11 @@ def jax_env() -> dict[str, str]:
     if flags:
         env["XLA_FLAGS"] = flags
     return env
+
+
+def trusted_env(**extra: str) -> dict[str, str]:
+    """The whole environment of every trusted process (reference runs, recordings, fills, their workers; run without
+    the sandbox, so nothing of the server's own environment is passed on): `jax_env()`, the graders package
+    importable, a fixed hash seed, and `extra`."""
+    return {"PATH": "/usr/bin:/bin", **jax_env(), "HOME": "/tmp", "LANG": "C.UTF-8",
+            "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "PYTHONHASHSEED": "0", **extra}

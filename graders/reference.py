@@ -216,7 +216,7 @@ def _run_trusted(request: bytes, limits: SandboxLimits, env: dict[str, str]) -> 
     """`graders.compile_profile outputs-and-profile` on `request` with `env` added: in a child of a trusted worker
     (graders/trusted_workers.py: jax imported once per worker, not once per run), or, if no worker can start it,
     in a process of its own."""
-    from graders.compile_profile import trusted_env
+    from graders.jax_env import trusted_env
     from graders.trusted_workers import WORKERS, TrustedWorkerError
 
     try:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from graders import cgroup
 from graders.jax_env import jax_env
+from graders.jax_env import trusted_env as trusted_process_env
 from graders.supervision import ChildOutcome, ChildPipes, RunMeter, SandboxLimits, finish_group, supervise
 
 GRADERS_DIR = Path(__file__).resolve().parent
@@ -205,8 +206,7 @@ def run_harness(request: bytes, limits: SandboxLimits, *, sandboxed: bool = True
         else:
             argv = list(trusted_command) if trusted_command is not None else harness_command(sandboxed=False)
             preexec = None
-            env = {"PATH": "/usr/bin:/bin", **jax_env(), "HOME": "/tmp", "LANG": "C.UTF-8",
-                   "GRADAX_RESULT_FD": str(write_fd), "PYTHONPATH": str(GRADERS_DIR.parent), **(trusted_env or {})}
+            env = trusted_process_env(GRADAX_RESULT_FD=str(write_fd), **(trusted_env or {}))
             cwd = "/tmp"
         proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

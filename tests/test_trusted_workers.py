@@ -12,7 +12,7 @@ import pytest
 
 from graders import compile_profile
 from graders.compile_profile import fill_replay_cache
-from graders.jax_env import jax_env
+from graders.jax_env import jax_env, trusted_env
 from graders.trusted_cache import cache_env
 from graders.trusted_workers import RunOutcome, TrustedWorker, TrustedWorkerError, TrustedWorkers
 
@@ -29,7 +29,7 @@ ENTRIES: list[dict[str, Any]] = [
 
 
 def _env() -> dict[str, str]:
-    return compile_profile.trusted_env()
+    return trusted_env()
 
 
 def _cannot_start(self: TrustedWorker, env: dict[str, str]) -> None:

@@ -25,7 +25,7 @@ def test_the_grading_flags_are_the_default_and_can_be_replaced(monkeypatch: pyte
 
 
 def test_sandboxed_and_trusted_processes_get_the_flags(monkeypatch: pytest.MonkeyPatch) -> None:
-    from graders.compile_profile import trusted_env
+    from graders.jax_env import trusted_env
     from graders.sandbox import bwrap_argv
 
     monkeypatch.delenv("GRADAX_XLA_FLAGS", raising=False)
