@@ -180,6 +180,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_UNGRADABLE
     print(format_summary(result))
+    if args.prune:
+        from graders.prune import prune_cache
+
+        print(prune_cache(bank, settings, trusted_days=args.trusted_days).summary())
     return 0 if result.ok else 1
 
 
@@ -226,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("problem_ids", nargs="*", metavar="PROBLEM", help="problem ids (default: the whole bank)")
     p.add_argument("--problems", help="problems directory (default: GRADAX_PROBLEMS_DIR or ./problems)")
     p.add_argument("--workers", type=int, default=None, help="problems prepared at once (default: the cores)")
+    p.add_argument("--prune", action="store_true",
+                   help="then remove from the cache what no current version of any problem uses (old versions' "
+                        "outputs and profiles, replay programs no profile lists, trusted programs unused lately)")
+    p.add_argument("--trusted-days", type=float, default=30.0,
+                   help="with --prune: keep trusted programs used within this many days (default: 30)")
     p.set_defaults(func=cmd_prepare)
 
     b = sub.add_parser("bench", help="benchmark grading latency and throughput")

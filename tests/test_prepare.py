@@ -205,3 +205,36 @@ def test_preparing_an_edited_reference_again_compiles_nothing_new(tmp_path: Path
     profiles = [json.loads(p.read_text()) for p in (settings.cache_dir / "reference" / "prep-edit").glob("*.json")]
     assert len(profiles) == 2
     assert {f"{k}-cache" for p in profiles for k in p["replay_keys"]} == set(replay_before)
+
+
+def test_prepare_prune_removes_an_edited_problems_old_version_and_keeps_the_new_one_prepared(tmp_path: Path) -> None:
+    """An edited problem is a new version with caches of its own; `gradax prepare --prune` prepares the new one
+    and removes the old one's outputs and profile (files older than an hour: the old version's are set back
+    here), and what it removed is nothing the new version needs: it is still prepared, nothing to compute."""
+    problems = tmp_path / "problems"
+    scaffold("prune-a", problems)
+    path = problems / "prune-a.yaml"
+    path.write_text(path.read_text() + LIMITS)
+    data = tmp_path / "data"
+    env = {**os.environ, "GRADAX_DATA_DIR": str(data), "GRADAX_PROBLEMS_DIR": str(problems)}
+    first = subprocess.run([str(GRADAX), "prepare"], env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first
+    old_files = sorted((data / "cache" / "reference" / "prune-a").glob("*.*[!k]"))  # not the lock files
+    assert {p.suffix for p in old_files} == {".npz", ".json"}, old_files
+    hours_ago = time.time() - 2 * 3600
+    for item in old_files:
+        os.utime(item, (hours_ago, hours_ago))
+
+    reference = tmp_path / "reference_solutions" / "prune_a.py"
+    reference.write_text(reference.read_text() + "# edited\n")  # a new version (the same programs)
+    second = subprocess.run([str(GRADAX), "prepare", "--prune"], env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert second.returncode == 0, second
+    assert second.stdout.splitlines()[0].startswith("prepared  prune-a"), second.stdout
+    assert second.stdout.splitlines()[-1].startswith("pruned 2 files of old versions"), second.stdout
+    assert not any(p.exists() for p in old_files)
+    settings = GraderSettings(data_dir=data, problems_dir=problems)
+    assert is_prepared(ProblemBank(problems).problems["prune-a"], settings)
+    third = subprocess.run([str(GRADAX), "prepare", "--prune"], env=env, capture_output=True, text=True, timeout=600)
+    assert third.stdout.splitlines()[0].startswith("cached    prune-a"), third.stdout
+    assert third.stdout.splitlines()[-1].startswith("pruned 0 files of old versions (0.0 MB), 0 replay"), third.stdout

@@ -50,3 +50,17 @@ def test_the_environment_names_the_directories_and_is_taken_out_of_the_process(
     use_cache_from_env()
     assert installed == [(tmp_path / "w", [tmp_path / "r1", tmp_path / "r2"])]
     assert not set(env) & set(os.environ)  # the reference's code does not see where the caches are
+
+
+def test_a_program_read_from_the_written_directory_is_marked_as_used(tmp_path: Path) -> None:
+    """`gradax prepare --prune` keeps the trusted programs used lately: a hit touches the file (graders/prune.py)."""
+    import os
+    import time
+
+    cache = ReadThroughCache(tmp_path / "trusted")
+    cache.put("jit_mul-def", b"compiled")
+    path = tmp_path / "trusted" / "jit_mul-def-cache"
+    month_ago = time.time() - 30 * 86400
+    os.utime(path, (month_ago, month_ago))
+    assert cache.get("jit_mul-def") == b"compiled"
+    assert time.time() - path.stat().st_mtime < 60
