@@ -28,6 +28,7 @@ class Verdict(StrEnum):
 
 
 class TestStatus(StrEnum):
+    __test__ = False  # a report's test status, not a pytest test class
     PASSED = "passed"
     FAILED = "failed"
     ERROR = "error"
@@ -36,6 +37,7 @@ class TestStatus(StrEnum):
 
 
 class TestReport(BaseModel):
+    __test__ = False  # a report's test, not a pytest test class
     name: str
     public: bool
     status: TestStatus

@@ -59,8 +59,11 @@ async def _params(request: Request) -> dict[str, str]:
     return params
 
 
-@router.api_route("/login", methods=["GET", "POST"], include_in_schema=True, response_model=None,
-                  summary="OIDC third-party login initiation")
+# One handler, two routes: platforms initiate with either method, and each operation needs an id of its own in the
+# OpenAPI schema (`api_route` with both methods gave both the same one, which client generators refuse).
+@router.get("/login", response_model=None, operation_id="lti_login_get", summary="OIDC third-party login initiation")
+@router.post("/login", response_model=None, operation_id="lti_login_post",
+             summary="OIDC third-party login initiation (form post)")
 async def lti_login(request: Request, session: SessionDep, tool_url: ToolUrlDep) -> Response:
     """Start a launch: remember a one-time state and nonce, then send the browser to the platform."""
     try:

@@ -75,6 +75,10 @@ def test_openapi_lists_the_contract_routes(client: TestClient) -> None:
                  "/api/v1/submissions", "/api/v1/submissions/{submission_id}"):
         assert path in paths, path
     assert "/" not in paths and "/login" not in paths  # pages stay out of the API schema
+    ids = [op["operationId"] for item in paths.values() for op in item.values() if isinstance(op, dict)
+           and "operationId" in op]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)  # client generators need unique ids
+    assert {"get", "post"} <= set(paths["/lti/login"])  # platforms initiate the LTI login with either
 
 
 def test_unknown_api_route_is_json_404(client: TestClient) -> None:
