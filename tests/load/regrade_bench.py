@@ -98,6 +98,7 @@ def main() -> int:
             settled_s = settle(app)
             load_before = os.getloadavg()
             cpu_before = time.process_time(), _zygote_cpu(pool)
+            stats_before = dict(getattr(pool, "stats", {}))  # the start-up's spares are not the regrade's
             started = time.monotonic()
             r = client.post(f"{API}/instructor/problems/{args.problem}/regrade", headers=teacher)
             assert r.status_code == 202, r.text
@@ -118,7 +119,7 @@ def main() -> int:
                 accepted = session.query(Attempt).filter_by(verdict="accepted").count()
                 runs_cpu = sum(((a.report or {}).get("usage") or {}).get("cpu_s") or 0.0
                                for a in session.query(Attempt).all())
-            stats = dict(getattr(pool, "stats", {}))
+            stats = {k: v - stats_before.get(k, 0) for k, v in getattr(pool, "stats", {}).items()}
     result = {"problem": args.problem, "attempts": args.attempts, "workers": job["workers"],
               "status": job["status"], "settled_before_s": round(settled_s, 1), "total_s": round(total_s, 1),
               "preparing_s": round(prepared_after or 0.0, 1),
@@ -132,7 +133,7 @@ def main() -> int:
                                     "run": round(runs_cpu / args.attempts, 3)},
               "idle_estimate_per_s": round((os.cpu_count() or 1) * args.attempts
                                            / max(1e-9, server_cpu + warmup_cpu + runs_cpu), 2),
-              "pool": {k: stats.get(k, 0) for k in ("warm", "cold", "stolen", "ready")},
+              "pool": {k: stats.get(k, 0) for k in ("warm", "cold", "stolen", "ready", "evicted")},
               "flipped": len(job["flipped"]), "cores": os.cpu_count(),
               "load_before": [round(x, 1) for x in load_before], "load_after": [round(x, 1) for x in load_after]}
     print(json.dumps(result))
