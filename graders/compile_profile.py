@@ -467,14 +467,15 @@ class ProfileCache:
         self.jax_cache_dir = replay_cache_dir(cache_dir)
         self._memory: dict[str, list[dict[str, Any]]] = {}
 
-    def _path(self, loaded: LoadedProblem) -> Path:
+    def path(self, loaded: LoadedProblem) -> Path:
+        """Where this version's profile is (or will be) stored."""
         from graders.reference import cache_key
 
         return self.directory / loaded.id / f"{profile_key(cache_key(loaded))}.profile.json"
 
     def is_stored(self, loaded: LoadedProblem) -> bool:
         """Whether this version's profile is on disk with every compiled program it needs (file checks)."""
-        path = self._path(loaded)
+        path = self.path(loaded)
         try:
             return self._compiled(json.loads(path.read_text())["replay_keys"])
         except (OSError, ValueError, KeyError, TypeError):
@@ -495,7 +496,7 @@ class ProfileCache:
         with lock:
             if key in self._memory:
                 return self._memory[key]
-            path = self._path(loaded)
+            path = self.path(loaded)
             with file_lock(path.with_suffix(".lock")):  # one process records; the others wait and read
                 entries = self._load_or_record(loaded, cases, path, recorded)
             self._memory[key] = entries
@@ -566,9 +567,14 @@ def _trusted_subcommand(command: str, stdin: bytes, run_env: dict[str, str], tim
         log.warning("`%s` through a trusted worker failed (%s); running it in a process of its own", command, exc)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile", command], input=stdin,
-                          capture_output=True, cwd="/tmp", timeout=timeout_s, env=trusted_env(**run_env))
+    proc = subprocess.run(_fresh_process_argv(command), input=stdin, capture_output=True, cwd="/tmp",
+                          timeout=timeout_s, env=trusted_env(**run_env))
     return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+
+
+def _fresh_process_argv(command: str, *args: str) -> list[str]:
+    """`python -m graders.compile_profile <command> [args]` in a trusted process of its own (run with `trusted_env`)."""
+    return [sys.executable, "-B", "-s", "-m", "graders.compile_profile", command, *args]
 
 
 def fill_replay_cache(entries: list[dict[str, Any]], replay_dir: Path, timeout_s: float = 300.0) -> list[str]:
@@ -635,9 +641,8 @@ def misses_after_replay(loaded: LoadedProblem, code: str, entries: list[dict[str
                     shutil.copy2(source, cache / source.name)
         profile = Path(tmp) / "profile.json"
         profile.write_text(json.dumps(entries))
-        proc = subprocess.run([sys.executable, "-B", "-s", "-m", "graders.compile_profile", "misses", str(profile),
-                               str(cache)], input=request, capture_output=True, cwd="/tmp", timeout=timeout_s,
-                              env=trusted_env())
+        proc = subprocess.run(_fresh_process_argv("misses", str(profile), str(cache)), input=request,
+                              capture_output=True, cwd="/tmp", timeout=timeout_s, env=trusted_env())
     if proc.returncode != 0:
         raise RuntimeError(f"{loaded.id}: the run after the replay failed:\n"
                            f"{proc.stderr.decode('utf-8', 'replace')[-3000:]}")

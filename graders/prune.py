@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from graders.compile_profile import profile_key, replay_cache_dir
+from graders.compile_profile import ProfileCache, profile_key
 from graders.problem import ProblemBank
 from graders.reference import cache_key
 from graders.settings import GraderSettings
@@ -74,21 +74,21 @@ def prune_cache(bank: ProblemBank, settings: GraderSettings, *, trusted_days: fl
         result.files[kind] += 1
         result.bytes[kind] += size
 
+    profiles = ProfileCache(cache)  # where the profiles, the outputs beside them and the replay programs are
     current: dict[str, set[str]] = {}  # problem id -> the names (before the first dot) of its current files
     replay_keys: set[str] = set()
     for loaded in bank:
         key = cache_key(loaded)
         current[loaded.id] = {key, profile_key(key)}
-        profile = cache / "reference" / loaded.id / f"{profile_key(key)}.profile.json"
         try:
-            replay_keys.update(json.loads(profile.read_text())["replay_keys"])
+            replay_keys.update(json.loads(profiles.path(loaded).read_text())["replay_keys"])
         except FileNotFoundError:
             pass  # not prepared: none of its programs to keep
         except (OSError, ValueError, KeyError, TypeError):
             result.replay_kept_all = True
     unloadable = {path.stem for path in bank.errors}
 
-    reference = cache / "reference"
+    reference = profiles.directory
     for directory in sorted(reference.iterdir()) if reference.is_dir() else []:
         if not directory.is_dir() or directory.name in unloadable:
             continue
@@ -98,7 +98,7 @@ def prune_cache(bank: ProblemBank, settings: GraderSettings, *, trusted_days: fl
                     and old(item):
                 remove("reference", item)
 
-    replay = replay_cache_dir(cache)
+    replay = profiles.jax_cache_dir
     if replay.is_dir() and not result.replay_kept_all:
         for item in replay.iterdir():
             if item.name.endswith(JAX_CACHE_SUFFIX) and item.is_file() \

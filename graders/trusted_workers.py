@@ -93,7 +93,8 @@ class TrustedWorker:
 
     def run_to_files(self, command: str, run_env: dict[str, str], stdin: bytes, scratch: Path,
                      timeout_s: float) -> RunOutcome:
-        """`graders.compile_profile <command>` (one that reads its request on stdin and prints its result: `record`)
+        """`graders.compile_profile <command>` (one that reads its request on stdin and prints its result: `record`,
+        `replay`)
         in a fresh child with `run_env` added, `stdin` fed from a file and its outputs written to files in
         `scratch`; its exit status and outputs."""
         source, out, err = scratch / "stdin", scratch / "stdout", scratch / "stderr"

@@ -49,7 +49,7 @@ def main() -> int:
             print(f"{problem_id}: no such problem in {args.problems_dir}", file=sys.stderr)
             return 2
         entries = profiles.get(loaded, build_cases(loaded.problem))
-        stored = json.loads(profiles._path(loaded).read_text())  # this version's profile, with its replay keys
+        stored = json.loads(profiles.path(loaded).read_text())  # this version's profile, with its replay keys
         programs = [("the reference", loaded.reference_source.decode())]
         if args.all_programs:
             programs += [(f"known mistake {m.id}", m.code) for m in loaded.problem.known_mistakes]

@@ -158,7 +158,7 @@ def test_known_mistakes_and_alternatives_find_their_programs_in_the_replay_cache
     cache_dir = GraderSettings(data_dir=data_dir).cache_dir
     profiles = ProfileCache(cache_dir)
     entries = profiles.get(loaded, build_cases(loaded.problem))
-    stored = json.loads(profiles._path(loaded).read_text())  # this version's (the shared data dir may hold others)
+    stored = json.loads(profiles.path(loaded).read_text())  # this version's (the shared data dir may hold others)
     assert stored["entries"] == entries and stored["extra"]
     assert not [e for e in stored["extra"] if e in entries]  # nothing the warm-up replays already
     code = {p.id: p.code for p in [*loaded.problem.known_mistakes, *loaded.problem.alternatives]}[program]

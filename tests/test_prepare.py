@@ -129,7 +129,7 @@ def test_one_trusted_run_computes_the_outputs_and_records_the_profile(tmp_path: 
     fresh = Preparer(settings)  # reads the files: the outputs and the same profile are stored
     assert fresh.is_prepared(loaded)
     assert fresh.profiles.get(loaded, build_cases(loaded.problem)) == separate.entries
-    stored = json.loads(fresh.profiles._path(loaded).read_text())
+    stored = json.loads(fresh.profiles.path(loaded).read_text())
     assert (stored["entries"], stored["extra"]) == separate  # the known mistakes' extra entries too
 
 
