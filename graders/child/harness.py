@@ -63,23 +63,34 @@ def _leaf_to_array(value: Any) -> tuple[np.ndarray, str | None]:
     travels beside them so the parent's dtype stage can say "bfloat16, expected float32".
     """
     if isinstance(value, str | bytes):
-        raise OutputRejected(f"returned a {type(value).__name__}; only numbers and arrays are graded")
+        raise OutputRejected(f"returned {_a_type(value)}; only numbers and arrays are graded")
     if value is None:
         raise OutputRejected("returned None; did you forget a `return`?")
     try:
         arr = np.asarray(value)
     except Exception as exc:
-        raise OutputRejected(f"returned a {type(value).__name__} that is not array-like: {_safe_str(exc)}") from exc
+        raise OutputRejected(f"returned {_a_type(value)} that is not array-like: {_safe_str(exc)}") from exc
     carried_as: str | None = None
     if arr.dtype.kind == "V" or arr.dtype.name in wire.EXTENDED:
         carried_as = arr.dtype.name if arr.dtype.name in wire.EXTENDED else None
         arr = arr.astype(np.float32)
     if arr.dtype.kind not in wire.NUMERIC_KINDS:
         raise OutputRejected(
-            f"returned a {type(value).__name__} of dtype {arr.dtype}; only bool, int and float arrays are graded"
+            f"returned {_a_type(value)} of dtype {arr.dtype}; only bool, int and float arrays are graded"
         )
     # A fresh base-class array: subclasses and their overridden methods never leave this process.
     return np.array(arr, dtype=arr.dtype, copy=True, subok=False, order="C"), carried_as
+
+
+def _a_type(value: Any) -> str:
+    """The value's type as a student knows it, with its article: "a jax.Array", "an int", "a generator"."""
+    if type(value).__module__.split(".")[0] in ("jax", "jaxlib") and hasattr(value, "dtype"):
+        name = "jax.Array"
+    elif isinstance(value, np.ndarray):
+        name = "numpy.ndarray"
+    else:
+        name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def to_tree(value: Any, leaves: list[np.ndarray], budget: list[int], depth: int = 0) -> dict[str, Any]:

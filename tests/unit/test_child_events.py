@@ -4,6 +4,7 @@ runtime_error charged to the submission, never internal_error (ATTACKS.md rows 3
 
 from __future__ import annotations
 
+import re
 import struct
 import time
 from pathlib import Path
@@ -232,3 +233,26 @@ def test_the_deepest_result_the_harness_sends_is_accepted() -> None:
     assert feed(stream(READY, LOAD_OK, start(0), ok(0, tree=tree), arrays={3: leaves}), 1)
     with pytest.raises(OutputRejected):
         to_tree([value], [], [1 << 20])
+
+
+@pytest.mark.parametrize(("value", "said"), [
+    (np.zeros(2, dtype=np.complex64), "returned a numpy.ndarray of dtype complex64"),
+    (np.array(["a"]), "returned a numpy.ndarray of dtype <U1"),
+    ((x for x in ()), "returned a generator of dtype object"),
+    ("text", "returned a str;"),
+    (object(), "returned an object of dtype object"),
+])
+def test_a_rejected_output_names_its_type_as_students_know_it(value: Any, said: str) -> None:
+    from graders.child.harness import OutputRejected, to_tree
+
+    with pytest.raises(OutputRejected, match="^" + re.escape(said)):
+        to_tree(value, [], [1 << 20])
+
+
+def test_a_rejected_jax_array_is_called_a_jax_array() -> None:
+    import jax.numpy as jnp
+
+    from graders.child.harness import OutputRejected, to_tree
+
+    with pytest.raises(OutputRejected, match=r"^returned a jax\.Array of dtype complex64;"):
+        to_tree(jnp.zeros(2, dtype=jnp.complex64), [], [1 << 20])
