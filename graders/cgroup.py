@@ -23,6 +23,7 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from graders.settings import GraderSettings
@@ -104,6 +105,38 @@ def _v1_unavailable() -> str | None:
         if not os.access(base, os.W_OK):
             return f"no write access to {base} (run as root)"
     return None
+
+
+def freeze_and_kill(*, freeze: Callable[[], object], frozen: Callable[[], bool], thaw: Callable[[], object],
+                    pids: Callable[[], list[int]], deadline: float) -> None:
+    """Freeze a group, SIGKILL every member, thaw: one round of a kill without `cgroup.kill`.
+
+    Freezing is asynchronous, so the members are read only once all are frozen: none can fork unseen, and no
+    pid read can exit and be reused by an unrelated process before the kill (a frozen task still dies of
+    SIGKILL). Bounded: a task stuck in the kernel may never freeze; its pid is then read while it is still
+    alive. Every step is best effort (OSError): the caller repeats rounds until the group is empty.
+    """
+    try:
+        freeze()
+    except OSError:
+        pass
+    until = min(deadline, time.monotonic() + 0.5)
+    while time.monotonic() < until:
+        try:
+            if frozen():
+                break
+        except OSError:
+            break
+        time.sleep(0.001)
+    for pid in pids():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        thaw()
+    except OSError:
+        pass
 
 
 class RunCgroup:
@@ -246,29 +279,13 @@ class RunCgroupV1(RunCgroup):
         while True:
             if not self.pids():
                 return
-            try:
-                freezer.write_text("FROZEN")
-            except OSError:
-                pass
-            # Freezing is asynchronous (FREEZING until every task stopped). Bounded: a task stuck in the
-            # kernel may never freeze; its pid is then read while it is still alive, as before.
-            until = min(deadline, time.monotonic() + 0.5)
-            while time.monotonic() < until:
-                try:
-                    if freezer.read_text().strip() == "FROZEN":
-                        break
-                except OSError:
-                    break
-                time.sleep(0.001)
-            for pid in self.pids():
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            try:
-                freezer.write_text("THAWED")
-            except OSError:
-                pass
+            freeze_and_kill(
+                freeze=lambda: freezer.write_text("FROZEN"),
+                frozen=lambda: freezer.read_text().strip() == "FROZEN",  # FREEZING until every task stopped
+                thaw=lambda: freezer.write_text("THAWED"),
+                pids=self.pids,
+                deadline=deadline,
+            )
             if time.monotonic() > deadline:
                 return
             time.sleep(0.005)
@@ -357,7 +374,7 @@ class RunCgroupV2(RunCgroup):
         """cgroup.kill (kernel >= 5.14) kills the whole group atomically, forks included; older kernels:
         freeze, SIGKILL every member, thaw. Either way repeat until cgroup.procs is empty."""
         deadline = time.monotonic() + timeout
-        kill_file = self.path / "cgroup.kill"
+        kill_file, freeze_file = self.path / "cgroup.kill", self.path / "cgroup.freeze"
         while True:
             if not self.pids():
                 return
@@ -367,36 +384,16 @@ class RunCgroupV2(RunCgroup):
                 except OSError:
                     pass
             else:
-                self._freeze_and_kill(deadline)
+                freeze_and_kill(
+                    freeze=lambda: _fs.write(freeze_file, "1"),
+                    frozen=lambda: _keyed(_fs.read(self.path / "cgroup.events")).get("frozen") == 1,
+                    thaw=lambda: _fs.write(freeze_file, "0"),
+                    pids=self.pids,
+                    deadline=deadline,
+                )
             if time.monotonic() > deadline:
                 return
             time.sleep(0.005)
-
-    def _freeze_and_kill(self, deadline: float) -> None:
-        freeze = self.path / "cgroup.freeze"
-        try:
-            _fs.write(freeze, "1")
-        except OSError:
-            pass
-        # Freezing is asynchronous: read the members only once all are frozen, so none forks unseen.
-        # (A frozen task still dies of SIGKILL.) Bounded: a task stuck in the kernel may never freeze.
-        until = min(deadline, time.monotonic() + 0.5)
-        while time.monotonic() < until:
-            try:
-                if _keyed(_fs.read(self.path / "cgroup.events")).get("frozen") == 1:
-                    break
-            except OSError:
-                break
-            time.sleep(0.001)
-        for pid in self.pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            _fs.write(freeze, "0")
-        except OSError:
-            pass
 
 
 def _keyed(text: str) -> dict[str, int]:
