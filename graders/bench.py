@@ -410,7 +410,7 @@ def _bench_engine(args: argparse.Namespace, problem: str, code: str, throughput_
 
                 # Each problem's children all ready (none warming) before a timed submission: a child that
                 # warms meanwhile would take CPU from whichever path happens to run then.
-                stocked = max(1, min(pool.settings.pool_prefork, pool.settings.pool_size // 2))
+                stocked = max(1, min(pool.settings.pool_prefork, pool.settings.pool_children() // 2))
 
                 def both_ready() -> None:
                     pool.wait_ready(loaded, stocked, timeout=120)
@@ -433,7 +433,7 @@ def _bench_engine(args: argparse.Namespace, problem: str, code: str, throughput_
         result["concurrency"] = args.concurrency
         result["pool_memory_peak_mb"] = round(memory.peak / 2**20, 1)
         warmups = sorted(pool.warmup_s)
-        result["pool"] = {"size": pool.settings.pool_size, "prefork": pool.settings.pool_prefork,
+        result["pool"] = {"size": pool.settings.pool_children(), "prefork": pool.settings.pool_prefork,
                           "stats": dict(pool.stats),
                           "child_warmup_p50_s": _r(percentile(warmups, 50), 2),
                           "child_warmup_cpu_s": _r(pool.warmup_cpu_s(), 2)}

@@ -82,7 +82,7 @@ def run_bank(args: argparse.Namespace) -> int:
     grader = Grader(bank, settings, executor=pool)
     out: dict[str, Any] = {
         "kind": "bank", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cores": os.cpu_count(),
-        "load_before": _load(), "pool": {"size": pool.settings.pool_size, "prefork": pool.settings.pool_prefork},
+        "load_before": _load(), "pool": {"size": pool.settings.pool_children(), "prefork": pool.settings.pool_prefork},
         "prepare_s": round(result.duration_s, 1), "problems": {},
     }
     try:

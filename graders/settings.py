@@ -44,8 +44,12 @@ class GraderSettings(BaseSettings):
     # cannot run (no bwrap or cgroups, GRADAX_SANDBOX=none). `gradax grade` is cold unless GRADAX_POOL=warm is
     # set explicitly (graders/cli.py).
     pool: Literal["warm", "cold"] = "warm"
-    # Children alive at once (warming, ready, or grading); bounds the pool's memory (~150 MB each).
-    pool_size: int = 4
+    # Children alive at once for problems graded recently (warming, ready, or grading; spares aside): bounds the
+    # pool's memory (~75-150 MB each). A ready child waits at no CPU cost, and a problem whose children were given
+    # up for problems graded since borrows a child warmed for another (its first compilations then run in the
+    # submission's time: 0.2-0.9 s instead of ~0.1 s). -1: an eighth of the machine's memory (or its cgroup
+    # limit) at 150 MB each, from 4 to 32.
+    pool_size: int = -1
     # Ready children kept per problem that was graded recently.
     pool_prefork: int = 2
     # Spare children of prepared problems kept on top of pool_size, one per problem (in curriculum order) that
@@ -80,6 +84,15 @@ class GraderSettings(BaseSettings):
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
 
+    def pool_children(self) -> int:
+        """`pool_size`, or its default for this machine's memory."""
+        if self.pool_size >= 0:
+            return self.pool_size
+        from graders.machine import memory_mb
+
+        total = memory_mb()
+        return MIN_POOL if total is None else max(MIN_POOL, min(MAX_POOL, total // 8 // POOL_CHILD_MB))
+
     def spare_children(self) -> int:
         """`pool_spares`, or its default for this machine's memory."""
         if self.pool_spares >= 0:
@@ -91,6 +104,7 @@ class GraderSettings(BaseSettings):
 
 
 MAX_SPARES, SPARE_MB = 32, 200
+MIN_POOL, MAX_POOL, POOL_CHILD_MB = 4, 32, 150
 
 
 @lru_cache(maxsize=1)

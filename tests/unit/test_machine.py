@@ -1,5 +1,5 @@
-"""The engine's view of the machine's memory, which sizes the warm pool's spares: a container's cgroup limit wins
-over the host's memory, and the default number of spares follows it."""
+"""The engine's view of the machine's memory, which sizes the warm pool (its children for problems in use, and its
+spares): a container's cgroup limit wins over the host's memory, and the default sizes follow it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from graders import machine
-from graders.settings import MAX_SPARES, SPARE_MB, GraderSettings
+from graders.settings import MAX_POOL, MAX_SPARES, MIN_POOL, POOL_CHILD_MB, SPARE_MB, GraderSettings
 
 
 def test_a_cgroup_limit_below_the_machines_memory_sizes_the_spares(tmp_path: Path,
@@ -28,6 +28,9 @@ def test_a_cgroup_limit_below_the_machines_memory_sizes_the_spares(tmp_path: Pat
     assert machine.memory_mb() == 4096
     assert GraderSettings(pool_spares=-1).spare_children() == 4096 // 4 // SPARE_MB == 5
     assert GraderSettings(pool_spares=3).spare_children() == 3  # an explicit number wins
+    # 4096 // 8 // 150 = 3: a small machine keeps the floor of 4 children for problems in use.
+    assert GraderSettings(pool_size=-1).pool_children() == MIN_POOL == 4
+    assert GraderSettings(pool_size=2).pool_children() == 2
 
 
 def test_without_a_limit_the_machines_memory_counts_and_the_spares_are_capped(tmp_path: Path,
@@ -36,5 +39,6 @@ def test_without_a_limit_the_machines_memory_counts_and_the_spares_are_capped(tm
     total = machine.memory_mb()
     assert total is not None and total == int(Path("/proc/meminfo").read_text().split()[1]) // 1024
     assert GraderSettings(pool_spares=-1).spare_children() == min(MAX_SPARES, total // 4 // SPARE_MB)
+    assert GraderSettings(pool_size=-1).pool_children() == max(MIN_POOL, min(MAX_POOL, total // 8 // POOL_CHILD_MB))
     available = machine.memory_available_mb()
     assert available is not None and 0 < available <= total
