@@ -395,7 +395,7 @@ class WarmPool:
                 if len(self._busy) + sum(self._warming.values()) >= self._cores:
                     # Every core is taken: a fork ahead of demand would only take CPU from the gradings, and with
                     # more problems in use than children it is given up before it is used (the bank's mixed
-                    # phase: 3.5 graded/s as it is, 1.1 with room for 16 children and forks on every core). A
+                    # phase: 3.2-3.5 graded/s as it was, 1.1 with room for 16 children and forks on every core). A
                     # submission that finds no child forks its own (`_acquire`); ahead-forks resume when a core
                     # frees up (`_await_ready`, `_release`, `_maintain`).
                     return

@@ -88,19 +88,22 @@ class GraderSettings(BaseSettings):
         """`pool_size`, or its default for this machine's memory."""
         if self.pool_size >= 0:
             return self.pool_size
-        from graders.machine import memory_mb
-
-        total = memory_mb()
-        return MIN_POOL if total is None else max(MIN_POOL, min(MAX_POOL, total // 8 // POOL_CHILD_MB))
+        return children_for_memory(share=8, mb_each=POOL_CHILD_MB, low=MIN_POOL, high=MAX_POOL, unknown=MIN_POOL)
 
     def spare_children(self) -> int:
         """`pool_spares`, or its default for this machine's memory."""
         if self.pool_spares >= 0:
             return self.pool_spares
-        from graders.machine import memory_mb
+        return children_for_memory(share=4, mb_each=SPARE_MB, low=0, high=MAX_SPARES, unknown=2)
 
-        total = memory_mb()
-        return 2 if total is None else max(0, min(MAX_SPARES, total // 4 // SPARE_MB))
+
+def children_for_memory(*, share: int, mb_each: int, low: int, high: int, unknown: int) -> int:
+    """How many children of `mb_each` MB fit in 1/`share` of the machine's memory (or its cgroup limit), from `low`
+    to `high`; `unknown` when the memory cannot be read."""
+    from graders.machine import memory_mb
+
+    total = memory_mb()
+    return unknown if total is None else max(low, min(high, total // share // mb_each))
 
 
 MAX_SPARES, SPARE_MB = 32, 200

@@ -40,13 +40,18 @@ class OutputRejected(Exception):
         self.kind = kind
 
 
+def _from_jax(value: Any) -> bool:
+    """Whether the value's type is defined in jax or jaxlib (its arrays, whatever their concrete class)."""
+    return type(value).__module__.split(".")[0] in ("jax", "jaxlib")
+
+
 def declared_nbytes(value: Any) -> int | None:
     """Bytes a leaf will take once converted, from its declared shape and dtype, without converting it.
 
     jax and numpy arrays (and broadcast views) declare both; checking them first lets a 20000x20000
     result be refused before numpy copies 1.6 GB. Anything else is measured after conversion.
     """
-    if not isinstance(value, np.ndarray | np.generic) and type(value).__module__.split(".")[0] not in ("jax", "jaxlib"):
+    if not isinstance(value, np.ndarray | np.generic) and not _from_jax(value):
         return None
     try:
         shape = tuple(int(d) for d in value.shape)
@@ -84,7 +89,7 @@ def _leaf_to_array(value: Any) -> tuple[np.ndarray, str | None]:
 
 def _a_type(value: Any) -> str:
     """The value's type as a student knows it, with its article: "a jax.Array", "an int", "a generator"."""
-    if type(value).__module__.split(".")[0] in ("jax", "jaxlib") and hasattr(value, "dtype"):
+    if _from_jax(value) and hasattr(value, "dtype"):
         name = "jax.Array"
     elif isinstance(value, np.ndarray):
         name = "numpy.ndarray"
