@@ -9,6 +9,12 @@ Order: longest unit first (longest processing time first), so the run does not e
 long group alone while the other idles. A unit's cost is the sum of its tests' costs: seconds per test of its
 module from tests/durations.json (measured: `scripts/test-durations.py`), else a guess from its marks.
 
+One exception: a unit marked `every_core` (the whole bank's `gradax check`, a trusted process per core: it takes
+every core it is given) goes first, and the other worker runs the units marked `waits` beside it: tests that
+mostly wait (a lock's timeout, long polls, a sleeping submission) leave a core idle wherever else they run, and
+beside the check, the check takes it. A run's CPU sampled per second (2026-12-03) had the cores busy 86 % of the
+time, the idle mostly beside those tests.
+
 Why the nodeid rewrite: pytest-xdist 3.8 marks a test's group by setting `item._nodeid`, which pytest 9 no
 longer reads (a node's id lives in `item._id`); without this, every `xdist_group` was silently ignored.
 """
@@ -73,6 +79,21 @@ def cost_of(item: pytest.Item, durations: dict[str, float]) -> float:
     return GUESS_SLOW_S if item.get_closest_marker("slow") else GUESS_FAST_S
 
 
+def beside_every_core(order: list[str], first: list[str], waiting: set[str]) -> list[str]:
+    """`order` with the unit in `first` (if any) first and the `waiting` units where xdist's LoadScopeScheduling
+    hands them to the other worker while that one runs: it gives the first unit to one worker and the second to
+    the other, then a further unit to each worker with two tests or fewer pending (the first unit's worker keeps
+    the third queued behind it), then the next one to whichever worker asks, which is the other worker until
+    the first unit ends. So: the first unit, a waiting one, the longest of the others, the other waiting units,
+    the rest."""
+    if not first:
+        return order
+    rest = [u for u in order if u != first[0]]
+    waits = [u for u in rest if u in waiting]
+    others = [u for u in rest if u not in waiting]
+    return [first[0], *waits[:1], *others[:1], *waits[1:], *others[1:]]
+
+
 def order_and_group(config: pytest.Config, items: list[pytest.Item]) -> None:
     """On each xdist worker (all order alike): units longest first, each unit's tests together in file order;
     under --dist loadgroup, every test's nodeid ends in `@unit` when its unit is shared, which is how xdist's
@@ -82,7 +103,12 @@ def order_and_group(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         units.setdefault(unit_of(item), []).append(item)
     costs = {unit: sum(cost_of(i, durations) for i in members) for unit, members in units.items()}
+    def marked(unit: str, mark: str) -> bool:
+        return all(item.get_closest_marker(mark) for item in units[unit])
+
     order = sorted(units, key=lambda u: -costs[u])  # stable: equal costs keep file order
+    order = beside_every_core(order, [u for u in order if marked(u, "every_core")][:1],
+                              {u for u in order if marked(u, "waits")})
     items[:] = [item for unit in order for item in units[unit]]
     if not getattr(config.option, "loadgroup", False):
         return

@@ -127,6 +127,7 @@ PROOFS = {
 }
 
 
+@pytest.mark.every_core
 def test_whole_bank_passes(gradax: Any) -> None:
     result = gradax("check", timeout=3600)
     print(result.stdout.splitlines()[-1])  # the bank's check time, for the CI log

@@ -165,6 +165,7 @@ def test_a_cookie_or_token_reused_after_logout_is_dead(web: Server) -> None:
 
 # -- row 40: long polls ----------------------------------------------------------------------------------------
 
+@pytest.mark.waits
 def test_long_polls_are_capped_per_user_and_waiting_is_cheap(web: Server) -> None:
     """Hundreds of long polls: one user gets 4 waiting and 429 for the rest; 300 waiting from 75 users cost the
     server little CPU while they wait (a shared watch per attempt, woken by the grader, re-read every 2 s)."""
@@ -206,6 +207,7 @@ def test_long_polls_are_capped_per_user_and_waiting_is_cheap(web: Server) -> Non
 
 # -- row 40: slow, half-sent and idle requests ------------------------------------------------------------------
 
+@pytest.mark.waits
 def test_half_sent_idle_and_trickling_requests_are_closed(web: Server) -> None:
     baseline_sockets = open_sockets(web)
     sockets: list[socket.socket] = []
@@ -490,6 +492,7 @@ def wait_done_ids(server: Server, ids: list[int], timeout: float) -> None:
 
 # -- the wedged attempt (issue 12 class 1, issue 18 finding 1) ---------------------------------------------------
 
+@pytest.mark.waits
 def test_an_attempt_whose_result_cannot_be_stored_is_graded_again_not_wedged(tmp_path: Path, data_dir: Path) -> None:
     """The database refuses every write (another process holds its write lock) at the moment a grading ends:
     the embedded server cannot store the result. Before, the attempt stayed `running` under a 24 h lease and

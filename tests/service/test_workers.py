@@ -244,6 +244,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.waits
 def test_an_authors_next_attempt_starts_as_soon_as_the_one_before_ends(
         tmp_path: Path, data_dir: Path, small_bank: SmallBank, pg_url: str, redis_server: RedisServer) -> None:
     """One running attempt per author, without latency: an attempt whose message a free worker thread had to drop
@@ -288,6 +289,7 @@ def test_an_authors_next_attempt_starts_as_soon_as_the_one_before_ends(
             worker.stop()
 
 
+@pytest.mark.waits
 def test_an_author_back_within_the_grading_budget_starts_at_once(
         tmp_path: Path, data_dir: Path, small_bank: SmallBank, pg_url: str, redis_server: RedisServer) -> None:
     """An attempt posted while its author is over the grading budget (and has nothing running, so no hand-off

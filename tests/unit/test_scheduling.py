@@ -29,3 +29,59 @@ def test_a_test_far_longer_than_its_module_is_costed_by_its_own_figure(tmp_path:
     assert cost_of(_Item("tests/test_a.py::test_whole@some-group"), durations) == 220.0  # type: ignore[arg-type]
     assert cost_of(_Item("tests/test_a.py::test_other"), durations) == 30.0  # type: ignore[arg-type]
     assert cost_of(_Item("tests/test_b.py::test_new"), durations) > 0  # type: ignore[arg-type]
+
+
+class _Node:
+    """What xdist's scheduler asks of a worker: the indexes of the tests it is sent, and a shutdown."""
+
+    def __init__(self, name: str) -> None:
+        from types import SimpleNamespace
+
+        self.gateway = SimpleNamespace(id=name)
+        self.sent: list[int] = []
+        self.shutting_down = False
+
+    def send_runtest_some(self, indexes: list[int]) -> None:
+        self.sent += indexes
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+
+def test_the_waiting_units_run_beside_the_every_core_unit_on_the_other_worker() -> None:
+    """Driven through pytest-xdist's own LoadGroupScheduling, as `-n 2 --dist loadgroup` runs the suite: while the
+    every-core unit (one test) runs on one worker, every waiting unit goes to the other, and the first worker has
+    a single ordinary unit queued behind it."""
+    from types import SimpleNamespace
+
+    from scheduling import beside_every_core
+    from xdist.scheduler.loadgroup import LoadGroupScheduling
+
+    units = {"web@g": ["t/a.py::x@g", "t/a.py::y@g", "t/b.py::z@g"], "t/check.py::bank": ["t/check.py::bank"],
+             "t/c.py::one": ["t/c.py::one"], "t/w.py::lock": ["t/w.py::lock"], "t/d.py::two": ["t/d.py::two"],
+             "t/w.py::polls": ["t/w.py::polls"], "t/w.py::sleep": ["t/w.py::sleep"], "t/e.py::three": ["t/e.py::three"]}
+    longest_first = list(units)
+    waiting = {"t/w.py::lock", "t/w.py::polls", "t/w.py::sleep"}
+    order = beside_every_core(longest_first, ["t/check.py::bank"], waiting)
+    assert order[0] == "t/check.py::bank" and sorted(order) == sorted(units)
+    collection = [test for unit in order for test in units[unit]]
+
+    config = SimpleNamespace(getvalue=lambda name: ["2*popen"], option=SimpleNamespace(loadscopereorder=False))
+    sched = LoadGroupScheduling(config)  # type: ignore[arg-type]
+    first, other = _Node("gw0"), _Node("gw1")
+    for node in (first, other):
+        sched.add_node(node)  # type: ignore[arg-type]
+        sched.add_node_collection(node, collection)  # type: ignore[arg-type]
+    sched.schedule()
+    # The every-core unit runs on and on; the other worker completes whatever it is sent, one test at a time.
+    done = 0
+    while done < len(other.sent):
+        sched.mark_test_complete(other, other.sent[done])  # type: ignore[arg-type]
+        done += 1
+        if not sched.workqueue:
+            break
+    ran_beside = [collection[i] for i in other.sent]
+    queued_behind = [collection[i] for i in first.sent]
+    assert queued_behind[0] == "t/check.py::bank"
+    assert sorted(ran_beside[:3]) == sorted(waiting), ran_beside  # the waiting units first, beside the check
+    assert len(queued_behind) == 1 + len(units[order[2]]) and order[2] not in waiting
