@@ -101,17 +101,18 @@ def _a_type(value: Any) -> str:
 def to_tree(value: Any, leaves: list[np.ndarray], budget: list[int], depth: int = 0) -> dict[str, Any]:
     """Describe a returned pytree as JSON and collect its leaves as plain arrays."""
     if depth > MAX_DEPTH:
-        raise OutputRejected("the returned structure is nested too deeply")
+        raise OutputRejected(f"returned a structure nested more than {MAX_DEPTH} levels deep (or one that contains "
+                             "itself)")
     if isinstance(value, tuple | list):
         kind = "tuple" if isinstance(value, tuple) else "list"
         return {"t": kind, "c": [to_tree(v, leaves, budget, depth + 1) for v in value]}
     if isinstance(value, dict):
         keys = list(value.keys())
         if not all(isinstance(k, str) for k in keys):
-            raise OutputRejected("dictionary keys in the result must be strings")
+            raise OutputRejected("returned a dict with a key that is not a string; only string keys are graded")
         return {"t": "dict", "k": keys, "c": [to_tree(value[k], leaves, budget, depth + 1) for k in keys]}
     if len(leaves) >= MAX_LEAVES:
-        raise OutputRejected("the result has too many leaves")
+        raise OutputRejected(f"returned more than {MAX_LEAVES:,} arrays and numbers")
     declared = declared_nbytes(value)
     if declared is not None and declared > budget[0]:
         raise OutputRejected(f"returned an array of {declared:,} bytes", kind="output_limit")
@@ -279,10 +280,9 @@ def run_test(fn: Any, test: dict[str, Any], arrays: list[np.ndarray], output_bud
     try:
         if session is not None:
             with session.around_call():
-                result = jax.block_until_ready(fn(*args))
+                result = _finished(jax, fn(*args))
         else:
-            result = fn(*args)
-            result = jax.block_until_ready(result)
+            result = _finished(jax, fn(*args))
     except BaseException as exc:
         return {"status": "error", "duration_ms": _ms(start), **_compile_ms(compiled_before, _ms(start)),
                 **_error_fields(exc)}, []
@@ -299,7 +299,7 @@ def run_test(fn: Any, test: dict[str, Any], arrays: list[np.ndarray], output_bud
         return {"status": exc.kind, "duration_ms": duration, **compiled, "message": message[:4000]}, []
     except BaseException as exc:  # __array__ of a returned object may raise anything
         return {"status": "bad_output", "duration_ms": duration, **compiled,
-                "message": f"the result could not be converted to arrays: {type(exc).__name__}: "
+                "message": f"returned a result that could not be converted to arrays: {type(exc).__name__}: "
                            f"{_safe_str(exc)}"[:2000]}, []
     header: dict[str, Any] = {"status": "ok", "duration_ms": duration, **compiled, "tree": tree}
     if session is not None and probes is not None:
@@ -309,6 +309,18 @@ def run_test(fn: Any, test: dict[str, Any], arrays: list[np.ndarray], output_bud
         header["probes"] = {**results, "duration_ms": _ms(probe_start),
                             "cpu_ms": round((time.process_time() - probe_cpu) * 1000, 3)}
     return header, leaves
+
+
+def _finished(jax: Any, result: Any) -> Any:
+    """`result` once the computations behind its arrays have finished (their errors are the submission's). A result
+    jax cannot walk (a list that contains itself: a RecursionError inside jax, surfaced as a SystemError) is passed
+    on as it is, for `to_tree` to say what is wrong with it: it is not an error the submission's code raised."""
+    try:
+        leaves = jax.tree_util.tree_leaves(result)
+    except Exception:
+        return result
+    jax.block_until_ready(leaves)
+    return result
 
 
 def _compile_ms(before: float, duration_ms: float) -> dict[str, float]:

@@ -256,3 +256,36 @@ def test_a_rejected_jax_array_is_called_a_jax_array() -> None:
 
     with pytest.raises(OutputRejected, match=r"^returned a jax\.Array of dtype complex64;"):
         to_tree(jnp.zeros(2, dtype=jnp.complex64), [], [1 << 20])
+
+
+def _self_containing() -> list[Any]:
+    value: list[Any] = [np.zeros(2)]
+    value.append(value)
+    return value
+
+
+@pytest.mark.parametrize(("value", "said"), [
+    (_self_containing(), "returned a structure nested more than 32 levels deep (or one that contains itself)"),
+    ({1: np.zeros(2)}, "returned a dict with a key that is not a string"),
+    ([0.0] * 10_001, "returned more than 10,000 arrays and numbers"),
+])
+def test_a_rejected_structure_is_said_as_what_the_function_returned(value: Any, said: str) -> None:
+    """The report prefixes "Your function " (graders/engine.py): every rejection reads as what the function did."""
+    from graders.child.harness import OutputRejected, to_tree
+
+    with pytest.raises(OutputRejected, match="^" + re.escape(said)):
+        to_tree(value, [], [1 << 20])
+
+
+def test_a_result_that_contains_itself_is_a_bad_output_not_an_error_of_the_code() -> None:
+    """jax cannot walk a list that contains itself (a RecursionError inside jax, surfaced as a SystemError): that
+    was reported as if the submission's code had raised jax's SystemError. It is what the function returned."""
+    from graders.child.harness import run_test
+
+    header, leaves = run_test(lambda seed: _self_containing(), {"args": [{"s": 0.0}]}, [], 1 << 20)
+    assert header["status"] == "bad_output" and leaves == [], header
+    assert header["message"].startswith("returned a structure nested more than 32 levels deep (or one that contains "
+                                        "itself)"), header
+    # An error the code raises is still the code's.
+    header, _ = run_test(lambda seed: 1 / 0, {"args": [{"s": 0.0}]}, [], 1 << 20)
+    assert header["status"] == "error" and header["error_type"] == "ZeroDivisionError", header
