@@ -79,19 +79,19 @@ def cost_of(item: pytest.Item, durations: dict[str, float]) -> float:
     return GUESS_SLOW_S if item.get_closest_marker("slow") else GUESS_FAST_S
 
 
-def beside_every_core(order: list[str], first: list[str], waiting: set[str]) -> list[str]:
-    """`order` with the unit in `first` (if any) first and the `waiting` units where xdist's LoadScopeScheduling
+def beside_every_core(order: list[str], first: str | None, waiting: set[str]) -> list[str]:
+    """`order` with `first` (if any) first and the `waiting` units where xdist's LoadScopeScheduling
     hands them to the other worker while that one runs: it gives the first unit to one worker and the second to
     the other, then a further unit to each worker with two tests or fewer pending (the first unit's worker keeps
     the third queued behind it), then the next one to whichever worker asks, which is the other worker until
     the first unit ends. So: the first unit, a waiting one, the longest of the others, the other waiting units,
     the rest."""
-    if not first:
+    if first is None:
         return order
-    rest = [u for u in order if u != first[0]]
+    rest = [u for u in order if u != first]
     waits = [u for u in rest if u in waiting]
     others = [u for u in rest if u not in waiting]
-    return [first[0], *waits[:1], *others[:1], *waits[1:], *others[1:]]
+    return [first, *waits[:1], *others[:1], *waits[1:], *others[1:]]
 
 
 def order_and_group(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -103,11 +103,12 @@ def order_and_group(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         units.setdefault(unit_of(item), []).append(item)
     costs = {unit: sum(cost_of(i, durations) for i in members) for unit, members in units.items()}
+
     def marked(unit: str, mark: str) -> bool:
         return all(item.get_closest_marker(mark) for item in units[unit])
 
     order = sorted(units, key=lambda u: -costs[u])  # stable: equal costs keep file order
-    order = beside_every_core(order, [u for u in order if marked(u, "every_core")][:1],
+    order = beside_every_core(order, next((u for u in order if marked(u, "every_core")), None),
                               {u for u in order if marked(u, "waits")})
     items[:] = [item for unit in order for item in units[unit]]
     if not getattr(config.option, "loadgroup", False):

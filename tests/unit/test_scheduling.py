@@ -62,7 +62,7 @@ def test_the_waiting_units_run_beside_the_every_core_unit_on_the_other_worker() 
              "t/w.py::polls": ["t/w.py::polls"], "t/w.py::sleep": ["t/w.py::sleep"], "t/e.py::three": ["t/e.py::three"]}
     longest_first = list(units)
     waiting = {"t/w.py::lock", "t/w.py::polls", "t/w.py::sleep"}
-    order = beside_every_core(longest_first, ["t/check.py::bank"], waiting)
+    order = beside_every_core(longest_first, "t/check.py::bank", waiting)
     assert order[0] == "t/check.py::bank" and sorted(order) == sorted(units)
     collection = [test for unit in order for test in units[unit]]
 
