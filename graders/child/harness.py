@@ -193,7 +193,7 @@ def load_program(code: str, function: str, module_name: str = "submission",
     if fn is None:
         return {"status": "invalid", "message": f"no function named `{function}` is defined"}, None
     if not callable(fn):
-        return {"status": "invalid", "message": f"`{function}` is a {type(fn).__name__}, not a function"[:4000]}, None
+        return {"status": "invalid", "message": f"`{function}` is {_a_type(fn)}, not a function"[:4000]}, None
     if n_args is not None:
         problem = signature_problem(fn, n_args)
         if problem is not None:
