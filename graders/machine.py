@@ -1,10 +1,12 @@
-"""What the machine gives this process: its memory in all (a cgroup limit where lower), the memory free now, and
-the cgroup interface files that apply to it. Shared by the engine (the warm pool's spares) and the app, which
-sizes its grading slots from the same figures (app/grading/capacity.py; the engine cannot import the app).
+"""What the machine gives this process: the cores it may run on, its memory in all (a cgroup limit where lower), the
+memory free now, and the cgroup interface files that apply to it. Shared by the engine (the warm pool, preparation)
+and the app, which sizes its grading slots from the same figures (app/grading/capacity.py; the engine cannot import
+the app).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -67,6 +69,15 @@ def _meminfo_mb(field: str) -> int | None:
         if line.startswith(field + ":"):
             return int(line.split()[1]) // 1024
     return None
+
+
+def affinity_cores() -> int:
+    """The cores this process may run on (its CPU affinity; all of them where that cannot be read), at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, cores)
 
 
 def memory_mb() -> int | None:

@@ -39,7 +39,7 @@ from graders import cgroup
 from graders.cases import build_cases
 from graders.compile_profile import ProfileCache, replay_cache_dir
 from graders.executor import ColdExecutor, ExecutorHealth
-from graders.machine import memory_available_mb
+from graders.machine import affinity_cores, memory_available_mb
 from graders.prepare import ensure_data_dirs
 from graders.problem import LoadedProblem
 from graders.sandbox import SandboxError
@@ -89,7 +89,7 @@ class WarmPool:
         self._stock: dict[str, tuple[list[dict[str, Any]], SandboxLimits]] = {}
         self._max_spares = self.settings.spare_children()
         self._max_children = self.settings.pool_children()  # for hot problems, spares aside
-        self._cores = len(os.sched_getaffinity(0)) or 1
+        self._cores = affinity_cores()
         self._last_failure: float | None = None
         self._failure: str | None = None
         self._closed = False

@@ -27,6 +27,7 @@ from typing import Literal
 from graders.cases import CaseInput, build_cases
 from graders.compile_profile import ProfileCache, replay_cache_dir
 from graders.filelock import file_lock
+from graders.machine import affinity_cores
 from graders.problem import LoadedProblem, ProblemBank
 from graders.reference import ReferenceCache, ReferenceOutputs
 from graders.settings import GraderSettings, get_settings
@@ -131,7 +132,7 @@ def outputs_and_profile(references: ReferenceCache, profiles: ProfileCache, load
 
 def default_workers() -> int:
     """One problem per core: each is a trusted process that keeps a core busy."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    return affinity_cores()
 
 
 def prepare(bank: ProblemBank, problem_ids: Sequence[str] | None = None, settings: GraderSettings | None = None,

@@ -12,10 +12,9 @@ server and the warm pool's zygote; each grading is given `slot_memory_mb` of it.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
-from graders.machine import cgroup_files, read
+from graders.machine import affinity_cores, cgroup_files, read
 from graders.machine import memory_mb as available_memory_mb
 
 # The server process, its database connections and the warm pool's zygote (jax imported once): what stays
@@ -50,10 +49,7 @@ def slots_for(cores: int, memory_mb: int | None, slot_memory_mb: int) -> int:
 
 
 def available_cores() -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
+    cores = affinity_cores()
     quota = _cpu_quota()
     if quota is not None:
         cores = min(cores, max(1, math.ceil(quota)))

@@ -33,7 +33,7 @@ def test_cgroup_quota_and_memory_limit_bind(tmp_path: Path, monkeypatch: pytest.
     (tmp_path / "memory.max").write_text(f"{3 * 2**30}\n")
     monkeypatch.setattr(machine, "CGROUP_ROOT", tmp_path)  # the cgroup reader capacity shares with the engine
     monkeypatch.setattr(machine, "_own_cgroups", lambda: {"": "/"})
-    monkeypatch.setattr(capacity.os, "sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.setattr(machine.os, "sched_getaffinity", lambda pid: set(range(8)))
     assert capacity.available_cores() == 2
     assert capacity.available_memory_mb() == 3072
     assert capacity.measure(1024).slots == 2
