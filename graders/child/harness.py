@@ -9,6 +9,7 @@ Run as `python -m graders.child.harness`: reads one request message on stdin, wr
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import linecache
 import os
@@ -268,8 +269,6 @@ def run_test(fn: Any, test: dict[str, Any], arrays: list[np.ndarray], output_bud
              ) -> tuple[dict[str, Any], list[np.ndarray]]:
     """Call the function on one test; with `probes`, also describe the model and run the checks asked
     (graders/child/model_probe.py), whose arrays follow the outputs' in the same message."""
-    import jax
-
     args = _build_args(test, arrays)
     session = model_probe.Session(probes, program) if probes else None
     module = sys.modules.get(SUBMISSION_MODULE)
@@ -278,11 +277,8 @@ def run_test(fn: Any, test: dict[str, Any], arrays: list[np.ndarray], output_bud
     compiled_before = own_compile_seconds()
     start = time.perf_counter()
     try:
-        if session is not None:
-            with session.around_call():
-                result = _finished(jax, fn(*args))
-        else:
-            result = _finished(jax, fn(*args))
+        with session.around_call() if session is not None else contextlib.nullcontext():
+            result = _finished(fn(*args))
     except BaseException as exc:
         return {"status": "error", "duration_ms": _ms(start), **_compile_ms(compiled_before, _ms(start)),
                 **_error_fields(exc)}, []
@@ -311,10 +307,12 @@ def run_test(fn: Any, test: dict[str, Any], arrays: list[np.ndarray], output_bud
     return header, leaves
 
 
-def _finished(jax: Any, result: Any) -> Any:
+def _finished(result: Any) -> Any:
     """`result` once the computations behind its arrays have finished (their errors are the submission's). A result
     jax cannot walk (a list that contains itself: a RecursionError inside jax, surfaced as a SystemError) is passed
     on as it is, for `to_tree` to say what is wrong with it: it is not an error the submission's code raised."""
+    import jax
+
     try:
         leaves = jax.tree_util.tree_leaves(result)
     except Exception:
