@@ -70,6 +70,12 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return EXIT_ACCEPTED if report.accepted else EXIT_REJECTED
 
 
+def _continued(text: str, indent: str) -> str:
+    """`text` with every line after the first indented: only gradax's own lines start at the margin, so a message
+    the submission wrote cannot pass for a verdict line (its control characters are already escaped: shown_text)."""
+    return text.replace("\n", "\n" + indent)
+
+
 def print_human(report: object, verbose: bool = False, executor: str = "ColdExecutor") -> None:
     from graders.report import Report
 
@@ -77,17 +83,19 @@ def print_human(report: object, verbose: bool = False, executor: str = "ColdExec
     print(f"{report.problem}: {report.verdict.value}  ({report.passed}/{report.total} tests, "
           f"{report.duration_ms:.0f} ms)")
     if report.message:
-        print(report.message)
+        print(_continued(report.message, "  "))
+    detail = " " * 9
     for t in report.tests:
         mark = {"passed": "ok ", "failed": "FAIL", "error": "ERR ", "timeout": "TIME", "skipped": "skip"}[t.status]
         vis = "public" if t.public else "hidden"
-        print(f"  [{mark}] {t.name} ({vis}){': ' + t.message if t.status != 'passed' else ''}")
+        print(f"  [{mark}] {t.name} ({vis}){': ' + _continued(t.message, detail) if t.status != 'passed' else ''}")
         if t.expected is not None:
-            print(f"         expected: {t.expected}\n         got:      {t.got}")
+            print(f"{detail}expected: {_continued(t.expected, detail)}")
+            print(f"{detail}got:      {_continued(t.got or '', detail)}")
         if t.traceback and t.public:
-            print("         " + t.traceback.replace("\n", "\n         "))
+            print(detail + _continued(t.traceback, detail))
     if report.diagnosis:
-        print(f"Diagnosis: {report.diagnosis}")
+        print(f"Diagnosis: {_continued(report.diagnosis, '  ')}")
     if report.timing:
         print(f"Timing: {report.timing}")
     if report.stdout:

@@ -6,13 +6,24 @@ Field names are a fixed contract (docs/report.md): extend, never rename.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 from xml.etree import ElementTree as ET
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from graders.shown_text import shown
 
 REPORT_VERSION = 1
 LOG_LIMIT = 8 * 1024
+
+
+def _shown(value: Any) -> Any:
+    return shown(value) if isinstance(value, str) else value
+
+
+# Every string of a report, as it is built or assigned: much of it is what the submission wrote (messages,
+# tracebacks, stdout, its class names), and a report goes to terminals, JUnit XML, PostgreSQL and browsers.
+Shown = Annotated[str, BeforeValidator(_shown)]
 
 
 class Verdict(StrEnum):
@@ -38,21 +49,23 @@ class TestStatus(StrEnum):
 
 class TestReport(BaseModel):
     __test__ = False  # a report's test, not a pytest test class
-    name: str
+    model_config = ConfigDict(validate_assignment=True)
+
+    name: Shown
     public: bool
     status: TestStatus
-    message: str = ""
+    message: Shown = ""
     max_abs_error: float | None = None
     max_rel_error: float | None = None
     duration_ms: float | None = None
     # Extensions, filled for public tests only: what a student needs to see the difference.
-    stage: str | None = None
-    expected: str | None = None
-    got: str | None = None
+    stage: Shown | None = None
+    expected: Shown | None = None
+    got: Shown | None = None
     mismatched: int | None = None
     elements: int | None = None
     worst_index: list[int] | None = None
-    traceback: str | None = None
+    traceback: Shown | None = None
     line: int | None = None
     # The verdict this test alone gives when it did not pass; the report's verdict is the first one.
     verdict: Verdict | None = None
@@ -83,27 +96,29 @@ class RunUsage(BaseModel):
 
 
 class Report(BaseModel):
+    model_config = ConfigDict(validate_assignment=True)
+
     version: int = REPORT_VERSION
-    problem: str
+    problem: Shown
     verdict: Verdict
     score: float = 0.0
     passed: int = 0
     total: int = 0
     duration_ms: float = 0.0
     tests: list[TestReport] = Field(default_factory=list)
-    diagnosis: str | None = None
-    stdout: str = ""
+    diagnosis: Shown | None = None
+    stdout: Shown = ""
     # Extensions
-    mode: str = "submit"
-    message: str = ""
+    mode: Shown = "submit"
+    message: Shown = ""
     line: int | None = None
-    stderr: str = ""
-    hints: list[str] = Field(default_factory=list)
+    stderr: Shown = ""
+    hints: list[Shown] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
     limits: RunLimits | None = None
     usage: RunUsage | None = None
     # Where the submission's own compilation was a large part of its time: "compile 0.6 s of your 0.7 s" ...
-    timing: str | None = None
+    timing: Shown | None = None
 
     @property
     def accepted(self) -> bool:

@@ -99,7 +99,10 @@ def encode_array(arr: np.ndarray) -> bytes:
 
 def encode(header: dict[str, Any], arrays: list[np.ndarray] | None = None) -> bytes:
     arrays = arrays or []
-    head = json.dumps(header, separators=(",", ":")).encode()
+    # Text the submission controls (its exception messages, class names, dict keys) may hold lone surrogates,
+    # which are not text: each is sent as "?" (the same length, so a clipped field stays within its cap), not as
+    # a "\\ud800" escape the reader would decode back into a string no validator accepts.
+    head = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace")
     parts = [MAGIC, struct.pack("<I", len(head)), head, struct.pack("<I", len(arrays))]
     for arr in arrays:
         data = encode_array(arr)

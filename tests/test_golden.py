@@ -77,6 +77,8 @@ def test_golden(case: Path, grader: Grader, cold_grader: Grader) -> None:
         assert by_name[name]["status"] == status, by_name[name]
     for name, stage in expected.get("stages", {}).items():
         assert by_name[name]["stage"] == stage, by_name[name]
+    if "stdout_contains" in expected:
+        assert expected["stdout_contains"] in report["stdout"], report["stdout"]
     if "public_test_message_contains" in expected:
         public = next(t for t in report["tests"] if t["public"])
         assert expected["public_test_message_contains"] in public["message"], public["message"]

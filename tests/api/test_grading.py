@@ -96,6 +96,24 @@ def test_syntax_error_is_reported_with_its_line(grading_app: FastAPI) -> None:
         assert done["verdict"] == "syntax_error" and done["report"]["line"] == 1
 
 
+def test_what_the_code_wrote_is_stored_whole_and_shown_escaped(grading_app: FastAPI) -> None:
+    """NUL and terminal escapes in a submission's exception and stdout: PostgreSQL cannot store NUL in text, so the
+    report's details were lost there ("could not be stored"); now every report holds them escaped, on any backend."""
+    code = ("def module_basics_forward(seed, x, features):\n    print('\\x1b[2Jcleared\\x00')\n"
+            "    raise ValueError('bad\\x00value')\n")
+    with TestClient(grading_app) as client:
+        alice = register(client, "alice")
+        r = client.post(f"{API}/submissions", json={"problem_id": PID, "code": code, "mode": "run"}, headers=alice)
+        done = wait_done(client, r.json()["id"], alice)
+        report = done["report"]
+        assert done["verdict"] == "runtime_error", report
+        assert report["tests"][0]["message"] == "ValueError: bad\\x00value", report
+        assert report["stdout"].startswith("\\x1b[2Jcleared\\x00"), report
+        with grading_app.state.session_factory() as session:
+            row = session.query(AttemptTest).filter_by(attempt_id=done["id"]).one()
+            assert row.message == "ValueError: bad\\x00value"
+
+
 class BrokenExecutor(ColdExecutor):
     """An executor whose sandbox never starts: the grader's own failure, not the student's."""
 

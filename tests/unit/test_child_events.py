@@ -289,3 +289,24 @@ def test_a_result_that_contains_itself_is_a_bad_output_not_an_error_of_the_code(
     # An error the code raises is still the code's.
     header, _ = run_test(lambda seed: 1 / 0, {"args": [{"s": 0.0}]}, [], 1 << 20)
     assert header["status"] == "error" and header["error_type"] == "ZeroDivisionError", header
+
+
+def test_text_with_lone_surrogates_crosses_the_channel_as_the_code_wrote_it_less_the_surrogates() -> None:
+    """A lone surrogate is not text: an exception message holding one (at the harness's full 4,000 characters), a
+    dict key with one. They used to reach the parent as JSON escapes that decode back into
+    strings no validator accepts, and the run was blamed as a forged message on the result channel."""
+    from graders.child.harness import run_test
+
+    def raises(seed: float) -> Any:
+        raise ValueError("x\udfff" * 2000)
+
+    error, _ = run_test(raises, {"args": [{"s": 0.0}]}, [], 1 << 20)
+    keyed, leaves = run_test(lambda seed: {"k\ud800": np.zeros(2)}, {"args": [{"s": 0.0}]}, [], 1 << 20)
+    data = stream(READY, LOAD_OK, start(0), {"event": "test", "program": 0, "index": 0, **error}, start(1),
+                  {"event": "test", "program": 0, "index": 1, **keyed}, {"event": "done"}, arrays={5: leaves})
+    channel = ResultChannel(programs=1, tests=2, budget=1 << 20)
+    messages = channel.feed(data)
+    assert [m.kind for m in messages] == ["ready", "load", "start", "test", "start", "test", "done"]
+    sent_error, sent_keyed = messages[3].event, messages[5].event
+    assert sent_error.error_type == "ValueError" and sent_error.message == "x?" * 2000  # type: ignore[attr-defined]
+    assert sent_keyed.tree.k == ["k?"]  # type: ignore[attr-defined]
