@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from app.errors import AppError
+
 # Explicit constraint names, so Alembic migrations name things the same on SQLite and PostgreSQL.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -33,6 +35,33 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+class NulInText(AppError):
+    """A value for the database holds U+0000. PostgreSQL cannot store it in text (SQLite can): every backend
+    refuses it the same way, with a 400 that says so, instead of a 500 on one of them."""
+
+    def __init__(self) -> None:
+        super().__init__(400, "the request contains a NUL character (U+0000), which is not allowed in text",
+                         page_message="The form contains a NUL character (U+0000), which is not allowed in text.")
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
+def _refuse_nul(_conn: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any,
+                _executemany: bool) -> None:
+    # Every statement's values, whichever route, form, LTI launch or command they came from: a check per input
+    # would miss the next input. JSON columns arrive serialized, where NUL is the escape "\\u0000": storable.
+    if _holds_nul(parameters):
+        raise NulInText()
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         # A file database: a connection is cheap, and the request threads (anyio's 40) plus the grading and
@@ -41,8 +70,10 @@ def make_engine(url: str) -> Engine:
         pool = {} if ":memory:" in url or url.rstrip("/").endswith(":") else {"pool_size": 10, "max_overflow": 60}
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    event.listen(engine, "before_cursor_execute", _refuse_nul)
+    return engine
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -27,6 +27,10 @@ def check_code(code: str, max_bytes: int) -> None:
         raise AppError(400, "the code is not valid UTF-8 text") from exc
     if size > max_bytes:
         raise AppError(413, f"the code is {size} bytes; the limit is {max_bytes} bytes")
+    if "\x00" in code:  # Python refuses such source; PostgreSQL cannot store it
+        line = code.count("\n", 0, code.index("\x00")) + 1
+        raise AppError(400, f"the code contains a NUL character (U+0000) on line {line}; "
+                            "Python source cannot contain one")
 
 
 def check_rate(*, session: Session, user: User, per_minute: int) -> None:

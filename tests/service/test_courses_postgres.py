@@ -16,6 +16,7 @@ from api.helpers import login, make_settings
 from api.test_course_scores import *  # noqa: F403
 from api.test_course_scores import HW1_DUE, PID, grade_of, submit_at
 from api.test_courses_api import *  # noqa: F403
+from api.test_nul_text import *  # noqa: F403
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from migrations.test_upgrade_from_main import check_upgrade, old_tree  # noqa: F401  (old_tree: a fixture)
