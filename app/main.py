@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.datastructures import URL
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
@@ -90,6 +91,14 @@ def _install_error_handlers(app: FastAPI) -> None:
             return JSONResponse({"detail": f"malformed JSON body: {ctx.get('error', 'cannot parse')}"},
                                 status_code=400)
         return JSONResponse({"detail": _jsonable(errors)}, status_code=422)
+
+    @app.exception_handler(DataError)
+    async def value_the_database_refuses(request: Request, exc: DataError) -> Response:
+        # A value from the request that one database refuses and another takes (a number past a column's range,
+        # text too long for its column on PostgreSQL): the request's fault on every backend, never a 500.
+        log.warning("the database refused a value on %s %s: %s", request.method, request.url.path,
+                    str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__)
+        return _error(request, 400, "a value in the request is out of range for what gradax stores", None)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

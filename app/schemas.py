@@ -13,6 +13,9 @@ USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
 EMAIL_PATTERN = r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$"
 # Ids and offsets past a signed 64-bit integer cannot reach the database (SQLite raises OverflowError): 422.
 MAX_DB_INT = 2**63 - 1
+# Row ids are INTEGER columns, 32-bit on PostgreSQL, which refuses to compare one with a larger number (a 500
+# there, a plain miss on SQLite): an id past it is a 422 on both.
+MAX_ID = 2**31 - 1
 
 
 class Page(BaseModel, Generic[T]):

@@ -19,6 +19,13 @@ from graders.dtypes import DtypePolicy
 from graders.yaml_files import FileErrors, Loc, compose_mapping, locate, node_line, validation_errors
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,63}$"
+# The longest title, track, function name and test name the web app's database holds (app/models.py: problems
+# and attempt_tests columns; PostgreSQL refuses longer ones, SQLite would not). A longer one is a located error
+# in `gradax check` and an upload, not a server that cannot mirror its bank.
+MAX_TITLE = 200
+MAX_TRACK = 64
+MAX_FUNCTION = 100
+MAX_TEST_NAME = 100
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -70,7 +77,7 @@ ArgValue = float | int | bool | list[Any] | RandomArray
 
 
 class TestCase(Strict):
-    name: str
+    name: Annotated[str, Field(min_length=1, max_length=MAX_TEST_NAME)]
     args: dict[str, ArgValue]
     description: str = ""
     # Weight in the score (the fraction of test points passed); every test weighs 1 unless it says otherwise.
@@ -98,7 +105,8 @@ class GeneratedArray(Strict):
 class Generated(Strict):
     """`count` hidden tests drawn from `seed`: reproducible, so reference outputs can be cached."""
 
-    name: str = "generated"
+    # Each test is named "<name>-<n>", n up to 100.
+    name: Annotated[str, Field(min_length=1, max_length=MAX_TEST_NAME - 4)] = "generated"
     count: Annotated[int, Field(ge=1, le=100)]
     points: Annotated[float, Field(gt=0, le=1000)] = 1.0  # per generated test
     seed: int = 0
@@ -222,12 +230,12 @@ class TransformChecks(Strict):
 
 class Problem(Strict):
     id: Annotated[str, Field(pattern=ID_PATTERN)]
-    title: str
-    track: str
+    title: Annotated[str, Field(min_length=1, max_length=MAX_TITLE)]
+    track: Annotated[str, Field(min_length=1, max_length=MAX_TRACK)]
     order: int = 0
     difficulty: Literal["easy", "medium", "hard"]
     statement: str
-    function: str
+    function: Annotated[str, Field(max_length=MAX_FUNCTION)]
     args: Annotated[list[ArgSpec], Field(min_length=1)]
     returns: str = ""
     starter_code: str

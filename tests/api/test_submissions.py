@@ -84,6 +84,31 @@ def test_nonnumeric_attempt_id_is_422(client: TestClient, alice: dict[str, str])
     assert client.get(f"{API}/submissions/abc", headers=alice).status_code == 422
 
 
+def test_an_id_past_what_the_database_holds_is_422_and_one_below_is_404(client: TestClient,
+                                                                        alice: dict[str, str]) -> None:
+    """Attempt ids are 32-bit INTEGER columns on PostgreSQL, which refused to compare one with 2**31 (a 500 there
+    only; tests/service/test_api_postgres.py runs this again on PostgreSQL)."""
+    assert client.get(f"{API}/submissions/{2**31 - 1}", headers=alice).status_code == 404
+    for past in (2**31, 2**63, 10**30):
+        r = client.get(f"{API}/submissions/{past}", headers=alice)
+        assert r.status_code == 422 and "less than or equal to 2147483647" in r.text, (past, r.text)
+
+
+def test_a_value_the_database_refuses_is_a_400_not_a_500(app: FastAPI, client: TestClient) -> None:
+    """The net under every value a check missed: what PostgreSQL refuses and SQLite takes (a number past a
+    column's range, text longer than its column) is the request's fault on both."""
+    from sqlalchemy.exc import DataError
+
+    def refused() -> None:
+        raise DataError("UPDATE t SET v = %(v)s", {"v": "x" * 300}, Exception("value too long for type "
+                                                                           "character varying(200)"))
+
+    app.add_api_route("/api/v1/test-refused-value", refused)
+    r = client.get("/api/v1/test-refused-value")
+    assert r.status_code == 400 and r.json() == {"detail": "a value in the request is out of range for what gradax "
+                                                           "stores"}
+
+
 def test_list_own_attempts_newest_first_with_pagination(app: FastAPI, client: TestClient,
                                                          alice: dict[str, str], bob: dict[str, str]) -> None:
     ids = []

@@ -89,6 +89,12 @@ def test_cases_follow_the_harness_convention() -> None:
         ),
         (lambda s: s.replace("function: double", "function: 2double"), 6, "function", "not a Python identifier"),
         (lambda s: s.replace("shape: [n, 2]", "shape: [m, 2]"), 26, "tests.generated.0.args.x.shape", "dimension 'm'"),
+        # Longer than the web app's database holds (test_the_database_holds_what_a_problem_may_say).
+        (lambda s: s.replace("title: Tiny", "title: " + "T" * 201), 2, "title", "at most 200 characters"),
+        (lambda s: s.replace("track: drafts", "track: " + "d" * 65), 3, "track", "at most 64 characters"),
+        (lambda s: s.replace("name: rand", "name: " + "r" * 101), 18, "tests.hidden.0.name", "at most 100 characters"),
+        (lambda s: s.replace("- count: 3", "- count: 3\n      name: " + "g" * 97), 22, "tests.generated.0.name",
+         "at most 96 characters"),
     ],
 )
 def test_invalid_problems_name_line_and_field(edit, line: int, field: str, text: str) -> None:  # type: ignore[no-untyped-def]
@@ -205,3 +211,16 @@ def test_a_broken_yaml_file_is_located_and_quoted() -> None:
     assert message.startswith("tiny.yaml:"), message
     assert "track: [drafts" in message and "^" in message, message
     assert f'line {line}, column 8' in message, message
+
+
+def test_the_database_holds_what_a_problem_may_say() -> None:
+    """The web app mirrors every problem into its database and stores each test's name with each attempt:
+    PostgreSQL refuses a longer string than its column (SQLite stores it), so the schema's caps are the columns'."""
+    from app.models import AttemptTest
+    from app.models import Problem as ProblemRow
+    from graders.problem import MAX_FUNCTION, MAX_TEST_NAME, MAX_TITLE, MAX_TRACK
+
+    columns = ProblemRow.__table__.c
+    assert (columns.title.type.length, columns.track.type.length, columns.function.type.length) == (
+        MAX_TITLE, MAX_TRACK, MAX_FUNCTION)
+    assert AttemptTest.__table__.c.name.type.length == MAX_TEST_NAME

@@ -19,7 +19,15 @@ from app.api.deps import (
     SettingsDep,
 )
 from app.models import Attempt, AttemptStatus
-from app.schemas import MAX_DB_INT, Page, SubmissionCreate, SubmissionCreated, SubmissionDetail, SubmissionSummary
+from app.schemas import (
+    MAX_DB_INT,
+    MAX_ID,
+    Page,
+    SubmissionCreate,
+    SubmissionCreated,
+    SubmissionDetail,
+    SubmissionSummary,
+)
 from app.services.attempts import create_attempt, get_visible_attempt, list_attempts
 from app.services.problems import render_inline
 from app.services.waiting import waiting_for
@@ -59,7 +67,7 @@ def with_rendered_diagnosis(detail: SubmissionDetail) -> SubmissionDetail:
 
 
 @router.get("/{submission_id}", response_model=SubmissionDetail)
-async def read_submission(submission_id: Annotated[int, Path(ge=1, le=MAX_DB_INT)],
+async def read_submission(submission_id: Annotated[int, Path(ge=1, le=MAX_ID)],
                           factory: SessionFactoryDep, completions: CompletionsDep, settings: SettingsDep,
                           slots: GradingSlotsDep, preparation: PreparationDep, user: CurrentUser,
                           wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0) -> SubmissionDetail:
