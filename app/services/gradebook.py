@@ -32,7 +32,9 @@ def iso(when: datetime | None) -> str:
 
 
 def safe_cell(value: str) -> str:
-    # A cell starting with = + - @ is run as a formula by spreadsheets (CSV injection).
+    """A text cell of every CSV gradax writes (gradebooks, the instructor's grade sheet)."""
+    # A cell starting with = + - @ (or a tab or carriage return before one) is run as a formula by
+    # spreadsheets (CSV injection). Usernames cannot start with those today; emails and comments can.
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.grading import claims
 from app.grading.backend import max_hold_s
 from app.models import Attempt, AttemptStatus, AttemptTest, Problem, Progress, Role, User
+from app.services.gradebook import safe_cell
 from app.services.grades import overridden_users, refresh_problem
 from app.services.problems import list_problems
 from graders.engine import Grader
@@ -177,14 +178,8 @@ def grades_csv(session: Session, bank: ProblemBank) -> str:
     for student in student_progress(session):
         solved = set(student.solved_problems)
         marks = [1 if pid in solved else 0 for pid in ids]
-        writer.writerow([_safe_cell(student.username), *marks, sum(marks)])
+        writer.writerow([safe_cell(student.username), *marks, sum(marks)])
     return buffer.getvalue()
-
-
-def _safe_cell(value: str) -> str:
-    # A cell starting with = + - @ is run as a formula by spreadsheets (CSV injection); usernames cannot start
-    # with those today, but the export must stay safe if the rules change.
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
 
 
 @dataclass

@@ -180,3 +180,17 @@ def test_extensions_overrides_gradebook_and_review(course_app: FastAPI, course_c
     history = course_client.get(f"{hw1}/overrides", headers=people.prof).json()["data"]
     assert [(h["points"], h["previous_points"]) for h in history] == [(None, 9.0), (9.0, 5.0)]
     assert course_client.get(hw1, headers=people.alice).json()["points"] == 5.0
+
+
+def test_gradebook_csv_cells_a_spreadsheet_would_run_are_quoted(course_client: TestClient, people: People) -> None:
+    """An email may start with '=' (or + - @): a spreadsheet opening the CSV would run it as a formula."""
+    code = course_client.post(C, json={"id": "csv-safe", "title": "CSV"}, headers=people.prof).json()["join_code"]
+    formula = "=HYPERLINK(\"http://evil.example\")@evil.example"
+    r = course_client.post(f"{API}/auth/register", json={"username": "mallory", "password": PASSWORD,
+                                                        "email": formula})
+    assert r.status_code == 201, r.text
+    mallory = login(course_client, "mallory")
+    assert course_client.post(f"{C}/join", json={"code": code}, headers=mallory).status_code == 200
+    r = course_client.get(f"{C}/csv-safe/gradebook.csv", headers=people.prof)
+    [row] = [row for row in csv.DictReader(io.StringIO(r.text)) if row["username"] == "mallory"]
+    assert row["email"] == "'" + formula.lower()  # emails are stored lower-cased
