@@ -35,9 +35,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-class NulInText(AppError):
+class NulInText(AppError, ValueError):
     """A value for the database holds U+0000. PostgreSQL cannot store it in text (SQLite can): every backend
-    refuses it the same way, with a 400 that says so, instead of a 500 on one of them."""
+    refuses it the same way, with a 400 that says so, instead of a 500 on one of them. A ValueError too, so what
+    stores a grading's report (app/grading/claims.finish) keeps its verdict, as for any value a column refuses."""
 
     def __init__(self) -> None:
         super().__init__(400, "the request contains a NUL character (U+0000), which is not allowed in text",

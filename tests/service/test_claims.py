@@ -227,16 +227,19 @@ def test_attempts_left_running_by_a_dead_embedded_server_are_requeued(factory: s
     assert held is not None and held.tries == 2
 
 
-def test_a_report_the_database_refuses_is_stored_reduced(factory: sessionmaker[Session]) -> None:
-    """A value no column takes (here a test's duration that is an object, as a forged child message once
-    produced) must not leave the attempt running: its verdict and counts are stored, and the author is free."""
+@pytest.mark.parametrize("refused", [{"duration_ms": {"nested": [1, 2]}, "message": ""},
+                                     {"duration_ms": 1.0, "message": "NUL \x00 unescaped"}], ids=["object", "nul"])
+def test_a_report_the_database_refuses_is_stored_reduced(factory: sessionmaker[Session],
+                                                         refused: dict[str, object]) -> None:
+    """A value no column takes (a test's duration that is an object, as a forged child message once produced; a
+    message holding NUL, which a report escapes but a TestReport built without validation would not) must not
+    leave the attempt running: its verdict and counts are stored, and the author is free."""
     attempt_id = new_attempt(factory)
     held = claims.claim(factory, attempt_id, worker="w", lease_s=30)
     assert held is not None
     bad = report(Verdict.WRONG_ANSWER)
-    bad.tests[0] = rep.TestReport.model_construct(name="t0", public=True, status=rep.TestStatus.FAILED, message="",
-                                                  duration_ms={"nested": [1, 2]}, max_abs_error=None,
-                                                  max_rel_error=None)
+    bad.tests[0] = rep.TestReport.model_construct(name="t0", public=True, status=rep.TestStatus.FAILED,
+                                                  max_abs_error=None, max_rel_error=None, **refused)
     assert claims.finish(factory, held, bad, problem_hash="h", retries=2) is claims.Finish.DONE
     with factory() as session:
         attempt = session.get(Attempt, attempt_id)
