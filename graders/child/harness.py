@@ -62,27 +62,32 @@ def declared_nbytes(value: Any) -> int | None:
     return int(np.prod(shape, dtype=np.float64)) * itemsize
 
 
-def _leaf_to_array(value: Any) -> tuple[np.ndarray, str | None]:
+def _leaf_to_array(value: Any, path: str = "") -> tuple[np.ndarray, str | None]:
     """The leaf as a plain numpy array, and its own dtype's name when the pipe carries it as another.
 
     numpy has no bfloat16 (nor the float8 and int4 families): those travel as float32, and their name
     travels beside them so the parent's dtype stage can say "bfloat16, expected float32".
+    `path` is where the leaf sits in the result ("[0]", "['loss']"; empty for the result itself): a rejection
+    of one item of a list says which, not that the function returned that item.
     """
+    at = f" at result{path}" if path else ""
     if isinstance(value, str | bytes):
-        raise OutputRejected(f"returned {_a_type(value)}; only numbers and arrays are graded")
+        raise OutputRejected(f"returned {_a_type(value)}{at}; only numbers and arrays are graded")
     if value is None:
-        raise OutputRejected("returned None; did you forget a `return`?")
+        raise OutputRejected(f"returned None{at}; " + ("only numbers and arrays are graded" if path
+                                                       else "did you forget a `return`?"))
     try:
         arr = np.asarray(value)
     except Exception as exc:
-        raise OutputRejected(f"returned {_a_type(value)} that is not array-like: {_safe_str(exc)}") from exc
+        reason = _safe_str(exc) or type(exc).__name__
+        raise OutputRejected(f"returned {_a_type(value)}{at} that is not array-like: {reason}") from exc
     carried_as: str | None = None
     if arr.dtype.kind == "V" or arr.dtype.name in wire.EXTENDED:
         carried_as = arr.dtype.name if arr.dtype.name in wire.EXTENDED else None
         arr = arr.astype(np.float32)
     if arr.dtype.kind not in wire.NUMERIC_KINDS:
         raise OutputRejected(
-            f"returned {_a_type(value)} of dtype {arr.dtype}; only bool, int and float arrays are graded"
+            f"returned {_a_type(value)}{at} of dtype {arr.dtype}; only bool, int and float arrays are graded"
         )
     # A fresh base-class array: subclasses and their overridden methods never leave this process.
     return np.array(arr, dtype=arr.dtype, copy=True, subok=False, order="C"), carried_as
@@ -91,7 +96,10 @@ def _leaf_to_array(value: Any) -> tuple[np.ndarray, str | None]:
 def _a_type(value: Any) -> str:
     """The value's type as a student knows it, with its article: "a jax.Array", "an int", "a generator"."""
     if _from_jax(value) and hasattr(value, "dtype"):
-        name = "jax.Array"
+        import jax
+
+        # A jax.Array whatever its concrete class; jax's other objects with a dtype by their own names.
+        name = "jax.Array" if isinstance(value, jax.Array) else f"jax.{type(value).__name__}"
     elif isinstance(value, np.ndarray):
         name = "numpy.ndarray"
     else:
@@ -99,25 +107,27 @@ def _a_type(value: Any) -> str:
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
-def to_tree(value: Any, leaves: list[np.ndarray], budget: list[int], depth: int = 0) -> dict[str, Any]:
+def to_tree(value: Any, leaves: list[np.ndarray], budget: list[int], depth: int = 0,
+            path: str = "") -> dict[str, Any]:
     """Describe a returned pytree as JSON and collect its leaves as plain arrays."""
     if depth > MAX_DEPTH:
         raise OutputRejected(f"returned a structure nested more than {MAX_DEPTH} levels deep (or one that contains "
                              "itself)")
     if isinstance(value, tuple | list):
         kind = "tuple" if isinstance(value, tuple) else "list"
-        return {"t": kind, "c": [to_tree(v, leaves, budget, depth + 1) for v in value]}
+        return {"t": kind, "c": [to_tree(v, leaves, budget, depth + 1, f"{path}[{i}]") for i, v in enumerate(value)]}
     if isinstance(value, dict):
         keys = list(value.keys())
         if not all(isinstance(k, str) for k in keys):
             raise OutputRejected("returned a dict with a key that is not a string; only string keys are graded")
-        return {"t": "dict", "k": keys, "c": [to_tree(value[k], leaves, budget, depth + 1) for k in keys]}
+        return {"t": "dict", "k": keys,
+                "c": [to_tree(value[k], leaves, budget, depth + 1, f"{path}[{_key(k)}]") for k in keys]}
     if len(leaves) >= MAX_LEAVES:
         raise OutputRejected(f"returned more than {MAX_LEAVES:,} arrays and numbers")
     declared = declared_nbytes(value)
     if declared is not None and declared > budget[0]:
         raise OutputRejected(f"returned an array of {declared:,} bytes", kind="output_limit")
-    arr, carried_as = _leaf_to_array(value)
+    arr, carried_as = _leaf_to_array(value, path)
     budget[0] -= arr.nbytes
     if budget[0] < 0:
         raise OutputRejected("returned more bytes than this problem's output limit", kind="output_limit")
@@ -125,6 +135,11 @@ def to_tree(value: Any, leaves: list[np.ndarray], budget: list[int], depth: int 
     if carried_as is not None:
         return {"t": "leaf", "i": len(leaves) - 1, "d": carried_as}
     return {"t": "leaf", "i": len(leaves) - 1}
+
+
+def _key(key: str) -> str:
+    """A dict key as a path step, clipped: the key is the submission's, and a message has a length cap."""
+    return repr(key) if len(key) <= 40 else repr(key[:40]) + "..."
 
 
 def user_traceback(exc: BaseException) -> str:

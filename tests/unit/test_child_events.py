@@ -249,6 +249,35 @@ def test_a_rejected_output_names_its_type_as_students_know_it(value: Any, said: 
         to_tree(value, [], [1 << 20])
 
 
+class _NotArrayLike:
+    def __array__(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValueError()  # no message: the reason is the exception's name
+
+
+@pytest.mark.parametrize(("value", "said"), [
+    ([None, np.zeros(2)], "returned None at result[0]; only numbers and arrays are graded"),
+    (None, "returned None; did you forget a `return`?"),
+    ({"a": [np.zeros(2), {"b": "x"}]}, "returned a str at result['a'][1]['b']; only numbers and arrays are graded"),
+    ((np.zeros(2), np.array(["a"])), "returned a numpy.ndarray at result[1] of dtype <U1"),
+    ([_NotArrayLike()], "returned a _NotArrayLike at result[0] that is not array-like: ValueError"),
+])
+def test_a_rejected_item_of_a_result_is_named_by_where_it_is(value: Any, said: str) -> None:
+    """Said of one item of a list or dict, "returned None; did you forget a `return`?" blamed the whole result."""
+    from graders.child.harness import OutputRejected, to_tree
+
+    with pytest.raises(OutputRejected, match="^" + re.escape(said)):
+        to_tree(value, [], [1 << 20])
+
+
+def test_jax_objects_that_are_not_arrays_are_called_by_their_names() -> None:
+    import jax
+
+    from graders.child.harness import OutputRejected, to_tree
+
+    with pytest.raises(OutputRejected, match=r"^returned a jax\.ShapeDtypeStruct of dtype object;"):
+        to_tree(jax.ShapeDtypeStruct((4,), np.float32), [], [1 << 20])
+
+
 def test_a_rejected_jax_array_is_called_a_jax_array() -> None:
     import jax.numpy as jnp
 
