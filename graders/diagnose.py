@@ -108,7 +108,7 @@ class StagePitfall:
     advice: str
 
 
-# What the dtype and model stages reveal, bank-wide: the test's message says what differs, the advice says
+# What the structure, dtype and model stages reveal, bank-wide: the test's message says what differs, the advice says
 # where that usually comes from and why it matters for training. First match wins.
 STAGE_PITFALLS: tuple[StagePitfall, ...] = (
     StagePitfall(
@@ -146,6 +146,14 @@ STAGE_PITFALLS: tuple[StagePitfall, ...] = (
         "`__call__` (a class token, position embeddings, a scale) is a constant made again on every call, not "
         "a parameter: nothing trains it and `nnx.state(model)` does not list it. Create it once in "
         "`__init__` as an attribute, `self.cls_token = nnx.Param(...)`, and read it in `__call__`.",
+    ),
+    StagePitfall(
+        "list-for-array",
+        ("structure",),
+        re.compile(r"should be a single array, got a (list|tuple) of \d+"),
+        "The function returned a Python list (or tuple) where one array is expected. Collect the values, then "
+        "stack them into one array before returning: `jnp.stack(values)` (or `jnp.array(values)`); a value "
+        "per step, such as a loss, makes a 1-D array.",
     ),
     StagePitfall(
         "state-held-as-param",

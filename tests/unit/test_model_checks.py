@@ -276,6 +276,8 @@ def test_every_stage_pitfall_matches_a_real_stage_message() -> None:
     real["reduced-precision"] = failed(compare(Output({"t": "leaf", "i": 0, "d": "bfloat16"}, (leaf,)), out, TOL,
                                                public=True))
     real["integer-result"] = failed(compare(Output(LEAF0, (np.ones(2, np.int32),)), out, TOL, public=False))
+    listed = {"t": "list", "c": [{"t": "leaf", "i": 0}, {"t": "leaf", "i": 1}]}
+    real["list-for-array"] = failed(compare(Output(listed, (leaf, leaf)), out, TOL, public=True))
     state_dtype = ("state", compare_state(half, want, ANY, "same_kind", TOL, True))
     hidden_missing = ("state", compare_state(state(kernel(shape=[2, 2])), state(kernel(shape=[2, 2]),
                                              kernel("pos", shape=[1, 5])), ANY, "same_kind", TOL, False))
