@@ -97,7 +97,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         # A value from the request that one database refuses and another takes (a number past a column's range,
         # text too long for its column on PostgreSQL): the request's fault on every backend, never a 500.
         log.warning("the database refused a value on %s %s: %s", request.method, request.url.path,
-                    str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__)
+                    str(exc.orig or type(exc).__name__).partition("\n")[0])
         return _error(request, 400, "a value in the request is out of range for what gradax stores", None)
 
     @app.exception_handler(Exception)

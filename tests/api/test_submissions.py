@@ -103,10 +103,15 @@ def test_a_value_the_database_refuses_is_a_400_not_a_500(app: FastAPI, client: T
         raise DataError("UPDATE t SET v = %(v)s", {"v": "x" * 300}, Exception("value too long for type "
                                                                            "character varying(200)"))
 
+    def refused_without_words() -> None:
+        raise DataError("UPDATE t SET v = %(v)s", {"v": 1}, Exception(""))
+
     app.add_api_route("/api/v1/test-refused-value", refused)
-    r = client.get("/api/v1/test-refused-value")
-    assert r.status_code == 400 and r.json() == {"detail": "a value in the request is out of range for what gradax "
-                                                           "stores"}
+    app.add_api_route("/api/v1/test-refused-value-without-words", refused_without_words)
+    for path in ("/api/v1/test-refused-value", "/api/v1/test-refused-value-without-words"):
+        r = client.get(path)
+        assert r.status_code == 400 and r.json() == {"detail": "a value in the request is out of range for what "
+                                                               "gradax stores"}, (path, r.text)
 
 
 def test_list_own_attempts_newest_first_with_pagination(app: FastAPI, client: TestClient,
