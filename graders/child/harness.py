@@ -86,6 +86,9 @@ def _leaf_to_array(value: Any, path: str = "") -> tuple[np.ndarray, str | None]:
         carried_as = arr.dtype.name if arr.dtype.name in wire.EXTENDED else None
         arr = arr.astype(np.float32)
     if arr.dtype.kind not in wire.NUMERIC_KINDS:
+        if arr.dtype.kind == "O" and arr.ndim == 0:  # not an array at all: numpy could only wrap the object
+            raise OutputRejected(f"returned {_a_type(value)}{at}; only numbers and arrays are graded"
+                                 f"{_what_to_return_instead(value)}")
         raise OutputRejected(
             f"returned {_a_type(value)}{at} of dtype {arr.dtype}; only bool, int and float arrays are graded"
         )
@@ -105,6 +108,23 @@ def _a_type(value: Any) -> str:
     else:
         name = type(value).__name__
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _what_to_return_instead(value: Any) -> str:
+    """For an object returned where a value was meant: what the student most likely meant to return. Decided on
+    type(value) alone, which no submission's class can override (unlike `__class__`)."""
+    kind = type(value)
+    if issubclass(kind, types.CoroutineType):
+        return " (an `async def` function returns a coroutine: define it with plain `def`)"
+    if issubclass(kind, types.GeneratorType | types.AsyncGeneratorType):
+        return " (a function with `yield` returns a generator: `return` the value instead)"
+    nnx = sys.modules.get("flax.nnx")
+    module_type = getattr(nnx, "Module", None) if nnx is not None else None
+    if isinstance(module_type, type) and issubclass(kind, module_type):
+        return " (return what the module computes, e.g. `model(x)`, not the module itself)"
+    if callable(value):  # a function, method or class returned uncalled (callable() looks at the type only)
+        return " (call it and return what it returns)"
+    return ""
 
 
 def to_tree(value: Any, leaves: list[np.ndarray], budget: list[int], depth: int = 0,

@@ -238,9 +238,10 @@ def test_the_deepest_result_the_harness_sends_is_accepted() -> None:
 @pytest.mark.parametrize(("value", "said"), [
     (np.zeros(2, dtype=np.complex64), "returned a numpy.ndarray of dtype complex64"),
     (np.array(["a"]), "returned a numpy.ndarray of dtype <U1"),
-    ((x for x in ()), "returned a generator of dtype object"),
+    ((x for x in ()), "returned a generator; only numbers and arrays are graded (a function with `yield` returns"),
     ("text", "returned a str;"),
-    (object(), "returned an object of dtype object"),
+    (object(), "returned an object; only numbers and arrays are graded"),
+    (np.array([1, "a"], dtype=object), "returned a numpy.ndarray of dtype object"),
 ])
 def test_a_rejected_output_names_its_type_as_students_know_it(value: Any, said: str) -> None:
     from graders.child.harness import OutputRejected, to_tree
@@ -269,12 +270,42 @@ def test_a_rejected_item_of_a_result_is_named_by_where_it_is(value: Any, said: s
         to_tree(value, [], [1 << 20])
 
 
+async def _coroutine_function() -> float:
+    return 1.0
+
+
+def _what_a_wrongly_written_function_returns() -> list[tuple[Any, str]]:
+    from flax import nnx
+
+    coroutine = _coroutine_function()
+    coroutine.close()  # never awaited: closed so that it warns nothing
+    return [
+        (coroutine, "returned a coroutine; only numbers and arrays are graded (an `async def` function returns a "
+                    "coroutine: define it with plain `def`)"),
+        (nnx.Linear(2, 3, rngs=nnx.Rngs(0)), "returned a Linear; only numbers and arrays are graded (return what the "
+                                            "module computes, e.g. `model(x)`, not the module itself)"),
+        (_coroutine_function.__call__, "returned a method-wrapper; only numbers and arrays are graded (call it and "
+                                       "return what it returns)"),
+        ([1.0, _coroutine_function], "returned a function at result[1]; only numbers and arrays are graded (call it"),
+    ]
+
+
+def test_an_object_returned_instead_of_a_value_gets_what_to_return_instead() -> None:
+    """An `async def` function, a generator function, a module or a function returned uncalled: numpy wraps each as
+    a 0-d object array; the report said "returned a coroutine of dtype object", which tells a student nothing."""
+    from graders.child.harness import OutputRejected, to_tree
+
+    for value, said in _what_a_wrongly_written_function_returns():
+        with pytest.raises(OutputRejected, match="^" + re.escape(said)):
+            to_tree(value, [], [1 << 20])
+
+
 def test_jax_objects_that_are_not_arrays_are_called_by_their_names() -> None:
     import jax
 
     from graders.child.harness import OutputRejected, to_tree
 
-    with pytest.raises(OutputRejected, match=r"^returned a jax\.ShapeDtypeStruct of dtype object;"):
+    with pytest.raises(OutputRejected, match=r"^returned a jax\.ShapeDtypeStruct; only numbers and arrays"):
         to_tree(jax.ShapeDtypeStruct((4,), np.float32), [], [1 << 20])
 
 
