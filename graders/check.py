@@ -131,6 +131,13 @@ def _traceback_line(text: str | None) -> int | None:
     return int(found[-1]) if found else None
 
 
+def _as_the_reference(text: str, reference_path: Path) -> str:
+    """A harness traceback of the reference, as its author reads it: the child names every checked program
+    "submission.py" and says "your code", the words a student sees."""
+    return (text.replace('File "submission.py"', f'File "{reference_path.name}"')
+            .replace("(most recent call last, your code only)", "(most recent call last, the reference only)"))
+
+
 def check_problem(loaded: LoadedProblem, settings: GraderSettings, result: CheckResult,
                   executor: Executor | None = None) -> None:
     """Errors are located "file:line: message" like schema errors, so an upload page can show File and Line:
@@ -164,10 +171,11 @@ def check_problem(loaded: LoadedProblem, settings: GraderSettings, result: Check
         return
     if ref.reference.load_error:
         result.errors.append(f"{ref_at(_traceback_line(ref.reference.load_error))}: the reference does not load: "
-                             f"{ref.reference.load_error}")
+                             f"{_as_the_reference(ref.reference.load_error, loaded.reference_path)}")
         return
     for index, message in sorted(ref.reference.errors.items()):
-        result.errors.append(f"{ref_at()}: the reference raised on test {cases[index].name!r}: {message}")
+        result.errors.append(f"{ref_at()}: the reference raised on test {cases[index].name!r}: "
+                             f"{_as_the_reference(message, loaded.reference_path)}")
     if result.errors:
         return
     report = grader.grade_loaded(loaded, loaded.reference_source, mode="submit")

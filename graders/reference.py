@@ -46,6 +46,10 @@ _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 
+# The least time a trusted run of a problem's programs gets (each has its problem's time limit on top of it).
+TRUSTED_RUN_MIN_S = 120.0
+
+
 class ReferenceError(Exception):
     """The reference solution could not produce outputs: the problem is broken, not the student."""
 
@@ -227,6 +231,37 @@ def _run_trusted(request: bytes, limits: SandboxLimits, env: dict[str, str]) -> 
     return run_harness(request, limits, sandboxed=False, trusted_command=command, trusted_env=env)
 
 
+def _stopped_why(outcome: ChildOutcome, limits: SandboxLimits) -> str:
+    """Which limit stopped a trusted run, as an instructor reads it."""
+    if outcome.cpu_exceeded or outcome.timed_out:
+        return f": stopped after {limits.time_s:g} s"
+    if outcome.memory_exceeded:
+        return f": stopped at {limits.memory_mb} MB of memory"
+    return ""
+
+
+def _running_when_stopped(outcome: ChildOutcome, loaded: LoadedProblem, cases: list[CaseInput]) -> str:
+    """", running known mistake 'x' on test 'y'": the test a run had started and not finished when it ended (the
+    run does the reference first, then the known mistakes, then the alternatives, each over every test)."""
+    finished = {(m.event.program, m.event.index) for m in outcome.messages
+                if isinstance(m.event, ev.TestOk | ev.TestError | ev.TestRejected)}
+    started = [(m.event.program, m.event.index) for m in outcome.messages if isinstance(m.event, ev.Start)]
+    if not started or started[-1] in finished:
+        return ""
+    program, index = started[-1]
+    mistakes, alternatives = loaded.problem.known_mistakes, loaded.problem.alternatives
+    if program == 0:
+        which = "the reference"
+    elif program <= len(mistakes):
+        which = f"known mistake {mistakes[program - 1].id!r}"
+    elif program - 1 - len(mistakes) < len(alternatives):
+        which = f"alternative {alternatives[program - 1 - len(mistakes)].id!r}"
+    else:
+        return ""
+    test = f"test {cases[index].name!r}" if 0 <= index < len(cases) else f"test {index}"
+    return f", running {which} on {test}"
+
+
 def compute(loaded: LoadedProblem, cases: list[CaseInput], key: str, *,
             record_profile: bool = False, cache_dir: Path | None = None) -> ReferenceOutputs:
     """Run the reference and every known mistake on every test, in one trusted child process; with
@@ -242,7 +277,7 @@ def compute(loaded: LoadedProblem, cases: list[CaseInput], key: str, *,
     request = build_request(loaded, cases, programs, output_budget=256 * 1024 * 1024,
                             probes=reference_probes(loaded))
     # Unsandboxed (no cgroup to measure CPU time): `time_s` is a wall-clock limit here.
-    limits = SandboxLimits(time_s=max(120.0, problem.limits.time_s * len(programs)), memory_mb=8192,
+    limits = SandboxLimits(time_s=max(TRUSTED_RUN_MIN_S, problem.limits.time_s * len(programs)), memory_mb=8192,
                            result_bytes=1024 * 1024 * 1024, log_bytes=64 * 1024)
     profile: RecordedProfile | None = None
     env = {"PYTHONHASHSEED": "0", **(reference_run_env(cache_dir) if cache_dir is not None else {})}
@@ -259,8 +294,8 @@ def compute(loaded: LoadedProblem, cases: list[CaseInput], key: str, *,
         outcome = _run_trusted(request, limits, env)
     if outcome.start_error or outcome.timed_out or not outcome.events("done"):
         stderr = outcome.stderr.decode("utf-8", "replace")[-4000:]
-        raise ReferenceError(f"{loaded.id}: the reference runner did not finish "
-                             f"(exit {outcome.exit_code}, timed out: {outcome.timed_out}): "
+        raise ReferenceError(f"{loaded.id}: the reference runner did not finish{_stopped_why(outcome, limits)}"
+                             f"{_running_when_stopped(outcome, loaded, cases)} (exit {outcome.exit_code}): "
                              f"{outcome.start_error or ''}{outcome.wire_error or ''}{outcome.reader_error or ''}"
                              f"\n{stderr}")
     results = outputs_from_messages(outcome.messages, len(programs))

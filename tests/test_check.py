@@ -59,6 +59,42 @@ def test_reference_that_fails_its_own_tests_is_rejected(tmp_path: Path, gradax: 
     assert "cannot double nothing" in result.stdout
 
 
+def test_a_reference_that_does_not_load_is_shown_as_the_reference(tmp_path: Path, gradax: Any) -> None:
+    """The child names every program it runs "submission.py" and speaks to a student ("your code"); an instructor
+    reads the reference's own file name."""
+    path = write_problem(tmp_path, "double-it", template(), "import no_such_module_here\n" + REFERENCE)
+    result = gradax("check", str(path))
+    assert result.returncode == 1
+    reference = tmp_path / "reference_solutions" / "double_it.py"
+    assert f"{reference}:1: the reference does not load: error: No module named 'no_such_module_here'" \
+        in result.stdout
+    assert 'File "double_it.py", line 1' in result.stdout and "the reference only" in result.stdout
+    assert "submission.py" not in result.stdout and "your code" not in result.stdout
+
+
+def test_a_known_mistake_that_never_ends_is_named_with_its_test(tmp_path: Path, data_dir: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reference and the known mistakes run in one trusted process under one time limit; when it is reached
+    the check said "did not finish (exit -9, timed out: False)". It says which program on which test."""
+    from graders import reference
+    from graders.check import check_paths
+    from graders.settings import GraderSettings
+
+    hangs = ("      def double_it(seed, x):\n          while x.shape[0] == 0:\n              pass\n"
+             "          return x + 2\n")
+    text = template().replace("      def double_it(seed, x):\n          return x + 2\n", hangs)
+    assert hangs in text
+    path = write_problem(tmp_path, "double-it", text, REFERENCE)
+    # The run's limit: the problem's 1 s times its 4 programs (the reference and three known mistakes), not 120 s.
+    monkeypatch.setattr(reference, "TRUSTED_RUN_MIN_S", 0.0)
+    text = text.replace("difficulty: easy\n", "difficulty: easy\nlimits: {time_s: 1}\n")
+    path.write_text(text)
+    [result] = check_paths([path], GraderSettings(data_dir=data_dir / "hang", pool="cold"))
+    assert len(result.errors) == 1, result.errors
+    assert "the reference runner did not finish: stopped after 4 s, running known mistake 'plus-two' on test " \
+           "'empty'" in result.errors[0], result.errors[0]
+
+
 def test_known_mistake_the_tests_cannot_tell_apart_is_rejected(tmp_path: Path, gradax: Any) -> None:
     text = template().replace("          return x + 2\n", "          return x * 2.0\n")
     path = write_problem(tmp_path, "double-it", text, REFERENCE)
