@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import linecache
+import numbers
 import os
 import sys
 import time
@@ -114,6 +115,8 @@ def _what_to_return_instead(value: Any) -> str:
     """For an object returned where a value was meant: what the student most likely meant to return. Decided on
     type(value) alone, which no submission's class can override (unlike `__class__`)."""
     kind = type(value)
+    if issubclass(kind, numbers.Number):  # a Fraction, a Decimal: numbers numpy keeps as objects
+        return " (convert it with `float(...)`)"
     if issubclass(kind, types.CoroutineType):
         return " (an `async def` function returns a coroutine: define it with plain `def`)"
     if issubclass(kind, types.GeneratorType | types.AsyncGeneratorType):

@@ -4,6 +4,7 @@ runtime_error charged to the submission, never internal_error (ATTACKS.md rows 3
 
 from __future__ import annotations
 
+import fractions
 import re
 import struct
 import time
@@ -287,6 +288,8 @@ def _what_a_wrongly_written_function_returns() -> list[tuple[Any, str]]:
         (_coroutine_function.__call__, "returned a method-wrapper; only numbers and arrays are graded (call it and "
                                        "return what it returns)"),
         ([1.0, _coroutine_function], "returned a function at result[1]; only numbers and arrays are graded (call it"),
+        (fractions.Fraction(1, 3), "returned a Fraction; only numbers and arrays are graded (convert it with "
+                                   "`float(...)`)"),
     ]
 
 
