@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from graders.dtypes import DtypePolicy
 from graders.yaml_files import FileErrors, Loc, compose_mapping, locate, node_line, validation_errors
@@ -27,6 +28,11 @@ MAX_TRACK = 64
 MAX_FUNCTION = 100
 MAX_TEST_NAME = 100
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The most numbers one test array may hold, and a problem's test arrays all together (the bank's largest array holds
+# 864). Tests are built in the server for every grading and sent to each child: a typo such as `shape: [50000,
+# 50000]` in an upload is a located error, not a server allocating 20 GB.
+MAX_ARRAY_ELEMENTS = 1 << 20
+MAX_TEST_ELEMENTS = 1 << 24
 
 
 class Strict(BaseModel):
@@ -69,11 +75,29 @@ class RandomArray(Strict):
     def _dims(cls, v: list[int]) -> list[int]:
         if any(d < 0 for d in v):
             raise ValueError("dimensions must be >= 0")
+        _within_array_cap(math.prod(v))
         return v
 
 
+def _within_array_cap(elements: int, what: str = "the array") -> None:
+    if elements > MAX_ARRAY_ELEMENTS:
+        raise ValueError(f"{what} holds {elements:,} numbers; a test array holds at most {MAX_ARRAY_ELEMENTS:,}")
+
+
 # A test value: a number for scalars; a (nested) list or a RandomArray for arrays.
-ArgValue = float | int | bool | list[Any] | RandomArray
+def _value_kind(v: Any) -> str:
+    """Which form a test value takes, so a broken one is reported against that form alone (not against all five).
+    Tags are capitalised: error locations leave them out (graders/yaml_files.py: locate)."""
+    if isinstance(v, dict | RandomArray):
+        return "RandomArray"
+    if isinstance(v, list):
+        return "List"
+    return "Bool" if isinstance(v, bool) else "Int" if isinstance(v, int) else "Float"
+
+
+ArgValue = Annotated[Annotated[float, Tag("Float")] | Annotated[int, Tag("Int")] | Annotated[bool, Tag("Bool")]
+                     | Annotated[list[Any], Tag("List")] | Annotated[RandomArray, Tag("RandomArray")],
+                     Discriminator(_value_kind)]
 
 
 class TestCase(Strict):
@@ -87,6 +111,13 @@ class TestCase(Strict):
 class IntRange(Strict):
     int_range: Annotated[list[int], Field(min_length=2, max_length=2)]
 
+    @field_validator("int_range")
+    @classmethod
+    def _ordered(cls, v: list[int]) -> list[int]:
+        if v[0] > v[1]:
+            raise ValueError(f"[{v[0]}, {v[1]}]: the low end is above the high end")
+        return v
+
 
 class Choice(Strict):
     choice: Annotated[list[float], Field(min_length=1)]
@@ -95,11 +126,36 @@ class Choice(Strict):
 class GeneratedArray(Strict):
     """An array whose dimensions are drawn per test: an int, `[lo, hi]`, or a name from `dims`."""
 
-    shape: list[int | str | list[int]]
+    shape: list[Annotated[int, Field(ge=0)] | str | Annotated[list[Annotated[int, Field(ge=0)]],
+                                                               Field(min_length=2, max_length=2)]]
     random: Literal["normal", "uniform", "randint"] = "normal"
     low: float = 0.0
     high: float = 1.0
     scale: float = 1.0
+
+    @field_validator("shape")
+    @classmethod
+    def _ranges_ordered(cls, v: list[int | str | list[int]]) -> list[int | str | list[int]]:
+        for d in v:
+            if isinstance(d, list) and d[0] > d[1]:
+                raise ValueError(f"[{d[0]}, {d[1]}]: the low end is above the high end")
+        return v
+
+    def most_elements(self, dims: dict[str, list[int]]) -> int:
+        """The most numbers a drawn array can hold (a dimension not in `dims` is reported elsewhere: 1 here)."""
+        return math.prod(d if isinstance(d, int) else max(d) if isinstance(d, list) else max(dims.get(d, [1]))
+                         for d in self.shape)
+
+
+def _generated_kind(v: Any) -> str:
+    """int_range, choice or an array: each key names its form, so a broken one is reported against that form."""
+    if isinstance(v, dict):
+        return "IntRange" if "int_range" in v else "Choice" if "choice" in v else "GeneratedArray"
+    return "IntRange" if isinstance(v, IntRange) else "Choice" if isinstance(v, Choice) else "GeneratedArray"
+
+
+GeneratedValue = Annotated[Annotated[IntRange, Tag("IntRange")] | Annotated[Choice, Tag("Choice")]
+                           | Annotated[GeneratedArray, Tag("GeneratedArray")], Discriminator(_generated_kind)]
 
 
 class Generated(Strict):
@@ -110,14 +166,43 @@ class Generated(Strict):
     count: Annotated[int, Field(ge=1, le=100)]
     points: Annotated[float, Field(gt=0, le=1000)] = 1.0  # per generated test
     seed: int = 0
-    dims: dict[str, Annotated[list[int], Field(min_length=2, max_length=2)]] = {}
-    args: dict[str, IntRange | Choice | GeneratedArray]
+    dims: dict[str, Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)]] = {}
+    args: dict[str, GeneratedValue]
+
+    @field_validator("dims")
+    @classmethod
+    def _dims_ordered(cls, v: dict[str, list[int]]) -> dict[str, list[int]]:
+        for name, (lo, hi) in v.items():
+            if lo > hi:
+                raise ValueError(f"{name}: [{lo}, {hi}]: the low end is above the high end")
+        return v
+
+    @model_validator(mode="after")
+    def _arrays_within_cap(self) -> Generated:
+        for name, rule in self.args.items():
+            if isinstance(rule, GeneratedArray):
+                _within_array_cap(rule.most_elements(self.dims), f"argument {name!r} (at its largest)")
+        return self
+
+    def most_elements(self) -> int:
+        """The most numbers all its tests' arrays can hold together."""
+        return self.count * sum(r.most_elements(self.dims) for r in self.args.values() if isinstance(r, GeneratedArray))
 
 
 class Tests(Strict):
     public: Annotated[list[TestCase], Field(min_length=1)]
     hidden: list[TestCase] = []
     generated: list[Generated] = []
+
+    @model_validator(mode="after")
+    def _within_total_cap(self) -> Tests:
+        # Arrays written out as lists are bounded by the file (graders/yaml_files.py: MAX_VALUES); drawn ones here.
+        drawn = sum(math.prod(v.shape) for case in self.public + self.hidden for v in case.args.values()
+                    if isinstance(v, RandomArray))
+        total = drawn + sum(g.most_elements() for g in self.generated)
+        if total > MAX_TEST_ELEMENTS:
+            raise ValueError(f"the tests' arrays hold up to {total:,} numbers together; at most {MAX_TEST_ELEMENTS:,}")
+        return self
 
 
 class Tolerance(Strict):

@@ -25,11 +25,28 @@ class FileErrors(Exception):
         super().__init__("\n".join(errors))
 
 
+# Files come from instructors' uploads too, so their shape is bounded before anything builds them: libyaml's composer
+# recurses in C (100,000 nested brackets crash the process), and an alias repeats its anchor's whole value (ten
+# lines of `&a [*b, *b, ...]` make a test array of 10^8 numbers that takes minutes and gigabytes to build).
+MAX_NESTING = 64
+MAX_VALUES = 1_000_000
+
+
+class Refused(Exception):
+    """A document gradax will not build: nested too deep, or too big once its aliases are expanded."""
+
+    def __init__(self, message: str, line: int):
+        super().__init__(message)
+        self.line = line
+
+
 def compose_mapping(text: str, path: Path, error: type[FileErrors],
                     not_a_mapping: str) -> tuple[yaml.Node | None, dict[str, Any]]:
     """The file's node tree (for locating errors) and its data, which must be a mapping; else raise `error`."""
     try:
         root, data = _compose_and_construct(text)
+    except Refused as exc:
+        raise error(path, [f"{path}:{exc.line}: {exc}"]) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -37,6 +54,14 @@ def compose_mapping(text: str, path: Path, error: type[FileErrors],
     if not isinstance(data, dict):
         raise error(path, [f"{path}:1: {not_a_mapping}"])
     return root, data
+
+
+def data_or_none(text: str) -> Any:
+    """The document's data, built under the same bounds as every file gradax reads; None when it cannot be."""
+    try:
+        return _compose_and_construct(text)[1]
+    except (yaml.YAMLError, Refused):
+        return None
 
 
 # libyaml's parser when PyYAML has it (its wheels do): 18x faster than the pure-Python one on the bank, which every
@@ -56,12 +81,72 @@ def _compose_and_construct(text: str) -> tuple[yaml.Node | None, Any]:
 
 
 def _parse(loader_type: type[yaml.SafeLoader], text: str) -> tuple[yaml.Node | None, Any]:
+    _check_nesting(loader_type, text)
     loader = loader_type(text)
     try:
         root = loader.get_single_node()
+        if root is not None:
+            _check_expanded_size(root)
         return root, (loader.construct_document(root) if root is not None else None)
     finally:
         loader.dispose()
+
+
+def _check_nesting(loader_type: type[yaml.SafeLoader], text: str) -> None:
+    """Refuse collections nested deeper than MAX_NESTING, from the parser's events (iterative, and stopped at the
+    first level too deep) before the composer recurses into them."""
+    depth = 0
+    for event in yaml.parse(text, Loader=loader_type):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_NESTING:
+                mark = event.start_mark
+                raise Refused(f"lists and mappings are nested more than {MAX_NESTING} levels deep",
+                              mark.line + 1 if mark is not None else 1)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _check_expanded_size(root: yaml.Node) -> None:
+    """Refuse a document that holds more than MAX_VALUES values once every alias is replaced by its anchor's value,
+    or an anchor that contains an alias of itself; said at the smallest collection too big."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:  # recursion depth: bounded by _check_nesting (aliases add no depth here)
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise Refused("an anchor (&name) contains an alias (*name) of itself", node.start_mark.line + 1)
+        open_nodes.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            children: list[yaml.Node] = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            children = []
+        for child in children:
+            total += size(child)
+            if total > MAX_VALUES:
+                break
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    if size(root) <= MAX_VALUES:
+        return
+    node = root
+    while True:  # down to the smallest collection over the limit: where the repetition is
+        children = (list(node.value) if isinstance(node, yaml.SequenceNode)
+                    else [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else [])
+        bigger = [c for c in children if sizes.get(id(c), 0) > MAX_VALUES]
+        if not bigger:
+            break
+        node = bigger[0]
+    raise Refused(f"more than {MAX_VALUES:,} values once its aliases (*name) are expanded",
+                  node.start_mark.line + 1)
 
 
 def validation_errors(exc: ValidationError) -> list[tuple[Loc, str]]:

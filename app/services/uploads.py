@@ -13,12 +13,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from graders.check import CheckResult, check_problem
 from graders.executor import Executor
 from graders.problem import ID_PATTERN, ProblemError, load_problem, parse_problem, reference_path_for
 from graders.settings import GraderSettings
+from graders.yaml_files import data_or_none
 
 PROBLEM_NAME = "problem.yaml"
 REFERENCE_NAME = "reference.py"
@@ -66,10 +65,7 @@ def target_paths(problems_dir: Path, problem_id: str) -> tuple[Path, Path]:
 
 def _declared_function(yaml_text: str) -> str | None:
     """The `function` field of a YAML that may not validate, so the reference can be checked in the same round."""
-    try:
-        data = yaml.safe_load(yaml_text)
-    except yaml.YAMLError:
-        return None
+    data = data_or_none(yaml_text)  # bounded like the problem parser: this runs on a file that failed it
     function = data.get("function") if isinstance(data, dict) else None
     return function if isinstance(function, str) else None
 

@@ -168,6 +168,27 @@ def test_upload_makes_the_problem_live_without_restart(iapp: FastAPI, iclient: T
     assert iclient.get(f"{API}/problems/cc-double").json()["title"] == "Doubling, take two"
 
 
+def test_an_upload_shaped_to_exhaust_the_server_is_a_located_error(iclient: TestClient, teacher: dict[str, str],
+                                                                    problems_dir: Path) -> None:
+    """Deep nesting crashed the server's process (libyaml's composer recurses in C); an alias chain or a size typo
+    made it build arrays of gigabytes. Each is a located error now, and the server goes on."""
+    uploads = {
+        "nested": problem_yaml("cc-double", **{"x: [1.0, 2.0, 3.0]": "x: " + "[" * 100_000 + "]" * 100_000}),
+        "aliases": problem_yaml("cc-double", **{"x: [1.0, 2.0, 3.0]": "x: &a0 [1.0, *a0]"}),
+        "size": problem_yaml("cc-double", **{"dims: {n: [1, 16]}": "dims: {n: [1, 100000000]}"}),
+    }
+    said = {"nested": "nested more than 64 levels deep", "aliases": "contains an alias (*name) of itself",
+            "size": "holds 100,000,000 numbers; a test array holds at most 1,048,576"}
+    for name, text in uploads.items():
+        r = iclient.post(f"{API}/instructor/problems", headers=teacher,
+                         json={"yaml": text, "reference": reference("cc-double")})
+        assert r.status_code == 422, (name, r.text)
+        [error] = r.json()["errors"]
+        assert error["file"] == "problem.yaml" and said[name] in error["message"], (name, error)
+    assert not (problems_dir / "cc-double.yaml").exists()
+    assert iclient.get(f"{API}/problems").status_code == 200
+
+
 def test_upload_api_reports_errors_as_json(iclient: TestClient, teacher: dict[str, str]) -> None:
     r = iclient.post(f"{API}/instructor/problems", headers=teacher,
                      json={"yaml": problem_yaml("cc-double", **{"order: 100": "order: many"}),

@@ -95,6 +95,20 @@ def test_cases_follow_the_harness_convention() -> None:
         (lambda s: s.replace("name: rand", "name: " + "r" * 101), 18, "tests.hidden.0.name", "at most 100 characters"),
         (lambda s: s.replace("- count: 3", "- count: 3\n      name: " + "g" * 97), 22, "tests.generated.0.name",
          "at most 96 characters"),
+        # Test arrays are built in the server for every grading: a size typo is located, not 20 GB allocated.
+        (lambda s: s.replace("shape: [2, 3], seed: 1", "shape: [50000, 50000], seed: 1"), 19,
+         "tests.hidden.0.args.x.shape", "the array holds 2,500,000,000 numbers; a test array holds at most 1,048,576"),
+        (lambda s: s.replace("dims: {n: [2, 5]}", "dims: {n: [2, 5000000]}"), 21, "tests.generated.0",
+         "argument 'x' (at its largest) holds 10,000,000 numbers"),
+        (lambda s: s.replace("dims: {n: [2, 5]}", "dims: {n: [2, 500000]}").replace("count: 3", "count: 100"), 14,
+         "tests", "the tests' arrays hold up to 100,000,006 numbers together; at most 16,777,216"),
+        (lambda s: s.replace("dims: {n: [2, 5]}", "dims: {n: [5, 2]}"), 23, "tests.generated.0.dims",
+         "n: [5, 2]: the low end is above the high end"),
+        (lambda s: s.replace("int_range: [0, 10]", "int_range: [10, 0]"), 25, "tests.generated.0.args.seed.int_range",
+         "[10, 0]: the low end is above the high end"),
+        # A broken value is reported against the form it takes, not against every form a value may take.
+        (lambda s: s.replace("random: normal, shape", "random: normal, shap"), 19, "tests.hidden.0.args.x.shap",
+         "Extra inputs are not permitted"),
     ],
 )
 def test_invalid_problems_name_line_and_field(edit, line: int, field: str, text: str) -> None:  # type: ignore[no-untyped-def]
@@ -104,6 +118,45 @@ def test_invalid_problems_name_line_and_field(edit, line: int, field: str, text:
     assert text in message
     if field:
         assert f"tiny.yaml:{line}: {field}:" in message, message
+
+
+def test_a_broken_value_gets_one_error_for_its_own_form() -> None:
+    """A test value may be a number, a list or a drawn array: a typo in a drawn array said five things, one per
+    form ("Input should be a valid number", "... a valid integer", ...); now only what is wrong with it."""
+    with pytest.raises(ProblemError) as err:
+        parse_problem(MINIMAL.replace("random: normal, shape", "random: gaussian, shape"), Path("tiny.yaml"))
+    assert err.value.errors == ["tiny.yaml:19: tests.hidden.0.args.x.random: Input should be 'normal', 'uniform' or "
+                                "'randint'"]
+
+
+def test_a_file_nested_too_deep_is_refused_before_it_is_built() -> None:
+    """libyaml's composer recurses in C: 100,000 nested brackets crashed the process (a server, from an upload)."""
+    nested = "[" * 100_000 + "]" * 100_000
+    deep = MINIMAL.replace("args: {seed: 0, x: [1.0, 2.0]}", "args: {seed: 0, x: " + nested + "}")
+    with pytest.raises(ProblemError) as err:
+        parse_problem(deep, Path("tiny.yaml"))
+    assert err.value.errors == ["tiny.yaml:16: lists and mappings are nested more than 64 levels deep"]
+
+
+def test_aliases_that_expand_past_the_limit_or_into_themselves_are_refused() -> None:
+    """Ten short lines of `&a [*b, *b, ...]` made a test array of 10^8 numbers (minutes and gigabytes to build)."""
+    levels = "".join(f"    - name: l{i}\n      args: {{seed: 1, x: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]}\n"
+                     for i in range(1, 8))
+    ten = ", ".join(["1.0"] * 10)
+    first = f"    - name: l0\n      args: {{seed: 1, x: &a0 [{ten}]}}\n"
+    bomb = MINIMAL.replace("  hidden:\n", "  hidden:\n" + first + levels)
+    with pytest.raises(ProblemError) as err:
+        parse_problem(bomb, Path("tiny.yaml"))
+    # l5 is the first to hold more than a million values (10^6 numbers and its lists).
+    assert err.value.errors == ["tiny.yaml:29: more than 1,000,000 values once its aliases (*name) are expanded"]
+    looped = MINIMAL.replace("x: [1.0, 2.0]", "x: &a [1.0, *a]")
+    with pytest.raises(ProblemError) as err:
+        parse_problem(looped, Path("tiny.yaml"))
+    assert err.value.errors == ["tiny.yaml:16: an anchor (&name) contains an alias (*name) of itself"]
+    # An alias that repeats a small value is fine.
+    shared = MINIMAL.replace("x: [1.0, 2.0]", "x: &pair [1.0, 2.0]").replace(
+        "  hidden:\n", "  hidden:\n    - name: again\n      args: {seed: 1, x: *pair}\n")
+    assert [c.args[1].tolist() for c in build_cases(parse_problem(shared, Path("tiny.yaml")))[:2]] == [[1.0, 2.0]] * 2
 
 
 def test_yaml_syntax_error_names_the_line() -> None:
