@@ -84,7 +84,6 @@ def _within_array_cap(elements: int, what: str = "the array") -> None:
         raise ValueError(f"{what} holds {elements:,} numbers; a test array holds at most {MAX_ARRAY_ELEMENTS:,}")
 
 
-# A test value: a number for scalars; a (nested) list or a RandomArray for arrays.
 def _value_kind(v: Any) -> str:
     """Which form a test value takes, so a broken one is reported against that form alone (not against all five).
     Tags are capitalised: error locations leave them out (graders/yaml_files.py: locate)."""
@@ -95,6 +94,7 @@ def _value_kind(v: Any) -> str:
     return "Bool" if isinstance(v, bool) else "Int" if isinstance(v, int) else "Float"
 
 
+# A test value: a number for scalars; a (nested) list or a RandomArray for arrays.
 ArgValue = Annotated[Annotated[float, Tag("Float")] | Annotated[int, Tag("Int")] | Annotated[bool, Tag("Bool")]
                      | Annotated[list[Any], Tag("List")] | Annotated[RandomArray, Tag("RandomArray")],
                      Discriminator(_value_kind)]
