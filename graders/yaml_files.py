@@ -113,7 +113,9 @@ def _check_expanded_size(root: yaml.Node) -> None:
     sizes: dict[int, int] = {}
     open_nodes: set[int] = set()
 
-    def size(node: yaml.Node) -> int:  # recursion depth: bounded by _check_nesting (aliases add no depth here)
+    # Recursion depth: the nesting of the text (_check_nesting), as an anchor comes before its aliases in document
+    # order, so this walk (in document order) has sized it before it meets an alias of it: one memoized step.
+    def size(node: yaml.Node) -> int:
         key = id(node)
         if key in sizes:
             return sizes[key]
