@@ -79,6 +79,12 @@ class RandomArray(Strict):
         return v
 
 
+def _check_ordered(lo: int, hi: int, name: str = "") -> None:
+    """A `[lo, hi]` range (a drawn size or number) whose ends are the right way round."""
+    if lo > hi:
+        raise ValueError(f"{name}[{lo}, {hi}]: the low end is above the high end")
+
+
 def _within_array_cap(elements: int, what: str = "the array") -> None:
     if elements > MAX_ARRAY_ELEMENTS:
         raise ValueError(f"{what} holds {elements:,} numbers; a test array holds at most {MAX_ARRAY_ELEMENTS:,}")
@@ -113,9 +119,8 @@ class IntRange(Strict):
 
     @field_validator("int_range")
     @classmethod
-    def _ordered(cls, v: list[int]) -> list[int]:
-        if v[0] > v[1]:
-            raise ValueError(f"[{v[0]}, {v[1]}]: the low end is above the high end")
+    def _range_ordered(cls, v: list[int]) -> list[int]:
+        _check_ordered(v[0], v[1])
         return v
 
 
@@ -137,8 +142,8 @@ class GeneratedArray(Strict):
     @classmethod
     def _ranges_ordered(cls, v: list[int | str | list[int]]) -> list[int | str | list[int]]:
         for d in v:
-            if isinstance(d, list) and d[0] > d[1]:
-                raise ValueError(f"[{d[0]}, {d[1]}]: the low end is above the high end")
+            if isinstance(d, list):
+                _check_ordered(d[0], d[1])
         return v
 
     def most_elements(self, dims: dict[str, list[int]]) -> int:
@@ -173,8 +178,7 @@ class Generated(Strict):
     @classmethod
     def _dims_ordered(cls, v: dict[str, list[int]]) -> dict[str, list[int]]:
         for name, (lo, hi) in v.items():
-            if lo > hi:
-                raise ValueError(f"{name}: [{lo}, {hi}]: the low end is above the high end")
+            _check_ordered(lo, hi, f"{name}: ")
         return v
 
     @model_validator(mode="after")

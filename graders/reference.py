@@ -243,9 +243,9 @@ def _stopped_why(outcome: ChildOutcome, limits: SandboxLimits) -> str:
 def _running_when_stopped(outcome: ChildOutcome, loaded: LoadedProblem, cases: list[CaseInput]) -> str:
     """", running known mistake 'x' on test 'y'": the test a run had started and not finished when it ended (the
     run does the reference first, then the known mistakes, then the alternatives, each over every test)."""
-    finished = {(m.event.program, m.event.index) for m in outcome.messages
+    finished = {(m.event.program, m.event.index) for m in outcome.events("test")
                 if isinstance(m.event, ev.TestOk | ev.TestError | ev.TestRejected)}
-    started = [(m.event.program, m.event.index) for m in outcome.messages if isinstance(m.event, ev.Start)]
+    started = [(m.event.program, m.event.index) for m in outcome.events("start") if isinstance(m.event, ev.Start)]
     if not started or started[-1] in finished:
         return ""
     program, index = started[-1]

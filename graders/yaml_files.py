@@ -107,6 +107,15 @@ def _check_nesting(loader_type: type[yaml.SafeLoader], text: str) -> None:
             depth -= 1
 
 
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    """A collection's items (a mapping's keys and values alike); none for a scalar."""
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
 def _check_expanded_size(root: yaml.Node) -> None:
     """Refuse a document that holds more than MAX_VALUES values once every alias is replaced by its anchor's value,
     or an anchor that contains an alias of itself; said at the smallest collection too big."""
@@ -123,13 +132,7 @@ def _check_expanded_size(root: yaml.Node) -> None:
             raise Refused("an anchor (&name) contains an alias (*name) of itself", node.start_mark.line + 1)
         open_nodes.add(key)
         total = 1
-        if isinstance(node, yaml.SequenceNode):
-            children: list[yaml.Node] = list(node.value)
-        elif isinstance(node, yaml.MappingNode):
-            children = [n for pair in node.value for n in pair]
-        else:
-            children = []
-        for child in children:
+        for child in _children(node):
             total += size(child)
             if total > MAX_VALUES:
                 break
@@ -141,9 +144,7 @@ def _check_expanded_size(root: yaml.Node) -> None:
         return
     node = root
     while True:  # down to the smallest collection over the limit: where the repetition is
-        children = (list(node.value) if isinstance(node, yaml.SequenceNode)
-                    else [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else [])
-        bigger = [c for c in children if sizes.get(id(c), 0) > MAX_VALUES]
+        bigger = [c for c in _children(node) if sizes.get(id(c), 0) > MAX_VALUES]
         if not bigger:
             break
         node = bigger[0]
