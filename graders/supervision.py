@@ -318,12 +318,23 @@ class RunMeter:
     The waiting comes from the kernel's per-thread run-queue delay (/proc/<pid>/task/<tid>/schedstat, the
     second number): time a thread was ready to run but another held the CPU. A busy machine shows up
     there, a sleeping submission does not, which is how the wall-clock backstop tells them apart.
+
+    A run's critical path moves between threads (jax compiles on one while the main thread blocks on it;
+    its pool's threads take turns), so no single thread's total is the run's waiting: a compile-heavy
+    answer among 8 busy loops waited ~10 s and its most delayed thread showed 7.7. The watcher samples
+    every SAMPLE_S and adds up each interval's largest increase. That is at least any one thread's total
+    and at most the time elapsed (no thread waits longer than an interval), so a run cannot claim more
+    waiting than it was running, and one that sleeps claims none.
     """
 
-    def __init__(self, cpu: Callable[[], float], pids: Callable[[], list[int]]):
+    SAMPLE_S = 0.2
+
+    def __init__(self, cpu: Callable[[], float], delays: Callable[[], dict[int, int]]):
         self._cpu = cpu
-        self._pids = pids
-        self._baseline: dict[int, int] = {}
+        self._delays = delays
+        self._last: dict[int, int] = {}
+        self._waited_ns = 0
+        self.sampled_at = 0.0
 
     @classmethod
     def of_group(cls, group: cgroup.RunCgroup) -> RunMeter:
@@ -339,7 +350,7 @@ class RunMeter:
             except OSError:
                 return []
 
-        return cls(cpu, pids)
+        return cls(cpu, lambda: _thread_delays(pids()))
 
     @classmethod
     def of_process(cls, pid: int) -> RunMeter:
@@ -354,34 +365,45 @@ class RunMeter:
             # After the command name: utime, stime, cutime, cstime are fields 14-17 of proc(5).
             return sum(int(x) for x in fields[11:15]) / _CLOCK_TICKS
 
-        return cls(cpu, lambda: [pid])
+        return cls(cpu, lambda: _thread_delays([pid]))
 
     def cpu(self) -> float:
         return self._cpu()
 
-    def _delays(self) -> dict[int, int]:
-        delays: dict[int, int] = {}
-        for pid in self._pids():
-            try:
-                tids = os.listdir(f"/proc/{pid}/task")
-            except OSError:
-                continue
-            for tid in tids:
-                try:
-                    with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as fh:
-                        delays[int(tid)] = int(fh.read().split()[1])
-                except (OSError, IndexError, ValueError):
-                    continue
-        return delays
-
     def mark(self) -> None:
-        """Remember each thread's run-queue delay so far (called when the child says ready)."""
-        self._baseline = self._delays()
+        """Start counting from each thread's run-queue delay so far (called when the child says ready)."""
+        self._last = self._delays()
+        self._waited_ns = 0
+        self.sampled_at = time.monotonic()
+
+    def sample(self) -> None:
+        """Add the largest increase of any thread's delay since the last sample (a new thread: all of it)."""
+        delays = self._delays()
+        self._waited_ns += max((d - self._last.get(tid, 0) for tid, d in delays.items()), default=0)
+        self._last = delays
+        self.sampled_at = time.monotonic()
 
     def waited(self) -> float:
-        """Seconds the most delayed thread waited for a CPU since `mark` (threads started since: all of it)."""
-        delays = self._delays()
-        return max((d - self._baseline.get(tid, 0) for tid, d in delays.items()), default=0) / 1e9
+        """Seconds the run waited for a CPU since `mark`, as of now."""
+        self.sample()
+        return self._waited_ns / 1e9
+
+
+def _thread_delays(pids: list[int]) -> dict[int, int]:
+    """Each thread's run-queue delay so far (ns), by thread id, for every thread of these processes."""
+    delays: dict[int, int] = {}
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as fh:
+                    delays[int(tid)] = int(fh.read().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return delays
 
 
 def watch_events(events: queue.Queue[Any], limits: SandboxLimits, meter: RunMeter, outcome: ChildOutcome, *,
@@ -428,6 +450,8 @@ def watch_events(events: queue.Queue[Any], limits: SandboxLimits, meter: RunMete
             outcome.reader_error = payload
             finished = True
         now = time.monotonic()
+        if not finished and ready_at is not None and now - meter.sampled_at >= meter.SAMPLE_S:
+            meter.sample()
         if not finished and now >= deadline:
             if ready_at is None:
                 outcome.startup_timed_out = True

@@ -178,7 +178,7 @@ def test_the_time_limit_counts_from_the_cpu_read_when_ready_arrived() -> None:
     _results_reader(read_end, ResultChannel(programs=1, tests=1, budget=1 << 20), events, cpu=lambda: cpu_now[0])
     cpu_now[0] = 0.75  # the run went on before the watcher read the event
     outcome = ChildOutcome()
-    watch_events(events, SandboxLimits(time_s=5), RunMeter(lambda: cpu_now[0], lambda: []), outcome, startup_s=5)
+    watch_events(events, SandboxLimits(time_s=5), RunMeter(lambda: cpu_now[0], dict), outcome, startup_s=5)
     assert outcome.cpu_at_ready == 0.25
     assert outcome.run_cpu_s == pytest.approx(0.5)
 
