@@ -237,6 +237,11 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
     if limits is not None:
         report.limits = limits_text.run_limits(limits)
     report.usage = limits_text.run_usage(outcome)
+    if outcome.starved and not _starved_of_memory(outcome):
+        # Not a verdict on the submission: it stays internal_error, which the server grades again later.
+        log.warning("run stopped at its wall-clock cap after waiting %.1f s for a CPU", outcome.cpu_wait_s or 0.0)
+        report.message = limits_text.machine_too_busy(outcome, limits)
+        return report
     loads = outcome.events("load")
     if not loads:
         return _runtime_before_tests(report, outcome, limits)

@@ -52,6 +52,17 @@ def time_phrase(outcome: ChildOutcome, limits: SandboxLimits | None) -> str:
     return text + printed(outcome)
 
 
+def machine_too_busy(outcome: ChildOutcome, limits: SandboxLimits | None) -> str:
+    """The message of a run the machine starved of CPU time (`SandboxLimits.starved`): nothing is judged."""
+    wall = (outcome.run_ms or 0.0) / 1000
+    cpu = outcome.run_cpu_s or 0.0
+    waited = outcome.cpu_wait_s or 0.0
+    cap = f" (a run may take at most {limits.wall_cap:g} s, however busy the machine)" if limits is not None else ""
+    return (f"The grading machine was too busy to run your code: in {wall:.1f} s it got {cpu:.1f} s of CPU time and "
+            f"waited {waited:.1f} s for a CPU{cap}. This is not your fault and says nothing about your code; "
+            "graded again when the machine is less busy, it gets its verdict.")
+
+
 def memory_phrase(outcome: ChildOutcome, limits: SandboxLimits | None) -> str:
     limit = f", the limit is {limits.memory_mb} MiB" if limits is not None else ""
     if outcome.memory_peak is None:

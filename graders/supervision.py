@@ -33,7 +33,8 @@ def default_pids() -> int:
 # use CPU (sleeping, blocking): it stops a run after WALL_FACTOR x its CPU limit, not counting the time
 # the run waited for a CPU on a busy machine (the kernel's run-queue delay), and in any case after
 # WALL_CAP_FACTOR x its CPU limit. So load never turns a correct answer into a time limit, and a sleeper
-# still holds a grading slot for at most WALL_FACTOR x the limit on an idle machine.
+# still holds a grading slot for at most WALL_FACTOR x the limit on an idle machine. A run the cap stops
+# because it waited that long for a CPU is not judged at all (`SandboxLimits.starved`): the machine failed it.
 WALL_FACTOR = 3.0
 WALL_CAP_FACTOR = 10.0
 # A read this small means the pipe was nearly empty: pause before the next one, so a child that trickles
@@ -68,6 +69,13 @@ class SandboxLimits:
         """The longest a run may take after `ready`, however busy the machine."""
         return max(self.wall_limit, WALL_CAP_FACTOR * self.time_s)
 
+    def starved(self, waited_s: float) -> bool:
+        """Whether a run stopped by the clock after waiting `waited_s` for a CPU was stopped by the machine: the
+        cap cut it short, and without the waiting it would still have had a tenth of its backstop left. A
+        submission cannot get there on its own: sleeping is no waiting, and its own threads waiting for each
+        other burn its CPU time on every core at once (on 2 cores, at most half its CPU limit of waiting)."""
+        return waited_s >= max(self.wall_cap - self.wall_limit, 0.0) + 0.1 * self.wall_limit
+
 
 @dataclass
 class ChildOutcome:
@@ -85,6 +93,7 @@ class ChildOutcome:
     stderr_total: int = 0
     exit_code: int | None = None
     timed_out: bool = False  # the wall-clock backstop stopped the run
+    starved: bool = False  # ... at its cap, after waiting for a CPU most of the time: the machine's doing
     startup_timed_out: bool = False
     cpu_exceeded: bool = False  # the run used more CPU time than its limit
     memory_exceeded: bool = False
@@ -462,6 +471,7 @@ def watch_events(events: queue.Queue[Any], limits: SandboxLimits, meter: RunMete
                 deadline = min(ready_at + limits.wall_limit + outcome.cpu_wait_s, ready_at + limits.wall_cap)
                 if now >= deadline - 0.01:
                     outcome.timed_out = True
+                    outcome.starved = limits.starved(outcome.cpu_wait_s)
                     finished = True
         if not finished and ready_at is not None and meter.cpu() - cpu_at_ready > limits.time_s:
             outcome.cpu_exceeded = True

@@ -107,3 +107,23 @@ def test_every_test_passing_is_accepted(problem: tuple) -> None:  # type: ignore
     report = judge(loaded, cases, reference, outcome, "submit")
     assert report.verdict == Verdict.ACCEPTED and report.passed == len(cases)
     assert all(t.verdict is None for t in report.tests)
+
+
+def test_a_run_the_busy_machine_starved_is_not_judged(problem: tuple) -> None:  # type: ignore[type-arg]
+    """Stopped at the wall-clock cap after waiting for a CPU most of the time (graders/supervision.py): the
+    machine failed the run, so it is internal_error (the server grades it again), not a time limit."""
+    from graders.sandbox import SandboxLimits
+
+    loaded, cases, reference = problem
+    limits = SandboxLimits(time_s=5)
+    outcome = ChildOutcome(messages=_events({0: 0.0, 1: 1.0}, started=[0, 1, 2]), timed_out=True, starved=True,
+                           run_ms=50_000, cpu_at_ready=1.0, cpu_seconds=4.0, cpu_wait_s=44.0)
+    report = judge(loaded, cases, reference, outcome, "submit", limits=limits)
+    assert report.verdict == Verdict.INTERNAL_ERROR
+    assert report.message.startswith("The grading machine was too busy to run your code: in 50.0 s it got 3.0 s "
+                                      "of CPU time and waited 44.0 s for a CPU (a run may take at most 50 s")
+    assert "not your fault" in report.message
+    assert report.usage is not None and report.usage.cpu_wait_s == 44.0
+    # The same run stopped by the backstop with little waiting (a sleeper) is the submission's time limit.
+    outcome.starved = False
+    assert judge(loaded, cases, reference, outcome, "submit", limits=limits).verdict == Verdict.TIME_LIMIT_EXCEEDED

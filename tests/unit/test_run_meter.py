@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from graders.supervision import RunMeter
+from graders.child_events import ChildMessage
+from graders.supervision import ChildOutcome, RunMeter, SandboxLimits, watch_events
 
 
 def _scripted(*samples: dict[int, int]) -> RunMeter:
@@ -75,3 +76,42 @@ def test_a_process_sharing_its_cpu_waited_and_a_sleeping_one_did_not() -> None:
             proc.wait()
     assert 0.3 * elapsed < busy_waited <= elapsed + 0.05
     assert sleeper_waited < 0.05
+
+
+def _watch(limits: SandboxLimits, wait_per_reading_s: float) -> tuple[ChildOutcome, float]:
+    """A child that says ready and then never finishes, each reading of its threads' delays `wait_per_reading_s`
+    more than the last: the outcome and how long the watcher took to stop it."""
+    import queue
+    from itertools import count
+
+    from graders.child_events import validate_event
+
+    events: queue.Queue[tuple[str, object]] = queue.Queue()
+    events.put(("message", ChildMessage(validate_event({"event": "ready", "pid": 7}, []), (), at=time.monotonic())))
+    readings = count()
+    meter = RunMeter(lambda: 0.0, lambda: {1: int(next(readings) * wait_per_reading_s * 1e9)})
+    outcome = ChildOutcome()
+    started = time.monotonic()
+    watch_events(events, limits, meter, outcome, startup_s=5)
+    return outcome, time.monotonic() - started
+
+
+def test_waiting_extends_the_backstop_up_to_the_cap_and_a_starved_run_is_marked() -> None:
+    limits = SandboxLimits(time_s=0.1)  # backstop 0.3 s, cap 1 s
+    outcome, took = _watch(limits, wait_per_reading_s=1.0)  # waiting all the time (and more)
+    assert outcome.timed_out and outcome.starved
+    assert limits.wall_cap - 0.05 < took < limits.wall_cap + 0.5
+    outcome, took = _watch(limits, wait_per_reading_s=0.0)  # a sleeper: no waiting
+    assert outcome.timed_out and not outcome.starved
+    assert limits.wall_limit - 0.05 < took < limits.wall_limit + 0.5
+
+
+def test_only_waiting_past_the_cap_is_starving() -> None:
+    limits = SandboxLimits(time_s=5)  # backstop 15 s, cap 50 s
+    assert not limits.starved(10.0)  # stopped at 25 s: the backstop, with 10 s given back
+    assert not limits.starved(35.0)  # stopped at the cap, but it had used its backstop all but 0 s on its own
+    assert limits.starved(37.0)
+    # A backstop as long as the cap: only the waiting beyond a tenth of it is the machine's doing.
+    long_backstop = SandboxLimits(time_s=5, wall_s=60)
+    assert long_backstop.wall_cap == long_backstop.wall_limit == 60
+    assert not long_backstop.starved(5.0) and long_backstop.starved(6.0)
