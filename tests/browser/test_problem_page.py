@@ -325,9 +325,12 @@ def test_keyboard_skip_links_favicon_and_hint_sign_in(shared_server: SharedServe
     page.screenshot(path=str(artifacts / "problem-logged-out-hints.png"), full_page=True)
 
 
-# -- 13 in the browser: the upload editor marks errors in the gutter ----------------------------------------------
+# -- 13 in the browser: the upload page while it waits, then errors marked in the gutter ---------------------------
 
-def test_upload_editor_marks_every_error_in_the_gutter(shared_server: SharedServer, pages, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+def test_upload_says_what_it_is_doing_then_marks_every_error_in_the_gutter(shared_server: SharedServer, pages,  # type: ignore[no-untyped-def]
+                                                                           artifacts: Path) -> None:
+    """While the server validates (and, box ticked, checks: seconds to a minute), the page says so and counts the
+    seconds, and a second click sends nothing; then every error of both files is listed and marked at its line."""
     from graders.scaffold import REFERENCE, TEMPLATE
 
     shared_server.create_user("t-upload", role="instructor")
@@ -339,8 +342,41 @@ def test_upload_editor_marks_every_error_in_the_gutter(shared_server: SharedServ
     page.evaluate("([y, r]) => { window.gradaxUploadEditors['problem.yaml'].setValue(y);"
                   " window.gradaxUploadEditors['reference.py'].setValue(r); }",
                   [broken, REFERENCE.format(id="zz-upload", function="zz_upload")])
-    page.click("form.upload button[type=submit]")
+    # Held until the page has been looked at: what it says while the server validates and checks.
+    held: list[Any] = []
+    page.route("**/instructor/problems/upload", lambda route: held.append(route)
+               if route.request.method == "POST" else route.continue_())
+    page.check("input[name=check]")
+    noted: list[Any] = []
+    page.route("**/zz-noted", lambda route: (noted.append(1), route.fulfill(status=204)))
+    # While the request is held, Playwright's clicks, locators and evaluations wait for the navigation: the page
+    # itself notes what it shows 1.5 s in, and clicks again, into session storage, read once the answer is in.
+    page.evaluate("""() => {
+      const form = document.querySelector('form.upload');
+      form.addEventListener('submit', () => {
+        sessionStorage.setItem('submits', String(Number(sessionStorage.getItem('submits') || 0) + 1));
+        setTimeout(() => {
+          const p = document.querySelector('[data-testid=upload-progress]'), b = form.querySelector('button');
+          sessionStorage.setItem('seen', JSON.stringify([p.hidden, p.textContent, b.textContent, b.disabled]));
+          b.click();
+          fetch('/zz-noted');  // tells the test (below) that it may let the answer in
+        }, 1500);
+      });
+      form.querySelector('button').click();
+    }""")
+    deadline = time.monotonic() + 60
+    while not noted and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert noted and len(held) == 1
+    held[0].continue_()
     page.wait_for_selector("[data-testid=upload-errors]")
+    page.unroute("**/instructor/problems/upload")
+    page.unroute("**/zz-noted")
+    hidden, progress, button, disabled = json.loads(page.evaluate("sessionStorage.getItem('seen')"))
+    assert not hidden and re.fullmatch("Checking: validating both files, then grading the reference and every known "
+                                       "mistake in the sandbox\u2026 [12] s", progress), progress
+    assert button == "Checking\u2026" and disabled
+    assert page.evaluate("sessionStorage.getItem('submits')") == "1"  # the second click sent nothing
     rows = page.locator("[data-testid=upload-errors] tbody tr")
     assert rows.count() == 2  # both errors in one round
     assert [r.locator("[data-testid=error-file]").inner_text() for r in rows.all()] == ["problem.yaml"] * 2
