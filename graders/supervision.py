@@ -386,9 +386,10 @@ class RunMeter:
         self.sampled_at = time.monotonic()
 
     def sample(self) -> None:
-        """Add the largest increase of any thread's delay since the last sample (a new thread: all of it)."""
+        """Add the largest increase of any thread's delay since the last sample (a new thread: all of it; a thread
+        id the kernel gave again to a new thread can read lower than before, which adds nothing)."""
         delays = self._delays()
-        self._waited_ns += max((d - self._last.get(tid, 0) for tid, d in delays.items()), default=0)
+        self._waited_ns += max(0, max((d - self._last.get(tid, 0) for tid, d in delays.items()), default=0))
         self._last = delays
         self.sampled_at = time.monotonic()
 

@@ -115,3 +115,11 @@ def test_only_waiting_past_the_cap_is_starving() -> None:
     long_backstop = SandboxLimits(time_s=5, wall_s=60)
     assert long_backstop.wall_cap == long_backstop.wall_limit == 60
     assert not long_backstop.starved(5.0) and long_backstop.starved(6.0)
+
+
+def test_a_thread_id_given_again_adds_nothing_negative() -> None:
+    s = 1_000_000_000
+    meter = _scripted({1: 5 * s}, {1: s}, {1: 2 * s})  # thread 1 ended; a new thread 1 has waited 1 s, then 2
+    meter.mark()
+    meter.sample()
+    assert meter.waited() == pytest.approx(1.0)
