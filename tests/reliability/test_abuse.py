@@ -200,8 +200,9 @@ def test_long_polls_are_capped_per_user_and_waiting_is_cheap(web: Server) -> Non
     elapsed = time.monotonic() - started
     cost = cpu_seconds(web) - before
     assert [code for code, _ in results] == [200] * 300
-    # Accepting 300 connections and answering them is most of this; the waiting itself is a few reads a second.
-    assert cost < 0.5 * elapsed, f"{cost:.2f} CPU-s for 300 long polls over {elapsed:.1f} s"
+    # Accepting 300 connections and answering them is most of this; the waiting itself is a few reads a second. A
+    # waiter that polled in a loop would cost a core or more throughout; a slow CI machine measured 0.55x.
+    assert cost < 0.75 * elapsed, f"{cost:.2f} CPU-s for 300 long polls over {elapsed:.1f} s"
     print(f"300 long polls for {elapsed:.1f} s: {cost:.2f} CPU-s in the server")
 
 
