@@ -343,7 +343,7 @@ class RunMeter:
         self._delays = delays
         self._last: dict[int, int] = {}
         self._waited_ns = 0
-        self.sampled_at = 0.0
+        self._sampled_at = 0.0
 
     @classmethod
     def of_group(cls, group: cgroup.RunCgroup) -> RunMeter:
@@ -383,7 +383,7 @@ class RunMeter:
         """Start counting from each thread's run-queue delay so far (called when the child says ready)."""
         self._last = self._delays()
         self._waited_ns = 0
-        self.sampled_at = time.monotonic()
+        self._sampled_at = time.monotonic()
 
     def sample(self) -> None:
         """Add the largest increase of any thread's delay since the last sample (a new thread: all of it; a thread
@@ -391,7 +391,12 @@ class RunMeter:
         delays = self._delays()
         self._waited_ns += max(0, max((d - self._last.get(tid, 0) for tid, d in delays.items()), default=0))
         self._last = delays
-        self.sampled_at = time.monotonic()
+        self._sampled_at = time.monotonic()
+
+    def sample_if_due(self, now: float) -> None:
+        """`sample` if SAMPLE_S have passed since the last one (the watcher calls this on every tick)."""
+        if now - self._sampled_at >= self.SAMPLE_S:
+            self.sample()
 
     def waited(self) -> float:
         """Seconds the run waited for a CPU since `mark`, as of now."""
@@ -460,8 +465,8 @@ def watch_events(events: queue.Queue[Any], limits: SandboxLimits, meter: RunMete
             outcome.reader_error = payload
             finished = True
         now = time.monotonic()
-        if not finished and ready_at is not None and now - meter.sampled_at >= meter.SAMPLE_S:
-            meter.sample()
+        if not finished and ready_at is not None:
+            meter.sample_if_due(now)
         if not finished and now >= deadline:
             if ready_at is None:
                 outcome.startup_timed_out = True
