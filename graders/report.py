@@ -134,6 +134,15 @@ def internal_error(problem: str, mode: str, message: str) -> Report:
     return Report(problem=problem, verdict=Verdict.INTERNAL_ERROR, mode=mode, message=message)
 
 
+def starved_of_cpu(report: Report) -> bool:
+    """The engine's report of a run the machine starved of CPU time (engine.judge, `SandboxLimits.starved`): an
+    internal_error with a measured wait for a CPU. The wait is measured only when the wall-clock backstop stopped
+    the run, and every other run stopped there is judged (time or memory limit), so no other report has both."""
+    usage = report.usage
+    return (report.verdict == Verdict.INTERNAL_ERROR and usage is not None and usage.cpu_wait_s is not None
+            and usage.cpu_wait_s > 0)
+
+
 def clip_log(data: bytes, total: int, limit: int = LOG_LIMIT) -> str:
     text = data[:limit].decode("utf-8", errors="replace")
     if total > limit:

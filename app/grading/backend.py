@@ -9,7 +9,7 @@ from app.grading.claims import Claim
 from graders.engine import Grader
 from graders.executor import make_executor
 from graders.problem import LoadedProblem, ProblemBank
-from graders.report import Report, internal_error
+from graders.report import Report, internal_error, starved_of_cpu
 
 log = logging.getLogger("gradax.grading")
 
@@ -45,6 +45,21 @@ def charged_s(report: Report) -> float:
     if report.usage is not None and report.usage.cpu_s is not None:
         return report.usage.cpu_s
     return report.timings.get("run_ms", 0.0) / 1000
+
+
+# The wait before an attempt is graded again after internal_error (claims.finish: RETRY), doubled with each try: a
+# transient failure (a sandbox that did not start, a worker restarting) gets time to clear. A run the machine starved
+# of CPU waits longer: graded again at once on a machine still overloaded, it would fail the same way and add to the
+# load that starved it (its run already held a slot for up to the wall-clock cap).
+RETRY_DELAY_S = 1.0
+BUSY_RETRY_DELAY_S = 15.0
+MAX_RETRY_DELAY_S = 60.0  # no longer than a queue worker's sweeper waits before it sends a queued attempt again
+
+
+def retry_delay_s(report: Report, tries: int) -> float:
+    """Seconds before the next try of an attempt whose try number `tries` (from 1) ended in this internal_error."""
+    base = BUSY_RETRY_DELAY_S if starved_of_cpu(report) else RETRY_DELAY_S
+    return min(base * 2.0 ** max(tries - 1, 0), MAX_RETRY_DELAY_S)
 
 
 def grade_claimed(grader: Grader, loaded: LoadedProblem | None, held: Claim, *, where: str) -> Report:

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.grading import claims
-from app.grading.backend import charged_s, grade_claimed, max_hold_s
+from app.grading.backend import charged_s, grade_claimed, max_hold_s, retry_delay_s
 from app.models import Attempt, AttemptStatus
 from graders.engine import Grader
 from graders.problem import LoadedProblem
@@ -29,8 +29,6 @@ log = logging.getLogger("gradax.dispatcher")
 # An idle thread looks at the database this often even when nobody wakes it (an attempt committed by another
 # process, a budget that recovered, a retry whose backoff ended).
 IDLE_POLL_S = 1.0
-# Backoff before a retry after an internal_error, so a transient failure has time to clear.
-RETRY_DELAY_S = 1.0
 
 
 class InProcessDispatcher:
@@ -200,7 +198,7 @@ class InProcessDispatcher:
                 self._held.pop(held.attempt_id, None)
         if outcome is claims.Finish.RETRY:
             with self._lock:
-                self._backoff[held.attempt_id] = time.monotonic() + RETRY_DELAY_S
+                self._backoff[held.attempt_id] = time.monotonic() + retry_delay_s(report, held.tries)
         elif outcome is claims.Finish.DONE:
             self._notify_done(held.attempt_id)
         self._kick(1)  # the author's next attempt may start now

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.db import make_engine, make_session_factory
 from app.grading import claims
-from app.grading.backend import build_grader, charged_s, grade_claimed, max_hold_s
+from app.grading.backend import build_grader, charged_s, grade_claimed, max_hold_s, retry_delay_s
 from app.grading.celery_app import TASK_NAME, make_celery
 from app.grading.preparation import BankPreparation
 from app.grading.queue_dispatcher import QueueDispatcher
@@ -35,8 +35,9 @@ from graders.problem import LoadedProblem, ProblemBank
 
 log = logging.getLogger("gradax.worker")
 
-# Backoff before a retry after an internal_error (same as the in-process dispatcher).
-RETRY_DELAY_S = 1.0
+# A message for an attempt that may start but could not be claimed just now (another grader holds a moment's lock
+# on it) is sent again this much later.
+CLAIM_AGAIN_S = 1.0
 # A worker whose problem files disagree with the problem table re-reads them at most this often.
 RELOAD_MIN_INTERVAL_S = 5.0
 
@@ -97,7 +98,7 @@ def grade_one(ctx: WorkerContext, attempt_id: int, *, thread_name: str | None = 
                             retries=ctx.settings.grading_retries, retryable=loaded is not None,
                             cost_s=charged_s(report))
     if outcome is claims.Finish.RETRY:
-        ctx.dispatcher.submit(held.attempt_id, countdown=RETRY_DELAY_S)
+        ctx.dispatcher.submit(held.attempt_id, countdown=retry_delay_s(report, held.tries))
     else:
         if outcome is claims.Finish.DONE:
             ctx.dispatcher.publish_done(held.attempt_id)  # wakes the long polls waiting for it, in any server
@@ -118,7 +119,7 @@ def announce_later(ctx: WorkerContext, attempt_id: int, fair: claims.FairShare) 
                  "running, whose end hands it off); message dropped", attempt_id)
         return
     if delay <= 0:  # it may start now: another grader took what it could, or took it a moment ago
-        delay = RETRY_DELAY_S
+        delay = CLAIM_AGAIN_S
         log.info("attempt %d could not be claimed just now; sent again for %.1f s from now", attempt_id, delay)
     else:
         log.info("attempt %d waits: its author is over its grading budget; sent again for %.1f s from now",

@@ -136,6 +136,7 @@ def test_grader_failures_are_retried_then_reported_as_internal_error(app: FastAP
     try:
         dispatcher = InProcessDispatcher(app.state.session_factory, grader, workers=1, retries=2)
         assert dispatcher.grade_attempt(attempt_id) is True  # try 1 failed: back in the queue
+        assert attempt_id in dispatcher._backing_off()  # not taken again by a grading thread for a second
         assert dispatcher.grade_attempt(attempt_id) is True  # try 2
         assert dispatcher.grade_attempt(attempt_id) is False  # try 3: give up and report
     finally:

@@ -18,7 +18,7 @@ from graders.compare import Output
 from graders.engine import judge
 from graders.problem import LoadedProblem, load_problem
 from graders.reference import ProgramOutputs, ReferenceOutputs
-from graders.report import TestStatus, Verdict
+from graders.report import TestStatus, Verdict, starved_of_cpu
 from graders.sandbox import ChildOutcome
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,6 +124,8 @@ def test_a_run_the_busy_machine_starved_is_not_judged(problem: tuple) -> None:  
                                       "of CPU time and waited 44.0 s for a CPU (a run may take at most 50 s")
     assert "not your fault" in report.message
     assert report.usage is not None and report.usage.cpu_wait_s == 44.0
+    assert starved_of_cpu(report)  # the server grades it again after a longer wait (app/grading/backend.py)
     # The same run stopped by the backstop with little waiting (a sleeper) is the submission's time limit.
     outcome.starved = False
-    assert judge(loaded, cases, reference, outcome, "submit", limits=limits).verdict == Verdict.TIME_LIMIT_EXCEEDED
+    judged = judge(loaded, cases, reference, outcome, "submit", limits=limits)
+    assert judged.verdict == Verdict.TIME_LIMIT_EXCEEDED and not starved_of_cpu(judged)
