@@ -21,7 +21,7 @@ from app.api.routes.health import router as health_router
 from app.core.config import Settings, get_settings
 from app.core.security import configure_password_hashing
 from app.core.throttle import AuthGuard
-from app.db import make_engine, make_session_factory
+from app.db import make_engine, make_session_factory, session_scope
 from app.errors import AppError
 from app.grading.backend import build_grader
 from app.grading.capacity import available_cores, measure
@@ -42,8 +42,9 @@ from app.pages.instructor import router as instructor_pages_router
 from app.pages.rendering import render_error
 from app.pages.routes import router as pages_router
 from app.services.regrades import RegradeJobs
-from app.services.reload import mirror
+from app.services.reload import mirror, reload_from_disk
 from app.services.sessions import COOKIE_LIFETIME
+from app.services.upload_checks import UploadChecks
 from graders.course import CourseBank
 from graders.prepare import Preparer
 from graders.problem import ProblemBank
@@ -209,6 +210,14 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
                            else None)
     regrades.recover()
     app.state.regrades = regrades
+
+    def reload_bank() -> None:  # after an upload check passed and wrote its files
+        with session_scope(session_factory) as session:
+            reload_from_disk(session=session, problems=bank, courses=courses, preparation=preparation)
+
+    upload_checks = UploadChecks(session_factory, grader, settings, bank.directory, on_saved=reload_bank)
+    upload_checks.recover()
+    app.state.upload_checks = upload_checks
 
     _install_error_handlers(app)
     app.include_router(api_router, prefix="/api/v1")

@@ -116,6 +116,40 @@ class Attempt(Base):
     )
 
 
+class UploadCheck(Base):
+    """An instructor's upload whose `gradax check` runs in the background (app/services/upload_checks.py): the
+    files wait here while the reference and the known mistakes are graded (seconds to a minute), its progress and
+    result too, so a page reload or another server process shows it, and one whose runner stopped reads as
+    interrupted. The files reach problems/ only once the check passed.
+    """
+
+    __tablename__ = "upload_checks"
+    __table_args__ = (
+        # One check of a problem id at a time: two would race to write the same files.
+        Index("uq_upload_checks_one_running", "problem_id", unique=True,
+              sqlite_where=text("status = 'running'"), postgresql_where=text("status = 'running'")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    problem_id: Mapped[str] = mapped_column(String(64), index=True)
+    # running, done (its result says whether it passed and was saved), failed (gradax broke), interrupted
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    phase: Mapped[str] = mapped_column(String(200), default="")  # what it is doing now, in words
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    steps: Mapped[int] = mapped_column(Integer, default=0)
+    replace: Mapped[bool] = mapped_column(Boolean, default=False)
+    yaml_text: Mapped[str] = mapped_column(Text)
+    reference_text: Mapped[str] = mapped_column(Text)
+    # JSON once done: {"errors": [{file, line, message}], "warnings": [...], "written": [file names]}
+    result: Mapped[str | None] = mapped_column(Text, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    runner: Mapped[str] = mapped_column(String(200), default="")
+    started_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+
+
 class RegradeJob(Base):
     """An instructor's regrade of one problem (app/services/regrades.py): its progress lives here, not in the
     server's memory, so a page reload (or another server process) shows it, and a job whose runner stopped

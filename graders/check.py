@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,11 +139,21 @@ def _as_the_reference(text: str, reference_path: Path) -> str:
             .replace("(most recent call last, your code only)", "(most recent call last, the reference only)"))
 
 
+# Told what a check is doing as it goes (a background upload check shows it): what, as words, step, steps.
+StageCallback = Callable[[str, int, int], None]
+
+
 def check_problem(loaded: LoadedProblem, settings: GraderSettings, result: CheckResult,
-                  executor: Executor | None = None) -> None:
+                  executor: Executor | None = None, on_stage: StageCallback | None = None) -> None:
     """Errors are located "file:line: message" like schema errors, so an upload page can show File and Line:
     reference failures at the reference's line (or its `def`), known mistakes and tests at their YAML entry."""
     problem = loaded.problem
+    steps = 2 + len(problem.alternatives)
+
+    def say(what: str, step: int) -> None:
+        if on_stage is not None:
+            on_stage(what, step, steps)
+
     text = loaded.source.decode("utf-8", errors="replace")
     reference_text = loaded.reference_source.decode("utf-8", errors="replace")
 
@@ -164,6 +175,9 @@ def check_problem(loaded: LoadedProblem, settings: GraderSettings, result: Check
         result.warnings.append("no hidden tests: known mistakes cannot be told apart from the reference")
     # Through a warm pool, the children grade with the problem's compile profile: prepared as `gradax prepare`
     # does (the trusted run that computes the outputs records it too: `Grader.reference_for`).
+    mistakes = len(problem.known_mistakes)
+    say(f"running the reference and its {mistakes} known mistake{'s' if mistakes != 1 else ''} on every test "
+          "(trusted runner)", 1)
     try:
         _, ref = grader.reference_for(loaded)
     except ReferenceError as exc:
@@ -178,6 +192,7 @@ def check_problem(loaded: LoadedProblem, settings: GraderSettings, result: Check
                              f"{_as_the_reference(message, loaded.reference_path)}")
     if result.errors:
         return
+    say("grading the reference in the sandbox, as a student's submission", 2)
     report = grader.grade_loaded(loaded, loaded.reference_source, mode="submit")
     if not report.accepted:
         failing = [f"{t.name}: {t.message}" for t in report.tests if t.status != "passed"][:3]
@@ -206,6 +221,7 @@ def check_problem(loaded: LoadedProblem, settings: GraderSettings, result: Check
             result.warnings.append(f"no known mistake shows what the {stage} check rejects while outputs pass "
                                    f"(add one with `rejected_by: {stage}`)")
     for a_index, alternative in enumerate(problem.alternatives):
+        say(f"grading alternative {alternative.id!r} in the sandbox", 3 + a_index)
         alt_report = grader.grade_loaded(loaded, alternative.code, mode="submit")
         if not alt_report.accepted:
             failing = [f"{t.name}: {t.message}" for t in alt_report.tests if t.status != "passed"][:3]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -94,7 +95,12 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory, data_dir: Path):  # 
     tests keep apart by using users of their own. The warm pool: many gradings, each without a cold jax import
     (on a loaded 2-core machine a cold start now and then turns a correct submission into a time limit)."""
     workdir = tmp_path_factory.mktemp("shared-server")
-    pool = {"GRADAX_POOL": os.environ.get("GRADAX_BROWSER_POOL", "warm")}
+    # A copy of the bank: an instructor's upload in a test writes there, never into the tree the other tests
+    # (and the other worker's whole-bank check) read.
+    for name in ("problems", "reference_solutions"):
+        shutil.copytree(ROOT / name, workdir / "bank" / name, ignore=shutil.ignore_patterns("__pycache__"))
+    pool = {"GRADAX_POOL": os.environ.get("GRADAX_BROWSER_POOL", "warm"),
+            "GRADAX_PROBLEMS_DIR": str(workdir / "bank" / "problems")}
     with running_server(workdir, data_dir, **pool) as base:
         yield SharedServer(base, workdir, server_env(workdir, data_dir, **pool))
 

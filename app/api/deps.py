@@ -26,6 +26,7 @@ from app.grading.preparation import BankPreparation
 from app.models import User
 from app.services.regrades import RegradeJobs
 from app.services.sessions import session_user
+from app.services.upload_checks import UploadChecks
 from graders.course import CourseBank
 from graders.engine import Grader
 from graders.problem import ProblemBank
@@ -55,6 +56,7 @@ GraderDep = Annotated[Grader, Depends(app_part("grader"))]
 DispatcherDep = Annotated[Dispatcher, Depends(app_part("dispatcher"))]
 CompletionsDep = Annotated[Completions, Depends(app_part("completions"))]
 RegradesDep = Annotated[RegradeJobs, Depends(app_part("regrades"))]
+UploadChecksDep = Annotated[UploadChecks, Depends(app_part("upload_checks"))]
 # Gradings the server runs at once (the in-process dispatcher's threads); None with queue workers (counted).
 GradingSlotsDep = Annotated[int | None, Depends(app_part("grading_slots"))]
 PreparationDep = Annotated[BankPreparation, Depends(app_part("preparation"))]

@@ -13,8 +13,8 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app.api.deps import BankDep, CourseBankDep, GraderDep, PreparationDep, RegradesDep, SessionDep, SettingsDep
-from app.errors import AppError
+from app.api.deps import BankDep, CourseBankDep, PreparationDep, RegradesDep, SessionDep, UploadChecksDep
+from app.errors import AppError, not_found
 from app.models import User
 from app.pages.deps import StaffPageUser, check_form_csrf
 from app.pages.rendering import back, page
@@ -22,6 +22,7 @@ from app.responses import csv_download
 from app.services.instructor import grades_csv, problem_stats, recorded_flips, student_progress
 from app.services.problems import loaded_problem
 from app.services.reload import reload_from_disk
+from app.services.upload_checks import UploadCheckView
 from app.services.uploads import UploadResult, upload_problem
 
 router = APIRouter(prefix="/instructor", include_in_schema=False)
@@ -73,9 +74,10 @@ def regrade_status(problem_id: str, request: Request, session: SessionDep, regra
 
 
 def _upload_page(request: Request, user: User, result: UploadResult | None, yaml_text: str = "",
-                 reference_text: str = "", status_code: int = 200) -> HTMLResponse:
+                 reference_text: str = "", status_code: int = 200,
+                 check: UploadCheckView | None = None) -> HTMLResponse:
     return page(request, "instructor_upload.html", {
-        "user": user, "result": result, "yaml_text": yaml_text, "reference_text": reference_text,
+        "user": user, "result": result, "yaml_text": yaml_text, "reference_text": reference_text, "check": check,
         "upload_errors": [asdict(e) for e in result.errors] if result else []}, status_code=status_code)
 
 
@@ -97,21 +99,40 @@ async def _text(upload: UploadFile | None, fallback: str) -> str:
 
 
 @router.post("/problems/upload", response_class=HTMLResponse)
-async def upload_submit(request: Request, bank: BankDep, course_bank: CourseBankDep, settings: SettingsDep,
-                        user: StaffPageUser, session: SessionDep, preparation: PreparationDep, grader: GraderDep,
+async def upload_submit(request: Request, bank: BankDep, course_bank: CourseBankDep, upload_checks: UploadChecksDep,
+                        user: StaffPageUser, session: SessionDep, preparation: PreparationDep,
                         csrf_token: Annotated[str, Form()] = "",
                         problem_yaml: Annotated[str, Form()] = "", reference: Annotated[str, Form()] = "",
                         problem_file: Annotated[UploadFile | None, File()] = None,
                         reference_file: Annotated[UploadFile | None, File()] = None,
                         replace: Annotated[bool, Form()] = False,
-                        check: Annotated[bool, Form()] = False) -> HTMLResponse:
+                        check: Annotated[bool, Form()] = False) -> Response:
     check_form_csrf(request, csrf_token)
     yaml_text = await _text(problem_file, problem_yaml)
     reference_text = await _text(reference_file, reference)
-    # Validation is quick; `gradax check` takes seconds of child processes: off the event loop either way.
-    result = await run_in_threadpool(upload_problem, bank.directory, yaml_text, reference_text, replace=replace,
-                                     check=settings if check else None, executor=grader.executor)
+    if check:
+        # Validated now; its `gradax check` (seconds to a minute) runs in the background, followed on a page of
+        # its own that survives a reload.
+        result, check_id = await run_in_threadpool(lambda: upload_checks.start(
+            yaml_text, reference_text, replace=replace, started_by=user.id))
+        if check_id is not None:
+            return RedirectResponse(f"/instructor/problems/upload/checks/{check_id}", status_code=303)
+        return _upload_page(request, user, result, yaml_text, reference_text, status_code=422)
+    # Validation is quick, but reads and writes files: off the event loop.
+    result = await run_in_threadpool(upload_problem, bank.directory, yaml_text, reference_text, replace=replace)
     if result.ok:
         await run_in_threadpool(lambda: reload_from_disk(session=session, problems=bank, courses=course_bank,
                                                           preparation=preparation))
     return _upload_page(request, user, result, yaml_text, reference_text, status_code=200 if result.ok else 422)
+
+
+@router.get("/problems/upload/checks/{check_id}", response_class=HTMLResponse)
+def upload_check_page(check_id: int, request: Request, upload_checks: UploadChecksDep,
+                      user: StaffPageUser) -> HTMLResponse:
+    """An upload's check: what it is doing while it runs (the page refreshes itself), then its result as the upload
+    page shows it, with both files in the editors (to fix and send again, or as saved)."""
+    view = upload_checks.get(check_id)
+    if view is None:
+        raise not_found(f"upload check {check_id}")
+    return _upload_page(request, user, view.result, view.yaml_text, view.reference_text,
+                        status_code=422 if view.result is not None and not view.result.ok else 200, check=view)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import session_scope
 from app.models import RegradeJob, utcnow
+from app.services.heartbeat import beating
 from app.services.instructor import Flip, recorded_flips, regrade_problem
 from graders.engine import Grader
 from graders.problem import LoadedProblem
@@ -147,18 +148,10 @@ class RegradeJobs:
                             .values(heartbeat_at=utcnow(), **values))
 
     def _run(self, job_id: int, loaded: LoadedProblem) -> None:
-        stop = threading.Event()
+        with beating(lambda: self._set(job_id), HEARTBEAT_S, f"gradax-regrade-{job_id}"):
+            self._regrade(job_id, loaded)
 
-        def heartbeat() -> None:
-            while not stop.wait(HEARTBEAT_S):
-                try:
-                    self._set(job_id)
-                except Exception:
-                    log.exception("regrade %d: heartbeat failed", job_id)
-
-        beat = threading.Thread(target=heartbeat, name=f"gradax-regrade-beat-{job_id}", daemon=True)
-        beat.start()
-
+    def _regrade(self, job_id: int, loaded: LoadedProblem) -> None:
         def started(total: int) -> None:
             self._set(job_id, phase="grading", total=total, grading_started_at=utcnow())
 
@@ -183,5 +176,3 @@ class RegradeJobs:
         except Exception as exc:
             log.exception("regrade of %s failed", loaded.id)
             self._set(job_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:500], finished_at=utcnow())
-        finally:
-            stop.set()

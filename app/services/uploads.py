@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from graders.check import CheckResult, check_problem
+from graders.check import CheckResult, StageCallback, check_problem
 from graders.executor import Executor
 from graders.problem import ID_PATTERN, ProblemError, load_problem, parse_problem, reference_path_for
 from graders.settings import GraderSettings
@@ -97,7 +97,7 @@ def validate(yaml_text: str, reference_text: str) -> UploadResult:
 
 
 def run_check(yaml_text: str, reference_text: str, problem_id: str, settings: GraderSettings,
-              executor: Executor | None = None) -> CheckResult:
+              executor: Executor | None = None, on_stage: StageCallback | None = None) -> CheckResult:
     """`gradax check` on a scratch copy: the reference must be accepted through the sandbox and every known
     mistake rejected. Through the server's warm pool (`executor`) the reference and alternatives are graded in
     warm children, and the one trusted run that computes the outputs records the compile profile too: both are
@@ -110,7 +110,7 @@ def run_check(yaml_text: str, reference_text: str, problem_id: str, settings: Gr
         problem_path.write_text(yaml_text, encoding="utf-8")
         reference_path.write_text(reference_text, encoding="utf-8")
         result = CheckResult(problem_path)
-        check_problem(load_problem(problem_path), settings, result, executor)
+        check_problem(load_problem(problem_path), settings, result, executor, on_stage)
         # Scratch paths mean nothing to the instructor: name the uploaded files instead.
         rename = {str(problem_path): PROBLEM_NAME, str(reference_path): REFERENCE_NAME}
         for attr in ("errors", "warnings"):
@@ -121,10 +121,13 @@ def run_check(yaml_text: str, reference_text: str, problem_id: str, settings: Gr
         return result
 
 
-def upload_problem(problems_dir: Path, yaml_text: str, reference_text: str, *, replace: bool,
-                   check: GraderSettings | None = None, executor: Executor | None = None) -> UploadResult:
-    """Validate, optionally `gradax check`, then write both files. Nothing is written when anything fails."""
-    yaml_text, reference_text = yaml_text.replace("\r\n", "\n"), reference_text.replace("\r\n", "\n")
+def normalized(text: str) -> str:
+    return text.replace("\r\n", "\n")
+
+
+def validate_upload(problems_dir: Path, yaml_text: str, reference_text: str, *, replace: bool) -> UploadResult:
+    """Everything about an upload that takes no grading (milliseconds): both files' text, schema and reference,
+    where they would be written, and whether that would overwrite a problem unasked. Texts as `normalized`."""
     for name, text in ((PROBLEM_NAME, yaml_text), (REFERENCE_NAME, reference_text)):
         try:
             text.encode("utf-8")
@@ -134,27 +137,61 @@ def upload_problem(problems_dir: Path, yaml_text: str, reference_text: str, *, r
     result = validate(yaml_text, reference_text)
     if not result.ok or result.problem_id is None:
         return result
+    _check_target(problems_dir, result, replace=replace)
+    return result
+
+
+def _check_target(problems_dir: Path, result: UploadResult, *, replace: bool) -> tuple[Path, Path] | None:
+    assert result.problem_id is not None
     try:
         problem_path, reference_path = target_paths(problems_dir, result.problem_id)
     except ValueError as exc:
         result.errors.append(UploadError(PROBLEM_NAME, 1, f"id: {exc}"))
-        return result
+        return None
     existing = [p for p in (problem_path, reference_path) if p.exists()]
     if existing and not replace:
         result.errors.append(UploadError(PROBLEM_NAME, 1, f"id: problem {result.problem_id!r} already exists; "
                                          "tick 'replace' to overwrite it"))
-        return result
-    if check is not None:
-        checked = run_check(yaml_text, reference_text, result.problem_id, check, executor)
-        result.checked = True
-        result.errors += [UploadError.parse(e) for e in checked.errors]
-        result.warnings += checked.warnings
-        if not result.ok:
-            return result
+        return None
+    return problem_path, reference_path
+
+
+def check_upload(result: UploadResult, yaml_text: str, reference_text: str, settings: GraderSettings,
+                 executor: Executor | None = None, on_stage: StageCallback | None = None) -> None:
+    """`gradax check` of a validated upload: its errors and warnings join `result`."""
+    assert result.problem_id is not None
+    checked = run_check(yaml_text, reference_text, result.problem_id, settings, executor, on_stage)
+    result.checked = True
+    result.errors += [UploadError.parse(e) for e in checked.errors]
+    result.warnings += checked.warnings
+
+
+def write_upload(problems_dir: Path, result: UploadResult, yaml_text: str, reference_text: str, *,
+                 replace: bool) -> None:
+    """Write both files of a validated (and checked) upload, unless a problem of its id appeared meanwhile and
+    `replace` was not asked: then that is its error and nothing is written."""
+    paths = _check_target(problems_dir, result, replace=replace)
+    if paths is None:
+        return
+    problem_path, reference_path = paths
     problem_path.parent.mkdir(parents=True, exist_ok=True)
     reference_path.parent.mkdir(parents=True, exist_ok=True)
     # Reference first: a problem file without its reference would be skipped by the next reload.
     reference_path.write_text(reference_text, encoding="utf-8")
     problem_path.write_text(yaml_text, encoding="utf-8")
     result.written = [problem_path, reference_path]
+
+
+def upload_problem(problems_dir: Path, yaml_text: str, reference_text: str, *, replace: bool,
+                   check: GraderSettings | None = None, executor: Executor | None = None) -> UploadResult:
+    """Validate, optionally `gradax check`, then write both files. Nothing is written when anything fails."""
+    yaml_text, reference_text = normalized(yaml_text), normalized(reference_text)
+    result = validate_upload(problems_dir, yaml_text, reference_text, replace=replace)
+    if not result.ok:
+        return result
+    if check is not None:
+        check_upload(result, yaml_text, reference_text, check, executor)
+        if not result.ok:
+            return result
+    write_upload(problems_dir, result, yaml_text, reference_text, replace=replace)
     return result

@@ -15,9 +15,9 @@
     window.gradaxUploadEditors[file] = editor;  // for the browser tests
   }
 
-  // The server answers once it has validated (and, with the box ticked, graded the reference and every known
-  // mistake in the sandbox: seconds, a minute for a heavy problem). Until then the page says what it is doing
-  // and how long it has been, and a second click cannot send the form twice.
+  // The server answers once it has validated both files (and, with the box ticked, started their check in the
+  // background: the answer is the check's own page). Until then the page says what it is doing and how long it
+  // has been, and a second click cannot send the form twice.
   const form = document.querySelector("form.upload");
   const progress = document.querySelector("[data-testid=upload-progress]");
   const button = form.querySelector("button[type=submit]");
@@ -25,9 +25,7 @@
   let ticking = null;
   form.addEventListener("submit", () => {
     const checking = form.querySelector("input[name=check]").checked;
-    const doing = checking
-      ? "Checking: validating both files, then grading the reference and every known mistake in the sandbox"
-      : "Validating both files";
+    const doing = checking ? "Validating both files, then starting their check" : "Validating both files";
     const started = Date.now();
     const show = () => {
       const seconds = Math.round((Date.now() - started) / 1000);
@@ -35,7 +33,7 @@
     };
     // Disabled after this event: a disabled button would drop its own submission.
     setTimeout(() => { button.disabled = true; }, 0);
-    button.textContent = checking ? "Checking\u2026" : "Validating\u2026";
+    button.textContent = "Validating\u2026";
     progress.hidden = false;
     show();
     ticking = setInterval(show, 1000);

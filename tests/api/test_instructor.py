@@ -89,13 +89,14 @@ def test_students_get_403_on_every_instructor_page_and_route(iclient: TestClient
     for method, path in [("GET", "/instructor/stats"), ("GET", "/instructor/grades.csv"),
                          ("POST", "/instructor/problems"), ("POST", f"/instructor/problems/{IDS[0]}/regrade"),
                          ("GET", f"/instructor/problems/{IDS[0]}/regrade"),
+                         ("POST", "/instructor/problem-checks"), ("GET", "/instructor/problem-checks/1"),
                          ("POST", "/problems/reload")]:
         payload = {"yaml": problem_yaml("cc-double"), "reference": reference("cc-double")} if method == "POST" else None
         r = iclient.request(method, API + path, headers=alice, json=payload)
         assert r.status_code == 403, (path, r.text)
     token = browser_login(iclient, "alice")
     for path in ("/instructor", "/instructor/grades.csv", "/instructor/problems/upload",
-                 f"/instructor/problems/{IDS[0]}/regrade"):
+                 f"/instructor/problems/{IDS[0]}/regrade", "/instructor/problems/upload/checks/1"):
         assert iclient.get(path, headers={"Accept": "text/html"}).status_code == 403, path
     for path in ("/instructor/reload", f"/instructor/problems/{IDS[0]}/regrade", "/instructor/problems/upload"):
         r = iclient.post(path, data={"csrf_token": token, "problem_yaml": problem_yaml("cc-double"),
@@ -187,6 +188,149 @@ def test_an_upload_shaped_to_exhaust_the_server_is_a_located_error(iclient: Test
         assert error["file"] == "problem.yaml" and said[name] in error["message"], (name, error)
     assert not (problems_dir / "cc-double.yaml").exists()
     assert iclient.get(f"{API}/problems").status_code == 200
+
+
+# -- upload checks in the background ---------------------------------------------------------------------------
+
+def wait_check(client: TestClient, check_id: int, headers: dict[str, str], timeout: float = 300) -> dict[str, Any]:
+    """Poll an upload check until it ends; returns its last view, with every phase seen while it ran."""
+    deadline, phases = time.monotonic() + timeout, []
+    while time.monotonic() < deadline:
+        body: dict[str, Any] = client.get(f"{API}/instructor/problem-checks/{check_id}", headers=headers).json()
+        if body["status"] == "running":
+            if (body["step"], body["phase"]) not in phases:
+                phases.append((body["step"], body["phase"]))
+        else:
+            body["seen"] = phases
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"upload check {check_id} not done within {timeout} s")
+
+
+@pytest.fixture
+def held_check(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Upload checks that stay running (at step 1) until the test sets the event; then they pass."""
+    import threading
+
+    from app.services import upload_checks
+
+    release = threading.Event()
+
+    def held(result: Any, yaml_text: str, reference_text: str, settings: Any, executor: Any = None,
+             on_stage: Any = None) -> None:
+        on_stage("running the reference and its 3 known mistakes on every test (trusted runner)", 1, 2)
+        assert release.wait(60)
+        result.checked = True
+
+    monkeypatch.setattr(upload_checks, "check_upload", held)
+    yield release
+    release.set()
+
+
+def test_a_checked_upload_is_followed_on_a_page_that_survives_a_reload(iapp: FastAPI, iclient: TestClient,
+                                                                       problems_dir: Path, held_check: Any) -> None:
+    """The form answers as soon as both files are valid, with the check's own page: what the check is doing (it
+    refreshes itself), the same after a reload; once it passes, the problem is saved and loaded."""
+    make_user(iapp, "teacher", Role.INSTRUCTOR)
+    token = browser_login(iclient, "teacher")
+    r = iclient.post("/instructor/problems/upload", follow_redirects=False,
+                     data={"csrf_token": token, "problem_yaml": problem_yaml("cc-double"),
+                           "reference": reference("cc-double"), "check": "true"})
+    assert r.status_code == 303, r.text
+    location = r.headers["location"]
+    assert re.fullmatch(r"/instructor/problems/upload/checks/\d+", location), location
+    for _ in range(2):  # a reload shows the same
+        page = iclient.get(location).text
+        assert 'data-testid="upload-check" data-status="running" data-step="1" data-steps="2"' in page, page
+        assert "step 1 of 2: <span data-testid=\"upload-check-phase\">running the reference" in page
+        assert '<meta http-equiv="refresh" content="2">' in page
+    assert not (problems_dir / "cc-double.yaml").exists()  # nothing saved while it runs
+    held_check.set()
+    deadline = time.monotonic() + 30
+    while 'data-status="running"' in (page := iclient.get(location).text):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert 'data-status="done"' in page and 'data-testid="upload-ok"' in page, page
+    assert '<meta http-equiv="refresh"' not in page
+    assert (problems_dir / "cc-double.yaml").read_text() == problem_yaml("cc-double")
+    assert iclient.get(f"{API}/problems/cc-double").status_code == 200  # loaded, no reload asked
+    assert iclient.get("/instructor/problems/upload/checks/999999").status_code == 404
+
+
+def test_one_check_of_a_problem_id_at_a_time_and_invalid_files_start_none(iclient: TestClient,
+                                                                          teacher: dict[str, str],
+                                                                          held_check: Any) -> None:
+    body = {"yaml": problem_yaml("cc-double"), "reference": reference("cc-double")}
+    r = iclient.post(f"{API}/instructor/problem-checks", headers=teacher, json=body)
+    assert r.status_code == 202, r.text
+    first = r.json()
+    assert first["status"] == "running" and r.headers["location"] == f"/api/v1/instructor/problem-checks/{first['id']}"
+    r = iclient.post(f"{API}/instructor/problem-checks", headers=teacher, json=body)
+    assert r.status_code == 422 and "is running" in r.json()["errors"][0]["message"], r.text
+    # Files that do not validate are answered at once, located, and start no check.
+    r = iclient.post(f"{API}/instructor/problem-checks", headers=teacher,
+                     json={"yaml": problem_yaml("dd-double"), "reference": "def nope(:\n"})
+    assert r.status_code == 422 and r.json()["errors"][0]["file"] == "reference.py", r.text
+    held_check.set()
+    done = wait_check(iclient, first["id"], teacher)
+    assert done["status"] == "done" and done["result"]["ok"], done
+    assert done["result"]["written"] == ["cc-double.yaml", "cc_double.py"]
+    # Ended, the id may be checked again (replacing what the first one saved needs `replace`).
+    r = iclient.post(f"{API}/instructor/problem-checks", headers=teacher, json=body)
+    assert r.status_code == 422 and "already exists" in r.json()["errors"][0]["message"]
+
+
+def test_a_check_whose_server_stopped_reads_as_interrupted(iapp: FastAPI, iclient: TestClient,
+                                                           teacher: dict[str, str]) -> None:
+    """A check left running by a server that restarted (same host, another process) or that stopped sending
+    heartbeats anywhere is interrupted, with its files kept to send again; nothing was written."""
+    import socket
+
+    from app.models import UploadCheck
+    from app.services.upload_checks import STALE_S
+
+    factory = iapp.state.session_factory
+    with factory() as session:
+        restarted = UploadCheck(problem_id="ee-double", yaml_text=problem_yaml("ee-double"),
+                                reference_text=reference("ee-double"), runner=f"{socket.gethostname()}:1")
+        silent = UploadCheck(problem_id="ff-double", yaml_text="y", reference_text="r", runner="elsewhere:1",
+                             heartbeat_at=utcnow() - timedelta(seconds=STALE_S + 5))
+        session.add_all([restarted, silent])
+        session.commit()
+        ids = restarted.id, silent.id
+    iapp.state.upload_checks.recover()
+    views = [iclient.get(f"{API}/instructor/problem-checks/{i}", headers=teacher).json() for i in ids]
+    assert [v["status"] for v in views] == ["interrupted", "interrupted"], views
+    assert "restarted" in views[0]["error"] and "stopped" in views[1]["error"]
+    browser_login(iclient, "teacher")
+    page = iclient.get(f"/instructor/problems/upload/checks/{ids[0]}").text
+    assert 'data-status="interrupted"' in page and "send it again" in page
+    assert "ee-double" in page and "name=\"check\" value=\"true\" checked" in page  # files kept, box ticked
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("web-grading")
+def test_a_background_check_grades_the_upload_and_saves_it_only_once_it_passes(
+        iclient: TestClient, teacher: dict[str, str], problems_dir: Path) -> None:
+    """Through the sandbox, in the background: a known mistake the tests cannot tell apart is located at its entry
+    and nothing is saved; corrected, the check goes through its steps and the problem is saved and prepared."""
+    bad = problem_yaml("cc-double", **{"          return x + 2": "          return x * 2"})
+    r = iclient.post(f"{API}/instructor/problem-checks", headers=teacher,
+                     json={"yaml": bad, "reference": reference("cc-double")})
+    assert r.status_code == 202, r.text
+    done = wait_check(iclient, r.json()["id"], teacher)
+    assert done["status"] == "done" and not done["result"]["ok"] and done["result"]["written"] == [], done
+    [error] = [e for e in done["result"]["errors"] if "'plus-two' passes every test" in e["message"]]
+    assert (error["file"], error["line"]) == ("problem.yaml", bad.splitlines().index("  - id: plus-two") + 1)
+    assert not (problems_dir / "cc-double.yaml").exists()
+    r = iclient.post(f"{API}/instructor/problem-checks", headers=teacher,
+                     json={"yaml": problem_yaml("cc-double"), "reference": reference("cc-double")})
+    done = wait_check(iclient, r.json()["id"], teacher)
+    assert done["status"] == "done" and done["result"]["ok"], done
+    assert [step for step, _ in done["seen"]] == sorted(step for step, _ in done["seen"])  # forward only
+    assert all(0 <= step <= done["steps"] == 2 for step, _ in done["seen"])
+    assert (problems_dir / "cc-double.yaml").exists()
+    assert iclient.get(f"{API}/problems/cc-double", headers=teacher).status_code == 200
 
 
 def test_upload_api_reports_errors_as_json(iclient: TestClient, teacher: dict[str, str]) -> None:

@@ -373,9 +373,9 @@ def test_upload_says_what_it_is_doing_then_marks_every_error_in_the_gutter(share
     page.unroute("**/instructor/problems/upload")
     page.unroute("**/zz-noted")
     hidden, progress, button, disabled = json.loads(page.evaluate("sessionStorage.getItem('seen')"))
-    assert not hidden and re.fullmatch("Checking: validating both files, then grading the reference and every known "
-                                       "mistake in the sandbox\u2026 [1-9][0-9]* s", progress), progress
-    assert button == "Checking\u2026" and disabled
+    assert not hidden and re.fullmatch("Validating both files, then starting their check\u2026 [1-9][0-9]* s",
+                                       progress), progress
+    assert button == "Validating\u2026" and disabled
     assert page.evaluate("sessionStorage.getItem('submits')") == "1"  # the second click sent nothing
     rows = page.locator("[data-testid=upload-errors] tbody tr")
     assert rows.count() == 2  # both errors in one round
@@ -386,6 +386,24 @@ def test_upload_says_what_it_is_doing_then_marks_every_error_in_the_gutter(share
     assert yaml_editor.locator(".cm-lineNumbers").is_visible()
     assert page.evaluate("window.gradaxUploadEditors['problem.yaml'].getValue()") == broken  # nothing lost
     page.screenshot(path=str(artifacts / "instructor-upload-errors.png"), full_page=True)
+
+    # Corrected, the files are valid: the check runs in the background and the answer is its own page, which says
+    # what it is doing (the same after a reload) until the problem is saved.
+    page.evaluate("y => window.gradaxUploadEditors['problem.yaml'].setValue(y)", text)
+    page.check("input[name=check]")
+    page.click("form.upload button[type=submit]")
+    page.wait_for_url(re.compile(r".*/instructor/problems/upload/checks/\d+$"))
+    status = page.locator("[data-testid=upload-check]")
+    if status.get_attribute("data-status") == "running":
+        said = status.inner_text()
+        assert re.search(r"Checking zz-upload(, step [12] of 2)?: .+ [0-9]+ s\.", said), said
+        page.reload()
+        expect(page.locator("[data-testid=upload-check]")).to_have_attribute("data-status", re.compile("running|done"))
+    expect(page.locator("[data-testid=upload-ok]")).to_be_visible(timeout=180_000)
+    assert page.locator("[data-testid=upload-check]").get_attribute("data-status") == "done"
+    page.screenshot(path=str(artifacts / "instructor-upload-checked.png"), full_page=True)
+    page.click("[data-testid=upload-ok] a")
+    expect(page.locator("h1")).to_contain_text("zz")
 
 
 # -- accessibility: axe-core on the list, problem and instructor pages ---------------------------------------------

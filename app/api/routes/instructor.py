@@ -18,6 +18,7 @@ from app.api.deps import (
     SessionDep,
     SettingsDep,
     StaffUser,
+    UploadChecksDep,
 )
 from app.errors import not_found
 from app.responses import csv_download
@@ -65,6 +66,39 @@ def create_problem(body: ProblemUpload, session: SessionDep, bank: BankDep, cour
     payload["sync"] = reload_from_disk(session=session, problems=bank, courses=course_bank,
                                        preparation=preparation).problem_changes
     return JSONResponse(payload, status_code=201)
+
+
+class ProblemCheckUpload(BaseModel):
+    yaml: str
+    reference: str
+    replace: bool = False
+
+
+@router.post("/problem-checks", status_code=202)
+def start_problem_check(body: ProblemCheckUpload, upload_checks: UploadChecksDep, user: StaffUser) -> Response:
+    """Upload a problem YAML and its reference solution to be checked in the background: validated now (422 with
+    located errors, nothing kept), then `gradax check` runs (seconds to a minute) and, if it passes, both files are
+    written and loaded. 202 with the check's id; poll GET /instructor/problem-checks/{id} for its progress and
+    result. POST /instructor/problems with `check` does the same in one request that waits for it."""
+    result, check_id = upload_checks.start(body.yaml, body.reference, replace=body.replace, started_by=user.id)
+    if check_id is None:
+        return JSONResponse({"problem_id": result.problem_id, "checked": False,
+                             "errors": [asdict(e) for e in result.errors], "warnings": result.warnings},
+                            status_code=422)
+    view = upload_checks.get(check_id)
+    assert view is not None
+    return JSONResponse(view.to_dict(), status_code=202,
+                        headers={"Location": f"/api/v1/instructor/problem-checks/{check_id}"})
+
+
+@router.get("/problem-checks/{check_id}")
+def read_problem_check(check_id: int, upload_checks: UploadChecksDep, user: StaffUser) -> dict[str, Any]:
+    """An upload check: `status` running (with `phase`, `step` of `steps`), done (`result`: `ok`, `errors` located
+    by file and line, `warnings`, the files `written`), failed or interrupted (`error`; nothing was written)."""
+    view = upload_checks.get(check_id)
+    if view is None:
+        raise not_found(f"upload check {check_id}")
+    return view.to_dict()
 
 
 @router.post("/problems/{problem_id}/regrade", status_code=202)
