@@ -137,7 +137,7 @@ class UploadCheck(Base):
     phase: Mapped[str] = mapped_column(String(200), default="")  # what it is doing now, in words
     step: Mapped[int] = mapped_column(Integer, default=0)
     steps: Mapped[int] = mapped_column(Integer, default=0)
-    replace: Mapped[bool] = mapped_column(Boolean, default=False)
+    replace_existing: Mapped[bool] = mapped_column(Boolean, default=False)
     yaml_text: Mapped[str] = mapped_column(Text)
     reference_text: Mapped[str] = mapped_column(Text)
     # JSON once done: {"errors": [{file, line, message}], "warnings": [...], "written": [file names]}

@@ -110,7 +110,7 @@ class UploadChecks:
             return UploadCheckView(id=job.id, problem_id=job.problem_id, status=job.status, phase=job.phase,
                                    step=job.step, steps=job.steps, duration_s=round(duration, 1), error=job.error,
                                    result=_result_from(job), yaml_text=job.yaml_text,
-                                   reference_text=job.reference_text, replace=job.replace)
+                                   reference_text=job.reference_text, replace=job.replace_existing)
 
     def _expire_stale(self) -> int:
         """Running checks whose runner stopped sending heartbeats (a restart, a crash) become interrupted."""
@@ -146,7 +146,7 @@ class UploadChecks:
         try:
             with session_scope(self.factory) as session:
                 job = UploadCheck(problem_id=result.problem_id, status="running", phase="starting", step=0,
-                                  steps=0, replace=replace, yaml_text=yaml_text, reference_text=reference_text,
+                                  steps=0, replace_existing=replace, yaml_text=yaml_text, reference_text=reference_text,
                                   runner=self.runner, started_by=started_by)
                 session.add(job)
                 session.flush()

@@ -14,6 +14,15 @@ from api.fixtures import alice, app, bob, client  # noqa: F401  (fixtures, found
 from api.helpers import make_settings
 from api.test_auth import *  # noqa: F403
 from api.test_grading import *  # noqa: F403
+from api.test_instructor import (  # noqa: F401  (background upload checks; the partial unique index)
+    held_check,
+    iclient,
+    problems_dir,
+    teacher,
+    test_a_check_whose_server_stopped_reads_as_interrupted,
+    test_a_checked_upload_is_followed_on_a_page_that_survives_a_reload,
+    test_one_check_of_a_problem_id_at_a_time_and_invalid_files_start_none,
+)
 from api.test_problems import *  # noqa: F403
 from api.test_submissions import *  # noqa: F403
 from fastapi import FastAPI
@@ -43,3 +52,8 @@ def limited_app(tmp_path: Path, data_dir: Path, bank: ProblemBank, pg_url: str) 
 @pytest.fixture
 def grading_app(tmp_path: Path, data_dir: Path, bank: ProblemBank, pg_url: str) -> FastAPI:
     return create_app(make_settings(tmp_path, data_dir, database_url=pg_url, grading_workers=1), bank=bank)
+
+
+@pytest.fixture
+def iapp(tmp_path: Path, data_dir: Path, problems_dir: Path, pg_url: str) -> FastAPI:  # noqa: F811
+    return create_app(make_settings(tmp_path, data_dir, problems_dir=problems_dir, database_url=pg_url))

@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("phase", sa.String(length=200), nullable=False),
         sa.Column("step", sa.Integer(), nullable=False),
         sa.Column("steps", sa.Integer(), nullable=False),
-        sa.Column("replace", sa.Boolean(), nullable=False),
+        sa.Column("replace_existing", sa.Boolean(), nullable=False),
         sa.Column("yaml_text", sa.Text(), nullable=False),
         sa.Column("reference_text", sa.Text(), nullable=False),
         sa.Column("result", sa.Text(), nullable=True),
