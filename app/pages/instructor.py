@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -19,6 +19,7 @@ from app.models import User
 from app.pages.deps import StaffPageUser, check_form_csrf
 from app.pages.rendering import back, page
 from app.responses import csv_download
+from app.schemas import MAX_ID
 from app.services.instructor import grades_csv, problem_stats, recorded_flips, student_progress
 from app.services.problems import loaded_problem
 from app.services.reload import reload_from_disk
@@ -127,7 +128,7 @@ async def upload_submit(request: Request, bank: BankDep, course_bank: CourseBank
 
 
 @router.get("/problems/upload/checks/{check_id}", response_class=HTMLResponse)
-def upload_check_page(check_id: int, request: Request, upload_checks: UploadChecksDep,
+def upload_check_page(check_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request, upload_checks: UploadChecksDep,
                       user: StaffPageUser) -> HTMLResponse:
     """An upload's check: what it is doing while it runs (the page refreshes itself), then its result as the upload
     page shows it, with both files in the editors (to fix and send again, or as saved)."""

@@ -255,6 +255,7 @@ def test_a_checked_upload_is_followed_on_a_page_that_survives_a_reload(iapp: Fas
     assert (problems_dir / "cc-double.yaml").read_text() == problem_yaml("cc-double")
     assert iclient.get(f"{API}/problems/cc-double").status_code == 200  # loaded, no reload asked
     assert iclient.get("/instructor/problems/upload/checks/999999").status_code == 404
+    assert iclient.get(f"/instructor/problems/upload/checks/{2**70}").status_code == 422  # no id, no 500
 
 
 def test_one_check_of_a_problem_id_at_a_time_and_invalid_files_start_none(iclient: TestClient,

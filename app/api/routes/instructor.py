@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -22,6 +22,7 @@ from app.api.deps import (
 )
 from app.errors import not_found
 from app.responses import csv_download
+from app.schemas import MAX_ID
 from app.services.instructor import grades_csv, problem_stats, student_progress
 from app.services.problems import loaded_problem
 from app.services.reload import reload_from_disk
@@ -92,7 +93,8 @@ def start_problem_check(body: ProblemCheckUpload, upload_checks: UploadChecksDep
 
 
 @router.get("/problem-checks/{check_id}")
-def read_problem_check(check_id: int, upload_checks: UploadChecksDep, user: StaffUser) -> dict[str, Any]:
+def read_problem_check(check_id: Annotated[int, Path(ge=1, le=MAX_ID)], upload_checks: UploadChecksDep,
+                       user: StaffUser) -> dict[str, Any]:
     """An upload check: `status` running (with `phase`, `step` of `steps`), done (`result`: `ok`, `errors` located
     by file and line, `warnings`, the files `written`), failed or interrupted (`error`; nothing was written)."""
     view = upload_checks.get(check_id)
