@@ -122,6 +122,7 @@ def run_check(yaml_text: str, reference_text: str, problem_id: str, settings: Gr
 
 
 def normalized(text: str) -> str:
+    """Windows line ends as "\\n" (a file saved on Windows): the files are written, hashed and located by line."""
     return text.replace("\r\n", "\n")
 
 
