@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,6 +45,8 @@ log = logging.getLogger("gradax.upload")
 # A running check's runner touches its row this often; a row untouched for STALE_S has no runner any more.
 HEARTBEAT_S = 2.0
 STALE_S = 30.0
+# Ended checks (each holds both files) are kept this long, then removed at a server's start.
+KEEP_DAYS = 30
 
 
 @dataclass
@@ -122,8 +124,11 @@ class UploadChecks:
             return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
 
     def recover(self) -> None:
-        """At start: checks this host's previous process left running are interrupted now (not in STALE_S)."""
+        """At start: checks this host's previous process left running are interrupted now (not in STALE_S), and
+        checks that ended more than KEEP_DAYS ago are removed."""
         with session_scope(self.factory) as session:
+            session.execute(delete(UploadCheck).where(UploadCheck.status != "running",
+                                                      UploadCheck.finished_at < utcnow() - timedelta(days=KEEP_DAYS)))
             session.execute(update(UploadCheck)
                             .where(UploadCheck.status == "running",
                                    UploadCheck.runner.like(f"{socket.gethostname()}:%"),

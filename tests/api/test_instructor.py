@@ -284,11 +284,12 @@ def test_one_check_of_a_problem_id_at_a_time_and_invalid_files_start_none(iclien
 def test_a_check_whose_server_stopped_reads_as_interrupted(iapp: FastAPI, iclient: TestClient,
                                                            teacher: dict[str, str]) -> None:
     """A check left running by a server that restarted (same host, another process) or that stopped sending
-    heartbeats anywhere is interrupted, with its files kept to send again; nothing was written."""
+    heartbeats anywhere is interrupted, with its files kept to send again; nothing was written. A server's start
+    also removes checks that ended long ago."""
     import socket
 
     from app.models import UploadCheck
-    from app.services.upload_checks import STALE_S
+    from app.services.upload_checks import KEEP_DAYS, STALE_S
 
     factory = iapp.state.session_factory
     with factory() as session:
@@ -296,10 +297,13 @@ def test_a_check_whose_server_stopped_reads_as_interrupted(iapp: FastAPI, iclien
                                 reference_text=reference("ee-double"), runner=f"{socket.gethostname()}:1")
         silent = UploadCheck(problem_id="ff-double", yaml_text="y", reference_text="r", runner="elsewhere:1",
                              heartbeat_at=utcnow() - timedelta(seconds=STALE_S + 5))
-        session.add_all([restarted, silent])
+        old = UploadCheck(problem_id="gg-double", yaml_text="y", reference_text="r", status="done",
+                          finished_at=utcnow() - timedelta(days=KEEP_DAYS + 1))
+        session.add_all([restarted, silent, old])
         session.commit()
-        ids = restarted.id, silent.id
+        ids, old_id = (restarted.id, silent.id), old.id
     iapp.state.upload_checks.recover()
+    assert iclient.get(f"{API}/instructor/problem-checks/{old_id}", headers=teacher).status_code == 404  # removed
     views = [iclient.get(f"{API}/instructor/problem-checks/{i}", headers=teacher).json() for i in ids]
     assert [v["status"] for v in views] == ["interrupted", "interrupted"], views
     assert "restarted" in views[0]["error"] and "stopped" in views[1]["error"]
