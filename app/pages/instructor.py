@@ -7,7 +7,7 @@ CSRF token.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -75,16 +75,17 @@ def regrade_status(problem_id: str, request: Request, session: SessionDep, regra
 
 
 def _upload_page(request: Request, user: User, result: UploadResult | None, yaml_text: str = "",
-                 reference_text: str = "", status_code: int = 200,
-                 check: UploadCheckView | None = None) -> HTMLResponse:
+                 reference_text: str = "", status_code: int = 200, check: UploadCheckView | None = None,
+                 recent: list[dict[str, Any]] | None = None) -> HTMLResponse:
     return page(request, "instructor_upload.html", {
         "user": user, "result": result, "yaml_text": yaml_text, "reference_text": reference_text, "check": check,
+        "recent": recent or [],
         "upload_errors": [asdict(e) for e in result.errors] if result else []}, status_code=status_code)
 
 
 @router.get("/problems/upload", response_class=HTMLResponse)
-def upload_form(request: Request, user: StaffPageUser) -> HTMLResponse:
-    return _upload_page(request, user, None)
+def upload_form(request: Request, upload_checks: UploadChecksDep, user: StaffPageUser) -> HTMLResponse:
+    return _upload_page(request, user, None, recent=upload_checks.recent())
 
 
 async def _text(upload: UploadFile | None, fallback: str) -> str:

@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -113,6 +113,16 @@ class UploadChecks:
                                    step=job.step, steps=job.steps, duration_s=round(duration, 1), error=job.error,
                                    result=_result_from(job), yaml_text=job.yaml_text,
                                    reference_text=job.reference_text, replace=job.replace_existing)
+
+    def recent(self, limit: int = 5) -> list[dict[str, Any]]:
+        """The latest checks, newest first, for the upload page's list (id, problem, status, when, passed)."""
+        self._expire_stale()
+        with self.factory() as session:
+            rows = session.execute(select(UploadCheck.id, UploadCheck.problem_id, UploadCheck.status,
+                                          UploadCheck.started_at, UploadCheck.result)
+                                   .order_by(UploadCheck.id.desc()).limit(limit)).all()
+        return [{"id": r.id, "problem_id": r.problem_id, "status": r.status, "started_at": r.started_at,
+                 "ok": None if r.result is None else not json.loads(r.result)["errors"]} for r in rows]
 
     def _expire_stale(self) -> int:
         """Running checks whose runner stopped sending heartbeats (a restart, a crash) become interrupted."""

@@ -254,6 +254,9 @@ def test_a_checked_upload_is_followed_on_a_page_that_survives_a_reload(iapp: Fas
     assert '<meta http-equiv="refresh"' not in page
     assert (problems_dir / "cc-double.yaml").read_text() == problem_yaml("cc-double")
     assert iclient.get(f"{API}/problems/cc-double").status_code == 200  # loaded, no reload asked
+    # Left and come back to: the upload page lists it.
+    recent = iclient.get("/instructor/problems/upload").text
+    assert f'<a href="{location}"><code>cc-double</code></a>' in recent and "passed, saved" in recent, recent
     assert iclient.get("/instructor/problems/upload/checks/999999").status_code == 404
     assert iclient.get(f"/instructor/problems/upload/checks/{2**70}").status_code == 422  # no id, no 500
 
