@@ -179,17 +179,29 @@ class UploadChecks:
             session.execute(update(UploadCheck).where(UploadCheck.id == check_id)
                             .values(heartbeat_at=utcnow(), **values))
 
+    def _progress(self, check_id: int, what: str, step: int | None = None, steps: int | None = None) -> None:
+        """What the check is doing, for its page: best effort (a database briefly locked must not fail the check)."""
+        counts = {} if step is None else {"step": step, "steps": steps}
+        try:
+            self._set(check_id, phase=what[:200], **counts)
+        except Exception:
+            log.exception("upload check %d: progress not stored", check_id)
+
     def _run(self, check_id: int, result: UploadResult, yaml_text: str, reference_text: str, replace: bool) -> None:
         with beating(lambda: self._set(check_id), HEARTBEAT_S, f"gradax-upload-check-{check_id}"):
             try:
                 check_upload(result, yaml_text, reference_text, self.settings, self.grader.executor,
-                             on_stage=lambda what, step, steps: self._set(check_id, phase=what[:200], step=step,
-                                                                          steps=steps))
+                             on_stage=lambda what, step, steps: self._progress(check_id, what, step, steps))
                 if result.ok:
-                    self._set(check_id, phase="saving the files and loading the problem")
+                    self._progress(check_id, "saving the files and loading the problem")
                     write_upload(self.problems_dir, result, yaml_text, reference_text, replace=replace)
-                    if result.written:
+                if result.written:
+                    try:
                         self.on_saved()
+                    except Exception as exc:  # saved all the same: say so, and how to load it
+                        log.exception("upload check %d: the bank could not be reloaded", check_id)
+                        result.warnings.append(f"saved, but the problems could not be reloaded ({type(exc).__name__}:"
+                                               f" {exc}); press Reload problems on the instructor page")
                 self._set(check_id, status="done", result=_result_json(result), finished_at=utcnow())
                 log.info("upload check %d of %s: %s", check_id, result.problem_id,
                          "saved" if result.written else f"{len(result.errors)} errors, nothing saved")

@@ -284,6 +284,24 @@ def test_one_check_of_a_problem_id_at_a_time_and_invalid_files_start_none(iclien
     assert r.status_code == 422 and "already exists" in r.json()["errors"][0]["message"]
 
 
+def test_a_check_that_saved_but_could_not_reload_says_so(iapp: FastAPI, iclient: TestClient,
+                                                         teacher: dict[str, str], problems_dir: Path,
+                                                         held_check: Any) -> None:
+    """The files were written; reloading the bank failed: the check is not reported as failed (nothing would say
+    the files are there) but as saved, with a warning that says how to load them."""
+    def broken_reload() -> None:
+        raise OSError("problems directory unreadable")
+
+    iapp.state.upload_checks.on_saved = broken_reload
+    held_check.set()
+    r = iclient.post(f"{API}/instructor/problem-checks", headers=teacher,
+                     json={"yaml": problem_yaml("cc-double"), "reference": reference("cc-double")})
+    done = wait_check(iclient, r.json()["id"], teacher)
+    assert done["status"] == "done" and done["result"]["ok"] and done["result"]["written"], done
+    assert any("press Reload problems" in w for w in done["result"]["warnings"]), done
+    assert (problems_dir / "cc-double.yaml").exists()
+
+
 def test_a_check_whose_server_stopped_reads_as_interrupted(iapp: FastAPI, iclient: TestClient,
                                                            teacher: dict[str, str]) -> None:
     """A check left running by a server that restarted (same host, another process) or that stopped sending
