@@ -99,6 +99,9 @@ class UploadChecks:
         self.factory, self.grader, self.settings, self.problems_dir = factory, grader, settings, problems_dir
         self.on_saved = on_saved  # reloads the bank (and prepares what changed) once a checked upload is written
         self.runner = f"{socket.gethostname()}:{os.getpid()}"[:200]
+        # One check at a time in this server: each runs the trusted reference runner and sandboxed gradings beside
+        # the students' gradings, and several instructors uploading at once would take every core from them.
+        self._one_at_a_time = threading.Lock()
 
     # -- reading -----------------------------------------------------------------------------------------
 
@@ -189,23 +192,32 @@ class UploadChecks:
 
     def _run(self, check_id: int, result: UploadResult, yaml_text: str, reference_text: str, replace: bool) -> None:
         with beating(lambda: self._set(check_id), HEARTBEAT_S, f"gradax-upload-check-{check_id}"):
+            if not self._one_at_a_time.acquire(blocking=False):
+                self._progress(check_id, "waiting for another upload's check to end")
+                self._one_at_a_time.acquire()
             try:
-                check_upload(result, yaml_text, reference_text, self.settings, self.grader.executor,
-                             on_stage=lambda what, step, steps: self._progress(check_id, what, step, steps))
-                if result.ok:
-                    self._progress(check_id, "saving the files and loading the problem")
-                    write_upload(self.problems_dir, result, yaml_text, reference_text, replace=replace)
-                if result.written:
-                    try:
-                        self.on_saved()
-                    except Exception as exc:  # saved all the same: say so, and how to load it
-                        log.exception("upload check %d: the bank could not be reloaded", check_id)
-                        result.warnings.append(f"saved, but the problems could not be reloaded ({type(exc).__name__}:"
-                                               f" {exc}); press Reload problems on the instructor page")
-                self._set(check_id, status="done", result=_result_json(result), finished_at=utcnow())
-                log.info("upload check %d of %s: %s", check_id, result.problem_id,
-                         "saved" if result.written else f"{len(result.errors)} errors, nothing saved")
-            except Exception as exc:
-                log.exception("upload check %d of %s failed", check_id, result.problem_id)
-                self._set(check_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:500],
-                          finished_at=utcnow())
+                self._check(check_id, result, yaml_text, reference_text, replace)
+            finally:
+                self._one_at_a_time.release()
+
+    def _check(self, check_id: int, result: UploadResult, yaml_text: str, reference_text: str, replace: bool) -> None:
+        try:
+            check_upload(result, yaml_text, reference_text, self.settings, self.grader.executor,
+                         on_stage=lambda what, step, steps: self._progress(check_id, what, step, steps))
+            if result.ok:
+                self._progress(check_id, "saving the files and loading the problem")
+                write_upload(self.problems_dir, result, yaml_text, reference_text, replace=replace)
+            if result.written:
+                try:
+                    self.on_saved()
+                except Exception as exc:  # saved all the same: say so, and how to load it
+                    log.exception("upload check %d: the bank could not be reloaded", check_id)
+                    result.warnings.append(f"saved, but the problems could not be reloaded ({type(exc).__name__}:"
+                                           f" {exc}); press Reload problems on the instructor page")
+            self._set(check_id, status="done", result=_result_json(result), finished_at=utcnow())
+            log.info("upload check %d of %s: %s", check_id, result.problem_id,
+                     "saved" if result.written else f"{len(result.errors)} errors, nothing saved")
+        except Exception as exc:
+            log.exception("upload check %d of %s failed", check_id, result.problem_id)
+            self._set(check_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:500],
+                      finished_at=utcnow())

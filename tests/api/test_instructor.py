@@ -271,6 +271,17 @@ def test_one_check_of_a_problem_id_at_a_time_and_invalid_files_start_none(iclien
     assert first["status"] == "running" and r.headers["location"] == f"/api/v1/instructor/problem-checks/{first['id']}"
     r = iclient.post(f"{API}/instructor/problem-checks", headers=teacher, json=body)
     assert r.status_code == 422 and "is running" in r.json()["errors"][0]["message"], r.text
+    # Another id is accepted, and waits for the first: one check at a time beside the students' gradings.
+    r = iclient.post(f"{API}/instructor/problem-checks", headers=teacher,
+                     json={"yaml": problem_yaml("dd-double"), "reference": reference("dd-double")})
+    assert r.status_code == 202, r.text
+    second = r.json()["id"]
+    deadline = time.monotonic() + 30
+    while (view := iclient.get(f"{API}/instructor/problem-checks/{second}", headers=teacher).json())["phase"] \
+            != "waiting for another upload's check to end":
+        assert time.monotonic() < deadline, view
+        time.sleep(0.05)
+    assert view["status"] == "running" and view["step"] == 0
     # Files that do not validate are answered at once, located, and start no check.
     r = iclient.post(f"{API}/instructor/problem-checks", headers=teacher,
                      json={"yaml": problem_yaml("dd-double"), "reference": "def nope(:\n"})
@@ -279,6 +290,7 @@ def test_one_check_of_a_problem_id_at_a_time_and_invalid_files_start_none(iclien
     done = wait_check(iclient, first["id"], teacher)
     assert done["status"] == "done" and done["result"]["ok"], done
     assert done["result"]["written"] == ["cc-double.yaml", "cc_double.py"]
+    assert wait_check(iclient, second, teacher)["result"]["written"] == ["dd-double.yaml", "dd_double.py"]
     # Ended, the id may be checked again (replacing what the first one saved needs `replace`).
     r = iclient.post(f"{API}/instructor/problem-checks", headers=teacher, json=body)
     assert r.status_code == 422 and "already exists" in r.json()["errors"][0]["message"]
