@@ -136,5 +136,4 @@ def upload_check_page(check_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: 
     view = upload_checks.get(check_id)
     if view is None:
         raise not_found(f"upload check {check_id}")
-    return _upload_page(request, user, view.result, view.yaml_text, view.reference_text,
-                        status_code=422 if view.result is not None and not view.result.ok else 200, check=view)
+    return _upload_page(request, user, view.result, view.yaml_text, view.reference_text, check=view)
