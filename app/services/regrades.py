@@ -11,12 +11,9 @@ reload, and a job whose runner stopped (a restart) reads as interrupted instead 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -25,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import session_scope
 from app.models import RegradeJob, utcnow
-from app.services.heartbeat import beating
+from app.services.heartbeat import beating, expire_stale, interrupt_left_running, runner_name
 from app.services.instructor import Flip, recorded_flips, regrade_problem
 from graders.engine import Grader
 from graders.problem import LoadedProblem
@@ -67,7 +64,7 @@ class RegradeJobs:
         self.workers = max(1, workers)
         self.prepare = prepare  # the problem's reference outputs and compile profile, before its gradings
         self.students_grading = students_grading  # gradings of students' attempts in progress in this process
-        self.runner = f"{socket.gethostname()}:{os.getpid()}"[:200]
+        self.runner = runner_name()
 
     # -- reading -----------------------------------------------------------------------------------------
 
@@ -97,24 +94,16 @@ class RegradeJobs:
 
     def _expire_stale(self, problem_id: str | None = None) -> int:
         """Running jobs whose runner stopped sending heartbeats (a restart, a crash) become interrupted."""
-        cutoff = utcnow() - timedelta(seconds=STALE_S)
         with session_scope(self.factory) as session:
-            statement = (update(RegradeJob).where(RegradeJob.status == "running", RegradeJob.heartbeat_at < cutoff)
-                         .values(status="interrupted", finished_at=RegradeJob.heartbeat_at,
-                                 error="the server running this regrade stopped; start it again"))
-            if problem_id is not None:
-                statement = statement.where(RegradeJob.problem_id == problem_id)
-            return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+            return expire_stale(session, RegradeJob, stale_s=STALE_S,
+                                error="the server running this regrade stopped; start it again",
+                                where=RegradeJob.problem_id == problem_id if problem_id is not None else None)
 
     def recover(self) -> None:
         """At start: jobs this host's previous process left running are interrupted now (not in STALE_S)."""
         with session_scope(self.factory) as session:
-            session.execute(update(RegradeJob)
-                            .where(RegradeJob.status == "running",
-                                   RegradeJob.runner.like(f"{socket.gethostname()}:%"),
-                                   RegradeJob.runner != self.runner)
-                            .values(status="interrupted", finished_at=utcnow(),
-                                    error="the server restarted during this regrade; start it again"))
+            interrupt_left_running(session, RegradeJob, runner=self.runner,
+                                   error="the server restarted during this regrade; start it again")
         self._expire_stale()
 
     # -- running -----------------------------------------------------------------------------------------

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -28,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import session_scope
 from app.models import UploadCheck, utcnow
-from app.services.heartbeat import beating
+from app.services.heartbeat import beating, expire_stale, interrupt_left_running, runner_name
 from app.services.uploads import (
     PROBLEM_NAME,
     UploadError,
@@ -98,7 +96,7 @@ class UploadChecks:
                  *, on_saved: Callable[[], object]):
         self.factory, self.grader, self.settings, self.problems_dir = factory, grader, settings, problems_dir
         self.on_saved = on_saved  # reloads the bank (and prepares what changed) once a checked upload is written
-        self.runner = f"{socket.gethostname()}:{os.getpid()}"[:200]
+        self.runner = runner_name()
         # One check at a time in this server: each runs the trusted reference runner and sandboxed gradings beside
         # the students' gradings, and several instructors uploading at once would take every core from them.
         self._one_at_a_time = threading.Lock()
@@ -129,12 +127,9 @@ class UploadChecks:
 
     def _expire_stale(self) -> int:
         """Running checks whose runner stopped sending heartbeats (a restart, a crash) become interrupted."""
-        cutoff = utcnow() - timedelta(seconds=STALE_S)
         with session_scope(self.factory) as session:
-            statement = (update(UploadCheck).where(UploadCheck.status == "running", UploadCheck.heartbeat_at < cutoff)
-                         .values(status="interrupted", finished_at=UploadCheck.heartbeat_at,
-                                 error="the server running this check stopped; nothing was saved: send it again"))
-            return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+            return expire_stale(session, UploadCheck, stale_s=STALE_S,
+                                error="the server running this check stopped; nothing was saved: send it again")
 
     def recover(self) -> None:
         """At start: checks this host's previous process left running are interrupted now (not in STALE_S), and
@@ -142,12 +137,8 @@ class UploadChecks:
         with session_scope(self.factory) as session:
             session.execute(delete(UploadCheck).where(UploadCheck.status != "running",
                                                       UploadCheck.finished_at < utcnow() - timedelta(days=KEEP_DAYS)))
-            session.execute(update(UploadCheck)
-                            .where(UploadCheck.status == "running",
-                                   UploadCheck.runner.like(f"{socket.gethostname()}:%"),
-                                   UploadCheck.runner != self.runner)
-                            .values(status="interrupted", finished_at=utcnow(),
-                                    error="the server restarted during this check; nothing was saved: send it again"))
+            interrupt_left_running(session, UploadCheck, runner=self.runner,
+                                   error="the server restarted during this check; nothing was saved: send it again")
         self._expire_stale()
 
     # -- running -----------------------------------------------------------------------------------------
