@@ -26,7 +26,7 @@ from app.schemas import MAX_ID
 from app.services.instructor import grades_csv, problem_stats, student_progress
 from app.services.problems import loaded_problem
 from app.services.reload import reload_from_disk
-from app.services.uploads import upload_problem
+from app.services.uploads import UploadResult, upload_problem
 
 router = APIRouter(prefix="/instructor", tags=["instructor"])
 
@@ -60,13 +60,18 @@ def create_problem(body: ProblemUpload, session: SessionDep, bank: BankDep, cour
     """Upload a problem YAML and its reference solution; 422 with located errors, else written and loaded."""
     result = upload_problem(bank.directory, body.yaml, body.reference, replace=body.replace,
                             check=settings if body.check else None, executor=grader.executor)
-    payload: dict[str, Any] = {"problem_id": result.problem_id, "checked": result.checked,
-                               "errors": [asdict(e) for e in result.errors], "warnings": result.warnings}
+    payload = upload_payload(result)
     if not result.ok:
         return JSONResponse(payload, status_code=422)
     payload["sync"] = reload_from_disk(session=session, problems=bank, courses=course_bank,
                                        preparation=preparation).problem_changes
     return JSONResponse(payload, status_code=201)
+
+
+def upload_payload(result: UploadResult) -> dict[str, Any]:
+    """An upload's answer: its problem id, whether it was checked, its located errors and its warnings."""
+    return {"problem_id": result.problem_id, "checked": result.checked,
+            "errors": [asdict(e) for e in result.errors], "warnings": result.warnings}
 
 
 class ProblemCheckUpload(BaseModel):
@@ -82,10 +87,8 @@ def start_problem_check(body: ProblemCheckUpload, upload_checks: UploadChecksDep
     written and loaded. 202 with the check's id; poll GET /instructor/problem-checks/{id} for its progress and
     result. POST /instructor/problems with `check` does the same in one request that waits for it."""
     result, check_id = upload_checks.start(body.yaml, body.reference, replace=body.replace, started_by=user.id)
-    if check_id is None:
-        return JSONResponse({"problem_id": result.problem_id, "checked": False,
-                             "errors": [asdict(e) for e in result.errors], "warnings": result.warnings},
-                            status_code=422)
+    if check_id is None:  # the files did not validate: nothing was checked
+        return JSONResponse(upload_payload(result), status_code=422)
     view = upload_checks.get(check_id)
     assert view is not None
     return JSONResponse(view.to_dict(), status_code=202,
