@@ -372,7 +372,8 @@ class ResultChannel:
     def for_request(cls, request: bytes, budget: int) -> ResultChannel:
         """The channel of a child serving `request` (a trusted message built by graders/reference.py)."""
         header = wire.peek_header(request)
-        return cls(programs=len(header["programs"]), tests=len(header["tests"]), budget=budget)
+        tests = len(header["tests"]) + int(header.get("sealed", 0))  # the held-back tests follow the first ones
+        return cls(programs=len(header["programs"]), tests=tests, budget=budget)
 
     def feed(self, data: bytes) -> list[ChildMessage]:
         out: list[ChildMessage] = []

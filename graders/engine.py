@@ -6,6 +6,7 @@ A failure of the grader itself becomes `internal_error`, never a student's verdi
 
 from __future__ import annotations
 
+import builtins
 import logging
 import signal
 import time
@@ -133,8 +134,10 @@ class Grader:
         n_public = len(problem.tests.public)
         cases = all_cases[:n_public] if mode == "run" else all_cases
         limits = self.limits_for(loaded)
+        # Submit: the hidden tests' inputs reach the child only once the public tests are reported (graders/request.py).
         request = build_request(loaded, cases, [text], output_budget=limits.result_bytes - 1024 * 1024,
-                                probes=submission_probes(loaded, reference))
+                                probes=submission_probes(loaded, reference),
+                                hold_back_from=n_public if len(cases) > n_public else None)
         t1 = time.monotonic()
         outcome = self.executor.grade(loaded, request, limits)
         t2 = time.monotonic()
@@ -197,11 +200,38 @@ def submission_probes(loaded: LoadedProblem, reference: ReferenceOutputs) -> dic
 
 
 def _base(loaded: LoadedProblem, mode: Mode, outcome: ChildOutcome) -> Report:
+    stdout = clip_log(outcome.stdout, outcome.stdout_total)
+    if outcome.hidden_log_bytes:
+        stdout += ("\n" if stdout and not stdout.endswith("\n") else "") + HIDDEN_PRINTS_NOTE
     return Report(
         problem=loaded.id, verdict=Verdict.INTERNAL_ERROR, mode=mode,
-        stdout=clip_log(outcome.stdout, outcome.stdout_total),
+        stdout=stdout,
         stderr=clip_log(outcome.stderr, outcome.stderr_total),
     )
+
+
+# What a submission printed once the hidden tests' inputs were in its process may hold them: never shown.
+HIDDEN_PRINTS_NOTE = ("[gradax: what your code printed while the hidden tests ran (stdout and stderr) is not shown; "
+                      "Run shows what it prints on the public tests]")
+# A hidden test's rejected result, said without the child's own description of it.
+HIDDEN_REJECTED = {
+    "output_limit": "Your function returned more than this problem's output limit allows (hidden test)",
+    "bad_output": "Your function returned something that is not numbers and arrays (hidden test)",
+}
+# Exception class names a hidden test's error may show: Python's own and the libraries' (a class the submission
+# defines can be named after anything, a hidden input included).
+LIBRARY_ERRORS = frozenset((
+    "ConcretizationTypeError", "TracerArrayConversionError", "TracerBoolConversionError",
+    "TracerIntegerConversionError", "UnexpectedTracerError", "KeyReuseError", "JaxRuntimeError", "XlaRuntimeError",
+    "NonConcreteBooleanIndexError", "TraceContextError", "ScopeParamShapeError", "AxisNameError",
+))
+BUILTIN_ERRORS = frozenset(name for name, value in vars(builtins).items()
+                           if isinstance(value, type) and issubclass(value, BaseException))
+
+
+def hidden_error_name(name: str) -> str:
+    """`name` if it is Python's or a library's exception class, else what it is without its name."""
+    return name if name in BUILTIN_ERRORS or name in LIBRARY_ERRORS else "an exception of your own class"
 
 
 CHANNEL_BLAME = ("The submission wrote to the grader's result channel: {detail}. Only the grader's own messages "
@@ -269,6 +299,7 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
     finished = {m.event.index: m for m in outcome.events("test") if isinstance(m.event, ev.TestOk | ev.TestError
                                                                                  | ev.TestRejected)}
     submission_outputs: dict[int, Output] = {}
+    stage_messages: dict[int, str] = {}  # a failed test's full stage message (by id of its report), for diagnoses
     submission_probes_by_test: dict[int, ProbeReport] = {}
     checks_state = state_checked(loaded, reference)
     for index, case in enumerate(cases):
@@ -285,7 +316,8 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
             continue
         result = msg.event
         assert isinstance(result, ev.TestOk | ev.TestError | ev.TestRejected)
-        test.duration_ms = result.duration_ms
+        # A hidden test's own time is the submission's to choose (it may sleep for a hidden input's value): not shown.
+        test.duration_ms = result.duration_ms if case.public else None
         if isinstance(result, ev.TestError):
             test.status = TestStatus.ERROR
             test.message = f"{result.error_type}: {result.message}"
@@ -293,12 +325,14 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
             test.line = result.line
             test.verdict = Verdict.RUNTIME_ERROR
             if not case.public:
-                test.message = f"{result.error_type} raised (hidden test): {result.message}"[:2000]
+                # Its message, traceback and line were written once the hidden inputs were in the child: not shown.
+                test.message = f"{hidden_error_name(result.error_type)} raised (hidden test)"
+                test.traceback, test.line = None, None
             _add_pitfall(report, result.error_type, result.message)
             continue
         if isinstance(result, ev.TestRejected):
             test.status = TestStatus.ERROR
-            test.message = f"Your function {result.message}"
+            test.message = f"Your function {result.message}" if case.public else HIDDEN_REJECTED[result.status]
             test.verdict = (Verdict.OUTPUT_LIMIT_EXCEEDED if result.status == "output_limit"
                             else Verdict.RUNTIME_ERROR)
             continue
@@ -322,6 +356,12 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
         test.verdict = None if cmp.ok else Verdict.WRONG_ANSWER
         test.message = cmp.message
         test.stage = cmp.stage
+        if not cmp.ok:
+            stage_messages[id(test)] = cmp.message
+            if not case.public and cmp.stage in CHECK_STAGES:
+                # The model's checks name what the submission built (its attribute and class names, its errors),
+                # which it may have chosen from a hidden input: a hidden test's says which check failed only.
+                test.message = model_checks.hidden_stage_message(cmp.stage)
         if case.public:
             test.max_abs_error = cmp.max_abs_error
             test.max_rel_error = cmp.max_rel_error
@@ -340,7 +380,8 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
     if report.diagnosis is None:
         # No known mistake of this problem: what the first test a dtype or model stage failed reveals.
         for test in report.tests:
-            pitfall = diagnose.stage_pitfall_for(test.stage, test.message) if test.status == TestStatus.FAILED else None
+            pitfall = (diagnose.stage_pitfall_for(test.stage, stage_messages.get(id(test), test.message))
+                       if test.status == TestStatus.FAILED else None)
             if pitfall is not None:
                 report.diagnosis = pitfall.advice
                 break

@@ -28,6 +28,9 @@ def size(n: int) -> str:
 def printed(outcome: ChildOutcome) -> str:
     """A clause about a flood of prints, or ""."""
     total = outcome.stdout_total + outcome.stderr_total
+    if outcome.hidden_log_bytes >= PRINTED_NOTE:  # how much, once the hidden inputs were there, is not said
+        return ("; it printed a lot to stdout and stderr during the hidden tests (none of it is shown), and printing "
+                "that much takes time")
     if total < PRINTED_NOTE:
         return ""
     return (f"; it printed {size(total)} to stdout and stderr (only the start is kept in the report), "

@@ -30,6 +30,24 @@ EARLY_STAGES = ("state", "batch_invariance")
 LATE_STAGES = ("gradients", "retrace", "eval_determinism")
 
 
+# A hidden test's failed check, said without its details: those name what the submission built (its attributes,
+# classes and errors), which it could have named after a hidden input. The public tests' messages say more.
+HIDDEN_STAGE_MESSAGES = {
+    "state": "the model's state (the names, kinds, shapes or values of its parameters and variables) differs from "
+             "the reference's model (hidden test)",
+    "gradients": "the gradients of the loss through your model differ from the reference's (hidden test)",
+    "retrace": "one call of your function traced its jitted code more often than this problem allows (hidden test)",
+    "batch_invariance": "called on one row of the batch, your function gives that row other values or another "
+                        "shape than on the whole batch, or fails (hidden test)",
+    "eval_determinism": "after `model.eval()`, calling your model twice did not give the same results, or failed "
+                        "(hidden test)",
+}
+
+
+def hidden_stage_message(stage: str) -> str:
+    return HIDDEN_STAGE_MESSAGES.get(stage, f"the {stage} check failed (hidden test)")
+
+
 @dataclass(frozen=True)
 class ProbeReport:
     """One program's validated probes on one test, with the message's arrays they point at."""

@@ -1,6 +1,7 @@
 """The harness request: everything that crosses into a grading child, built by the trusted parent.
 
-One message on the child's stdin (graders/wire.py): the function's name, the programs' code, the test inputs
+One message on the child's stdin (graders/wire.py; two when hidden tests are held back, see `build_request`):
+the function's name, the programs' code, the test inputs
 (scalars inline, arrays as raw `.npy`), the output budget and the probes the problem asks for. Never
 expected values, the reference solution or anything else of the problem.
 """
@@ -33,16 +34,33 @@ def encode_cases(cases: list[CaseInput], arg_dtypes: list[str]) -> tuple[list[di
 
 
 def build_request(loaded: LoadedProblem, cases: list[CaseInput], programs: list[str],
-                  output_budget: int, probes: dict[str, Any] | None = None) -> bytes:
-    """A harness request; `probes` (graders/model_checks.probe_request) asks for the model and checks."""
+                  output_budget: int, probes: dict[str, Any] | None = None, *,
+                  hold_back_from: int | None = None) -> bytes:
+    """A harness request; `probes` (graders/model_checks.probe_request) asks for the model and checks.
+
+    `hold_back_from` (a submission's request: the index of its first hidden test) makes it two messages: the first
+    carries the tests before that index and `"sealed"`, the number held back; the second carries those tests'
+    inputs, and the parent sends it only once the child has reported the first ones (graders/supervision.py
+    ChildPipes). So nothing the submission printed, raised or returned before then can hold a hidden input, and
+    what it does after is not shown (graders/engine.py).
+    """
     problem = loaded.problem
-    tests, arrays = encode_cases(cases, [a.dtype for a in problem.args])
+    dtypes: list[str] = [a.dtype for a in problem.args]
+    split = len(cases) if hold_back_from is None else max(0, min(hold_back_from, len(cases)))
+    if split < len(cases) and len(programs) != 1:
+        raise ValueError("only a request of one program holds tests back")
+    tests, arrays = encode_cases(cases[:split], dtypes)
     header: dict[str, Any] = {
         "function": problem.function,
         "programs": [{"code": code} for code in programs],
         "tests": tests,
         "output_budget": output_budget,
+        "n_args": len(problem.args),
     }
     if probes:
         header["probes"] = probes
-    return wire.encode(header, arrays)
+    if split == len(cases):
+        return wire.encode(header, arrays)
+    header["sealed"] = len(cases) - split
+    held_tests, held_arrays = encode_cases(cases[split:], dtypes)
+    return wire.encode(header, arrays) + wire.encode({"tests": held_tests}, held_arrays)

@@ -9,10 +9,13 @@ and collects the logs. Every byte from the child is hostile input; the readers n
 
 from __future__ import annotations
 
+import array
 import dataclasses
+import fcntl
 import logging
 import os
 import queue
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from graders import cgroup, wire
-from graders.child_events import ChildMessage, ResultChannel
+from graders.child_events import ChildMessage, LoadOk, ResultChannel, TestError, TestOk, TestRejected
 
 log = logging.getLogger("gradax.sandbox")
 
@@ -91,6 +94,10 @@ class ChildOutcome:
     stdout_total: int = 0
     stderr: bytes = b""
     stderr_total: int = 0
+    # A request that held its hidden tests back (graders/request.py): whether their inputs were sent, and what the
+    # child printed from then on, counted only: `stdout` and `stderr` (and their totals) are what came before.
+    held_back_sent: bool = False
+    hidden_log_bytes: int = 0
     exit_code: int | None = None
     timed_out: bool = False  # the wall-clock backstop stopped the run
     starved: bool = False  # ... at its cap, after waiting for a CPU most of the time: the machine's doing
@@ -135,36 +142,77 @@ class ReaderCost:
 
 
 def _read(stream: IO[bytes]) -> bytes:
-    chunk = stream.read(65536)
+    # One read of what the pipe holds (read1 on a buffered stream: its read(n) would wait for n bytes, holding
+    # what arrived in its buffer where the cut before the hidden tests (`LogSink.seal`) cannot see it).
+    read = getattr(stream, "read1", None) or stream.read
+    chunk = read(65536)
     if chunk is not None and 0 < len(chunk) < SMALL_READ:
         time.sleep(READ_PAUSE_S)
     return chunk or b""
 
 
-def _reader(stream: IO[bytes], keep: int, sink: dict[str, Any], key: str, cost: ReaderCost | None = None) -> None:
-    """Drain stdout or stderr, keeping the first `keep` bytes and counting the rest. Never raises."""
+class LogSink:
+    """What the parent keeps of one log pipe (stdout or stderr): the first `keep` bytes and the count. Once sealed
+    (the hidden tests' inputs are about to be sent), only a count of what follows, which is never shown."""
+
+    def __init__(self, keep: int):
+        self._lock = threading.Lock()
+        self._keep = keep
+        self._chunks: list[bytes] = []
+        self._kept = 0
+        self.total = 0
+        self.hidden = 0
+        self._sealed = False
+
+    def add(self, chunk: bytes) -> None:
+        with self._lock:
+            if self._sealed:
+                self.hidden += len(chunk)
+                return
+            self.total += len(chunk)
+            if self._kept < self._keep:
+                self._chunks.append(chunk[: self._keep - self._kept])
+                self._kept += len(self._chunks[-1])
+
+    def seal(self) -> None:
+        with self._lock:
+            self._sealed = True
+
+    def kept(self) -> bytes:
+        with self._lock:
+            return b"".join(self._chunks)
+
+
+def _reader(stream: IO[bytes], sink: LogSink, key: str, done: dict[str, bool], cost: ReaderCost | None = None) -> None:
+    """Drain stdout or stderr into `sink` to the end of the pipe. Never raises."""
     started = time.thread_time()
-    chunks: list[bytes] = []
-    kept = total = 0
     try:
         while True:
             chunk = _read(stream)
             if not chunk:
                 break
-            total += len(chunk)
-            if kept < keep:
-                chunks.append(chunk[: keep - kept])
-                kept += len(chunks[-1])
+            sink.add(chunk)
     except Exception:  # the pipe broke: what was read so far still counts
         log.exception("reading the child's %s failed", key)
     finally:
-        sink[key] = (b"".join(chunks), total)
+        done[key] = True
         if cost is not None:
             cost.add(time.thread_time() - started)
 
 
+def _pending(stream: IO[bytes]) -> int:
+    """Bytes waiting in a pipe (FIONREAD), 0 when that cannot be read."""
+    try:
+        buf = array.array("i", [0])
+        fcntl.ioctl(stream.fileno(), termios.FIONREAD, buf, True)
+        return int(buf[0])
+    except (OSError, ValueError):
+        return 0
+
+
 def _results_reader(fd: int, channel: ResultChannel, out: queue.Queue[Any], cost: ReaderCost | None = None,
-                    cpu: Callable[[], float] | None = None) -> None:
+                    cpu: Callable[[], float] | None = None, on_message: Callable[[ChildMessage], None] | None = None,
+                    redact: Callable[[str], str] | None = None) -> None:
     """Decode and validate result events as they arrive; stop at EOF, overflow or a violation.
 
     Never dies silently: whatever happens, the watcher gets a final `eof`, `overflow` or `garbage`, so a
@@ -188,6 +236,8 @@ def _results_reader(fd: int, channel: ResultChannel, out: queue.Queue[Any], cost
                         # (a loaded parent), and its baseline would then swallow the run's CPU time.
                         message = dataclasses.replace(message, cpu_at=cpu())
                     out.put(("message", message))
+                    if on_message is not None:
+                        on_message(message)
             except wire.BudgetExceeded as exc:
                 final = ("overflow", str(exc))
                 break
@@ -197,7 +247,7 @@ def _results_reader(fd: int, channel: ResultChannel, out: queue.Queue[Any], cost
                 # says it just before loading the code) is the submission's fault, not a failed start.
                 for message in exc.messages:
                     out.put(("message", message))
-                final = ("garbage", str(exc))
+                final = ("garbage", redact(str(exc)) if redact is not None else str(exc))
                 break
     except Exception as exc:  # a bug in gradax (hostile bytes raise WireError): end the run, blame gradax
         log.exception("the result reader failed")
@@ -250,33 +300,100 @@ class ChildPipes:
 
     Shared by the cold sandbox and the warm pool: stdout and stderr are drained and capped, the result pipe
     is decoded and validated (graders/child_events.py) into `events`, the request is written to stdin.
+
+    A request that holds its hidden tests back (graders/request.py) is written in two parts: the first at once;
+    the second, the hidden tests' inputs, once the child has reported the tests before them. At that moment the
+    logs are sealed: what the child printed before is kept to show, what it prints after (when it may hold a
+    hidden input) is only counted. Every byte printed before the inputs were sent is either kept or, if still in
+    the pipe at the cut, counted as after it; none printed after can be kept.
     """
+
+    SETTLE_S = 0.2  # at most this long for the logs' pipes to be read empty before the cut
 
     def __init__(self, *, stdin: IO[bytes], stdout: IO[bytes], stderr: IO[bytes], result_fd: int,
                  request: bytes, limits: SandboxLimits, cpu: Callable[[], float] | None = None):
-        self.logs: dict[str, tuple[bytes, int]] = {}
         self.events: queue.Queue[Any] = queue.Queue()
         self.cost = ReaderCost()
         self.channel = ResultChannel.for_request(request, limits.result_bytes)
+        header = wire.peek_header(request)
+        self.held_back = int(header.get("sealed", 0))
+        self.shown_tests = len(header["tests"])
+        first = wire.message_length(request) if self.held_back else len(request)
+        self.sinks = {"stdout": LogSink(limits.log_bytes), "stderr": LogSink(limits.log_bytes)}
+        self.readers_done: dict[str, bool] = {}
+        self._streams = (stdout, stderr)
+        self._release = threading.Event()
+        self._send_rest = False
+        self.held_back_sent = False
         self.threads = [
-            threading.Thread(target=_reader, args=(stdout, limits.log_bytes, self.logs, "stdout", self.cost),
-                             daemon=True, name="gradax-stdout"),
-            threading.Thread(target=_reader, args=(stderr, limits.log_bytes, self.logs, "stderr", self.cost),
-                             daemon=True, name="gradax-stderr"),
-            threading.Thread(target=_results_reader, args=(result_fd, self.channel, self.events, self.cost, cpu),
+            threading.Thread(target=_reader, args=(stdout, self.sinks["stdout"], "stdout", self.readers_done,
+                                                   self.cost), daemon=True, name="gradax-stdout"),
+            threading.Thread(target=_reader, args=(stderr, self.sinks["stderr"], "stderr", self.readers_done,
+                                                   self.cost), daemon=True, name="gradax-stderr"),
+            threading.Thread(target=_results_reader, args=(result_fd, self.channel, self.events, self.cost, cpu,
+                                                           self._on_message if self.held_back else None,
+                                                           self._redact),
                              daemon=True, name="gradax-results"),
-            threading.Thread(target=_feed, args=(stdin, request), daemon=True, name="gradax-stdin"),
+            threading.Thread(target=self._feed, args=(stdin, request[:first], request[first:]), daemon=True,
+                             name="gradax-stdin"),
         ]
         for t in self.threads:
             t.start()
 
+    def _feed(self, stdin: IO[bytes], first: bytes, rest: bytes) -> None:
+        try:
+            stdin.write(first)
+            stdin.flush()  # a buffered pipe (the cold sandbox's) would hold it until closed
+            if rest:
+                self._release.wait()
+                if self._send_rest:
+                    stdin.write(rest)
+                    stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass
+        finally:
+            try:
+                stdin.close()
+            except OSError:
+                pass
+
+    def _on_message(self, message: ChildMessage) -> None:
+        """Called by the results reader with each event: after the last test before the hidden ones (or the
+        program's load, when none comes before them), seal the logs and send the hidden tests."""
+        if self._release.is_set():
+            return
+        event = message.event
+        last_shown = (isinstance(event, TestOk | TestError | TestRejected) and event.index == self.shown_tests - 1) \
+            or (isinstance(event, LoadOk) and self.shown_tests == 0)
+        if not last_shown:
+            return
+        # The child flushed its prints before this event: let the log readers take them off the pipes first.
+        deadline = time.monotonic() + self.SETTLE_S
+        while any(_pending(s) for s in self._streams) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(0.002)  # a read just returned is counted by now (late ones only count as after the cut)
+        for sink in self.sinks.values():
+            sink.seal()
+        self.held_back_sent = self._send_rest = True
+        self._release.set()
+
+    def _redact(self, detail: str) -> str:
+        """What the channel's refusal may say: after the hidden tests' inputs were sent, nothing the child wrote."""
+        if self.held_back_sent:
+            return "a message that is not one of the grader's, written during the hidden tests"
+        return detail
+
     def finish(self, outcome: ChildOutcome, timeout: float = 2.0) -> bool:
         """After the child is gone (or has closed its pipes): wait up to `timeout` for each log reader, then record
         what they and the channel saw. Whether every reader reached the end of its pipe."""
+        self._release.set()  # a child that never reached the hidden tests gets no more input
         for t in self.threads[:3]:
             t.join(timeout=timeout)
-        outcome.stdout, outcome.stdout_total = self.logs.get("stdout", (b"", 0))
-        outcome.stderr, outcome.stderr_total = self.logs.get("stderr", (b"", 0))
+        stdout, stderr = self.sinks["stdout"], self.sinks["stderr"]
+        outcome.stdout, outcome.stdout_total = stdout.kept(), stdout.total
+        outcome.stderr, outcome.stderr_total = stderr.kept(), stderr.total
+        outcome.held_back_sent = self.held_back_sent
+        outcome.hidden_log_bytes = stdout.hidden + stderr.hidden
         outcome.result_bytes = self.channel.decoder.total
         outcome.parent_cpu_s = self.cost.seconds
         return not any(t.is_alive() for t in self.threads[:3])
@@ -485,11 +602,3 @@ def watch_events(events: queue.Queue[Any], limits: SandboxLimits, meter: RunMete
     if ready_at is not None:
         outcome.cpu_seconds = meter.cpu()
     return ready_at
-
-
-def _feed(stdin: IO[bytes], request: bytes) -> None:
-    try:
-        stdin.write(request)
-        stdin.close()
-    except (BrokenPipeError, OSError):
-        pass

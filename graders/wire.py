@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import struct
 from dataclasses import dataclass, field
@@ -322,6 +323,57 @@ def peek_header(data: bytes) -> dict[str, Any]:
     if magic != MAGIC or len(data) < _PREFIX.size + hlen:
         raise WireError("not a message")
     return decode_header(data[_PREFIX.size : _PREFIX.size + hlen], Caps(header_bytes=len(data)))
+
+
+def message_length(data: bytes) -> int:
+    """The byte length of the first message in `data` (a trusted request of several messages), from its framing."""
+    if len(data) < _PREFIX.size:
+        raise WireError("truncated message")
+    magic, hlen = _PREFIX.unpack_from(data)
+    if magic != MAGIC:
+        raise WireError("not a message")
+    at = _PREFIX.size + hlen
+    if len(data) < at + _COUNT.size:
+        raise WireError("truncated message")
+    (count,) = _COUNT.unpack_from(data, at)
+    at += _COUNT.size
+    for _ in range(count):
+        if len(data) < at + _LENGTH.size:
+            raise WireError("truncated message")
+        (size,) = _LENGTH.unpack_from(data, at)
+        at += _LENGTH.size + size
+    if len(data) < at:
+        raise WireError("truncated message")
+    return at
+
+
+def read_one(fd: int) -> Message:
+    """Exactly one message from the blocking file descriptor `fd`, reading no byte past it (the next message may
+    be sent only once this one was answered). For trusted requests: its lengths are not capped."""
+
+    def take(n: int) -> bytes:
+        parts: list[bytes] = []
+        while n > 0:
+            chunk = os.read(fd, min(n, 1 << 20))
+            if not chunk:
+                raise WireError("truncated message")
+            parts.append(chunk)
+            n -= len(chunk)
+        return b"".join(parts)
+
+    prefix = take(_PREFIX.size)
+    magic, hlen = _PREFIX.unpack(prefix)
+    if magic != MAGIC:
+        raise WireError("not a message")
+    head = take(hlen)
+    count_bytes = take(_COUNT.size)
+    (count,) = _COUNT.unpack(count_bytes)
+    parts = [prefix, head, count_bytes]
+    for _ in range(count):
+        length = take(_LENGTH.size)
+        parts += [length, take(_LENGTH.unpack(length)[0])]
+    data = b"".join(parts)
+    return decode_all(data, Caps(total_bytes=len(data), header_bytes=len(data)))[0]
 
 
 def read_capped(stream: IO[bytes], budget: int) -> tuple[bytes, int]:

@@ -74,7 +74,7 @@ def _first_line(text: str | None) -> str:
 
 
 def _error_type(message: str) -> str | None:
-    # "TypeError: ..." (public) or "TypeError raised (hidden test): ..." (hidden)
+    # "TypeError: ..." (public) or "TypeError raised (hidden test)" (hidden)
     head = message.split(":", 1)[0].split(" ", 1)[0]
     return head if head.isidentifier() and (head.endswith("Error") or head.endswith("Exception")) else None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import io
 import linecache
 import numbers
 import os
@@ -369,28 +370,71 @@ def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
 
 
-def serve(request: wire.Message, out: BinaryIO, after_program: Callable[[int], None] | None = None) -> None:
+def serve(request: wire.Message, out: BinaryIO, after_program: Callable[[int], None] | None = None,
+          held_back: Callable[[], wire.Message] | None = None) -> None:
     """Run every program of a request on every test, writing one message per event. `after_program` (trusted
-    callers only: graders/compile_profile.py records the reference's profile) is called after each program."""
+    callers only: graders/compile_profile.py records the reference's profile) is called after each program.
+
+    A request that holds tests back (`"sealed"`: how many; graders/request.py) gets their inputs from
+    `held_back()` once the tests it carries are reported: what was printed so far is flushed first, so the parent
+    can tell it from what is printed once the hidden inputs are here."""
     header = request.header
-    tests = header["tests"]
+    tests = list(header["tests"])
+    arrays = list(request.arrays)
+    sealed = int(header.get("sealed", 0))
     budget = int(header.get("output_budget", 16 * 1024 * 1024))
     probes = header.get("probes") or None
     if probes:
         model_probe.prepare(probes)
+    n_args = header.get("n_args", len(tests[0]["args"]) if tests else None)
     for p_index, program in enumerate(header["programs"]):
-        n_args = len(tests[0]["args"]) if tests else None
         load, fn = load_program(program["code"], header["function"], n_args=n_args)
+        if sealed and not tests:
+            _flush_prints()
         wire.write_message(out, {"event": "load", "program": p_index, **load})
         if fn is not None:
             namespace = getattr(sys.modules.get("submission"), "__dict__", {})  # where a `build` function lives
-            for t_index, test in enumerate(tests):
+            t_index = 0
+            while t_index < len(tests) + sealed:
+                if t_index == len(tests):
+                    tests, arrays, sealed = _append_held_back(tests, arrays, held_back)
+                test = tests[t_index]
                 wire.write_message(out, {"event": "start", "program": p_index, "index": t_index})
-                result, leaves = run_test(fn, test, request.arrays, budget, probes, namespace)
+                result, leaves = run_test(fn, test, arrays, budget, probes, namespace)
+                if sealed and t_index == len(tests) - 1:
+                    _flush_prints()
                 wire.write_message(out, {"event": "test", "program": p_index, "index": t_index, **result}, leaves)
+                t_index += 1
         if after_program is not None:
             after_program(p_index)
     wire.write_message(out, {"event": "done"})
+
+
+Tests = list[dict[str, Any]]
+
+
+def _append_held_back(tests: Tests, arrays: list[np.ndarray],
+                      held_back: Callable[[], wire.Message] | None) -> tuple[Tests, list[np.ndarray], int]:
+    """The tests with the held-back ones after them (their array indices moved past the first ones' arrays)."""
+    if held_back is None:
+        raise RuntimeError("the request holds tests back and nothing can send them")
+    more = held_back()
+    offset = len(arrays)
+    added = [{**test, "args": [{**arg, "a": arg["a"] + offset} if "a" in arg else arg for arg in test["args"]]}
+             for test in more.header["tests"]]
+    return tests + added, arrays + list(more.arrays), 0
+
+
+def _flush_prints() -> None:
+    """Push what was printed into the pipes now (Python buffers a pipe's writes), so it reaches the parent before the
+    event that tells it the hidden inputs may follow. Only the interpreter's own streams: a stream the program put
+    in their place runs its code (a flush that never returns), and what it holds back only counts as printed later."""
+    for stream in (sys.__stdout__, sys.__stderr__):
+        try:
+            if type(stream) is io.TextIOWrapper:
+                stream.flush()
+        except BaseException:
+            pass
 
 
 def import_libraries() -> None:
@@ -402,12 +446,14 @@ def import_libraries() -> None:
 
 
 def read_request(stream: BinaryIO) -> wire.Message:
-    data = stream.read()
+    """The request's first message (the only one unless it holds tests back: `read_held_back` reads the rest)."""
     # The request is trusted (the parent built it); its header carries the programs' code, so no header cap.
-    messages = wire.decode_all(data, wire.Caps(total_bytes=len(data), header_bytes=len(data)))
-    if len(messages) != 1:
-        raise wire.WireError("expected exactly one request message")
-    return messages[0]
+    return wire.read_one(stream.fileno())
+
+
+def read_held_back() -> wire.Message:
+    """The held-back tests, from the stdin the request came on (fd 0, whatever the program did to `sys.stdin`)."""
+    return wire.read_one(0)
 
 
 def apply_seccomp() -> None:
@@ -442,7 +488,7 @@ def main() -> None:
 def serve_and_exit(request: wire.Message, out: BinaryIO,
                    after_program: Callable[[int], None] | None = None) -> NoReturn:
     """Run the request, close the result pipe, flush what was printed, and leave at once (cold and warm)."""
-    serve(request, out, after_program)
+    serve(request, out, after_program, held_back=read_held_back)
     out.close()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -1,0 +1,110 @@
+"""A request that holds its hidden tests back: the child gets their inputs only after reporting the tests before
+them, and what it printed from then on is counted, never kept (graders/supervision.py ChildPipes, the harness's
+serve, graders/wire.py read_one). Real pipes and the real harness loop, in threads instead of a sandbox."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from graders import wire
+from graders.child import harness
+from graders.supervision import ChildOutcome, ChildPipes, SandboxLimits
+
+
+def request(code: str) -> bytes:
+    header = {"function": "f", "programs": [{"code": code}], "tests": [{"name": "public", "args": [{"s": 1.0}]}],
+              "output_budget": 1 << 20, "n_args": 1, "sealed": 2}
+    held = {"tests": [{"name": "hidden-a", "args": [{"s": 2.0}]}, {"name": "hidden-b", "args": [{"s": 3.0}]}]}
+    return wire.encode(header) + wire.encode(held)
+
+
+def test_read_one_reads_exactly_one_message_and_message_length_finds_its_end() -> None:
+    first, second = wire.encode({"a": 1}, [np.arange(3)]), wire.encode({"b": 2})
+    assert wire.message_length(first + second) == len(first)
+    r, w = os.pipe()
+    os.write(w, first + second)
+    os.close(w)
+    one, two = wire.read_one(r), wire.read_one(r)
+    assert one.header == {"a": 1} and one.arrays[0].tolist() == [0, 1, 2] and two.header == {"b": 2}
+    os.close(r)
+
+
+def test_hidden_inputs_arrive_after_the_public_report_and_their_prints_are_only_counted() -> None:
+    stdin_r, stdin_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    res_r, res_w = os.pipe()
+    seen: dict[str, Any] = {}
+    # The program prints each input; on the public test it also looks whether anything more came on stdin yet.
+    code = (f"import builtins, os, select\n"
+            f"def f(x):\n"
+            f"    if x == 1.0:\n"
+            f"        builtins._gx_seen['stdin_ready'] = bool(select.select([{stdin_r}], [], [], 0.2)[0])\n"
+            f"    os.write({out_w}, f'input {{x}}\\n'.encode())\n"
+            f"    return x\n")
+    req = request(code)
+    pipes = ChildPipes(stdin=os.fdopen(stdin_w, "wb", buffering=0), stdout=os.fdopen(out_r, "rb", buffering=0),
+                       stderr=os.fdopen(err_r, "rb", buffering=0), result_fd=res_r, request=req,
+                       limits=SandboxLimits())
+
+    def child() -> None:
+        out = os.fdopen(res_w, "wb", buffering=0)
+        wire.write_message(out, {"event": "ready", "pid": os.getpid()})
+        first = wire.read_one(stdin_r)
+        import builtins
+        builtins._gx_seen = seen  # type: ignore[attr-defined]
+        try:
+            harness.serve(first, out, held_back=lambda: wire.read_one(stdin_r))
+        finally:
+            del builtins._gx_seen  # type: ignore[attr-defined]
+            out.close()
+            os.close(out_w)
+            os.close(err_w)
+
+    thread = threading.Thread(target=child)
+    thread.start()
+    kinds = []
+    deadline = time.monotonic() + 60
+    while "done" not in kinds:
+        assert time.monotonic() < deadline, kinds
+        try:
+            kind, payload = pipes.events.get(timeout=1)
+        except queue.Empty:
+            continue
+        assert kind == "message", (kind, payload)
+        kinds.append(payload.kind)
+    thread.join(10)
+    outcome = ChildOutcome()
+    assert pipes.finish(outcome)
+    assert seen["stdin_ready"] is False  # nothing of the hidden tests was there while the public one ran
+    assert kinds == ["ready", "load", "start", "test", "start", "test", "start", "test", "done"]
+    assert outcome.held_back_sent
+    assert outcome.stdout == b"input 1.0\n" and outcome.stdout_total == len(b"input 1.0\n")
+    assert outcome.hidden_log_bytes == len(b"input 2.0\ninput 3.0\n")
+    os.close(stdin_r)
+
+
+def test_a_child_that_never_reports_the_public_tests_gets_no_hidden_inputs() -> None:
+    stdin_r, stdin_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    res_r, res_w = os.pipe()
+    req = request("def f(x):\n    return x\n")
+    pipes = ChildPipes(stdin=os.fdopen(stdin_w, "wb", buffering=0), stdout=os.fdopen(out_r, "rb", buffering=0),
+                       stderr=os.fdopen(err_r, "rb", buffering=0), result_fd=res_r, request=req,
+                       limits=SandboxLimits())
+    first = wire.read_one(stdin_r)
+    assert first.header["sealed"] == 2 and len(first.header["tests"]) == 1
+    for fd in (out_w, err_w, res_w):  # the child dies before its first test
+        os.close(fd)
+    outcome = ChildOutcome()
+    pipes.finish(outcome)
+    assert os.read(stdin_r, 1 << 16) == b""  # stdin closed, and the hidden tests never written
+    assert not outcome.held_back_sent and outcome.hidden_log_bytes == 0
+    os.close(stdin_r)
