@@ -183,7 +183,7 @@ class LogSink:
             return b"".join(self._chunks)
 
 
-def _reader(stream: IO[bytes], sink: LogSink, key: str, done: dict[str, bool], cost: ReaderCost | None = None) -> None:
+def _reader(stream: IO[bytes], sink: LogSink, key: str, cost: ReaderCost | None = None) -> None:
     """Drain stdout or stderr into `sink` to the end of the pipe. Never raises."""
     started = time.thread_time()
     try:
@@ -195,7 +195,6 @@ def _reader(stream: IO[bytes], sink: LogSink, key: str, done: dict[str, bool], c
     except Exception:  # the pipe broke: what was read so far still counts
         log.exception("reading the child's %s failed", key)
     finally:
-        done[key] = True
         if cost is not None:
             cost.add(time.thread_time() - started)
 
@@ -320,17 +319,16 @@ class ChildPipes:
         self.shown_tests = len(header["tests"])
         first = wire.message_length(request) if self.held_back else len(request)
         self.sinks = {"stdout": LogSink(limits.log_bytes), "stderr": LogSink(limits.log_bytes)}
-        self.readers_done: dict[str, bool] = {}
         self._streams = (stdout, stderr)
         self._release = threading.Event()
         self._send_rest = False
         self.held_back_sent = False
         self.result_bytes_at_seal = 0
         self.threads = [
-            threading.Thread(target=_reader, args=(stdout, self.sinks["stdout"], "stdout", self.readers_done,
-                                                   self.cost), daemon=True, name="gradax-stdout"),
-            threading.Thread(target=_reader, args=(stderr, self.sinks["stderr"], "stderr", self.readers_done,
-                                                   self.cost), daemon=True, name="gradax-stderr"),
+            threading.Thread(target=_reader, args=(stdout, self.sinks["stdout"], "stdout", self.cost),
+                             daemon=True, name="gradax-stdout"),
+            threading.Thread(target=_reader, args=(stderr, self.sinks["stderr"], "stderr", self.cost),
+                             daemon=True, name="gradax-stderr"),
             threading.Thread(target=_results_reader, args=(result_fd, self.channel, self.events, self.cost, cpu,
                                                            self._on_message if self.held_back else None,
                                                            self._redact),
