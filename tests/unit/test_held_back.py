@@ -24,6 +24,18 @@ def request(code: str) -> bytes:
     return wire.encode(header) + wire.encode(held)
 
 
+def child_pipes(req: bytes) -> tuple[ChildPipes, dict[str, int]]:
+    """The parent's ChildPipes on four real pipes, and the child's ends (stdin to read; stdout, stderr, result)."""
+    stdin_r, stdin_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    res_r, res_w = os.pipe()
+    pipes = ChildPipes(stdin=os.fdopen(stdin_w, "wb", buffering=0), stdout=os.fdopen(out_r, "rb", buffering=0),
+                       stderr=os.fdopen(err_r, "rb", buffering=0), result_fd=res_r, request=req,
+                       limits=SandboxLimits())
+    return pipes, {"stdin": stdin_r, "stdout": out_w, "stderr": err_w, "result": res_w}
+
+
 def test_read_one_reads_exactly_one_message_and_message_length_finds_its_end() -> None:
     first, second = wire.encode({"a": 1}, [np.arange(3)]), wire.encode({"b": 2})
     assert wire.message_length(first + second) == len(first)
@@ -36,36 +48,31 @@ def test_read_one_reads_exactly_one_message_and_message_length_finds_its_end() -
 
 
 def test_hidden_inputs_arrive_after_the_public_report_and_their_prints_are_only_counted() -> None:
-    stdin_r, stdin_w = os.pipe()
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    res_r, res_w = os.pipe()
-    seen: dict[str, Any] = {}
-    # The program prints each input; on the public test it also looks whether anything more came on stdin yet.
-    code = (f"import builtins, os, select\n"
-            f"def f(x):\n"
-            f"    if x == 1.0:\n"
-            f"        builtins._gx_seen['stdin_ready'] = bool(select.select([{stdin_r}], [], [], 0.2)[0])\n"
-            f"    os.write({out_w}, f'input {{x}}\\n'.encode())\n"
-            f"    return x\n")
-    req = request(code)
-    pipes = ChildPipes(stdin=os.fdopen(stdin_w, "wb", buffering=0), stdout=os.fdopen(out_r, "rb", buffering=0),
-                       stderr=os.fdopen(err_r, "rb", buffering=0), result_fd=res_r, request=req,
-                       limits=SandboxLimits())
+    # The program prints each input; on the public test it also looks whether anything more came on stdin yet. It
+    # finds its descriptors (and where to say what it saw) in `builtins._gx`, set by the child thread below.
+    code = ("import builtins, os, select\n"
+            "def f(x):\n"
+            "    gx = builtins._gx\n"
+            "    if x == 1.0:\n"
+            "        gx['stdin_ready'] = bool(select.select([gx['stdin']], [], [], 0.2)[0])\n"
+            "    os.write(gx['stdout'], f'input {x}\\n'.encode())\n"
+            "    return x\n")
+    pipes, ends = child_pipes(request(code))
+    seen: dict[str, Any] = dict(ends)
 
     def child() -> None:
-        out = os.fdopen(res_w, "wb", buffering=0)
+        out = os.fdopen(ends["result"], "wb", buffering=0)
         wire.write_message(out, {"event": "ready", "pid": os.getpid()})
-        first = wire.read_one(stdin_r)
+        first = wire.read_one(ends["stdin"])
         import builtins
-        builtins._gx_seen = seen  # type: ignore[attr-defined]
+        builtins._gx = seen  # type: ignore[attr-defined]
         try:
-            harness.serve(first, out, held_back=lambda: wire.read_one(stdin_r))
+            harness.serve(first, out, held_back=lambda: wire.read_one(ends["stdin"]))
         finally:
-            del builtins._gx_seen  # type: ignore[attr-defined]
+            del builtins._gx  # type: ignore[attr-defined]
             out.close()
-            os.close(out_w)
-            os.close(err_w)
+            os.close(ends["stdout"])
+            os.close(ends["stderr"])
 
     thread = threading.Thread(target=child)
     thread.start()
@@ -89,21 +96,15 @@ def test_hidden_inputs_arrive_after_the_public_report_and_their_prints_are_only_
     assert outcome.hidden_log_bytes == len(b"input 2.0\ninput 3.0\n")
     # What the hidden tests returned counts to the MiB only (a few bytes here: none).
     assert 0 < outcome.result_bytes == pipes.result_bytes_at_seal < pipes.channel.decoder.total
-    os.close(stdin_r)
+    os.close(ends["stdin"])
 
 
 def test_a_child_that_never_reports_the_public_tests_gets_no_hidden_inputs() -> None:
-    stdin_r, stdin_w = os.pipe()
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    res_r, res_w = os.pipe()
-    req = request("def f(x):\n    return x\n")
-    pipes = ChildPipes(stdin=os.fdopen(stdin_w, "wb", buffering=0), stdout=os.fdopen(out_r, "rb", buffering=0),
-                       stderr=os.fdopen(err_r, "rb", buffering=0), result_fd=res_r, request=req,
-                       limits=SandboxLimits())
+    pipes, ends = child_pipes(request("def f(x):\n    return x\n"))
+    stdin_r = ends["stdin"]
     first = wire.read_one(stdin_r)
     assert first.header["sealed"] == 2 and len(first.header["tests"]) == 1
-    for fd in (out_w, err_w, res_w):  # the child dies before its first test
+    for fd in (ends["stdout"], ends["stderr"], ends["result"]):  # the child dies before its first test
         os.close(fd)
     outcome = ChildOutcome()
     pipes.finish(outcome)
