@@ -15,6 +15,7 @@ import fcntl
 import logging
 import os
 import queue
+import select
 import termios
 import threading
 import time
@@ -142,8 +143,7 @@ class ReaderCost:
 
 
 def _read(stream: IO[bytes]) -> bytes:
-    # One read of what the pipe holds (read1 on a buffered stream: its read(n) would wait for n bytes, holding
-    # what arrived in its buffer where the cut before the hidden tests (`LogSink.seal`) cannot see it).
+    # One read of what the pipe holds (read1 on a buffered stream: its read(n) would wait for n bytes).
     read = getattr(stream, "read1", None) or stream.read
     chunk = read(65536)
     if chunk is not None and 0 < len(chunk) < SMALL_READ:
@@ -157,6 +157,9 @@ class LogSink:
 
     def __init__(self, keep: int):
         self._lock = threading.Lock()
+        # Held by the pipe's reader from a read to its count, and by the cut while it looks at the pipe: what was
+        # read is counted before the cut sees the pipe empty (see ChildPipes._on_message).
+        self.turn = threading.Lock()
         self._keep = keep
         self._chunks: list[bytes] = []
         self._kept = 0
@@ -184,14 +187,25 @@ class LogSink:
 
 
 def _reader(stream: IO[bytes], sink: LogSink, key: str, cost: ReaderCost | None = None) -> None:
-    """Drain stdout or stderr into `sink` to the end of the pipe. Never raises."""
+    """Drain stdout or stderr into `sink` to the end of the pipe. Never raises.
+
+    It waits for the pipe holding nothing, then reads and counts under the sink's `turn`: a byte is either in the
+    pipe or counted, never in between, which is what makes the cut before the hidden tests exact. It reads the
+    descriptor itself (a buffered stream could hold bytes out of the pipe's count)."""
     started = time.thread_time()
     try:
+        fd = stream.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
         while True:
-            chunk = _read(stream)
-            if not chunk:
-                break
-            sink.add(chunk)
+            poller.poll()
+            with sink.turn:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                sink.add(chunk)
+            if len(chunk) < SMALL_READ:
+                time.sleep(READ_PAUSE_S)  # a trickle of small writes is taken in fewer, larger reads
     except Exception:  # the pipe broke: what was read so far still counts
         log.exception("reading the child's %s failed", key)
     finally:
@@ -366,13 +380,17 @@ class ChildPipes:
             or (isinstance(event, LoadOk) and self.shown_tests == 0)
         if not last_shown:
             return
-        # The child flushed its prints before this event: let the log readers take them off the pipes first.
+        # The child flushed its prints before this event: let the log readers take them off the pipes first. With
+        # both readers' turns held, a pipe read empty means every byte written before is counted (`_reader`).
+        stdout, stderr = self.sinks["stdout"], self.sinks["stderr"]
         deadline = time.monotonic() + self.SETTLE_S
-        while any(_pending(s) for s in self._streams) and time.monotonic() < deadline:
+        while True:
+            with stdout.turn, stderr.turn:
+                if not any(_pending(s) for s in self._streams) or time.monotonic() >= deadline:
+                    stdout.seal()  # a byte still in a pipe at the deadline counts as after the cut
+                    stderr.seal()
+                    break
             time.sleep(0.001)
-        time.sleep(0.002)  # a read just returned is counted by now (late ones only count as after the cut)
-        for sink in self.sinks.values():
-            sink.seal()
         self.result_bytes_at_seal = self.channel.decoder.total
         self.held_back_sent = self._send_rest = True
         self._release.set()

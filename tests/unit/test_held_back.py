@@ -11,10 +11,11 @@ import time
 from typing import Any
 
 import numpy as np
+import pytest
 
 from graders import wire
 from graders.child import harness
-from graders.supervision import ChildOutcome, ChildPipes, SandboxLimits
+from graders.supervision import ChildOutcome, ChildPipes, LogSink, SandboxLimits
 
 
 def request(code: str) -> bytes:
@@ -47,7 +48,19 @@ def test_read_one_reads_exactly_one_message_and_message_length_finds_its_end() -
     os.close(r)
 
 
-def test_hidden_inputs_arrive_after_the_public_report_and_their_prints_are_only_counted() -> None:
+@pytest.mark.parametrize("slow_reader", [False, True], ids=["reader", "reader-descheduled"])
+def test_hidden_inputs_arrive_after_the_public_report_and_their_prints_are_only_counted(
+        slow_reader: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    # reader-descheduled: a log reader that loses the CPU between taking the public test's print off the pipe and
+    # counting it (a busy machine). The cut must wait for it, not count that print as the hidden tests'.
+    if slow_reader:
+        add = LogSink.add
+
+        def slow_add(self: LogSink, chunk: bytes) -> None:
+            time.sleep(0.05)
+            add(self, chunk)
+
+        monkeypatch.setattr(LogSink, "add", slow_add)
     # The program prints each input; on the public test it also looks whether anything more came on stdin yet. It
     # finds its descriptors (and where to say what it saw) in `builtins._gx`, set by the child thread below.
     code = ("import builtins, os, select\n"
