@@ -26,6 +26,7 @@ import json
 import os
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO
 
@@ -325,25 +326,35 @@ def peek_header(data: bytes) -> dict[str, Any]:
     return decode_header(data[_PREFIX.size : _PREFIX.size + hlen], Caps(header_bytes=len(data)))
 
 
-def message_length(data: bytes) -> int:
-    """The byte length of the first message in `data` (a trusted request of several messages), from its framing."""
-    if len(data) < _PREFIX.size:
-        raise WireError("truncated message")
-    magic, hlen = _PREFIX.unpack_from(data)
+def _frame(take: Callable[[int], bytes | memoryview]) -> list[bytes | memoryview]:
+    """One message's parts, taken in order from its framing (prefix, header, count, each array's length and body):
+    `take(n)` returns the next n bytes or raises WireError. Never asks for a byte past the message."""
+    prefix = take(_PREFIX.size)
+    magic, hlen = _PREFIX.unpack(prefix)
     if magic != MAGIC:
         raise WireError("not a message")
-    at = _PREFIX.size + hlen
-    if len(data) < at + _COUNT.size:
-        raise WireError("truncated message")
-    (count,) = _COUNT.unpack_from(data, at)
-    at += _COUNT.size
+    head = take(hlen)
+    count_bytes = take(_COUNT.size)
+    (count,) = _COUNT.unpack(count_bytes)
+    parts = [prefix, head, count_bytes]
     for _ in range(count):
-        if len(data) < at + _LENGTH.size:
+        length = take(_LENGTH.size)
+        parts += [length, take(_LENGTH.unpack(length)[0])]
+    return parts
+
+
+def message_length(data: bytes) -> int:
+    """The byte length of the first message in `data` (a trusted request of several messages), from its framing."""
+    view, at = memoryview(data), 0
+
+    def take(n: int) -> memoryview:
+        nonlocal at
+        if len(view) < at + n:
             raise WireError("truncated message")
-        (size,) = _LENGTH.unpack_from(data, at)
-        at += _LENGTH.size + size
-    if len(data) < at:
-        raise WireError("truncated message")
+        at += n
+        return view[at - n:at]
+
+    _frame(take)
     return at
 
 
@@ -361,18 +372,7 @@ def read_one(fd: int) -> Message:
             n -= len(chunk)
         return b"".join(parts)
 
-    prefix = take(_PREFIX.size)
-    magic, hlen = _PREFIX.unpack(prefix)
-    if magic != MAGIC:
-        raise WireError("not a message")
-    head = take(hlen)
-    count_bytes = take(_COUNT.size)
-    (count,) = _COUNT.unpack(count_bytes)
-    parts = [prefix, head, count_bytes]
-    for _ in range(count):
-        length = take(_LENGTH.size)
-        parts += [length, take(_LENGTH.unpack(length)[0])]
-    data = b"".join(parts)
+    data = b"".join(_frame(take))
     return decode_all(data, Caps(total_bytes=len(data), header_bytes=len(data)))[0]
 
 
