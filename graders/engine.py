@@ -137,7 +137,7 @@ class Grader:
         # Submit: the hidden tests' inputs reach the child only once the public tests are reported (graders/request.py).
         request = build_request(loaded, cases, [text], output_budget=limits.result_bytes - 1024 * 1024,
                                 probes=submission_probes(loaded, reference),
-                                hold_back_from=n_public if len(cases) > n_public else None)
+                                hold_back_from=n_public)
         t1 = time.monotonic()
         outcome = self.executor.grade(loaded, request, limits)
         t2 = time.monotonic()

@@ -38,15 +38,18 @@ def build_request(loaded: LoadedProblem, cases: list[CaseInput], programs: list[
                   hold_back_from: int | None = None) -> bytes:
     """A harness request; `probes` (graders/model_checks.probe_request) asks for the model and checks.
 
-    `hold_back_from` (a submission's request: the index of its first hidden test) makes it two messages: the first
-    carries the tests before that index and `"sealed"`, the number held back; the second carries those tests'
-    inputs, and the parent sends it only once the child has reported the first ones (graders/supervision.py
-    ChildPipes). So nothing the submission printed, raised or returned before then can hold a hidden input, and
-    what it does after is not shown (graders/engine.py).
+    `hold_back_from` (a submission's request: the index of its first hidden test, at least 1) makes it two messages
+    when tests follow that index: the first carries the tests before it and `"sealed"`, the number held back; the
+    second carries those tests' inputs, and the parent sends it only once the child has reported the first ones
+    (graders/supervision.py ChildPipes). So nothing the submission printed, raised or returned before then can hold a
+    hidden input, and what it does after is not shown (graders/engine.py).
     """
     problem = loaded.problem
     dtypes: list[str] = [a.dtype for a in problem.args]
-    split = len(cases) if hold_back_from is None else max(0, min(hold_back_from, len(cases)))
+    if hold_back_from is not None and hold_back_from < 1:
+        # The cut before the hidden tests is the report of the test before them (every problem has a public one).
+        raise ValueError("a request holds tests back only after at least one test")
+    split = len(cases) if hold_back_from is None else min(hold_back_from, len(cases))
     if split < len(cases) and len(programs) != 1:
         raise ValueError("only a request of one program holds tests back")
     tests, arrays = encode_cases(cases[:split], dtypes)
@@ -55,7 +58,6 @@ def build_request(loaded: LoadedProblem, cases: list[CaseInput], programs: list[
         "programs": [{"code": code} for code in programs],
         "tests": tests,
         "output_budget": output_budget,
-        "n_args": len(problem.args),
     }
     if probes:
         header["probes"] = probes

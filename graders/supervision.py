@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from graders import cgroup, wire
-from graders.child_events import ChildMessage, LoadOk, ResultChannel, TestError, TestOk, TestRejected
+from graders.child_events import ChildMessage, ResultChannel, TestError, TestOk, TestRejected
 
 log = logging.getLogger("gradax.sandbox")
 
@@ -327,15 +327,14 @@ class ChildPipes:
                  request: bytes, limits: SandboxLimits, cpu: Callable[[], float] | None = None):
         self.events: queue.Queue[Any] = queue.Queue()
         self.cost = ReaderCost()
-        self.channel = ResultChannel.for_request(request, limits.result_bytes)
         header = wire.peek_header(request)
+        self.channel = ResultChannel.for_request(header, limits.result_bytes)
         self.held_back = int(header.get("sealed", 0))
         self.shown_tests = len(header["tests"])
         first = wire.message_length(request) if self.held_back else len(request)
         self.sinks = {"stdout": LogSink(limits.log_bytes), "stderr": LogSink(limits.log_bytes)}
         self._streams = (stdout, stderr)
         self._release = threading.Event()
-        self._send_rest = False
         self.held_back_sent = False
         self.result_bytes_at_seal = 0
         self.threads = [
@@ -359,7 +358,7 @@ class ChildPipes:
             stdin.flush()  # a buffered pipe (the cold sandbox's) would hold it until closed
             if rest:
                 self._release.wait()
-                if self._send_rest:
+                if self.held_back_sent:
                     stdin.write(rest)
                     stdin.flush()
         except (BrokenPipeError, OSError):
@@ -371,14 +370,12 @@ class ChildPipes:
                 pass
 
     def _on_message(self, message: ChildMessage) -> None:
-        """Called by the results reader with each event: after the last test before the hidden ones (or the
-        program's load, when none comes before them), seal the logs and send the hidden tests."""
+        """Called by the results reader with each event: after the last test before the hidden ones, seal the logs
+        and send the hidden tests."""
         if self._release.is_set():
             return
         event = message.event
-        last_shown = (isinstance(event, TestOk | TestError | TestRejected) and event.index == self.shown_tests - 1) \
-            or (isinstance(event, LoadOk) and self.shown_tests == 0)
-        if not last_shown:
+        if not (isinstance(event, TestOk | TestError | TestRejected) and event.index == self.shown_tests - 1):
             return
         # The child flushed its prints before this event: let the log readers take them off the pipes first. With
         # both readers' turns held, a pipe read empty means every byte written before is counted (`_reader`).
@@ -392,7 +389,7 @@ class ChildPipes:
                     break
             time.sleep(0.001)
         self.result_bytes_at_seal = self.channel.decoder.total
-        self.held_back_sent = self._send_rest = True
+        self.held_back_sent = True
         self._release.set()
 
     def _redact(self, detail: str) -> str:

@@ -19,7 +19,7 @@ import sys
 import time
 import traceback
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, NoReturn
 
 import numpy as np
@@ -379,50 +379,42 @@ def serve(request: wire.Message, out: BinaryIO, after_program: Callable[[int], N
     `held_back()` once the tests it carries are reported: what was printed so far is flushed first, so the parent
     can tell it from what is printed once the hidden inputs are here."""
     header = request.header
-    tests = list(header["tests"])
-    arrays = list(request.arrays)
-    sealed = int(header.get("sealed", 0))
     budget = int(header.get("output_budget", 16 * 1024 * 1024))
     probes = header.get("probes") or None
     if probes:
         model_probe.prepare(probes)
-    n_args = header.get("n_args", len(tests[0]["args"]) if tests else None)
+    n_args = len(header["tests"][0]["args"]) if header["tests"] else None
     for p_index, program in enumerate(header["programs"]):
         load, fn = load_program(program["code"], header["function"], n_args=n_args)
-        if sealed and not tests:
-            _flush_prints()
         wire.write_message(out, {"event": "load", "program": p_index, **load})
         if fn is not None:
             namespace = getattr(sys.modules.get("submission"), "__dict__", {})  # where a `build` function lives
             t_index = 0
-            while t_index < len(tests) + sealed:
-                if t_index == len(tests):
-                    tests, arrays, sealed = _append_held_back(tests, arrays, held_back)
-                test = tests[t_index]
-                wire.write_message(out, {"event": "start", "program": p_index, "index": t_index})
-                result, leaves = run_test(fn, test, arrays, budget, probes, namespace)
-                if sealed and t_index == len(tests) - 1:
-                    _flush_prints()
-                wire.write_message(out, {"event": "test", "program": p_index, "index": t_index, **result}, leaves)
-                t_index += 1
+            for tests, arrays, last_shown in _batches(request, held_back):
+                for i, test in enumerate(tests):
+                    wire.write_message(out, {"event": "start", "program": p_index, "index": t_index})
+                    result, leaves = run_test(fn, test, arrays, budget, probes, namespace)
+                    if last_shown and i == len(tests) - 1:
+                        _flush_prints()
+                    wire.write_message(out, {"event": "test", "program": p_index, "index": t_index, **result},
+                                       leaves)
+                    t_index += 1
         if after_program is not None:
             after_program(p_index)
     wire.write_message(out, {"event": "done"})
 
 
-Tests = list[dict[str, Any]]
-
-
-def _append_held_back(tests: Tests, arrays: list[np.ndarray],
-                      held_back: Callable[[], wire.Message] | None) -> tuple[Tests, list[np.ndarray], int]:
-    """The tests with the held-back ones after them (their array indices moved past the first ones' arrays)."""
-    if held_back is None:
-        raise RuntimeError("the request holds tests back and nothing can send them")
-    more = held_back()
-    offset = len(arrays)
-    added = [{**test, "args": [{**arg, "a": arg["a"] + offset} if "a" in arg else arg for arg in test["args"]]}
-             for test in more.header["tests"]]
-    return tests + added, arrays + list(more.arrays), 0
+def _batches(request: wire.Message, held_back: Callable[[], wire.Message] | None
+             ) -> Iterator[tuple[list[dict[str, Any]], list[np.ndarray], bool]]:
+    """Each message's tests with the arrays they index, and whether its tests are the last ones shown before hidden
+    ones: the request's own, then (when it holds tests back) those `held_back()` reads, only once these are run."""
+    sealed = int(request.header.get("sealed", 0))
+    yield request.header["tests"], request.arrays, bool(sealed)
+    if sealed:
+        if held_back is None:
+            raise RuntimeError("the request holds tests back and nothing can send them")
+        more = held_back()
+        yield more.header["tests"], more.arrays, False
 
 
 def _flush_prints() -> None:

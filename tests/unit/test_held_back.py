@@ -8,19 +8,23 @@ import os
 import queue
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from graders import wire
+from graders.cases import build_cases
 from graders.child import harness
+from graders.problem import ProblemBank
+from graders.request import build_request
 from graders.supervision import ChildOutcome, ChildPipes, LogSink, SandboxLimits
 
 
 def request(code: str) -> bytes:
     header = {"function": "f", "programs": [{"code": code}], "tests": [{"name": "public", "args": [{"s": 1.0}]}],
-              "output_budget": 1 << 20, "n_args": 1, "sealed": 2}
+              "output_budget": 1 << 20, "sealed": 2}
     held = {"tests": [{"name": "hidden-a", "args": [{"s": 2.0}]}, {"name": "hidden-b", "args": [{"s": 3.0}]}]}
     return wire.encode(header) + wire.encode(held)
 
@@ -124,3 +128,22 @@ def test_a_child_that_never_reports_the_public_tests_gets_no_hidden_inputs() -> 
     assert os.read(stdin_r, 1 << 16) == b""  # stdin closed, and the hidden tests never written
     assert not outcome.held_back_sent and outcome.hidden_log_bytes == 0
     os.close(stdin_r)
+
+
+def test_a_submissions_request_holds_back_its_hidden_tests_and_never_all_of_them() -> None:
+    loaded = ProblemBank(Path(__file__).resolve().parents[2] / "problems").get("nnx-module-basics")
+    assert loaded is not None
+    cases = build_cases(loaded.problem)
+    n_public = len(loaded.problem.tests.public)
+    assert 0 < n_public < len(cases)
+    req = build_request(loaded, cases, ["x = 1\n"], output_budget=1 << 20, hold_back_from=n_public)
+    first = wire.decode_all(req[:wire.message_length(req)])[0]
+    rest = wire.decode_all(req[wire.message_length(req):])[0]
+    assert len(first.header["tests"]) == n_public and first.header["sealed"] == len(cases) - n_public
+    assert [t["name"] for t in rest.header["tests"]] == [c.name for c in cases[n_public:]]
+    assert all(a["a"] < len(rest.arrays) for t in rest.header["tests"] for a in t["args"] if "a" in a)
+    # Nothing to hold back (a Run): one message. Holding back every test would leave no report to cut at: refused.
+    whole = build_request(loaded, cases[:n_public], ["x = 1\n"], output_budget=1 << 20, hold_back_from=n_public)
+    assert wire.message_length(whole) == len(whole) and "sealed" not in wire.peek_header(whole)
+    with pytest.raises(ValueError):
+        build_request(loaded, cases, ["x = 1\n"], output_budget=1 << 20, hold_back_from=0)
