@@ -40,12 +40,14 @@ run: system-deps venv
 # On a cgroup v2 host the sandboxes get a parent cgroup of their own (scripts/test-cgroup-parent.sh).
 # The container test (builds the image, runs it against real PostgreSQL and Redis) runs on its own after
 # the suite: its image build would otherwise compete for the 2 cores with time-bounded tests. With
-# PYTEST_ARGS (a subset), only the suite runs. The 25 slowest tests close the log: where the time budget goes.
+# PYTEST_ARGS (a subset), only the suite runs. The 25 slowest tests close the log: where the time budget goes;
+# every test's time is in test-artifacts/pytest.xml (JUnit), to see what each file costs.
 test: test-deps venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	GRADAX_CGROUP_PARENT="$$(bash scripts/test-cgroup-parent.sh)" \
-	  $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not container" --durations=25 $(PYTEST_ARGS)
+	  $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not container" --durations=25 \
+	  --junitxml=test-artifacts/pytest.xml $(PYTEST_ARGS)
 	@if [ -z "$(PYTEST_ARGS)" ]; then $(MAKE) --no-print-directory test-container; fi
 
 test-container: test-deps venv
