@@ -189,9 +189,9 @@ class LogSink:
 def _reader(stream: IO[bytes], sink: LogSink, key: str, cost: ReaderCost | None = None) -> None:
     """Drain stdout or stderr into `sink` to the end of the pipe. Never raises.
 
-    It waits for the pipe holding nothing, then reads and counts under the sink's `turn`: a byte is either in the
-    pipe or counted, never in between, which is what makes the cut before the hidden tests exact. It reads the
-    descriptor itself (a buffered stream could hold bytes out of the pipe's count)."""
+    It waits until the pipe holds something (or is closed), then reads and counts under the sink's `turn`: a byte
+    is either in the pipe or counted, never in between, which is what makes the cut before the hidden tests exact.
+    It reads the descriptor itself (a buffered stream could hold bytes out of the pipe's count)."""
     started = time.thread_time()
     try:
         fd = stream.fileno()
