@@ -150,8 +150,9 @@ class Grader:
             "run_ms": round(outcome.run_ms or 0.0, 1),
             "compare_ms": round((time.monotonic() - t2) * 1000, 1),
         }
-        if outcome.memory_peak is not None:
-            report.timings["memory_peak_mb"] = round(outcome.memory_peak / 2**20, 1)
+        memory_peak = outcome.shown_memory_peak()
+        if memory_peak is not None:
+            report.timings["memory_peak_mb"] = round(memory_peak / 2**20, 1)
         # What reading this child's pipes cost the parent (the web server's process when grading in-process).
         report.timings["parent_read_cpu_ms"] = round(outcome.parent_cpu_s * 1000, 1)
         probe_ms = [m.event.probes.duration_ms for m in outcome.events("test")
@@ -310,7 +311,7 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
             if index in started:
                 timed_out = (outcome.timed_out or outcome.cpu_exceeded) and not _starved_of_memory(outcome)
                 test.status = TestStatus.TIMEOUT if timed_out else TestStatus.ERROR
-                test.verdict, test.message = _unfinished(outcome, limits)
+                test.verdict, test.message = _unfinished(outcome, limits, public=case.public)
             else:
                 test.message = "not run: an earlier test stopped the run"
             continue
@@ -324,11 +325,15 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
             test.traceback = result.traceback
             test.line = result.line
             test.verdict = Verdict.RUNTIME_ERROR
-            if not case.public:
-                # Its message, traceback and line were written once the hidden inputs were in the child: not shown.
-                test.message = f"{hidden_error_name(result.error_type)} raised (hidden test)"
+            if case.public:
+                _add_pitfall(report, result.error_type, result.message)
+            else:
+                # Its message, traceback and line were written once the hidden inputs were in the child: not shown,
+                # and the advice is chosen from what is shown (which advice a message selects would say it).
+                shown = hidden_error_name(result.error_type)
+                test.message = f"{shown} raised (hidden test)"
                 test.traceback, test.line = None, None
-            _add_pitfall(report, result.error_type, result.message)
+                _add_pitfall(report, shown, "")
             continue
         if isinstance(result, ev.TestRejected):
             test.status = TestStatus.ERROR
@@ -357,11 +362,12 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
         test.message = cmp.message
         test.stage = cmp.stage
         if not cmp.ok:
-            stage_messages[id(test)] = cmp.message
             if not case.public and cmp.stage in CHECK_STAGES:
                 # The model's checks name what the submission built (its attribute and class names, its errors),
-                # which it may have chosen from a hidden input: a hidden test's says which check failed only.
+                # which it may have chosen from a hidden input: a hidden test's says which check failed only, and
+                # its advice comes from that (which advice the full message selects would say it too).
                 test.message = model_checks.hidden_stage_message(cmp.stage)
+            stage_messages[id(test)] = cmp.message if case.public else test.message
         if case.public:
             test.max_abs_error = cmp.max_abs_error
             test.max_rel_error = cmp.max_rel_error
@@ -459,8 +465,9 @@ def _add_pitfall(report: Report, error_type: str, message: str) -> None:
         report.diagnosis = pitfall.advice
 
 
-def _unfinished(outcome: ChildOutcome, limits: SandboxLimits | None) -> tuple[Verdict, str]:
-    """What stopped a test that started and never reported: its verdict and the test's message."""
+def _unfinished(outcome: ChildOutcome, limits: SandboxLimits | None, *, public: bool = True) -> tuple[Verdict, str]:
+    """What stopped a test that started and never reported: its verdict and the test's message. How a hidden test's
+    process ended (its exit status, the signal) is the submission's to choose, from a hidden input: not said."""
     stopped_by = _limit_verdict(outcome)
     if stopped_by == Verdict.MEMORY_LIMIT_EXCEEDED:
         return stopped_by, f"memory limit exceeded during this test: {limits_text.memory_phrase(outcome, limits)}"
@@ -470,6 +477,9 @@ def _unfinished(outcome: ChildOutcome, limits: SandboxLimits | None) -> tuple[Ve
         return stopped_by, f"output limit exceeded during this test: {limits_text.output_phrase(outcome, limits)}"
     if outcome.wire_error:
         return Verdict.RUNTIME_ERROR, "the run was stopped: the submission wrote to the grader's result channel"
+    if not public:
+        return Verdict.RUNTIME_ERROR, ("the process ended during this test, before returning a result (a hidden test: "
+                                       "its exit status or signal is not shown)")
     return Verdict.RUNTIME_ERROR, f"{_exit_description(outcome.exit_code)} during this test, before returning a result"
 
 

@@ -68,9 +68,10 @@ def machine_too_busy(outcome: ChildOutcome, limits: SandboxLimits | None) -> str
 
 def memory_phrase(outcome: ChildOutcome, limits: SandboxLimits | None) -> str:
     limit = f", the limit is {limits.memory_mb} MiB" if limits is not None else ""
-    if outcome.memory_peak is None:
+    peak = outcome.shown_memory_peak()
+    if peak is None:
         return f"the run used all the memory it may use{limit}"
-    return f"the memory of the run reached {outcome.memory_peak / 2**20:.0f} MiB{limit}"
+    return f"the memory of the run reached {peak / 2**20:.0f} MiB{limit}"
 
 
 def output_phrase(outcome: ChildOutcome, limits: SandboxLimits | None) -> str:
@@ -92,7 +93,7 @@ def run_usage(outcome: ChildOutcome) -> RunUsage:
         cpu_s=None if outcome.run_cpu_s is None else round(outcome.run_cpu_s, 3),
         wall_s=None if outcome.run_ms is None else round(outcome.run_ms / 1000, 3),
         cpu_wait_s=None if outcome.cpu_wait_s is None else round(outcome.cpu_wait_s, 3),
-        memory_peak_mb=None if outcome.memory_peak is None else round(outcome.memory_peak / 2**20, 1),
+        memory_peak_mb=None if (peak := outcome.shown_memory_peak()) is None else round(peak / 2**20, 1),
         result_bytes=outcome.result_bytes,
         stdout_bytes=outcome.stdout_total,
         stderr_bytes=outcome.stderr_total,

@@ -246,7 +246,8 @@ def _watch(proc: subprocess.Popen[bytes], request: bytes, read_fd: int, limits: 
     assert proc.stdin and proc.stdout and proc.stderr
     meter = RunMeter.of_group(group) if group is not None else RunMeter.of_process(proc.pid)
     pipes = ChildPipes(stdin=proc.stdin, stdout=proc.stdout, stderr=proc.stderr, result_fd=read_fd,
-                       request=request, limits=limits, cpu=meter.cpu)
+                       request=request, limits=limits, cpu=meter.cpu,
+                       memory_peak=group.memory_peak if group is not None else None)
 
     def exit_code(timeout: float | None) -> int | None:
         try:

@@ -99,6 +99,8 @@ class ChildOutcome:
     # child printed from then on, counted only: `stdout` and `stderr` (and their totals) are what came before.
     held_back_sent: bool = False
     hidden_log_bytes: int = 0
+    # The run's memory peak when the hidden tests' inputs were sent (what it allocated after could encode them).
+    memory_peak_at_seal: int | None = None
     exit_code: int | None = None
     timed_out: bool = False  # the wall-clock backstop stopped the run
     starved: bool = False  # ... at its cap, after waiting for a CPU most of the time: the machine's doing
@@ -118,6 +120,14 @@ class ChildOutcome:
     result_bytes: int = 0  # bytes received on the result channel
     parent_cpu_s: float = 0.0  # CPU time the parent's reader threads spent on this child's pipes
     sandboxed: bool = True
+
+    def shown_memory_peak(self) -> int | None:
+        """The memory peak a report may show: once the hidden tests' inputs were sent, the peak up to then (how much
+        a hidden test allocated is the submission's to choose, from an input), unless the run reached its limit
+        (then the peak is the limit, whichever test reached it)."""
+        if self.held_back_sent and not (self.memory_exceeded or self.memory_limit_reached):
+            return self.memory_peak_at_seal
+        return self.memory_peak
 
     def events(self, name: str) -> list[ChildMessage]:
         return [m for m in self.messages if m.kind == name]
@@ -324,7 +334,8 @@ class ChildPipes:
     SETTLE_S = 0.2  # at most this long for the logs' pipes to be read empty before the cut
 
     def __init__(self, *, stdin: IO[bytes], stdout: IO[bytes], stderr: IO[bytes], result_fd: int,
-                 request: bytes, limits: SandboxLimits, cpu: Callable[[], float] | None = None):
+                 request: bytes, limits: SandboxLimits, cpu: Callable[[], float] | None = None,
+                 memory_peak: Callable[[], int] | None = None):
         self.events: queue.Queue[Any] = queue.Queue()
         self.cost = ReaderCost()
         header = wire.peek_header(request)
@@ -337,6 +348,8 @@ class ChildPipes:
         self._release = threading.Event()
         self.held_back_sent = False
         self.result_bytes_at_seal = 0
+        self._memory_peak = memory_peak  # the run's cgroup's, read at the cut
+        self.memory_peak_at_seal: int | None = None
         self.threads = [
             threading.Thread(target=_reader, args=(stdout, self.sinks["stdout"], "stdout", self.cost),
                              daemon=True, name="gradax-stdout"),
@@ -389,6 +402,11 @@ class ChildPipes:
                     break
             time.sleep(0.001)
         self.result_bytes_at_seal = self.channel.decoder.total
+        if self._memory_peak is not None:
+            try:
+                self.memory_peak_at_seal = self._memory_peak()
+            except OSError:
+                pass
         self.held_back_sent = True
         self._release.set()
 
@@ -408,6 +426,7 @@ class ChildPipes:
         outcome.stdout, outcome.stdout_total = stdout.kept(), stdout.total
         outcome.stderr, outcome.stderr_total = stderr.kept(), stderr.total
         outcome.held_back_sent = self.held_back_sent
+        outcome.memory_peak_at_seal = self.memory_peak_at_seal
         outcome.hidden_log_bytes = stdout.hidden + stderr.hidden
         outcome.result_bytes = self.channel.decoder.total
         if self.held_back_sent:

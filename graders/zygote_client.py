@@ -322,7 +322,8 @@ def watch_child(child: PoolChild, request: bytes, limits: SandboxLimits, group: 
     pipes = ChildPipes(stdin=os.fdopen(child.fds.pop("stdin"), "wb", buffering=0),
                        stdout=os.fdopen(child.fds.pop("stdout"), "rb", buffering=0),
                        stderr=os.fdopen(child.fds.pop("stderr"), "rb", buffering=0),
-                       result_fd=child.fds.pop("result"), request=request, limits=limits, cpu=meter.cpu)
+                       result_fd=child.fds.pop("result"), request=request, limits=limits, cpu=meter.cpu,
+                       memory_peak=group.memory_peak)
     control = child.fds["control"]
 
     def exit_code(timeout: float | None) -> int | None:

@@ -56,7 +56,7 @@ def executor(request: pytest.FixtureRequest, data_dir: Path) -> tuple[Executor, 
     return pool, pool.settings
 
 
-@pytest.mark.parametrize("name", ["printer", "raiser", "channel"])
+@pytest.mark.parametrize("name", ["printer", "raiser", "channel", "ender"])
 def test_no_hidden_input_reaches_the_report(name: str, executor: tuple[Executor, GraderSettings]) -> None:
     bank = ProblemBank(ROOT / "problems")
     pool, settings = executor
@@ -81,6 +81,28 @@ def test_no_hidden_input_reaches_the_report(name: str, executor: tuple[Executor,
         assert "inputs [1.0, 2.0, 3.0]" in tests["example"]["message"]
         assert {t["message"] for t in hidden} == {"an exception of your own class raised (hidden test)"}
         assert all(t.get("traceback") is None and t.get("line") is None for t in hidden)
+    if name == "ender":
+        # How the process ended is the submission's choice (here seed 7 of the first hidden test made status 16):
+        # the hidden test says it ended, not how.
+        first = hidden[0]
+        assert first["status"] == "error" and "exit status or signal is not shown" in first["message"], first
+        assert "status 16" not in text and "exited with" not in text, text[:3000]
     if name == "channel":
         assert report["verdict"] == "runtime_error"
         assert "written during the hidden tests" in report["message"], report["message"]
+
+
+def test_what_a_hidden_test_allocates_is_not_in_the_report(executor: tuple[Executor, GraderSettings]) -> None:
+    """How much memory a hidden test takes is the submission's to choose, from an input: a report shows the run's
+    memory peak up to the moment the hidden tests' inputs were sent (8 MB or 200 MB in the first hidden test: one
+    peak, within the noise of a run)."""
+    bank = ProblemBank(ROOT / "problems")
+    pool, settings = executor
+    peaks = []
+    for mb in (8, 200):
+        code = (FILES / "hog.py").read_text().replace("__MB__", str(mb)).encode()
+        report, _ = grade_warm(pool, bank, PID, code, settings)
+        assert report["verdict"] == "wrong_answer" and report["passed"] == 0, json.dumps(report, indent=1)[:3000]
+        assert report["usage"]["memory_peak_mb"] == report["timings"]["memory_peak_mb"], report
+        peaks.append(report["usage"]["memory_peak_mb"])
+    assert peaks[0] > 0 and abs(peaks[1] - peaks[0]) < 48, peaks

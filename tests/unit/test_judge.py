@@ -7,6 +7,7 @@ between tests.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from graders.compare import Output
 from graders.engine import judge
 from graders.problem import LoadedProblem, load_problem
 from graders.reference import ProgramOutputs, ReferenceOutputs
-from graders.report import TestStatus, Verdict, starved_of_cpu
+from graders.report import Report, TestStatus, Verdict, starved_of_cpu
 from graders.sandbox import ChildOutcome
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,3 +130,84 @@ def test_a_run_the_busy_machine_starved_is_not_judged(problem: tuple) -> None:  
     outcome.starved = False
     judged = judge(loaded, cases, reference, outcome, "submit", limits=limits)
     assert judged.verdict == Verdict.TIME_LIMIT_EXCEEDED and not starved_of_cpu(judged)
+
+
+def _comparable(report: Report) -> str:
+    """A report as JSON without what every run has of its own (timings, usage)."""
+    data = report.to_json_dict()
+    for key in ("timings", "usage", "duration_ms"):
+        data.pop(key, None)
+    return json.dumps(data, sort_keys=True)
+
+
+def _public_then(cases: list[CaseInput], hidden: list[ChildMessage]) -> list[ChildMessage]:
+    """The public tests answered right, then what the first hidden test did."""
+    public = [i for i, c in enumerate(cases) if c.public]
+    messages = _events({i: float(i) for i in public}, started=public)
+    return [*messages, M({"event": "start", "program": 0, "index": len(public)}), *hidden]
+
+
+def _hidden_error(index: int, error_type: str, message: str) -> ChildMessage:
+    return M({"event": "test", "program": 0, "index": index, "status": "error", "duration_ms": 1.0,
+              "error_type": error_type, "message": message, "traceback": "", "line": 3})
+
+
+@pytest.mark.parametrize("variants", [
+    # How the process ended: an exit status, a signal (each is a byte the submission chooses from a hidden input).
+    [{"exit_code": 3}, {"exit_code": 77}, {"exit_code": -11}, {"exit_code": 134}],
+    # Which advice an error's message selects (graders/diagnose.py PITFALLS).
+    [{"error": ("ValueError", "Missing required argument `grads`")},
+     {"error": ("ValueError", "Invalid rng value: 1.5")}, {"error": ("ValueError", "nothing known")}],
+], ids=["how-it-ended", "error-advice"])
+def test_what_a_hidden_test_chooses_does_not_change_the_report(problem: tuple, variants: list[dict]) -> None:  # type: ignore[type-arg]
+    """Hidden inputs in a submission's hands: anything it can choose in a hidden test (its exit status, a signal,
+    an error's message) gives one and the same report, but for the run's totals. A public test says it all."""
+    loaded, cases, reference = problem
+    n_public = sum(c.public for c in cases)
+    reports = []
+    for variant in variants:
+        hidden = [_hidden_error(n_public, *variant["error"])] if "error" in variant else []
+        outcome = ChildOutcome(messages=_public_then(cases, hidden), exit_code=variant.get("exit_code", 0))
+        reports.append(judge(loaded, cases, reference, outcome, "submit"))
+    assert reports[0].verdict == Verdict.RUNTIME_ERROR
+    assert "hidden test" in reports[0].tests[n_public].message
+    assert len({_comparable(r) for r in reports}) == 1, [r.tests[n_public].message for r in reports]
+    # The same choices on a public test are shown: the student debugs with those.
+    public = []
+    for variant in variants:
+        messages = _events({}, started=[])
+        messages.append(M({"event": "start", "program": 0, "index": 0}))
+        if "error" in variant:
+            messages.append(_hidden_error(0, *variant["error"]))
+        outcome = ChildOutcome(messages=messages, exit_code=variant.get("exit_code", 0))
+        public.append(judge(loaded, cases, reference, outcome, "submit"))
+    assert len({_comparable(r) for r in public}) == len(variants)
+
+
+def test_a_hidden_model_check_failure_gives_the_advice_of_what_is_shown(problem: tuple,  # type: ignore[type-arg]
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model check failed on a hidden test names the check only; the advice (graders/diagnose.py STAGE_PITFALLS)
+    is chosen from that too, not from the full message, whose attribute and class names the submission chose."""
+    from graders import engine
+    from graders.compare import Comparison
+    from graders.model_checks import StageContext
+
+    loaded, cases, reference = problem
+    n_public = sum(c.public for c in cases)
+    full = {"plain": "the model's attribute 'w' is a plain jax.Array",
+            "missing": "the model has no nnx.Param of shape (3, 4)"}
+
+    def judged(kind: str, fail_public: bool) -> Report:
+        def staged(cmp: Comparison, ctx: StageContext) -> Comparison:
+            return Comparison(False, "state", full[kind]) if ctx.public == fail_public else cmp
+
+        monkeypatch.setattr(engine.model_checks, "staged", staged)
+        outcome = ChildOutcome(messages=_events({i: float(i) for i in range(len(cases))},
+                                                started=list(range(len(cases)))))
+        return judge(loaded, cases, reference, outcome, "submit")
+
+    hidden = [judged(kind, fail_public=False) for kind in full]
+    assert len({_comparable(r) for r in hidden}) == 1
+    assert all(r.tests[n_public].message == engine.model_checks.hidden_stage_message("state") for r in hidden)
+    public = [judged(kind, fail_public=True) for kind in full]
+    assert len({r.diagnosis for r in public}) == 2 and None not in {r.diagnosis for r in public}
