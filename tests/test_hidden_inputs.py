@@ -56,7 +56,7 @@ def executor(request: pytest.FixtureRequest, data_dir: Path) -> tuple[Executor, 
     return pool, pool.settings
 
 
-@pytest.mark.parametrize("name", ["printer", "raiser", "channel", "ender"])
+@pytest.mark.parametrize("name", ["printer", "raiser", "channel", "ender", "clock"])
 def test_no_hidden_input_reaches_the_report(name: str, executor: tuple[Executor, GraderSettings]) -> None:
     bank = ProblemBank(ROOT / "problems")
     pool, settings = executor
@@ -87,6 +87,13 @@ def test_no_hidden_input_reaches_the_report(name: str, executor: tuple[Executor,
         first = hidden[0]
         assert first["status"] == "error" and "exit status or signal is not shown" in first["message"], first
         assert "status 16" not in text and "exited with" not in text, text[:3000]
+    if name == "clock":
+        # The child's own figures of a hidden test (its duration, compile and probe times) are numbers its process
+        # wrote: no sum of them is shown, only the public tests' (the public one compiled, so there is one).
+        timings = report["timings"]
+        assert 0 < timings["compile_ms"] <= timings["tests_ms"] < 60_000, timings
+        assert timings.get("probes_ms", 0) < 60_000, timings
+        assert "7004" not in text
     if name == "channel":
         assert report["verdict"] == "runtime_error"
         assert "written during the hidden tests" in report["message"], report["message"]
