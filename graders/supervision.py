@@ -405,8 +405,8 @@ class ChildPipes:
         if self._memory_peak is not None:
             try:
                 self.memory_peak_at_seal = self._memory_peak()
-            except OSError:
-                pass
+            except (OSError, ValueError):  # the group is gone or says nothing readable: no peak is shown
+                log.warning("the run's memory peak could not be read at the cut", exc_info=True)
         self.held_back_sent = True
         self._release.set()
 
