@@ -211,3 +211,26 @@ def test_a_hidden_model_check_failure_gives_the_advice_of_what_is_shown(problem:
     assert all(r.tests[n_public].message == engine.model_checks.hidden_stage_message("state") for r in hidden)
     public = [judged(kind, fail_public=True) for kind in full]
     assert len({r.diagnosis for r in public}) == 2 and None not in {r.diagnosis for r in public}
+
+
+def test_a_submits_memory_peak_is_the_one_before_the_hidden_tests_unless_it_reached_the_limit(problem: tuple) -> None:  # type: ignore[type-arg]
+    """What a hidden test allocated is the submission's to choose: the report shows the peak read when the hidden
+    inputs were sent (graders/supervision.py ChildPipes), unless the run reached its limit (then the limit is it)."""
+    from graders import limits_text
+    from graders.sandbox import SandboxLimits
+
+    loaded, cases, reference = problem
+    limits = SandboxLimits(time_s=5, memory_mb=512)
+    before, after = 40 * 2**20, 300 * 2**20
+    outcome = ChildOutcome(messages=_events({i: float(i) for i in range(len(cases))}, started=list(range(len(cases)))),
+                           held_back_sent=True, memory_peak_at_seal=before, memory_peak=after)
+    assert limits_text.run_usage(outcome).memory_peak_mb == 40.0
+    outcome.memory_limit_reached = True  # a hidden test touched the limit: the peak is (about) the limit
+    assert limits_text.run_usage(outcome).memory_peak_mb == 300.0
+    stopped = ChildOutcome(messages=_events({0: 0.0}, started=[0, 1]), held_back_sent=True,
+                           memory_peak_at_seal=before, memory_peak=512 * 2**20, memory_exceeded=True)
+    report = judge(loaded, cases, reference, stopped, "submit", limits=limits)
+    assert report.verdict == Verdict.MEMORY_LIMIT_EXCEEDED
+    assert "reached 512 MiB, the limit is 512 MiB" in report.tests[1].message, report.tests[1].message
+    run = ChildOutcome(messages=[], memory_peak=after)  # a Run: no hidden tests, the run's own peak
+    assert limits_text.run_usage(run).memory_peak_mb == 300.0
