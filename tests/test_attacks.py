@@ -139,15 +139,17 @@ def listener() -> Iterator[Listener]:
     lst.close()
 
 
-def _walk_names(top: Path, max_depth: int | None = None) -> Iterator[Path]:
-    top_depth = len(top.parts)
+def _names_with(marker: str, top: Path, max_depth: int | None = None) -> Iterator[Path]:
+    """Every entry under `top` whose name carries `marker` (names are compared as strings: /tmp holds the suite's
+    data dirs, tens of thousands of entries, walked after every row)."""
+    top_depth = str(top).rstrip(os.sep).count(os.sep)
     for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
-        here = Path(dirpath)
         dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
-        if max_depth is not None and len(here.parts) - top_depth >= max_depth:
-            dirnames[:] = []
         for name in dirnames + filenames:
-            yield here / name
+            if marker in name:
+                yield Path(dirpath) / name
+        if max_depth is not None and dirpath.rstrip(os.sep).count(os.sep) - top_depth >= max_depth:
+            dirnames[:] = []
 
 
 def marker_files(marker: str, data_dir: Path) -> list[Path]:
@@ -156,7 +158,7 @@ def marker_files(marker: str, data_dir: Path) -> list[Path]:
     for top, depth in ((Path("/tmp"), None), (ROOT, None), (data_dir, None), (Path("/var/tmp"), None),
                        (Path("/dev/shm"), None), (HOME, 2)):
         if top.exists():
-            found += [p for p in _walk_names(top, depth) if marker in p.name]
+            found += list(_names_with(marker, top, depth))
     return found
 
 
@@ -447,6 +449,23 @@ def test_attack(attack: Attack, run: Run, listener: Listener, data_dir: Path) ->
     run.assert_no_secret(result)
     if run.pool == "warm" or attack.host:
         run.assert_correct_accepted()
+
+
+def test_the_host_scan_finds_what_a_row_would_leave(tmp_path: Path, data_dir: Path) -> None:
+    """The checks after every row can fail: a file, a directory or a link named with the marker in /tmp (at any
+    depth), the project tree or the data dir is found; nothing is found for another marker."""
+    marker = f"gxatk{uuid.uuid4().hex[:12]}"
+    deep = tmp_path / "a" / "b" / "c"
+    deep.mkdir(parents=True)
+    planted = [deep / f"x-{marker}.txt", tmp_path / f"dir-{marker}", data_dir / f"link-{marker}"]
+    planted[0].write_text("x")
+    planted[1].mkdir()
+    planted[2].symlink_to("/nonexistent")
+    try:
+        assert set(marker_files(marker, data_dir)) == set(planted)  # the data dir may lie in /tmp: found twice
+        assert marker_files(f"gxatk{uuid.uuid4().hex[:12]}", data_dir) == []
+    finally:
+        planted[2].unlink()
 
 
 @pytest.mark.parametrize("pool", ["cold", "warm"])
