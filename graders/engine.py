@@ -474,7 +474,7 @@ def _add_pitfall(report: Report, error_type: str, message: str) -> None:
         report.diagnosis = pitfall.advice
 
 
-def _unfinished(outcome: ChildOutcome, limits: SandboxLimits | None, *, public: bool = True) -> tuple[Verdict, str]:
+def _unfinished(outcome: ChildOutcome, limits: SandboxLimits | None, *, public: bool) -> tuple[Verdict, str]:
     """What stopped a test that started and never reported: its verdict and the test's message. How a hidden test's
     process ended (its exit status, the signal) is the submission's to choose, from a hidden input: not said."""
     stopped_by = _limit_verdict(outcome)
