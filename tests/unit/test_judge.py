@@ -147,7 +147,7 @@ def _public_then(cases: list[CaseInput], hidden: list[ChildMessage]) -> list[Chi
     return [*messages, M({"event": "start", "program": 0, "index": len(public)}), *hidden]
 
 
-def _hidden_error(index: int, error_type: str, message: str) -> ChildMessage:
+def _error_event(index: int, error_type: str, message: str) -> ChildMessage:
     return M({"event": "test", "program": 0, "index": index, "status": "error", "duration_ms": 1.0,
               "error_type": error_type, "message": message, "traceback": "", "line": 3})
 
@@ -166,7 +166,7 @@ def test_what_a_hidden_test_chooses_does_not_change_the_report(problem: tuple, v
     n_public = sum(c.public for c in cases)
     reports = []
     for variant in variants:
-        hidden = [_hidden_error(n_public, *variant["error"])] if "error" in variant else []
+        hidden = [_error_event(n_public, *variant["error"])] if "error" in variant else []
         outcome = ChildOutcome(messages=_public_then(cases, hidden), exit_code=variant.get("exit_code", 0))
         reports.append(judge(loaded, cases, reference, outcome, "submit"))
     assert reports[0].verdict == Verdict.RUNTIME_ERROR
@@ -178,7 +178,7 @@ def test_what_a_hidden_test_chooses_does_not_change_the_report(problem: tuple, v
         messages = _events({}, started=[])
         messages.append(M({"event": "start", "program": 0, "index": 0}))
         if "error" in variant:
-            messages.append(_hidden_error(0, *variant["error"]))
+            messages.append(_error_event(0, *variant["error"]))
         outcome = ChildOutcome(messages=messages, exit_code=variant.get("exit_code", 0))
         public.append(judge(loaded, cases, reference, outcome, "submit"))
     assert len({_comparable(r) for r in public}) == len(variants)
