@@ -92,6 +92,15 @@ PITFALLS: tuple[Pitfall, ...] = (
         "Random keys need an integer seed, and the seed arrives as a float: `jax.random.key(int(seed))`.",
     ),
     Pitfall(
+        "reads-stdin",
+        # input()'s own message; a hidden test shows the class name only, and a debugger's prompt (`breakpoint()`)
+        # quits with BdbQuit at the end of its input.
+        re.compile(r"^EOFError: (EOF when reading a line)?$|^BdbQuit\b"),
+        "Your code reads standard input (`input()`, `sys.stdin`, or the debugger prompt of `breakpoint()`), and "
+        "there is none while grading: the function gets everything it needs as its arguments. Remove the "
+        "`input()` and `breakpoint()` calls.",
+    ),
+    Pitfall(
         "batchnorm-mode-missing",
         re.compile(r"No `use_running_average` argument was provided"),
         "`nnx.BatchNorm` needs to know its mode: call `model.train()` / `model.eval()` (or pass "

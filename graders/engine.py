@@ -492,6 +492,23 @@ def _unfinished(outcome: ChildOutcome, limits: SandboxLimits | None, *, public: 
     return Verdict.RUNTIME_ERROR, f"{_exit_description(outcome.exit_code)} during this test, before returning a result"
 
 
+def _ended_between_tests(report: Report, outcome: ChildOutcome) -> str:
+    """Why a run whose every finished test passed stopped short: it ended between two tests, with no test running
+    (a thread or signal handler of the program's ended it, or it took the descriptors the grader uses). How it ended
+    is said only while no hidden input can have been in the process."""
+    done = [t for t in report.tests if t.status == TestStatus.PASSED]
+    following = next((t for t in report.tests if t.status == TestStatus.SKIPPED), None)
+    after = f"after test '{done[-1].name}'" if done else "after your file was loaded"
+    before = f", before test '{following.name}' started" if following is not None else ""
+    if (following is not None and not following.public) or outcome.held_back_sent:
+        how = "the process ended (how is not shown: the hidden tests' inputs may have been in it)"
+    else:
+        how = _exit_description(outcome.exit_code)
+    return (f"The run ended {after}{before}: {how}. No test was running: something your code started (a thread, "
+            "a timer, a signal handler) ended it, or it read, closed or replaced a descriptor the grader uses "
+            "(standard input is empty while grading; the tests arrive on a channel of the grader's).")
+
+
 def _runtime_before_tests(report: Report, outcome: ChildOutcome, limits: SandboxLimits | None) -> Report:
     report.verdict = Verdict.RUNTIME_ERROR
     if outcome.wire_error:
@@ -545,7 +562,7 @@ def _summary(report: Report, outcome: ChildOutcome, limits: SandboxLimits | None
             return f"Memory limit exceeded: {limits_text.memory_phrase(outcome, limits)}."
         if v == Verdict.OUTPUT_LIMIT_EXCEEDED:
             return f"Output limit exceeded: {limits_text.output_phrase(outcome, limits)}."
-        return f"{report.passed} of {report.total} tests passed."
+        return f"{report.passed} of {report.total} tests passed. {_ended_between_tests(report, outcome)}"
     text = f"{report.passed} of {report.total} tests passed. First failure, test '{first.name}': {first.message}"
     stopped = next((t for t in report.tests if t is not first and t.verdict in LIMIT_VERDICTS), None)
     if stopped is not None:

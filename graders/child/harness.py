@@ -443,9 +443,37 @@ def read_request(stream: BinaryIO) -> wire.Message:
     return wire.read_one(stream.fileno())
 
 
-def read_held_back() -> wire.Message:
-    """The held-back tests, from the stdin the request came on (fd 0, whatever the program did to `sys.stdin`)."""
-    return wire.read_one(0)
+# The harness's exit status when the held-back tests cannot be read: the program read, closed or replaced the
+# channel they come on (it found the descriptor). Nothing of gradax failed; the run ends between two tests.
+HELD_BACK_LOST = 72
+
+
+def detach_stdin() -> int:
+    """Move the request channel off fd 0 and give the program an empty stdin: `input()` (or `breakpoint()`, or a
+    read of `sys.stdin`) left in a submission ends at once with EOFError instead of blocking until the wall-clock
+    limit, and cannot take the bytes of the tests still to come. The channel's new descriptor is not inherited by
+    a process the program starts (PEP 446)."""
+    channel = os.dup(0)
+    try:
+        null = os.open(os.devnull, os.O_RDONLY)
+    except OSError:  # no /dev/null in this sandbox: no stdin at all rather than the channel
+        os.close(0)
+        return channel
+    if null != 0:
+        os.dup2(null, 0)
+        os.close(null)
+    return channel
+
+
+def read_held_back(channel: int) -> wire.Message:
+    """The held-back tests, from the channel the request came on (`detach_stdin`)."""
+    try:
+        return wire.read_one(channel)
+    except Exception:  # a truncated or garbled message, a closed descriptor
+        # Said before any hidden input is in this process: fixed text, nothing the program chose.
+        os.write(2, b"gradax harness: the tests that follow could not be read: the program read, closed or "
+                    b"replaced the channel they arrive on\n")
+        os._exit(HELD_BACK_LOST)
 
 
 def apply_seccomp() -> None:
@@ -479,8 +507,10 @@ def main() -> None:
 
 def serve_and_exit(request: wire.Message, out: BinaryIO,
                    after_program: Callable[[int], None] | None = None) -> NoReturn:
-    """Run the request, close the result pipe, flush what was printed, and leave at once (cold and warm)."""
-    serve(request, out, after_program, held_back=read_held_back)
+    """Run the request, close the result pipe, flush what was printed, and leave at once (cold and warm). The request
+    was read from stdin; the program gets an empty one (`detach_stdin`)."""
+    channel = detach_stdin()
+    serve(request, out, after_program, held_back=lambda: read_held_back(channel))
     out.close()
     for stream in (sys.stdout, sys.stderr):
         try:

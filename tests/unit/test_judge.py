@@ -102,6 +102,35 @@ def test_all_ran_tests_passed_but_run_stopped_between_tests(problem: tuple) -> N
     assert report.passed == 2 and report.tests[2].status == TestStatus.SKIPPED
 
 
+def test_a_run_that_ended_between_public_tests_says_after_which_and_how(problem: tuple) -> None:  # type: ignore[type-arg]
+    """No limit, no test running: the run ended between two tests (a thread of the program's called os._exit, or it
+    took the grader's channel). The report says after which test and, while the next test is public, how."""
+    import dataclasses
+
+    loaded, all_cases, reference = problem
+    cases = [dataclasses.replace(c, public=True) for c in all_cases[:3]]  # a Run of three public tests
+    outcome = ChildOutcome(messages=_events({0: 0.0}, started=[0]), exit_code=5)
+    report = judge(loaded, cases, reference, outcome, "run")
+    assert report.verdict == Verdict.RUNTIME_ERROR and report.passed == 1
+    assert f"The run ended after test '{cases[0].name}', before test '{cases[1].name}' started" in report.message
+    assert "the process exited with status 5" in report.message, report.message
+    assert "internal" not in report.message and "not your fault" not in report.message
+
+
+@pytest.mark.parametrize("exit_code", [3, 72, -9])
+def test_how_a_run_ended_before_a_hidden_test_is_not_said(problem: tuple, exit_code: int) -> None:  # type: ignore[type-arg]
+    """Before a hidden test the process may hold its inputs: its exit status is the program's to choose from them."""
+    loaded, cases, reference = problem
+    first_hidden = next(i for i, c in enumerate(cases) if not c.public)
+    ran = {i: float(i) for i in range(first_hidden)}
+    outcome = ChildOutcome(messages=_events(ran, started=list(ran)), exit_code=exit_code, held_back_sent=True)
+    report = judge(loaded, cases, reference, outcome, "submit")
+    assert report.verdict == Verdict.RUNTIME_ERROR
+    assert f"before test '{cases[first_hidden].name}' started" in report.message
+    assert "how is not shown" in report.message
+    assert str(abs(exit_code)) not in report.message.split("passed.", 1)[1], report.message
+
+
 def test_every_test_passing_is_accepted(problem: tuple) -> None:  # type: ignore[type-arg]
     loaded, cases, reference = problem
     outcome = ChildOutcome(messages=_events({i: float(i) for i in range(len(cases))}, started=list(range(len(cases)))))
