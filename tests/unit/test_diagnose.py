@@ -101,6 +101,33 @@ def _jit_over_seed() -> object:
 
 
 # (pitfall id, a snippet that raises the real error on the pinned library versions)
+def _input_on_empty_stdin() -> object:
+    """input() as a graded child runs it: stdin is /dev/null (graders/child/harness.py detach_stdin)."""
+    import io
+    import sys
+
+    saved, sys.stdin = sys.stdin, io.StringIO("")
+    try:
+        return input()
+    finally:
+        sys.stdin = saved
+
+
+def _breakpoint_on_empty_stdin() -> object:
+    """A debugger prompt at the end of its input quits (`breakpoint()` in a graded child)."""
+    import io
+    import pdb
+    import sys
+
+    debugger = pdb.Pdb(stdin=io.StringIO(""), stdout=io.StringIO())
+    debugger.use_rawinput = False
+    try:
+        debugger.set_trace()
+        return "the debugger let the program go on"
+    finally:
+        sys.settrace(None)
+
+
 REAL_ERRORS: list[tuple[str, Callable[[], object]]] = [
     ("plain-list-of-modules", _plain_list_assigned),
     ("plain-list-of-modules", _plain_list_appended),
@@ -118,6 +145,8 @@ REAL_ERRORS: list[tuple[str, Callable[[], object]]] = [
     ("jit-over-scalar-arguments", _jit_over_seed),
     ("float-prng-seed", lambda: __import__("jax").random.key(0.0)),
     ("float-prng-seed", lambda: __import__("jax").random.PRNGKey(3.0)),
+    ("reads-stdin", _input_on_empty_stdin),
+    ("reads-stdin", _breakpoint_on_empty_stdin),
     ("batchnorm-mode-missing",
      lambda: __import__("flax").nnx.BatchNorm(3, use_running_average=None, rngs=__import__("flax").nnx.Rngs(0))(
          __import__("jax").numpy.ones((2, 3)))),
@@ -144,7 +173,8 @@ def test_every_pitfall_has_a_real_error() -> None:
     lambda: {"key": 1}["float"],
     lambda: __import__("flax").nnx.Linear(3, 4, rngs=__import__("flax").nnx.Rngs(0))(
         __import__("jax").numpy.ones((2, 5))),
-], ids=["zero-division", "matmul-shapes", "key-plus-float", "key-error", "linear-wrong-input"])
+    lambda: __import__("pickle").loads(b""),
+], ids=["zero-division", "matmul-shapes", "key-plus-float", "key-error", "linear-wrong-input", "pickle-eof"])
 def test_unrelated_errors_get_no_pitfall(action: Callable[[], object]) -> None:
     error_type, message = _error_of(action)
     assert pitfall_for(error_type, message) is None, f"{error_type}: {message[:300]}"
