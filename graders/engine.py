@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import re
 import signal
 import time
 from typing import Any, Literal
@@ -302,6 +303,9 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
         report.line = load.line
         report.message = (f"Your file raised {load.error_type} while it was being loaded:\n"
                           f"{load.traceback}")
+        if out_of_memory(load.error_type, load.message):
+            report.verdict = Verdict.MEMORY_LIMIT_EXCEEDED
+            report.message = "Memory limit exceeded while your file was being loaded. " + report.message
         _add_pitfall(report, load.error_type, load.message)
         return _limit_verdicts(_channel_verdict(report, outcome), outcome, limits)
 
@@ -343,6 +347,10 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
                 test.message = f"{shown} raised (hidden test)"
                 test.traceback, test.line = None, None
                 _add_pitfall(report, shown, "")
+            if out_of_memory(result.error_type, result.message if case.public else ""):
+                test.verdict = Verdict.MEMORY_LIMIT_EXCEEDED
+                limit = f" (the limit is {limits.memory_mb} MiB)" if limits is not None else ""
+                test.message = f"memory limit exceeded during this test: {test.message}{limit}"
             continue
         if isinstance(result, ev.TestRejected):
             test.status = TestStatus.ERROR
@@ -490,6 +498,20 @@ def _unfinished(outcome: ChildOutcome, limits: SandboxLimits | None, *, public: 
         return Verdict.RUNTIME_ERROR, ("the process ended during this test, before returning a result (a hidden test: "
                                        "its exit status or signal is not shown)")
     return Verdict.RUNTIME_ERROR, f"{_exit_description(outcome.exit_code)} during this test, before returning a result"
+
+
+# Allocations the sandbox refused: Python's MemoryError (numpy's "Unable to allocate ...") and XLA's. Asked for at once,
+# they fail before the memory is used, where a slower growth is stopped by the limit itself; both are the program
+# asking for more memory than it may use.
+XLA_OUT_OF_MEMORY = re.compile(r"^RESOURCE_EXHAUSTED: Out of memory")
+
+
+def out_of_memory(error_type: str, message: str) -> bool:
+    """Whether an error a test raised is an allocation refused for want of memory. A hidden test's is judged by its
+    class alone (`message` ""): which verdict a message selects would say something of it."""
+    if error_type == "MemoryError":
+        return True
+    return error_type in ("JaxRuntimeError", "XlaRuntimeError") and bool(XLA_OUT_OF_MEMORY.match(message))
 
 
 def _ended_between_tests(report: Report, outcome: ChildOutcome) -> str:

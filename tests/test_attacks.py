@@ -282,6 +282,15 @@ def _check_memory_message(report: dict[str, Any], _: CliResult) -> None:
     assert report["usage"]["memory_peak_mb"] <= MEMORY_LIMIT_MB + 1
 
 
+def _check_refused_allocation(report: dict[str, Any], _: CliResult) -> None:
+    """Refused at once, before the memory is used: the message says what refused it, and the limit."""
+    public = next(t for t in report["tests"] if t["public"])
+    refused = "memory limit exceeded during this test: JaxRuntimeError: RESOURCE_EXHAUSTED"
+    assert public["message"].startswith(refused), public["message"]
+    assert f"the limit is {MEMORY_LIMIT_MB} MiB" in public["message"], public["message"]
+    assert report["usage"]["memory_peak_mb"] < MEMORY_LIMIT_MB / 2, report["usage"]
+
+
 def _check_output_message(report: dict[str, Any], result: CliResult) -> None:
     _check_cheap(report, result)
     assert re.search(r"returned an array of [\d,]+ bytes; the output limit is [\d,]+ bytes", report["message"]), (
@@ -318,6 +327,7 @@ ATTACKS = [
     Attack("07_fork_many_children", "runtime_error", _check_forks, host=True),
     Attack("08_setsid_daemon", "accepted", host=True),
     Attack("09_allocate_8gib", "memory_limit_exceeded", _check_memory_message, host=True),
+    Attack("09b_ask_for_terabytes", "memory_limit_exceeded", _check_refused_allocation, one_path=True),
     Attack("10_huge_result", "output_limit_exceeded", _check_output_message),
     Attack("11_print_200mb", "accepted", _check_capped_output, host=True),
     Attack("11b_print_lines_until_the_limit", "time_limit_exceeded", _check_printed, small=True),

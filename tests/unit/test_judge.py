@@ -187,7 +187,10 @@ def _error_event(index: int, error_type: str, message: str) -> ChildMessage:
     # Which advice an error's message selects (graders/diagnose.py PITFALLS).
     [{"error": ("ValueError", "Missing required argument `grads`")},
      {"error": ("ValueError", "Invalid rng value: 1.5")}, {"error": ("ValueError", "nothing known")}],
-], ids=["how-it-ended", "error-advice"])
+    # Which verdict an error's message selects (XLA's out-of-memory is told by its message).
+    [{"error": ("JaxRuntimeError", "RESOURCE_EXHAUSTED: Out of memory allocating 4398046511104 bytes.")},
+     {"error": ("JaxRuntimeError", "INTERNAL: something else")}],
+], ids=["how-it-ended", "error-advice", "error-verdict"])
 def test_what_a_hidden_test_chooses_does_not_change_the_report(problem: tuple, variants: list[dict]) -> None:  # type: ignore[type-arg]
     """Hidden inputs in a submission's hands: anything it can choose in a hidden test (its exit status, a signal,
     an error's message) gives one and the same report, but for the run's totals. A public test says it all."""
@@ -211,6 +214,31 @@ def test_what_a_hidden_test_chooses_does_not_change_the_report(problem: tuple, v
         outcome = ChildOutcome(messages=messages, exit_code=variant.get("exit_code", 0))
         public.append(judge(loaded, cases, reference, outcome, "submit"))
     assert len({_comparable(r) for r in public}) == len(variants)
+
+
+@pytest.mark.parametrize(("error_type", "message", "public"), [
+    ("MemoryError", "Unable to allocate 8.00 TiB for an array with shape (1099511627776,) and data type float64", True),
+    ("JaxRuntimeError", "RESOURCE_EXHAUSTED: Out of memory allocating 4398046511104 bytes.", True),
+    ("MemoryError", "Unable to allocate 8.00 TiB", False),
+])
+def test_an_allocation_refused_for_memory_is_memory_limit_exceeded(problem: tuple, error_type: str,  # type: ignore[type-arg]
+                                                                    message: str, public: bool) -> None:
+    """Asked for at once, an allocation over the limit fails with an error before any memory is used (numpy's
+    MemoryError, XLA's RESOURCE_EXHAUSTED); grown slowly, the limit stops it. Both are the memory limit."""
+    from graders.sandbox import SandboxLimits
+
+    loaded, cases, reference = problem
+    index = 0 if public else sum(c.public for c in cases)
+    messages = _events({i: float(i) for i in range(index)}, started=list(range(index)))
+    messages += [M({"event": "start", "program": 0, "index": index}), _error_event(index, error_type, message)]
+    report = judge(loaded, cases, reference, ChildOutcome(messages=messages), "submit",
+                   limits=SandboxLimits(memory_mb=2048))
+    assert report.verdict == Verdict.MEMORY_LIMIT_EXCEEDED
+    test = report.tests[index]
+    assert test.verdict == Verdict.MEMORY_LIMIT_EXCEEDED and test.status == TestStatus.ERROR
+    assert test.message.startswith("memory limit exceeded during this test: ") and "2048 MiB" in test.message
+    assert (message in test.message) == public, test.message
+    assert f"First failure, test '{cases[index].name}': memory limit exceeded" in report.message
 
 
 def test_a_hidden_model_check_failure_gives_the_advice_of_what_is_shown(problem: tuple,  # type: ignore[type-arg]
