@@ -181,6 +181,14 @@ STAGE_PITFALLS: tuple[StagePitfall, ...] = (
         "the statement names) whose parameters are `nnx.Param` attributes, then call it.",
     ),
     StagePitfall(
+        "model-only-traced",
+        ("gradients", "eval_determinism"),
+        re.compile(r"the model was built only inside a transform"),
+        "The whole function runs under `jax.jit` (or `nnx.jit`, `vmap`), so the model exists only while it is "
+        "traced, and nothing can train or evaluate it afterwards. Build the model in plain Python and jit the step "
+        "that uses it: `model = MyModel(..., rngs=nnx.Rngs(int(seed)))`, then `nnx.jit(lambda m, x: m(x))(model, x)`.",
+    ),
+    StagePitfall(
         "blocked-gradient",
         ("gradients",),
         re.compile(r"is zero, though|no gradient reaches|blocks or bends|could not be computed"),

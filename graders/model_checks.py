@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from graders import dtypes
+from graders.child.model_probe import TRACED_ONLY
 from graders.compare import Comparison, Output, leaf_pairs, values_close
 from graders.dtypes import DtypePolicy
 from graders.probe_schema import GradientEntry, ModelState, Probes, StateEntry
@@ -351,6 +352,8 @@ def gradients_stage(ctx: StageContext) -> Comparison | None:
     if got is None:
         return _lost("gradients")
     target = "your model" if spec.wrt == "params" else "your function"
+    if got.error == TRACED_ONLY:
+        return Comparison(False, "gradients", f"the gradient through {target} could not be computed: {got.error}")
     if got.error:
         return Comparison(False, "gradients",
                           f"the gradient through {target} could not be computed: {got.error}. Training "
@@ -420,6 +423,8 @@ def eval_determinism_stage(ctx: StageContext) -> Comparison | None:
     if got is None:
         return _lost("eval_determinism")
     call = f"model({', '.join(spec.args)})"
+    if got.error == TRACED_ONLY:
+        return Comparison(False, "eval_determinism", f"`model.eval()` could not be checked: {got.error}")
     if got.error or got.first is None or got.second is None:
         return Comparison(False, "eval_determinism",
                           f"after `model.eval()`, calling `{call}` raised {got.error}: the model the statement "

@@ -53,6 +53,8 @@ class ModelState(Strict):
     roots: Annotated[list[Annotated[str, Field(pattern=IDENT)]], Field(max_length=MAX_ROOTS)] = []
     variables: Annotated[list[StateEntry], Field(max_length=MAX_VARIABLES)] = []
     truncated: StrictBool = False
+    # The roots are traced copies: nothing concrete was built (the function ran under a transform as a whole).
+    traced: StrictBool = False
     error: ErrorText | None = None
 
 

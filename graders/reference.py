@@ -76,8 +76,10 @@ class ReferenceOutputs:
 
     @property
     def builds_model(self) -> bool:
-        """Whether the reference built an nnx.Module on some test (state checks are on for it by default)."""
-        return any(r.probes.state is not None and r.probes.state.roots for r in self.reference.probes.values())
+        """Whether the reference built an nnx.Module on some test (state checks are on for it by default). A model
+        that only exists inside a transform (`nnx.vmap` of a constructor) does not count: its state is not checked."""
+        return any(r.probes.state is not None and r.probes.state.roots and not r.probes.state.traced
+                   for r in self.reference.probes.values())
 
 
 def library_versions() -> dict[str, str]:

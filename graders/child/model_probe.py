@@ -155,9 +155,15 @@ def _leaf_value(leaf: Any) -> Any:
     return leaf.get_value() if isinstance(leaf, nnx.Variable) else leaf
 
 
-def outermost(recorded: list[Any]) -> list[tuple[Any, list[tuple[tuple[Any, ...], Any]]]]:
+Roots = list[tuple[Any, list[tuple[tuple[Any, ...], Any]]]]
+
+
+def outermost(recorded: list[Any]) -> tuple[Roots, Roots]:
     """The recorded modules no other recorded module holds, in construction order, each with its flat
-    state; traced copies (built inside a transform: their state holds tracers) are left out."""
+    state: those with concrete state, and apart from them the traced copies (built inside a transform: their state
+    holds tracers). A traced copy is not the model when a concrete module was built too (an `nnx.vmap` ensemble);
+    when none was, the function ran under a transform as a whole (`jax.jit` around it) and the traced copies are all
+    there is of the model."""
     from flax import nnx
 
     unique: dict[int, Any] = {}
@@ -169,7 +175,8 @@ def outermost(recorded: list[Any]) -> list[tuple[Any, list[tuple[tuple[Any, ...]
             for _, node in nnx.iter_graph(module):
                 if node is not module and isinstance(node, nnx.Module):
                     held.add(id(node))
-    roots = []
+    roots: Roots = []
+    traced: Roots = []
     for key, module in unique.items():
         if key in held:
             continue
@@ -178,9 +185,10 @@ def outermost(recorded: list[Any]) -> list[tuple[Any, list[tuple[tuple[Any, ...]
         except Exception:
             continue
         if any(_is_tracer(_leaf_value(leaf)) for _, leaf in flat):
-            continue  # built inside a transform: a traced copy, not the model
-        roots.append((module, flat))
-    return roots
+            traced.append((module, flat))  # built inside a transform: a traced copy
+        else:
+            roots.append((module, flat))
+    return roots, traced
 
 
 def _path(parts: tuple[Any, ...]) -> str:
@@ -225,7 +233,7 @@ def _is_rng_state(leaf: Any) -> bool:
 
 
 def describe(roots: list[tuple[Any, list[tuple[tuple[Any, ...], Any]]]], values: bool, arrays: list[np.ndarray],
-             budget: list[int]) -> dict[str, Any]:
+             budget: list[int], traced: bool = False) -> dict[str, Any]:
     """The state of the model: every non-RNG leaf of `nnx.state` of each root (shared leaves once)."""
     seen: set[int] = set()
     variables: list[dict[str, Any]] = []
@@ -245,7 +253,8 @@ def describe(roots: list[tuple[Any, list[tuple[tuple[Any, ...], Any]]]], values:
                     entry["value"] = len(arrays)
                     arrays.append(arr)
             variables.append(entry)
-    return {"roots": [_base(type(r))[0] for r, _ in roots][:64], "variables": variables, "truncated": truncated}
+    out = {"roots": [_base(type(r))[0] for r, _ in roots][:64], "variables": variables, "truncated": truncated}
+    return {**out, "traced": True} if traced else out
 
 
 def _to_plain(value: Any, budget: list[int]) -> np.ndarray | None:
@@ -376,11 +385,14 @@ class Session:
         out: dict[str, Any] = {}
         state = self.probes.get("state")
         model, roots, model_error = self._model(self.probes.get("model") or {}, args)
+        # The model exists only as a traced copy: its structure is described, but it cannot be called afterwards.
+        unusable = TRACED_ONLY if model is None and roots else None
         if state:
             if model_error is not None:
                 out["state"] = {"error": model_error}
             else:
-                out["state"] = _guarded(lambda: describe(roots, bool(state.get("values")), arrays, budget))
+                out["state"] = _guarded(lambda: describe(roots, bool(state.get("values")), arrays, budget,
+                                                         traced=unusable is not None))
         if self.probes.get("retrace"):
             out["retrace"] = {"traces": int(self.traces)}
         rows_spec = self.probes.get("batch_invariance")
@@ -388,10 +400,14 @@ class Session:
             out["batch_invariance"] = _guarded(lambda: batch_rows(rows_spec, fn, args, arrays, budget, to_tree))
         grad_spec = self.probes.get("gradients")
         if grad_spec:
-            out["gradients"] = _guarded(lambda: gradients(grad_spec, fn, args, model, arg_names, arrays, budget))
+            if unusable is not None and grad_spec.get("wrt") != "inputs":
+                out["gradients"] = {"error": unusable}
+            else:
+                out["gradients"] = _guarded(lambda: gradients(grad_spec, fn, args, model, arg_names, arrays, budget))
         eval_spec = self.probes.get("eval_determinism")
         if eval_spec:  # last: it switches the model to evaluation mode
-            out["eval_determinism"] = _guarded(lambda: eval_repeat(eval_spec, model, args, arrays, budget, to_tree))
+            out["eval_determinism"] = ({"error": unusable} if unusable is not None else
+                                       _guarded(lambda: eval_repeat(eval_spec, model, args, arrays, budget, to_tree)))
         return out
 
     def _model(self, spec: dict[str, Any], args: list[Any]
@@ -417,10 +433,17 @@ class Session:
             except Exception as exc:
                 return None, [], f"the model could not be inspected: {_error_text(exc)}"
         try:
-            roots = outermost(self.recorded)
+            roots, traced = outermost(self.recorded)
         except Exception as exc:
             return None, [], f"the model could not be inspected: {_error_text(exc)}"
+        if not roots and traced:
+            return None, traced[-1:], None  # the last trace's model: structure only (no model to call)
         return (roots[-1][0] if roots else None), roots, None
+
+
+TRACED_ONLY = ("the model was built only inside a transform (the function is jitted or vmapped as a whole), so it "
+               "cannot be called once the function returns: build the model outside the transform, and jit the steps "
+               "that use it")
 
 
 def _guarded(run: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from graders.child.model_probe import TRACED_ONLY
 from graders.compare import Comparison, Output, compare
 from graders.diagnose import STAGE_PITFALLS, stage_pitfall_for
 from graders.model_checks import (
@@ -273,6 +274,16 @@ def test_every_stage_pitfall_matches_a_real_stage_message() -> None:
         "eval-ignored": failed(eval_determinism_stage(ctx(SEQUENTIAL, out, out, evals, (leaf, leaf, leaf * 0), evals,
                                                           (leaf, leaf, leaf)))),
     }
+    traced_only = {"error": TRACED_ONLY}
+    real["model-only-traced"] = failed(eval_determinism_stage(ctx(SEQUENTIAL, out, out,
+                                                                  {"eval_determinism": traced_only}, (leaf,), evals,
+                                                                  (leaf, leaf, leaf))))
+    traced_gradients = failed(gradients_stage(ctx(LAYERNORM, Output(LEAF0, (x,)), Output(LEAF0, (x,)),
+                                                  {"gradients": traced_only}, (x,), grads,
+                                                  (x, np.ones((2, 3), np.float32)))))
+    found = stage_pitfall_for(*traced_gradients)
+    assert found is not None and found.id == "model-only-traced", traced_gradients
+    assert "Training differentiates it" not in traced_gradients[1]  # that advice is for a blocked gradient
     real["reduced-precision"] = failed(compare(Output({"t": "leaf", "i": 0, "d": "bfloat16"}, (leaf,)), out, TOL,
                                                public=True))
     real["integer-result"] = failed(compare(Output(LEAF0, (np.ones(2, np.int32),)), out, TOL, public=False))

@@ -78,8 +78,51 @@ def f(seed, x):
     return model(x)
 """
     _, _, probes = run(code, CAPTURED)
-    assert probes.state is not None and probes.state.roots == ["Sequential"]
+    assert probes.state is not None and probes.state.roots == ["Sequential"] and not probes.state.traced
     assert sorted(v.path for v in probes.state.variables) == ["layers.0.bias", "layers.0.kernel"]
+
+
+@pytest.mark.parametrize("jit", ["jax.jit(f_, static_argnums=0)", "nnx.jit(f_, static_argnums=0)"])
+def test_a_function_jitted_as_a_whole_shows_its_traced_model(jit: str) -> None:
+    """Nothing concrete was built (the whole function ran under jit): the traced copy is all there is of the model,
+    so its structure is described (it is the model the student wrote); it cannot be called afterwards, and the
+    checks that would call it say why instead of "no nnx.Module was built"."""
+    code = f"""
+import jax
+from flax import nnx
+def f_(seed, x):
+    return nnx.Linear(3, 2, rngs=nnx.Rngs(params=int(seed)))(x)
+f = {jit}
+"""
+    probes_asked = {**CAPTURED, "gradients": {"wrt": "params", "args": [1]}, "eval_determinism": {"args": [1]}}
+    _, _, probes = run(code, probes_asked)
+    assert probes.state is not None and probes.state.error is None
+    assert probes.state.roots == ["Linear"] and probes.state.traced
+    entries = {v.path: (v.type, v.shape, v.dtype) for v in probes.state.variables}
+    assert entries == {"bias": ("Param", [2], "float32"), "kernel": ("Param", [3, 2], "float32")}
+    assert probes.gradients is not None and probes.gradients.error == model_probe.TRACED_ONLY
+    assert probes.eval_determinism is not None and probes.eval_determinism.error == model_probe.TRACED_ONLY
+
+
+def test_a_reference_whose_model_is_only_traced_turns_no_state_check_on() -> None:
+    """State checks are on by default when the reference builds a model: a traced copy (the reference vmaps or jits
+    its constructor) does not count, as before traced copies were described at all."""
+    from graders.model_checks import ProbeReport
+    from graders.reference import ProgramOutputs, ReferenceOutputs
+
+    built = """
+from flax import nnx
+def f(seed, x):
+    return nnx.Linear(3, 2, rngs=nnx.Rngs(params=int(seed)))(x)
+"""
+    traced = built + "import jax\nf = jax.jit(f, static_argnums=0)\n"
+
+    def builds_model(code: str) -> bool:
+        _, leaves, probes = run(code, CAPTURED)
+        program = ProgramOutputs(probes={0: ProbeReport(probes, tuple(leaves))})
+        return ReferenceOutputs("key", program, {}).builds_model
+
+    assert builds_model(built) and not builds_model(traced)
 
 
 def test_build_function_and_values_when_asked() -> None:
