@@ -385,6 +385,12 @@ class Session:
         out: dict[str, Any] = {}
         state = self.probes.get("state")
         model, roots, model_error = self._model(self.probes.get("model") or {}, args)
+        if model is None and roots:
+            _LAST_TRACED[:] = [fn, roots]
+        elif model_error is None and not self.recorded and _LAST_TRACED and _LAST_TRACED[0] is fn:
+            # Nothing was built in this call: a function jitted as a whole ran its cached program (the static
+            # arguments and shapes of an earlier test). Its model is the one that program's trace built.
+            roots = _LAST_TRACED[1]
         # The model exists only as a traced copy: its structure is described, but it cannot be called afterwards.
         unusable = TRACED_ONLY if model is None and roots else None
         if state:
@@ -440,6 +446,9 @@ class Session:
             return None, traced[-1:], None  # the last trace's model: structure only (no model to call)
         return (roots[-1][0] if roots else None), roots, None
 
+
+# The function whose model was last found only as a traced copy, and that copy: [fn, roots] (one program at a time).
+_LAST_TRACED: list[Any] = []
 
 TRACED_ONLY = ("the model was built only inside a transform (the function is jitted or vmapped as a whole), so it "
                "cannot be called once the function returns: build the model outside the transform, and jit the steps "

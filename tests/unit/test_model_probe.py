@@ -104,6 +104,31 @@ f = {jit}
     assert probes.eval_determinism is not None and probes.eval_determinism.error == model_probe.TRACED_ONLY
 
 
+def test_a_jitted_function_run_from_its_cache_still_shows_its_model() -> None:
+    """A second test with the same static arguments and shapes runs the cached program: nothing is built or traced
+    in that call, and the model is still the one the trace built (a new program does not inherit it)."""
+    code = """
+import jax
+from flax import nnx
+def f_(seed, x):
+    return nnx.Linear(3, 2, rngs=nnx.Rngs(params=int(seed)))(x)
+f = jax.jit(f_, static_argnums=0)
+"""
+    probes = {"arg_names": ["seed", "x"], **CAPTURED}
+    model_probe.prepare(probes)
+    states = []
+    for program in (code, code):  # the second program is a new function: it does not inherit the first's model
+        _, fn = harness.load_program(program, "f")
+        for values in (X, [X[0] * 2]):  # same seed and shape: the second call hits the jit cache
+            header, leaves = harness.run_test(fn, ARGS, values, 1 << 24, probes, sys.modules["submission"].__dict__)
+            states.append(parse_probes(header["probes"], len(leaves), 0).state)
+    assert all(s is not None and s.roots == ["Linear"] and s.traced for s in states), states
+    _, fn = harness.load_program("def f(seed, x):\n    return x\n", "f")
+    header, leaves = harness.run_test(fn, ARGS, X, 1 << 24, probes, sys.modules["submission"].__dict__)
+    state = parse_probes(header["probes"], len(leaves), 0).state
+    assert state is not None and state.roots == []  # a function that builds nothing shows nothing
+
+
 def test_a_reference_whose_model_is_only_traced_turns_no_state_check_on() -> None:
     """State checks are on by default when the reference builds a model: a traced copy (the reference vmaps or jits
     its constructor) does not count, as before traced copies were described at all."""
