@@ -443,7 +443,7 @@ class Session:
         except Exception as exc:
             return None, [], f"the model could not be inspected: {_error_text(exc)}"
         if not roots and traced:
-            return None, traced[-1:], None  # the last trace's model: structure only (no model to call)
+            return None, traced, None  # the model as traced: its structure only (nothing to call)
         return (roots[-1][0] if roots else None), roots, None
 
 
