@@ -459,9 +459,8 @@ def detach_stdin() -> int:
     except OSError:  # no /dev/null in this sandbox: no stdin at all rather than the channel
         os.close(0)
         return channel
-    if null != 0:
-        os.dup2(null, 0)
-        os.close(null)
+    os.dup2(null, 0)  # fd 0 is still open here, so `null` is another descriptor
+    os.close(null)
     return channel
 
 

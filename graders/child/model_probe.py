@@ -232,8 +232,8 @@ def _is_rng_state(leaf: Any) -> bool:
     return isinstance(leaf, nnx.RngState)
 
 
-def describe(roots: list[tuple[Any, list[tuple[tuple[Any, ...], Any]]]], values: bool, arrays: list[np.ndarray],
-             budget: list[int], traced: bool = False) -> dict[str, Any]:
+def describe(roots: Roots, values: bool, arrays: list[np.ndarray], budget: list[int],
+             traced: bool = False) -> dict[str, Any]:
     """The state of the model: every non-RNG leaf of `nnx.state` of each root (shared leaves once)."""
     seen: set[int] = set()
     variables: list[dict[str, Any]] = []
@@ -253,8 +253,8 @@ def describe(roots: list[tuple[Any, list[tuple[tuple[Any, ...], Any]]]], values:
                     entry["value"] = len(arrays)
                     arrays.append(arr)
             variables.append(entry)
-    out = {"roots": [_base(type(r))[0] for r, _ in roots][:64], "variables": variables, "truncated": truncated}
-    return {**out, "traced": True} if traced else out
+    return {"roots": [_base(type(r))[0] for r, _ in roots][:64], "variables": variables, "truncated": truncated,
+            "traced": traced}
 
 
 def _to_plain(value: Any, budget: list[int]) -> np.ndarray | None:
@@ -416,8 +416,7 @@ class Session:
                                        _guarded(lambda: eval_repeat(eval_spec, model, args, arrays, budget, to_tree)))
         return out
 
-    def _model(self, spec: dict[str, Any], args: list[Any]
-               ) -> tuple[Any, list[tuple[Any, list[tuple[tuple[Any, ...], Any]]]], str | None]:
+    def _model(self, spec: dict[str, Any], args: list[Any]) -> tuple[Any, Roots, str | None]:
         """(the model, the outermost modules, why there is none) per `state_checks.model`."""
         from flax import nnx
 
