@@ -76,6 +76,20 @@ def warm_pool(data_dir: Path, grader_secret: str) -> Iterator[Executor]:
 
 
 
+@pytest.fixture(params=["cold", "warm"])
+def cold_or_warm(request: pytest.FixtureRequest, data_dir: Path) -> tuple[Executor, GraderSettings]:
+    """Each path a submission is graded on, with the settings to grade with: a fresh sandboxed Python per submission,
+    and a child of this test worker's warm pool (`warm_pool`). A test may pick one with
+    `@pytest.mark.parametrize("cold_or_warm", ["warm"], indirect=True)`."""
+    if request.param == "cold":
+        from graders.executor import make_executor
+
+        settings = GraderSettings(data_dir=data_dir, sandbox="bwrap", pool="cold")
+        return make_executor(settings, pool="cold"), settings
+    pool = request.getfixturevalue("warm_pool")
+    return pool, pool.settings
+
+
 @pytest.fixture
 def gradax(data_dir: Path):  # type: ignore[no-untyped-def]
     """Run the real `gradax` console script with a given environment."""

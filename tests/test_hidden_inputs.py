@@ -16,7 +16,7 @@ import pytest
 from warm_grading import grade_warm
 
 from graders.cases import build_cases
-from graders.executor import Executor, make_executor
+from graders.executor import Executor
 from graders.problem import ProblemBank
 from graders.settings import GraderSettings
 
@@ -47,19 +47,10 @@ def hidden_values(bank: ProblemBank) -> dict[str, str]:
     return found
 
 
-@pytest.fixture(params=["cold", "warm"])
-def executor(request: pytest.FixtureRequest, data_dir: Path) -> tuple[Executor, GraderSettings]:
-    if request.param == "cold":
-        settings = GraderSettings(data_dir=data_dir, sandbox="bwrap", pool="cold")
-        return make_executor(settings, pool="cold"), settings
-    pool = request.getfixturevalue("warm_pool")
-    return pool, pool.settings
-
-
 @pytest.mark.parametrize("name", ["printer", "raiser", "channel", "ender", "clock"])
-def test_no_hidden_input_reaches_the_report(name: str, executor: tuple[Executor, GraderSettings]) -> None:
+def test_no_hidden_input_reaches_the_report(name: str, cold_or_warm: tuple[Executor, GraderSettings]) -> None:
     bank = ProblemBank(ROOT / "problems")
-    pool, settings = executor
+    pool, settings = cold_or_warm
     report, _ = grade_warm(pool, bank, PID, (FILES / f"{name}.py").read_bytes(), settings)
     text = json.dumps(report)
     leaked = [what for what, needle in hidden_values(bank).items() if needle in text]
@@ -99,12 +90,12 @@ def test_no_hidden_input_reaches_the_report(name: str, executor: tuple[Executor,
         assert "written during the hidden tests" in report["message"], report["message"]
 
 
-def test_what_a_hidden_test_allocates_is_not_in_the_report(executor: tuple[Executor, GraderSettings]) -> None:
+def test_what_a_hidden_test_allocates_is_not_in_the_report(cold_or_warm: tuple[Executor, GraderSettings]) -> None:
     """How much memory a hidden test takes is the submission's to choose, from an input: a report shows the run's
     memory peak up to the moment the hidden tests' inputs were sent (8 MB or 200 MB in the first hidden test: one
     peak, within the noise of a run)."""
     bank = ProblemBank(ROOT / "problems")
-    pool, settings = executor
+    pool, settings = cold_or_warm
     peaks = []
     for mb in (8, 200):
         code = (FILES / "hog.py").read_text().replace("__MB__", str(mb)).encode()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from warm_grading import grade_warm
 
-from graders.executor import Executor, make_executor
+from graders.executor import Executor
 from graders.problem import ProblemBank
 from graders.settings import GraderSettings
 
@@ -23,32 +23,23 @@ FILES = Path(__file__).resolve().parent / "attacks" / "stdin"
 PID = "nnx-module-basics"
 
 pytestmark = [pytest.mark.slow, pytest.mark.attack]
-# Both paths where the two set stdin up differently (a pipe bwrap passes on, the zygote's dup2): the empty stdin
-# and the lost channel; the rest runs warm only (the same harness code, without a fresh Python importing jax).
-BOTH = ["cold", "warm"]
+# Both paths (the `cold_or_warm` fixture's default) where the two set stdin up differently (a pipe bwrap passes on,
+# the zygote's dup2): the empty stdin and the lost channel; the rest runs warm only (the same harness code, without a
+# fresh Python importing jax).
 
 
-@pytest.fixture
-def executor(request: pytest.FixtureRequest, data_dir: Path) -> tuple[Executor, GraderSettings]:
-    if request.param == "cold":
-        settings = GraderSettings(data_dir=data_dir, sandbox="bwrap", pool="cold")
-        return make_executor(settings, pool="cold"), settings
-    pool = request.getfixturevalue("warm_pool")
-    return pool, pool.settings
-
-
-def _grade(name: str, executor: tuple[Executor, GraderSettings]) -> dict:  # type: ignore[type-arg]
-    pool, settings = executor
+def _grade(name: str, path: tuple[Executor, GraderSettings]) -> dict:  # type: ignore[type-arg]
+    pool, settings = path
     report, _ = grade_warm(pool, ProblemBank(ROOT / "problems"), PID, (FILES / f"{name}.py").read_bytes(), settings)
     return report
 
 
-@pytest.mark.parametrize(("name", "error", "executor"), [
+@pytest.mark.parametrize(("name", "error", "cold_or_warm"), [
     ("input", "EOFError: EOF when reading a line", "cold"), ("input", "EOFError: EOF when reading a line", "warm"),
-    ("breakpoint", "BdbQuit", "warm")], indirect=["executor"])
+    ("breakpoint", "BdbQuit", "warm")], indirect=["cold_or_warm"])
 def test_input_and_breakpoint_end_at_once_with_advice(name: str, error: str,
-                                                      executor: tuple[Executor, GraderSettings]) -> None:
-    report = _grade(name, executor)
+                                                      cold_or_warm: tuple[Executor, GraderSettings]) -> None:
+    report = _grade(name, cold_or_warm)
     public = next(t for t in report["tests"] if t["public"])
     assert report["verdict"] == "runtime_error", report["message"]
     assert public["message"].startswith(error), public
@@ -57,15 +48,15 @@ def test_input_and_breakpoint_end_at_once_with_advice(name: str, error: str,
     assert report["usage"]["wall_s"] < report["limits"]["wall_s"] / 4, report["usage"]
 
 
-@pytest.mark.parametrize("executor", ["warm"], indirect=True)
-def test_stdin_reads_empty_and_a_correct_answer_is_accepted(executor: tuple[Executor, GraderSettings]) -> None:
-    report = _grade("reads_empty_stdin", executor)
+@pytest.mark.parametrize("cold_or_warm", ["warm"], indirect=True)
+def test_stdin_reads_empty_and_a_correct_answer_is_accepted(cold_or_warm: tuple[Executor, GraderSettings]) -> None:
+    report = _grade("reads_empty_stdin", cold_or_warm)
     assert report["verdict"] == "accepted", report["message"]
 
 
-@pytest.mark.parametrize("executor", BOTH, indirect=True)
-def test_a_program_that_closes_the_grader_channel_ends_its_own_run(executor: tuple[Executor, GraderSettings]) -> None:
-    report = _grade("closes_the_channel", executor)
+def test_a_program_that_closes_the_grader_channel_ends_its_own_run(
+        cold_or_warm: tuple[Executor, GraderSettings]) -> None:
+    report = _grade("closes_the_channel", cold_or_warm)
     assert report["verdict"] == "runtime_error", report["message"]
     tests = report["tests"]
     assert tests[0]["public"] and tests[0]["status"] == "passed"

@@ -100,7 +100,6 @@ def _jit_over_seed() -> object:
     return jax.jit(lambda seed: nnx.Rngs(int(seed)).params())(1.0)
 
 
-# (pitfall id, a snippet that raises the real error on the pinned library versions)
 def _input_on_empty_stdin() -> object:
     """input() as a graded child runs it: stdin is /dev/null (graders/child/harness.py detach_stdin)."""
     import io
@@ -128,6 +127,7 @@ def _breakpoint_on_empty_stdin() -> object:
         sys.settrace(None)
 
 
+# (pitfall id, a snippet that raises the real error on the pinned library versions)
 REAL_ERRORS: list[tuple[str, Callable[[], object]]] = [
     ("plain-list-of-modules", _plain_list_assigned),
     ("plain-list-of-modules", _plain_list_appended),
