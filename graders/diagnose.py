@@ -151,10 +151,12 @@ STAGE_PITFALLS: tuple[StagePitfall, ...] = (
         "parameter-missing",
         ("state",),
         re.compile(r"the model has no nnx\.\w+ of|the model lacks an? nnx\."),
-        "The reference's model holds a parameter yours does not. An array made inside the function or in "
-        "`__call__` (a class token, position embeddings, a scale) is a constant made again on every call, not "
-        "a parameter: nothing trains it and `nnx.state(model)` does not list it. Create it once in "
-        "`__init__` as an attribute, `self.cls_token = nnx.Param(...)`, and read it in `__call__`.",
+        "The reference's model holds a parameter yours does not. Either a layer was built without it (a bias "
+        "left out: `nnx.Linear(..., use_bias=False)`, or a hand-written module with no `bias`), or it is an array "
+        "made inside the function or in `__call__` (a class token, position embeddings, a scale): a constant "
+        "made again on every call, not a parameter, so nothing trains it and `nnx.state(model)` does not list it. "
+        "Create every parameter once in `__init__` as an attribute, `self.cls_token = nnx.Param(...)`, and read "
+        "it in `__call__`; keep the layers' `use_bias` at its default unless the statement says otherwise.",
     ),
     StagePitfall(
         "list-for-array",
