@@ -88,6 +88,9 @@ def _leaf_to_array(value: Any, path: str = "") -> tuple[np.ndarray, str | None]:
         carried_as = arr.dtype.name if arr.dtype.name in wire.EXTENDED else None
         arr = arr.astype(np.float32)
     if arr.dtype.kind not in wire.NUMERIC_KINDS:
+        if arr.dtype.kind == "O" and arr.ndim == 0 and type(value) is int:  # numpy keeps ints past 64 bits as objects
+            raise OutputRejected(f"returned an int{at} too large for a 64-bit integer; numbers are graded as int64 "
+                                 "or float (convert it with `float(...)`)")
         if arr.dtype.kind == "O" and arr.ndim == 0:  # not an array at all: numpy could only wrap the object
             raise OutputRejected(f"returned {_a_type(value)}{at}; only numbers and arrays are graded"
                                  f"{_what_to_return_instead(value)}")

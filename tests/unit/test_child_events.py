@@ -290,6 +290,9 @@ def _what_a_wrongly_written_function_returns() -> list[tuple[Any, str]]:
         ([1.0, _coroutine_function], "returned a function at result[1]; only numbers and arrays are graded (call it"),
         (fractions.Fraction(1, 3), "returned a Fraction; only numbers and arrays are graded (convert it with "
                                    "`float(...)`)"),
+        (2**100, "returned an int too large for a 64-bit integer; numbers are graded as int64 or float (convert it "
+                 "with `float(...)`)"),
+        ([0.5, -(2**64)], "returned an int at result[1] too large for a 64-bit integer"),
     ]
 
 
