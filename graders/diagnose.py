@@ -125,9 +125,10 @@ STAGE_PITFALLS: tuple[StagePitfall, ...] = (
         ("dtype", "state"),
         re.compile(r"has dtype (bfloat16|float16|float8\w*), expected float(32|64)"),
         "Something is held or computed in reduced precision: a layer built with `dtype=jnp.bfloat16` or "
-        "`param_dtype=jnp.bfloat16`, an input cast with `.astype(...)`, or a `jnp.array(..., dtype=...)`. "
-        "bfloat16 keeps 2-3 significant digits, so no tolerance meant for float32 can accept it. Leave the "
-        "layers' `dtype` and `param_dtype` at their float32 defaults (mixed precision is a choice for large "
+        "`param_dtype=jnp.bfloat16` (or float16), an input cast with `.astype(...)`, or a "
+        "`jnp.array(..., dtype=...)`. bfloat16 keeps 2-3 significant digits and float16 3-4, so no tolerance meant "
+        "for float32 can accept them. Leave the layers' `dtype` and `param_dtype` at their float32 defaults (mixed "
+        "precision is a choice for large "
         "models on accelerators, made on purpose).",
     ),
     StagePitfall(
