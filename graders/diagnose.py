@@ -203,7 +203,7 @@ STAGE_PITFALLS: tuple[StagePitfall, ...] = (
     StagePitfall(
         "retrace-every-step",
         ("retrace",),
-        re.compile(r"traced jitted code \d+ times"),
+        re.compile(r"traced the same jitted code \d+ times"),
         "Every trace of a jitted function compiles it again, which costs far more than the step itself. The "
         "usual causes: `nnx.jit(step)` (or `jax.jit`) written inside the loop, so each step makes a new "
         "function with an empty cache; a Python number that changes every step passed as a static argument; "

@@ -37,7 +37,8 @@ HIDDEN_STAGE_MESSAGES = {
     "state": "the model's state (the names, kinds, shapes or values of its parameters and variables) differs from "
              "the reference's model (hidden test)",
     "gradients": "the gradients of the loss through your model differ from the reference's (hidden test)",
-    "retrace": "one call of your function traced its jitted code more often than this problem allows (hidden test)",
+    "retrace": "one call of your function traced the same jitted code more often than this problem allows "
+               "(hidden test)",
     "batch_invariance": "called on one row of the batch, your function gives that row other values or another "
                         "shape than on the whole batch, or fails (hidden test)",
     "eval_determinism": "after `model.eval()`, calling your model twice did not give the same results, or failed "
@@ -406,11 +407,11 @@ def retrace_stage(ctx: StageContext) -> Comparison | None:
     if got.traces <= spec.max_traces:
         return None
     return Comparison(False, "retrace",
-                      f"one call of your function traced jitted code {got.traces} times (this problem allows "
-                      f"{spec.max_traces}): every trace recompiles, so each training step pays for compilation. "
-                      "Something passed into `nnx.jit` changes every step, or a new jitted function is made each "
-                      "step. Create the jitted step once (at module level, outside the loop), pass numbers in as "
-                      "arrays (`jnp.asarray(lr)`), and do not mark changing values static")
+                      f"one call of your function traced the same jitted code {got.traces} times (this problem "
+                      f"allows {spec.max_traces} per jitted function): every trace recompiles, so each training step "
+                      "pays for compilation. Something passed into `nnx.jit` changes every step, or a new jitted "
+                      "function is made each step. Create the jitted step once (at module level, outside the loop), "
+                      "pass numbers in as arrays (`jnp.asarray(lr)`), and do not mark changing values static")
 
 
 # ---------------------------------------------------------------- eval determinism

@@ -292,7 +292,8 @@ class GradientCheck(Strict):
 
 
 class RetraceCheck(Strict):
-    """One call of the function may trace jitted functions at most `max_traces` times (top-level traces)."""
+    """One call of the function may trace each jitted function at most `max_traces` times (top-level traces, per
+    function: the same code jitted anew, as `nnx.jit` inside a loop does, is one function)."""
 
     max_traces: Annotated[int, Field(ge=1, le=1000)] = 1
 

@@ -194,9 +194,44 @@ def f(seed, x):
     return jnp.stack(out)
 """
 
+# A jitted training step and a jitted evaluation, as the Flax tutorials write them: each function is traced once.
+RETRACE_STEP_AND_EVAL = """
+import jax, jax.numpy as jnp
+from flax import nnx
+@nnx.jit
+def step(model, x):
+    return model(x).sum()
+@nnx.jit
+def evaluate(model, x):
+    return model(x)
+@jax.jit
+def scale(x):
+    return x * 2
+def f(seed, x):
+    model = nnx.Linear(3, 2, rngs=nnx.Rngs(int(seed)))
+    losses = jnp.stack([step(model, x) for _ in range(4)])
+    return losses, evaluate(model, scale(x))
+"""
+# nnx.jit made anew on every iteration: new function objects around one function's code, traced 3 times.
+RETRACE_NNX_JIT_IN_LOOP = """
+import jax.numpy as jnp
+from flax import nnx
+def f(seed, x):
+    model = nnx.Linear(3, 2, rngs=nnx.Rngs(int(seed)))
+    out = []
+    for _ in range(3):
+        @nnx.jit
+        def step(model, x):
+            return model(x).sum()
+        out.append(step(model, x))
+    return jnp.stack(out), nnx.jit(lambda m: m(x))(model)
+"""
 
-@pytest.mark.parametrize(("code", "traces"), [(RETRACE_ONCE, 1), (RETRACE_EVERY_STEP, 4)])
+
+@pytest.mark.parametrize(("code", "traces"), [(RETRACE_ONCE, 1), (RETRACE_EVERY_STEP, 4), (RETRACE_STEP_AND_EVAL, 1),
+                                              (RETRACE_NNX_JIT_IN_LOOP, 3)])
 def test_retrace_counts_top_level_traces_of_one_call(code: str, traces: int) -> None:
+    """The count is the most traced function's: several jitted functions traced once each are no retrace."""
     _, _, probes = run(code, {"retrace": True})
     assert probes.retrace is not None and probes.retrace.traces == traces
 
