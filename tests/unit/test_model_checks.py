@@ -210,6 +210,16 @@ def test_batch_invariance_stage_finds_mixed_rows_and_squeezed_batches() -> None:
     ok = batch_invariance_stage(ctx(LAYERNORM, Output(LEAF0, (full,)), want, want_probes, want_arrays, want_probes,
                                     want_arrays))
     assert ok is None
+    # Wrong on the batch, and alone the row only rounds a little differently (a one-pass variance's cancellation):
+    # the values stage reports it, not "mixes rows". Wrong on the batch and far off alone: the rows mix.
+    wrong = full + 2.0
+    noisy = (wrong, wrong[0:1] + 0.1)
+    assert batch_invariance_stage(ctx(LAYERNORM, Output(LEAF0, (wrong,)), want, want_probes, noisy, want_probes,
+                                      want_arrays)) is None
+    mixing = (wrong, wrong[0:1] + 1.0)
+    failure = batch_invariance_stage(ctx(LAYERNORM, Output(LEAF0, (wrong,)), want, want_probes, mixing, want_probes,
+                                         want_arrays))
+    assert failure is not None and "row 0 of the output changes with the other rows" in failure.message
 
 
 def test_eval_determinism_stage_compares_two_calls() -> None:
