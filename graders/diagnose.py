@@ -192,6 +192,14 @@ STAGE_PITFALLS: tuple[StagePitfall, ...] = (
         "that uses it: `model = MyModel(..., rngs=nnx.Rngs(int(seed)))`, then `nnx.jit(lambda m, x: m(x))(model, x)`.",
     ),
     StagePitfall(
+        "constant-differs",
+        ("gradients",),
+        re.compile(r"differs slightly from the reference's"),
+        "The values agree within tolerance, but the gradient shows that a constant of the formula is not the "
+        "statement's: compare the epsilon (nnx.LayerNorm's default is 1e-6, PyTorch's 1e-5), the divisor of a "
+        "variance (`n`, not `n - 1`), and any scale factor with what the statement gives.",
+    ),
+    StagePitfall(
         "blocked-gradient",
         ("gradients",),
         re.compile(r"is zero, though|no gradient reaches|blocks or bends|could not be computed"),

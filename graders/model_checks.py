@@ -405,11 +405,29 @@ def gradients_stage(ctx: StageContext) -> Comparison | None:
         detail = ""
         if ctx.public and gv.shape == wv.shape:
             detail = f" (max abs error {float(np.max(np.abs(gv.astype(np.float64) - wv))):.3g})"
+        if _slightly_off(gv, wv):
+            return Comparison(False, "gradients",
+                              f"the gradient of the loss with respect to {what} differs slightly from the "
+                              f"reference's{detail}, though the values are within tolerance: a constant of the "
+                              "formula differs (an epsilon, a divisor such as n - 1, a scale), which the gradient "
+                              "shows where the values barely do")
         return Comparison(False, "gradients",
                           f"the gradient of the loss with respect to {what} differs from the reference's{detail}, "
                           "though the values are right: something in the forward pass blocks or bends gradients "
                           "(`jax.lax.stop_gradient` on a statistic, a detached copy, a non-differentiable cast)")
     return None
+
+
+def _slightly_off(got: np.ndarray, want: np.ndarray) -> bool:
+    """A gradient within 1 % of the reference's (max abs error against its largest entry): the path is intact and
+    a constant differs (layernorm with PyTorch's epsilon: 6e-5 of 0.5). A stop_gradient or a detached copy changes
+    the gradient by its own size."""
+    if got.shape != want.shape:
+        return False
+    with np.errstate(all="ignore"):
+        scale = float(np.max(np.abs(want.astype(np.float64)), initial=0.0))
+        error = float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64)), initial=0.0))
+    return bool(np.isfinite(error) and scale > 0 and error < 0.01 * scale)
 
 
 # ---------------------------------------------------------------- retrace budget

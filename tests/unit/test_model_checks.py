@@ -176,6 +176,12 @@ def test_gradients_stage_names_a_zero_gradient_and_a_bent_one() -> None:
     bent = ctx(LAYERNORM, out, out, want, (x, np.full((2, 3), 0.4, np.float32)), want, want_arrays)
     failure = gradients_stage(bent)
     assert failure is not None and "differs from the reference's (max abs error 0.1)" in failure.message
+    assert "blocks or bends" in failure.message
+    # Off by 0.2 % of its size: a constant differs (an epsilon), nothing blocks the gradient.
+    slight = ctx(LAYERNORM, out, out, want, (x, np.full((2, 3), 0.501, np.float32)), want, want_arrays)
+    failure = gradients_stage(slight)
+    assert failure is not None and "differs slightly from the reference's (max abs error 0.001)" in failure.message
+    assert "an epsilon" in failure.message and "blocks" not in failure.message
     assert gradients_stage(ctx(LAYERNORM, out, out, want, want_arrays, want, want_arrays)) is None
     broken = ctx(LAYERNORM, out, out, {"gradients": {"error": "TracerArrayConversionError: ..."}}, (x,), want,
                  want_arrays)
@@ -274,6 +280,9 @@ def test_every_stage_pitfall_matches_a_real_stage_message() -> None:
         "blocked-gradient": failed(gradients_stage(ctx(LAYERNORM, Output(LEAF0, (x,)), Output(LEAF0, (x,)), grads,
                                                        (x, np.zeros((2, 3), np.float32)), grads,
                                                        (x, np.ones((2, 3), np.float32)), public=False))),
+        "constant-differs": failed(gradients_stage(ctx(LAYERNORM, Output(LEAF0, (x,)), Output(LEAF0, (x,)), grads,
+                                                       (x, np.full((2, 3), 1.001, np.float32)), grads,
+                                                       (x, np.ones((2, 3), np.float32))))),
         "retrace-every-step": failed(retrace_stage(ctx(JIT_STEP, out, out, {"retrace": {"traces": 3}}, out.leaves,
                                                        {"retrace": {"traces": 1}}, out.leaves))),
         "rows-mixed": failed(batch_invariance_stage(ctx(
