@@ -273,6 +273,30 @@ def state_stage(ctx: StageContext) -> Comparison | None:
     return None if problem is None else Comparison(False, "state", problem)
 
 
+def compare_dropout_layers(got: ModelState, want: ModelState, public: bool) -> str | None:
+    """Why the submission's model has fewer nnx.Dropout layers than the reference's, or None. A Dropout holds no
+    variables (its RNG stream is left out of them), so a model without the statement's Dropout has the same state
+    and, in evaluation mode, the same outputs."""
+    if got.dropout_layers >= want.dropout_layers:
+        return None
+    if public:
+        return (f"the model has {got.dropout_layers} nnx.Dropout layer{'s' if got.dropout_layers != 1 else ''} "
+                f"where the reference's model has {want.dropout_layers}: a Dropout holds no parameters, so the "
+                "outputs in evaluation mode do not show it, but training uses it; build the layers the statement "
+                "lists")
+    return "the model lacks an nnx.Dropout layer that the reference's model has (hidden test)"
+
+
+def dropout_layers_stage(ctx: StageContext) -> Comparison | None:
+    """Run last: a model that fails another way (a hand-written dropout that `.eval()` does not reach) is told that
+    first; this catches the model that passes everything else because its Dropout was left out."""
+    got, want = _part(ctx.got_probes, "state"), _part(ctx.want_probes, "state")
+    if not ctx.state_checked or not isinstance(want, ModelState) or want.error or not isinstance(got, ModelState):
+        return None  # the state stage has spoken for these
+    problem = compare_dropout_layers(got, want, ctx.public)
+    return None if problem is None else Comparison(False, "state", problem)
+
+
 def _part(report: ProbeReport | None, name: str) -> Any:
     return getattr(report.probes, name) if report is not None else None
 
@@ -479,7 +503,7 @@ def eval_determinism_stage(ctx: StageContext) -> Comparison | None:
 
 EARLY: tuple[Callable[[StageContext], Comparison | None], ...] = (state_stage, batch_invariance_stage)
 LATE: tuple[Callable[[StageContext], Comparison | None], ...] = (gradients_stage, retrace_stage,
-                                                                  eval_determinism_stage)
+                                                                  eval_determinism_stage, dropout_layers_stage)
 
 
 def staged(cmp: Comparison, ctx: StageContext) -> Comparison:

@@ -55,6 +55,9 @@ class ModelState(Strict):
     truncated: StrictBool = False
     # The roots are traced copies: nothing concrete was built (the function ran under a transform as a whole).
     traced: StrictBool = False
+    # How many nnx.Dropout layers (or subclasses) the model holds: a layer without state, which `variables`
+    # cannot show (its RNG stream is left out of them).
+    dropout_layers: Index = 0
     error: ErrorText | None = None
 
 

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gradax.reference")
 
-CACHE_FORMAT = 3  # 2: leaves carry their own dtype name (bfloat16); 3: probes (model state, checks)
+CACHE_FORMAT = 4  # 2: leaves carry their own dtype name (bfloat16); 3: probes (model state, checks); 4: Dropout count
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "numpy")
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()

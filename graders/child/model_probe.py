@@ -282,7 +282,23 @@ def describe(roots: Roots, values: bool, arrays: list[np.ndarray], budget: list[
                     arrays.append(arr)
             variables.append(entry)
     return {"roots": [_base(type(r))[0] for r, _ in roots][:64], "variables": variables, "truncated": truncated,
-            "traced": traced}
+            "traced": traced, "dropout_layers": _dropout_layers(roots)}
+
+
+def _dropout_layers(roots: Roots) -> int:
+    """The nnx.Dropout layers in the roots' graphs, each once. A Dropout holds no state but its RNG stream, so a
+    model built without the statement's Dropout has the same variables as one with it."""
+    from flax import nnx
+
+    seen: set[int] = set()
+    for root, _ in roots:
+        try:
+            for _, node in nnx.iter_graph(root):
+                if isinstance(node, nnx.Dropout):
+                    seen.add(id(node))
+        except Exception:  # a graph nnx cannot walk: the variables were described without it
+            continue
+    return min(len(seen), 1_000_000)
 
 
 def _to_plain(value: Any, budget: list[int]) -> np.ndarray | None:

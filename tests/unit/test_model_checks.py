@@ -18,6 +18,7 @@ from graders.model_checks import (
     ProbeReport,
     StageContext,
     batch_invariance_stage,
+    compare_dropout_layers,
     compare_state,
     eval_determinism_stage,
     gradients_stage,
@@ -102,6 +103,22 @@ def test_no_module_renamed_attribute_extra_state_and_dtype() -> None:
     dtype = compare_state(half, want, ANY, "same_kind", TOL, True)
     assert dtype is not None and dtype.startswith("`kernel` has dtype bfloat16, expected float32")
     assert compare_state(half, want, ANY, "any", TOL, True) is None
+
+
+def test_a_missing_dropout_layer_is_named() -> None:
+    """A Dropout holds no variables, so a model built without the statement's Dropout had the same state and,
+    in evaluation mode, the same outputs: it was accepted."""
+    with_dropout = ModelState(roots=["Sequential"], variables=state(kernel()).variables, dropout_layers=1)
+    without = state(kernel(), roots=("Sequential",))
+    assert compare_state(without, with_dropout, ANY, "same_kind", TOL, True) is None  # the variables are the same
+    public = compare_dropout_layers(without, with_dropout, True)
+    assert public is not None
+    assert public.startswith("the model has 0 nnx.Dropout layers where the reference's model has 1")
+    hidden = compare_dropout_layers(without, with_dropout, False)
+    assert hidden == "the model lacks an nnx.Dropout layer that the reference's model has (hidden test)"
+    assert compare_dropout_layers(with_dropout, with_dropout, True) is None
+    more = ModelState(roots=["Sequential"], variables=state(kernel()).variables, dropout_layers=2)
+    assert compare_dropout_layers(more, with_dropout, True) is None  # an extra Dropout: the outputs show it
 
 
 def test_state_values_when_asked() -> None:

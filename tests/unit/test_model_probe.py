@@ -60,6 +60,7 @@ def f(seed, x):
         "seq.layers.0.bias": ("Param", "Param", [4], "float32"),
         "seq.layers.0.kernel": ("Param", "Param", [3, 4], "float32"),
     }  # the Dropout's RNG state is left out: how rngs are threaded is not the lesson
+    assert probes.state.dropout_layers == 1  # ... but the Dropout itself is counted
 
 
 def test_layers_built_as_arguments_and_traced_copies() -> None:
