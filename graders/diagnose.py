@@ -128,8 +128,7 @@ STAGE_PITFALLS: tuple[StagePitfall, ...] = (
         "`param_dtype=jnp.bfloat16` (or float16), an input cast with `.astype(...)`, or a "
         "`jnp.array(..., dtype=...)`. bfloat16 keeps 2-3 significant digits and float16 3-4, so no tolerance meant "
         "for float32 can accept them. Leave the layers' `dtype` and `param_dtype` at their float32 defaults (mixed "
-        "precision is a choice for large "
-        "models on accelerators, made on purpose).",
+        "precision is a choice for large models on accelerators, made on purpose).",
     ),
     StagePitfall(
         "integer-result",

@@ -8,7 +8,8 @@ stage, one message each.
 
 Order within a test: structure, shape, dtype (graders/compare.py); then `state` and `batch_invariance`,
 which name the cause before the values it spoils; then finite and values; then `gradients`, `retrace`
-and `eval_determinism`, which only matter once the values are right. Hidden tests name the stage and the
+and `eval_determinism`, which only matter once the values are right; last, the count of Dropout layers (a
+`state` failure: a layer without variables that nothing before can see). Hidden tests name the stage and the
 submission's own attributes, never the reference's shapes or values.
 """
 
