@@ -175,6 +175,15 @@ STAGE_PITFALLS: tuple[StagePitfall, ...] = (
         "not trained its own Variable type (`nnx.BatchStat`, `nnx.Cache`, or a subclass of `nnx.Variable`).",
     ),
     StagePitfall(
+        "linen-module",
+        ("state",),
+        re.compile(r"is a Flax Linen module"),
+        "Flax has two module APIs. Linen (`flax.linen`) declares parameters with `self.param` inside "
+        "`@nn.compact` and runs through `model.init(key, x)` and `model.apply(params, x)`; NNX (`flax.nnx`, "
+        "this course) keeps them on the object: `self.kernel = nnx.Param(...)` in `__init__`, keys from "
+        "`nnx.Rngs(seed)`, and `model(x)` to call it. Rewrite the module as an `nnx.Module`.",
+    ),
+    StagePitfall(
         "no-module",
         ("state",),
         re.compile(r"no nnx\.Module was built"),

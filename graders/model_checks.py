@@ -219,6 +219,11 @@ def compare_state(got: ModelState, want: ModelState, settings: StateChecks, poli
         if problem is not None:
             return problem
     if lost and not got.variables:
+        if not got.roots and got.linen:
+            return (f"no nnx.Module was built while your function ran: `{got.linen[0]}` is a Flax Linen module "
+                    "(`flax.linen.Module`: `@nn.compact`, `init` and `apply`), the older Flax API. This course uses "
+                    "Flax NNX: subclass `nnx.Module`, create each parameter in `__init__` as `nnx.Param(...)` with "
+                    "keys from `nnx.Rngs`, and call the module directly")
         if not got.roots:
             return ("no nnx.Module was built while your function ran: the problem asks for a module that holds "
                     "its parameters as nnx.Param attributes (so optimizers and `nnx.state` see them)")

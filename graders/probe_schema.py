@@ -58,6 +58,8 @@ class ModelState(Strict):
     # How many nnx.Dropout layers (or subclasses) the model holds: a layer without state, which `variables`
     # cannot show (its RNG stream is left out of them).
     dropout_layers: Index = 0
+    # With no NNX module built: the Flax Linen module classes the program defines (the other Flax API).
+    linen: Annotated[list[Annotated[str, Field(pattern=IDENT)]], Field(max_length=8)] = []
     error: ErrorText | None = None
 
 

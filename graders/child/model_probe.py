@@ -260,8 +260,22 @@ def _is_rng_state(leaf: Any) -> bool:
     return isinstance(leaf, nnx.RngState)
 
 
+def linen_classes(program: Any) -> list[str]:
+    """The Flax Linen module classes the program defines at module level (when it built no NNX module: the other
+    Flax API, which the state check would otherwise call "plain arrays and functions")."""
+    import sys
+
+    linen = sys.modules.get("flax.linen")
+    base = getattr(linen, "Module", None)
+    if not isinstance(program, dict) or not isinstance(base, type):
+        return []
+    names = [name for name, value in list(program.items())
+             if isinstance(value, type) and issubclass(value, base) and value is not base]
+    return [name for name in names if re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", name)][:8]
+
+
 def describe(roots: Roots, values: bool, arrays: list[np.ndarray], budget: list[int],
-             traced: bool = False) -> dict[str, Any]:
+             traced: bool = False, linen: list[str] | None = None) -> dict[str, Any]:
     """The state of the model: every non-RNG leaf of `nnx.state` of each root (shared leaves once)."""
     seen: set[int] = set()
     variables: list[dict[str, Any]] = []
@@ -282,7 +296,7 @@ def describe(roots: Roots, values: bool, arrays: list[np.ndarray], budget: list[
                     arrays.append(arr)
             variables.append(entry)
     return {"roots": [_base(type(r))[0] for r, _ in roots][:64], "variables": variables, "truncated": truncated,
-            "traced": traced, "dropout_layers": _dropout_layers(roots)}
+            "traced": traced, "dropout_layers": _dropout_layers(roots), "linen": linen or []}
 
 
 def _dropout_layers(roots: Roots) -> int:
@@ -442,7 +456,8 @@ class Session:
                 out["state"] = {"error": model_error}
             else:
                 out["state"] = _guarded(lambda: describe(roots, bool(state.get("values")), arrays, budget,
-                                                         traced=unusable is not None))
+                                                         traced=unusable is not None,
+                                                         linen=linen_classes(self.program) if not roots else []))
         if self.probes.get("retrace"):
             out["retrace"] = {"traces": int(self.traces)}
         rows_spec = self.probes.get("batch_invariance")

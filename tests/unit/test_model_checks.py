@@ -93,6 +93,8 @@ def test_no_module_renamed_attribute_extra_state_and_dtype() -> None:
     want = state(kernel())
     none_built = compare_state(ModelState(roots=[], variables=[]), want, ANY, "same_kind", TOL, True)
     assert none_built is not None and none_built.startswith("no nnx.Module was built while your function ran")
+    linen = compare_state(ModelState(roots=[], variables=[], linen=["Proj"]), want, ANY, "same_kind", TOL, True)
+    assert linen is not None and "`Proj` is a Flax Linen module" in linen and "subclass `nnx.Module`" in linen
     renamed = compare_state(state(kernel("w")), want, EXACT, "same_kind", TOL, True)
     assert renamed == "`w` should be named `kernel` (the statement names it)"
     assert compare_state(state(kernel("w")), want, ANY, "same_kind", TOL, True) is None
@@ -292,6 +294,8 @@ def test_every_stage_pitfall_matches_a_real_stage_message() -> None:
         "state-held-as-param": ("state", compare_state(state(kernel("count", "Param", "Param", [])), counter, ANY,
                                                        "same_kind", TOL, public=True)),
         "no-module": ("state", compare_state(ModelState(roots=[], variables=[]), want, ANY, "same_kind", TOL, True)),
+        "linen-module": ("state", compare_state(ModelState(roots=[], variables=[], linen=["Proj"]), want, ANY,
+                                                "same_kind", TOL, True)),
         "parameter-missing": ("state", compare_state(state(kernel(shape=[2, 2])), state(kernel(shape=[2, 2]),
                                                      kernel("pos", shape=[1, 5])), ANY, "same_kind", TOL, True)),
         "blocked-gradient": failed(gradients_stage(ctx(LAYERNORM, Output(LEAF0, (x,)), Output(LEAF0, (x,)), grads,

@@ -63,6 +63,33 @@ def f(seed, x):
     assert probes.state.dropout_layers == 1  # ... but the Dropout itself is counted
 
 
+def test_a_linen_module_is_named_when_no_nnx_module_was_built() -> None:
+    code = """
+import jax, jax.numpy as jnp
+import flax.linen as nn
+class Proj(nn.Module):
+    features: int
+    @nn.compact
+    def __call__(self, x):
+        return x @ self.param("kernel", nn.initializers.lecun_normal(), (x.shape[-1], self.features))
+def f(seed, x):
+    model = Proj(2)
+    return model.apply(model.init(jax.random.key(int(seed)), x), x)
+"""
+    _, _, probes = run(code, CAPTURED)
+    assert probes.state is not None and probes.state.roots == [] and probes.state.linen == ["Proj"]
+    both = """
+import flax.linen as nn
+from flax import nnx
+class Unused(nn.Module):
+    pass
+def f(seed, x):
+    return nnx.Linear(3, 2, rngs=nnx.Rngs(int(seed)))(x)
+"""
+    _, _, nnx_built = run(both, CAPTURED)
+    assert nnx_built.state is not None and nnx_built.state.linen == []  # an NNX model was built: not asked
+
+
 def test_layers_built_as_arguments_and_traced_copies() -> None:
     code = """
 import jax
