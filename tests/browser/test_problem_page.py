@@ -57,14 +57,28 @@ def editor_value(page) -> str:  # type: ignore[no-untyped-def]
     return str(page.evaluate("window.gradaxEditor.getValue()"))
 
 
-def api_get(server: SharedServer, path: str, username: str) -> Any:
-    """The JSON API as that user, outside the browser (bearer token)."""
+def api_token(server: SharedServer, username: str) -> str:
+    """A bearer token for that user: fetched once per check, not per poll (a poll that logged in every 0.2 s ran
+    into the login throttle on a slow machine: 429)."""
     form = f"username={username}&password={PASSWORD.replace(' ', '+')}".encode()
     with urllib.request.urlopen(urllib.request.Request(server.base + "/api/v1/auth/token", data=form)) as r:
-        token = json.load(r)["access_token"]
+        return str(json.load(r)["access_token"])
+
+
+def api_get(server: SharedServer, path: str, token: str) -> Any:
+    """The JSON API with that user's bearer token, outside the browser."""
     request = urllib.request.Request(server.base + "/api/v1" + path, headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request) as r:
         return json.load(r)
+
+
+def wait_for_draft(server: SharedServer, username: str, code: str, why: str) -> None:
+    """Poll the user's saved draft of the problem until it is `code` (10 s at most)."""
+    token = api_token(server, username)
+    deadline = time.monotonic() + 10
+    while api_get(server, f"/problems/{PID}", token)["draft"] != code:
+        assert time.monotonic() < deadline, why
+        time.sleep(0.2)
 
 
 def lines(text: str) -> list[str]:
@@ -220,10 +234,7 @@ def test_logged_out_elsewhere_offers_a_login_that_keeps_the_code(shared_server: 
     page.wait_for_selector(".cm-editor")
     assert editor_value(page) == code
     expect(page.locator("#status")).to_contain_text("back in the editor, and saved")
-    deadline = time.monotonic() + 10
-    while api_get(shared_server, f"/problems/{PID}", "s-logout")["draft"] != code:
-        assert time.monotonic() < deadline, "the kept code never reached the server"
-        time.sleep(0.2)
+    wait_for_draft(shared_server, "s-logout", code, "the kept code never reached the server")
 
 
 # -- 9: an edit followed at once by leaving the page -----------------------------------------------------------
@@ -236,10 +247,7 @@ def test_an_edit_survives_leaving_the_page_at_once(shared_server: SharedServer, 
     code = "# closed 0.1 s after typing\n" + PROBLEM["starter_code"]
     replace_code(page, code)
     page.close(run_before_unload=True)  # within the 1.5 s save delay: only pagehide's keepalive save can keep it
-    deadline = time.monotonic() + 10
-    while api_get(shared_server, f"/problems/{PID}", "s-draft")["draft"] != code:
-        assert time.monotonic() < deadline, "the draft was lost when the page closed"
-        time.sleep(0.2)
+    wait_for_draft(shared_server, "s-draft", code, "the draft was lost when the page closed")
 
     # and a reload straight after typing shows the new code
     page = pages()

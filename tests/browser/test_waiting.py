@@ -61,10 +61,17 @@ def waiting_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedS
     assert "Can't find source path" not in log and "could not restart" not in log, log[-3000:]
 
 
+# Bearer tokens by (server, user): a poll that logged in on every call (every 0.2 s, up to 120 s while a slot is
+# busy) could run into the server's login throttle (429) on a slow machine.
+_TOKENS: dict[tuple[str, str], str] = {}
+
+
 def api(server: SharedServer, method: str, path: str, username: str, body: Any = None) -> Any:
-    form = f"username={username}&password={PASSWORD.replace(' ', '+')}".encode()
-    with urllib.request.urlopen(urllib.request.Request(server.base + "/api/v1/auth/token", data=form)) as r:
-        token = json.load(r)["access_token"]
+    token = _TOKENS.get((server.base, username))
+    if token is None:
+        form = f"username={username}&password={PASSWORD.replace(' ', '+')}".encode()
+        with urllib.request.urlopen(urllib.request.Request(server.base + "/api/v1/auth/token", data=form)) as r:
+            token = _TOKENS[(server.base, username)] = str(json.load(r)["access_token"])
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(server.base + "/api/v1" + path, data=data, headers=headers, method=method)
