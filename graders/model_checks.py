@@ -361,10 +361,15 @@ def _values_speak(alone: np.ndarray, in_batch: np.ndarray, want: np.ndarray, tol
     (a mean over axis 0: 0.4-0.9x on every layernorm test)."""
     if values_close(in_batch, want, tol):
         return False  # right on the batch, other alone: the batch is the cause
-    with np.errstate(all="ignore"):
-        change = float(np.max(np.abs(alone.astype(np.float64) - in_batch.astype(np.float64)), initial=0.0))
-        error = float(np.max(np.abs(in_batch.astype(np.float64) - want.astype(np.float64)), initial=0.0))
+    change, error = _max_abs_diff(alone, in_batch), _max_abs_diff(in_batch, want)
     return bool(np.isfinite(change) and np.isfinite(error) and 4 * change < error)
+
+
+def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest absolute difference of two same-shaped arrays, in float64 (0 for empty ones; NaN and inf pass
+    through for the caller to test)."""
+    with np.errstate(all="ignore"):
+        return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0))
 
 
 def _lost(stage: str) -> Comparison:
@@ -434,7 +439,7 @@ def gradients_stage(ctx: StageContext) -> Comparison | None:
                               "cuts it off, so training would never change it")
         detail = ""
         if ctx.public and gv.shape == wv.shape:
-            detail = f" (max abs error {float(np.max(np.abs(gv.astype(np.float64) - wv))):.3g})"
+            detail = f" (max abs error {_max_abs_diff(gv, wv):.3g})"
         if _slightly_off(gv, wv):
             return Comparison(False, "gradients",
                               f"the gradient of the loss with respect to {what} differs slightly from the "
@@ -454,9 +459,7 @@ def _slightly_off(got: np.ndarray, want: np.ndarray) -> bool:
     the gradient by its own size."""
     if got.shape != want.shape:
         return False
-    with np.errstate(all="ignore"):
-        scale = float(np.max(np.abs(want.astype(np.float64)), initial=0.0))
-        error = float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64)), initial=0.0))
+    scale, error = float(np.max(np.abs(want.astype(np.float64)), initial=0.0)), _max_abs_diff(got, want)
     return bool(np.isfinite(error) and scale > 0 and error < 0.01 * scale)
 
 

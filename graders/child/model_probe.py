@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import sys
 import threading
 import types
 from collections.abc import Callable, Iterator
@@ -263,15 +264,13 @@ def _is_rng_state(leaf: Any) -> bool:
 def linen_classes(program: Any) -> list[str]:
     """The Flax Linen module classes the program defines at module level (when it built no NNX module: the other
     Flax API, which the state check would otherwise call "plain arrays and functions")."""
-    import sys
-
     linen = sys.modules.get("flax.linen")
     base = getattr(linen, "Module", None)
     if not isinstance(program, dict) or not isinstance(base, type):
         return []
     names = [name for name, value in list(program.items())
              if isinstance(value, type) and issubclass(value, base) and value is not base]
-    return [name for name in names if re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", name)][:8]
+    return [name for name in names if _IDENT.match(name)][:8]
 
 
 def describe(roots: Roots, values: bool, arrays: list[np.ndarray], budget: list[int],
