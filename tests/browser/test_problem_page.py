@@ -57,14 +57,6 @@ def editor_value(page) -> str:  # type: ignore[no-untyped-def]
     return str(page.evaluate("window.gradaxEditor.getValue()"))
 
 
-def api_token(server: SharedServer, username: str) -> str:
-    """A bearer token for that user: fetched once per check, not per poll (a poll that logged in every 0.2 s ran
-    into the login throttle on a slow machine: 429)."""
-    form = f"username={username}&password={PASSWORD.replace(' ', '+')}".encode()
-    with urllib.request.urlopen(urllib.request.Request(server.base + "/api/v1/auth/token", data=form)) as r:
-        return str(json.load(r)["access_token"])
-
-
 def api_get(server: SharedServer, path: str, token: str) -> Any:
     """The JSON API with that user's bearer token, outside the browser."""
     request = urllib.request.Request(server.base + "/api/v1" + path, headers={"Authorization": f"Bearer {token}"})
@@ -74,7 +66,7 @@ def api_get(server: SharedServer, path: str, token: str) -> Any:
 
 def wait_for_draft(server: SharedServer, username: str, code: str, why: str) -> None:
     """Poll the user's saved draft of the problem until it is `code` (10 s at most)."""
-    token = api_token(server, username)
+    token = server.token(username)
     deadline = time.monotonic() + 10
     while api_get(server, f"/problems/{PID}", token)["draft"] != code:
         assert time.monotonic() < deadline, why

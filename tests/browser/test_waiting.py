@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live_server import PASSWORD, SharedServer, running_server, server_env
+from live_server import SharedServer, running_server, server_env
 from playwright.sync_api import expect
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
@@ -69,9 +69,7 @@ _TOKENS: dict[tuple[str, str], str] = {}
 def api(server: SharedServer, method: str, path: str, username: str, body: Any = None) -> Any:
     token = _TOKENS.get((server.base, username))
     if token is None:
-        form = f"username={username}&password={PASSWORD.replace(' ', '+')}".encode()
-        with urllib.request.urlopen(urllib.request.Request(server.base + "/api/v1/auth/token", data=form)) as r:
-            token = _TOKENS[(server.base, username)] = str(json.load(r)["access_token"])
+        token = _TOKENS[(server.base, username)] = server.token(username)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(server.base + "/api/v1" + path, data=data, headers=headers, method=method)
