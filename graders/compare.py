@@ -16,6 +16,7 @@ import numpy as np
 from graders import dtypes
 from graders.dtypes import DtypePolicy
 from graders.problem import Tolerance
+from graders.value_relations import describe_relation
 
 PREVIEW_ELEMENTS = 12
 
@@ -166,6 +167,9 @@ def _values(path: str, got: np.ndarray, want: np.ndarray, tol: Tolerance, public
         f"{name}: {mismatched} of {g.size} values differ beyond tolerance "
         f"(rtol={tol.rtol:g}, atol={tol.atol:g}); worst{where}: expected {w[worst]:.6g}, got {g[worst]:.6g}"
     )
+    relation = describe_relation(got, want, tol)
+    if relation is not None:
+        message += f"; {relation}"
     return Comparison(
         False, "values", message, max_abs_error=max_abs, max_rel_error=max_rel, mismatched=mismatched,
         elements=int(g.size), worst_index=[int(i) for i in worst], expected=preview(want), got=preview(got),

@@ -1,0 +1,125 @@
+"""How a public test's wrong values relate to the expected ones, when one simple relation explains all of them.
+
+"24 of 24 values differ; worst: expected -0.9455, got -1.891" says that the output is wrong; "every value is 2
+times the expected one (2 = √4)" says what to look for: a scale by sqrt(features). The relations are the shapes
+the common mistakes leave in an output: a constant factor (a scale such as sqrt(d) or 1 - rate, or the sign), a
+constant offset (a bias initialized to another constant), a ReLU missing or added, a softmax applied to what
+should stay logits, and the right numbers in another order (axes swapped, a sequence reversed).
+
+A relation is claimed only when it holds for every element within the problem's tolerance (widened tenfold for
+the rounding of the other computation), and only for a public test: the expected values of a hidden test are not
+the student's to learn about. Runs in the trusted parent on the two arrays the comparison already has.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from graders.problem import Tolerance
+
+# The work is a few passes over the output (and up to 5! axis orders): bounded, whatever the output's size.
+MAX_ELEMENTS = 1_000_000
+MAX_PERMUTED_AXES = 5
+# Rounding of a scaled or shifted computation (x * sqrt(d) then a matmul): a relation's slack over the tolerance.
+SLACK = 10.0
+
+
+def _close(a: np.ndarray, b: np.ndarray, tol: Tolerance) -> bool:
+    atol, rtol = tol.atol * SLACK, max(tol.rtol * SLACK, 1e-6)
+    return bool(np.all(np.abs(a - b) <= atol + rtol * np.abs(b)))
+
+
+def _number(c: float) -> str:
+    return f"{c:.4g}"
+
+
+def _named_constant(c: float) -> str:
+    """A factor (> 0) as the constant it probably is: 0.3536 = 1/√8, 1.414 = √2, 0.25 = 1/4 (a width, a divisor).
+    A whole number speaks for itself."""
+    if abs(c - round(c)) <= 1e-6 * c:
+        return ""
+    for value, form in ((1 / c, "1/{n}"), (c * c, "√{n}"), (1 / (c * c), "1/√{n}")):
+        n = round(value)
+        if 2 <= n <= 65536 and abs(value - n) <= 1e-4 * n:
+            return f" ({_number(c)} = {form.format(n=n)})"
+    return ""
+
+
+def _scale(g: np.ndarray, w: np.ndarray, tol: Tolerance) -> str | None:
+    norm = float(np.dot(w, w))
+    if norm == 0.0 or np.count_nonzero(w) < 2:
+        return None
+    c = float(np.dot(g, w) / norm)
+    if abs(c - 1.0) < 1e-3 or c == 0.0 or not _close(g, c * w, tol):
+        return None
+    if abs(c + 1.0) < 1e-3:
+        return "every value has the opposite sign of the expected one"
+    named = _named_constant(abs(c)) if c > 0 else ""
+    return f"every value is {_number(c)} times the expected one{named}"
+
+
+def _offset(g: np.ndarray, w: np.ndarray, tol: Tolerance) -> str | None:
+    d = float(np.median(g - w))
+    if abs(d) <= tol.atol * SLACK or not _close(g, w + d, tol):
+        return None
+    return f"every value is the expected one {'plus' if d > 0 else 'minus'} {_number(abs(d))}"
+
+
+def _relu(g: np.ndarray, w: np.ndarray, tol: Tolerance) -> str | None:
+    if np.any(g < -tol.atol * SLACK) and _close(np.maximum(g, 0.0), w, tol):
+        return ("your values match the expected ones wherever those are positive, and are negative where the expected "
+                "ones are 0: a ReLU (max(·, 0)) at the end is missing")
+    if np.any(w < -tol.atol * SLACK) and _close(g, np.maximum(w, 0.0), tol):
+        return ("your values are the expected ones with the negative ones set to 0: a ReLU (max(·, 0)) is applied that "
+                "should not be")
+    return None
+
+
+def _softmax(g: np.ndarray, w: np.ndarray, tol: Tolerance) -> str | None:
+    if g.ndim == 0 or g.shape[-1] < 2:
+        return None
+    shifted = w - np.max(w, axis=-1, keepdims=True)
+    log_softmax = shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+    if _close(g, np.exp(log_softmax), tol):
+        return ("your values are the softmax of the expected ones over the last axis: return the raw scores (logits); "
+                "the loss applies the softmax")
+    if _close(g, log_softmax, tol):
+        return ("your values are the log-softmax of the expected ones over the last axis: return the raw scores "
+                "(logits); the loss normalizes them")
+    return None
+
+
+def _reordered(g: np.ndarray, w: np.ndarray, tol: Tolerance) -> str | None:
+    if not _close(np.sort(g, axis=None), np.sort(w, axis=None), tol):
+        return None
+    if 1 < g.ndim <= MAX_PERMUTED_AXES:
+        for order in itertools.permutations(range(g.ndim)):
+            if order != tuple(range(g.ndim)) and g.transpose(order).shape == w.shape \
+                    and _close(g.transpose(order), w, tol):
+                return (f"your values are the expected ones with the axes in another order: transposed by {order} "
+                        "they match (an axis mix-up in a transpose, reshape or einsum)")
+    for axis in range(g.ndim):
+        if g.shape[axis] > 1 and _close(np.flip(g, axis=axis), w, tol):
+            return f"your values are the expected ones reversed along axis {axis}"
+    # Few distinct values (dropout masks, counts, ReLU zeros): the same values in another order say little.
+    if np.unique(np.round(w, 6)).size < max(2, w.size // 2):
+        return None
+    return ("your values are the expected ones in another order: a reshape or transpose mixes up the positions "
+            "(which axis is which)")
+
+
+def describe_relation(got: np.ndarray, want: np.ndarray, tol: Tolerance) -> str | None:
+    """One sentence on how `got` relates to `want` (same shape, some values beyond tolerance), or None."""
+    if got.shape != want.shape or got.size < 2 or got.size > MAX_ELEMENTS:
+        return None
+    g = got.astype(np.float64)
+    w = want.astype(np.float64)
+    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(w))):
+        return None
+    if not np.any(g) and np.any(w):
+        return "every value of yours is 0"
+    flat_g, flat_w = g.ravel(), w.ravel()
+    return (_scale(flat_g, flat_w, tol) or _offset(g, w, tol) or _relu(g, w, tol) or _softmax(g, w, tol)
+            or _reordered(g, w, tol))
