@@ -400,6 +400,13 @@ def judge(loaded: LoadedProblem, cases: list[CaseInput], reference: ReferenceOut
         found = _known_mistake(problem, report, reference, submission_outputs, submission_probes_by_test)
         if found is not None:
             report.diagnosis = found.message
+    if report.diagnosis is None and checks_state:
+        # Every shape right and the values wrong: the layers may have been built in another order (each draws its
+        # keys when built). Public tests only: which layers a hidden test's model built is the submission's to choose.
+        report.diagnosis = model_checks.layer_order_of_tests(
+            (submission_probes_by_test.get(index), reference.reference.probes.get(index))
+            for index, (case, test) in enumerate(zip(cases, report.tests, strict=False))
+            if case.public and test.status == TestStatus.FAILED and test.stage in ("values", "state"))
     if report.diagnosis is None:
         # No known mistake of this problem: what the first test a dtype or model stage failed reveals.
         for test in report.tests:

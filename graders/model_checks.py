@@ -15,7 +15,7 @@ submission's own attributes, never the reference's shapes or values.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,20 +164,26 @@ def _type_message(got: StateEntry, want: StateEntry) -> str:
 def _pair_entries(got: list[StateEntry], want: list[StateEntry], by_path: bool,
                   same: Callable[[StateEntry, StateEntry], bool]
                   ) -> tuple[list[tuple[StateEntry, StateEntry]], list[StateEntry], list[StateEntry]]:
-    """Pair the reference's entries with the submission's: by path first; then (unless paths must match)
-    by `same`. Returns the pairs, the reference's unpaired entries and the submission's."""
+    """Pair the reference's entries with the submission's: the same path and `same` first (two layers built in
+    another order, or two models side by side, repeat their paths: `kernel` of each); then (unless paths must
+    match) by `same` (a Sequential with activations between its layers numbers them 0, 2, 4); then by path, the
+    pair whose difference is the message. Returns the pairs in the reference's order, the reference's unpaired
+    entries and the submission's."""
     left = list(got)
-    pairs: list[tuple[StateEntry, StateEntry]] = []
-    lost: list[StateEntry] = []
-    for w in want:
-        match = next((g for g in left if g.path == w.path), None)
-        if match is None and not by_path:
-            match = next((g for g in left if same(g, w)), None)
-        if match is None:
-            lost.append(w)
-        else:
-            left.remove(match)
-            pairs.append((match, w))
+    matched: dict[int, StateEntry] = {}
+    for rule in ("exact", "same", "path"):
+        if rule == "same" and by_path:
+            continue
+        for i, w in enumerate(want):
+            if i in matched:
+                continue
+            match = next((g for g in left if (g.path == w.path or rule == "same")
+                          and (rule == "path" or same(g, w))), None)
+            if match is not None:
+                left.remove(match)
+                matched[i] = match
+    pairs = [(matched[i], w) for i, w in enumerate(want) if i in matched]
+    lost = [w for i, w in enumerate(want) if i not in matched]
     return pairs, lost, left
 
 
@@ -301,6 +307,45 @@ def dropout_layers_stage(ctx: StageContext) -> Comparison | None:
         return None  # the state stage has spoken for these
     problem = compare_dropout_layers(got, want, ctx.public)
     return None if problem is None else Comparison(False, "state", problem)
+
+
+_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
+
+
+def _randomly_initialized(state: ModelState) -> list[tuple[str, tuple[tuple[int, ...], ...]]]:
+    """The layers, in the order they were built, that hold a parameter of two or more dimensions (a kernel, a
+    table, position embeddings: drawn from a key when built). Biases and scales start from constants, so where a
+    layer holding only those is built changes no value."""
+    return [(layer.type, tuple(tuple(shape) for shape in layer.shapes))
+            for layer in state.layers if any(len(shape) >= 2 for shape in layer.shapes)]
+
+
+def _layer_text(layer: tuple[str, tuple[tuple[int, ...], ...]]) -> str:
+    shapes = ", ".join(str(shape) for shape in layer[1])
+    return f"a `{layer[0]}` with parameters of shape{'s' if len(layer[1]) > 1 else ''} {shapes}"
+
+
+def layer_order_advice(got: ModelState, want: ModelState) -> str | None:
+    """Advice when the submission builds the same randomly initialized layers as the reference, in another order:
+    each draws its keys from the Rngs as it is built, so every initial value differs while every shape is right."""
+    mine, theirs = _randomly_initialized(got), _randomly_initialized(want)
+    if len(theirs) < 2 or mine == theirs or sorted(mine) != sorted(theirs):
+        return None
+    place = next(i for i, (a, b) in enumerate(zip(mine, theirs, strict=True)) if a != b)
+    nth = _ORDINALS[place] if place < len(_ORDINALS) else f"{place + 1}th"
+    return (f"Your model builds its layers in another order than the statement's: the {nth} layer with random "
+            f"initial values that yours builds is {_layer_text(mine[place])}, where the reference's builds "
+            f"{_layer_text(theirs[place])}. Each layer draws its keys from `rngs` when it is built, so the order of "
+            "construction decides every initial value: build the layers in the order the statement gives.")
+
+
+def layer_order_of_tests(failed: Iterable[tuple[ProbeReport | None, ProbeReport | None]]) -> str | None:
+    """`layer_order_advice` of the first failed test both of whose models were described."""
+    for got, want in failed:
+        mine, theirs = _part(got, "state"), _part(want, "state")
+        if isinstance(mine, ModelState) and isinstance(theirs, ModelState) and not theirs.error:
+            return layer_order_advice(mine, theirs)
+    return None
 
 
 def _part(report: ProbeReport | None, name: str) -> Any:

@@ -47,6 +47,13 @@ class StateEntry(Strict):
     value: Index | None = None  # index of its value among the message's arrays, when values were asked
 
 
+class Layer(Strict):
+    """A module that holds parameters of its own: its class and their shapes (no values), in attribute order."""
+
+    type: Annotated[str, Field(pattern=IDENT)]
+    shapes: Annotated[list[Annotated[list[Dim], Field(max_length=32)]], Field(max_length=16)]
+
+
 class ModelState(Strict):
     """The model as the harness found it: the outermost modules' class names and their state leaves."""
 
@@ -58,6 +65,9 @@ class ModelState(Strict):
     # How many nnx.Dropout layers (or subclasses) the model holds: a layer without state, which `variables`
     # cannot show (its RNG stream is left out of them).
     dropout_layers: Index = 0
+    # The modules holding parameters of their own, in the order they were built (each draws its keys from the
+    # Rngs as it is built, so the order decides the initial values); empty when the model was not recorded.
+    layers: Annotated[list[Layer], Field(max_length=MAX_ROOTS)] = []
     # With no NNX module built: the Flax Linen module classes the program defines (the other Flax API).
     linen: Annotated[list[Annotated[str, Field(pattern=IDENT)]], Field(max_length=8)] = []
     error: ErrorText | None = None

@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gradax.reference")
 
-CACHE_FORMAT = 4  # 2: leaves carry their own dtype name (bfloat16); 3: probes (model state, checks); 4: Dropout count
+CACHE_FORMAT = 5  # 2: leaves carry their own dtype name (bfloat16); 3: probes (model state, checks); 4: Dropout count;
+# 5: the layers in the order they were built
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "numpy")
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()

@@ -39,6 +39,7 @@ from graders import wire
 
 MAX_RECORDED = 2048
 MAX_VARIABLES = 512
+MAX_LAYERS = 64
 MAX_ERROR = 2000
 _PATH_PART = re.compile(r"[^A-Za-z0-9_\-]")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -274,7 +275,8 @@ def linen_classes(program: Any) -> list[str]:
 
 
 def describe(roots: Roots, values: bool, arrays: list[np.ndarray], budget: list[int],
-             traced: bool = False, linen: list[str] | None = None) -> dict[str, Any]:
+             traced: bool = False, linen: list[str] | None = None,
+             built: dict[int, int] | None = None) -> dict[str, Any]:
     """The state of the model: every non-RNG leaf of `nnx.state` of each root (shared leaves once)."""
     seen: set[int] = set()
     variables: list[dict[str, Any]] = []
@@ -294,24 +296,46 @@ def describe(roots: Roots, values: bool, arrays: list[np.ndarray], budget: list[
                     entry["value"] = len(arrays)
                     arrays.append(arr)
             variables.append(entry)
+    dropouts, layers = _walk_layers(roots, built or {})
     return {"roots": [_base(type(r))[0] for r, _ in roots][:64], "variables": variables, "truncated": truncated,
-            "traced": traced, "dropout_layers": _dropout_layers(roots), "linen": linen or []}
+            "traced": traced, "dropout_layers": dropouts, "layers": layers, "linen": linen or []}
 
 
-def _dropout_layers(roots: Roots) -> int:
-    """The nnx.Dropout layers in the roots' graphs, each once. A Dropout holds no state but its RNG stream, so a
-    model built without the statement's Dropout has the same variables as one with it."""
+def _walk_layers(roots: Roots, built: dict[int, int]) -> tuple[int, list[dict[str, Any]]]:
+    """One walk of the roots' graphs, each module once: how many nnx.Dropout layers they hold (a Dropout holds no
+    state but its RNG stream, so a model built without the statement's Dropout has the same variables as one
+    with it), and the modules that hold a parameter of their own, in the order they were built (`built`: a
+    module's place among the recorded constructions; a module not recorded is left out)."""
     from flax import nnx
 
-    seen: set[int] = set()
+    dropouts: set[int] = set()
+    found: dict[int, tuple[int, dict[str, Any]]] = {}
     for root, _ in roots:
         try:
             for _, node in nnx.iter_graph(root):
                 if isinstance(node, nnx.Dropout):
-                    seen.add(id(node))
+                    dropouts.add(id(node))
+                if id(node) in built and id(node) not in found:
+                    shapes = _own_parameter_shapes(node)
+                    if shapes:
+                        found[id(node)] = (built[id(node)], {"type": _base(type(node))[0], "shapes": shapes})
         except Exception:  # a graph nnx cannot walk: the variables were described without it
             continue
-    return min(len(seen), 1_000_000)
+    layers = [layer for _, layer in sorted(found.values(), key=lambda item: item[0])][:MAX_LAYERS]
+    return min(len(dropouts), 1_000_000), layers
+
+
+def _own_parameter_shapes(module: Any) -> list[list[int]]:
+    """The shapes of the nnx.Params a module holds as its own attributes (not its sublayers'), in attribute order."""
+    from flax import nnx
+
+    shapes: list[list[int]] = []
+    for value in list(vars(module).values()):
+        if isinstance(value, nnx.Param) and len(shapes) < 16:
+            shape = getattr(value.get_value(), "shape", None)
+            if isinstance(shape, tuple) and len(shape) <= 32:
+                shapes.append([int(d) for d in shape])
+    return shapes
 
 
 def _to_plain(value: Any, budget: list[int]) -> np.ndarray | None:
@@ -454,9 +478,11 @@ class Session:
             if model_error is not None:
                 out["state"] = {"error": model_error}
             else:
+                built = {id(module): place for place, module in enumerate(self.recorded)}
                 out["state"] = _guarded(lambda: describe(roots, bool(state.get("values")), arrays, budget,
                                                          traced=unusable is not None,
-                                                         linen=linen_classes(self.program) if not roots else []))
+                                                         linen=linen_classes(self.program) if not roots else [],
+                                                         built=built))
         if self.probes.get("retrace"):
             out["retrace"] = {"traces": int(self.traces)}
         rows_spec = self.probes.get("batch_invariance")

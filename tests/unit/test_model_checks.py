@@ -22,6 +22,7 @@ from graders.model_checks import (
     compare_state,
     eval_determinism_stage,
     gradients_stage,
+    layer_order_advice,
     retrace_stage,
     staged,
 )
@@ -361,3 +362,39 @@ def test_the_problem_page_names_every_stage() -> None:
     stages = {"structure", "shape", "dtype", "finite", "values", *EARLY_STAGES, *LATE_STAGES}
     assert written <= stages
     assert labelled == stages
+
+
+def built(*layers: tuple[str, list[list[int]]]) -> ModelState:
+    return ModelState(roots=["Model"], layers=[{"type": t, "shapes": s} for t, s in layers])
+
+
+LIN1, LIN2, NORM = ("Linear", [[3, 8], [8]]), ("Linear", [[8, 1], [1]]), ("BatchNorm", [[8], [8]])
+
+
+def test_layers_built_in_another_order_are_named_with_the_first_that_differs() -> None:
+    advice = layer_order_advice(built(LIN2, NORM, LIN1), built(LIN1, NORM, LIN2))
+    assert advice is not None
+    assert ("the first layer with random initial values that yours builds is a `Linear` with parameters of shapes "
+            "(8, 1), (1,), where the reference's builds a `Linear` with parameters of shapes (3, 8), (8,)") in advice
+    assert "Each layer draws its keys from `rngs` when it is built" in advice
+
+
+@pytest.mark.parametrize(("got", "want"), [
+    (built(LIN1, NORM, LIN2), built(LIN1, NORM, LIN2)),  # the same order
+    (built(NORM, LIN1, LIN2), built(LIN1, NORM, LIN2)),  # only a layer of constants moved: no value changes
+    (built(LIN2, LIN1), built(LIN1, LIN2, ("Linear", [[1, 1], [1]]))),  # other layers: the state check speaks
+    (built(LIN2, LIN1), ModelState(roots=["Model"])),  # the reference's order is not known
+])
+def test_no_order_advice_where_the_order_changes_no_initial_value(got: ModelState, want: ModelState) -> None:
+    assert layer_order_advice(got, want) is None
+
+
+def test_two_models_side_by_side_pair_their_parameters_by_shape_before_by_path() -> None:
+    """Two layers built as separate modules repeat their paths (`kernel`, `bias` of each): built in another order,
+    each parameter is still paired with the reference's of its shape, and the state matches (the values stage and
+    the order advice say what is wrong)."""
+    want = state(kernel(shape=[3, 8]), kernel("bias", shape=[8]), kernel(shape=[8, 1]), kernel("bias", shape=[1]),
+                 roots=("Linear", "Linear"))
+    got = state(kernel(shape=[8, 1]), kernel("bias", shape=[1]), kernel(shape=[3, 8]), kernel("bias", shape=[8]),
+                roots=("Linear", "Linear"))
+    assert compare_state(got, want, ANY, "same_kind", TOL, public=True) is None

@@ -319,3 +319,24 @@ def f(seed, x):
     assert header["status"] == "ok"
     assert probes.batch_invariance is not None and probes.batch_invariance.error is not None
     assert "ValueError: needs two rows" in probes.batch_invariance.error
+
+
+def test_the_layers_holding_parameters_are_listed_in_the_order_they_were_built() -> None:
+    code = """
+from flax import nnx
+class Net(nnx.Module):
+    def __init__(self, rngs):
+        self.head = nnx.Linear(4, 2, rngs=rngs)  # built first, whatever its name sorts as
+        self.body = nnx.Sequential(nnx.Linear(3, 4, rngs=rngs), nnx.BatchNorm(4, rngs=rngs), nnx.Dropout(0.5))
+    def __call__(self, x):
+        return self.head(self.body(x))
+def f(seed, x):
+    net = Net(nnx.Rngs(int(seed)))
+    net.eval()
+    return net(x)
+"""
+    _, _, probes = run(code, CAPTURED)
+    assert probes.state is not None
+    # Net and the Sequential hold no parameter of their own; the Dropout none at all.
+    assert [(layer.type, layer.shapes) for layer in probes.state.layers] == [
+        ("Linear", [[4, 2], [2]]), ("Linear", [[3, 4], [4]]), ("BatchNorm", [[4], [4]])]
