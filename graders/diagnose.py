@@ -106,6 +106,38 @@ PITFALLS: tuple[Pitfall, ...] = (
         "`nnx.BatchNorm` needs to know its mode: call `model.train()` / `model.eval()` (or pass "
         "`use_running_average=` when calling it).",
     ),
+    Pitfall(
+        "dropout-mode-missing",
+        re.compile(r"No `deterministic` argument was provided to \w+"),
+        "`nnx.Dropout` (and the dropout inside `nnx.MultiHeadAttention` when `dropout_rate > 0`) needs to know "
+        "its mode: call `model.train()` / `model.eval()`, or pass `deterministic=` when building or calling it. "
+        "Leave `dropout_rate` at its default 0 unless the statement asks for dropout.",
+    ),
+    Pitfall(
+        "dropout-without-rngs",
+        re.compile(r"`deterministic` is False, but no `rngs` argument was provided to \w+"),
+        "A Dropout in training mode draws a random mask, so it needs keys: build it with "
+        "`nnx.Dropout(rate, rngs=rngs)` (it keeps a stream of its own, from `rngs.dropout`), or pass `rngs=` when "
+        "calling it.",
+    ),
+    Pitfall(
+        "attention-decode-missing",
+        re.compile(r"No `decode` argument was provided to MultiHeadAttention"),
+        "`nnx.MultiHeadAttention` needs `decode`: build it with `decode=False` to attend over the whole sequence "
+        "at once (`decode=True` keeps a key/value cache for generating one token at a time, after `init_cache`).",
+    ),
+    Pitfall(
+        "initializer-not-called",
+        # The layer called the factory as if it were the initializer: `he_normal(key, shape, dtype)` returns a
+        # function, stored as the parameter; factories with fewer arguments refuse the three.
+        re.compile(r"'function' object is not subscriptable|\b(constant|normal|uniform|truncated_normal|\w+_normal"
+                   r"|\w+_uniform|variance_scaling|orthogonal)\(\) takes from \d+ to \d+ positional arguments "
+                   r"but 3 were given"),
+        "An initializer factory was passed without calling it: `kernel_init=nnx.initializers.he_normal` hands the "
+        "layer the factory, which returns a function where an array should be. Call it: "
+        "`kernel_init=nnx.initializers.he_normal()`, `bias_init=nnx.initializers.constant(0.1)` "
+        "(`nnx.initializers.zeros` and `ones` are initializers themselves: no parentheses).",
+    ),
 )
 
 

@@ -127,6 +127,21 @@ def _breakpoint_on_empty_stdin() -> object:
         sys.settrace(None)
 
 
+def _attention(**kwargs: object) -> object:
+    import jax.numpy as jnp
+    from flax import nnx
+
+    return nnx.MultiHeadAttention(num_heads=2, in_features=4, rngs=nnx.Rngs(0), **kwargs)(jnp.ones((1, 3, 4)))
+
+
+def _linear_with(**kwargs: object) -> object:
+    """An initializer factory handed over uncalled, the way a student writes it, and the layer then used."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    return nnx.Linear(3, 4, rngs=nnx.Rngs(0), **kwargs)(jnp.ones((2, 3)))
+
+
 # (pitfall id, a snippet that raises the real error on the pinned library versions)
 REAL_ERRORS: list[tuple[str, Callable[[], object]]] = [
     ("plain-list-of-modules", _plain_list_assigned),
@@ -150,6 +165,15 @@ REAL_ERRORS: list[tuple[str, Callable[[], object]]] = [
     ("batchnorm-mode-missing",
      lambda: __import__("flax").nnx.BatchNorm(3, use_running_average=None, rngs=__import__("flax").nnx.Rngs(0))(
          __import__("jax").numpy.ones((2, 3)))),
+    ("dropout-mode-missing", lambda: _attention(decode=False, dropout_rate=0.1)),
+    ("dropout-mode-missing", lambda: __import__("flax").nnx.Dropout(0.5, deterministic=None)(
+        __import__("jax").numpy.ones(3))),
+    ("dropout-without-rngs", lambda: __import__("flax").nnx.Dropout(0.5)(__import__("jax").numpy.ones(3))),
+    ("attention-decode-missing", _attention),
+    ("initializer-not-called", lambda: _linear_with(kernel_init=__import__("flax").nnx.initializers.he_normal)),
+    ("initializer-not-called", lambda: _linear_with(kernel_init=__import__("flax").nnx.initializers.xavier_uniform)),
+    ("initializer-not-called", lambda: _linear_with(bias_init=__import__("flax").nnx.initializers.constant)),
+    ("initializer-not-called", lambda: _linear_with(kernel_init=__import__("jax").nn.initializers.normal)),
 ]
 
 
