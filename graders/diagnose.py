@@ -180,6 +180,23 @@ STAGE_PITFALLS: tuple[StagePitfall, ...] = (
         "in `nnx.BatchStat` and other state in an `nnx.Variable` (subclass).",
     ),
     StagePitfall(
+        "statistics-missing",
+        ("state",),
+        re.compile(r"the model has no nnx\.BatchStat of|the model lacks an nnx\.BatchStat"),
+        "The reference's model keeps running statistics (`nnx.BatchStat`: BatchNorm's `mean` and `var`) that yours "
+        "does not. Normalizing with statistics computed by hand in the forward pass leaves nothing for evaluation "
+        "mode to use; `nnx.BatchNorm` moves its running averages in training mode and uses them after `.eval()`.",
+    ),
+    StagePitfall(
+        "parameter-shapes-differ",
+        ("state",),
+        re.compile(r"have other shapes than the reference's"),
+        "Your layers hold parameters of other shapes than the statement's model, though not fewer of them: "
+        "compare each layer's input and output sizes with the statement, and build the layers it lists, no more "
+        "and no fewer (one fused projection such as `nnx.Linear(features, 3 * features)` is one layer, not three "
+        "of `features` outputs each).",
+    ),
+    StagePitfall(
         "parameter-missing",
         ("state",),
         re.compile(r"the model has no nnx\.\w+ of|the model lacks an? nnx\."),

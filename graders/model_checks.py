@@ -201,6 +201,17 @@ def _entry_problem(g: StateEntry, w: StateEntry, policy: DtypePolicy, public: bo
     return None
 
 
+def _listing(mine: list[StateEntry], theirs: list[StateEntry], most: int = 8) -> str:
+    """Both sides' entries of one kind: the submission's by path and shape, the reference's by shape (its names
+    are the reference's own; the shapes follow from the statement)."""
+    def shown(entries: list[str]) -> str:
+        return ", ".join(entries[:most]) + (", ..." if len(entries) > most else "")
+
+    yours = shown([f"`{x.path}` {tuple(x.shape or ())}" for x in mine])
+    reference = shown([str(tuple(x.shape or ())) for x in theirs])
+    return f" (yours: {yours or 'none'}; the reference's: {reference})"
+
+
 def _plural(entry: StateEntry, n: int) -> str:
     name = "plain array" if entry.base == "array" else _wanted(entry)
     return f"{n} {name}{'' if n == 1 else 's'}"
@@ -249,12 +260,17 @@ def compare_state(got: ModelState, want: ModelState, settings: StateChecks, poli
                 return problem
             if by_path:
                 return f"`{culprit.path}` should be named `{w.path}` (the statement names it)"
-        n_want = sum(_type_ok(x, w) and x.base == w.base for x in want.variables)
-        n_got = sum(_type_ok(x, w) for x in got.variables)
-        if public:
-            return (f"the model has no {_wanted(w)} of {_shape_text(w.shape)}: the reference's model has "
-                    f"{_plural(w, n_want)}, yours has {n_got}")
-        return f"the model lacks {_article(_wanted(w))} {_wanted(w)} that the reference's model has (hidden test)"
+        theirs = [x for x in want.variables if _type_ok(x, w) and x.base == w.base]
+        mine = [x for x in got.variables if _type_ok(x, w)]
+        if not public:
+            return f"the model lacks {_article(_wanted(w))} {_wanted(w)} that the reference's model has (hidden test)"
+        counts = (f"the reference's model has {_plural(w, len(theirs))}, yours has {len(mine)}"
+                  f"{_listing(mine, theirs)}")
+        if len(mine) < len(theirs):
+            return f"the model has no {_wanted(w)} of {_shape_text(w.shape)}: {counts}"
+        # As many or more: not one left out, the layers themselves differ (three projections where one is fused).
+        return (f"the model's {_wanted(w)}s have other shapes than the reference's: none has "
+                f"{_shape_text(w.shape)}; {counts}")
     for g in extra:
         shape = f" of {_shape_text(g.shape)}" if public else ""
         return (f"the model has {_holder(g)} `{g.path}`{shape} that the reference's model does not have: "

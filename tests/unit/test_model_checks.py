@@ -299,6 +299,12 @@ def test_every_stage_pitfall_matches_a_real_stage_message() -> None:
                                                 "same_kind", TOL, True)),
         "parameter-missing": ("state", compare_state(state(kernel(shape=[2, 2])), state(kernel(shape=[2, 2]),
                                                      kernel("pos", shape=[1, 5])), ANY, "same_kind", TOL, True)),
+        "statistics-missing": ("state", compare_state(state(kernel(shape=[2, 2])), state(
+            kernel(shape=[2, 2]), kernel("bn.mean", "BatchStat", "BatchStat", [2])), ANY, "same_kind", TOL, True)),
+        "parameter-shapes-differ": ("state", compare_state(
+            state(*(kernel(f"{n}.kernel", shape=[4, 4]) for n in "qkv"), kernel("proj.kernel", shape=[4, 4])),
+            state(kernel("qkv.kernel", shape=[4, 12]), kernel("proj.kernel", shape=[4, 4])), ANY, "same_kind", TOL,
+            True)),
         "blocked-gradient": failed(gradients_stage(ctx(LAYERNORM, Output(LEAF0, (x,)), Output(LEAF0, (x,)), grads,
                                                        (x, np.zeros((2, 3), np.float32)), grads,
                                                        (x, np.ones((2, 3), np.float32)), public=False))),
@@ -398,3 +404,17 @@ def test_two_models_side_by_side_pair_their_parameters_by_shape_before_by_path()
     got = state(kernel(shape=[8, 1]), kernel("bias", shape=[1]), kernel(shape=[3, 8]), kernel("bias", shape=[8]),
                 roots=("Linear", "Linear"))
     assert compare_state(got, want, ANY, "same_kind", TOL, public=True) is None
+
+
+def test_a_public_state_message_lists_both_sides_parameters() -> None:
+    three = state(*(kernel(f"{n}.kernel", shape=[4, 4]) for n in "qkv"), kernel("proj.kernel", shape=[4, 4]))
+    fused = state(kernel("qkv.kernel", shape=[4, 12]), kernel("proj.kernel", shape=[4, 4]))
+    assert compare_state(three, fused, ANY, "same_kind", TOL, True) == (
+        "the model's nnx.Params have other shapes than the reference's: none has shape (4, 12); the reference's "
+        "model has 2 nnx.Params, yours has 4 (yours: `q.kernel` (4, 4), `k.kernel` (4, 4), `v.kernel` (4, 4), "
+        "`proj.kernel` (4, 4); the reference's: (4, 12), (4, 4))")
+    assert compare_state(state(kernel(shape=[4, 4])), fused, ANY, "same_kind", TOL, True) == (
+        "the model has no nnx.Param of shape (4, 12): the reference's model has 2 nnx.Params, yours has 1 "
+        "(yours: `kernel` (4, 4); the reference's: (4, 12), (4, 4))")
+    hidden = compare_state(three, fused, ANY, "same_kind", TOL, False)
+    assert hidden == "the model lacks an nnx.Param that the reference's model has (hidden test)"
