@@ -328,12 +328,8 @@ def dropout_layers_stage(ctx: StageContext) -> Comparison | None:
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
 
 
-def _randomly_initialized(state: ModelState) -> list[tuple[str, tuple[tuple[int, ...], ...]]]:
-    """The layers, in the order they were built, that hold a parameter of two or more dimensions (a kernel, a
-    table, position embeddings: drawn from a key when built). Biases and scales start from constants, so where a
-    layer holding only those is built changes no value."""
-    return [(layer.type, tuple(tuple(shape) for shape in layer.shapes))
-            for layer in state.layers if any(len(shape) >= 2 for shape in layer.shapes)]
+def _built_layers(state: ModelState) -> list[tuple[str, tuple[tuple[int, ...], ...]]]:
+    return [(layer.type, tuple(tuple(shape) for shape in layer.shapes)) for layer in state.layers]
 
 
 def _layer_text(layer: tuple[str, tuple[tuple[int, ...], ...]]) -> str:
@@ -342,17 +338,19 @@ def _layer_text(layer: tuple[str, tuple[tuple[int, ...], ...]]) -> str:
 
 
 def layer_order_advice(got: ModelState, want: ModelState) -> str | None:
-    """Advice when the submission builds the same randomly initialized layers as the reference, in another order:
-    each draws its keys from the Rngs as it is built, so every initial value differs while every shape is right."""
-    mine, theirs = _randomly_initialized(got), _randomly_initialized(want)
+    """Advice when the submission builds the same layers as the reference, in another order. Every Flax layer draws
+    a key from the Rngs for each parameter as it is built (a LayerNorm or BatchNorm too, for its scale, though it
+    starts at ones), so each layer after the first moved one starts from other values while every shape is right."""
+    mine, theirs = _built_layers(got), _built_layers(want)
     if len(theirs) < 2 or mine == theirs or sorted(mine) != sorted(theirs):
         return None
     place = next(i for i, (a, b) in enumerate(zip(mine, theirs, strict=True)) if a != b)
     nth = _ORDINALS[place] if place < len(_ORDINALS) else f"{place + 1}th"
-    return (f"Your model builds its layers in another order than the statement's: the {nth} layer with random "
-            f"initial values that yours builds is {_layer_text(mine[place])}, where the reference's builds "
-            f"{_layer_text(theirs[place])}. Each layer draws its keys from `rngs` when it is built, so the order of "
-            "construction decides every initial value: build the layers in the order the statement gives.")
+    return (f"Your model builds its layers in another order than the statement's: the {nth} layer with parameters "
+            f"that yours builds is {_layer_text(mine[place])}, where the reference's builds "
+            f"{_layer_text(theirs[place])}. Each layer draws keys from `rngs` when it is built (a LayerNorm or "
+            "BatchNorm too), so the order of construction decides the initial values of every layer after it: build "
+            "the layers in the order the statement gives.")
 
 
 def layer_order_of_tests(failed: Iterable[tuple[ProbeReport | None, ProbeReport | None]]) -> str | None:
