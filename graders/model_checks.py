@@ -15,6 +15,7 @@ submission's own attributes, never the reference's shapes or values.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -212,6 +213,20 @@ def _listing(mine: list[StateEntry], theirs: list[StateEntry], most: int = 8) ->
     return f" (yours: {yours or 'none'}; the reference's: {reference})"
 
 
+def _layer_kinds(got: ModelState, want: ModelState) -> str | None:
+    """Where the two models build other kinds of layers (counted among those holding parameters of their own):
+    " (layers: `LayerNorm` 2 in the reference's model, 1 in yours)". None when the kinds agree or are unknown."""
+    if not got.layers or not want.layers:
+        return None
+    mine = Counter(layer.type for layer in got.layers)
+    theirs = Counter(layer.type for layer in want.layers)
+    differ = sorted(kind for kind in set(mine) | set(theirs) if mine[kind] != theirs[kind])
+    if not differ:
+        return None
+    return " (layers: " + "; ".join(f"`{kind}` {theirs[kind]} in the reference's model, {mine[kind]} in yours"
+                                    for kind in differ[:6]) + ")"
+
+
 def _plural(entry: StateEntry, n: int) -> str:
     name = "plain array" if entry.base == "array" else _wanted(entry)
     return f"{n} {name}{'' if n == 1 else 's'}"
@@ -265,7 +280,7 @@ def compare_state(got: ModelState, want: ModelState, settings: StateChecks, poli
         if not public:
             return f"the model lacks {_article(_wanted(w))} {_wanted(w)} that the reference's model has (hidden test)"
         counts = (f"the reference's model has {_plural(w, len(theirs))}, yours has {len(mine)}"
-                  f"{_listing(mine, theirs)}")
+                  f"{_layer_kinds(got, want) or _listing(mine, theirs)}")
         if len(mine) < len(theirs):
             return f"the model has no {_wanted(w)} of {_shape_text(w.shape)}: {counts}"
         # As many or more: not one left out, the layers themselves differ (three projections where one is fused).
@@ -346,8 +361,10 @@ def layer_order_advice(got: ModelState, want: ModelState) -> str | None:
         return None
     place = next(i for i, (a, b) in enumerate(zip(mine, theirs, strict=True)) if a != b)
     nth = _ORDINALS[place] if place < len(_ORDINALS) else f"{place + 1}th"
+    path = got.layers[place].path
+    named = f"`{path}`, " if path else ""
     return (f"Your model builds its layers in another order than the statement's: the {nth} layer with parameters "
-            f"that yours builds is {_layer_text(mine[place])}, where the reference's builds "
+            f"that yours builds is {named}{_layer_text(mine[place])}, where the reference's builds "
             f"{_layer_text(theirs[place])}. Each layer draws keys from `rngs` when it is built (a LayerNorm or "
             "BatchNorm too), so the order of construction decides the initial values of every layer after it: build "
             "the layers in the order the statement gives.")

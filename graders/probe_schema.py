@@ -51,6 +51,7 @@ class Layer(Strict):
     """A module that holds parameters of its own: its class and their shapes (no values), in attribute order."""
 
     type: Annotated[str, Field(pattern=IDENT)]
+    path: Annotated[str, Field(pattern=PATH)] = ""  # where the model holds it ("" for a root)
     shapes: Annotated[list[Annotated[list[Dim], Field(max_length=32)]], Field(max_length=16)]
 
 

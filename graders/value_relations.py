@@ -4,7 +4,8 @@
 times the expected one (2 = √4)" says what to look for: a scale by sqrt(features). The relations are the shapes
 the common mistakes leave in an output: a constant factor (a scale such as sqrt(d) or 1 - rate, or the sign), a
 constant offset (a bias initialized to another constant), a ReLU missing or added, a softmax applied to what
-should stay logits, and the right numbers in another order (axes swapped, a sequence reversed).
+should stay logits, the right numbers in another order (axes swapped, a sequence reversed), and values all within
+1 % (a constant or an approximation of the formula differs).
 
 A relation is claimed only when it holds for every element within the problem's tolerance (widened tenfold for
 the rounding of the other computation), and only for a public test: the expected values of a hidden test are not
@@ -24,6 +25,8 @@ MAX_ELEMENTS = 1_000_000
 MAX_PERMUTED_AXES = 5
 # Rounding of a scaled or shifted computation (x * sqrt(d) then a matmul): a relation's slack over the tolerance.
 SLACK = 10.0
+# Off by at most this fraction of the expected values' largest magnitude: "nearly", a constant differs.
+NEARLY = 0.01
 
 
 def _close(a: np.ndarray, b: np.ndarray, tol: Tolerance) -> bool:
@@ -110,6 +113,17 @@ def _reordered(g: np.ndarray, w: np.ndarray, tol: Tolerance) -> str | None:
             "(which axis is which)")
 
 
+def _nearly(g: np.ndarray, w: np.ndarray) -> str | None:
+    """Every value within 1 % of the expected values' size: the formula is right, one of its constants is not."""
+    size = float(np.max(np.abs(w)))
+    worst = float(np.max(np.abs(g - w)))
+    if size == 0.0 or worst > NEARLY * size:
+        return None
+    return (f"every value is within {100 * worst / size:.2g} % of the expected values' size, beyond the tolerance "
+            "only: the computation is right and a constant or an approximation differs (an epsilon, gelu's tanh "
+            "approximation against the exact erf, a divisor such as n - 1, float64 against float32)")
+
+
 def describe_relation(got: np.ndarray, want: np.ndarray, tol: Tolerance) -> str | None:
     """One sentence on how `got` relates to `want` (same shape, some values beyond tolerance), or None."""
     if got.shape != want.shape or got.size < 2 or got.size > MAX_ELEMENTS:
@@ -122,4 +136,4 @@ def describe_relation(got: np.ndarray, want: np.ndarray, tol: Tolerance) -> str 
         return "every value of yours is 0"
     flat_g, flat_w = g.ravel(), w.ravel()
     return (_scale(flat_g, flat_w, tol) or _offset(g, w, tol) or _relu(g, w, tol) or _softmax(g, w, tol)
-            or _reordered(g, w, tol))
+            or _reordered(g, w, tol) or _nearly(g, w))

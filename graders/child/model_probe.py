@@ -312,13 +312,14 @@ def _walk_layers(roots: Roots, built: dict[int, int]) -> tuple[int, list[dict[st
     found: dict[int, tuple[int, dict[str, Any]]] = {}
     for root, _ in roots:
         try:
-            for _, node in nnx.iter_graph(root):
+            for parts, node in nnx.iter_graph(root):
                 if isinstance(node, nnx.Dropout):
                     dropouts.add(id(node))
                 if id(node) in built and id(node) not in found:
                     shapes = _own_parameter_shapes(node)
                     if shapes:
-                        found[id(node)] = (built[id(node)], {"type": _base(type(node))[0], "shapes": shapes})
+                        found[id(node)] = (built[id(node)], {"type": _base(type(node))[0], "path": _path(parts),
+                                                             "shapes": shapes})
         except Exception:  # a graph nnx cannot walk: the variables were described without it
             continue
     layers = [layer for _, layer in sorted(found.values(), key=lambda item: item[0])][:MAX_LAYERS]

@@ -299,6 +299,11 @@ def test_every_stage_pitfall_matches_a_real_stage_message() -> None:
                                                 "same_kind", TOL, True)),
         "parameter-missing": ("state", compare_state(state(kernel(shape=[2, 2])), state(kernel(shape=[2, 2]),
                                                      kernel("pos", shape=[1, 5])), ANY, "same_kind", TOL, True)),
+        "layers-differ": ("state", compare_state(
+            built(("LayerNorm", [[8], [8]]), variables=(kernel("scale", shape=[8]), kernel("bias", shape=[8]))),
+            built(("LayerNorm", [[8], [8]]), ("LayerNorm", [[8], [8]]), variables=(
+                kernel("scale", shape=[8]), kernel("bias", shape=[8]), kernel("scale", shape=[8]),
+                kernel("bias", shape=[8]))), ANY, "same_kind", TOL, True)),
         "statistics-missing": ("state", compare_state(state(kernel(shape=[2, 2])), state(
             kernel(shape=[2, 2]), kernel("bn.mean", "BatchStat", "BatchStat", [2])), ANY, "same_kind", TOL, True)),
         "parameter-shapes-differ": ("state", compare_state(
@@ -370,8 +375,11 @@ def test_the_problem_page_names_every_stage() -> None:
     assert labelled == stages
 
 
-def built(*layers: tuple[str, list[list[int]]]) -> ModelState:
-    return ModelState(roots=["Model"], layers=[{"type": t, "shapes": s} for t, s in layers])
+def built(*layers: tuple[str, list[list[int]]], variables: tuple[tuple[str, str, str, list[int]], ...] = ()
+          ) -> ModelState:
+    return ModelState(roots=["Model"], layers=[{"type": t, "path": f"l{i}", "shapes": s}
+                                               for i, (t, s) in enumerate(layers)],
+                      variables=state(*variables).variables)
 
 
 LIN1, LIN2, NORM = ("Linear", [[3, 8], [8]]), ("Linear", [[8, 1], [1]]), ("BatchNorm", [[8], [8]])
@@ -380,12 +388,14 @@ LIN1, LIN2, NORM = ("Linear", [[3, 8], [8]]), ("Linear", [[8, 1], [1]]), ("Batch
 def test_layers_built_in_another_order_are_named_with_the_first_that_differs() -> None:
     advice = layer_order_advice(built(LIN2, NORM, LIN1), built(LIN1, NORM, LIN2))
     assert advice is not None
-    assert ("the first layer with parameters that yours builds is a `Linear` with parameters of shapes (8, 1), (1,), "
+    assert ("the first layer with parameters that yours builds is `l0`, a `Linear` with parameters of shapes (8, 1), "
+            "(1,), "
             "where the reference's builds a `Linear` with parameters of shapes (3, 8), (8,)") in advice
     assert "Each layer draws keys from `rngs` when it is built (a LayerNorm or BatchNorm too)" in advice
     # A norm layer draws keys too (for its scale): built before the Linear, it moves the Linear's keys.
     norm_first = layer_order_advice(built(NORM, LIN1, LIN2), built(LIN1, NORM, LIN2))
-    assert norm_first is not None and "the first layer with parameters that yours builds is a `BatchNorm`" in norm_first
+    assert norm_first is not None
+    assert "the first layer with parameters that yours builds is `l0`, a `BatchNorm`" in norm_first
 
 
 @pytest.mark.parametrize(("got", "want"), [
@@ -420,3 +430,18 @@ def test_a_public_state_message_lists_both_sides_parameters() -> None:
         "(yours: `kernel` (4, 4); the reference's: (4, 12), (4, 4))")
     hidden = compare_state(three, fused, ANY, "same_kind", TOL, False)
     assert hidden == "the model lacks an nnx.Param that the reference's model has (hidden test)"
+
+
+def test_a_missing_parameter_is_said_by_the_kinds_of_layers_when_they_differ() -> None:
+    """A transformer block with one LayerNorm where the statement has two: the message counts the layers by kind
+    instead of listing sixteen parameters."""
+    scale, bias = kernel("scale", shape=[8]), kernel("bias", shape=[8])
+    want = built(("LayerNorm", [[8], [8]]), LIN1, ("LayerNorm", [[8], [8]]), variables=(scale, bias, scale, bias))
+    got = built(("LayerNorm", [[8], [8]]), LIN1, variables=(scale, bias))
+    assert compare_state(got, want, ANY, "same_kind", TOL, True) == (
+        "the model has no nnx.Param of shape (8,): the reference's model has 4 nnx.Params, yours has 2 (layers: "
+        "`LayerNorm` 2 in the reference's model, 1 in yours)")
+    rms = built(("RMSNorm", [[8]]), LIN1, ("RMSNorm", [[8]]), variables=(scale, scale))
+    assert compare_state(rms, want, ANY, "same_kind", TOL, True).endswith(
+        "(layers: `LayerNorm` 2 in the reference's model, 0 in yours; `RMSNorm` 0 in the reference's model, 2 in "
+        "yours)")

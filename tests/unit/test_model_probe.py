@@ -340,3 +340,4 @@ def f(seed, x):
     # Net and the Sequential hold no parameter of their own; the Dropout none at all.
     assert [(layer.type, layer.shapes) for layer in probes.state.layers] == [
         ("Linear", [[4, 2], [2]]), ("Linear", [[3, 4], [4]]), ("BatchNorm", [[4], [4]])]
+    assert [layer.path for layer in probes.state.layers] == ["head", "body.layers.0", "body.layers.1"]
