@@ -180,15 +180,6 @@ STAGE_PITFALLS: tuple[StagePitfall, ...] = (
         "in `nnx.BatchStat` and other state in an `nnx.Variable` (subclass).",
     ),
     StagePitfall(
-        "layers-differ",
-        ("state",),
-        re.compile(r"\(layers: `\w+` \d+ in the reference's model"),
-        "Your model builds other layers than the statement's (the message counts them by kind). Build each layer "
-        "the statement lists, of the class it names: a layer left out, one layer used in two places (a single "
-        "LayerNorm before both sub-layers), or another kind in its place (`nnx.RMSNorm` for `nnx.LayerNorm`) holds "
-        "other parameters, computes other values and trains differently.",
-    ),
-    StagePitfall(
         "statistics-missing",
         ("state",),
         re.compile(r"the model has no nnx\.BatchStat of|the model lacks an nnx\.BatchStat"),
@@ -204,6 +195,15 @@ STAGE_PITFALLS: tuple[StagePitfall, ...] = (
         "compare each layer's input and output sizes with the statement, and build the layers it lists, no more "
         "and no fewer (one fused projection such as `nnx.Linear(features, 3 * features)` is one layer, not three "
         "of `features` outputs each).",
+    ),
+    StagePitfall(
+        "layers-differ",
+        ("state",),
+        re.compile(r"\(layers: `\w+` \d+ in the reference's model"),
+        "Your model builds other layers than the statement's (the message counts them by kind). Build each layer "
+        "the statement lists, of the class it names: a layer left out, one layer used in two places (a single "
+        "LayerNorm before both sub-layers), or another kind in its place (`nnx.RMSNorm` for `nnx.LayerNorm`) holds "
+        "other parameters, computes other values and trains differently.",
     ),
     StagePitfall(
         "parameter-missing",

@@ -26,7 +26,7 @@ from graders import dtypes
 from graders.child.model_probe import TRACED_ONLY
 from graders.compare import Comparison, Output, leaf_pairs, values_close
 from graders.dtypes import DtypePolicy
-from graders.probe_schema import GradientEntry, ModelState, Probes, StateEntry
+from graders.probe_schema import GradientEntry, Layer, ModelState, Probes, StateEntry
 from graders.problem import Problem, StateChecks, Tolerance
 
 EARLY_STAGES = ("state", "batch_invariance")
@@ -218,8 +218,9 @@ def _layer_kinds(got: ModelState, want: ModelState) -> str | None:
     " (layers: `LayerNorm` 2 in the reference's model, 1 in yours)". None when the kinds agree or are unknown."""
     if not got.layers or not want.layers:
         return None
-    mine = Counter(layer.type for layer in got.layers)
-    theirs = Counter(layer.type for layer in want.layers)
+    # Flax's own layer classes only: a class of the program's own is named as its author pleased.
+    mine = Counter(layer.kind for layer in got.layers if layer.kind != "Module")
+    theirs = Counter(layer.kind for layer in want.layers if layer.kind != "Module")
     differ = sorted(kind for kind in set(mine) | set(theirs) if mine[kind] != theirs[kind])
     if not differ:
         return None
@@ -344,12 +345,16 @@ _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", 
 
 
 def _built_layers(state: ModelState) -> list[tuple[str, tuple[tuple[int, ...], ...]]]:
-    return [(layer.type, tuple(tuple(shape) for shape in layer.shapes)) for layer in state.layers]
+    """Each layer as what it is, not what it is called: its Flax class (or "Module" for a class of the program's
+    own) and its parameters' shapes."""
+    return [(layer.kind, tuple(tuple(shape) for shape in layer.shapes)) for layer in state.layers]
 
 
-def _layer_text(layer: tuple[str, tuple[tuple[int, ...], ...]]) -> str:
-    shapes = ", ".join(str(shape) for shape in layer[1])
-    return f"a `{layer[0]}` with parameters of shape{'s' if len(layer[1]) > 1 else ''} {shapes}"
+def _layer_text(layer: Layer, yours: bool) -> str:
+    shapes = ", ".join(str(tuple(shape)) for shape in layer.shapes)
+    custom = f"a `{layer.type}`" if yours else "a module of its own"
+    name = custom if layer.kind == "Module" else f"a `{layer.kind}`"
+    return f"{name} with parameters of shape{'s' if len(layer.shapes) > 1 else ''} {shapes}"
 
 
 def layer_order_advice(got: ModelState, want: ModelState) -> str | None:
@@ -364,10 +369,10 @@ def layer_order_advice(got: ModelState, want: ModelState) -> str | None:
     path = got.layers[place].path
     named = f"`{path}`, " if path else ""
     return (f"Your model builds its layers in another order than the statement's: the {nth} layer with parameters "
-            f"that yours builds is {named}{_layer_text(mine[place])}, where the reference's builds "
-            f"{_layer_text(theirs[place])}. Each layer draws keys from `rngs` when it is built (a LayerNorm or "
-            "BatchNorm too), so the order of construction decides the initial values of every layer after it: build "
-            "the layers in the order the statement gives.")
+            f"that yours builds is {named}{_layer_text(got.layers[place], True)}, where the reference's builds "
+            f"{_layer_text(want.layers[place], False)}. Each layer draws keys from `rngs` when it is built "
+            "(a LayerNorm or BatchNorm too), so the order of construction decides the initial values of every layer "
+            "after it: build the layers in the order the statement gives.")
 
 
 def layer_order_of_tests(failed: Iterable[tuple[ProbeReport | None, ProbeReport | None]]) -> str | None:

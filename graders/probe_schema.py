@@ -51,6 +51,8 @@ class Layer(Strict):
     """A module that holds parameters of its own: its class and their shapes (no values), in attribute order."""
 
     type: Annotated[str, Field(pattern=IDENT)]
+    # The Flax layer class it is or derives from (`Linear`, `LayerNorm`), "Module" for a class of the program's own.
+    kind: Annotated[str, Field(pattern=IDENT)] = "Module"
     path: Annotated[str, Field(pattern=PATH)] = ""  # where the model holds it ("" for a root)
     shapes: Annotated[list[Annotated[list[Dim], Field(max_length=32)]], Field(max_length=16)]
 

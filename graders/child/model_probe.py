@@ -318,12 +318,21 @@ def _walk_layers(roots: Roots, built: dict[int, int]) -> tuple[int, list[dict[st
                 if id(node) in built and id(node) not in found:
                     shapes = _own_parameter_shapes(node)
                     if shapes:
-                        found[id(node)] = (built[id(node)], {"type": _base(type(node))[0], "path": _path(parts),
-                                                             "shapes": shapes})
+                        found[id(node)] = (built[id(node)], {"type": _base(type(node))[0], "kind": _layer_kind(node),
+                                                             "path": _path(parts), "shapes": shapes})
         except Exception:  # a graph nnx cannot walk: the variables were described without it
             continue
     layers = [layer for _, layer in sorted(found.values(), key=lambda item: item[0])][:MAX_LAYERS]
     return min(len(dropouts), 1_000_000), layers
+
+
+def _layer_kind(module: Any) -> str:
+    """The Flax layer class a module is (or derives from): `Linear`, `LayerNorm`; `Module` for a class of the
+    program's own, whose name says nothing the reference's would."""
+    for klass in type(module).__mro__:
+        if klass.__module__.startswith("flax.nnx.nn.") and _IDENT.match(klass.__name__):
+            return klass.__name__
+    return "Module"
 
 
 def _own_parameter_shapes(module: Any) -> list[list[int]]:

@@ -17,6 +17,7 @@ from graders.diagnose import STAGE_PITFALLS, stage_pitfall_for
 from graders.model_checks import (
     ProbeReport,
     StageContext,
+    _layer_kinds,
     batch_invariance_stage,
     compare_dropout_layers,
     compare_state,
@@ -377,7 +378,7 @@ def test_the_problem_page_names_every_stage() -> None:
 
 def built(*layers: tuple[str, list[list[int]]], variables: tuple[tuple[str, str, str, list[int]], ...] = ()
           ) -> ModelState:
-    return ModelState(roots=["Model"], layers=[{"type": t, "path": f"l{i}", "shapes": s}
+    return ModelState(roots=["Model"], layers=[{"type": t, "kind": t, "path": f"l{i}", "shapes": s}
                                                for i, (t, s) in enumerate(layers)],
                       variables=state(*variables).variables)
 
@@ -445,3 +446,19 @@ def test_a_missing_parameter_is_said_by_the_kinds_of_layers_when_they_differ() -
     assert compare_state(rms, want, ANY, "same_kind", TOL, True).endswith(
         "(layers: `LayerNorm` 2 in the reference's model, 0 in yours; `RMSNorm` 0 in the reference's model, 2 in "
         "yours)")
+
+
+def test_classes_of_the_programs_own_are_compared_by_what_they_hold_not_by_name() -> None:
+    """A counter module called `Lin` where the reference's is `CountingLinear`: no layer-kind clause (names of a
+    program's own classes say nothing); built in another order, the reference's is "a module of its own"."""
+    def own(name: str, shapes: list[list[int]], i: int) -> dict[str, object]:
+        return {"type": name, "kind": "Module", "path": f"m{i}", "shapes": shapes}
+
+    want = ModelState(roots=["Model"], layers=[own("CountingLinear", [[3, 4]], 0), {**own("Linear", [[4, 2]], 1),
+                                                                                   "kind": "Linear"}])
+    got = ModelState(roots=["Model"], layers=[{**own("Linear", [[4, 2]], 0), "kind": "Linear"},
+                                              own("Lin", [[3, 4]], 1)])
+    advice = layer_order_advice(got, want)
+    assert advice is not None and "is `m0`, a `Linear` with parameters of shape (4, 2), where the reference's builds " \
+        "a module of its own with parameters of shape (3, 4)" in advice
+    assert _layer_kinds(got, want) is None

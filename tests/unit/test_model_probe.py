@@ -341,3 +341,23 @@ def f(seed, x):
     assert [(layer.type, layer.shapes) for layer in probes.state.layers] == [
         ("Linear", [[4, 2], [2]]), ("Linear", [[3, 4], [4]]), ("BatchNorm", [[4], [4]])]
     assert [layer.path for layer in probes.state.layers] == ["head", "body.layers.0", "body.layers.1"]
+    assert [layer.kind for layer in probes.state.layers] == ["Linear", "Linear", "BatchNorm"]
+
+
+def test_a_layer_class_of_the_programs_own_is_of_kind_module_and_a_flax_subclass_keeps_its_kind() -> None:
+    code = """
+import jax.numpy as jnp
+from flax import nnx
+class Scale(nnx.Module):
+    def __init__(self):
+        self.w = nnx.Param(jnp.ones(3))
+class MyLinear(nnx.Linear):
+    pass
+def f(seed, x):
+    rngs = nnx.Rngs(int(seed))
+    return MyLinear(3, 2, rngs=rngs)(x * Scale().w[...])
+"""
+    _, _, probes = run(code, CAPTURED)
+    assert probes.state is not None
+    assert sorted((layer.type, layer.kind) for layer in probes.state.layers) == [("MyLinear", "Linear"),
+                                                                                  ("Scale", "Module")]
