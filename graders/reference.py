@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gradax.reference")
 
-CACHE_FORMAT = 5  # 2: leaves carry their own dtype name (bfloat16); 3: probes (model state, checks); 4: Dropout count;
-# 5: the layers in the order they were built
+CACHE_FORMAT = 6  # 2: leaves carry their own dtype name (bfloat16); 3: probes (model state, checks); 4: Dropout count;
+# 5: the layers in the order they were built; 6: and the Flax class of each
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "numpy")
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
