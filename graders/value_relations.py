@@ -20,8 +20,9 @@ import numpy as np
 
 from graders.problem import Tolerance
 
-# The work is a few passes over the output (and up to 5! axis orders): bounded, whatever the output's size.
-MAX_ELEMENTS = 1_000_000
+# The work is a few passes over the output (a sort, and up to 5! axis orders when the sorted values match): the
+# parent does it for each failed public test, so it is bounded; a public example this large is rare.
+MAX_ELEMENTS = 100_000
 MAX_PERMUTED_AXES = 5
 # Rounding of a scaled or shifted computation (x * sqrt(d) then a matmul): a relation's slack over the tolerance.
 SLACK = 10.0
