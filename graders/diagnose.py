@@ -7,10 +7,10 @@ known mistake of its problem resembles.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
-from graders import model_checks
+from graders import model_checks, nnx_names
 from graders.compare import Output, outputs_match
 from graders.model_checks import ProbeReport, StageContext
 from graders.problem import KnownMistake, Problem, Tolerance
@@ -21,6 +21,8 @@ class Pitfall:
     id: str
     pattern: re.Pattern[str]
     advice: str
+    # Advice that depends on what the error names (the name `flax.nnx` lacks): made from the match.
+    advise: Callable[[re.Match[str]], str] | None = None
 
 
 # Errors that code written for older Flax (or for a different harness) raises on Flax 0.12.
@@ -105,6 +107,12 @@ PITFALLS: tuple[Pitfall, ...] = (
         re.compile(r"No `use_running_average` argument was provided"),
         "`nnx.BatchNorm` needs to know its mode: call `model.train()` / `model.eval()` (or pass "
         "`use_running_average=` when calling it).",
+    ),
+    Pitfall(
+        "nnx-name-missing",
+        re.compile(r"Module flax\.nnx has no attribute '(\w{1,64})'|cannot import name '(\w{1,64})' from 'flax\.nnx'"),
+        "`flax.nnx` has no such name: check it against the NNX API.",
+        advise=lambda match: nnx_names.advice(match.group(1) or match.group(2)),
     ),
     Pitfall(
         "dropout-mode-missing",
@@ -321,8 +329,9 @@ def stage_pitfall_for(stage: str | None, message: str | None) -> StagePitfall | 
 def pitfall_for(error_type: str, message: str) -> Pitfall | None:
     text = f"{error_type}: {message}"
     for pitfall in PITFALLS:
-        if pitfall.pattern.search(text):
-            return pitfall
+        match = pitfall.pattern.search(text)
+        if match is not None:
+            return replace(pitfall, advice=pitfall.advise(match)) if pitfall.advise is not None else pitfall
     return None
 
 

@@ -170,6 +170,9 @@ REAL_ERRORS: list[tuple[str, Callable[[], object]]] = [
         __import__("jax").numpy.ones(3))),
     ("dropout-without-rngs", lambda: __import__("flax").nnx.Dropout(0.5)(__import__("jax").numpy.ones(3))),
     ("attention-decode-missing", _attention),
+    ("nnx-name-missing", lambda: __import__("flax").nnx.Dense),
+    ("nnx-name-missing", lambda: __import__("flax").nnx.dot_product_attention_weights),
+    ("nnx-name-missing", lambda: exec("from flax.nnx import Conv2D")),
     ("initializer-not-called", lambda: _linear_with(kernel_init=__import__("flax").nnx.initializers.he_normal)),
     ("initializer-not-called", lambda: _linear_with(kernel_init=__import__("flax").nnx.initializers.xavier_uniform)),
     ("initializer-not-called", lambda: _linear_with(bias_init=__import__("flax").nnx.initializers.constant)),
@@ -230,3 +233,23 @@ def test_matching_mistake_ignores_tests_without_outputs() -> None:
 
 def test_no_mistake_for_a_submission_without_outputs() -> None:
     assert matching_mistake({}, [(MISTAKE_A, {0: _leaf([1.0])})], Tolerance()) is None
+
+
+@pytest.mark.parametrize(("name", "says"), [
+    ("Dense", "`flax.nnx` has no `Dense`: use `nnx.Linear(in_features, out_features, rngs=rngs)`"),
+    ("Conv2D", "use `nnx.Conv(in_features, out_features, kernel_size=(3, 3), rngs=rngs)`"),
+    ("ReLU", "use the function `nnx.relu` (an activation is a function"),
+    ("LeakyReLU", "use the function `nnx.leaky_relu`"),
+    ("MaxPool2d", "the function `nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2))`"),
+    ("compact", "`@nn.compact` is Flax Linen"),
+    ("softmax_cross_entropy", "a loss from `optax`"),
+    ("dot_product_attention_weights", "`flax.nnx.nn.attention.dot_product_attention_weights("),
+    ("Frobnicate", "`flax.nnx` (Flax 0.12) has no `Frobnicate`: check the name against the NNX API"),
+])
+def test_a_name_nnx_lacks_gets_what_to_write_instead(name: str, says: str) -> None:
+    from flax import nnx
+
+    error_type, message = _error_of(lambda: getattr(nnx, name))
+    found = pitfall_for(error_type, message)
+    assert found is not None and found.id == "nnx-name-missing"
+    assert says in found.advice, found.advice
