@@ -4,8 +4,8 @@
 times the expected one (2 = √4)" says what to look for: a scale by sqrt(features). The relations are the shapes
 the common mistakes leave in an output: a constant factor (a scale such as sqrt(d) or 1 - rate, or the sign), a
 constant offset (a bias initialized to another constant), a ReLU missing or added, a softmax applied to what
-should stay logits, the right numbers in another order (axes swapped, a sequence reversed), and values all within
-1 % (a constant or an approximation of the formula differs).
+should stay logits, the right numbers in another order (axes swapped, a sequence reversed) or shifted by one place
+(a loss recorded after the update), and values all within 1 % (a constant or an approximation differs).
 
 A relation is claimed only when it holds for every element within the problem's tolerance (widened tenfold for
 the rounding of the other computation), and only for a public test: the expected values of a hidden test are not
@@ -114,6 +114,23 @@ def _reordered(g: np.ndarray, w: np.ndarray, tol: Tolerance) -> str | None:
             "(which axis is which)")
 
 
+def _shifted(g: np.ndarray, w: np.ndarray, tol: Tolerance) -> str | None:
+    """The expected values one place further along an axis (losses recorded after the update instead of before):
+    claimed only where the overlap matches shifted and does not unshifted (a constant run matches both ways)."""
+    for axis in range(g.ndim):
+        if g.shape[axis] < 3:
+            continue
+        n = g.shape[axis]
+        head, tail = (slice(None),) * axis + (slice(0, n - 1),), (slice(None),) * axis + (slice(1, n),)
+        for mine, theirs, says in ((head, tail, "yours[i] = expected[i + 1]"),
+                                   (tail, head, "yours[i] = expected[i - 1]")):
+            if _close(g[mine], w[theirs], tol) and not _close(g[mine], w[mine], tol):
+                where = f" along axis {axis}" if g.ndim > 1 else ""
+                return (f"your values are the expected ones shifted by one place{where} ({says}): an off-by-one, "
+                        "such as a value recorded after an update instead of before, or one step too many or too few")
+    return None
+
+
 def _nearly(g: np.ndarray, w: np.ndarray) -> str | None:
     """Every value within 1 % of the expected values' size: the formula is right, one of its constants is not."""
     size = float(np.max(np.abs(w)))
@@ -137,4 +154,4 @@ def describe_relation(got: np.ndarray, want: np.ndarray, tol: Tolerance) -> str 
         return "every value of yours is 0"
     flat_g, flat_w = g.ravel(), w.ravel()
     return (_scale(flat_g, flat_w, tol) or _offset(g, w, tol) or _relu(g, w, tol) or _softmax(g, w, tol)
-            or _reordered(g, w, tol) or _nearly(g, w))
+            or _reordered(g, w, tol) or _shifted(g, w, tol) or _nearly(g, w))

@@ -35,6 +35,9 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     (WANT[:, ::-1], WANT, "reversed along axis 1"),
     (np.zeros_like(WANT), WANT, "every value of yours is 0"),
     (WANT.reshape(2, 4, 3).transpose(0, 2, 1), WANT, "the expected ones in another order"),
+    (np.array([3.0, 2.0, 1.5, 1.2, 1.1]), np.array([4.0, 3.0, 2.0, 1.5, 1.2]),
+     "shifted by one place (yours[i] = expected[i + 1]): an off-by-one, such as a value recorded after an update"),
+    (np.array([5.0, 4.0, 3.0, 2.0, 1.5]), np.array([4.0, 3.0, 2.0, 1.5, 1.2]), "(yours[i] = expected[i - 1])"),
     (WANT + RNG.normal(size=WANT.shape).astype(np.float32) * 1e-3, WANT, "% of the expected values' size, beyond "
      "the tolerance only"),
 ])
@@ -55,6 +58,7 @@ def test_swapped_axes_are_named_by_the_order_that_matches() -> None:
     (WANT + np.linspace(0, 1, WANT.size).reshape(WANT.shape), WANT),  # an offset that varies
     (np.array([2.0, 0.0, 2.0, 0.0, 0.0, 2.0]), np.array([0.0, 2.0, 2.0, 0.0, 2.0, 0.0])),  # another dropout mask
     (np.array([3.0]), np.array([1.5])),  # one value: any factor "explains" it
+    (np.array([1.0, 1.0, 1.0, 5.0]), np.array([1.0, 1.0, 1.0, 1.0])),  # a constant run matches shifted and not
     (np.array([1.0, np.nan]), np.array([1.0, 2.0])),  # not finite: the finite stage speaks
 ])
 def test_no_relation_is_claimed_where_none_explains_every_value(got: np.ndarray, want: np.ndarray) -> None:
