@@ -5,7 +5,8 @@ times the expected one (2 = √4)" says what to look for: a scale by sqrt(featur
 the common mistakes leave in an output: a constant factor (a scale such as sqrt(d) or 1 - rate, or the sign), a
 constant offset (a bias initialized to another constant), a ReLU missing or added, a softmax applied to what
 should stay logits, the right numbers in another order (axes swapped, a sequence reversed) or shifted by one place
-(a loss recorded after the update), and values all within 1 % (a constant or an approximation differs).
+(a loss recorded after the update), their square roots or squares (a norm for a sum of squares: said of a single
+number too), and values all within 1 % (a constant or an approximation differs).
 
 A relation is claimed only when it holds for every element within the problem's tolerance (widened tenfold for
 the rounding of the other computation), and only for a public test: the expected values of a hidden test are not
@@ -108,7 +109,7 @@ def _reordered(g: np.ndarray, w: np.ndarray, tol: Tolerance) -> str | None:
         if g.shape[axis] > 1 and _close(np.flip(g, axis=axis), w, tol):
             return f"your values are the expected ones reversed along axis {axis}"
     # Few distinct values (dropout masks, counts, ReLU zeros): the same values in another order say little.
-    if np.unique(np.round(w, 6)).size < max(2, w.size // 2):
+    if np.unique(np.round(w, 6)).size < max(2, (w.size + 1) // 2):
         return None
     return ("your values are the expected ones in another order: a reshape or transpose mixes up the positions "
             "(which axis is which)")
@@ -131,6 +132,20 @@ def _shifted(g: np.ndarray, w: np.ndarray, tol: Tolerance) -> str | None:
     return None
 
 
+def _power(g: np.ndarray, w: np.ndarray, tol: Tolerance) -> str | None:
+    """The square root or the square of the expected values: specific enough to say of a single number too (a
+    norm for a sum of squares), except where the expected values are all 0 and 1 (their own squares)."""
+    if np.all((np.abs(w) < 1e-12) | (np.abs(w - 1.0) < 1e-12)):
+        return None
+    if np.all(w >= 0) and np.all(g >= 0) and _close(g * g, w, tol):
+        return ("your values are the square roots of the expected ones: a norm or a standard deviation where its "
+                "square (a sum of squares, a variance) is asked")
+    if np.all(g >= 0) and _close(g, w * w, tol):
+        return ("your values are the squares of the expected ones: a sum of squares or a variance where its square "
+                "root (a norm, a standard deviation) is asked")
+    return None
+
+
 def _nearly(g: np.ndarray, w: np.ndarray) -> str | None:
     """Every value within 1 % of the expected values' size: the formula is right, one of its constants is not."""
     size = float(np.max(np.abs(w)))
@@ -144,14 +159,16 @@ def _nearly(g: np.ndarray, w: np.ndarray) -> str | None:
 
 def describe_relation(got: np.ndarray, want: np.ndarray, tol: Tolerance) -> str | None:
     """One sentence on how `got` relates to `want` (same shape, some values beyond tolerance), or None."""
-    if got.shape != want.shape or got.size < 2 or got.size > MAX_ELEMENTS:
+    if got.shape != want.shape or got.size == 0 or got.size > MAX_ELEMENTS:
         return None
     g = got.astype(np.float64)
     w = want.astype(np.float64)
     if not (np.all(np.isfinite(g)) and np.all(np.isfinite(w))):
         return None
+    if got.size == 1:  # one number: any factor or offset "explains" it; a square or a root is a real clue
+        return _power(g, w, tol)
     if not np.any(g) and np.any(w):
         return "every value of yours is 0"
     flat_g, flat_w = g.ravel(), w.ravel()
     return (_scale(flat_g, flat_w, tol) or _offset(g, w, tol) or _relu(g, w, tol) or _softmax(g, w, tol)
-            or _reordered(g, w, tol) or _shifted(g, w, tol) or _nearly(g, w))
+            or _reordered(g, w, tol) or _shifted(g, w, tol) or _power(g, w, tol) or _nearly(g, w))

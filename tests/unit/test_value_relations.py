@@ -38,6 +38,9 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     (np.array([3.0, 2.0, 1.5, 1.2, 1.1]), np.array([4.0, 3.0, 2.0, 1.5, 1.2]),
      "shifted by one place (yours[i] = expected[i + 1]): an off-by-one, such as a value recorded after an update"),
     (np.array([5.0, 4.0, 3.0, 2.0, 1.5]), np.array([4.0, 3.0, 2.0, 1.5, 1.2]), "(yours[i] = expected[i - 1])"),
+    (np.array([3.40538]), np.array([11.5966]), "your values are the square roots of the expected ones"),
+    (np.abs(WANT), WANT * WANT, "your values are the square roots of the expected ones"),
+    (WANT * WANT, np.abs(WANT), "your values are the squares of the expected ones"),
     (WANT + RNG.normal(size=WANT.shape).astype(np.float32) * 1e-3, WANT, "% of the expected values' size, beyond "
      "the tolerance only"),
 ])
@@ -58,6 +61,7 @@ def test_swapped_axes_are_named_by_the_order_that_matches() -> None:
     (WANT + np.linspace(0, 1, WANT.size).reshape(WANT.shape), WANT),  # an offset that varies
     (np.array([2.0, 0.0, 2.0, 0.0, 0.0, 2.0]), np.array([0.0, 2.0, 2.0, 0.0, 2.0, 0.0])),  # another dropout mask
     (np.array([3.0]), np.array([1.5])),  # one value: any factor "explains" it
+    (np.array([0.0, 0.0, 1.0, 1.0, 0.0]), np.array([1.0, 0.0, 1.0, 0.0, 0.0])),  # 0 and 1 are their own squares
     (np.array([1.0, 1.0, 1.0, 5.0]), np.array([1.0, 1.0, 1.0, 1.0])),  # a constant run matches shifted and not
     (np.array([1.0, np.nan]), np.array([1.0, 2.0])),  # not finite: the finite stage speaks
 ])
