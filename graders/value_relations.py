@@ -147,13 +147,13 @@ def _power(g: np.ndarray, w: np.ndarray, tol: Tolerance) -> str | None:
 
 
 def _nearly(g: np.ndarray, w: np.ndarray) -> str | None:
-    """Every value within 1 % of the expected values' size: the formula is right, one of its constants is not."""
+    """Every value within 1 % of the expected values' size: most likely one constant or approximation differs."""
     size = float(np.max(np.abs(w)))
     worst = float(np.max(np.abs(g - w)))
     if size == 0.0 or worst > NEARLY * size:
         return None
     return (f"every value is within {100 * worst / size:.2g} % of the expected values' size, beyond the tolerance "
-            "only: the computation is right and a constant or an approximation differs (an epsilon, gelu's tanh "
+            "only: look for a small difference, a constant or an approximation (an epsilon, a momentum, gelu's tanh "
             "approximation against the exact erf, a divisor such as n - 1, float64 against float32)")
 
 
