@@ -1,12 +1,12 @@
 """How a public test's wrong values relate to the expected ones, when one simple relation explains all of them.
 
-"24 of 24 values differ; worst: expected -0.9455, got -1.891" says that the output is wrong; "every value is 2
-times the expected one (2 = √4)" says what to look for: a scale by sqrt(features). The relations are the shapes
-the common mistakes leave in an output: a constant factor (a scale such as sqrt(d) or 1 - rate, or the sign), a
-constant offset (a bias initialized to another constant), a ReLU missing or added, a softmax applied to what
-should stay logits, the right numbers in another order (axes swapped, a sequence reversed) or shifted by one place
-(a loss recorded after the update), their square roots or squares (a norm for a sum of squares: said of a single
-number too), and values all within 1 % (a constant or an approximation differs).
+"24 of 24 values differ; worst: expected -0.9455, got -0.3343" says that the output is wrong; "every value is
+0.3536 times the expected one (0.3536 = 1/√8)" says what to look for: a division by sqrt(8). The relations are
+the shapes the common mistakes leave in an output: a constant factor (a scale such as sqrt(d) or 1 - rate, or
+the sign), a constant offset (a bias initialized to another constant), a ReLU missing or added, a softmax applied
+to what should stay logits, the right numbers in another order (axes swapped, a sequence reversed) or shifted by
+one place (a loss recorded after the update), their square roots or squares (a norm for a sum of squares: said of
+a single number too), and values all within 1 % (a constant or an approximation differs).
 
 A relation is claimed only when it holds for every element within the problem's tolerance (widened tenfold for
 the rounding of the other computation), and only for a public test: the expected values of a hidden test are not
