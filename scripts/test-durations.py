@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write tests/durations.json (seconds per test, by module) from a JUnit XML file of a full run.
 
-    .venv/bin/python -m pytest -n 2 --dist loadgroup -m "not container" --junitxml=/tmp/run.xml
+    .venv/bin/python -m pytest -n 3 --dist loadgroup -m "not container" --junitxml=/tmp/run.xml
     python3 scripts/test-durations.py /tmp/run.xml [--load 12]
 
 tests/scheduling.py reads it to start the longest units first; only the ratios matter, so a run on a busy

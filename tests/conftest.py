@@ -110,7 +110,7 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory, data_dir: Path):  # 
     (on a loaded 2-core machine a cold start now and then turns a correct submission into a time limit)."""
     workdir = tmp_path_factory.mktemp("shared-server")
     # A copy of the bank: an instructor's upload in a test writes there, never into the tree the other tests
-    # (and the other worker's whole-bank check) read.
+    # (and another worker's whole-bank check) read.
     for name in ("problems", "reference_solutions"):
         shutil.copytree(ROOT / name, workdir / "bank" / name, ignore=shutil.ignore_patterns("__pycache__"))
     pool = {"GRADAX_POOL": os.environ.get("GRADAX_BROWSER_POOL", "warm"),

@@ -1,4 +1,4 @@
-"""How the suite is ordered for its two workers (tests/scheduling.py): longest units first, by measured cost."""
+"""How the suite is ordered for its workers (tests/scheduling.py): longest units first, by measured cost."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from scheduling import cost_of, load_durations
 
 
@@ -48,10 +49,11 @@ class _Node:
         self.shutting_down = True
 
 
-def test_the_waiting_units_run_beside_the_every_core_unit_on_the_other_worker() -> None:
-    """Driven through pytest-xdist's own LoadGroupScheduling, as `-n 2 --dist loadgroup` runs the suite: while the
-    every-core unit (one test) runs on one worker, every waiting unit goes to the other, and the first worker has
-    a single ordinary unit queued behind it."""
+@pytest.mark.parametrize("workers", [2, 3])
+def test_the_waiting_units_run_beside_the_every_core_unit_on_the_other_workers(workers: int) -> None:
+    """Driven through pytest-xdist's own LoadGroupScheduling, as `-n 2` or `-n 3 --dist loadgroup` runs the suite:
+    while the every-core unit (one test) runs on one worker, every waiting unit goes to the others, and the first
+    worker has a single ordinary unit queued behind it."""
     from types import SimpleNamespace
 
     from scheduling import beside_every_core
@@ -62,26 +64,28 @@ def test_the_waiting_units_run_beside_the_every_core_unit_on_the_other_worker() 
              "t/w.py::polls": ["t/w.py::polls"], "t/w.py::sleep": ["t/w.py::sleep"], "t/e.py::three": ["t/e.py::three"]}
     longest_first = list(units)
     waiting = {"t/w.py::lock", "t/w.py::polls", "t/w.py::sleep"}
-    order = beside_every_core(longest_first, "t/check.py::bank", waiting)
+    order = beside_every_core(longest_first, "t/check.py::bank", waiting, workers)
     assert order[0] == "t/check.py::bank" and sorted(order) == sorted(units)
     collection = [test for unit in order for test in units[unit]]
 
-    config = SimpleNamespace(getvalue=lambda name: ["2*popen"], option=SimpleNamespace(loadscopereorder=False))
+    config = SimpleNamespace(getvalue=lambda name: [f"{workers}*popen"], option=SimpleNamespace(loadscopereorder=False))
     sched = LoadGroupScheduling(config)  # type: ignore[arg-type]
-    first, other = _Node("gw0"), _Node("gw1")
-    for node in (first, other):
+    nodes = [_Node(f"gw{i}") for i in range(workers)]
+    first, others = nodes[0], nodes[1:]
+    for node in nodes:
         sched.add_node(node)  # type: ignore[arg-type]
         sched.add_node_collection(node, collection)  # type: ignore[arg-type]
     sched.schedule()
-    # The every-core unit runs on and on; the other worker completes whatever it is sent, one test at a time.
-    done = 0
-    while done < len(other.sent):
-        sched.mark_test_complete(other, other.sent[done])  # type: ignore[arg-type]
-        done += 1
-        if not sched.workqueue:
-            break
-    ran_beside = [collection[i] for i in other.sent]
+    # The every-core unit runs on and on; the other workers complete whatever they are sent, one test at a time.
+    done = {node.gateway.id: 0 for node in others}
+    while sched.workqueue and any(done[node.gateway.id] < len(node.sent) for node in others):
+        for node in others:
+            if done[node.gateway.id] < len(node.sent):
+                sched.mark_test_complete(node, node.sent[done[node.gateway.id]])  # type: ignore[arg-type]
+                done[node.gateway.id] += 1
+    ran_beside = [collection[i] for node in others for i in node.sent]
     queued_behind = [collection[i] for i in first.sent]
     assert queued_behind[0] == "t/check.py::bank"
-    assert sorted(ran_beside[:3]) == sorted(waiting), ran_beside  # the waiting units first, beside the check
-    assert len(queued_behind) == 1 + len(units[order[2]]) and order[2] not in waiting
+    assert waiting <= set(ran_beside), (ran_beside, queued_behind)  # every waiting unit beside the check
+    behind = [unit for unit in units if units[unit][0] == queued_behind[1]]
+    assert len(behind) == 1 and behind[0] not in waiting and len(queued_behind) == 1 + len(units[behind[0]])
