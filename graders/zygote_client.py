@@ -63,7 +63,7 @@ class PoolChild:
         return bool(readable)
 
     def kill(self) -> None:
-        """SIGKILL the child (PID 1 of its namespace, so everything in it dies too), if it still runs."""
+        """SIGKILL the child, if it still runs (its namespace's init then exits, and everything left in it dies)."""
         if self.pidfd is not None:
             try:
                 signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
@@ -98,6 +98,15 @@ def _descendants(root: int) -> list[int]:
             found += kids
             todo += kids
     return found
+
+
+# The grading child's pid in its own namespace: the namespace's init forks it first.
+GRADING_CHILD_NS_PID = 2
+
+
+def _is_grading_child(ns_pids: list[int], holder_depth: int) -> bool:
+    """NSpid of a grading child: one namespace deeper than its holder's, and PID 2 there."""
+    return len(ns_pids) == holder_depth + 1 and ns_pids[-1] == GRADING_CHILD_NS_PID
 
 
 def _ns_pids(pid: int) -> list[int]:
@@ -215,11 +224,12 @@ class Zygote:
         return PoolChild(key, int(reply["pid"]), host_ends, self.generation, fork_limits(limits))
 
     def resolve(self, child: PoolChild) -> int | None:
-        """The host pid of a child: the only child of its holder, found through NSpid."""
+        """The host pid of a child: PID 2 of the namespace its holder made (PID 1 is that namespace's init, which
+        forks it: graders/child/zygote.py), found through NSpid."""
         for pid in _descendants(self.proc.pid):
             ns = _ns_pids(pid)
             if len(ns) >= 2 and ns[1] == child.ns_pid:
-                kids = [k for k in _descendants(pid) if _ns_pids(k)[-1:] == [1]]
+                kids = [k for k in _descendants(pid) if _is_grading_child(_ns_pids(k), len(ns))]
                 return kids[0] if kids else None
         return None
 
@@ -232,9 +242,9 @@ class Zygote:
             pidfd = os.pidfd_open(pid)
         except OSError:
             return False
-        # The pid was read before the pidfd was opened: make sure it still names a namespace's PID 1 (the
+        # The pid was read before the pidfd was opened: make sure it still names a namespace's PID 2 (the
         # child), not a process that reused the pid in between.
-        if _ns_pids(pid)[-1:] != [1]:
+        if _ns_pids(pid)[-1:] != [GRADING_CHILD_NS_PID]:
             os.close(pidfd)
             return False
         child.host_pid, child.pidfd = pid, pidfd

@@ -197,6 +197,11 @@ class Attack:
     one_path: bool = False
 
 
+def _check_killed_by(name: str, report: dict[str, Any], _: CliResult) -> None:
+    """The signal the submission sent itself is the one the report names (a warm child's init used to drop it)."""
+    assert f"killed by {name}" in (report["message"] or ""), report["message"]
+
+
 def _check_forks(report: dict[str, Any], _: CliResult) -> None:
     messages = " ".join(t.get("message") or "" for t in report["tests"])
     assert "forked" in messages, report
@@ -323,6 +328,8 @@ ATTACKS = [
     Attack("04_catch_base_exception", "time_limit_exceeded", small=True),
     Attack("05a_os_exit_in_call", "runtime_error"),
     Attack("05b_sys_exit_at_import", "runtime_error"),
+    Attack("05c_sigkill_itself_at_import", "runtime_error", lambda r, c: _check_killed_by("SIGKILL", r, c)),
+    Attack("05d_raises_sigterm_in_call", "runtime_error", lambda r, c: _check_killed_by("SIGTERM", r, c)),
     Attack("06_custom_base_exception", "runtime_error"),
     Attack("07_fork_many_children", "runtime_error", _check_forks, host=True),
     Attack("08_setsid_daemon", "accepted", host=True),

@@ -5,9 +5,10 @@ backend started deadlocks the child. The host (graders/pool.py) talks to it over
 socket: each `fork` command carries a compile profile and five pipe ends the host created (stdin,
 stdout, stderr, results, control). For each command the zygote forks a holder that
 
-1. unshares mount, PID, network and IPC namespaces and forks the grading child, PID 1 of its own PID
-   namespace (so `kill(-1, 9)` reaches only its own descendants), in its own network namespace (no
-   abstract-socket channel to siblings);
+1. unshares mount, PID, network and IPC namespaces and forks the namespace's init (`_init`), which forks
+   the grading child, PID 2 of its own PID namespace (so `kill(-1, 9)` reaches only its own descendants,
+   and signals it sends itself act as in a cold sandbox), in its own network namespace (no abstract-socket
+   channel to siblings);
 2. the child makes mounts private, puts a fresh size-capped tmpfs on /tmp and /dev/shm and a new devpts
    instance on /dev/pts (no pty is shared with a sibling), mounts a /proc that shows only its own
    namespace, sets rlimits, and drops to `nobody` with empty capability sets and `no_new_privs`,
@@ -15,8 +16,9 @@ stdout, stderr, results, control). For each command the zygote forks a holder th
    backend and replays the problem's compile profile;
 3. it writes `R` on the control pipe and blocks reading its request on stdin. The host moves it into a
    per-run cgroup before writing the request, so the submission's code only ever runs inside it;
-4. the holder (also stripped of privileges) waits for the child and writes its exit status on the
-   control pipe; the child closed its own copy before any untrusted code ran.
+4. the init reports the child's wait status to the holder on a pipe of their own; the holder (also stripped
+   of privileges) waits for the init and writes that status on the control pipe; the child closed its own
+   copy before any untrusted code ran.
 
 A child serves exactly one request and then exits.
 """
@@ -111,16 +113,15 @@ def _holder(fds: list[int], command: dict[str, Any]) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     control = fds[4]
     nsutil.unshare(nsutil.CLONE_NEWNS | nsutil.CLONE_NEWPID | nsutil.CLONE_NEWNET | nsutil.CLONE_NEWIPC)
+    status_r, status_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
-            _child(fds, command)
-        except BaseException as exc:  # setup failed: say so on stderr; the host sees no `R`
-            try:
-                os.write(2, f"gradax pool child setup failed: {exc!r}\n".encode())
-            finally:
-                os._exit(71)
-        os._exit(0)
+            os.close(status_r)
+            _init(fds, command, status_w)
+        finally:
+            os._exit(72)
+    os.close(status_w)
     for fd in fds[:4]:
         os.close(fd)
     nsutil.drop_privileges(NOBODY, NOBODY)
@@ -130,10 +131,55 @@ def _holder(fds: list[int], command: dict[str, Any]) -> None:
             break
         except InterruptedError:
             continue
+    code = os.waitstatus_to_exitcode(status)
+    reported = os.read(status_r, STATUS.size + 1) if code == 0 else b""
+    if len(reported) == STATUS.size:  # the grading child's own status, as its init saw it
+        code = STATUS.unpack(reported)[0]
     try:
-        os.write(control, b"X" + STATUS.pack(os.waitstatus_to_exitcode(status)))
+        os.write(control, b"X" + STATUS.pack(code))
     except OSError:
         pass
+    os._exit(0)
+
+
+def _init(fds: list[int], command: dict[str, Any], status_w: int) -> None:
+    """PID 1 of the new namespace: forks the grading child (PID 2), reaps, and reports the child's wait status.
+
+    The grading child is not the namespace's init on purpose: the kernel drops every signal an init receives from
+    inside its namespace unless it has a handler (pid_namespaces(7)), so a submission that sent itself SIGKILL,
+    SIGTERM, SIGSTOP or raised SIGSEGV went on running in a warm child and died in a cold sandbox, whose Python is
+    not an init either. This process runs no submitted code: it holds nothing but the status pipe, drops every
+    privilege, is not dumpable (the child, also `nobody`, cannot open its memory) and is under the same seccomp
+    filter. Orphans of the submission are re-parented to it and reaped here; when the child ends it writes the
+    child's status and exits, and the kernel kills whatever is left in the namespace.
+    """
+    from graders.child import nsutil
+
+    os.setsid()  # out of the zygote's process group (see _child)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(status_w)
+            _child(fds, command)
+        except BaseException as exc:  # setup failed: say so on stderr; the host sees no `R`
+            try:
+                os.write(2, f"gradax pool child setup failed: {exc!r}\n".encode())
+            finally:
+                os._exit(71)
+        os._exit(0)
+    os.closerange(0, status_w)
+    os.closerange(status_w + 1, 1 << 16)
+    nsutil.drop_privileges(NOBODY, NOBODY)
+    nsutil.prctl(nsutil.PR_SET_DUMPABLE, 0)
+    _apply_seccomp()
+    while True:
+        try:
+            reaped, status = os.waitpid(-1, 0)
+        except InterruptedError:
+            continue
+        if reaped == pid:
+            break
+    os.write(status_w, STATUS.pack(os.waitstatus_to_exitcode(status)))
     os._exit(0)
 
 
@@ -144,7 +190,7 @@ def _child(fds: list[int], command: dict[str, Any]) -> None:
     # A session (and process group) of its own. Forked from the zygote, it would share the zygote's group
     # with every holder and every other child, all `nobody`: kill(0) or killpg from a submission reaches a
     # process group across PID namespaces, so one run could stop or kill every ready child and every run
-    # graded beside it (PID 1 of its own namespace, the sender itself would be spared).
+    # graded beside it.
     os.setsid()
     high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in fds]  # so no dup2 below clobbers a later source
     for target, fd in enumerate(high):
