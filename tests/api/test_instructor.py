@@ -239,9 +239,16 @@ def test_a_checked_upload_is_followed_on_a_page_that_survives_a_reload(iapp: Fas
     assert r.status_code == 303, r.text
     location = r.headers["location"]
     assert re.fullmatch(r"/instructor/problems/upload/checks/\d+", location), location
-    for _ in range(2):  # a reload shows the same
+    running = 'data-testid="upload-check" data-status="running" data-step="1" data-steps="2"'
+    # The check's thread reports its first step as soon as it is scheduled (on a loaded machine, after the first
+    # request may already be answered with "starting"): wait for that, then a reload shows the same.
+    deadline = time.monotonic() + 30
+    while running not in (page := iclient.get(location).text) and time.monotonic() < deadline:
+        assert 'data-status="running"' in page, page
+        time.sleep(0.05)
+    for _ in range(2):
         page = iclient.get(location).text
-        assert 'data-testid="upload-check" data-status="running" data-step="1" data-steps="2"' in page, page
+        assert running in page, page
         assert "step 1 of 2: <span data-testid=\"upload-check-phase\">running the reference" in page
         assert '<meta http-equiv="refresh" content="2">' in page
     assert not (problems_dir / "cc-double.yaml").exists()  # nothing saved while it runs
