@@ -31,12 +31,31 @@ def {function_of(PROBLEM)}(seed, x):
     return _double(x)
 '''
 
+# The same work in a `lax.scan` applied eagerly, as `nnx.scan` does in nnx-scan-layers: jax compiles the scan, body
+# and all, as a program named "scan", not after any function the submission defines.
+SCANNED = f'''
+import jax
+import jax.numpy as jnp
 
-def test_the_report_names_the_submissions_own_compile_time(small_bank: SmallBank, data_dir) -> None:  # type: ignore[no-untyped-def]
+
+def {function_of(PROBLEM)}(seed, x):
+    def step(carry, _):
+        y = carry
+        for i in range(200):
+            y = y + jnp.sin(y) * 0.0 + 0.0 * i
+        return y, None
+
+    doubled, _ = jax.lax.scan(step, jnp.asarray(x), None, length=1)
+    return doubled * 2
+'''
+
+
+@pytest.mark.parametrize("code", [JITTED, SCANNED], ids=["jit", "eager-scan"])
+def test_the_report_names_the_submissions_own_compile_time(code: str, small_bank: SmallBank, data_dir) -> None:  # type: ignore[no-untyped-def]
     settings = GraderSettings(data_dir=data_dir, problems_dir=small_bank.problems_dir,
                               courses_dir=small_bank.courses_dir)
     grader = Grader(ProblemBank(small_bank.problems_dir), settings, executor=ColdExecutor(sandboxed=True))
-    jitted = grader.grade(PROBLEM, JITTED)
+    jitted = grader.grade(PROBLEM, code)
     assert jitted.verdict == "accepted", jitted.message
     timings = jitted.timings
     assert 0 < timings["compile_ms"] <= timings["tests_ms"], timings
