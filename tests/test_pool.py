@@ -93,11 +93,10 @@ def module_basics_forward(seed, x, features):
     os.kill(1, signal.SIGKILL)
     return x
 """
-# Signals its process group and session every way there is (stopping, then killing): a warm child shares
-# nothing of the kind with the other children, so only its own run ends.
-# A helper it forks leaves the submission's process group and signals that group, stop then kill, every way there
-# is: the submission's own process is stopped and killed too (it is not its namespace's init, which the kernel
-# would spare), as on the cold path; nothing outside its namespace may be reached.
+# A helper it forks leaves the submission's process group and signals that group and the session, stop then kill,
+# every way there is: a warm child shares neither with the other children, so only its own run ends. The
+# submission's own process is stopped and killed too (it is not its namespace's init, which the kernel would spare),
+# as on the cold path.
 SIGNAL_GROUP = """
 import os, signal, time
 def module_basics_forward(seed, x, features):
