@@ -328,10 +328,11 @@ def _run_child(request: dict[str, Any], fds: list[int]) -> None:
 
 
 def _serve() -> None:
-    from graders.child import harness
+    from graders.child import harness, mlir_context
 
     sock = socket.socket(fileno=int(os.environ.pop(WORKER_FD_ENV)))
     harness.import_libraries()  # imports only: the backend starts in each child
+    mlir_context.share_contexts(make_now=True)  # one MLIR context, made once: every child inherits it
     import graders.compile_profile  # noqa: F401  # what a reference run's child runs, imported once here
     sock.send(json.dumps({"ready": True}).encode())
     while True:

@@ -440,11 +440,16 @@ def _flush_prints() -> None:
 
 
 def import_libraries() -> None:
-    """Import what every problem needs, so a fork of this process starts warm."""
+    """Import what every problem needs, so a fork of this process starts warm, and lower every program of this
+    process into one shared MLIR context (graders/child/mlir_context.py)."""
     import flax.nnx  # noqa: F401
     import jax
     import jax.numpy  # noqa: F401
     import optax  # noqa: F401
+
+    from graders.child import mlir_context
+
+    mlir_context.share_contexts()
 
 
 def read_request(stream: BinaryIO) -> wire.Message:

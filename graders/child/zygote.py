@@ -39,27 +39,16 @@ from typing import Any
 
 NOBODY = 65534
 WARM_NICE = 10
-# MLIR contexts made before any fork: each jit lowering in a child needs a fresh one, and making it
-# costs ~4 ms of CPU (dialect registration). Children inherit these copy-on-write (~1.1 MB each in the
-# zygote); a child that lowers more than it inherited makes its own. 64 at start; before forking a child
-# for a bigger replay, the zygote makes as many more as that replay lowers (`contexts_for`), up to 256,
-# so only the first child of a heavy problem pays for them: transformer-block's replay lowers 162 programs,
-# layernorm's 155, multihead-attention's 127 (profile format 9), each ~100 past 64, ~0.37 CPU-s of a
-# ~1.3 s warm-up in every one of their children before.
-PRECREATED_CONTEXTS = 64
-MAX_CONTEXTS = 256
-CONTEXT_MARGIN = 16  # the submission's own first lowerings
 # Modules jax imports lazily on the first computation (backend start, first lowering): imported once here
 # instead of in every child (~25 ms each). Importing them starts no backend; `main` checks that.
 PREFORK_IMPORTS = ("jax.experimental.multihost_utils", "jaxlib.mlir.dialects.builtin")
-_contexts: list[Any] = []
 STATUS = struct.Struct("<i")
 # Pipe ends in a fork command, in this order.
 FD_NAMES = ("stdin", "stdout", "stderr", "result", "control")
 
 
 def main() -> None:
-    from graders.child import harness, profile_replay
+    from graders.child import harness, mlir_context, profile_replay
 
     sock = socket.socket(fileno=int(os.environ.pop("GRADAX_ZYGOTE_FD")))
     cache_dir = os.environ.pop("GRADAX_JAX_CACHE_DIR", "")
@@ -68,7 +57,7 @@ def main() -> None:
         profile_replay.use_read_only_cache(cache_dir)
     for name in PREFORK_IMPORTS:
         importlib.import_module(name)
-    _precreate_contexts(PRECREATED_CONTEXTS)
+    mlir_context.share_contexts(make_now=True)  # one MLIR context, made here: every child inherits it
     _refuse_started_backend()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # holders are reaped by the kernel
     sock.send(json.dumps({"event": "ready", "pid": os.getpid()}).encode())
@@ -85,9 +74,6 @@ def main() -> None:
                 os.close(fd)
             sock.send(json.dumps({"id": command.get("id"), "error": "bad command"}).encode())
             continue
-        wanted = contexts_for(command.get("profile") or [])
-        if wanted > len(_contexts):
-            _precreate_contexts(wanted - len(_contexts))
         sys.stdout.flush()
         sys.stderr.flush()
         # Everything the zygote holds moves to the collector's permanent generation: a collection in the
@@ -219,7 +205,6 @@ def _child(fds: list[int], command: dict[str, Any]) -> None:
     # Warm up in the background: a child that is grading must not wait for the CPU behind one that is
     # warming. The host restores normal priority when it assigns this child a submission.
     os.nice(WARM_NICE)
-    _use_precreated_contexts()
     _warm(command.get("profile") or [])
     gc.freeze()  # the submission's collections need not walk what the warm-up built (as with the zygote's)
     os.write(4, b"R")
@@ -233,34 +218,6 @@ def _refuse_started_backend() -> None:
 
     if getattr(xla_bridge, "_backends", None):
         raise RuntimeError("the zygote started an XLA backend before forking; its children would deadlock")
-
-
-def _precreate_contexts(count: int) -> None:
-    """Make MLIR contexts now, in the zygote (no backend, no threads needed), for every child to use."""
-    from jax._src.interpreters import mlir
-
-    _contexts.extend(mlir.make_ir_context() for _ in range(count))
-
-
-def contexts_for(profile: list[dict[str, Any]]) -> int:
-    """How many MLIR contexts a child replaying `profile` uses: one per program it lowers (a gradient entry
-    lowers its forward and backward programs, a cotangent sum its product and sum), capped at MAX_CONTEXTS."""
-    lowered = sum(2 if entry.get("vjp") or entry.get("k") == "cot" else 1 for entry in profile
-                  if isinstance(entry, dict))
-    return min(MAX_CONTEXTS, lowered + CONTEXT_MARGIN)
-
-
-def _use_precreated_contexts() -> None:
-    """In a child: hand out the inherited, never-used contexts before making new ones."""
-    from jax._src.interpreters import mlir
-
-    make = mlir.make_ir_context
-    stock = list(_contexts)  # this child's own copy; the zygote's list is never consumed
-
-    def make_ir_context() -> Any:
-        return stock.pop() if stock else make()
-
-    mlir.make_ir_context = make_ir_context
 
 
 def _apply_seccomp() -> None:
