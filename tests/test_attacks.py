@@ -625,7 +625,8 @@ def test_warm_children_see_no_program_compiled_from_the_reference(run: Run, list
     own (jitted) function in the programs. Warm, and cold once the replay cache holds programs: it reads the replay
     cache (bound read-only), finds nothing of the reference."""
     # The longest CPU limit a problem may have: the search deserializes every program in the replay cache, which the
-    # suite's other tests fill (all 24 problems' after the bank's check), and a slow machine took 20 CPU-s for it.
+    # suite's other tests fill (all 24 problems' after the bank's check); a slow machine took 20 CPU-s when it
+    # searched on each of the 7 tests (it now searches once).
     problems = _problem_copy(tmp_path_factory.mktemp("row34"), 30, None)
     (problems.parent / "reference_solutions" / REFERENCE.name).write_text(JITTED_REFERENCE)
     marker = f"gxatk{uuid.uuid4().hex[:12]}"
