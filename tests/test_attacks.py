@@ -324,7 +324,7 @@ def _check_cheap(report: dict[str, Any], _: CliResult) -> None:
 ATTACKS = [
     Attack("01_busy_loop", "time_limit_exceeded", _check_cpu_message, small=True),
     Attack("02_sleep_ignores_signals", "time_limit_exceeded", _check_wall_message, small=True, waits=True),
-    Attack("03_xla_while_loop", "time_limit_exceeded"),
+    Attack("03_xla_while_loop", "time_limit_exceeded", _check_cpu_message, small=True),
     Attack("04_catch_base_exception", "time_limit_exceeded", small=True),
     Attack("05a_os_exit_in_call", "runtime_error"),
     Attack("05b_sys_exit_at_import", "runtime_error"),
