@@ -44,6 +44,12 @@ class Settings(GraderSettings):
     auth_rate_per_username: int = 10
     password_hash_slots: int = 0
     password_hash_wait_s: float = 10.0
+    # Who may create an account with a username and password (the API's `POST /auth/register` and the Register
+    # page): "open", anyone who reaches the server; "invited", only a username or email a course roster lists
+    # (a pending invitation); "closed", nobody (accounts from `gradax user create` and LMS launches). Grading is
+    # shared fairly per account, so where one person could make many accounts, "invited" or "closed" keeps
+    # every student to one share.
+    registration: Literal["open", "invited", "closed"] = "open"
     # Session cookie: `Secure` only behind HTTPS; off by default so http://127.0.0.1 works.
     cookie_secure: bool = False
     # Submissions per user per minute, Run and Submit together; 0 turns the limit off (benchmarks).

@@ -20,7 +20,9 @@ TEMPLATES.env.filters["markdown_inline"] = render_inline
 
 
 def page(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
-    context = {"csrf_token": csrf_token(request), "user": None, **context}
+    settings = getattr(request.app.state, "settings", None)
+    context = {"csrf_token": csrf_token(request), "user": None,
+               "registration": getattr(settings, "registration", "open"), **context}
     return TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
 
 

@@ -377,6 +377,14 @@ def _invite(session: Session, *, course_id: str, username: str | None, email: st
                                      role=CourseRole.STUDENT.value, invited_by=by.id, invited_at=utcnow()))
 
 
+def is_invited(session: Session, *, username: str, email: str | None) -> bool:
+    """Whether a course roster invited this username or email (an invitation not yet taken)."""
+    clauses = [CourseInvitation.username == username]
+    if email and email.strip():
+        clauses.append(CourseInvitation.email == normalize_email(email))
+    return session.scalar(select(CourseInvitation.id).where(or_(*clauses)).limit(1)) is not None
+
+
 def accept_invitations(session: Session, user: User) -> list[str]:
     """Enrol a new (or newly emailed) account in the courses whose roster named it; returns the course ids.
     Called at registration; LMS account creation calls it too. Commits."""

@@ -9,7 +9,12 @@ from sqlalchemy.orm import Session
 from app.core.security import hash_password, needs_rehash, verify_password
 from app.errors import AppError
 from app.models import Role, User
-from app.services.courses import accept_invitations
+from app.services.courses import accept_invitations, is_invited
+
+REGISTRATION_CLOSED = ("Registration is closed on this server: your instructor creates accounts, or you open gradax "
+                       "from your course's LMS.")
+REGISTRATION_BY_INVITATION = ("Registration here is by invitation: only a username or email address on a course "
+                              "roster can register. Ask your instructor to add yours.")
 
 
 def get_user_by_username(*, session: Session, username: str) -> User | None:
@@ -33,6 +38,13 @@ def create_user(*, session: Session, username: str, password: str, role: Role = 
         raise AppError(409, f"the username {username!r} or its email is taken") from exc
     accept_invitations(session, user)
     return user
+
+
+def registration_refusal(*, session: Session, registration: str, username: str, email: str | None) -> str | None:
+    """Why this server does not let `username` register (GRADAX_REGISTRATION), or None if it does."""
+    if registration == "open" or (registration == "invited" and is_invited(session, username=username, email=email)):
+        return None
+    return REGISTRATION_BY_INVITATION if registration == "invited" else REGISTRATION_CLOSED
 
 
 def authenticate(*, session: Session, username: str, password: str) -> User | None:

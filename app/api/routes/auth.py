@@ -17,15 +17,20 @@ from app.core.security import create_access_token, token_session
 from app.errors import AppError
 from app.schemas import Token, UserCreate, UserPublic
 from app.services.sessions import close_session, open_session
-from app.services.users import authenticate, create_user
+from app.services.users import authenticate, create_user, registration_refusal
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 @router.post("/register", status_code=201, response_model=UserPublic)
-async def register_user(body: UserCreate, request: Request, session: SessionDep, guard: AuthGuardDep) -> UserPublic:
-    """Create a student account."""
+async def register_user(body: UserCreate, request: Request, session: SessionDep, settings: SettingsDep,
+                        guard: AuthGuardDep) -> UserPublic:
+    """Create a student account (403 where GRADAX_REGISTRATION does not allow it)."""
     guard.check(client=client_address(request), username=body.username)
+    refusal = await run_in_threadpool(lambda: registration_refusal(
+        session=session, registration=settings.registration, username=body.username, email=body.email))
+    if refusal is not None:
+        raise AppError(403, refusal)
     user = await guard.hashing(lambda: create_user(session=session, username=body.username, password=body.password,
                                                      email=body.email))
     return UserPublic.model_validate(user)
