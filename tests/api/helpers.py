@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import re
 import shutil
 import tempfile
 import time
@@ -22,6 +23,13 @@ from app.services.users import create_user
 API = "/api/v1"
 ROOT_PROBLEMS = Path(__file__).resolve().parents[2] / "problems"
 PASSWORD = "correct horse battery"
+
+
+def csrf_from(html: str) -> str:
+    """The CSRF token of a server-rendered page's form."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
 
 
 def make_settings(tmp_path: Path, data_dir: Path, **overrides: Any) -> Settings:

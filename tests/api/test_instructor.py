@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api.helpers import API, PASSWORD, login, make_settings, make_user, register, wait_done
+from api.helpers import API, PASSWORD, csrf_from, login, make_settings, make_user, register, wait_done
 from app.grading import claims
 from app.main import create_app
 from app.models import Attempt, AttemptTest, Progress, RegradeJob, Role, User, utcnow
@@ -65,12 +65,6 @@ def iclient(iapp: FastAPI) -> Iterator[TestClient]:
 def teacher(iapp: FastAPI, iclient: TestClient) -> dict[str, str]:
     make_user(iapp, "teacher", Role.INSTRUCTOR)
     return login(iclient, "teacher")
-
-
-def csrf_from(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match
-    return match.group(1)
 
 
 def browser_login(client: TestClient, username: str) -> str:

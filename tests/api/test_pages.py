@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 from fastapi.testclient import TestClient
 
-from api.helpers import API, PASSWORD, register
+from api.helpers import API, PASSWORD, csrf_from, register
 
 PID = "nnx-module-basics"
 CODE = "def module_basics_forward(seed, x, features):\n    return x\n"
-
-
-def csrf_from(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF field in the form"
-    return match.group(1)
 
 
 def browser_register(client: TestClient, username: str = "carol") -> str:

@@ -6,7 +6,6 @@ lists register; "closed" lets nobody, while accounts made by an instructor (`gra
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.course_fixtures import People
-from api.helpers import API, PASSWORD, login, make_settings, make_user
+from api.helpers import API, PASSWORD, csrf_from, login, make_settings, make_user
 from app.core.config import Settings
 from app.main import create_app
 from app.models import Role, User
@@ -40,12 +39,6 @@ def closed_app(settings: Settings, bank: ProblemBank) -> FastAPI:
 def closed(closed_app: FastAPI) -> Iterator[TestClient]:
     with TestClient(closed_app) as c:
         yield c
-
-
-def csrf_from(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF field on the page"
-    return match.group(1)
 
 
 def accounts(app: FastAPI) -> set[str]:
