@@ -34,7 +34,7 @@ from app.services.problems import (
     track_title,
 )
 from app.services.sessions import close_session
-from app.services.users import authenticate, create_user, registration_refusal
+from app.services.users import authenticate, check_registration, create_user
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 router = APIRouter(include_in_schema=False)
@@ -127,11 +127,9 @@ async def register_submit(request: Request, session: SessionDep, guard: AuthGuar
     try:
         body = UserCreate(username=username, password=password, email=email.strip() or None)
         guard.check(client=client_address(request), username=body.username)
-        refusal = await run_in_threadpool(lambda: registration_refusal(
+        await run_in_threadpool(lambda: check_registration(
             session=session, registration=request.app.state.settings.registration, username=body.username,
             email=body.email))
-        if refusal is not None:
-            raise AppError(403, refusal)
         user = await guard.hashing(lambda: create_user(session=session, username=body.username,
                                                        password=body.password, email=body.email))
     except ValidationError as exc:

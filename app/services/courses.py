@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -377,22 +377,24 @@ def _invite(session: Session, *, course_id: str, username: str | None, email: st
                                      role=CourseRole.STUDENT.value, invited_by=by.id, invited_at=utcnow()))
 
 
-def is_invited(session: Session, *, username: str, email: str | None) -> bool:
-    """Whether a course roster invited this username or email (an invitation not yet taken)."""
+def _invitations_of(username: str, email: str | None) -> ColumnElement[bool]:
+    """The invitations a roster made for this username or email."""
     clauses = [CourseInvitation.username == username]
     if email and email.strip():
         clauses.append(CourseInvitation.email == normalize_email(email))
-    return session.scalar(select(CourseInvitation.id).where(or_(*clauses)).limit(1)) is not None
+    return or_(*clauses)
+
+
+def is_invited(session: Session, *, username: str, email: str | None) -> bool:
+    """Whether a course roster invited this username or email (an invitation not yet taken)."""
+    return session.scalar(select(CourseInvitation.id).where(_invitations_of(username, email)).limit(1)) is not None
 
 
 def accept_invitations(session: Session, user: User) -> list[str]:
     """Enrol a new (or newly emailed) account in the courses whose roster named it; returns the course ids.
     Called at registration; LMS account creation calls it too. Commits."""
-    clauses = [CourseInvitation.username == user.username]
-    if user.email:
-        clauses.append(CourseInvitation.email == user.email)
     joined = []
-    for invitation in session.scalars(select(CourseInvitation).where(or_(*clauses))):
+    for invitation in session.scalars(select(CourseInvitation).where(_invitations_of(user.username, user.email))):
         add_member(session, course_id=invitation.course_id, user=user, role=CourseRole(invitation.role),
                    source="roster")
         joined.append(invitation.course_id)

@@ -40,11 +40,11 @@ def create_user(*, session: Session, username: str, password: str, role: Role = 
     return user
 
 
-def registration_refusal(*, session: Session, registration: str, username: str, email: str | None) -> str | None:
-    """Why this server does not let `username` register (GRADAX_REGISTRATION), or None if it does."""
+def check_registration(*, session: Session, registration: str, username: str, email: str | None) -> None:
+    """403, saying how accounts are made here, unless this server lets `username` register (GRADAX_REGISTRATION)."""
     if registration == "open" or (registration == "invited" and is_invited(session, username=username, email=email)):
-        return None
-    return REGISTRATION_BY_INVITATION if registration == "invited" else REGISTRATION_CLOSED
+        return
+    raise AppError(403, REGISTRATION_BY_INVITATION if registration == "invited" else REGISTRATION_CLOSED)
 
 
 def authenticate(*, session: Session, username: str, password: str) -> User | None:

@@ -17,7 +17,7 @@ from app.core.security import create_access_token, token_session
 from app.errors import AppError
 from app.schemas import Token, UserCreate, UserPublic
 from app.services.sessions import close_session, open_session
-from app.services.users import authenticate, create_user, registration_refusal
+from app.services.users import authenticate, check_registration, create_user
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -27,10 +27,8 @@ async def register_user(body: UserCreate, request: Request, session: SessionDep,
                         guard: AuthGuardDep) -> UserPublic:
     """Create a student account (403 where GRADAX_REGISTRATION does not allow it)."""
     guard.check(client=client_address(request), username=body.username)
-    refusal = await run_in_threadpool(lambda: registration_refusal(
+    await run_in_threadpool(lambda: check_registration(
         session=session, registration=settings.registration, username=body.username, email=body.email))
-    if refusal is not None:
-        raise AppError(403, refusal)
     user = await guard.hashing(lambda: create_user(session=session, username=body.username, password=body.password,
                                                      email=body.email))
     return UserPublic.model_validate(user)
