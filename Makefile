@@ -46,12 +46,16 @@ run: system-deps venv
 # long polls, a browser); a third fills that. Side by side, A/B/A/B (docs/performance.md, 2026-12-04): two workers
 # 684.5 / 652.5 s at 88 % busy, three 625.0 / 617.5 s at 98 %, every run all passed.
 PYTEST_WORKERS ?= 3
+# mypy (~15 CPU-s on one core, from cold in a fresh clone) runs beside the suite instead of before it, where the other
+# core sat idle; its report follows the suite's, and either failing fails `make test`.
 test: test-deps venv
 	$(BIN)/ruff check .
-	$(BIN)/mypy
+	@mkdir -p test-artifacts; $(BIN)/mypy > test-artifacts/mypy.log 2>&1 & mypy=$$!; \
 	GRADAX_CGROUP_PARENT="$$(bash scripts/test-cgroup-parent.sh)" \
 	  $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not container" --durations=25 \
-	  --junitxml=test-artifacts/pytest.xml $(PYTEST_ARGS)
+	  --junitxml=test-artifacts/pytest.xml $(PYTEST_ARGS); suite=$$?; \
+	wait $$mypy; typed=$$?; echo "mypy:"; cat test-artifacts/mypy.log; \
+	if [ $$suite -ne 0 ] || [ $$typed -ne 0 ]; then exit 1; fi
 	@if [ -z "$(PYTEST_ARGS)" ]; then $(MAKE) --no-print-directory test-container; fi
 
 test-container: test-deps venv
