@@ -547,7 +547,8 @@ def _runtime_before_tests(report: Report, outcome: ChildOutcome, limits: Sandbox
         report.verdict = Verdict.OUTPUT_LIMIT_EXCEEDED
         report.message = ("Output limit exceeded while your file was being loaded: "
                           f"{limits_text.output_phrase(outcome, limits)}.")
-    else:
+    elif not (outcome.timed_out or outcome.cpu_exceeded or _starved_of_memory(outcome)):
+        # Only when no limit stopped it: the grader's own kill at a limit (SIGKILL) is not the file's doing.
         report.message = (f"Your file stopped the grading process: {_exit_description(outcome.exit_code)} "
                           "while it was being loaded.")
     return _limit_verdicts(report, outcome, limits)
@@ -567,8 +568,8 @@ def _limit_verdicts(report: Report, outcome: ChildOutcome, limits: SandboxLimits
                           f"{limits_text.memory_phrase(outcome, limits)}.")
     elif outcome.timed_out or outcome.cpu_exceeded:
         report.verdict = Verdict.TIME_LIMIT_EXCEEDED
-        report.message = ("Time limit exceeded while your file was being loaded: your code "
-                          f"{limits_text.time_phrase(outcome, limits)}.\n" + report.message)
+        report.message = "\n".join(filter(None, ["Time limit exceeded while your file was being loaded: your code "
+                                                  f"{limits_text.time_phrase(outcome, limits)}.", report.message]))
     return report
 
 

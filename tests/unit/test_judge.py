@@ -139,6 +139,33 @@ def test_every_test_passing_is_accepted(problem: tuple) -> None:  # type: ignore
     assert all(t.verdict is None for t in report.tests)
 
 
+@pytest.mark.parametrize("stopped", ["wall", "cpu", "memory"])
+def test_a_limit_reached_while_the_file_loads_is_not_blamed_on_the_file(problem: tuple,  # type: ignore[type-arg]
+                                                                          stopped: str) -> None:
+    """Stopped at a limit before its file finished loading (it slept, spun or allocated at import, or stopped itself
+    with SIGSTOP): the grader killed it with SIGKILL, so the message says which limit, not "Your file stopped the
+    grading process: the process was killed by SIGKILL". A file that kills itself at import still reads so."""
+    from graders.sandbox import SandboxLimits
+
+    loaded, cases, reference = problem
+    limits = SandboxLimits(time_s=5, memory_mb=256)
+    ready = [M({"event": "ready", "pid": 1})]
+    flags = {"wall": {"timed_out": True}, "cpu": {"cpu_exceeded": True},
+             "memory": {"memory_exceeded": True}}[stopped]
+    outcome = ChildOutcome(messages=list(ready), exit_code=-9, run_ms=15_000, cpu_at_ready=1.0,
+                           cpu_seconds=1.0 if stopped == "wall" else 6.2, **flags)
+    report = judge(loaded, cases, reference, outcome, "submit", limits=limits)
+    verdict = Verdict.MEMORY_LIMIT_EXCEEDED if stopped == "memory" else Verdict.TIME_LIMIT_EXCEEDED
+    assert report.verdict == verdict, report.message
+    assert "while your file was being loaded" in report.message, report.message
+    assert "stopped the grading process" not in report.message and "SIGKILL" not in report.message, report.message
+    killed_itself = judge(loaded, cases, reference, ChildOutcome(messages=list(ready), exit_code=-9), "submit",
+                          limits=limits)
+    assert killed_itself.verdict == Verdict.RUNTIME_ERROR
+    assert killed_itself.message == ("Your file stopped the grading process: the process was killed by SIGKILL "
+                                     "while it was being loaded."), killed_itself.message
+
+
 def test_a_run_the_busy_machine_starved_is_not_judged(problem: tuple) -> None:  # type: ignore[type-arg]
     """Stopped at the wall-clock cap after waiting for a CPU most of the time (graders/supervision.py): the
     machine failed the run, so it is internal_error (the server grades it again), not a time limit."""
