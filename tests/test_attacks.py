@@ -281,6 +281,14 @@ def _check_wall_message(report: dict[str, Any], _: CliResult) -> None:
     assert f"at most {report['limits']['wall_s']:g} s" in report["message"], report["message"]
 
 
+def _check_wall_message_at_load(report: dict[str, Any], result: CliResult) -> None:
+    """Stopped at the wall-clock limit while the file was loading: the limit is named, and the grader's own SIGKILL
+    at that limit is not put down to the file."""
+    _check_wall_message(report, result)
+    assert report["message"].startswith("Time limit exceeded while your file was being loaded"), report["message"]
+    assert "stopped the grading process" not in report["message"], report["message"]
+
+
 def _check_memory_message(report: dict[str, Any], _: CliResult) -> None:
     assert f"the limit is {MEMORY_LIMIT_MB} MiB" in report["message"], report["message"]
     assert re.search(r"reached \d+ MiB", report["message"]), report["message"]
@@ -324,6 +332,7 @@ def _check_cheap(report: dict[str, Any], _: CliResult) -> None:
 ATTACKS = [
     Attack("01_busy_loop", "time_limit_exceeded", _check_cpu_message, small=True),
     Attack("02_sleep_ignores_signals", "time_limit_exceeded", _check_wall_message, small=True, waits=True),
+    Attack("02b_stops_itself_at_import", "time_limit_exceeded", _check_wall_message_at_load, small=True, waits=True),
     Attack("03_xla_while_loop", "time_limit_exceeded", _check_cpu_message, small=True),
     Attack("04_catch_base_exception", "time_limit_exceeded", small=True),
     Attack("05a_os_exit_in_call", "runtime_error"),
