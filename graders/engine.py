@@ -547,7 +547,7 @@ def _runtime_before_tests(report: Report, outcome: ChildOutcome, limits: Sandbox
         report.verdict = Verdict.OUTPUT_LIMIT_EXCEEDED
         report.message = ("Output limit exceeded while your file was being loaded: "
                           f"{limits_text.output_phrase(outcome, limits)}.")
-    elif not (outcome.timed_out or outcome.cpu_exceeded or _starved_of_memory(outcome)):
+    elif _limit_verdict(outcome) is None:
         # Only when no limit stopped it: the grader's own kill at a limit (SIGKILL) is not the file's doing.
         report.message = (f"Your file stopped the grading process: {_exit_description(outcome.exit_code)} "
                           "while it was being loaded.")
@@ -562,11 +562,12 @@ def _starved_of_memory(outcome: ChildOutcome) -> bool:
 
 
 def _limit_verdicts(report: Report, outcome: ChildOutcome, limits: SandboxLimits | None) -> Report:
-    if _starved_of_memory(outcome):
+    stopped_by = _limit_verdict(outcome)
+    if stopped_by == Verdict.MEMORY_LIMIT_EXCEEDED:
         report.verdict = Verdict.MEMORY_LIMIT_EXCEEDED
         report.message = ("Memory limit exceeded while your file was being loaded: "
                           f"{limits_text.memory_phrase(outcome, limits)}.")
-    elif outcome.timed_out or outcome.cpu_exceeded:
+    elif stopped_by == Verdict.TIME_LIMIT_EXCEEDED:
         report.verdict = Verdict.TIME_LIMIT_EXCEEDED
         report.message = "\n".join(filter(None, ["Time limit exceeded while your file was being loaded: your code "
                                                   f"{limits_text.time_phrase(outcome, limits)}.", report.message]))
