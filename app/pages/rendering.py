@@ -13,10 +13,13 @@ from starlette.datastructures import URL
 
 from app.pages.deps import csrf_token
 from app.services.problems import render_inline
+from app.services.users import REGISTRATION_CLOSED
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
 # Hints, diagnoses and known-mistake messages are one line of Markdown: rendered and sanitised (nh3).
 TEMPLATES.env.filters["markdown_inline"] = render_inline
+# The closed-registration page says what the API's 403 says, from one text.
+TEMPLATES.env.globals["registration_closed"] = REGISTRATION_CLOSED
 
 
 def page(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
