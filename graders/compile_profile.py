@@ -62,7 +62,10 @@ from graders.problem import LoadedProblem
 from graders.trusted_cache import JAX_CACHE_SUFFIX, cache_env, trusted_cache_dir, use_cache_from_env
 from graders.trusted_workers import WORKERS, TrustedWorkerError
 
-PROFILE_FORMAT = 10  # 5: replay_keys; 6: vjp; 7: no tuple subclasses; 8: vmap; 9: einsum, cot, conv; 10: extra
+# 5: replay_keys; 6: vjp; 7: no tuple subclasses; 8: vmap; 9: einsum, cot, conv; 10: extra; 11: cache keys cover the
+# modules' metadata (profile_replay.configure_persistent_cache), so the replay keys of a format-10 profile name
+# programs no process looks up any more.
+PROFILE_FORMAT = 11
 # The known mistakes' and alternatives' own dispatches a fill compiles (never replayed by a child, so not bounded by
 # its warm-up).
 MAX_EXTRA_ENTRIES = 800
@@ -583,16 +586,19 @@ def fill_replay_cache(entries: list[dict[str, Any]], replay_dir: Path, timeout_s
     The replay cache is what warm children read, so it holds only programs of library functions and
     primitives run on zeros (ATTACKS.md row 34): the process runs `generic_warmup` and `replay`, nothing
     else. It compiles into a staging directory of its own, reading what earlier fills put in the replay cache
-    (copied into the staging directory, so it holds every program of this profile); each new program is then
-    moved into the replay cache with a rename (a child or another filler reading the shared directory could
-    otherwise see half a file). Returns the cache keys of the replay's programs.
+    and what the trusted reference runs compiled under the same keys (a key covers the whole module, metadata
+    included: such a program is the one this process would compile; graders/trusted_cache.py), copied into the
+    staging directory, so it holds every program of this profile; each new program is then moved into the replay
+    cache with a rename (a child or another filler reading the shared directory could otherwise see half a file).
+    Returns the cache keys of the replay's programs.
     """
     replay_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(replay_dir, 0o755)
     staging = Path(tempfile.mkdtemp(dir=replay_dir.parent, prefix=f".{replay_dir.name}-staging-"))
     try:
+        reads = [replay_dir, trusted_cache_dir(replay_dir.parent)]
         status, stdout, stderr = _trusted_subcommand("replay", json.dumps(entries).encode(),
-                                                     cache_env(staging, [replay_dir]), timeout_s)
+                                                     cache_env(staging, reads), timeout_s)
         if status != 0:
             raise RuntimeError(f"replaying the compile profile into the replay cache failed: {stderr[-2000:]}")
         try:

@@ -11,9 +11,19 @@ Without a cache, every trusted run compiled everything again: the whole bank's 2
 prepared again after an edit to its text or limits compiled all its reference's programs again. So each trusted
 process writes into its own directory and also reads from directories it may trust:
 - a fill writes into its private staging directory and reads the replay cache (what earlier fills compiled from
-  other profiles: the same kind of program, so nothing of a reference reaches a child this way);
+  other profiles) and `jax-trusted`;
 - a reference run writes into `jax-trusted` and reads it and the replay cache.
-Nothing ever reads `jax-trusted` but the reference runs themselves.
+Only trusted processes read `jax-trusted`; no sandbox binds it.
+
+Why a fill may take a program from `jax-trusted`: every grading process computes a program's key over its whole
+module, metadata included, and the metadata holds no file name or line, only the names jax gives ops
+(graders/child/profile_replay.py `configure_persistent_cache`). The fill looks up only keys of modules it lowered
+itself, from library functions and primitives on zeros, so a program it finds under such a key is a compilation
+of the very module it would compile: byte for byte the same input, with the same flags and versions (in the key
+too). A program traced from the reference's own functions has their names in its module (`jit(train_step)/...`),
+hence another key, and is never looked up (tests/test_compile_profile.py). Before keys covered metadata, a program
+found this way could have carried the reference's file names and lines. Measured: the 24 fills of a whole-bank
+preparation compiled a tenth as many programs (docs/performance.md, "Fills reuse the reference runs' programs").
 
 A hit from a read-only directory is copied into the writable one: a fill's staging directory must hold every
 program its replay needs (its keys are the profile's `replay_keys`). Writes go to a temporary file and a rename,

@@ -23,18 +23,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_replay_cache_holds_only_library_programs_and_is_refilled_without_recording(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """ATTACKS.md row 34: what warm children can read holds no program compiled from reference code.
 
     `nnx-jit-train-step`'s reference jits its own `train_step` (with `loss_fn` inside), and so do its known
     mistakes and alternatives (recorded for the profile's extra entries): the trusted side compiles them, but only
-    library functions and primitives replayed on zeros reach the replay cache.
+    library functions and primitives replayed on zeros reach the replay cache. The fill reads the trusted runs'
+    cache, and takes from it only programs whose whole module, metadata included, it lowered itself.
     """
     bank = ProblemBank(ROOT / "problems")
     loaded = bank.get("nnx-jit-train-step")
     assert loaded is not None
     cases = build_cases(loaded.problem)
-    entries = ProfileCache(tmp_path).get(loaded, cases)
+    with caplog.at_level("INFO", logger="gradax.compile_profile"):
+        entries = ProfileCache(tmp_path).get(loaded, cases)
+    [fill] = [r for r in caplog.records if r.getMessage().startswith("replayed ")]
+    # Most of the library programs the reference run compiled are taken, not compiled again.
+    assert fill.reused > fill.compiled, fill.getMessage()  # type: ignore[attr-defined]
     stored = json.loads(next((tmp_path / "reference" / loaded.id).glob("*.profile.json")).read_text())
     keys = stored["replay_keys"]
     replay_dir = replay_cache_dir(tmp_path)
@@ -69,6 +74,57 @@ def test_the_replay_cache_holds_only_library_programs_and_is_refilled_without_re
     assert ProfileCache(tmp_path).get(loaded, cases) == entries
     assert sorted(p.name.removesuffix("-cache") for p in replay_dir.iterdir()) == on_disk
     assert ProfileCache(tmp_path).is_stored(loaded)
+
+
+KEYED_PROGRAM = r"""
+import json, sys
+from pathlib import Path
+from graders.child import harness
+from graders.trusted_cache import use_cache
+cache = use_cache(Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]])
+harness.import_libraries()
+import jax, numpy as np
+space = {}
+source = sys.stdin.read()
+exec(compile(source, source.splitlines()[0].lstrip("# "), "exec"), space)
+jax.block_until_ready(jax.jit(space["scale"])(np.zeros(3, np.float32)))
+print(json.dumps({"compiled": cache.compiled, "reused": cache.reused}))
+"""
+
+
+def _compile_scale(source: str, write: Path, *reads: Path) -> dict[str, int]:
+    """Compile `jax.jit(scale)` of `source` (its first line a comment naming its file) in a trusted process of its
+    own, writing `write` and reading `reads`, as a reference run or a fill does (graders/trusted_cache.py)."""
+    import subprocess
+    import sys
+
+    from graders.jax_env import trusted_env
+
+    proc = subprocess.run([sys.executable, "-c", KEYED_PROGRAM, str(write), *map(str, reads)], input=source,
+                          capture_output=True, text=True, check=True, timeout=300, env=trusted_env(), cwd="/tmp")
+    counts: dict[str, int] = json.loads(proc.stdout.splitlines()[-1])
+    return counts
+
+
+def test_a_program_is_taken_from_another_cache_only_for_the_very_same_module(tmp_path: Path) -> None:
+    """Why a fill may read the trusted runs' cache: a key covers the module's metadata, which names no file or line.
+
+    The same function from another file and line is the same program, and is taken. The same ops under a scope
+    the reference named (the name reaches the ops' metadata, as a reference's own function names do) is another
+    program: compiled anew, never taken with that name in it. Before keys covered metadata, it was taken.
+    """
+    trusted, fill = tmp_path / "jax-trusted", tmp_path / "staging"
+    body = "    with jax.named_scope('reference_helper'):\n        return jnp.sin(x) * 2\n"
+    header = "import jax\nimport jax.numpy as jnp\n"
+    assert _compile_scale(f"# reference.py\n{header}def scale(x):\n{body}", trusted)["compiled"] == 1
+    moved = f"# elsewhere.py\n{header}\n\n\n\ndef scale(x):\n{body}"
+    assert _compile_scale(moved, fill, trusted) == {"compiled": 0, "reused": 1}
+    assert sorted(p.name for p in fill.iterdir()) == sorted(p.name for p in trusted.iterdir())
+    unscoped = f"# filler.py\n{header}def scale(x):\n    return jnp.sin(x) * 2\n"
+    assert _compile_scale(unscoped, fill, trusted) == {"compiled": 1, "reused": 0}
+    [own] = set(p.name for p in fill.iterdir()) - set(p.name for p in trusted.iterdir())
+    [(_, hlo)] = [p for p in _programs(fill) if p[0] == own]
+    assert "sine" in hlo and "reference_helper" not in hlo
 
 
 def _compiled_names(entry: dict[str, object]) -> set[str]:
