@@ -11,9 +11,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = r"""
-import sys
+import gc, sys
 from graders.child import harness, mlir_context, zygote
+collections = []
+gc.callbacks.append(lambda phase, info: collections.append(info["generation"]) if phase == "start" else None)
 harness.import_libraries()
+# None while importing (~310 before, 2 of them full), one at most as collecting starts again
+assert len(collections) <= 1 and 2 not in collections and gc.isenabled(), collections
+gc.disable()
+harness.import_libraries()
+assert not gc.isenabled()  # a caller's choice is left as it was
+gc.enable()
 for name in zygote.PREFORK_IMPORTS:
     __import__(name)
 mlir_context.share_contexts(make_now=True)
@@ -32,6 +40,7 @@ except RuntimeError:
 
 @pytest.mark.slow
 def test_prefork_preparation_starts_no_backend_and_children_lower_into_its_context() -> None:
+    """And the libraries are imported without the garbage collector walking what they build (harness.py)."""
     proc = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, cwd=ROOT, timeout=120,
                           env={"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-3000:]
