@@ -441,23 +441,15 @@ def _flush_prints() -> None:
 
 def import_libraries() -> None:
     """Import what every problem needs, so a fork of this process starts warm, and lower every program of this
-    process into one shared MLIR context (graders/child/mlir_context.py).
+    process into one shared MLIR context (graders/child/mlir_context.py). In every zygote, cold run and trusted
+    process: without the collector while importing (graders/child/gc_pause.py)."""
+    from graders.child.gc_pause import collection_paused
 
-    Without the cyclic garbage collector while importing: the imports build ~130,000 objects that live as long as
-    the process, and the collections they set off walked them again and again for nothing (0.77 -> 0.65 CPU-s per
-    import here, in every zygote, cold run and trusted process). It runs again as before once they are done."""
-    import gc
-
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collection_paused():
         import flax.nnx  # noqa: F401
         import jax
         import jax.numpy  # noqa: F401
         import optax  # noqa: F401
-    finally:
-        if collecting:
-            gc.enable()
 
     from graders.child import mlir_context
 
