@@ -7,7 +7,6 @@ namespaces, a private /tmp, and then take every privilege away from it before un
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 CLONE_NEWNS = 0x00020000
@@ -28,7 +27,10 @@ PR_SET_DUMPABLE = 4
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 CAP_LAST = 63
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# glibc by its soname (Debian's, the sandbox's /usr): `ctypes.util.find_library("c")` runs `ldconfig -p` in a
+# subprocess, which every warm child's holder paid (a fork of the zygote's whole image, then an exec) before it
+# could unshare.
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 

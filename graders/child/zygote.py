@@ -48,7 +48,8 @@ FD_NAMES = ("stdin", "stdout", "stderr", "result", "control")
 
 
 def main() -> None:
-    from graders.child import harness, mlir_context, profile_replay
+    # nsutil too: its libc handle is loaded once here, not in every holder after its fork.
+    from graders.child import harness, mlir_context, nsutil, profile_replay  # noqa: F401
 
     sock = socket.socket(fileno=int(os.environ.pop("GRADAX_ZYGOTE_FD")))
     cache_dir = os.environ.pop("GRADAX_JAX_CACHE_DIR", "")

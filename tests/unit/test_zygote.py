@@ -45,3 +45,26 @@ def test_prefork_preparation_starts_no_backend_and_children_lower_into_its_conte
                           env={"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "refused"
+
+
+def test_the_namespace_calls_load_libc_without_running_a_program(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ctypes.util.find_library` runs `ldconfig -p` in a subprocess: every warm child's holder paid a fork and an
+    exec for it. nsutil names glibc by its soname, and the zygote loads it once, before it forks."""
+    import ast
+    import ctypes.util
+    import importlib
+    import os
+
+    from graders.child import nsutil
+
+    def refuse(name: str) -> str:
+        raise AssertionError(f"find_library({name!r}) runs a program")
+
+    monkeypatch.setattr(ctypes.util, "find_library", refuse)
+    reloaded = importlib.reload(nsutil)
+    assert reloaded._libc.getpid() == os.getpid()
+    # The zygote imports it before its fork loop (a holder's import then finds it loaded).
+    tree = ast.parse((ROOT / "graders" / "child" / "zygote.py").read_text())
+    main = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "main")
+    imported = {alias.name for node in main.body if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert "nsutil" in imported
