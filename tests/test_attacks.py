@@ -46,11 +46,12 @@ REFERENCE = ROOT / "reference_solutions" / "nnx_module_basics.py"
 # sleeping row) is 3x that. Rows that must be accepted use the problem's own limits: they test
 # containment, not limits (a load average of 19 was seen while writing this). Rows about a limit's
 # message, and rows that only run until a limit stops them (a busy loop, a sleeper: 3x the limit of wall clock,
-# 15 s at 5 s), use the small copy.
+# 15 s at 5 s), use the small copy: each burns its whole CPU limit, on both paths, so one second, not two (what they
+# prove does not depend on the limit's size).
 # Memory: first-touch page faults in a fresh cgroup ran at 70-300 MB/s on the CI VM, so the problem's
 # 2 GiB would race the time limit (the 2 GiB default is verified in tests/unit/test_sandbox.py).
 TIME_LIMIT_S = 5
-SMALL_TIME_LIMIT_S = 2
+SMALL_TIME_LIMIT_S = 1
 MEMORY_LIMIT_MB = 320
 HOME = Path(os.path.expanduser("~"))
 NUL = b"\0"
@@ -80,7 +81,7 @@ def _problem_copy(base: Path, time_s: float | None, memory_mb: int | None) -> Pa
 @pytest.fixture(scope="session")
 def attack_problems(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """Problem dirs for the attacks (lowered limits), for the correct run after each (problem's limits), and
-    for the rows about a limit's message (a 2 s CPU limit)."""
+    for the rows about a limit's message (a 1 s CPU limit)."""
     base = tmp_path_factory.mktemp("attack-bank")
     return (_problem_copy(base / "attack", TIME_LIMIT_S, MEMORY_LIMIT_MB),
             _problem_copy(base / "check", None, None),
@@ -184,7 +185,7 @@ class Attack:
     verdict: str
     check: Callable[[dict[str, Any], CliResult], None] | None = None
     content: Callable[[], bytes] | None = None
-    small: bool = False  # graded with the 2 s CPU limit (rows about a limit and its message)
+    small: bool = False  # graded with the 1 s CPU limit (rows about a limit and its message)
     # Aims at the host or what outlives a run (memory, disk, processes, paths): a correct answer graded right
     # after it must still be accepted on the cold path too. On the warm path every row is followed by one (the
     # zygote and its children are shared); a cold run shares nothing else with the next one, and each extra cold
