@@ -1,4 +1,4 @@
-"""Crash and restart: SIGKILL the real server during a burst of 50 submissions, start it again, lose nothing.
+"""Crash and restart: SIGKILL the real server during a burst of 30 submissions, start it again, lose nothing.
 
 What a student relies on: an answered submission is stored (committed before the 202), an attempt being graded
 when the server died is graded after the restart, and nobody ends up with a submission graded twice or
@@ -23,7 +23,9 @@ pytestmark = pytest.mark.slow
 PROBLEM = "nnx-module-basics"
 # A mix of verdicts, each the golden expectation for its file.
 CASES = ["reference-style", "wrong-no-scaling", "wrong-transposed-kernel", "returns-none", "syntax-error"]
-BURST = 50
+# 30, not 50 (until 2026-12-05): with 2 grading workers, half the burst is answered and queued before the kill
+# either way, and each submission is a warm child (~0.5 CPU-s) of a CPU-bound suite.
+BURST = 30
 
 
 def test_sigkill_during_a_burst_then_restart_grades_every_attempt_exactly_once(tmp_path: Path,
