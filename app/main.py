@@ -46,6 +46,7 @@ from app.services.reload import mirror, reload_from_disk
 from app.services.sessions import COOKIE_LIFETIME
 from app.services.upload_checks import UploadChecks
 from graders.course import CourseBank
+from graders.executor import Executor
 from graders.prepare import Preparer
 from graders.problem import ProblemBank
 
@@ -115,8 +116,12 @@ def _jsonable(errors: object) -> object:
     return jsonable_encoder(cleaned)
 
 
-def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = None) -> FastAPI:
-    """The app on `settings` (default: from the environment). `bank` reuses an already loaded problem bank."""
+def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = None,
+               executor: Executor | None = None) -> FastAPI:
+    """The app on `settings` (default: from the environment). `bank` reuses an already loaded problem bank;
+    `executor` grades through one the caller runs and closes (a process hosting several apps, such as a test
+    process, shares its warm pool instead of starting a zygote per app); by default the app starts the one
+    `GRADAX_POOL` picks and closes it when it stops."""
     settings = settings or get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     secret = settings.resolved_secret()
@@ -133,7 +138,8 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
     if settings.grading_backend == "inprocess":
         log.info("grading: %d at once (GRADAX_GRADING_WORKERS; this machine: %s)", settings.grading_workers,
                  measure(settings.grading_slot_memory_mb).describe())
-    grader = build_grader(settings, bank)
+    grader = build_grader(settings, bank, executor)
+    owns_executor = executor is None
     embedded = settings.grading_backend == "inprocess" and settings.grading_workers > 0
     # Background preparation where this process grades; half the cores, so students' gradings keep the rest.
     preparation = BankPreparation(bank, Preparer(settings), workers=max(1, available_cores() // 2),
@@ -168,7 +174,7 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
         preparation.start()
         dispatcher.start()
         lti.start()
-        if embedded:
+        if embedded and owns_executor:
             grader.executor.start()  # the warm pool: its zygote starts now
         if relay is not None:
             relay.start()
@@ -180,7 +186,8 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
             lti.stop()
             preparation.stop()
             dispatcher.stop(timeout=settings.shutdown_grace_s)
-            grader.executor.close()  # a warm pool's zygote and children
+            if owns_executor:
+                grader.executor.close()  # a warm pool's zygote and children
             engine.dispose()
 
     app = FastAPI(title="gradax", version="1", lifespan=lifespan, openapi_url="/openapi.json")

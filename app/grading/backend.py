@@ -7,16 +7,17 @@ import logging
 from app.core.config import Settings
 from app.grading.claims import Claim
 from graders.engine import Grader
-from graders.executor import make_executor
+from graders.executor import Executor, make_executor
 from graders.problem import LoadedProblem, ProblemBank
 from graders.report import Report, internal_error, starved_of_cpu
 
 log = logging.getLogger("gradax.grading")
 
 
-def build_grader(settings: Settings, bank: ProblemBank) -> Grader:
-    """The server's and the workers' grader, with the executor `GRADAX_POOL` picks (graders/executor.py)."""
-    return Grader(bank, settings, executor=make_executor(settings))
+def build_grader(settings: Settings, bank: ProblemBank, executor: Executor | None = None) -> Grader:
+    """The server's and the workers' grader, with `executor` or else the one `GRADAX_POOL` picks
+    (graders/executor.py)."""
+    return Grader(bank, settings, executor=executor or make_executor(settings))
 
 
 # The trusted reference runner's own bound (graders/reference.py): a problem's first grading may compute its

@@ -14,7 +14,7 @@ from api.helpers import API, ROOT_PROBLEMS, make_settings, register, wait_done
 from app.grading.inprocess_dispatcher import InProcessDispatcher
 from app.main import create_app
 from app.models import Attempt, AttemptTest
-from graders.executor import ColdExecutor
+from graders.executor import ColdExecutor, Executor
 from graders.problem import LoadedProblem, ProblemBank
 from graders.sandbox import ChildOutcome, SandboxLimits
 
@@ -27,8 +27,11 @@ MISTAKES = {m["id"]: m for m in yaml.safe_load((ROOT_PROBLEMS / f"{PID}.yaml").r
 
 
 @pytest.fixture
-def grading_app(tmp_path: Path, data_dir: Path, bank: ProblemBank) -> FastAPI:
-    return create_app(make_settings(tmp_path, data_dir, grading_workers=1), bank=bank)
+def grading_app(tmp_path: Path, data_dir: Path, bank: ProblemBank, warm_pool: Executor) -> FastAPI:
+    # Graded in this test process's warm pool (tests/conftest.py), as `gradax serve` grades: a child each instead of
+    # a fresh Python importing jax; the pool outlives the app (create_app's `executor`).
+    return create_app(make_settings(tmp_path, data_dir, grading_workers=1, pool="warm"), bank=bank,
+                      executor=warm_pool)
 
 
 def test_wrong_then_right_submission(grading_app: FastAPI) -> None:
@@ -60,6 +63,26 @@ def test_wrong_then_right_submission(grading_app: FastAPI) -> None:
         assert client.get(f"{API}/problems/{PID}/solution", headers=alice).json()["solution"] == REFERENCE
         listed = {p["id"]: p["progress"] for p in client.get(f"{API}/problems", headers=alice).json()["data"]}
         assert listed[PID]["solved"] is True and listed[PID]["best_score"] == 1.0
+
+
+def test_an_app_given_an_executor_grades_with_it_and_leaves_it_running(grading_app: FastAPI, warm_pool: Executor,
+                                                                      bank: ProblemBank) -> None:
+    """`create_app(executor=...)`: the app grades through the caller's executor, and stopping the app neither stops
+    nor closes it (a closed warm pool would grade every later submission cold)."""
+    from graders.engine import Grader
+    from graders.pool import WarmPool
+
+    assert isinstance(warm_pool, WarmPool) and grading_app.state.grader.executor is warm_pool
+    before = dict(warm_pool.stats)
+    with TestClient(grading_app) as client:
+        alice = register(client, "alice")
+        r = client.post(f"{API}/submissions", json={"problem_id": PID, "code": REFERENCE}, headers=alice)
+        assert wait_done(client, r.json()["id"], alice)["verdict"] == "accepted"
+    assert warm_pool.stats["warm"] == before.get("warm", 0) + 1 and warm_pool.stats["cold"] == before.get("cold", 0)
+    # The app has stopped; the pool it was given still grades warm.
+    graded = Grader(bank, grading_app.state.settings, executor=warm_pool).grade(PID, REFERENCE.encode())
+    assert graded.accepted
+    assert warm_pool.stats["warm"] == before.get("warm", 0) + 2 and warm_pool.stats["cold"] == before.get("cold", 0)
 
 
 def test_a_long_poll_is_answered_when_the_grading_thread_stores_the_result(
@@ -153,7 +176,8 @@ def test_grader_failures_are_retried_then_reported_as_internal_error(app: FastAP
 
 
 def test_a_result_that_cannot_be_stored_is_requeued_by_the_sweeper_and_graded(
-        tmp_path: Path, data_dir: Path, bank: ProblemBank, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, data_dir: Path, bank: ProblemBank, warm_pool: Executor,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 18, finding 1: in the embedded server, storing a result fails once (the database went away at that
     moment). The attempt must not stay `running` with its author locked out of the problem: its claim stops
     being renewed, the sweeper (which runs in the embedded mode too) queues it again, and it is graded."""
@@ -173,8 +197,9 @@ def test_a_result_that_cannot_be_stored_is_requeued_by_the_sweeper_and_graded(
         return real_finish(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(claims, "finish", finish_once_broken)
-    settings = make_settings(tmp_path, data_dir, grading_workers=1, grading_lease_s=1.0, sweep_interval_s=0.5)
-    app = create_app(settings, bank=bank)
+    settings = make_settings(tmp_path, data_dir, grading_workers=1, grading_lease_s=1.0, sweep_interval_s=0.5,
+                             pool="warm")
+    app = create_app(settings, bank=bank, executor=warm_pool)
     with TestClient(app) as client:
         alice = register(client, "alice")
         r = client.post(f"{API}/submissions", json={"problem_id": PID, "code": REFERENCE}, headers=alice)

@@ -23,6 +23,7 @@ from app.models import Attempt, AttemptTest, Progress, RegradeJob, Role, User, u
 from app.services.instructor import recorded_flips
 from app.services.regrades import STALE_S, RegradeJobs
 from app.services.uploads import target_paths
+from graders.executor import Executor
 from graders.report import Report, TestReport, TestStatus, Verdict
 from graders.scaffold import REFERENCE, TEMPLATE, scaffold
 
@@ -548,8 +549,9 @@ def test_stats_read_the_failures_stored_by_grading(iapp: FastAPI, iclient: TestC
 @pytest.mark.slow
 @pytest.mark.xdist_group("web-grading")
 def test_regrade_after_the_tests_change_lists_flipped_verdicts(tmp_path: Path, data_dir: Path,
-                                                               problems_dir: Path) -> None:
-    app = create_app(make_settings(tmp_path, data_dir, problems_dir=problems_dir, grading_workers=1))
+                                                               problems_dir: Path, warm_pool: Executor) -> None:
+    app = create_app(make_settings(tmp_path, data_dir, problems_dir=problems_dir, grading_workers=1, pool="warm"),
+                     executor=warm_pool)
     pid, fn = IDS[0], IDS[0].replace("-", "_")
     doubled = f"def {fn}(seed, x):\n    return x * 2\n"
     tripled = f"def {fn}(seed, x):\n    return x * 3\n"

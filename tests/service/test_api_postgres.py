@@ -29,6 +29,7 @@ from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.main import create_app
+from graders.executor import Executor
 from graders.problem import ProblemBank
 
 # After the imports (test_grading's own `pytestmark` came in with them and is replaced here); the
@@ -50,8 +51,10 @@ def limited_app(tmp_path: Path, data_dir: Path, bank: ProblemBank, pg_url: str) 
 
 
 @pytest.fixture
-def grading_app(tmp_path: Path, data_dir: Path, bank: ProblemBank, pg_url: str) -> FastAPI:
-    return create_app(make_settings(tmp_path, data_dir, database_url=pg_url, grading_workers=1), bank=bank)
+def grading_app(tmp_path: Path, data_dir: Path, bank: ProblemBank, pg_url: str, warm_pool: Executor) -> FastAPI:
+    # Graded in this test process's warm pool (tests/conftest.py), which outlives the app.
+    return create_app(make_settings(tmp_path, data_dir, database_url=pg_url, grading_workers=1, pool="warm"),
+                      bank=bank, executor=warm_pool)
 
 
 @pytest.fixture
