@@ -17,7 +17,7 @@ log = logging.getLogger("gradax.grading")
 def build_grader(settings: Settings, bank: ProblemBank, executor: Executor | None = None) -> Grader:
     """The server's and the workers' grader, with `executor` or else the one `GRADAX_POOL` picks
     (graders/executor.py)."""
-    return Grader(bank, settings, executor=executor or make_executor(settings))
+    return Grader(bank, settings, executor=executor if executor is not None else make_executor(settings))
 
 
 # The trusted reference runner's own bound (graders/reference.py): a problem's first grading may compute its
