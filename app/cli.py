@@ -103,7 +103,8 @@ def cmd_user_create(args: argparse.Namespace) -> int:
     from app.core.security import configure_password_hashing
 
     settings = get_settings()
-    configure_password_hashing(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
+    configure_password_hashing(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
+                               logins=False)  # creates an account, logs no one in
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.sqlalchemy_url)
     upgrade_to_head(engine)

@@ -12,16 +12,29 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 ALGORITHM = "HS256"
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters (RFC 9106 low-memory profile)
-# Verifying against this when the user does not exist keeps login timing the same either way.
-_DUMMY_HASH = _hasher.hash("not a real password")
+# Verifying against this when the user does not exist keeps login timing the same either way. Made at the configured
+# cost when an app configures hashing (so it is ready before the first log in), not at import: a hash at the default
+# cost is ~0.2 CPU-s, which every process importing the app paid (each `gradax` command, worker and test process),
+# and an app configured for another cost made a second one anyway.
+_dummy_hash: str | None = None
 
 
-def configure_password_hashing(*, time_cost: int, memory_kib: int) -> None:
-    """Set the argon2id cost (settings GRADAX_ARGON2_*). Existing hashes still verify and are upgraded at log in."""
-    global _hasher, _DUMMY_HASH
+def configure_password_hashing(*, time_cost: int, memory_kib: int, logins: bool = True) -> None:
+    """Set the argon2id cost (settings GRADAX_ARGON2_*); for a process that serves log ins, make the dummy hash at
+    that cost now. Existing hashes still verify and are upgraded at log in."""
+    global _hasher, _dummy_hash
     if (time_cost, memory_kib) != (_hasher.time_cost, _hasher.memory_cost):
         _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
-        _DUMMY_HASH = _hasher.hash("not a real password")
+        _dummy_hash = None
+    if logins:
+        _dummy()
+
+
+def _dummy() -> str:
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = _hasher.hash("not a real password")
+    return _dummy_hash
 
 
 def hash_password(password: str) -> str:
@@ -30,7 +43,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password: str, password_hash: str | None) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
