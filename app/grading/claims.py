@@ -47,6 +47,10 @@ log = logging.getLogger("gradax.claims")
 QUEUED, RUNNING, DONE = AttemptStatus.QUEUED.value, AttemptStatus.RUNNING.value, AttemptStatus.DONE.value
 # How many candidates `claim_next` tries before giving up on a round (others may be claiming the same rows).
 CANDIDATES = 8
+# Other attempts in the same statement as `Attempt`: made once, as SQLAlchemy then builds each alias's columns once
+# instead of on every call (an alias per call was most of a claim's CPU: ~1.4 ms of eligible()'s 2.8).
+_RUNNING = aliased(Attempt, name="running")
+_CHARGED = aliased(Attempt, name="charged")
 
 
 class Finish(enum.StrEnum):
@@ -104,7 +108,7 @@ def eligible(factory: sessionmaker[Session], *, fair: FairShare, prefer: int | N
              exclude: Collection[int] = (), limit: int = CANDIDATES) -> list[int]:
     """Queued attempts that may start now, in the order they should (`prefer` first when it may)."""
     now = utcnow()
-    running = aliased(Attempt)
+    running = _RUNNING
     where: list[ColumnElement[bool]] = [
         Attempt.status == QUEUED,
         ~exists().where(running.user_id == Attempt.user_id, running.status == RUNNING),
@@ -127,7 +131,7 @@ def eligible(factory: sessionmaker[Session], *, fair: FairShare, prefer: int | N
 
 def _over_budget(fair: FairShare, now: datetime) -> Any:
     """Authors whose graded time in the window has reached the budget."""
-    charged = aliased(Attempt)
+    charged = _CHARGED
     return (select(charged.user_id).join(GradingClaim, GradingClaim.attempt_id == charged.id)
             .where(GradingClaim.finished_at > now - timedelta(seconds=fair.window_s))
             .group_by(charged.user_id).having(func.sum(GradingClaim.cost_s) >= fair.budget_s))
@@ -157,7 +161,7 @@ def start_delay_s(factory: sessionmaker[Session], attempt_id: int, fair: FairSha
     """For a queued attempt that could not be claimed just now: the seconds until its author's budget lets it
     start (0: it may start now; it lost a race), or None when nobody needs to announce it again: it is not
     queued any more, or its author has an attempt running, whose grader hands this one off when it ends."""
-    running = aliased(Attempt)
+    running = _RUNNING
     with factory() as session:
         row = session.execute(select(Attempt.user_id, exists().where(running.user_id == Attempt.user_id,
                                                                      running.status == RUNNING))
@@ -170,7 +174,7 @@ def start_delay_s(factory: sessionmaker[Session], attempt_id: int, fair: FairSha
 def _take(session: Session, attempt_id: int, *, worker: str, lease_s: float) -> Claim | None:
     token = str(uuid.uuid4())
     now = utcnow()
-    running = aliased(Attempt)
+    running = _RUNNING
     taken = _changed(session,
         update(Attempt)
         .where(Attempt.id == attempt_id, Attempt.status == QUEUED,
