@@ -9,10 +9,13 @@ cache (graders/compile_profile.py `fill_replay_cache`).
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Any
 
 MAX_ENTRIES = 400
+# What a grading process keeps of its own compilations (serialized, compressed programs), at most.
+OWN_PROGRAMS_BYTES = 64 * 2**20
 ALLOWED_MODULES = ("jax.", "jax", "flax.", "optax.", "jaxlib.")
 
 
@@ -36,12 +39,64 @@ def configure_persistent_cache(cache_dir: str) -> None:
 
 def use_read_only_cache(cache_dir: str) -> None:
     """A sandboxed process (the zygote, a cold harness): compile through the replay cache, mounted read-only on
-    purpose (only trusted processes write it). JAX warns on every entry it cannot store, which would otherwise
-    fill each submission's stderr. Config only: the backend stays unstarted."""
+    purpose (only trusted processes write it); what the process compiles itself stays in its memory (`OwnPrograms`).
+    The warning filter stays for a store that fails all the same (JAX would warn into the submission's stderr).
+    Config only: the backend stays unstarted."""
     import warnings
 
     warnings.filterwarnings("ignore", message="Error writing persistent compilation cache entry")
     configure_persistent_cache(cache_dir)
+    keep_own_programs()
+
+
+class OwnPrograms:
+    """JAX's persistent-cache interface (`get`/`put`, as jax._src.lru_cache.LRUCache) for a sandboxed process: reads
+    go to the read-only replay cache (`base`), and what this process compiles itself is kept here, in its memory.
+
+    A submission that jits or scans a function it defines inside the function under test gets a new closure every
+    test, so jax's in-memory caches (keyed on the function) miss and the same program was compiled again for every
+    test of the same shapes: nnx-scan-layers' six tests compiled its scan six times (3 distinct), nnx-jit-train-step's
+    six compiled its step six times (2 distinct), 50-250 ms each. The persistent cache is keyed on the program itself
+    (`configure_persistent_cache`), so a repeat is a hit here. Only this process's own compilations are kept, and
+    they die with it: a child never sees another's, nor anything a trusted process compiled beyond the replay cache
+    it already reads. Bounded by `limit` bytes; past it, nothing more is kept."""
+
+    def __init__(self, base: Any, limit: int = OWN_PROGRAMS_BYTES):
+        self.base = base
+        self.limit = limit
+        self.kept: dict[str, bytes] = {}
+        self.kept_bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            value = self.kept.get(key)
+        if value is not None or self.base is None:
+            return value
+        found: bytes | None = self.base.get(key)
+        return found
+
+    def put(self, key: str, value: bytes) -> None:
+        """Called by JAX with what it compiled after `get` missed (never written to the read-only directory)."""
+        with self._lock:
+            if key in self.kept or self.kept_bytes + len(value) > self.limit:
+                return
+            self.kept[key] = value
+            self.kept_bytes += len(value)
+
+
+def keep_own_programs(limit: int = OWN_PROGRAMS_BYTES) -> OwnPrograms:
+    """Put an `OwnPrograms` in front of the persistent cache configured for this process; before its first
+    compilation (the zygote's children inherit it empty: the zygote never starts the backend)."""
+    from jax._src import compilation_cache
+
+    compilation_cache._initialize_cache()  # the read-only directory's file cache, as jax would make it lazily
+    with compilation_cache._cache_initialized_mutex:
+        layer = OwnPrograms(compilation_cache._cache, limit)
+        # Duck-typed; what `_get_cache` returns from now on (jax 0.10.2, pinned; as graders/trusted_cache.py does).
+        compilation_cache._cache = layer  # type: ignore[assignment]
+        compilation_cache._cache_initialized = True
+    return layer
 
 
 def _primitives() -> dict[str, Any]:
