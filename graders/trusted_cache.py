@@ -114,15 +114,11 @@ class ReadThroughCache:
 
 def use_cache(write_dir: Path, read_dirs: Sequence[Path] = ()) -> ReadThroughCache:
     """Make this (trusted) process compile through a `ReadThroughCache`; before its first compilation."""
-    from jax._src import compilation_cache
-
-    from graders.child.profile_replay import configure_persistent_cache
+    from graders.child.profile_replay import configure_persistent_cache, install_persistent_cache
 
     configure_persistent_cache(str(write_dir))
     cache = ReadThroughCache(write_dir, read_dirs)
-    with compilation_cache._cache_initialized_mutex:
-        compilation_cache._cache = cache  # type: ignore[assignment]  # duck-typed; what `_get_cache` returns from now on (jax 0.10.2, pinned)
-        compilation_cache._cache_initialized = True
+    install_persistent_cache(cache)
     return cache
 
 
