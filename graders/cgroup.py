@@ -153,6 +153,10 @@ class RunCgroup:
             backend = RunCgroupV1 if _v1_unavailable() is None else RunCgroupV2
         return super().__new__(backend)
 
+    # The limits it was made with: a warm child that waits in a group made for one problem's limits is run in it
+    # only by a submission with the same limits (graders/pool.py).
+    limits: tuple[int, int]
+
     def procs_files(self) -> list[str]:
         """The files a new process writes its pid to, to join the run."""
         raise NotImplementedError
@@ -213,6 +217,7 @@ class RunCgroupV1(RunCgroup):
 
     def __init__(self, memory_bytes: int, pids: int, name: str | None = None):
         self.name = name or f"run-{uuid.uuid4().hex[:16]}"
+        self.limits = (memory_bytes, pids)
         self.paths = {c: CGROUP_ROOT / c / PARENT / self.name for c in CONTROLLERS}
         for path in self.paths.values():
             path.mkdir(parents=True, exist_ok=True)
@@ -302,6 +307,7 @@ class RunCgroupV2(RunCgroup):
     def __init__(self, memory_bytes: int, pids: int, name: str | None = None):
         self.name = name or f"run-{uuid.uuid4().hex[:16]}"
         self.path = _v2_parent() / self.name
+        self.limits = (memory_bytes, pids)
         self._peak_seen = 0
         _fs.mkdir(self.path)
         self._has_peak = (self.path / "memory.peak").exists()

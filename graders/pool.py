@@ -82,7 +82,8 @@ class WarmPool:
         self._ready: dict[str, collections.deque[PoolChild]] = collections.defaultdict(collections.deque)
         self._warming: dict[str, int] = collections.defaultdict(int)
         self._busy: set[int] = set()
-        self._tails: set[threading.Thread] = set()  # runs whose child is left to exit (`_finish_later`)
+        # Runs whose child is left to exit (`_finish_later`), groups of children that ran nothing (`_remove_later`).
+        self._tails: set[threading.Thread] = set()
         self._run_groups: dict[int, cgroup.RunCgroup] = {}
         self._hot: dict[str, tuple[float, list[dict[str, Any]], SandboxLimits]] = {}
         # Prepared problems to keep a spare child of while they are not hot (`stock`), in the order offered.
@@ -184,7 +185,8 @@ class WarmPool:
         """Memory charged to the pool now: the zygote, its warming/ready children, and running children."""
         with self._cond:
             total = self._zygote.memory_bytes() if self._zygote else 0
-            groups = list(self._run_groups.values())
+            # A ready child's pages are charged to the run group it waits in (`_wait_in_run_group`).
+            groups = list(self._run_groups.values()) + [c.group for q in self._ready.values() for c in q if c.group]
         for group in groups:
             try:
                 total += group.memory_current()
@@ -266,10 +268,9 @@ class WarmPool:
             if self._last_failure is not None and time.monotonic() - self._last_failure < 5.0:
                 raise PoolUnavailable(f"the zygote failed recently: {self._failure}")
             old, self._zygote = self._zygote, None
-            # Children of a dead zygote died with it (bwrap's PID 1 took its namespace down).
-            for q in self._ready.values():
-                for child in q:
-                    child.close()
+            # Children of a dead zygote died with it (bwrap's PID 1 took its namespace down); `_discard` below
+            # removes the groups they waited in.
+            dead = [child for q in self._ready.values() for child in q]
             self._ready.clear()
             # `_warming` is not reset: each count is a fork in progress, given back exactly once (by `_spawn` if the
             # fork fails, else by the child's `_await_ready`, which sees a dead zygote's children die). Resetting
@@ -277,6 +278,8 @@ class WarmPool:
             # child more than `pool_prefork` for that problem, beyond `pool_size`, and lent it to other problems.
             self._generation += 1
             generation = self._generation
+        for child in dead:
+            self._discard(child)
         if old is not None:
             old.stop()
         try:
@@ -312,19 +315,21 @@ class WarmPool:
                 self._cond.notify_all()
             raise
         self.stats["forked"] += 1
-        threading.Thread(target=self._await_ready, args=(zygote, child, limits.startup_s), daemon=True).start()
+        threading.Thread(target=self._await_ready, args=(zygote, child, limits), daemon=True).start()
 
-    def _await_ready(self, zygote: Zygote, child: PoolChild, timeout: float) -> None:
+    def _await_ready(self, zygote: Zygote, child: PoolChild, limits: SandboxLimits) -> None:
         ready = False
         why = "timed out"
         try:
-            readable, _, _ = select.select([child.fds["control"]], [], [], timeout)
+            readable, _, _ = select.select([child.fds["control"]], [], [], limits.startup_s)
             if readable:
                 ready = os.read(child.fds["control"], 1) == b"R"
                 why = "exited before it was ready"
             if ready:
                 ready = zygote.attach(child)
                 why = "its pid could not be found"
+            if ready:
+                self._wait_in_run_group(child, limits)
         except OSError as exc:
             ready, why = False, str(exc)
         if not ready and not self._closed:
@@ -344,9 +349,64 @@ class WarmPool:
             self._discard(child)
         self._replenish()  # a core is free again: the next fork ahead of demand, if any is wanted
 
+    def _wait_in_run_group(self, child: PoolChild, limits: SandboxLimits) -> None:
+        """Move a ready child into the group of the run it will serve now, while it waits, not at assignment.
+
+        A process's first move between cgroups after a pause waits for the kernel's cgroup migration lock, an RCU
+        grace period (6-13 ms measured here on the write to the first `cgroup.procs`, whichever controller that
+        was; the following writes take ~0.02 ms): it took that out of every warm grading. The group gets the
+        run's limits now, those of the problem the child was warmed for (`_run` makes a fresh group for a
+        submission with other limits), so its memory counts against them from here (v1 moves its charges).
+        Nothing runs in the child meanwhile: it only waits for a request, and the run's CPU counts from its
+        `ready` (`watch_events`). Best effort: a child that could not move waits where it is and is moved at
+        assignment, as before."""
+        try:
+            group = cgroup.RunCgroup(limits.memory_mb * 1024 * 1024, limits.pids)
+        except (OSError, cgroup.CgroupUnavailable) as exc:
+            log.warning("a ready child waits outside its run group: %s", exc)
+            return
+        try:
+            group.move_charges_on_join()
+            if child.exited():  # its pid may already name another process: never move that one
+                raise ProcessLookupError("the child exited")
+            for path in group.procs_files():
+                with open(path, "w") as fh:
+                    fh.write(str(child.host_pid))
+        except OSError as exc:
+            log.warning("a ready child waits outside its run group: %s", exc)
+            group.remove()  # kills the child if it got in: it is then found dead at assignment
+            return
+        child.group = group
+
     def _discard(self, child: PoolChild) -> None:
         child.kill()
-        child.close()
+        group, child.group = child.group, None
+        if group is None:
+            child.close()
+        else:
+            self._remove_later(group, child)
+
+    def _remove_later(self, group: cgroup.RunCgroup, killed: PoolChild | None = None) -> None:
+        """Remove a group no run uses, in the background: once `killed` (its member, just killed) is gone, which
+        takes a jax process ~30 ms; then close that child's ends."""
+        def remove() -> None:
+            try:
+                if killed is not None and killed.pidfd is not None:
+                    select.select([killed.pidfd], [], [], 5.0)
+                group.remove()
+            except Exception:  # logged; a leftover group keeps its name and holds nothing
+                log.exception("removing the group of a child that ran nothing failed")
+            finally:
+                if killed is not None:
+                    killed.close()
+                with self._cond:
+                    self._tails.discard(threading.current_thread())
+                    self._cond.notify_all()
+
+        tail = threading.Thread(target=remove, daemon=True, name="gradax-group-removal")
+        with self._cond:
+            self._tails.add(tail)
+        tail.start()
 
     def _acquire(self, key: str, profile: list[dict[str, Any]], limits: SandboxLimits) -> PoolChild:
         deadline = time.monotonic() + self.settings.pool_wait_s
@@ -402,10 +462,18 @@ class WarmPool:
                 now = time.monotonic()
                 hot = {key for key, (last, _, _) in self._hot.items() if now - last <= self.settings.pool_hot_s}
                 spares = self._spares(hot)
+                # A child forked and warmed beside a run slowed that run down: a warm grading took 37 ms instead
+                # of 27 (module-basics) and 205 instead of 170 (train-step), measured side by side. So while a
+                # run is in progress only a problem left without any child, ready or on its way, gets one (its
+                # next submission would wait for it); topping up to `pool_prefork`, and spares, wait for the
+                # moment no run is (`_release` calls this again).
+                running = bool(self._busy)
                 for key, (_, profile, limits) in sorted(self._hot.items(), key=lambda kv: -kv[1][0]):
                     if key not in hot:
                         continue
                     if len(self._ready[key]) + self._warming[key] >= self.settings.pool_prefork:
+                        continue
+                    if running and (self._ready[key] or self._warming[key]):
                         continue
                     children = self._alive_count() - spares
                     short = children >= MIN_POOL and not _memory_left_for_another_child()
@@ -419,7 +487,7 @@ class WarmPool:
                     self._warming[key] += 1
                     todo = (key, profile, limits)
                     break
-                if todo is None and spares < self._max_spares:
+                if todo is None and spares < self._max_spares and not running:
                     # The first offered (curriculum order) stocked problem with no child at all.
                     key = next((k for k in self._stock
                                 if k not in hot and not self._ready[k] and not self._warming[k]), "")
@@ -499,13 +567,20 @@ class WarmPool:
     def _run(self, child: PoolChild, request: bytes, limits: SandboxLimits) -> ChildOutcome:
         outcome = ChildOutcome(sandboxed=True)
         group: cgroup.RunCgroup | None = None
+        waiting, child.group = child.group, None
         try:
-            group = cgroup.RunCgroup(limits.memory_mb * 1024 * 1024, limits.pids)
-            group.move_charges_on_join()
+            wanted = (limits.memory_mb * 1024 * 1024, limits.pids)
+            if waiting is not None and waiting.limits == wanted:
+                group, waiting = waiting, None  # it waits in this run's group already (`_wait_in_run_group`)
+                joins = []
+            else:
+                group = cgroup.RunCgroup(*wanted)
+                group.move_charges_on_join()
+                joins = group.procs_files()
             assert child.host_pid is not None
             if child.exited():  # its pid may already name another process: never move that one
                 raise ProcessLookupError("the ready child exited before it was assigned")
-            for path in group.procs_files():
+            for path in joins:
                 with open(path, "w") as fh:
                     fh.write(str(child.host_pid))
         except (OSError, cgroup.CgroupUnavailable, AssertionError) as exc:
@@ -513,6 +588,7 @@ class WarmPool:
             status = exit_status(child.fds["control"], timeout=0.2) if "control" in child.fds else None
             if status is not None:
                 exc = OSError(f"{exc} (the child had exited with status {status})")
+            child.group = waiting  # removed once the child is gone
             self._discard(child)
             if group is not None:
                 group.remove()
@@ -520,6 +596,8 @@ class WarmPool:
                 self._busy.discard(id(child))
             outcome.start_error = f"a warm child could not be assigned: {exc}"
             return outcome
+        if waiting is not None:  # it waited in a group made for other limits, and has left it for this run's
+            self._remove_later(waiting)
         restore_priority(child.host_pid)
         with self._cond:
             self._run_groups[id(child)] = group

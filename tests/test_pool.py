@@ -132,6 +132,12 @@ while time.time() < deadline:
         raise RuntimeError("saw another submission's file: %s" % others)
     time.sleep(0.05)
 """ + CORRECT_BODY
+ALLOCATE_1_GIB = """
+import numpy as np
+def module_basics_forward(seed, x, features):
+    block = np.ones(2**27)  # 1 GiB of float64, every page touched
+    return block[: int(features)] * x.sum()
+"""
 ALLOCATE_8_GIB = """
 import numpy as np
 def module_basics_forward(seed, x, features):
@@ -711,5 +717,117 @@ def test_the_first_submission_after_a_start_forks_one_child_and_no_more(settings
         assert pool.stats["forked"] == 2 and pool.stats["warm"] == 2 and pool.stats["stolen"] == 0, pool.stats
         assert all(count == 0 for count in pool._warming.values()), dict(pool._warming)
         assert not any(pool._ready.values())
+    finally:
+        pool.close()
+
+
+def _run_groups_of(pid: int) -> set[str]:
+    """The run groups (`run-…`) a process is in, by /proc/<pid>/cgroup (one line per v1 hierarchy, one on v2)."""
+    names = set()
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        path = line.split(":", 2)[2]
+        names |= {part for part in path.split("/") if part.startswith("run-")}
+    return names
+
+
+def test_a_ready_child_waits_in_the_group_of_its_run(warm: tuple[Grader, WarmPool], bank: ProblemBank,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Moving a process between cgroups waits for an RCU grace period (6-13 ms here): a ready child makes that move
+    while it waits, into a group with its run's limits, in every controller, so its submission's grading starts
+    without it. The group it waited in is the one it runs in, and it is gone after the run."""
+    grader, pool = warm
+    loaded = bank.get(PROBLEM)
+    assert loaded is not None
+    assert pool.wait_ready(loaded, 1, timeout=300), pool.failure
+    key, _ = pool._profile(loaded)
+    with pool._cond:
+        child = pool._ready[key][0]
+    assert child.group is not None and child.host_pid is not None
+    limits = grader.limits_for(loaded)
+    assert child.group.limits == (limits.memory_mb * 2**20, limits.pids)
+    assert _run_groups_of(child.host_pid) == {child.group.name}
+    assert child.host_pid in child.group.pids()
+    waited_in = child.group
+    ran_in: list[Any] = []
+    real = pool._finish_later
+    monkeypatch.setattr(pool, "_finish_later", lambda c, group: (ran_in.append(group), real(c, group)))
+    verdict, message = _grade(grader, REFERENCE)
+    assert verdict == "accepted", message
+    assert ran_in == [waited_in]
+    _wait_for_tails(pool)
+    assert not [p for p in waited_in.directories() if p.exists()]
+
+
+def test_a_child_warmed_for_other_limits_runs_under_the_submissions(settings: GraderSettings,
+                                                                    tmp_path: Path) -> None:
+    """A child borrowed by a problem with a lower memory limit leaves the group it waited in (made for its own
+    problem's limits) for one with the borrower's: 1 GiB in a 768 MiB problem is over its limit, though the
+    child was warmed for 2 GiB. The group it left is removed."""
+    problems, bank = _copies(settings, tmp_path, [PROBLEM, f"{PROBLEM}-small"])
+    small = problems / f"{PROBLEM}-small.yaml"
+    data = yaml.safe_load(small.read_text())
+    data["limits"]["memory_mb"] = 768
+    small.write_text(yaml.safe_dump(data, sort_keys=False))
+    bank = ProblemBank(problems)
+    here = settings.model_copy(update={"problems_dir": problems, "pool_size": 2, "pool_prefork": 1})
+    pool = WarmPool(here)
+    try:
+        grader = Grader(bank, here, executor=pool)
+        stocked, other = bank.get(PROBLEM), bank.get(f"{PROBLEM}-small")
+        assert stocked is not None and other is not None
+        assert grader.limits_for(stocked).memory_mb > 768 == grader.limits_for(other).memory_mb
+        pool.stock(stocked, grader.limits_for(stocked))
+        assert pool.wait_ready(stocked, 1, timeout=300), pool.failure
+        key, _ = pool._profile(stocked)
+        with pool._cond:
+            lent = pool._ready[key][0]
+        assert lent.group is not None
+        left = lent.group
+        report = grader.grade(other.id, ALLOCATE_1_GIB)
+        assert report.verdict == "memory_limit_exceeded", report.message
+        assert (pool.stats["stolen"], pool.stats["cold"]) == (1, 0), pool.stats
+        _wait_for_tails(pool)
+        assert not [p for p in left.directories() if p.exists()]
+    finally:
+        pool.close()
+    assert not [p for p in left.directories() if p.exists()]
+
+
+def test_children_are_topped_up_between_runs_not_beside_them(settings: GraderSettings, bank: ProblemBank) -> None:
+    """A child forked and warmed beside a run slows the run down (module-basics 37 -> 27 ms without): while a
+    run is in progress, a problem that still has a child ready is not topped up to `pool_prefork`; it is once no
+    run is. A problem left with no child at all gets one at once, run or not: its next submission needs it."""
+    here = settings.model_copy(update={"pool_size": 3, "pool_prefork": 2})
+    pool = WarmPool(here)
+    try:
+        grader = Grader(bank, here, executor=pool)
+        loaded = bank.get(PROBLEM)
+        assert loaded is not None
+        pool.prewarm(loaded, grader.limits_for(loaded))
+        assert pool.wait_ready(loaded, 2, timeout=300), pool.failure
+        key, _ = pool._profile(loaded)
+        forked = pool.stats["forked"]
+        with ThreadPoolExecutor(1) as executor:
+            slow = executor.submit(_grade, grader, SLOW_CORRECT)  # sleeps 2 s in its run
+            time.sleep(1.0)
+            with pool._cond:
+                during = (len(pool._ready[key]), pool._warming[key], len(pool._busy))
+            assert slow.result() == ("accepted", "All 7 tests passed."), slow.result()
+        assert during == (1, 0, 1), during  # one left ready, none forked beside the run
+        assert pool.stats["forked"] == forked
+        assert pool.wait_ready(loaded, 2, timeout=120), pool.failure  # topped up once the run was over
+        assert pool.stats["forked"] == forked + 1
+
+        # The last ready child taken: the problem gets one at once, beside the run.
+        with pool._cond:
+            spare = pool._ready[key].popleft()
+        pool._discard(spare)
+        with ThreadPoolExecutor(1) as executor:
+            slow = executor.submit(_grade, grader, SLOW_CORRECT)
+            time.sleep(1.0)
+            with pool._cond:
+                during = (len(pool._ready[key]) + pool._warming[key], len(pool._busy))
+            assert slow.result() == ("accepted", "All 7 tests passed."), slow.result()
+        assert during == (1, 1), during
     finally:
         pool.close()
