@@ -12,7 +12,8 @@ Isolation per submission is that of the cold path (see graders/sandbox.py): a ch
 one request; it has its own PID, mount, network and IPC namespaces, its own tmpfs on /tmp and
 /dev/shm, no capabilities, `no_new_privs`, the cold harness's seccomp filter (on every thread); the
 host moves it into a fresh per-run cgroup (v1 or v2: memory, pids, CPU accounting, whole-group kill)
-before writing the request, i.e. before any submitted code runs; time and CPU are watched from outside exactly as
+once it is ready, while it waits (or at assignment, for a submission with other limits), i.e. before
+any submitted code runs; time and CPU are watched from outside exactly as
 for a cold run; results come only over the pipe the host created. The only persistent compilation
 cache a child sees is the replay cache, bound read-only: programs of library functions and primitives that a
 trusted process compiled by replaying compile profiles on zeros, never anything compiled from reference or
@@ -205,7 +206,7 @@ class WarmPool:
     def warmup_cpu_s(self) -> float | None:
         """CPU seconds per child spent before its submission (fork, backend start, replay), on average.
 
-        Measured on the zygote's cgroup; a child leaves it when it is assigned to a run.
+        Measured on the zygote's cgroup; a child leaves it for its run's group when it is ready.
         """
         zygote = self._zygote
         if zygote is None or not zygote.forked:

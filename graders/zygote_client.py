@@ -54,8 +54,8 @@ class PoolChild:
     # cannot reach another process that reused the pid after the child died.
     pidfd: int | None = None
     ready_at: float | None = None
-    # The run group it waits in, made for the limits it was warmed for, joined where the join is slow
-    # (`RunCgroup.slow_procs_files`); the pool owns it (graders/pool.py `_wait_in_run_group`).
+    # The run group it waits in once ready, made for the limits it was warmed for; the pool owns it
+    # (graders/pool.py `_wait_in_run_group`).
     group: cgroup.RunCgroup | None = None
 
     def exited(self) -> bool:
