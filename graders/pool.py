@@ -33,6 +33,7 @@ import os
 import select
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -400,11 +401,20 @@ class WarmPool:
             finally:
                 if killed is not None:
                     killed.close()
+
+        self._in_background("gradax-group-removal", remove)
+
+    def _in_background(self, name: str, work: Callable[[], None]) -> None:
+        """Run `work` in a thread of its own that `close` waits for (`_tails`)."""
+        def run() -> None:
+            try:
+                work()
+            finally:
                 with self._cond:
                     self._tails.discard(threading.current_thread())
                     self._cond.notify_all()
 
-        tail = threading.Thread(target=remove, daemon=True, name="gradax-group-removal")
+        tail = threading.Thread(target=run, daemon=True, name=name)
         with self._cond:
             self._tails.add(tail)
         tail.start()
@@ -628,14 +638,8 @@ class WarmPool:
                 log.exception("removing the cgroup of a finished run failed")
             finally:
                 self._release(child)
-                with self._cond:
-                    self._tails.discard(threading.current_thread())
-                    self._cond.notify_all()
 
-        tail = threading.Thread(target=finish, daemon=True, name="gradax-run-tail")
-        with self._cond:
-            self._tails.add(tail)
-        tail.start()
+        self._in_background("gradax-run-tail", finish)
 
     def _release(self, child: PoolChild) -> None:
         child.close()

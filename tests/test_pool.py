@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import random
@@ -21,7 +22,7 @@ from graders.compile_profile import replay_cache_dir
 from graders.engine import Grader
 from graders.executor import ColdExecutor
 from graders.pool import WarmPool
-from graders.problem import ProblemBank
+from graders.problem import LoadedProblem, ProblemBank
 from graders.sandbox import ChildOutcome
 from graders.settings import GraderSettings
 
@@ -345,17 +346,22 @@ def _state(pid: int) -> str:
         return ""
 
 
+def _ready_child(pool: WarmPool, bank: ProblemBank, count: int = 1) -> zygote_client.PoolChild:
+    """The first of `count` ready children of PROBLEM, once there are that many (it stays in the pool)."""
+    loaded = bank.get(PROBLEM)
+    assert loaded is not None
+    assert pool.wait_ready(loaded, count, timeout=300), pool.failure
+    key, _ = pool._profile(loaded)
+    with pool._cond:
+        return pool._ready[key][0]
+
+
 def test_a_ready_child_that_died_is_replaced_by_another_warm_child(warm: tuple[Grader, WarmPool],
                                                                    bank: ProblemBank) -> None:
     """A ready child killed before it is assigned (CI: by a stale-pid kill) costs a second warm child, not a
     cold start, and the pid it leaves behind is never moved into the run's cgroup."""
     grader, pool = warm
-    loaded = bank.get(PROBLEM)
-    assert loaded is not None
-    assert pool.wait_ready(loaded, 2, timeout=300), pool.failure
-    key, _ = pool._profile(loaded)
-    with pool._cond:
-        victim = pool._ready[key][0]
+    victim = _ready_child(pool, bank, count=2)
     assert victim.host_pid is not None and not victim.exited()
     os.kill(victim.host_pid, 9)
     deadline = time.monotonic() + 10
@@ -387,19 +393,29 @@ def test_a_problem_without_a_child_of_its_own_borrows_a_spare(settings: GraderSe
                                                              tmp_path: Path) -> None:
     """The pool keeps spares of stocked (prepared) problems while nothing is hot, and a problem's first
     submission takes one warmed for another problem: no fork and warm-up to wait for, and no cold start."""
-    problems, bank = _copies(settings, tmp_path, [PROBLEM, f"{PROBLEM}-b"])
-    here = settings.model_copy(update={"problems_dir": problems, "pool_size": 2, "pool_prefork": 1})
-    pool = WarmPool(here)
-    try:
-        grader = Grader(bank, here, executor=pool)
-        stocked, other = bank.get(PROBLEM), bank.get(f"{PROBLEM}-b")
-        assert stocked is not None and other is not None
-        pool.stock(stocked, grader.limits_for(stocked))
-        assert pool.wait_ready(stocked, 1, timeout=300), pool.failure  # a spare, though nothing was graded
+    problems, _ = _copies(settings, tmp_path, [PROBLEM, f"{PROBLEM}-b"])
+    with _a_spare_and_another_problem(settings, problems, f"{PROBLEM}-b") as (pool, grader, other):
         report = grader.grade(other.id, REFERENCE)
         assert report.verdict == "accepted", report.message
         assert (pool.stats["stolen"], pool.stats["cold"], pool.stats["warm"]) == (1, 0, 1)
         assert pool.wait_ready(other, 1, timeout=300), pool.failure  # then one of its own, for the next
+
+
+@contextlib.contextmanager
+def _a_spare_and_another_problem(settings: GraderSettings, problems: Path,
+                                 other_id: str) -> Iterator[tuple[WarmPool, Grader, LoadedProblem]]:
+    """A pool (size 2, prefork 1) that keeps a spare of PROBLEM, though nothing was graded yet, and `other_id`."""
+    bank = ProblemBank(problems)
+    assert not bank.errors, bank.errors
+    here = settings.model_copy(update={"problems_dir": problems, "pool_size": 2, "pool_prefork": 1})
+    pool = WarmPool(here)
+    try:
+        grader = Grader(bank, here, executor=pool)
+        stocked, other = bank.get(PROBLEM), bank.get(other_id)
+        assert stocked is not None and other is not None
+        pool.stock(stocked, grader.limits_for(stocked))
+        assert pool.wait_ready(stocked, 1, timeout=300), pool.failure
+        yield pool, grader, other
     finally:
         pool.close()
 
@@ -736,13 +752,10 @@ def test_a_ready_child_waits_in_the_group_of_its_run(warm: tuple[Grader, WarmPoo
     while it waits, into a group with its run's limits, in every controller, so its submission's grading starts
     without it. The group it waited in is the one it runs in, and it is gone after the run."""
     grader, pool = warm
+    child = _ready_child(pool, bank)
+    assert child.group is not None and child.host_pid is not None
     loaded = bank.get(PROBLEM)
     assert loaded is not None
-    assert pool.wait_ready(loaded, 1, timeout=300), pool.failure
-    key, _ = pool._profile(loaded)
-    with pool._cond:
-        child = pool._ready[key][0]
-    assert child.group is not None and child.host_pid is not None
     limits = grader.limits_for(loaded)
     assert child.group.limits == (limits.memory_mb * 2**20, limits.pids)
     assert _run_groups_of(child.host_pid) == {child.group.name}
@@ -763,34 +776,21 @@ def test_a_child_warmed_for_other_limits_runs_under_the_submissions(settings: Gr
     """A child borrowed by a problem with a lower memory limit leaves the group it waited in (made for its own
     problem's limits) for one with the borrower's: 1 GiB in a 768 MiB problem is over its limit, though the
     child was warmed for 2 GiB. The group it left is removed."""
-    problems, bank = _copies(settings, tmp_path, [PROBLEM, f"{PROBLEM}-small"])
+    problems, _ = _copies(settings, tmp_path, [PROBLEM, f"{PROBLEM}-small"])
     small = problems / f"{PROBLEM}-small.yaml"
     data = yaml.safe_load(small.read_text())
     data["limits"]["memory_mb"] = 768
     small.write_text(yaml.safe_dump(data, sort_keys=False))
-    bank = ProblemBank(problems)
-    here = settings.model_copy(update={"problems_dir": problems, "pool_size": 2, "pool_prefork": 1})
-    pool = WarmPool(here)
-    try:
-        grader = Grader(bank, here, executor=pool)
-        stocked, other = bank.get(PROBLEM), bank.get(f"{PROBLEM}-small")
-        assert stocked is not None and other is not None
-        assert grader.limits_for(stocked).memory_mb > 768 == grader.limits_for(other).memory_mb
-        pool.stock(stocked, grader.limits_for(stocked))
-        assert pool.wait_ready(stocked, 1, timeout=300), pool.failure
-        key, _ = pool._profile(stocked)
-        with pool._cond:
-            lent = pool._ready[key][0]
-        assert lent.group is not None
+    with _a_spare_and_another_problem(settings, problems, f"{PROBLEM}-small") as (pool, grader, other):
+        assert grader.limits_for(other).memory_mb == 768
+        lent = _ready_child(pool, grader.bank)
+        assert lent.group is not None and lent.group.limits[0] > 768 * 2**20
         left = lent.group
         report = grader.grade(other.id, ALLOCATE_1_GIB)
         assert report.verdict == "memory_limit_exceeded", report.message
         assert (pool.stats["stolen"], pool.stats["cold"]) == (1, 0), pool.stats
         _wait_for_tails(pool)
         assert not [p for p in left.directories() if p.exists()]
-    finally:
-        pool.close()
-    assert not [p for p in left.directories() if p.exists()]
 
 
 def test_children_are_topped_up_between_runs_not_beside_them(settings: GraderSettings, bank: ProblemBank) -> None:
