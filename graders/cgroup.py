@@ -85,6 +85,44 @@ def available() -> str | None:
     return None
 
 
+# A process killed outright (SIGKILL, the OOM killer, a power cut) leaves its groups behind, empty; a group older than
+# this that holds no process is left over (`remove_leftovers`).
+LEFTOVER_AGE_S = 3600.0
+_PREFIXES = ("run-", "pool-")
+
+
+def remove_leftovers(older_than_s: float = LEFTOVER_AGE_S) -> int:
+    """Remove the empty run and pool groups made more than `older_than_s` ago: what gradax processes that were killed
+    outright left behind (every clean path removes its own). Empty, each still costs the kernel its structures (on
+    cgroup v1 a removed memory group's stay until its last page goes, an unremoved one's for good), and a server
+    restarted after crashes all semester would pile up thousands. A group in use is never empty that long: a run's
+    holds its child from the moment it is ready, a pool's its zygote; another process's group made a moment ago and
+    not joined yet is younger than the limit. Returns how many were removed; best effort (an error skips one)."""
+    if _v1_unavailable() is None:
+        parents = [CGROUP_ROOT / c / PARENT for c in CONTROLLERS]
+    else:
+        try:
+            parents = [_v2_parent()]
+        except CgroupUnavailable:
+            return 0
+    removed = 0
+    cutoff = time.time() - older_than_s
+    for parent in parents:
+        try:
+            groups = [p for p in parent.iterdir() if p.is_dir() and p.name.startswith(_PREFIXES)]
+        except OSError:
+            continue
+        for group in groups:
+            try:
+                if group.stat().st_mtime > cutoff or _fs.read(group / "cgroup.procs").split():
+                    continue
+                _fs.rmdir(group)
+                removed += 1
+            except OSError:
+                continue
+    return removed
+
+
 def join_self(procs_files: list[str]) -> None:
     """Move the calling process into a run's groups: called in a forked child before `exec` (preexec), so the
     program and every descendant are limited and accounted from their first instruction."""

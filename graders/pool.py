@@ -133,8 +133,19 @@ class WarmPool:
 
     def start(self) -> None:
         """Start the zygote in the background, so the first submission after a server start does not wait
-        for jax to be imported (~1.5 s); a failure here is retried on demand like any other."""
-        threading.Thread(target=self._restart_quietly, daemon=True, name="gradax-pool-start").start()
+        for jax to be imported (~1.5 s); a failure here is retried on demand like any other. First, remove the
+        groups that processes killed outright left behind (`cgroup.remove_leftovers`)."""
+        def start() -> None:
+            try:
+                removed = cgroup.remove_leftovers()
+            except Exception:  # never a reason not to start
+                log.exception("removing leftover cgroups failed")
+            else:
+                if removed:
+                    log.info("removed %d empty cgroups that killed processes left behind", removed)
+            self._restart_quietly()
+
+        threading.Thread(target=start, daemon=True, name="gradax-pool-start").start()
 
     def prewarm(self, problem: LoadedProblem, limits: SandboxLimits | None = None) -> None:
         """Mark a problem hot and start its children now (the server calls this at start-up)."""
