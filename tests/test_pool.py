@@ -807,13 +807,22 @@ def test_children_are_topped_up_between_runs_not_beside_them(settings: GraderSet
         assert pool.wait_ready(loaded, 2, timeout=300), pool.failure
         key, _ = pool._profile(loaded)
         forked = pool.stats["forked"]
-        with ThreadPoolExecutor(1) as executor:
-            slow = executor.submit(_grade, grader, SLOW_CORRECT)  # sleeps 2 s in its run
-            time.sleep(1.0)
-            with pool._cond:
-                during = (len(pool._ready[key]), pool._warming[key], len(pool._busy))
-            assert slow.result() == ("accepted", "All 7 tests passed."), slow.result()
-        assert during == (1, 0, 1), during  # one left ready, none forked beside the run
+
+        def during_the_run(what: Any) -> Any:
+            """`what()` 0.5 s into a run that sleeps 2 s (the pool forked its replacement at once, when it did)."""
+            with ThreadPoolExecutor(1) as executor:
+                slow = executor.submit(_grade, grader, SLOW_CORRECT)
+                deadline = time.monotonic() + 30
+                while not pool._busy and time.monotonic() < deadline:  # assigned: its 2 s sleep starts now
+                    time.sleep(0.01)
+                time.sleep(0.5)
+                with pool._cond:
+                    seen = what()
+                assert slow.result() == ("accepted", "All 7 tests passed."), slow.result()
+            return seen
+
+        seen = during_the_run(lambda: (len(pool._ready[key]), pool._warming[key], len(pool._busy)))
+        assert seen == (1, 0, 1), seen  # one left ready, none forked beside the run
         assert pool.stats["forked"] == forked
         assert pool.wait_ready(loaded, 2, timeout=120), pool.failure  # topped up once the run was over
         assert pool.stats["forked"] == forked + 1
@@ -822,12 +831,7 @@ def test_children_are_topped_up_between_runs_not_beside_them(settings: GraderSet
         with pool._cond:
             spare = pool._ready[key].popleft()
         pool._discard(spare)
-        with ThreadPoolExecutor(1) as executor:
-            slow = executor.submit(_grade, grader, SLOW_CORRECT)
-            time.sleep(1.0)
-            with pool._cond:
-                during = (len(pool._ready[key]) + pool._warming[key], len(pool._busy))
-            assert slow.result() == ("accepted", "All 7 tests passed."), slow.result()
-        assert during == (1, 1), during
+        seen = during_the_run(lambda: (len(pool._ready[key]) + pool._warming[key], len(pool._busy)))
+        assert seen == (1, 1), seen
     finally:
         pool.close()
