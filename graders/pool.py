@@ -69,6 +69,30 @@ def _memory_left_for_another_child() -> bool:
     return available is None or available >= SPARE_MEMORY_RESERVE_MB
 
 
+def _group_limits(limits: SandboxLimits) -> tuple[int, int]:
+    """The (memory bytes, pids) a run's group gets: what a waiting child's group must match to serve it."""
+    return limits.memory_mb * 1024 * 1024, limits.pids
+
+
+def _new_run_group(limits: tuple[int, int]) -> cgroup.RunCgroup:
+    group = cgroup.RunCgroup(*limits)
+    group.move_charges_on_join()  # a warm child's memory counts against the run's limit, as in a cold run
+    return group
+
+
+def _move_into(child: PoolChild, procs_files: list[str]) -> int:
+    """Write the child's pid into these groups, and return it; first make sure the child is alive, so that its pid
+    names no other process."""
+    pid = child.host_pid
+    assert pid is not None
+    if child.exited():
+        raise ProcessLookupError("the ready child exited before it was moved into its run's group")
+    for path in procs_files:
+        with open(path, "w") as fh:
+            fh.write(str(pid))
+    return pid
+
+
 class WarmPool:
     """An `Executor` that grades in pre-warmed children of a zygote; cold start when unhealthy."""
 
@@ -374,17 +398,12 @@ class WarmPool:
         `ready` (`watch_events`). Best effort: a child that could not move waits where it is and is moved at
         assignment, as before."""
         try:
-            group = cgroup.RunCgroup(limits.memory_mb * 1024 * 1024, limits.pids)
+            group = _new_run_group(_group_limits(limits))
         except (OSError, cgroup.CgroupUnavailable) as exc:
             log.warning("a ready child waits outside its run group: %s", exc)
             return
         try:
-            group.move_charges_on_join()
-            if child.exited():  # its pid may already name another process: never move that one
-                raise ProcessLookupError("the child exited")
-            for path in group.procs_files():
-                with open(path, "w") as fh:
-                    fh.write(str(child.host_pid))
+            _move_into(child, group.procs_files())
         except OSError as exc:
             log.warning("a ready child waits outside its run group: %s", exc)
             group.remove()  # kills the child if it got in: it is then found dead at assignment
@@ -591,20 +610,13 @@ class WarmPool:
         group: cgroup.RunCgroup | None = None
         waiting, child.group = child.group, None
         try:
-            wanted = (limits.memory_mb * 1024 * 1024, limits.pids)
+            wanted = _group_limits(limits)
             if waiting is not None and waiting.limits == wanted:
                 group, waiting = waiting, None  # it waits in this run's group already (`_wait_in_run_group`)
-                joins = []
+                pid = _move_into(child, [])  # nothing to move: only that it is still alive
             else:
-                group = cgroup.RunCgroup(*wanted)
-                group.move_charges_on_join()
-                joins = group.procs_files()
-            assert child.host_pid is not None
-            if child.exited():  # its pid may already name another process: never move that one
-                raise ProcessLookupError("the ready child exited before it was assigned")
-            for path in joins:
-                with open(path, "w") as fh:
-                    fh.write(str(child.host_pid))
+                group = _new_run_group(wanted)
+                pid = _move_into(child, group.procs_files())
         except (OSError, cgroup.CgroupUnavailable, AssertionError) as exc:
             # The child died while it waited, or cgroups failed: no submitted code has run yet.
             status = exit_status(child.fds["control"], timeout=0.2) if "control" in child.fds else None
@@ -620,7 +632,7 @@ class WarmPool:
             return outcome
         if waiting is not None:  # it waited in a group made for other limits, and has left it for this run's
             self._remove_later(waiting)
-        restore_priority(child.host_pid)
+        restore_priority(pid)
         with self._cond:
             self._run_groups[id(child)] = group
         left_to_exit = False
