@@ -26,12 +26,20 @@ CASES = ["reference-style", "wrong-no-scaling", "wrong-transposed-kernel", "retu
 # 30, not 50 (until 2026-12-05): with 2 grading workers, half the burst is answered and queued before the kill
 # either way, and each submission is a warm child (~0.5 CPU-s) of a CPU-bound suite.
 BURST = 30
+# The second half of the burst sleeps at import, then answers like reference-style: a warm grading takes ~50 ms,
+# so "kill once something is running" raced the gradings finishing (CI, 2026-12-05: nothing was running at the
+# kill). A grading that lasts half a second is still being graded when the kill lands a few milliseconds later.
+SLOW = "slow-reference-style"
+SLOW_S = 0.5
 
 
 def test_sigkill_during_a_burst_then_restart_grades_every_attempt_exactly_once(tmp_path: Path,
                                                                              data_dir: Path) -> None:
     cases = {name: golden_case(PROBLEM, name) for name in CASES}
-    plan = [(f"crash{i:02d}", CASES[i % len(CASES)]) for i in range(BURST)]
+    code, verdict = golden_case(PROBLEM, "reference-style")
+    cases[SLOW] = (f"import time\ntime.sleep({SLOW_S})\n" + code, verdict)
+    plan = [(f"crash{i:02d}", CASES[i % len(CASES)] if i < BURST // 2 else SLOW) for i in range(BURST)]
+    slow_users = tuple(user for user, case in plan if case == SLOW)
     server = Server(tmp_path, data_dir, GRADAX_GRADING_WORKERS="2")
     server.start()
     try:
@@ -50,13 +58,18 @@ def test_sigkill_during_a_burst_then_restart_grades_every_attempt_exactly_once(t
             assert r.status_code == 202, r.text
             answered[user] = r.json()["id"]
 
-        # Half the burst, then the rest while the server is killed under it once gradings are in progress.
+        def a_slow_one_is_running() -> bool:
+            marks = ",".join("?" * len(slow_users))
+            return bool(server.query(f"SELECT a.id FROM attempts a JOIN users u ON u.id = a.user_id "
+                                     f"WHERE a.status = 'running' AND u.username IN ({marks})", slow_users))
+
+        # Half the burst, then the slow rest while the server is killed under it once one of those is being graded.
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda p: post(*p), plan[: BURST // 2]))
             futures = [pool.submit(post, *p) for p in plan[BURST // 2:]]
             deadline = time.monotonic() + 60
-            while server.queue_depth()["running"] == 0 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            while not a_slow_one_is_running() and time.monotonic() < deadline:
+                time.sleep(0.02)
             server.kill()
             for f in futures:
                 f.result()
