@@ -37,6 +37,10 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default=Role.STUDENT.value)
     # Optional, lowercased: rosters list students by email, and LMS launches link accounts by it.
     email: Mapped[str | None] = mapped_column(String(254), unique=True, default=None)
+    # Whether someone who owns the address vouched for it: an LMS launch (the platform did), never the register
+    # form (anyone can type anyone's address). Only a verified email links an LMS identity to this account or
+    # gives it a staff role from a roster line, and a verified claim takes an unverified address away.
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     @property

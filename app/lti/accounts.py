@@ -18,6 +18,7 @@ from app.lti.launch import Launch
 from app.lti.models import LtiUserLink
 from app.models import CourseRole, Role, User, utcnow
 from app.services.courses import accept_invitations
+from app.services.users import take_verified_email
 
 # Not an argon2 hash: verify_password never accepts anything for it, so the account has no password login.
 NO_PASSWORD = "!lti"
@@ -65,9 +66,11 @@ def _free_username(session: Session, base: str) -> str:
 def sign_in(session: Session, launch: Launch) -> User:
     """The account for this launch, created or linked, with its link row refreshed. Commits.
 
-    Linked by (platform, sub) first; else by email, to the account that has it (a student who registered
-    before the course moved to the LMS, or who arrives from a second LMS). A new account takes the email
-    when no other account has it, and joins the courses whose roster invited it."""
+    Linked by (platform, sub) first; else by email, to the account whose email an LMS verified (a student who
+    arrives from a second LMS), never to one that only typed it at registration: anyone can type anyone's
+    address, and that account would be handed this person's LMS identity, work and course role. A new account
+    takes the email, verified, when no verified account has it (an account that typed it loses it), and joins
+    the courses whose roster invited it."""
     claims = launch.claims
     raw_email = claims.get("email")
     email = raw_email.strip().lower() if isinstance(raw_email, str) and "@" in raw_email else None
@@ -78,9 +81,9 @@ def sign_in(session: Session, launch: Launch) -> User:
         user = _user_by_email(session, email)
     created = user is None
     if user is None:
-        email_free = email is not None and session.scalar(select(User.id).where(User.email == email)) is None
+        email_free = email is not None and take_verified_email(session, email)
         user = User(username=_free_username(session, _base_username(claims)), password_hash=NO_PASSWORD,
-                    role=Role.STUDENT.value, email=email if email_free else None)
+                    role=Role.STUDENT.value, email=email if email_free else None, email_verified=email_free)
         session.add(user)
         session.flush()
     if link is None:
@@ -94,8 +97,8 @@ def sign_in(session: Session, launch: Launch) -> User:
 
 
 def _user_by_email(session: Session, email: str) -> User | None:
-    """The account with this email, else one already linked to it through another platform."""
-    user = session.scalar(select(User).where(User.email == email))
+    """The account whose verified email this is, else one already linked to it through another platform."""
+    user = session.scalar(select(User).where(User.email == email, User.email_verified.is_(True)))
     if user is not None:
         return user
     row = session.scalar(select(LtiUserLink.user_id).where(func.lower(LtiUserLink.email) == email)

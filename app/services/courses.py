@@ -315,7 +315,8 @@ class RosterResult:
 def import_roster(session: Session, *, course_id: str, text: str, added_by: User) -> RosterResult:
     """Enrol a roster: CSV with a header naming `username` and/or `email` columns, and optionally `role`
     (student, ta, instructor; default student). A line without an account becomes an invitation (students only:
-    staff rights go to existing accounts). Bad lines are reported by number and skipped; the rest is applied."""
+    staff rights go to existing accounts, named by username or by an email an LMS verified). Bad lines are
+    reported by number and skipped; the rest is applied."""
     result = RosterResult()
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     columns = {(c or "").strip().lower() for c in reader.fieldnames or []}
@@ -347,6 +348,12 @@ def import_roster(session: Session, *, course_id: str, text: str, added_by: User
         if user is None and email:
             user = session.scalar(select(User).where(User.email == email))
         label = username or email
+        if user is not None and user.username != username and not user.email_verified and role != CourseRole.STUDENT:
+            # Matched by an email its account typed at registration: anyone could have typed it, so it names no
+            # one well enough for staff rights (the gradebook, everyone's code).
+            result.errors.append(f"line {number}: {email!r} is the unverified email of {user.username!r}; staff "
+                                 f"({role.value}) are named by username")
+            continue
         if user is None:
             if role != CourseRole.STUDENT:
                 result.errors.append(f"line {number}: {label!r} has no account; staff ({role.value}) must have one "

@@ -40,6 +40,20 @@ def create_user(*, session: Session, username: str, password: str, role: Role = 
     return user
 
 
+def take_verified_email(session: Session, email: str) -> bool:
+    """Whether an account may take `email` as verified (an LMS vouched for it): yes when no account has it, or
+    when the one that has it only typed it (unverified), which then loses it; flushed, so the new holder can be
+    written next. No when a verified account has it."""
+    holder = session.scalar(select(User).where(User.email == email))
+    if holder is None:
+        return True
+    if holder.email_verified:
+        return False
+    holder.email = None
+    session.flush()
+    return True
+
+
 def check_registration(*, session: Session, registration: str, username: str, email: str | None) -> None:
     """403, saying how accounts are made here, unless this server lets `username` register (GRADAX_REGISTRATION)."""
     if registration == "open" or (registration == "invited" and is_invited(session, username=username, email=email)):

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from api.course_fixtures import People, grade, submit
 from api.helpers import API, PASSWORD, login, register
+from api.test_instructor import browser_login
 
 C = f"{API}/courses"
 PID = "nnx-module-basics"
@@ -82,6 +83,29 @@ def test_roster_upload_enrols_invites_and_reports_bad_lines(course_app: FastAPI,
                               headers=people.prof).status_code == 422
     assert course_client.post(f"{C}/example/roster", json={"csv": "username\nx\n"},
                               headers=people.alice).status_code == 403
+
+
+def test_a_typed_email_gets_no_staff_role_from_a_roster(course_app: FastAPI, course_client: TestClient,
+                                                        people: People) -> None:
+    """Mallory registers with the email the roster gives a TA (anyone can type any address): the TA line does not
+    make her staff. A student line by that email still enrols the account that typed it, and a TA named by
+    username is staff as before."""
+    for name, email in (("mallory", "ta.erin@example.org"), ("sam", "sam@example.org"), ("erin", None)):
+        r = course_client.post(f"{API}/auth/register", json={"username": name, "password": PASSWORD, "email": email})
+        assert r.status_code == 201, r.text
+    roster = "username,email,role\n,ta.erin@example.org,ta\n,sam@example.org,student\nerin,,ta\n"
+    r = course_client.post(f"{C}/example/roster", json={"csv": roster}, headers=people.prof)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["errors"] == ["line 2: 'ta.erin@example.org' is the unverified email of 'mallory'; staff (ta) are "
+                              "named by username"]
+    assert body["added"] == ["sam", "erin"]
+    members = {m["username"]: m for m in course_client.get(f"{C}/example/members", headers=people.prof).json()["data"]}
+    assert "mallory" not in members and members["erin"]["role"] == "ta"
+    assert members["sam"]["role"] == "student" and members["sam"]["email_verified"] is False
+    assert course_client.get(f"{C}/example/gradebook", headers=login(course_client, "mallory")).status_code == 404
+    browser_login(course_client, "prof")
+    assert "sam@example.org (unverified)" in course_client.get("/courses/example").text
 
 
 def test_put_assignment_writes_the_file_and_validates_it(course_app: FastAPI, course_client: TestClient,

@@ -76,6 +76,45 @@ def test_the_same_email_from_another_platform_is_the_same_account(tool: GradaxSe
         assert len(ids) == 1
 
 
+def test_an_email_typed_at_registration_does_not_take_over_the_lms_identity(tool: GradaxServer, lms: FakePlatform,
+                                                                           user_agent: Browser) -> None:
+    """Mallory registers here, with a password, under the email of an LMS instructor (anyone can type any
+    address). The instructor's launch signs in an account of its own with the email verified, never Mallory's:
+    linked, Mallory would log in with her password as the instructor and read and submit as them."""
+    sub = "t-" + secrets.token_hex(4)
+    email = f"{sub}@uni.test"
+    r = httpx.post(f"{tool.url}/api/v1/auth/register",
+                   json={"username": "mallory-" + sub[2:], "password": "correct horse battery", "email": email})
+    assert r.status_code == 201, r.text
+    mallory_id = r.json()["id"]
+    person = lms.person(sub, "Grace Hopper", email, "Instructor")
+    link = lms.add_link("Module basics", {"gradax_problem": PID})
+    assert user_agent.launch(lms.login_params(person, link=link)).status_code == 303  # type: ignore[arg-type]
+    with tool.session() as session:
+        row = session.scalar(select(LtiUserLink).where(LtiUserLink.sub == sub))
+        assert row is not None and row.user_id != mallory_id
+        account, mallory = session.get(User, row.user_id), session.get(User, mallory_id)
+        assert account is not None and mallory is not None
+        assert (account.email, account.email_verified) == (email, True)
+        assert mallory.email is None  # the verified claim took the address from the account that typed it
+        assert not session.scalars(select(LtiUserLink).where(LtiUserLink.user_id == mallory_id)).all()
+    # A second platform launching the same person, by email, finds the verified account.
+    other = FakePlatform(tool.url).start()
+    try:
+        from lti.conftest import register
+
+        register(tool, other)
+        twin = other.person("other-" + sub, "Grace Elsewhere", email, "Learner")
+        b2 = Browser(tool.url)
+        assert b2.launch(other.login_params(twin, link=other.add_link("x", {"gradax_problem": PID}))).status_code == 303
+        b2.close()
+    finally:
+        other.stop()
+    with tool.session() as session:
+        assert {r.user_id for r in session.scalars(select(LtiUserLink).where(LtiUserLink.email == email))} \
+            == {account.id}
+
+
 def _refused(r: httpx.Response, status: int, words: str) -> None:
     assert r.status_code == status, r.text
     assert words in r.text, r.text

@@ -10,7 +10,7 @@ from alembic import command
 
 from app.db import make_engine, make_session_factory
 from app.migrate import alembic_config, upgrade_to_head
-from app.models import Attempt, Problem, User
+from app.models import Attempt, Problem
 
 REPORT = {"verdict": "wrong_answer", "tests": [
     {"name": "example", "status": "passed"},
@@ -26,7 +26,9 @@ def test_old_failed_tests_take_their_stage_from_the_report(tmp_path: Path) -> No
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0008")
     with make_session_factory(engine)() as session:
-        session.add(User(id=1, username="alice", password_hash="x"))
+        # Raw SQL: the model has columns later migrations add (users.email_verified).
+        session.execute(sa.text("INSERT INTO users (id, username, password_hash, role, created_at) "
+                                "VALUES (1, 'alice', 'x', 'student', '2026-01-01 00:00:00')"))
         session.add(Problem(id="p", title="P", track="t", difficulty="easy", order=1, function="f",
                             content_hash="h"))
         session.flush()

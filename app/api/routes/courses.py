@@ -177,8 +177,8 @@ def list_members(course_id: str, session: SessionDep, user: CurrentUser) -> dict
     """Members with role, how they joined and when; roster invitations still waiting for an account."""
     courses.require_role(session, course_id, user, *STAFF)
     rows = courses.members(session, course_id)
-    return {"data": [{"username": u.username, "email": u.email, "role": m.role, "source": m.source,
-                      "joined_at": iso(m.joined_at)} for m, u in rows], "count": len(rows),
+    return {"data": [{"username": u.username, "email": u.email, "email_verified": u.email_verified, "role": m.role,
+                      "source": m.source, "joined_at": iso(m.joined_at)} for m, u in rows], "count": len(rows),
             "invitations": [{"username": i.username, "email": i.email, "role": i.role, "invited_at": iso(i.invited_at)}
                             for i in courses.invitations(session, course_id)]}
 
