@@ -11,13 +11,14 @@ from __future__ import annotations
 import re
 import secrets
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from app.lti.enrolment import LTI_SOURCE
 from app.lti.launch import Launch
-from app.lti.models import LtiUserLink
-from app.models import CourseRole, Role, User, utcnow
-from app.services.courses import accept_invitations
+from app.lti.models import LtiDeepLinkRequest, LtiGradeSync, LtiUserLink
+from app.models import Attempt, CourseMember, CourseRole, Role, User, utcnow
+from app.services.courses import accept_invitations, add_member
 from app.services.users import take_verified_email
 
 # Not an argon2 hash: verify_password never accepts anything for it, so the account has no password login.
@@ -63,17 +64,21 @@ def _free_username(session: Session, base: str) -> str:
     return f"{base[:20]}-{secrets.token_hex(4)}"
 
 
+def launch_email(launch: Launch) -> str | None:
+    raw_email = launch.claims.get("email")
+    return raw_email.strip().lower() if isinstance(raw_email, str) and "@" in raw_email else None
+
+
 def sign_in(session: Session, launch: Launch) -> User:
     """The account for this launch, created or linked, with its link row refreshed. Commits.
 
     Linked by (platform, sub) first; else by email, to the account whose email an LMS verified (a student who
     arrives from a second LMS), never to one that only typed it at registration: anyone can type anyone's
     address, and that account would be handed this person's LMS identity, work and course role. A new account
-    takes the email, verified, when no verified account has it (an account that typed it loses it), and joins
-    the courses whose roster invited it."""
+    takes the email, verified, when no account has it (else the launch asks: `typed_holder`), and joins the
+    courses whose roster invited it."""
     claims = launch.claims
-    raw_email = claims.get("email")
-    email = raw_email.strip().lower() if isinstance(raw_email, str) and "@" in raw_email else None
+    email = launch_email(launch)
     name = claims.get("name") if isinstance(claims.get("name"), str) else None
     link = session.get(LtiUserLink, (launch.platform.id, launch.sub))
     user = session.get(User, link.user_id) if link is not None else None
@@ -81,7 +86,7 @@ def sign_in(session: Session, launch: Launch) -> User:
         user = _user_by_email(session, email)
     created = user is None
     if user is None:
-        email_free = email is not None and take_verified_email(session, email)
+        email_free = email is not None and session.scalar(select(User.id).where(User.email == email)) is None
         user = User(username=_free_username(session, _base_username(claims)), password_hash=NO_PASSWORD,
                     role=Role.STUDENT.value, email=email if email_free else None, email_verified=email_free)
         session.add(user)
@@ -104,3 +109,50 @@ def _user_by_email(session: Session, email: str) -> User | None:
     row = session.scalar(select(LtiUserLink.user_id).where(func.lower(LtiUserLink.email) == email)
                          .order_by(LtiUserLink.created_at).limit(1))
     return session.get(User, row) if row is not None else None
+
+
+def typed_holder(session: Session, user: User, email: str | None) -> User | None:
+    """The account with a password that typed this launch's email at registration, while `user` (the account
+    the launch signed in) is one an LMS made that has no work yet and could not take the address: the launch
+    asks whether that account is the person's (`link_typed_account` with its password, else
+    `keep_new_account`). Roster syncs make such accounts before the person's first launch, so this looks at
+    the account, not at whether the launch is the first."""
+    if not email or user.password_hash != NO_PASSWORD or user.email == email:
+        return None
+    holder = session.scalar(select(User).where(User.email == email, User.email_verified.is_(False)))
+    if holder is None or holder.id == user.id or holder.password_hash == NO_PASSWORD:
+        return None
+    if session.scalar(select(Attempt.id).where(Attempt.user_id == user.id).limit(1)) is not None:
+        return None
+    return holder
+
+
+def keep_new_account(session: Session, user: User, email: str) -> None:
+    """The person says the account that typed their email is not theirs: the LMS's word wins, and the address
+    moves, verified, to the account the launch signed in (the typist loses it). Commits."""
+    if take_verified_email(session, email):
+        user.email, user.email_verified = email, True
+    session.commit()
+
+
+def link_typed_account(session: Session, launched: User, holder: User, email: str) -> bool:
+    """Move a launch's account (its LMS links, course memberships and passback rows) to `holder`, whose
+    password the person just gave, and verify the email on it; the launch's account is deleted. Only while that
+    account is one an LMS made with no work of its own; False, and nothing changed, otherwise. Commits."""
+    if (launched.id == holder.id or launched.password_hash != NO_PASSWORD or holder.password_hash == NO_PASSWORD
+            or session.scalar(select(Attempt.id).where(Attempt.user_id == launched.id).limit(1)) is not None):
+        return False
+    for model in (LtiUserLink, LtiGradeSync, LtiDeepLinkRequest):
+        session.execute(update(model).where(model.user_id == launched.id).values(user_id=holder.id))
+    for member in session.scalars(select(CourseMember).where(CourseMember.user_id == launched.id)).all():
+        kept = session.get(CourseMember, (member.course_id, holder.id))
+        role, source, course_id = CourseRole(member.role), member.source, member.course_id
+        session.delete(member)
+        session.flush()
+        if kept is None or kept.source == LTI_SOURCE:
+            add_member(session, course_id=course_id, user=holder, role=role, source=source)
+    session.delete(launched)
+    session.flush()
+    holder.email, holder.email_verified = email, True
+    session.commit()
+    return True

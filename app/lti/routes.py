@@ -4,18 +4,26 @@ tool configuration for Canvas and Moodle. The protocol lives in app/lti/launch.p
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import SessionDep, SettingsDep
+from app.api.deps import AuthGuardDep, SessionDep, SettingsDep, client_address
 from app.errors import AppError, not_found
 from app.lti import keys
-from app.lti.accounts import course_role, sign_in
+from app.lti.accounts import (
+    course_role,
+    keep_new_account,
+    launch_email,
+    link_typed_account,
+    sign_in,
+    typed_holder,
+)
 from app.lti.config import tool_configuration
 from app.lti.deep_linking import choices, open_request, response_jwt, start_deep_link
 from app.lti.deps import PassbackDep, PlatformKeysDep, ToolUrlDep
@@ -37,9 +45,10 @@ from app.lti.registration import register
 from app.lti.roster import sync_roster
 from app.lti.services import ServiceError
 from app.models import CourseRole, User
-from app.pages.deps import LoginRequired, PageUser, check_form_csrf, start_session
+from app.pages.deps import LoginRequired, PageUser, SignedInUser, check_form_csrf, start_session
 from app.pages.rendering import page, render_error
 from app.services.courses import courses_of
+from app.services.users import authenticate
 
 log = logging.getLogger("gradax.lti")
 router = APIRouter(prefix="/lti", tags=["lti"])
@@ -89,6 +98,9 @@ def lti_launch(request: Request, session: SessionDep, platform_keys: PlatformKey
     except LaunchError as exc:
         return _refuse(request, exc)
     user = sign_in(session, launch)
+    email = launch_email(launch)
+    holder = typed_holder(session, user, email)
+    holder_id = holder.id if holder is not None else None
     start_session(request, session, user.id)
     context = record_context(session, launch)
     if launch.message_type == DEEP_LINKING_REQUEST:
@@ -97,7 +109,7 @@ def lti_launch(request: Request, session: SessionDep, platform_keys: PlatformKey
             request_id = start_deep_link(session, launch, user, context)
         except LaunchError as exc:
             return _refuse(request, exc)
-        response: Response = RedirectResponse(f"/lti/deep-link?request={request_id}", status_code=303)
+        destination = f"/lti/deep-link?request={request_id}"
     else:
         target = target_of(launch)
         if target is None:
@@ -107,9 +119,80 @@ def lti_launch(request: Request, session: SessionDep, platform_keys: PlatformKey
         link = record_resource_link(session, launch, context, target)
         destination = after_resource_launch(session, launch, user, context, link, course_role(launch.roles))
         session.commit()
-        response = RedirectResponse(destination, status_code=303)
+    if holder_id is not None:
+        # An account with a password typed this person's email before: theirs, or someone posing as them. The
+        # launch went to an account of its own; the person may move it there by giving that account's password.
+        request.session[LINK_OFFER] = {"user": user.id, "holder": holder_id, "email": email, "next": destination}
+        destination = "/lti/link-account"
+    response: Response = RedirectResponse(destination, status_code=303)
     response.delete_cookie(state_cookie_name(state), path="/lti/", secure=True, httponly=True, samesite="none")
     return response
+
+
+LINK_OFFER = "lti_link_offer"
+
+
+def _link_offer(request: Request, session: Session, user: User) -> tuple[dict[str, Any], User] | None:
+    """The offer this browser's launch made (signed session cookie), for the account it signed in, and the
+    account with a password it names."""
+    offer = request.session.get(LINK_OFFER)
+    if not isinstance(offer, dict) or offer.get("user") != user.id:
+        return None
+    holder = session.get(User, offer.get("holder"))
+    return (offer, holder) if holder is not None else None
+
+
+def _local(path: object) -> str:
+    return path if isinstance(path, str) and path.startswith("/") and not path.startswith("//") else "/"
+
+
+@router.get("/link-account", response_class=HTMLResponse, response_model=None,
+            summary="After a first launch: use an account registered earlier with this email")
+def link_account_page(request: Request, session: SessionDep, user: SignedInUser) -> Response:
+    found = _link_offer(request, session, user)
+    if found is None:
+        return RedirectResponse("/", status_code=303)
+    offer, holder = found
+    return page(request, "lti_link_account.html", {"user": user, "holder": holder.username,
+                                                   "email": offer.get("email") or "", "next": _local(offer["next"])})
+
+
+@router.post("/link-account", response_model=None, summary="Move this LMS sign-in to an earlier account")
+async def link_account(request: Request, session: SessionDep, user: SignedInUser, guard: AuthGuardDep,
+                       password: Annotated[str, Form(max_length=256)] = "",
+                       choice: Annotated[str, Form(max_length=10)] = "link",
+                       csrf_token: Annotated[str, Form()] = "") -> Response:
+    """`choice=new` keeps the new account; else the earlier account's password moves the LMS link to it."""
+    check_form_csrf(request, csrf_token)
+    found = await run_in_threadpool(_link_offer, request, session, user)
+    if found is None:
+        return RedirectResponse("/", status_code=303)
+    offer, holder = found
+    destination = _local(offer["next"])
+    email = offer.get("email")
+    if not isinstance(email, str):
+        return RedirectResponse(destination, status_code=303)
+    if choice == "new":
+        request.session.pop(LINK_OFFER, None)
+        await run_in_threadpool(keep_new_account, session, user, email)
+        return RedirectResponse(destination, status_code=303)
+    context = {"user": user, "holder": holder.username, "email": offer.get("email") or "", "next": destination}
+    try:
+        guard.check(client=client_address(request), username=holder.username)
+        proven = await guard.hashing(lambda: authenticate(session=session, username=holder.username,
+                                                          password=password))
+    except AppError as exc:
+        return page(request, "lti_link_account.html", {**context, "error": exc.detail}, status_code=exc.status_code)
+    if proven is None:
+        return page(request, "lti_link_account.html",
+                    {**context, "error": f"That is not the password of {holder.username}."}, status_code=401)
+    linked = await run_in_threadpool(lambda: link_typed_account(session, user, holder, email))
+    if not linked:
+        request.session.pop(LINK_OFFER, None)
+        return render_error(request, 409, f"This LMS sign-in has work of its own now, so it stays a separate "
+                                          f"account; {holder.username} keeps its own work.")
+    await run_in_threadpool(start_session, request, session, holder.id)
+    return RedirectResponse(destination, status_code=303)
 
 
 @router.get("/jwks", summary="The tool's public key set (JWKS)")

@@ -89,15 +89,21 @@ def test_an_email_typed_at_registration_does_not_take_over_the_lms_identity(tool
     mallory_id = r.json()["id"]
     person = lms.person(sub, "Grace Hopper", email, "Instructor")
     link = lms.add_link("Module basics", {"gradax_problem": PID})
-    assert user_agent.launch(lms.login_params(person, link=link)).status_code == 303  # type: ignore[arg-type]
+    r = user_agent.launch(lms.login_params(person, link=link))  # type: ignore[arg-type]
+    assert (r.status_code, r.headers["location"]) == (303, "/lti/link-account")
     with tool.session() as session:
         row = session.scalar(select(LtiUserLink).where(LtiUserLink.sub == sub))
         assert row is not None and row.user_id != mallory_id
+        assert not session.scalars(select(LtiUserLink).where(LtiUserLink.user_id == mallory_id)).all()
+    # Asked whether the account that typed her address is hers, Grace says no: the address moves to her account.
+    r = user_agent.http.post("/lti/link-account", data={"choice": "new",
+                                                        "csrf_token": user_agent.csrf("/lti/link-account")})
+    assert (r.status_code, r.headers["location"]) == (303, f"/problems/{PID}")
+    with tool.session() as session:
         account, mallory = session.get(User, row.user_id), session.get(User, mallory_id)
         assert account is not None and mallory is not None
         assert (account.email, account.email_verified) == (email, True)
         assert mallory.email is None  # the verified claim took the address from the account that typed it
-        assert not session.scalars(select(LtiUserLink).where(LtiUserLink.user_id == mallory_id)).all()
     # A second platform launching the same person, by email, finds the verified account.
     other = FakePlatform(tool.url).start()
     try:
@@ -113,6 +119,67 @@ def test_an_email_typed_at_registration_does_not_take_over_the_lms_identity(tool
     with tool.session() as session:
         assert {r.user_id for r in session.scalars(select(LtiUserLink).where(LtiUserLink.email == email))} \
             == {account.id}
+
+
+def test_a_student_who_registered_before_moves_the_lms_sign_in_to_that_account_with_its_password(
+        tool: GradaxServer, lms: FakePlatform, user_agent: Browser) -> None:
+    """Ada registered here with a password and her email before her course moved to the LMS. Her first launch
+    signs in a new account and asks whether the earlier one is hers: its password (not a wrong one) moves the
+    LMS sign-in there, with her earlier work; later launches go straight to it. Someone else declines."""
+    sub = "s-" + secrets.token_hex(4)
+    email, username = f"{sub}@uni.test", "ada-" + sub[2:]
+    r = httpx.post(f"{tool.url}/api/v1/auth/register",
+                   json={"username": username, "password": "ada's own password", "email": email})
+    assert r.status_code == 201, r.text
+    earlier_id = r.json()["id"]
+    person = lms.person(sub, "Ada Lovelace", email, "Learner")
+    link = lms.add_link("Module basics", {"gradax_problem": PID})
+    r = user_agent.launch(lms.login_params(person, link=link))  # type: ignore[arg-type]
+    assert (r.status_code, r.headers["location"]) == (303, "/lti/link-account"), r.text
+    page = user_agent.http.get("/lti/link-account")
+    assert page.status_code == 200 and f'data-testid="holder">{username}<' in page.text
+    token = user_agent.csrf("/lti/link-account")
+    wrong = user_agent.http.post("/lti/link-account", data={"password": "a guess", "csrf_token": token})
+    assert wrong.status_code == 401 and f"That is not the password of {username}." in wrong.text
+    with tool.session() as session:
+        new_id = session.scalar(select(LtiUserLink.user_id).where(LtiUserLink.sub == sub))
+        assert new_id is not None and new_id != earlier_id
+    right = user_agent.http.post("/lti/link-account", data={"password": "ada's own password", "csrf_token": token})
+    assert (right.status_code, right.headers["location"]) == (303, f"/problems/{PID}"), right.text
+    assert f'data-testid="username">{username}<' in user_agent.http.get(f"/problems/{PID}").text
+    with tool.session() as session:
+        assert session.scalar(select(LtiUserLink.user_id).where(LtiUserLink.sub == sub)) == earlier_id
+        earlier = session.get(User, earlier_id)
+        assert earlier is not None and (earlier.email, earlier.email_verified) == (email, True)
+        assert session.get(User, new_id) is None  # the launch's empty account is gone
+    again = Browser(tool.url)
+    try:
+        r = again.launch(lms.login_params(person, link=link))  # type: ignore[arg-type]
+        assert (r.status_code, r.headers["location"]) == (303, f"/problems/{PID}")
+    finally:
+        again.close()
+
+    # Someone whose email another account typed, and who says it is not theirs, keeps the new account.
+    sub2 = "s-" + secrets.token_hex(4)
+    r = httpx.post(f"{tool.url}/api/v1/auth/register", json={"username": "typist-" + sub2[2:],
+                                                             "password": "not grace's password",
+                                                             "email": f"{sub2}@uni.test"})
+    assert r.status_code == 201, r.text
+    grace = lms.person(sub2, "Grace Hopper", f"{sub2}@uni.test", "Learner")
+    b = Browser(tool.url)
+    try:
+        assert b.launch(lms.login_params(grace, link=link)).headers["location"] == "/lti/link-account"  # type: ignore[arg-type]
+        kept = b.http.post("/lti/link-account", data={"choice": "new", "csrf_token": b.csrf("/lti/link-account")})
+        assert (kept.status_code, kept.headers["location"]) == (303, f"/problems/{PID}")
+        assert b.http.get("/lti/link-account").status_code == 303  # the offer is gone
+    finally:
+        b.close()
+    with tool.session() as session:
+        row = session.scalar(select(LtiUserLink).where(LtiUserLink.sub == sub2))
+        assert row is not None and row.user_id != r.json()["id"]
+        kept_account = session.get(User, row.user_id)
+        assert kept_account is not None
+        assert (kept_account.email, kept_account.email_verified) == (f"{sub2}@uni.test", True)
 
 
 def _refused(r: httpx.Response, status: int, words: str) -> None:
