@@ -153,6 +153,7 @@ def link_typed_account(session: Session, launched: User, holder: User, email: st
             add_member(session, course_id=course_id, user=holder, role=role, source=source)
     session.delete(launched)
     session.flush()
-    holder.email, holder.email_verified = email, True
+    if take_verified_email(session, email):  # still the holder's (or free): verified now
+        holder.email, holder.email_verified = email, True
     session.commit()
     return True
