@@ -21,25 +21,6 @@ def get_user_by_username(*, session: Session, username: str) -> User | None:
     return session.scalar(select(User).where(User.username == username))
 
 
-def create_user(*, session: Session, username: str, password: str, role: Role = Role.STUDENT,
-                email: str | None = None) -> User:
-    """A new account; it joins the courses whose roster invited its username or email."""
-    if get_user_by_username(session=session, username=username) is not None:
-        raise AppError(409, f"the username {username!r} is taken")
-    email = email.strip().lower() if email else None
-    if email and session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise AppError(409, "another account has this email address")
-    user = User(username=username, password_hash=hash_password(password), role=role.value, email=email)
-    session.add(user)
-    try:
-        session.commit()
-    except IntegrityError as exc:  # a concurrent registration won the race
-        session.rollback()
-        raise AppError(409, f"the username {username!r} or its email is taken") from exc
-    accept_invitations(session, user)
-    return user
-
-
 def take_verified_email(session: Session, email: str) -> bool:
     """Whether an account may take `email` as verified (an LMS vouched for it): yes when no account has it, or
     when the one that has it only typed it (unverified), which then loses it; flushed, so the new holder can be
@@ -52,6 +33,30 @@ def take_verified_email(session: Session, email: str) -> bool:
     holder.email = None
     session.flush()
     return True
+
+
+def create_user(*, session: Session, username: str, password: str, role: Role = Role.STUDENT,
+                email: str | None = None, email_verified: bool = False) -> User:
+    """A new account; it joins the courses whose roster invited its username or email. `email_verified` when an
+    administrator gave the email (`gradax user create --email`): it then takes the address from an account that
+    only typed it."""
+    if get_user_by_username(session=session, username=username) is not None:
+        raise AppError(409, f"the username {username!r} is taken")
+    email = email.strip().lower() if email else None
+    if email and email_verified and not take_verified_email(session, email):
+        raise AppError(409, "another account has this email address, verified")
+    if email and not email_verified and session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise AppError(409, "another account has this email address")
+    user = User(username=username, password_hash=hash_password(password), role=role.value, email=email,
+                email_verified=bool(email) and email_verified)
+    session.add(user)
+    try:
+        session.commit()
+    except IntegrityError as exc:  # a concurrent registration won the race
+        session.rollback()
+        raise AppError(409, f"the username {username!r} or its email is taken") from exc
+    accept_invitations(session, user)
+    return user
 
 
 def check_registration(*, session: Session, registration: str, username: str, email: str | None) -> None:

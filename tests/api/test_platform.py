@@ -21,7 +21,7 @@ from app.db import make_engine
 from app.grading import claims
 from app.grading.inprocess_dispatcher import InProcessDispatcher
 from app.migrate import alembic_config, upgrade_to_head
-from app.models import Attempt, AttemptStatus
+from app.models import Attempt, AttemptStatus, User
 
 CODE = "def module_basics_forward(seed, x, features):\n    return x\n"
 
@@ -157,10 +157,13 @@ def gradax(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.Compl
 @pytest.mark.slow  # `gradax user` runs import the app: seconds each on a busy machine
 def test_cli_user_create_makes_an_instructor_who_can_log_in(tmp_path: Path, data_dir: Path) -> None:
     env = {"GRADAX_DATA_DIR": str(tmp_path), "GRADAX_ARGON2_MEMORY_KIB": "8192", "GRADAX_ARGON2_TIME_COST": "1"}
-    r = gradax("user", "create", "teacher", "--role", "instructor", "--password-stdin", env=env,
-               stdin=PASSWORD + "\n")
+    r = gradax("user", "create", "teacher", "--role", "instructor", "--password-stdin", "--email", "T@Uni.test",
+               env=env, stdin=PASSWORD + "\n")
     assert r.returncode == 0, r.stderr
     assert "created instructor 'teacher'" in r.stdout
+    r = gradax("user", "create", "teacher2", "--password-stdin", "--email", "t@uni.test", env=env,
+               stdin=PASSWORD + "\n")
+    assert r.returncode == 1 and "another account has this email address, verified" in r.stderr
     r = gradax("user", "create", "teacher", "--password-stdin", env=env, stdin=PASSWORD + "\n")
     assert r.returncode == 1 and "taken" in r.stderr
     r = gradax("user", "create", "x", "--password-stdin", env=env, stdin="short\n")
@@ -176,6 +179,9 @@ def test_cli_user_create_makes_an_instructor_who_can_log_in(tmp_path: Path, data
         assert r.status_code == 200
         me = client.get(f"{API}/auth/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
         assert me.json()["role"] == "instructor"
+        with client.app.state.session_factory() as session:  # type: ignore[attr-defined]
+            teacher = session.scalar(select(User).where(User.username == "teacher"))
+            assert teacher is not None and (teacher.email, teacher.email_verified) == ("t@uni.test", True)
 
 
 def test_grading_pool_setting_picks_the_executor(tmp_path: Path) -> None:
