@@ -54,3 +54,47 @@ def test_lms_launch_form_lands_the_student_on_the_problem_logged_in(server: str,
     finally:
         lms.stop()
         engine.dispose()
+
+
+def test_a_student_who_registered_before_keeps_that_account_by_its_password(server: str, browser,  # type: ignore[no-untyped-def]
+                                                                            artifacts: Path, tmp_path: Path) -> None:
+    """Her first launch asks whether the account that registered her email earlier is hers; its password (typed in
+    the page, in Chromium) signs the LMS in to it, and she lands on the problem as that account."""
+    import httpx
+
+    lms = FakePlatform(server, host="localhost").start()
+    engine = make_engine(f"sqlite:///{tmp_path / 'browser.db'}")
+    sessions = make_session_factory(engine)
+    try:
+        with sessions() as session:
+            add_platform(session, name="Fake LMS", issuer=lms.issuer, client_id=lms.client_id,
+                         auth_login_url=lms.base + "/auth", auth_token_url=lms.base + "/token",
+                         jwks_url=lms.base + "/jwks", deployment_ids=[lms.deployment_id])
+        sub = "e-" + secrets.token_hex(3)
+        username, password = "eve-" + sub[2:], "eve's long password"
+        r = httpx.post(f"{server}/api/v1/auth/register", verify=False,
+                       json={"username": username, "password": password, "email": f"{sub}@uni.test"})
+        assert r.status_code == 201, r.text
+        student = lms.person(sub, "Eve Earlier", f"{sub}@uni.test", "Learner")
+        link = lms.add_link("Module basics", {"gradax_problem": PID}, with_lineitem=True)
+        context = browser.new_context(viewport={"width": 1280, "height": 860})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(lms.publish_launch_page(lms.login_params(student, link=link)))
+        page.wait_for_url(f"{server}/lti/link-account", timeout=60_000)
+        assert page.locator("[data-testid=holder]").inner_text() == username
+        page.screenshot(path=str(artifacts / "lti-link-account.png"), full_page=True)
+        page.fill("#link-password", password)
+        page.click("#link-submit")
+        page.wait_for_url(f"{server}/problems/{PID}", timeout=60_000)
+        page.wait_for_selector(".cm-editor")
+        assert page.locator("[data-testid=username]").inner_text() == username
+        with sessions() as session:
+            linked = session.scalar(select(LtiUserLink.user_id).where(LtiUserLink.sub == sub))
+            assert linked == r.json()["id"]
+        assert errors == []
+        context.close()
+    finally:
+        lms.stop()
+        engine.dispose()
