@@ -54,22 +54,27 @@ def test_launch_signs_the_student_in_and_opens_the_problem(tool: GradaxServer, l
         assert len(session.scalars(select(LtiUserLink).where(LtiUserLink.sub == sub)).all()) == 1
 
 
-def test_the_same_email_from_another_platform_is_the_same_account(tool: GradaxServer, lms: FakePlatform,
-                                                                   user_agent: Browser) -> None:
+def _launch_from_a_second_platform(tool: GradaxServer, sub: str, email: str) -> None:
     from lti.conftest import register
 
-    sub, person = _student(lms)
-    link = lms.add_link("Module basics", {"gradax_problem": PID})
-    assert user_agent.launch(lms.login_params(person, link=link)).status_code == 303  # type: ignore[arg-type]
     other = FakePlatform(tool.url).start()
     try:
         register(tool, other)
-        twin = other.person("other-" + sub, "Ada Elsewhere", f"{sub}@uni.test", "Learner")
+        twin = other.person(sub, "Ada Elsewhere", email, "Learner")
         b2 = Browser(tool.url)
         assert b2.launch(other.login_params(twin, link=other.add_link("x", {"gradax_problem": PID}))).status_code == 303
         b2.close()
     finally:
         other.stop()
+
+
+def test_the_same_email_from_another_platform_is_the_same_account(tool: GradaxServer, lms: FakePlatform,
+                                                                   user_agent: Browser) -> None:
+
+    sub, person = _student(lms)
+    link = lms.add_link("Module basics", {"gradax_problem": PID})
+    assert user_agent.launch(lms.login_params(person, link=link)).status_code == 303  # type: ignore[arg-type]
+    _launch_from_a_second_platform(tool, "other-" + sub, f"{sub}@uni.test")
     with tool.session() as session:
         links = session.scalars(select(LtiUserLink).where(LtiUserLink.email == f"{sub}@uni.test"))
         ids = {row.user_id for row in links}
@@ -105,17 +110,7 @@ def test_an_email_typed_at_registration_does_not_take_over_the_lms_identity(tool
         assert (account.email, account.email_verified) == (email, True)
         assert mallory.email is None  # the verified claim took the address from the account that typed it
     # A second platform launching the same person, by email, finds the verified account.
-    other = FakePlatform(tool.url).start()
-    try:
-        from lti.conftest import register
-
-        register(tool, other)
-        twin = other.person("other-" + sub, "Grace Elsewhere", email, "Learner")
-        b2 = Browser(tool.url)
-        assert b2.launch(other.login_params(twin, link=other.add_link("x", {"gradax_problem": PID}))).status_code == 303
-        b2.close()
-    finally:
-        other.stop()
+    _launch_from_a_second_platform(tool, "other-" + sub, email)
     with tool.session() as session:
         assert {r.user_id for r in session.scalars(select(LtiUserLink).where(LtiUserLink.email == email))} \
             == {account.id}
