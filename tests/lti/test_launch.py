@@ -177,6 +177,49 @@ def test_a_student_who_registered_before_moves_the_lms_sign_in_to_that_account_w
         assert (kept_account.email, kept_account.email_verified) == (f"{sub2}@uni.test", True)
 
 
+def test_an_account_a_roster_sync_made_is_offered_the_earlier_account_at_the_first_launch(
+        tool: GradaxServer, lms: FakePlatform, user_agent: Browser) -> None:
+    """A roster sync (Names and Roles) makes the LMS's account before the person ever launches, and cannot take
+    an address another account typed: her first launch still asks, and the earlier account's password moves the
+    sync's course membership to it."""
+    from app.lti.models import LtiPlatform
+    from app.lti.roster import sync_roster
+    from app.models import CourseMember
+
+    sub = "n-" + secrets.token_hex(4)
+    email, username = f"{sub}@uni.test", "nia-" + sub[2:]
+    r = httpx.post(f"{tool.url}/api/v1/auth/register",
+                   json={"username": username, "password": "nia's own password", "email": email})
+    assert r.status_code == 201, r.text
+    earlier_id = r.json()["id"]
+    person = lms.person(sub, "Nia Early", email, "Learner")
+    assert tool.app is not None
+    with tool.session() as session:
+        platform_id = session.scalar(select(LtiPlatform.id).where(LtiPlatform.issuer == lms.issuer))
+        context = session.scalar(select(LtiContext).where(LtiContext.platform_id == platform_id,
+                                                          LtiContext.context_id == lms.context_id))
+        if context is None:
+            context = LtiContext(platform_id=platform_id, context_id=lms.context_id)
+            session.add(context)
+        context.course_id, context.memberships_url = "example", f"{lms.base}/memberships/{lms.context_id}"
+        session.commit()
+        sync_roster(session, tool.app.state.lti_roster.services, context)
+        session.commit()
+        synced_id = session.scalar(select(LtiUserLink.user_id).where(LtiUserLink.sub == sub))
+        assert synced_id is not None and synced_id != earlier_id
+        assert session.get(CourseMember, ("example", synced_id)) is not None
+    r = user_agent.launch(lms.login_params(person, link=lms.add_link("Module basics", {"gradax_problem": PID})))  # type: ignore[arg-type]
+    assert (r.status_code, r.headers["location"]) == (303, "/lti/link-account"), r.text
+    r = user_agent.http.post("/lti/link-account", data={"password": "nia's own password",
+                                                        "csrf_token": user_agent.csrf("/lti/link-account")})
+    assert r.status_code == 303, r.text
+    with tool.session() as session:
+        assert session.scalar(select(LtiUserLink.user_id).where(LtiUserLink.sub == sub)) == earlier_id
+        member = session.get(CourseMember, ("example", earlier_id))
+        assert member is not None and (member.role, member.source) == ("student", "lti")
+        assert session.get(User, synced_id) is None
+
+
 def _refused(r: httpx.Response, status: int, words: str) -> None:
     assert r.status_code == status, r.text
     assert words in r.text, r.text
