@@ -27,7 +27,7 @@ from app.lti.accounts import (
 from app.lti.config import tool_configuration
 from app.lti.deep_linking import choices, open_request, response_jwt, start_deep_link
 from app.lti.deps import PassbackDep, PlatformKeysDep, ToolUrlDep
-from app.lti.enrolment import after_resource_launch, enrol
+from app.lti.enrolment import after_resource_launch, assignment_of, enrol
 from app.lti.http import client as http_client
 from app.lti.launch import (
     DEEP_LINKING_REQUEST,
@@ -47,6 +47,7 @@ from app.lti.services import ServiceError
 from app.models import CourseRole, User
 from app.pages.deps import LoginRequired, PageUser, SignedInUser, check_form_csrf, start_session
 from app.pages.rendering import page, render_error
+from app.services.courses import course_role as course_role_here
 from app.services.courses import courses_of
 from app.services.users import authenticate
 
@@ -119,6 +120,12 @@ def lti_launch(request: Request, session: SessionDep, platform_keys: PlatformKey
         link = record_resource_link(session, launch, context, target)
         destination = after_resource_launch(session, launch, user, context, link, course_role(launch.roles))
         session.commit()
+        assignment = assignment_of(session, link.target) if link.target_kind == "assignment" else None
+        if assignment is not None and course_role_here(session, assignment.course_id, user) is None:
+            return render_error(request, 403, f"This link opens {assignment.title} of the gradax course "
+                                f"{assignment.course_id}, which this LMS course is not connected to, so you are not "
+                                "enrolled in it. An instructor of that course connects them by opening the link once "
+                                "from the LMS, or by adding it through the LMS's gradax tool picker.")
     if holder_id is not None:
         # An account with a password typed this person's email before: theirs, or someone posing as them. The
         # launch went to an account of its own; the person may move it there by giving that account's password.

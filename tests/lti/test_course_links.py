@@ -158,3 +158,57 @@ def test_students_cannot_open_the_status_page_or_deep_link(tool: GradaxServer, l
         assert r.status_code == 403
     finally:
         b.close()
+
+
+def test_a_hand_made_link_connects_an_lms_course_only_for_an_instructor_of_the_gradax_course(
+        tool: GradaxServer) -> None:
+    """Moodle lets any teacher type a link's custom parameters. Mallory teaches a sandbox course in the LMS and
+    names `example/hw1`: her course is not connected to `example` and she gets no role in it (connected, she
+    would be its instructor: gradebook, overrides, everyone's code); her students are told why they are not
+    enrolled. The same link launched by an instructor of `example` connects the course, and students then join."""
+    from app.models import CourseRole, User
+    from app.services.courses import add_member
+
+    lms = FakePlatform(tool.url, context_id="sandbox-" + secrets.token_hex(3), context_title="Mallory's").start()
+    try:
+        register(tool, lms)
+        mallory = lms.person("m-" + secrets.token_hex(3), "Mallory", "mallory@uni.test", "Instructor")
+        student = lms.person("s-" + secrets.token_hex(3), "Sid", "sid-" + secrets.token_hex(2) + "@uni.test",
+                             "Learner")
+        link = lms.add_link("Homework 1", {"gradax_assignment": "example/hw1"})
+        for person in (mallory, student):
+            b = Browser(tool.url)
+            r = b.launch(lms.login_params(person, link=link))
+            b.close()
+            assert r.status_code == 403 and "which this LMS course is not connected to" in r.text, r.text
+        with tool.session() as session:
+            context = session.scalar(select(LtiContext).where(LtiContext.context_id == lms.context_id))
+            assert context is not None and context.course_id is None
+            uid = session.scalar(select(LtiUserLink.user_id).where(LtiUserLink.sub == mallory.sub))
+            assert session.get(CourseMember, ("example", uid)) is None
+
+        teacher = lms.person("t-" + secrets.token_hex(3), "Grace Teacher", "grace-" + secrets.token_hex(2)
+                             + "@uni.test", "Instructor")
+        b = Browser(tool.url)
+        assert b.launch(lms.login_params(teacher, link=link)).status_code == 403  # her LMS account: not staff yet
+        with tool.session() as session:  # ... until she is an instructor of example here (course file, staff)
+            teacher_uid = session.scalar(select(LtiUserLink.user_id).where(LtiUserLink.sub == teacher.sub))
+            account = session.get(User, teacher_uid)
+            assert account is not None
+            add_member(session, course_id="example", user=account, role=CourseRole.INSTRUCTOR, source="staff")
+            session.commit()
+        r = b.launch(lms.login_params(teacher, link=link))
+        b.close()
+        assert (r.status_code, r.headers.get("location")) == (303, "/courses/example"), r.text
+        b = Browser(tool.url)
+        r = b.launch(lms.login_params(student, link=link))
+        b.close()
+        assert (r.status_code, r.headers.get("location")) == (303, "/courses/example"), r.text
+        with tool.session() as session:
+            context = session.scalar(select(LtiContext).where(LtiContext.context_id == lms.context_id))
+            assert context is not None and context.course_id == "example"
+            sid = session.scalar(select(LtiUserLink.user_id).where(LtiUserLink.sub == student.sub))
+            member = session.get(CourseMember, ("example", sid))
+            assert member is not None and member.role == "student"
+    finally:
+        lms.stop()
