@@ -1,7 +1,8 @@
 """Who a launch signs in: the account linked to the platform's `sub`, else one linked by email, else a new one.
 
-Roles come from the launch's roles claim (LIS vocabulary, full URIs or the short names some platforms send):
-Instructor (and Administrator, ContentDeveloper) -> instructor, TeachingAssistant -> TA, anything else -> student.
+Roles come from the launch's context roles (LIS vocabulary, full URIs or the short names some platforms send;
+institution and system roles are ignored): Instructor (and Administrator, ContentDeveloper) -> instructor,
+TeachingAssistant -> TA, anything else -> student.
 Course roles, not site roles: an LMS instructor is an instructor of the mapped course (app/lti/enrolment.py).
 An LTI account has no password (it signs in through its LMS).
 """
@@ -26,14 +27,32 @@ NO_PASSWORD = "!lti"
 USERNAME_MAX = 32
 
 
+# Context (course membership) roles: LTI 1.3's vocabulary, LTI 1.1's URNs, and the simple names LTI 1.3 allows
+# for context roles only. Institution and system roles (".../institution/person#Instructor",
+# "urn:lti:instrole:...") are who someone is elsewhere at the school: Canvas sends them beside the course's own, and
+# a graduate student who teaches another course is an institution Instructor while a Learner in this one.
+CONTEXT_ROLE_URI = "http://purl.imsglobal.org/vocab/lis/v2/membership"
+CONTEXT_ROLE_URN = "urn:lti:role:ims/lis/"
+
+
+def _context_role_names(role: str) -> set[str]:
+    if role.startswith(CONTEXT_ROLE_URI):
+        rest = role[len(CONTEXT_ROLE_URI):]  # "#Instructor", "/Instructor#TeachingAssistant"
+    elif role.startswith(CONTEXT_ROLE_URN):
+        rest = role[len(CONTEXT_ROLE_URN):]  # "Instructor", "Instructor/TeachingAssistant"
+    elif re.fullmatch(r"[A-Za-z]+", role):
+        rest = role
+    else:
+        return set()
+    return {part for part in re.split(r"[#/]", rest) if part}
+
+
 def course_role(roles: list[str]) -> CourseRole:
-    """The course role a roles claim grants (the strongest one listed)."""
+    """The course role a roles claim grants (the strongest context role listed; institution and system roles
+    grant nothing here)."""
     names: set[str] = set()
     for role in roles:
-        # ".../membership#Instructor", ".../membership/Instructor#TeachingAssistant", "Instructor"
-        tail = role.rsplit("/", 1)[-1]
-        names.update(p for p in re.split(r"[#/]", tail) if p)
-        names.add(role.rsplit("#", 1)[-1])
+        names |= _context_role_names(role.strip().replace("https://purl.", "http://purl.", 1))
     if "TeachingAssistant" in names:
         return CourseRole.TA
     if names & {"Instructor", "Administrator", "ContentDeveloper"}:
