@@ -116,7 +116,7 @@ def sign_in(session: Session, launch: Launch) -> User:
     link.user_id, link.email, link.name, link.last_launch_at = user.id, email, (name or "")[:200] or None, utcnow()
     session.commit()
     if created:
-        accept_invitations(session, user)
+        accept_invitations(session, user, by_username=False)
     return user
 
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, false, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -384,9 +384,9 @@ def _invite(session: Session, *, course_id: str, username: str | None, email: st
                                      role=CourseRole.STUDENT.value, invited_by=by.id, invited_at=utcnow()))
 
 
-def _invitations_of(username: str, email: str | None) -> ColumnElement[bool]:
+def _invitations_of(username: str | None, email: str | None) -> ColumnElement[bool]:
     """The invitations a roster made for this username or email."""
-    clauses = [CourseInvitation.username == username]
+    clauses: list[ColumnElement[bool]] = [CourseInvitation.username == username if username else false()]
     if email and email.strip():
         clauses.append(CourseInvitation.email == normalize_email(email))
     return or_(*clauses)
@@ -397,11 +397,13 @@ def is_invited(session: Session, *, username: str, email: str | None) -> bool:
     return session.scalar(select(CourseInvitation.id).where(_invitations_of(username, email)).limit(1)) is not None
 
 
-def accept_invitations(session: Session, user: User) -> list[str]:
+def accept_invitations(session: Session, user: User, *, by_username: bool = True) -> list[str]:
     """Enrol a new (or newly emailed) account in the courses whose roster named it; returns the course ids.
-    Called at registration; LMS account creation calls it too. Commits."""
+    Called at registration; LMS account creation calls it too, with `by_username=False`: gradax made that
+    username up from the email (a roster's `ada` means someone else than ada@elsewhere.org). Commits."""
     joined = []
-    for invitation in session.scalars(select(CourseInvitation).where(_invitations_of(user.username, user.email))):
+    username = user.username if by_username else None
+    for invitation in session.scalars(select(CourseInvitation).where(_invitations_of(username, user.email))):
         add_member(session, course_id=invitation.course_id, user=user, role=CourseRole(invitation.role),
                    source="roster")
         joined.append(invitation.course_id)

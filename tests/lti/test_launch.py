@@ -220,6 +220,47 @@ def test_an_account_a_roster_sync_made_is_offered_the_earlier_account_at_the_fir
         assert session.get(User, synced_id) is None
 
 
+def test_a_new_lms_account_takes_roster_invitations_by_email_not_by_the_username_gradax_made_up(
+        tool: GradaxServer) -> None:
+    """The roster invites the username `ada-...` (someone who will register) and the email of Bea. An LMS user
+    whose email is ada-...@elsewhere.test gets the username `ada-...` made from it, but is not that invitation's
+    person; Bea, arriving from the LMS with the invited email, is enrolled."""
+    from app.models import CourseInvitation, CourseMember
+    from app.services.courses import import_roster
+
+    tag = secrets.token_hex(3)
+    with tool.session() as session:
+        prof = session.scalar(select(User).where(User.role == "admin")) or User(username="prof-" + tag,
+                                                                                  password_hash="x")
+        session.add(prof)
+        session.commit()
+        result = import_roster(session, course_id="example", text=f"username,email\nada-{tag},\n,bea-{tag}@uni.test\n",
+                               added_by=prof)
+        assert result.invited == [f"ada-{tag}", f"bea-{tag}@uni.test"], result
+    from lti.conftest import register
+
+    own = FakePlatform(tool.url, context_id="ctx-" + tag).start()  # a course of its own, connected to nothing
+    try:
+        register(tool, own)
+        link = own.add_link("Module basics", {"gradax_problem": PID})
+        for sub, email in ((f"a-{tag}", f"ada-{tag}@elsewhere.test"), (f"b-{tag}", f"bea-{tag}@uni.test")):
+            b = Browser(tool.url)
+            person = own.person(sub, "Someone", email, "Learner")
+            assert b.launch(own.login_params(person, link=link)).status_code == 303  # type: ignore[arg-type]
+            b.close()
+    finally:
+        own.stop()
+    with tool.session() as session:
+        ada_uid = session.scalar(select(LtiUserLink.user_id).where(LtiUserLink.sub == f"a-{tag}"))
+        bea_uid = session.scalar(select(LtiUserLink.user_id).where(LtiUserLink.sub == f"b-{tag}"))
+        ada = session.get(User, ada_uid)
+        assert ada is not None and ada.username == f"ada-{tag}"  # made up from the email
+        assert session.get(CourseMember, ("example", ada_uid)) is None
+        assert session.get(CourseMember, ("example", bea_uid)) is not None
+        pending = session.scalars(select(CourseInvitation.username).where(CourseInvitation.course_id == "example"))
+        assert f"ada-{tag}" in set(pending)
+
+
 def _refused(r: httpx.Response, status: int, words: str) -> None:
     assert r.status_code == status, r.text
     assert words in r.text, r.text
