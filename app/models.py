@@ -287,8 +287,9 @@ class CourseMember(Base):
 
 
 class CourseInvitation(Base):
-    """A roster line for someone without an account yet: they become a member when an account with that
-    username or email appears (registration, or an LMS launch)."""
+    """A roster line for someone without an account yet: they become a member when an account with that username
+    registers, when someone registers through its link, or when an account with that email verified appears (an
+    LMS launch)."""
 
     __tablename__ = "course_invitations"
     __table_args__ = (Index("ix_course_invitations_course", "course_id"),
@@ -300,6 +301,9 @@ class CourseInvitation(Base):
     username: Mapped[str | None] = mapped_column(String(64), default=None)
     email: Mapped[str | None] = mapped_column(String(254), default=None)
     role: Mapped[str] = mapped_column(String(16), default=CourseRole.STUDENT.value)
+    # The invitation link's secret (`/register?invite=...`): an email invitation is taken only through it, since
+    # anyone can type the address into the Register form. Shown to the course's staff, like the join code.
+    token: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
     invited_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
     invited_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 

@@ -35,7 +35,10 @@ class UserCreate(BaseModel):
     username: str = Field(pattern=USERNAME_PATTERN, description="3-32 letters, digits, '_', '.', '-'")
     password: str = Field(min_length=8, max_length=256)
     email: str | None = Field(None, pattern=EMAIL_PATTERN, max_length=254,
-                              description="optional; a course roster that lists it enrols the account")
+                              description="optional; unverified (it links no LMS account and takes no invitation)")
+    invitation: str | None = Field(None, max_length=64,
+                                   description="the token of a course invitation link (`/register?invite=...`): "
+                                               "the account joins that course and takes the invitation's email")
 
 
 class UserPublic(BaseModel):

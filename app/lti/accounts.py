@@ -152,6 +152,7 @@ def keep_new_account(session: Session, user: User, email: str) -> None:
     if take_verified_email(session, email):
         user.email, user.email_verified = email, True
     session.commit()
+    accept_invitations(session, user, by_username=False)
 
 
 def link_typed_account(session: Session, launched: User, holder: User, email: str) -> bool:
@@ -175,4 +176,5 @@ def link_typed_account(session: Session, launched: User, holder: User, email: st
     if take_verified_email(session, email):  # still the holder's (or free): verified now
         holder.email, holder.email_verified = email, True
     session.commit()
+    accept_invitations(session, holder, by_username=False)
     return True

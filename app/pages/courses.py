@@ -101,6 +101,7 @@ def course_page(course_id: str, request: Request, session: SessionDep, user: Sig
     else:
         context["members"] = courses.members(session, course_id)
         context["invitations"] = courses.invitations(session, course_id)
+        context["base_url"] = str(request.base_url)
     return page(request, "course.html", context)
 
 
@@ -134,7 +135,8 @@ async def roster(course_id: str, request: Request, session: SessionDep, user: Si
     except AppError as exc:
         return back(f"/courses/{course_id}", error=exc.detail)
     summary = (f"Roster: {len(result.added)} enrolled, {len(result.already)} already in, "
-               f"{len(result.invited)} invited (enrolled when they register).")
+               f"{len(result.invited)} invited (their invitation links are in the members list: hand each to "
+               "its person).")
     return back(f"/courses/{course_id}", message=summary, error=" ".join(result.errors))
 
 

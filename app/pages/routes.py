@@ -11,16 +11,19 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import AuthGuardDep, BankDep, OptionalUser, SessionDep, client_address
 from app.errors import AppError
+from app.models import Course
 from app.pages.deps import check_form_csrf, csrf_token, start_session
 from app.pages.rendering import page
 from app.schemas import UserCreate
+from app.services.courses import invitation_by_token
 from app.services.examples import public_inputs
 from app.services.gradebook import problem_standings
 from app.services.problems import (
@@ -34,7 +37,7 @@ from app.services.problems import (
     track_title,
 )
 from app.services.sessions import close_session
-from app.services.users import authenticate, check_registration, create_user
+from app.services.users import INVITATION_GONE, authenticate, check_registration, create_user
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 router = APIRouter(include_in_schema=False)
@@ -112,9 +115,24 @@ async def login_submit(request: Request, session: SessionDep, guard: AuthGuardDe
     return RedirectResponse(safe_next(next), status_code=303)
 
 
+def _invitation_context(session: Session, token: str | None) -> dict[str, object]:
+    """What the Register page says about the invitation link it was opened with."""
+    if not token:
+        return {"invite": ""}
+    invitation = invitation_by_token(session, token)
+    if invitation is None:
+        return {"invite": "", "invite_error": INVITATION_GONE}
+    course = session.get(Course, invitation.course_id)
+    return {"invite": token, "invite_course": course.title if course is not None else invitation.course_id,
+            "invite_email": invitation.email or "", "invite_username": invitation.username or ""}
+
+
 @router.get("/register", response_class=HTMLResponse)
-def register_page(request: Request, next: str | None = None) -> HTMLResponse:
-    return page(request, "register.html", {"next": safe_next(next), "error": None, "username": ""})
+def register_page(request: Request, session: SessionDep, next: str | None = None,
+                  invite: Annotated[str | None, Query(max_length=64)] = None) -> HTMLResponse:
+    invited = _invitation_context(session, invite)
+    return page(request, "register.html", {"next": safe_next(next), "error": None,
+                                           "username": invited.get("invite_username", ""), **invited})
 
 
 @router.post("/register", response_model=None)
@@ -122,25 +140,29 @@ async def register_submit(request: Request, session: SessionDep, guard: AuthGuar
                           username: Annotated[str, Form(max_length=64)],
                           password: Annotated[str, Form(max_length=256)], csrf_token: Annotated[str, Form()] = "",
                           next: Annotated[str, Form()] = "/",
-                          email: Annotated[str, Form(max_length=254)] = "") -> Response:
+                          email: Annotated[str, Form(max_length=254)] = "",
+                          invite: Annotated[str, Form(max_length=64)] = "") -> Response:
     check_form_csrf(request, csrf_token)
+    invited = await run_in_threadpool(_invitation_context, session, invite)
     try:
-        body = UserCreate(username=username, password=password, email=email.strip() or None)
+        body = UserCreate(username=username, password=password, email=email.strip() or None,
+                          invitation=invite or None)
         guard.check(client=client_address(request), username=body.username)
         await run_in_threadpool(lambda: check_registration(
             session=session, registration=request.app.state.settings.registration, username=body.username,
-            email=body.email))
+            invitation=body.invitation))
         user = await guard.hashing(lambda: create_user(session=session, username=body.username,
-                                                       password=body.password, email=body.email))
+                                                       password=body.password, email=body.email,
+                                                       invitation=body.invitation))
     except ValidationError as exc:
         field = str(exc.errors()[0]["loc"][0])
         message = {"username": "Usernames are 3-32 letters, digits, '_', '.' or '-'.",
                    "email": "That is not an email address."}.get(field, "Passwords need at least 8 characters.")
-        return page(request, "register.html", {"next": safe_next(next), "error": message, "username": username},
-                    status_code=422)
+        return page(request, "register.html", {"next": safe_next(next), "error": message, **invited,
+                                               "username": username}, status_code=422)
     except AppError as exc:
-        return page(request, "register.html", {"next": safe_next(next), "error": exc.detail, "username": username},
-                    status_code=exc.status_code)
+        return page(request, "register.html", {"next": safe_next(next), "error": exc.detail, **invited,
+                                               "username": username}, status_code=exc.status_code)
     await run_in_threadpool(start_session, request, session, user.id)
     return RedirectResponse(safe_next(next), status_code=303)
 

@@ -381,7 +381,8 @@ def _invite(session: Session, *, course_id: str, username: str | None, email: st
     existing = session.scalar(select(CourseInvitation).where(CourseInvitation.course_id == course_id, or_(*clauses)))
     if existing is None:
         session.add(CourseInvitation(course_id=course_id, username=username, email=email,
-                                     role=CourseRole.STUDENT.value, invited_by=by.id, invited_at=utcnow()))
+                                     role=CourseRole.STUDENT.value, token=secrets.token_urlsafe(24), invited_by=by.id,
+                                     invited_at=utcnow()))
 
 
 def _invitations_of(username: str | None, email: str | None) -> ColumnElement[bool]:
@@ -392,18 +393,33 @@ def _invitations_of(username: str | None, email: str | None) -> ColumnElement[bo
     return or_(*clauses)
 
 
-def is_invited(session: Session, *, username: str, email: str | None) -> bool:
-    """Whether a course roster invited this username or email (an invitation not yet taken)."""
-    return session.scalar(select(CourseInvitation.id).where(_invitations_of(username, email)).limit(1)) is not None
+def invitation_by_token(session: Session, token: str | None) -> CourseInvitation | None:
+    """The pending invitation whose link carries `token`."""
+    if not token or len(token) > 64:
+        return None
+    return session.scalar(select(CourseInvitation).where(CourseInvitation.token == token))
 
 
-def accept_invitations(session: Session, user: User, *, by_username: bool = True) -> list[str]:
-    """Enrol a new (or newly emailed) account in the courses whose roster named it; returns the course ids.
-    Called at registration; LMS account creation calls it too, with `by_username=False`: gradax made that
-    username up from the email (a roster's `ada` means someone else than ada@elsewhere.org). Commits."""
+def is_invited(session: Session, *, username: str, token: str | None = None) -> bool:
+    """Whether a course roster invited this username, or `token` is a pending invitation's link. A typed email is
+    no invitation: anyone can type anyone's address (the email's invitation is taken through its link)."""
+    if invitation_by_token(session, token) is not None:
+        return True
+    return session.scalar(select(CourseInvitation.id).where(_invitations_of(username, None)).limit(1)) is not None
+
+
+def accept_invitations(session: Session, user: User, *, by_username: bool = True,
+                       token: str | None = None) -> list[str]:
+    """Enrol a new (or newly verified) account in the courses whose roster named it; returns the course ids.
+    Named means: its username (`by_username`; an LMS launch passes False, since gradax made that username up from
+    the email and a roster's `ada` means someone else than ada@elsewhere.org), its email when verified (an LMS or
+    an administrator vouched for it), or the invitation whose link (`token`) it registered through. Called at
+    registration and when an LMS makes or verifies an account. Commits."""
     joined = []
-    username = user.username if by_username else None
-    for invitation in session.scalars(select(CourseInvitation).where(_invitations_of(username, user.email))):
+    clauses = [_invitations_of(user.username if by_username else None, user.email if user.email_verified else None)]
+    if token:
+        clauses.append(CourseInvitation.token == token)
+    for invitation in session.scalars(select(CourseInvitation).where(or_(*clauses))):
         add_member(session, course_id=invitation.course_id, user=user, role=CourseRole(invitation.role),
                    source="roster")
         joined.append(invitation.course_id)

@@ -12,10 +12,12 @@ from urllib.parse import quote
 import time_machine
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from api.course_fixtures import People, grade, submit
-from api.helpers import login
+from api.helpers import csrf_from, login
 from api.test_instructor import browser_login
+from app.models import User
 
 PID = "nnx-module-basics"
 HW1_DUE = datetime(2026, 3, 6, 22, 59, tzinfo=UTC)
@@ -120,17 +122,43 @@ def test_editing_an_assignment_in_the_browser_keeps_the_files_comments_and_layou
     assert hw1["problems"][0]["points"] == 12 and hw1["due"].startswith("2026-03-07T22:59")
 
 
-def test_registering_with_a_rostered_email_enrols(course_app: FastAPI, course_client: TestClient,
-                                                  people: People) -> None:
+def test_registering_through_an_invitation_link_enrols(course_app: FastAPI, course_client: TestClient,
+                                                        people: People) -> None:
+    """The roster's email line becomes a link; the Register page opened through it names the course and the
+    address, and the account made there joins the course with that email, verified. Typing the address into the
+    plain form (Mallory, before Erin) takes nothing."""
     r = course_client.post("/api/v1/courses/example/roster", json={"csv": "email\nerin@example.org\n"},
                            headers=people.prof)
     assert r.json()["invited"] == ["erin@example.org"]
+    link = r.json()["links"]["erin@example.org"]
+    path = link.removeprefix(str(course_client.base_url))
+    assert path.startswith("/register?invite=")
+    browser_login(course_client, "prof")  # the course page shows the link to its staff
+    staff_page = course_client.get("/courses/example").text
+    assert f'data-testid="invite-link">{link}<' in staff_page
+    course_client.post("/logout", data={"csrf_token": csrf_from(staff_page)})
     token = re.search(r'name="csrf_token" value="([^"]+)"', course_client.get("/register").text)
     assert token is not None
-    r = course_client.post("/register", data={"username": "erin", "password": "correct horse battery",
-                                              "email": "Erin@Example.org", "csrf_token": token.group(1),
+    r = course_client.post("/register", data={"username": "mallory", "password": "correct horse battery",
+                                              "email": "erin@example.org", "csrf_token": token.group(1),
                                               "next": "/courses"}, follow_redirects=True)
+    assert r.status_code == 200 and 'href="/courses/example"' not in r.text
+    course_client.post("/logout", data={"csrf_token": csrf_from(course_client.get("/courses").text)})
+    page = course_client.get(path).text
+    assert 'data-testid="invitation"' in page and "erin@example.org" in page and 'name="email"' not in page
+    invite = path.removeprefix("/register?invite=")
+    r = course_client.post("/register", data={"username": "erin", "password": "correct horse battery",
+                                              "invite": invite, "csrf_token": csrf_from(page), "next": "/courses"},
+                           follow_redirects=True)
     assert r.status_code == 200 and 'href="/courses/example"' in r.text
+    with course_app.state.session_factory() as session:
+        erin = session.scalar(select(User).where(User.username == "erin"))
+        mallory = session.scalar(select(User).where(User.username == "mallory"))
+        assert erin is not None and (erin.email, erin.email_verified) == ("erin@example.org", True)
+        assert mallory is not None and mallory.email is None  # the verified address left the account that typed it
+    course_client.post("/logout", data={"csrf_token": csrf_from(course_client.get("/courses").text)})
+    used = course_client.get(path).text  # a link is used once
+    assert 'data-testid="invite-error"' in used and "was used already" in used
     token = re.search(r'name="csrf_token" value="([^"]+)"', course_client.get("/register").text)  # a new session
     assert token is not None
     bad = course_client.post("/register", data={"username": "fred", "password": "correct horse battery",

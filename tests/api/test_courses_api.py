@@ -71,10 +71,14 @@ def test_roster_upload_enrols_invites_and_reports_bad_lines(course_app: FastAPI,
     assert body["errors"] == ["line 4: 'erin' has no account; staff (ta) must have one first",
                               "line 5: 'not-an-email' is not an email address",
                               "line 8: '=cmd|x' is not a username (3-32 letters, digits, '_.-')"]
-    # dave registers with the invited email and is a student at once
+    # dave registers through his invitation's link (its token) and is a student at once, with that email
+    token = body["links"]["dave@example.org"].rsplit("invite=", 1)[1]
     r = course_client.post(f"{API}/auth/register", json={"username": "dave", "password": PASSWORD,
-                                                          "email": "Dave@Example.org"})
+                                                          "invitation": token})
     assert r.status_code == 201, r.text
+    again = course_client.post(f"{API}/auth/register", json={"username": "dave2", "password": PASSWORD,
+                                                              "invitation": token})
+    assert again.status_code == 404 and "was used already" in again.json()["detail"]
     members = course_client.get(f"{C}/example/members", headers=people.prof).json()
     roles = {m["username"]: (m["role"], m["source"]) for m in members["data"]}
     assert roles["carol"] == ("student", "roster") and roles["dave"] == ("student", "roster")

@@ -72,17 +72,28 @@ def test_invited_registration_admits_exactly_the_roster(course_app: FastAPI, cou
     roster = "username,email\ncarol,\n,dave@example.org\n"
     r = course_client.post(f"{C}/example/roster", json={"csv": roster}, headers=people.prof)
     assert r.status_code == 200 and r.json()["invited"] == ["carol", "dave@example.org"], r.text
-    # A name the roster lists, and an email it lists (any case), register and are enrolled at once.
+    # The email typed without the link admits no one: anyone can type anyone's address.
+    r = course_client.post(f"{API}/auth/register",
+                           json={"username": "mallory", "password": PASSWORD, "email": "dave@example.org"})
+    assert r.status_code == 403 and r.json()["detail"] == REGISTRATION_BY_INVITATION
+    # A name the roster lists, and the link of an email it lists, register and are enrolled at once.
     assert course_client.post(f"{API}/auth/register",
                               json={"username": "carol", "password": PASSWORD}).status_code == 201
+    links = {i["email"]: i["link"] for i in
+             course_client.get(f"{C}/example/members", headers=people.prof).json()["invitations"] if i["email"]}
+    token = links["dave@example.org"].rsplit("invite=", 1)[1]
     r = course_client.post(f"{API}/auth/register",
-                           json={"username": "dave", "password": PASSWORD, "email": "Dave@Example.org"})
+                           json={"username": "dave", "password": PASSWORD, "email": "other@example.org",
+                                 "invitation": token})
+    assert r.status_code == 422 and "this invitation is for dave@example.org" in r.json()["detail"]
+    r = course_client.post(f"{API}/auth/register", json={"username": "dave", "password": PASSWORD,
+                                                          "invitation": token})
     assert r.status_code == 201, r.text
     members = course_client.get(f"{C}/example/members", headers=people.prof).json()
     assert {"carol", "dave"} <= {m["username"] for m in members["data"]} and members["invitations"] == []
-    # Each invitation admits one account: taken, it admits no second one with the same email.
+    # Each invitation admits one account: used, its link admits no second one.
     r = course_client.post(f"{API}/auth/register",
-                           json={"username": "dave2", "password": PASSWORD, "email": "dave@example.org"})
+                           json={"username": "dave2", "password": PASSWORD, "invitation": token})
     assert r.status_code == 403
     # The page says how registration works here, and the form refuses the uninvited with the same message.
     page = course_client.get("/register").text

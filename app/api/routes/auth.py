@@ -28,9 +28,9 @@ async def register_user(body: UserCreate, request: Request, session: SessionDep,
     """Create a student account (403 where GRADAX_REGISTRATION does not allow it)."""
     guard.check(client=client_address(request), username=body.username)
     await run_in_threadpool(lambda: check_registration(
-        session=session, registration=settings.registration, username=body.username, email=body.email))
+        session=session, registration=settings.registration, username=body.username, invitation=body.invitation))
     user = await guard.hashing(lambda: create_user(session=session, username=body.username, password=body.password,
-                                                     email=body.email))
+                                                     email=body.email, invitation=body.invitation))
     return UserPublic.model_validate(user)
 
 

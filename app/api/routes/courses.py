@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.orm import Session
 
@@ -173,13 +173,14 @@ def rotate_join_code(course_id: str, session: SessionDep, user: CurrentUser, ena
 
 
 @router.get("/{course_id}/members")
-def list_members(course_id: str, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+def list_members(course_id: str, request: Request, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     """Members with role, how they joined and when; roster invitations still waiting for an account."""
     courses.require_role(session, course_id, user, *STAFF)
     rows = courses.members(session, course_id)
     return {"data": [{"username": u.username, "email": u.email, "email_verified": u.email_verified, "role": m.role,
                       "source": m.source, "joined_at": iso(m.joined_at)} for m, u in rows], "count": len(rows),
-            "invitations": [{"username": i.username, "email": i.email, "role": i.role, "invited_at": iso(i.invited_at)}
+            "invitations": [{"username": i.username, "email": i.email, "role": i.role, "invited_at": iso(i.invited_at),
+                             "link": f"{request.base_url}register?invite={i.token}" if i.token else None}
                             for i in courses.invitations(session, course_id)]}
 
 
@@ -209,12 +210,20 @@ def delete_member(course_id: str, username: str, session: SessionDep, user: Curr
 
 
 @router.post("/{course_id}/roster")
-def upload_roster(course_id: str, body: RosterUpload, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+def upload_roster(course_id: str, body: RosterUpload, request: Request, session: SessionDep,
+                  user: CurrentUser) -> dict[str, Any]:
     """Enrol a roster (CSV with username and/or email columns, optional role). Accounts that do not exist yet
-    become invitations, enrolled when they register. Bad lines come back by number; the rest is applied."""
+    become invitations: a username's when that username registers, an email's through its link (`links`, by the
+    line's username or email: hand each to its person). Bad lines come back by number; the rest is applied."""
     courses.require_role(session, course_id, user, *INSTRUCTOR)
     result = courses.import_roster(session, course_id=course_id, text=body.csv, added_by=user)
-    return {"added": result.added, "already": result.already, "invited": result.invited, "errors": result.errors}
+    links = {}
+    for invitation in courses.invitations(session, course_id):
+        label = invitation.username or invitation.email
+        if label in result.invited and invitation.token:
+            links[label] = f"{request.base_url}register?invite={invitation.token}"
+    return {"added": result.added, "already": result.already, "invited": result.invited, "links": links,
+            "errors": result.errors}
 
 
 # --- assignments ---------------------------------------------------------------------------------------------------
