@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from graders import cgroup, wire
+from graders import cgroup, run_activity, wire
 from graders.child_events import ChildMessage, ResultChannel, TestError, TestOk, TestRejected
 
 log = logging.getLogger("gradax.sandbox")
@@ -553,6 +553,10 @@ class RunMeter:
         if now - self._sampled_at >= self.SAMPLE_S:
             self.sample()
 
+    def waited_so_far(self) -> float:
+        """Seconds the run waited for a CPU since `mark`, as of the last sample."""
+        return self._waited_ns / 1e9
+
     def waited(self) -> float:
         """Seconds the run waited for a CPU since `mark`, as of now."""
         self.sample()
@@ -591,52 +595,64 @@ def watch_events(events: queue.Queue[Any], limits: SandboxLimits, meter: RunMete
     cpu_at_ready = 0.0
     deadline = started + startup_s
     finished = False
-    while not finished:
-        timeout = max(0.0, min(deadline - time.monotonic(), 0.05))
-        try:
-            kind, payload = events.get(timeout=timeout)
-        except queue.Empty:
-            kind, payload = "tick", None
-        if kind == "message":
-            message: ChildMessage = payload
-            outcome.messages.append(message)
-            if message.kind == "ready" and ready_at is None:
-                ready_at = message.at
-                outcome.ready_ms = (ready_at - started) * 1000
-                deadline = ready_at + limits.wall_limit
-                cpu_at_ready = outcome.cpu_at_ready = message.cpu_at if message.cpu_at is not None else meter.cpu()
-                meter.mark()
-            elif message.kind == "done":
-                finished = True
-        elif kind == "eof":
-            finished = True
-        elif kind == "overflow":
-            outcome.result_overflow = True
-            finished = True
-        elif kind == "garbage":
-            outcome.wire_error = payload
-            finished = True
-        elif kind == "reader_failed":
-            outcome.reader_error = payload
-            finished = True
-        now = time.monotonic()
-        if not finished and ready_at is not None:
-            meter.sample_if_due(now)
-        if not finished and now >= deadline:
-            if ready_at is None:
-                outcome.startup_timed_out = True
-                finished = True
-            else:
-                # Waiting for a CPU is the machine's doing, not the run's: give that time back (bounded).
-                outcome.cpu_wait_s = meter.waited()
-                deadline = min(ready_at + limits.wall_limit + outcome.cpu_wait_s, ready_at + limits.wall_cap)
-                if now >= deadline - 0.01:
-                    outcome.timed_out = True
-                    outcome.starved = limits.starved(outcome.cpu_wait_s)
+    # Reported while the run lasts (graders/run_activity.py): a run that neither uses nor waits for a CPU lets
+    # the in-process dispatcher grade another attempt beside it.
+    activity: run_activity.RunActivity | None = None
+    try:
+        while not finished:
+            timeout = max(0.0, min(deadline - time.monotonic(), 0.05))
+            try:
+                kind, payload = events.get(timeout=timeout)
+            except queue.Empty:
+                kind, payload = "tick", None
+            if kind == "message":
+                message: ChildMessage = payload
+                outcome.messages.append(message)
+                if message.kind == "ready" and ready_at is None:
+                    ready_at = message.at
+                    outcome.ready_ms = (ready_at - started) * 1000
+                    deadline = ready_at + limits.wall_limit
+                    cpu_at_ready = outcome.cpu_at_ready = message.cpu_at if message.cpu_at is not None else meter.cpu()
+                    meter.mark()
+                    activity = run_activity.start()
+                elif message.kind == "done":
                     finished = True
-        if not finished and ready_at is not None and meter.cpu() - cpu_at_ready > limits.time_s:
-            outcome.cpu_exceeded = True
-            finished = True
+            elif kind == "eof":
+                finished = True
+            elif kind == "overflow":
+                outcome.result_overflow = True
+                finished = True
+            elif kind == "garbage":
+                outcome.wire_error = payload
+                finished = True
+            elif kind == "reader_failed":
+                outcome.reader_error = payload
+                finished = True
+            now = time.monotonic()
+            if not finished and ready_at is not None:
+                meter.sample_if_due(now)
+            if not finished and now >= deadline:
+                if ready_at is None:
+                    outcome.startup_timed_out = True
+                    finished = True
+                else:
+                    # Waiting for a CPU is the machine's doing, not the run's: give that time back (bounded).
+                    outcome.cpu_wait_s = meter.waited()
+                    deadline = min(ready_at + limits.wall_limit + outcome.cpu_wait_s, ready_at + limits.wall_cap)
+                    if now >= deadline - 0.01:
+                        outcome.timed_out = True
+                        outcome.starved = limits.starved(outcome.cpu_wait_s)
+                        finished = True
+            if not finished and ready_at is not None:
+                used = meter.cpu()
+                if activity is not None:
+                    activity.update(now, used + meter.waited_so_far())
+                if used - cpu_at_ready > limits.time_s:
+                    outcome.cpu_exceeded = True
+                    finished = True
+    finally:
+        if activity is not None:
+            run_activity.end(activity)
     if ready_at is not None:
         outcome.cpu_seconds = meter.cpu()
     return ready_at

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.grading import claims
 from app.grading.backend import charged_s, grade_claimed, max_hold_s, retry_delay_s
 from app.models import Attempt, AttemptStatus
+from graders import run_activity
 from graders.engine import Grader
 from graders.problem import LoadedProblem
 
@@ -29,6 +30,13 @@ log = logging.getLogger("gradax.dispatcher")
 # An idle thread looks at the database this often even when nobody wakes it (an attempt committed by another
 # process, a budget that recovered, a retry whose backoff ended).
 IDLE_POLL_S = 1.0
+# Beside a run that has neither used nor waited for a CPU this long (it sleeps, blocks or stopped itself:
+# graders/run_activity.py), one more attempt may be graded, up to as many more as there are grading threads: a
+# run only ever holds its slot until the wall-clock backstop (3x its CPU limit, a minute for most problems), and
+# a few accounts whose submissions sleep would otherwise stall everyone's feedback that long. Fair share still
+# holds (one running attempt per author), so the sleepers' own next attempts wait behind them.
+IDLE_RUN_S = 2.0
+BESIDE_POLL_S = 0.5
 
 
 class InProcessDispatcher:
@@ -49,6 +57,7 @@ class InProcessDispatcher:
         self.fair = fair or claims.FairShare()
         self.worker_name = f"inprocess:{os.getpid()}"
         self._held: dict[int, claims.Claim] = {}  # attempts being graded right now, by id
+        self._graded_by: dict[int, int] = {}  # attempt id -> ident of the thread grading it
         self._backoff: dict[int, float] = {}  # attempt id -> monotonic time before which it is not retried
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -65,6 +74,10 @@ class InProcessDispatcher:
         self.recover()
         for i in range(self.workers):
             t = threading.Thread(target=self._work, name=f"gradax-grader-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        for i in range(self.workers):
+            t = threading.Thread(target=self._work_beside_idle_runs, name=f"gradax-grader-beside-{i}", daemon=True)
             t.start()
             self._threads.append(t)
         sweeper = threading.Thread(target=self._sweep_loop, name="gradax-sweeper", daemon=True)
@@ -162,6 +175,35 @@ class InProcessDispatcher:
                 log.exception("attempt %d: grading could not be completed; the sweeper will retry it",
                               held.attempt_id)
 
+    def _idle_beside(self) -> bool:
+        """Every grading thread is busy, and more of their runs are idle than gradings already run beside them."""
+        with self._lock:
+            graders = list(self._graded_by.values())
+        if len(graders) < self.workers or len(graders) >= 2 * self.workers:
+            return False
+        idle = run_activity.idle_threads(IDLE_RUN_S)
+        return sum(ident in idle for ident in graders) > len(graders) - self.workers
+
+    def _work_beside_idle_runs(self) -> None:
+        """A grading thread that takes an attempt only while a run of this dispatcher is idle (see IDLE_RUN_S)."""
+        while not self._stop.wait(BESIDE_POLL_S):
+            if not self._idle_beside():
+                continue
+            try:
+                held = claims.claim_next(self.session_factory, worker=self.worker_name, lease_s=self.lease_s,
+                                         fair=self.fair, exclude=self._backing_off())
+            except Exception:
+                log.exception("could not take an attempt to grade")
+                continue
+            if held is None:
+                continue
+            log.info("attempt %d: graded beside an idle run", held.attempt_id)
+            try:
+                self._grade(held)
+            except Exception:
+                log.exception("attempt %d: grading could not be completed; the sweeper will retry it",
+                              held.attempt_id)
+
     def _backing_off(self) -> list[int]:
         now = time.monotonic()
         with self._lock:
@@ -182,6 +224,7 @@ class InProcessDispatcher:
         `grading_claims` row, and a claim released by a graceful stop or a restart writes nothing."""
         with self._lock:
             self._held[held.attempt_id] = held
+            self._graded_by[held.attempt_id] = threading.get_ident()
         try:
             loaded = self.grader.bank.get(held.problem_id)
             with claims.Keeper(self.session_factory, held, lease_s=self.lease_s,
@@ -196,6 +239,7 @@ class InProcessDispatcher:
         finally:
             with self._lock:
                 self._held.pop(held.attempt_id, None)
+                self._graded_by.pop(held.attempt_id, None)
         if outcome is claims.Finish.RETRY:
             with self._lock:
                 self._backoff[held.attempt_id] = time.monotonic() + retry_delay_s(report, held.tries)
