@@ -159,7 +159,7 @@ def create_app(settings: Settings | None = None, *, bank: ProblemBank | None = N
                                          retries=settings.grading_retries, lease_s=settings.grading_lease_s,
                                          sweep_interval_s=min(settings.sweep_interval_s, 2.0),
                                          fair=settings.fair_share(), on_done=completions.notify,
-                                         prepare=preparation.ensure)
+                                         prepare=preparation.ensure, slot_memory_mb=settings.grading_slot_memory_mb)
     register_state_metrics(session_factory=session_factory,
                            broker_length=broker_probe.queue_length if broker_probe else None)
     if settings.grading_backend == "inprocess":

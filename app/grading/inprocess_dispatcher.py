@@ -20,9 +20,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.grading import claims
 from app.grading.backend import charged_s, grade_claimed, max_hold_s, retry_delay_s
+from app.grading.capacity import RESERVE_MB
 from app.models import Attempt, AttemptStatus
 from graders import run_activity
 from graders.engine import Grader
+from graders.machine import memory_available_mb
 from graders.problem import LoadedProblem
 
 log = logging.getLogger("gradax.dispatcher")
@@ -43,7 +45,7 @@ class InProcessDispatcher:
     def __init__(self, session_factory: sessionmaker[Session], grader: Grader, *, workers: int, retries: int,
                  lease_s: float = 60.0, sweep_interval_s: float = 2.0, fair: claims.FairShare | None = None,
                  on_done: Callable[[int], None] | None = None,
-                 prepare: Callable[[LoadedProblem], object] | None = None):
+                 prepare: Callable[[LoadedProblem], object] | None = None, slot_memory_mb: int = 1024):
         self.session_factory = session_factory
         # Prepares a problem not prepared yet (app/grading/preparation.py) before its attempt runs, under the
         # attempt's claim: the wait shows as the attempt's "preparing" phase, not as its own run.
@@ -51,6 +53,7 @@ class InProcessDispatcher:
         self.on_done = on_done  # told each attempt id whose result was just committed (wakes long polls)
         self.grader = grader
         self.workers = workers
+        self.slot_memory_mb = slot_memory_mb  # memory one more grading needs (settings.grading_slot_memory_mb)
         self.retries = retries
         self.lease_s = lease_s
         self.sweep_interval_s = sweep_interval_s
@@ -182,7 +185,11 @@ class InProcessDispatcher:
         if len(graders) < self.workers or len(graders) >= 2 * self.workers:
             return False
         idle = run_activity.idle_threads(IDLE_RUN_S)
-        return sum(ident in idle for ident in graders) > len(graders) - self.workers
+        if sum(ident in idle for ident in graders) <= len(graders) - self.workers:
+            return False
+        # The idle run keeps its memory: another child beside it needs the memory a slot is counted with.
+        available = memory_available_mb()
+        return available is None or available >= self.slot_memory_mb + RESERVE_MB
 
     def _work_beside_idle_runs(self) -> None:
         """A grading thread that takes an attempt only while a run of this dispatcher is idle (see IDLE_RUN_S)."""
