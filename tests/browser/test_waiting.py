@@ -105,7 +105,10 @@ def test_the_page_says_preparing_then_queued_with_its_place(waiting_server: Shar
     expect(page.locator("#verdict")).to_have_text("Accepted", timeout=GRADING_TIMEOUT_MS)
 
     # Another student's slow submission holds the one grading slot: this one is next in line, with an estimate.
-    slow = "import time\ntime.sleep(4)\n\n" + correct(IDS[0])
+    # Slow on the CPU, not asleep: beside a run idle for 2 s the server grades another attempt at once
+    # (tests/reliability/test_idle_runs.py), and this one would not wait in line.
+    slow = ("import time\n_end = time.process_time() + 3\nwhile time.process_time() < _end:\n    pass\n\n"
+            + correct(IDS[0]))
     other = api(server, "POST", "/submissions", "w-other", {"problem_id": IDS[0], "code": slow})
     deadline = time.monotonic() + 120
     while api(server, "GET", f"/submissions/{other['id']}", "w-other")["status"] != "running":
