@@ -63,6 +63,7 @@ class InProcessDispatcher:
         self._graded_by: dict[int, int] = {}  # attempt id -> ident of the thread grading it
         self._backoff: dict[int, float] = {}  # attempt id -> monotonic time before which it is not retried
         self._lock = threading.Lock()
+        self._beside = threading.Lock()  # see _work_beside_idle_runs
         self._wake = threading.Condition(self._lock)
         self._kicks = 0
         self._stop = threading.Event()
@@ -194,16 +195,21 @@ class InProcessDispatcher:
     def _work_beside_idle_runs(self) -> None:
         """A grading thread that takes an attempt only while a run of this dispatcher is idle (see IDLE_RUN_S)."""
         while not self._stop.wait(BESIDE_POLL_S):
-            if not self._idle_beside():
-                continue
-            try:
-                held = claims.claim_next(self.session_factory, worker=self.worker_name, lease_s=self.lease_s,
-                                         fair=self.fair, exclude=self._backing_off())
-            except Exception:
-                log.exception("could not take an attempt to grade")
-                continue
-            if held is None:
-                continue
+            # One beside thread at a time looks and claims, and counts its attempt before the next looks: two
+            # that saw the same idle run would otherwise both grade beside it.
+            with self._beside:
+                if not self._idle_beside():
+                    continue
+                try:
+                    held = claims.claim_next(self.session_factory, worker=self.worker_name, lease_s=self.lease_s,
+                                             fair=self.fair, exclude=self._backing_off())
+                except Exception:
+                    log.exception("could not take an attempt to grade")
+                    continue
+                if held is None:
+                    continue
+                with self._lock:
+                    self._graded_by[held.attempt_id] = threading.get_ident()
             log.info("attempt %d: graded beside an idle run", held.attempt_id)
             try:
                 self._grade(held)
