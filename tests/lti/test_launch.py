@@ -54,6 +54,14 @@ def test_launch_signs_the_student_in_and_opens_the_problem(tool: GradaxServer, l
         assert len(session.scalars(select(LtiUserLink).where(LtiUserLink.sub == sub)).all()) == 1
 
 
+def _register_typing(tool: GradaxServer, username: str, password: str, email: str) -> int:
+    """An account with a password, registered with an email typed into the form (unverified); its id."""
+    r = httpx.post(f"{tool.url}/api/v1/auth/register", json={"username": username, "password": password,
+                                                             "email": email})
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
 def _launch_from_a_second_platform(tool: GradaxServer, sub: str, email: str) -> None:
     from lti.conftest import register
 
@@ -88,10 +96,7 @@ def test_an_email_typed_at_registration_does_not_take_over_the_lms_identity(tool
     linked, Mallory would log in with her password as the instructor and read and submit as them."""
     sub = "t-" + secrets.token_hex(4)
     email = f"{sub}@uni.test"
-    r = httpx.post(f"{tool.url}/api/v1/auth/register",
-                   json={"username": "mallory-" + sub[2:], "password": "correct horse battery", "email": email})
-    assert r.status_code == 201, r.text
-    mallory_id = r.json()["id"]
+    mallory_id = _register_typing(tool, "mallory-" + sub[2:], "correct horse battery", email)
     person = lms.person(sub, "Grace Hopper", email, "Instructor")
     link = lms.add_link("Module basics", {"gradax_problem": PID})
     r = user_agent.launch(lms.login_params(person, link=link))  # type: ignore[arg-type]
@@ -123,10 +128,7 @@ def test_a_student_who_registered_before_moves_the_lms_sign_in_to_that_account_w
     LMS sign-in there, with her earlier work; later launches go straight to it. Someone else declines."""
     sub = "s-" + secrets.token_hex(4)
     email, username = f"{sub}@uni.test", "ada-" + sub[2:]
-    r = httpx.post(f"{tool.url}/api/v1/auth/register",
-                   json={"username": username, "password": "ada's own password", "email": email})
-    assert r.status_code == 201, r.text
-    earlier_id = r.json()["id"]
+    earlier_id = _register_typing(tool, username, "ada's own password", email)
     person = lms.person(sub, "Ada Lovelace", email, "Learner")
     link = lms.add_link("Module basics", {"gradax_problem": PID})
     r = user_agent.launch(lms.login_params(person, link=link))  # type: ignore[arg-type]
@@ -156,10 +158,7 @@ def test_a_student_who_registered_before_moves_the_lms_sign_in_to_that_account_w
 
     # Someone whose email another account typed, and who says it is not theirs, keeps the new account.
     sub2 = "s-" + secrets.token_hex(4)
-    r = httpx.post(f"{tool.url}/api/v1/auth/register", json={"username": "typist-" + sub2[2:],
-                                                             "password": "not grace's password",
-                                                             "email": f"{sub2}@uni.test"})
-    assert r.status_code == 201, r.text
+    typist_id = _register_typing(tool, "typist-" + sub2[2:], "not grace's password", f"{sub2}@uni.test")
     grace = lms.person(sub2, "Grace Hopper", f"{sub2}@uni.test", "Learner")
     b = Browser(tool.url)
     try:
@@ -171,7 +170,7 @@ def test_a_student_who_registered_before_moves_the_lms_sign_in_to_that_account_w
         b.close()
     with tool.session() as session:
         row = session.scalar(select(LtiUserLink).where(LtiUserLink.sub == sub2))
-        assert row is not None and row.user_id != r.json()["id"]
+        assert row is not None and row.user_id != typist_id
         kept_account = session.get(User, row.user_id)
         assert kept_account is not None
         assert (kept_account.email, kept_account.email_verified) == (f"{sub2}@uni.test", True)
@@ -188,10 +187,7 @@ def test_an_account_a_roster_sync_made_is_offered_the_earlier_account_at_the_fir
 
     sub = "n-" + secrets.token_hex(4)
     email, username = f"{sub}@uni.test", "nia-" + sub[2:]
-    r = httpx.post(f"{tool.url}/api/v1/auth/register",
-                   json={"username": username, "password": "nia's own password", "email": email})
-    assert r.status_code == 201, r.text
-    earlier_id = r.json()["id"]
+    earlier_id = _register_typing(tool, username, "nia's own password", email)
     person = lms.person(sub, "Nia Early", email, "Learner")
     assert tool.app is not None
     with tool.session() as session:

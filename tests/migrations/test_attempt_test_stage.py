@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
 
-from app.db import make_engine, make_session_factory
-from app.migrate import alembic_config, upgrade_to_head
+from app.db import make_session_factory
+from app.migrate import upgrade_to_head
 from app.models import Attempt, Problem
+from migrations.conftest import database_at
 
 REPORT = {"verdict": "wrong_answer", "tests": [
     {"name": "example", "status": "passed"},
@@ -20,11 +20,7 @@ REPORT = {"verdict": "wrong_answer", "tests": [
 
 
 def test_old_failed_tests_take_their_stage_from_the_report(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    cfg = alembic_config()
-    with engine.connect() as conn, conn.begin():
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0008")
+    engine = database_at(tmp_path, "0008")
     with make_session_factory(engine)() as session:
         # Raw SQL: the model has columns later migrations add (users.email_verified).
         session.execute(sa.text("INSERT INTO users (id, username, password_hash, role, created_at) "

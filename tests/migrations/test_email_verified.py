@@ -6,18 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
 
-from app.db import make_engine
-from app.migrate import alembic_config, upgrade_to_head
+from app.migrate import upgrade_to_head
+from migrations.conftest import database_at
 
 
 def test_accounts_an_lms_made_keep_a_verified_email_and_typed_ones_do_not(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    cfg = alembic_config()
-    with engine.connect() as conn, conn.begin():
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0012")
+    engine = database_at(tmp_path, "0012")
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO users (id, username, password_hash, role, email, created_at) VALUES "
                              "(1, 'ada', '!lti', 'student', 'ada@uni.test', '2026-01-01 00:00:00'), "

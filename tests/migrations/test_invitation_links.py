@@ -6,18 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
 
-from app.db import make_engine
-from app.migrate import alembic_config, upgrade_to_head
+from app.migrate import upgrade_to_head
+from migrations.conftest import database_at
 
 
 def test_pending_invitations_get_links(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    cfg = alembic_config()
-    with engine.connect() as conn, conn.begin():
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0013")
+    engine = database_at(tmp_path, "0013")
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO courses (id, title, timezone, content_hash, available, created_at, "
                              "updated_at) VALUES ('dl', 'DL', 'UTC', 'h', true, '2026-01-01', '2026-01-01')"))
