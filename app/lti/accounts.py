@@ -141,9 +141,11 @@ def typed_holder(session: Session, user: User, email: str | None) -> User | None
     holder = session.scalar(select(User).where(User.email == email, User.email_verified.is_(False)))
     if holder is None or holder.id == user.id or holder.password_hash == NO_PASSWORD:
         return None
-    if session.scalar(select(Attempt.id).where(Attempt.user_id == user.id).limit(1)) is not None:
-        return None
-    return holder
+    return None if _has_attempts(session, user) else holder
+
+
+def _has_attempts(session: Session, user: User) -> bool:
+    return session.scalar(select(Attempt.id).where(Attempt.user_id == user.id).limit(1)) is not None
 
 
 def keep_new_account(session: Session, user: User, email: str) -> None:
@@ -160,7 +162,7 @@ def link_typed_account(session: Session, launched: User, holder: User, email: st
     password the person just gave, and verify the email on it; the launch's account is deleted. Only while that
     account is one an LMS made with no work of its own; False, and nothing changed, otherwise. Commits."""
     if (launched.id == holder.id or launched.password_hash != NO_PASSWORD or holder.password_hash == NO_PASSWORD
-            or session.scalar(select(Attempt.id).where(Attempt.user_id == launched.id).limit(1)) is not None):
+            or _has_attempts(session, launched)):
         return False
     for model in (LtiUserLink, LtiGradeSync, LtiDeepLinkRequest):
         session.execute(update(model).where(model.user_id == launched.id).values(user_id=holder.id))

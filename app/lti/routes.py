@@ -47,6 +47,7 @@ from app.lti.services import ServiceError
 from app.models import CourseRole, User
 from app.pages.deps import LoginRequired, PageUser, SignedInUser, check_form_csrf, start_session
 from app.pages.rendering import page, render_error
+from app.pages.routes import safe_next
 from app.services.courses import course_role as course_role_here
 from app.services.courses import courses_of
 from app.services.users import authenticate
@@ -149,8 +150,11 @@ def _link_offer(request: Request, session: Session, user: User) -> tuple[dict[st
     return (offer, holder) if holder is not None else None
 
 
-def _local(path: object) -> str:
-    return path if isinstance(path, str) and path.startswith("/") and not path.startswith("//") else "/"
+def _link_page(request: Request, user: User, holder: User, offer: dict[str, Any], error: str | None = None,
+               status_code: int = 200) -> HTMLResponse:
+    return page(request, "lti_link_account.html", {"user": user, "holder": holder.username,
+                                                   "email": offer.get("email") or "", "error": error},
+                status_code=status_code)
 
 
 @router.get("/link-account", response_class=HTMLResponse, response_model=None,
@@ -160,8 +164,7 @@ def link_account_page(request: Request, session: SessionDep, user: SignedInUser)
     if found is None:
         return RedirectResponse("/", status_code=303)
     offer, holder = found
-    return page(request, "lti_link_account.html", {"user": user, "holder": holder.username,
-                                                   "email": offer.get("email") or "", "next": _local(offer["next"])})
+    return _link_page(request, user, holder, offer)
 
 
 @router.post("/link-account", response_model=None, summary="Move this LMS sign-in to an earlier account")
@@ -175,7 +178,7 @@ async def link_account(request: Request, session: SessionDep, user: SignedInUser
     if found is None:
         return RedirectResponse("/", status_code=303)
     offer, holder = found
-    destination = _local(offer["next"])
+    destination = safe_next(offer.get("next"))
     email = offer.get("email")
     if not isinstance(email, str):
         return RedirectResponse(destination, status_code=303)
@@ -183,16 +186,14 @@ async def link_account(request: Request, session: SessionDep, user: SignedInUser
         request.session.pop(LINK_OFFER, None)
         await run_in_threadpool(keep_new_account, session, user, email)
         return RedirectResponse(destination, status_code=303)
-    context = {"user": user, "holder": holder.username, "email": offer.get("email") or "", "next": destination}
     try:
         guard.check(client=client_address(request), username=holder.username)
         proven = await guard.hashing(lambda: authenticate(session=session, username=holder.username,
                                                           password=password))
     except AppError as exc:
-        return page(request, "lti_link_account.html", {**context, "error": exc.detail}, status_code=exc.status_code)
+        return _link_page(request, user, holder, offer, exc.detail, exc.status_code)
     if proven is None:
-        return page(request, "lti_link_account.html",
-                    {**context, "error": f"That is not the password of {holder.username}."}, status_code=401)
+        return _link_page(request, user, holder, offer, f"That is not the password of {holder.username}.", 401)
     linked = await run_in_threadpool(lambda: link_typed_account(session, user, holder, email))
     if not linked:
         request.session.pop(LINK_OFFER, None)
