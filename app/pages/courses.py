@@ -101,7 +101,7 @@ def course_page(course_id: str, request: Request, session: SessionDep, user: Sig
     else:
         context["members"] = courses.members(session, course_id)
         context["invitations"] = courses.invitations(session, course_id)
-        context["base_url"] = str(request.base_url)
+        context["invitation_link"] = lambda invitation: courses.invitation_link(str(request.base_url), invitation)
     return page(request, "course.html", context)
 
 

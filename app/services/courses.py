@@ -400,6 +400,11 @@ def invitation_by_token(session: Session, token: str | None) -> CourseInvitation
     return session.scalar(select(CourseInvitation).where(CourseInvitation.token == token))
 
 
+def invitation_link(base_url: str, invitation: CourseInvitation) -> str | None:
+    """The invitation's Register link on this server (`base_url` ends with "/"), if it has one."""
+    return f"{base_url}register?invite={invitation.token}" if invitation.token else None
+
+
 def is_invited(session: Session, *, username: str, token: str | None = None) -> bool:
     """Whether a course roster invited this username, or `token` is a pending invitation's link. A typed email is
     no invitation: anyone can type anyone's address (the email's invitation is taken through its link)."""

@@ -180,7 +180,7 @@ def list_members(course_id: str, request: Request, session: SessionDep, user: Cu
     return {"data": [{"username": u.username, "email": u.email, "email_verified": u.email_verified, "role": m.role,
                       "source": m.source, "joined_at": iso(m.joined_at)} for m, u in rows], "count": len(rows),
             "invitations": [{"username": i.username, "email": i.email, "role": i.role, "invited_at": iso(i.invited_at),
-                             "link": f"{request.base_url}register?invite={i.token}" if i.token else None}
+                             "link": courses.invitation_link(str(request.base_url), i)}
                             for i in courses.invitations(session, course_id)]}
 
 
@@ -220,8 +220,9 @@ def upload_roster(course_id: str, body: RosterUpload, request: Request, session:
     links = {}
     for invitation in courses.invitations(session, course_id):
         label = invitation.username or invitation.email
-        if label in result.invited and invitation.token:
-            links[label] = f"{request.base_url}register?invite={invitation.token}"
+        link = courses.invitation_link(str(request.base_url), invitation)
+        if label in result.invited and link:
+            links[label] = link
     return {"added": result.added, "already": result.already, "invited": result.invited, "links": links,
             "errors": result.errors}
 
