@@ -159,25 +159,32 @@ class InProcessDispatcher:
 
     def _work(self) -> None:
         while not self._stop.is_set():
-            try:
-                held = claims.claim_next(self.session_factory, worker=self.worker_name, lease_s=self.lease_s,
-                                         fair=self.fair, exclude=self._backing_off())
-            except Exception:
-                log.exception("could not take an attempt to grade")
-                held = None
+            held = self._claim_next()
             if held is None:
                 with self._wake:
                     if self._kicks <= 0 and not self._stop.is_set():
                         self._wake.wait(IDLE_POLL_S)
                     self._kicks = max(0, self._kicks - 1)
                 continue
-            try:
-                self._grade(held)
-            except Exception:
-                # Typically the database refused even the reduced report: the claim is no longer renewed, so
-                # its lease expires and the sweeper queues the attempt again.
-                log.exception("attempt %d: grading could not be completed; the sweeper will retry it",
-                              held.attempt_id)
+            self._grade_or_leave_to_sweeper(held)
+
+    def _claim_next(self) -> claims.Claim | None:
+        """The attempt due next, fairly; None when there is none (or the database could not say)."""
+        try:
+            return claims.claim_next(self.session_factory, worker=self.worker_name, lease_s=self.lease_s,
+                                     fair=self.fair, exclude=self._backing_off())
+        except Exception:
+            log.exception("could not take an attempt to grade")
+            return None
+
+    def _grade_or_leave_to_sweeper(self, held: claims.Claim) -> None:
+        try:
+            self._grade(held)
+        except Exception:
+            # Typically the database refused even the reduced report: the claim is no longer renewed, so
+            # its lease expires and the sweeper queues the attempt again.
+            log.exception("attempt %d: grading could not be completed; the sweeper will retry it",
+                          held.attempt_id)
 
     def _idle_beside(self) -> bool:
         """Every grading thread is busy, and more of their runs are idle than gradings already run beside them."""
@@ -198,24 +205,13 @@ class InProcessDispatcher:
             # One beside thread at a time looks and claims, and counts its attempt before the next looks: two
             # that saw the same idle run would otherwise both grade beside it.
             with self._beside:
-                if not self._idle_beside():
-                    continue
-                try:
-                    held = claims.claim_next(self.session_factory, worker=self.worker_name, lease_s=self.lease_s,
-                                             fair=self.fair, exclude=self._backing_off())
-                except Exception:
-                    log.exception("could not take an attempt to grade")
-                    continue
+                held = self._claim_next() if self._idle_beside() else None
                 if held is None:
                     continue
                 with self._lock:
                     self._graded_by[held.attempt_id] = threading.get_ident()
             log.info("attempt %d: graded beside an idle run", held.attempt_id)
-            try:
-                self._grade(held)
-            except Exception:
-                log.exception("attempt %d: grading could not be completed; the sweeper will retry it",
-                              held.attempt_id)
+            self._grade_or_leave_to_sweeper(held)
 
     def _backing_off(self) -> list[int]:
         now = time.monotonic()
