@@ -74,3 +74,46 @@ def test_prepared_problems_are_offered_to_the_warm_pool_in_curriculum_order(tmp_
     # Where this process does not grade (queue workers do), or grades cold, nothing is offered.
     assert BankPreparation(bank, preparer, grades_here=False, on_prepared=offer).on_prepared is None
     assert BankPreparation(bank, preparer, warm=False, on_prepared=offer).on_prepared is None
+
+
+class _HeldPreparer(_Preparer):
+    """Like _Preparer, but the first preparation waits for `release` (a background thread is busy on it)."""
+
+    def __init__(self, settings: GraderSettings, done: set[str]):
+        super().__init__(settings, done)
+        self.began = threading.Event()
+        self.release = threading.Event()
+
+    def prepare_one(self, loaded: LoadedProblem) -> ProblemPrepared:
+        if not self.began.is_set():
+            self.began.set()
+            assert self.release.wait(10)
+        return super().prepare_one(loaded)
+
+
+def test_a_submission_moves_its_problem_to_the_front_of_the_background_queue(tmp_path: Path) -> None:
+    """At start the bank is queued in curriculum order; a student's submission for a problem still queued makes it
+    the next one prepared; one already prepared is not queued again."""
+    problems = tmp_path / "problems"
+    ids = ("aa-first", "bb-second", "cc-third", "dd-fourth", "ee-fifth")
+    for problem_id in ids:
+        scaffold(problem_id, problems)
+    bank = ProblemBank(problems)
+    preparer = _HeldPreparer(GraderSettings(data_dir=tmp_path / "data", problems_dir=problems), {"ee-fifth"})
+    preparation = BankPreparation(bank, preparer, workers=1)
+    preparation.start()
+    try:
+        assert preparer.began.wait(10)  # the one background thread is on aa-first
+        assert preparation.snapshot()["queued"] == ["bb-second", "cc-third", "dd-fourth"]
+        preparation.urgent("dd-fourth")
+        preparation.urgent("ee-fifth")  # prepared already: nothing to move
+        assert preparation.snapshot()["queued"] == ["dd-fourth", "bb-second", "cc-third"]
+        preparer.release.set()
+        deadline = time.monotonic() + 10
+        while len(preparation.finished) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert list(preparation.started) == ["aa-first", "dd-fourth", "bb-second", "cc-third"]
+        assert not any(preparation.waits_for(problem_id) for problem_id in ids)
+    finally:
+        preparer.release.set()
+        preparation.stop()
