@@ -66,8 +66,8 @@ from graders.trusted_workers import WORKERS, TrustedWorkerError
 # modules' metadata (profile_replay.configure_persistent_cache), so the replay keys of a format-10 profile name
 # programs no process looks up any more.
 PROFILE_FORMAT = 11
-# The known mistakes' and alternatives' own dispatches a fill compiles (never replayed by a child, so not bounded by
-# its warm-up).
+# The known mistakes' and alternatives' own dispatches a fill compiles (a child replays them only while it waits idle,
+# so they do not lengthen its warm-up).
 MAX_EXTRA_ENTRIES = 800
 log = logging.getLogger("gradax.compile_profile")
 _locks: dict[str, threading.Lock] = {}
@@ -75,8 +75,9 @@ _guard = threading.Lock()
 
 
 class RecordedProfile(NamedTuple):
-    """A recording: the reference's dispatches (`entries`, replayed by every warm child) and the known mistakes' and
-    alternatives' further ones (`extra`, only compiled into the replay cache)."""
+    """A recording: the reference's dispatches (`entries`, replayed by every warm child before it is ready) and the
+    known mistakes' and alternatives' further ones (`extra`: compiled into the replay cache, and replayed by a ready
+    child only while it waits with nothing else to run: graders/child/zygote.py `_warm_while_waiting`)."""
 
     entries: list[dict[str, Any]]
     extra: list[dict[str, Any]]
@@ -468,7 +469,7 @@ class ProfileCache:
     def __init__(self, cache_dir: Path):
         self.directory = cache_dir / "reference"
         self.jax_cache_dir = replay_cache_dir(cache_dir)
-        self._memory: dict[str, list[dict[str, Any]]] = {}
+        self._memory: dict[str, RecordedProfile] = {}
 
     def path(self, loaded: LoadedProblem) -> Path:
         """Where this version's profile is (or will be) stored."""
@@ -486,9 +487,14 @@ class ProfileCache:
 
     def get(self, loaded: LoadedProblem, cases: list[CaseInput],
             recorded: RecordedProfile | None = None) -> list[dict[str, Any]]:
-        """The entries a warm child replays, from memory or the file, else `recorded` (the trusted run that computed
-        the reference outputs recorded it: graders/prepare.py), else a recording made now; the replay cache is
-        filled for them and for the known mistakes' and alternatives' extra entries."""
+        """The entries a warm child replays (`recorded`'s, below)."""
+        return self.recorded(loaded, cases, recorded).entries
+
+    def recorded(self, loaded: LoadedProblem, cases: list[CaseInput],
+                 recorded: RecordedProfile | None = None) -> RecordedProfile:
+        """The problem's profile, from memory or the file, else `recorded` (the trusted run that computed the reference
+        outputs recorded it: graders/prepare.py), else a recording made now; the replay cache is filled for its
+        entries and for the known mistakes' and alternatives' extra entries."""
         from graders.reference import cache_key
 
         key = profile_key(cache_key(loaded))
@@ -501,12 +507,12 @@ class ProfileCache:
                 return self._memory[key]
             path = self.path(loaded)
             with file_lock(path.with_suffix(".lock")):  # one process records; the others wait and read
-                entries = self._load_or_record(loaded, cases, path, recorded)
-            self._memory[key] = entries
-            return entries
+                profile = self._load_or_record(loaded, cases, path, recorded)
+            self._memory[key] = profile
+            return profile
 
     def _load_or_record(self, loaded: LoadedProblem, cases: list[CaseInput], path: Path,
-                        recorded: RecordedProfile | None = None) -> list[dict[str, Any]]:
+                        recorded: RecordedProfile | None = None) -> RecordedProfile:
         profile: RecordedProfile | None = None
         replay_keys: list[str] | None = None
         try:
@@ -528,7 +534,7 @@ class ProfileCache:
                 json.dump({"format": PROFILE_FORMAT, "problem": loaded.id, "entries": profile.entries,
                            "extra": profile.extra, "replay_keys": replay_keys}, fh)
             os.replace(tmp, path)
-        return profile.entries
+        return profile
 
     def _compiled(self, keys: list[str]) -> bool:
         """Whether every program the profile's replay compiled is still in the replay cache."""

@@ -31,15 +31,16 @@ import json
 import logging
 import os
 import select
+import signal
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from pathlib import Path
 
 from graders import cgroup
 from graders.cases import build_cases
-from graders.compile_profile import ProfileCache, replay_cache_dir
+from graders.compile_profile import ProfileCache, RecordedProfile, replay_cache_dir
 from graders.executor import ColdExecutor, ExecutorHealth
 from graders.machine import affinity_cores, memory_available_mb
 from graders.prepare import ensure_data_dirs
@@ -67,6 +68,18 @@ SPARE_MEMORY_RESERVE_MB = 1024
 def _memory_left_for_another_child() -> bool:
     available = memory_available_mb()
     return available is None or available >= SPARE_MEMORY_RESERVE_MB
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    """A process's user and system CPU time so far, in clock ticks; None while it is stopped (a ready child held
+    while a run is in progress: `WarmPool._hold_waiting`) or once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] in ("T", "t"):  # state, field 3 of proc(5)
+        return None
+    return int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15
 
 
 def _group_limits(limits: SandboxLimits) -> tuple[int, int]:
@@ -100,7 +113,7 @@ class WarmPool:
         self.settings = settings or get_settings()  # the pool's own knobs are its `pool_*` fields
         self.cold = ColdExecutor(sandboxed=True, jax_cache_dir=replay_cache_dir(self.settings.cache_dir))
         self.profiles = ProfileCache(self.settings.cache_dir)
-        self._profile_keys: dict[str, tuple[str, list[dict[str, Any]]]] = {}  # by problem content hash
+        self._profile_keys: dict[str, tuple[str, RecordedProfile]] = {}  # by problem content hash
         self._cond = threading.Condition()
         self._zygote_lock = threading.Lock()
         self._zygote: Zygote | None = None
@@ -111,9 +124,9 @@ class WarmPool:
         # Runs whose child is left to exit (`_finish_later`), groups of children that ran nothing (`_remove_later`).
         self._tails: set[threading.Thread] = set()
         self._run_groups: dict[int, cgroup.RunCgroup] = {}
-        self._hot: dict[str, tuple[float, list[dict[str, Any]], SandboxLimits]] = {}
+        self._hot: dict[str, tuple[float, RecordedProfile, SandboxLimits]] = {}
         # Prepared problems to keep a spare child of while they are not hot (`stock`), in the order offered.
-        self._stock: dict[str, tuple[list[dict[str, Any]], SandboxLimits]] = {}
+        self._stock: dict[str, tuple[RecordedProfile, SandboxLimits]] = {}
         self._max_spares = self.settings.spare_children()
         self._max_children = self.settings.pool_children()  # for hot problems, spares aside
         self._cores = affinity_cores()
@@ -121,6 +134,7 @@ class WarmPool:
         self._failure: str | None = None
         self._closed = False
         self.stats: collections.Counter[str] = collections.Counter()
+        self._waiting_cpu = (0.0, 0)  # CPU seconds ready children used before their request, and their runs
         self.warmup_s: collections.deque[float] = collections.deque(maxlen=256)  # fork to ready, per child
         # One thread that lives as long as the pool and starts every zygote (see _ensure_zygote_locked).
         self._launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradax-zygote-launcher")
@@ -203,6 +217,28 @@ class WarmPool:
                 self._cond.wait(min(remaining, 1.0))
         return True
 
+    def wait_settled(self, problem: LoadedProblem, quiet_s: float = 0.3, timeout: float = 30.0) -> bool:
+        """Wait for a ready child of `problem` that has used no CPU for `quiet_s`: done with what a ready child
+        replays while it waits (graders/child/zygote.py `_warm_while_waiting`), as a student's next submission finds
+        it on a server that is not busy. For `gradax bench --bank`."""
+        deadline = time.monotonic() + timeout
+        if not self.wait_ready(problem, 1, timeout):
+            return False
+        key, _ = self._profile(problem)
+        last: tuple[int, int] | None = None
+        still_since = time.monotonic()
+        while time.monotonic() < deadline:
+            with self._cond:
+                pid = self._ready[key][0].host_pid if self._ready[key] else None
+            ticks = _cpu_ticks(pid) if pid is not None else None
+            used = (pid, ticks) if pid is not None and ticks is not None else None
+            if used is None or used != last:
+                last, still_since = used, time.monotonic()
+            elif time.monotonic() - still_since >= quiet_s:
+                return True
+            time.sleep(0.05)
+        return False
+
     @property
     def healthy(self) -> bool:
         return self._zygote is not None and self._zygote.alive()
@@ -238,6 +274,12 @@ class WarmPool:
         if zygote is None:
             return 0.0, 0
         return zygote.cpu_seconds() - zygote.cpu_at_ready, zygote.forked
+
+    def waiting_cpu_snapshot(self) -> tuple[float, int]:
+        """(CPU seconds that children used in their run's group before their request came, runs so far): what they
+        replayed while they waited, per run between two snapshots (`gradax bench --bank`)."""
+        with self._cond:
+            return self._waiting_cpu
 
     def warmup_cpu_s(self) -> float | None:
         """CPU seconds per child spent before its submission (fork, backend start, replay), on average.
@@ -282,13 +324,13 @@ class WarmPool:
         except PoolUnavailable as exc:
             log.warning("the warm pool could not restart: %s", exc)
 
-    def _profile(self, problem: LoadedProblem) -> tuple[str, list[dict[str, Any]]]:
+    def _profile(self, problem: LoadedProblem) -> tuple[str, RecordedProfile]:
         # Once per problem version: on every submission, building its cases again and hashing the profile
-        # cost 2-3 ms of a ~100 ms warm grading.
+        # cost 2-3 ms of a ~100 ms warm grading. Children are told apart by what they replay before they are ready.
         known = self._profile_keys.get(problem.content_hash)
         if known is None:
-            profile = self.profiles.get(problem, build_cases(problem.problem))
-            digest = hashlib.sha256(json.dumps(profile, sort_keys=True).encode()).hexdigest()[:12]
+            profile = self.profiles.recorded(problem, build_cases(problem.problem))
+            digest = hashlib.sha256(json.dumps(profile.entries, sort_keys=True).encode()).hexdigest()[:12]
             known = self._profile_keys[problem.content_hash] = (f"{problem.id}:{digest}", profile)
         return known
 
@@ -341,7 +383,7 @@ class WarmPool:
     def _alive_count(self) -> int:
         return sum(len(q) for q in self._ready.values()) + sum(self._warming.values()) + len(self._busy)
 
-    def _spawn(self, key: str, profile: list[dict[str, Any]], limits: SandboxLimits) -> None:
+    def _spawn(self, key: str, profile: RecordedProfile, limits: SandboxLimits) -> None:
         """Fork a child for `key`; a thread waits for it to become ready. Caller holds no lock."""
         zygote = self._ensure_zygote()
         try:
@@ -378,6 +420,8 @@ class WarmPool:
                 self.warmup_s.append(child.ready_at - child.created)
                 self._ready[child.key].append(child)
                 self.stats["ready"] += 1
+                if self._busy:
+                    child.send_signal(signal.SIGSTOP)  # no replay beside a run (`_hold_waiting`)
             else:
                 ready = False
                 self.stats["warm_failed"] += 1
@@ -409,6 +453,30 @@ class WarmPool:
             group.remove()  # kills the child if it got in: it is then found dead at assignment
             return
         child.group = group
+
+    def _hold_waiting(self) -> None:
+        """A run is in progress (caller holds the lock and has just added it to `_busy`): stop every ready child.
+
+        A ready child replays the known mistakes' dispatches while it waits (graders/child/zygote.py
+        `_warm_while_waiting`), at nice 19, but nice only orders processes that want the same core: beside a run
+        the replay took the other one, and the run slowed down as it did beside a fork's warm-up (measured: the
+        references' warm p50 up 10-15 %, p95 up to 2-3x). So ready children are stopped (SIGSTOP, through their
+        pidfd) while any run is in progress, and continued when none is (`_resume_waiting`); one that is assigned is
+        continued first (`_run`). A child idle in its read is not disturbed by either."""
+        if len(self._busy) != 1:
+            return  # held already when the other runs started
+        for queue in self._ready.values():
+            for child in queue:
+                child.send_signal(signal.SIGSTOP)
+
+    def _resume_waiting(self) -> None:
+        """No run is in progress any more (caller holds the lock, after taking one out of `_busy`): continue every
+        ready child (`_hold_waiting`)."""
+        if self._busy:
+            return
+        for queue in self._ready.values():
+            for child in queue:
+                child.send_signal(signal.SIGCONT)
 
     def _discard(self, child: PoolChild) -> None:
         child.kill()
@@ -449,7 +517,7 @@ class WarmPool:
             self._tails.add(tail)
         tail.start()
 
-    def _acquire(self, key: str, profile: list[dict[str, Any]], limits: SandboxLimits) -> PoolChild:
+    def _acquire(self, key: str, profile: RecordedProfile, limits: SandboxLimits) -> PoolChild:
         deadline = time.monotonic() + self.settings.pool_wait_s
         with self._cond:
             self._hot[key] = (time.monotonic(), profile, limits)
@@ -459,6 +527,7 @@ class WarmPool:
                 if self._ready[key]:
                     child = self._ready[key].popleft()
                     self._busy.add(id(child))
+                    self._hold_waiting()
                     break
                 if self._warming[key] == 0:
                     # Nothing of this problem ready or on its way (its first submission since a start, or the
@@ -470,6 +539,7 @@ class WarmPool:
                     if other is not None:
                         child = other.popleft()
                         self._busy.add(id(child))
+                        self._hold_waiting()
                         self.stats["stolen"] += 1
                         break
                     self._warming[key] += 1
@@ -488,7 +558,7 @@ class WarmPool:
         `pool_size` (a full pool gives up a ready child of a problem graded less recently); then one spare of each
         stocked (prepared) problem that is not hot, up to `pool_spares` spares, while the machine has memory."""
         while True:
-            todo: tuple[str, list[dict[str, Any]], SandboxLimits] | None = None
+            todo: tuple[str, RecordedProfile, SandboxLimits] | None = None
             evicted: PoolChild | None = None
             with self._cond:
                 if self._closed:
@@ -628,16 +698,21 @@ class WarmPool:
                 group.remove()
             with self._cond:
                 self._busy.discard(id(child))
+                self._resume_waiting()
             outcome.start_error = f"a warm child could not be assigned: {exc}"
             return outcome
         if waiting is not None:  # it waited in a group made for other limits, and has left it for this run's
             self._remove_later(waiting)
+        child.send_signal(signal.SIGCONT)  # held while another run was in progress (`_hold_waiting`)
         restore_priority(pid)
         with self._cond:
             self._run_groups[id(child)] = group
         left_to_exit = False
         try:
             left_to_exit = watch_child(child, request, limits, group, outcome)
+            if outcome.cpu_at_ready is not None:  # its group's CPU before its request: replayed while it waited
+                with self._cond:
+                    self._waiting_cpu = (self._waiting_cpu[0] + outcome.cpu_at_ready, self._waiting_cpu[1] + 1)
         finally:
             if left_to_exit:
                 read_group(group, outcome)
@@ -669,4 +744,5 @@ class WarmPool:
         with self._cond:
             self._run_groups.pop(id(child), None)
             self._busy.discard(id(child))
+            self._resume_waiting()
         threading.Thread(target=self._replenish, daemon=True).start()  # a core is free: forks ahead may resume

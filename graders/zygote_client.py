@@ -20,12 +20,15 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graders import cgroup
 from graders.child.zygote import FD_NAMES, STATUS
 from graders.sandbox import SANDBOX_CODE_ROOT, bwrap_argv, replay_cache_mount, sandbox_python
 from graders.supervision import ChildOutcome, ChildPipes, RunMeter, SandboxLimits, supervise
+
+if TYPE_CHECKING:
+    from graders.compile_profile import RecordedProfile
 
 ZYGOTE_CAPS = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
 _ZYGOTE_BOOT = (
@@ -67,9 +70,14 @@ class PoolChild:
 
     def kill(self) -> None:
         """SIGKILL the child, if it still runs (its namespace's init then exits, and everything left in it dies)."""
+        self.send_signal(signal.SIGKILL)
+
+    def send_signal(self, signum: int) -> None:
+        """Send the child a signal through its pidfd, if it still runs (SIGSTOP and SIGCONT hold a ready child's
+        replay while a run is in progress: graders/pool.py `_hold_waiting`)."""
         if self.pidfd is not None:
             try:
-                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+                signal.pidfd_send_signal(self.pidfd, signum)
             except ProcessLookupError:
                 pass
 
@@ -197,13 +205,13 @@ class Zygote:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def fork(self, key: str, profile: list[dict[str, Any]], limits: SandboxLimits) -> PoolChild:
+    def fork(self, key: str, profile: RecordedProfile, limits: SandboxLimits) -> PoolChild:
         """Create the child's pipes, hand their child ends to the zygote, and get the holder's pid."""
         pipes = [os.pipe() for _ in FD_NAMES]
         # stdin: the child reads; every other pipe: the child writes.
         child_ends = [pipes[0][0]] + [w for _, w in pipes[1:]]
         host_ends = {"stdin": pipes[0][1], **{name: r for name, (r, _) in zip(FD_NAMES[1:], pipes[1:], strict=True)}}
-        command: dict[str, Any] = {"cmd": "fork", "profile": profile,
+        command: dict[str, Any] = {"cmd": "fork", "profile": profile.entries, "extra": profile.extra,
                    "limits": {"tmpfs_mb": limits.tmpfs_mb, "file_size_mb": limits.file_size_mb,
                               "open_files": limits.open_files}}
         try:
@@ -291,7 +299,8 @@ def read_available(fd: int | None, limit: int = 4000) -> str:
 
 
 def restore_priority(pid: int) -> None:
-    """Undo the warm-up's nice value on every thread (nice is per thread on Linux; new threads inherit it)."""
+    """Undo the warm-up's nice value on every thread (nice is per thread on Linux; new threads inherit it): 10 while
+    it warmed up, 19 while, ready, it replayed more as it waited (graders/child/zygote.py `_warm_while_waiting`)."""
     try:
         tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
     except OSError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 MAX_ENTRIES = 400
@@ -212,9 +213,11 @@ def generic_warmup() -> None:
     jax.block_until_ready(jnp.asarray(np.zeros(3, np.float32)) + 1.0)
 
 
-def replay(entries: list[dict[str, Any]], limit: int | None = MAX_ENTRIES) -> dict[str, float]:
+def replay(entries: list[dict[str, Any]], limit: int | None = MAX_ENTRIES,
+           stop: Callable[[], bool] | None = None) -> dict[str, float]:
     """Run each profiled dispatch on zeros (the first `limit`; all with None: a trusted fill of the replay cache);
-    failures are ignored (a warm-up never fails a child)."""
+    failures are ignored (a warm-up never fails a child). With `stop`, asked before each entry: end there when it
+    says so (a ready child's request arrived)."""
     import functools
     import importlib
 
@@ -224,6 +227,8 @@ def replay(entries: list[dict[str, Any]], limit: int | None = MAX_ENTRIES) -> di
     prims: dict[str, Any] | None = None
     ok = failed = 0
     for entry in entries[:limit]:
+        if stop is not None and stop():
+            break
         try:
             call: Any
             if entry["k"] == "cot":
