@@ -8,7 +8,9 @@ For each problem, its reference solution (a correct answer written the way the i
   beside it the CPU a child spent warming up (fork, backend start, profile replay) and the CPU of the run
   itself, and the compile share of the run where the submission compiled (jits) functions of its own;
 - its first known mistake, warm, N times too: a wrong answer is most of what students send, and it runs other
-  operations than the reference (graders/compile_profile.py: the profile's extra entries);
+  operations than the reference (graders/compile_profile.py: the profile's extra entries); then N times more,
+  each once the child has also settled (used no CPU for a moment: it replayed those extra entries while it
+  waited, as a child does on a server that is not busy), with the CPU a child spent that way;
 then all problems mixed, `concurrency` at a time, for a sustained graded/s figure.
 
 The JSON (`--out`, kept in docs/bench/) carries the machine's load and cores; `--compare` prints each
@@ -157,21 +159,38 @@ def _one_problem(grader: Any, pool: Any, problem_id: str, warm_n: int) -> dict[s
         mistake = loaded.problem.known_mistakes[0]
         mistake_verdicts: dict[str, int] = {}
         wrong = _warm_runs(grader, pool, loaded, mistake.code, warm_n, mistake_verdicts)
+        waiting_before = pool.waiting_cpu_snapshot()
+        settled = _warm_runs(grader, pool, loaded, mistake.code, warm_n, mistake_verdicts, settled=True)
+        waiting_after = pool.waiting_cpu_snapshot()
         row["mistake"] = {
             "id": mistake.id, "warm_p50_ms": _pct(wrong["ms"], 50), "warm_p95_ms": _pct(wrong["ms"], 95),
             "run_cpu_p50_s": round(statistics.median(wrong["cpu_s"]), 3) if wrong["cpu_s"] else None,
+            "settled_p50_ms": _pct(settled["ms"], 50), "settled_p95_ms": _pct(settled["ms"], 95),
+            "settled_run_cpu_p50_s": round(statistics.median(settled["cpu_s"]), 3) if settled["cpu_s"] else None,
+            "waiting_cpu_per_child_s": _per_run(waiting_before, waiting_after),
             "verdicts": mistake_verdicts,
         }
     return row
 
 
+def _per_run(before: tuple[float, int], after: tuple[float, int]) -> float | None:
+    runs = after[1] - before[1]
+    return round((after[0] - before[0]) / runs, 3) if runs > 0 else None
+
+
 def _warm_runs(grader: Any, pool: Any, loaded: Any, code: str, n: int,
-               verdicts: dict[str, int]) -> dict[str, list[float]]:
-    """`code` graded `n` times, each once a child warmed for the problem is ready (the pool refills between them):
-    latencies, run CPU, run time and compile time (where the submission compiled functions of its own)."""
+               verdicts: dict[str, int], settled: bool = False) -> dict[str, list[float]]:
+    """`code` graded `n` times, each once a child warmed for the problem is ready (the pool refills between them),
+    with `settled` once that child has also used no CPU for a moment (it replayed what a ready child replays while
+    it waits, as a student's next submission finds it on a server that is not busy): latencies, run CPU, run time
+    and compile time (where the submission compiled functions of its own)."""
     out: dict[str, list[float]] = {"ms": [], "cpu_s": [], "run_ms": [], "compile_ms": []}
     for _ in range(n):
-        pool.wait_ready(loaded, 1, timeout=120)  # untimed: a child for this problem is ready, as on a warm server
+        # Untimed: a child for this problem is ready, as on a warm server.
+        if settled:
+            pool.wait_settled(loaded, timeout=120)
+        else:
+            pool.wait_ready(loaded, 1, timeout=120)
         start = time.perf_counter()
         report = grader.grade_loaded(loaded, code)
         out["ms"].append((time.perf_counter() - start) * 1000)
@@ -219,7 +238,10 @@ def _print_row(problem_id: str, row: dict[str, Any]) -> None:
     if "mistake" in row:
         wrong = row["mistake"]
         print(f"{'':28} known mistake {wrong['id']}: warm p50 {f(wrong['warm_p50_ms'])} p95 "
-              f"{f(wrong['warm_p95_ms'])} ms  run cpu {wrong['run_cpu_p50_s']} s  {wrong['verdicts']}", flush=True)
+              f"{f(wrong['warm_p95_ms'])} ms  run cpu {wrong['run_cpu_p50_s']} s; settled p50 "
+              f"{f(wrong['settled_p50_ms'])} p95 {f(wrong['settled_p95_ms'])} ms  run cpu "
+              f"{wrong['settled_run_cpu_p50_s']} s  cpu while waiting/child {wrong['waiting_cpu_per_child_s']} s  "
+              f"{wrong['verdicts']}", flush=True)
 
 
 def _summarise(out: dict[str, Any]) -> None:
@@ -228,11 +250,15 @@ def _summarise(out: dict[str, Any]) -> None:
     warm = [r["warm_p50_ms"] for r in rows.values() if r["warm_p50_ms"] is not None]
     wrong = [r["mistake"]["warm_p50_ms"] for r in rows.values()
              if "mistake" in r and r["mistake"]["warm_p50_ms"] is not None]
+    settled = [r["mistake"]["settled_p50_ms"] for r in rows.values()
+               if "mistake" in r and r["mistake"].get("settled_p50_ms") is not None]
     mixed = out.get("mixed") or {}
     out["summary"] = {
         "first_p50_ms": _pct(firsts, 50), "first_max_ms": max(firsts) if firsts else None,
         "warm_p50_of_p50s_ms": _pct(warm, 50), "warm_max_p50_ms": max(warm) if warm else None,
         "mistake_warm_p50_of_p50s_ms": _pct(wrong, 50), "mistake_warm_max_p50_ms": max(wrong) if wrong else None,
+        "mistake_settled_p50_of_p50s_ms": _pct(settled, 50),
+        "mistake_settled_max_p50_ms": max(settled) if settled else None,
         "mixed_graded_per_s": mixed.get("graded_per_s"),
         "targets": {
             "first_p50_ms": {"target": f"< {TARGET_FIRST_P50_MS}", "measured": _pct(firsts, 50),
@@ -254,7 +280,8 @@ def _summarise(out: dict[str, Any]) -> None:
     print(f"warm p50 across problems: median {s['warm_p50_of_p50s_ms']} ms, max {s['warm_max_p50_ms']} ms")
     if wrong:
         print(f"a known mistake, warm p50 across problems: median {s['mistake_warm_p50_of_p50s_ms']} ms, "
-              f"max {s['mistake_warm_max_p50_ms']} ms")
+              f"max {s['mistake_warm_max_p50_ms']} ms; once its child settled: median "
+              f"{s['mistake_settled_p50_of_p50s_ms']} ms, max {s['mistake_settled_max_p50_ms']} ms")
     print(f"mixed bank: {mixed.get('graded_per_s')} graded/s ({mixed.get('n')} submissions, "
           f"{mixed.get('concurrency')} at once; target >= {TARGET_THROUGHPUT:.0f})")
     if not out["verdicts_ok"]:
@@ -271,8 +298,8 @@ def _compare(out: dict[str, Any], before: dict[str, Any]) -> None:
         parts = []
         pairs = [(key, old.get(key), row.get(key))
                  for key in ("first_ms", "warm_p50_ms", "warm_p95_ms", "warmup_cpu_per_child_s")]
-        pairs.append(("mistake_warm_p50_ms", (old.get("mistake") or {}).get("warm_p50_ms"),
-                      (row.get("mistake") or {}).get("warm_p50_ms")))
+        for key in ("warm_p50_ms", "settled_p50_ms"):
+            pairs.append((f"mistake_{key}", (old.get("mistake") or {}).get(key), (row.get("mistake") or {}).get(key)))
         for key, a, b in pairs:
             if a and b is not None:
                 parts.append(f"{key} {a} -> {b} ({(b - a) / a * 100:+.0f} %)")

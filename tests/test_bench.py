@@ -54,7 +54,8 @@ def test_bench_measures_naive_cold_and_warm_paths_in_one_run(gradax) -> None:  #
 
 def test_bench_bank_writes_a_per_problem_table_and_compares(gradax, small_bank, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """`--bank` on two tiny problems: first and warm latencies, CPU per child, each problem's first known mistake
-    warm (rejected), a mixed phase, the JSON kept, and a second run compared against the first."""
+    warm (rejected), at once and once its child settled, a mixed phase, the JSON kept, and a second run compared
+    against the first."""
     first, second = tmp_path / "bank.json", tmp_path / "bank2.json"
     env = {**small_bank.env(), "GRADAX_POOL_SIZE": "2", "GRADAX_POOL_PREFORK": "1"}
     args = ["bench", "--bank", "--only", "tiny-0", "tiny-1", "--warm-n", "2", "--mixed", "4", "--concurrency", "2"]
@@ -66,13 +67,18 @@ def test_bench_bank_writes_a_per_problem_table_and_compares(gradax, small_bank, 
         assert row["verdicts"] == {"accepted": 3} and row["first_ms"] > 0 and row["warm_n"] == 2
         assert row["warm_p95_ms"] >= row["warm_p50_ms"] > 0 and row["run_cpu_p50_s"] is not None
         wrong = row["mistake"]  # the scaffold's first known mistake returns x unchanged
-        assert wrong["id"] == "identity" and wrong["verdicts"] == {"wrong_answer": 2}, wrong
+        # Twice as soon as its child is ready, twice once that child also settled (replayed the extra entries).
+        assert wrong["id"] == "identity" and wrong["verdicts"] == {"wrong_answer": 4}, wrong
         assert wrong["warm_p95_ms"] >= wrong["warm_p50_ms"] > 0 and wrong["run_cpu_p50_s"] is not None
+        assert wrong["settled_p95_ms"] >= wrong["settled_p50_ms"] > 0 and wrong["settled_run_cpu_p50_s"] is not None
+        assert wrong["waiting_cpu_per_child_s"] is not None and wrong["waiting_cpu_per_child_s"] >= 0
     assert out["mixed"]["verdicts"] == {"accepted": 4} and out["mixed"]["graded_per_s"] > 0
     assert set(out["summary"]["targets"]) == {"first_p50_ms", "mixed_graded_per_s"}
     assert "tiny-0" in result.stdout and "mixed bank:" in result.stdout and "known mistake identity" in result.stdout
-    assert out["summary"]["mistake_warm_p50_of_p50s_ms"] > 0
+    assert out["summary"]["mistake_warm_p50_of_p50s_ms"] > 0 and out["summary"]["mistake_settled_p50_of_p50s_ms"] > 0
+    assert "once its child settled" in result.stdout
     again = gradax(*args, "--only", "tiny-0", "--out", str(second), "--compare", str(first), env=env, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     compared = again.stdout.split("against ")[1]
     assert "warm_p50_ms " in compared and "mistake_warm_p50_ms " in compared, again.stdout
+    assert "mistake_settled_p50_ms " in compared, again.stdout
