@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import os
+import platform
 import select
 import signal
 import threading
@@ -70,16 +71,39 @@ def _memory_left_for_another_child() -> bool:
     return available is None or available >= SPARE_MEMORY_RESERVE_MB
 
 
+# The number of `read` on this machine, for `_reads_its_request` (None: not known here).
+READ_SYSCALL = {"x86_64": 0, "aarch64": 63}.get(platform.machine())
+
+
+def _reads_its_request(pid: int) -> bool | None:
+    """Whether a ready child's main thread is blocked reading fd 0 (its request): done with what it replays while it
+    waits (graders/child/zygote.py `_warm_while_waiting` ends in `_serve`'s read; before, it polls with `select`).
+    From /proc/<pid>/syscall ("<nr> <arg0> ..." while blocked in a system call), which needs ptrace access (not in a
+    container without CAP_SYS_PTRACE) and the machine's number of `read`: None where either is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    if fields[0] in ("T", "t"):  # stopped while a run is in progress (`_hold_waiting`)
+        return False
+    if READ_SYSCALL is None:
+        return None
+    try:
+        call = Path(f"/proc/{pid}/syscall").read_text().split()
+    except PermissionError:
+        return None
+    except OSError:
+        return False
+    return len(call) > 1 and call[0] == str(READ_SYSCALL) and int(call[1], 16) == 0
+
+
 def _cpu_ticks(pid: int) -> int | None:
-    """A process's user and system CPU time so far, in clock ticks; None while it is stopped (a ready child held
-    while a run is in progress: `WarmPool._hold_waiting`) or once it is gone."""
+    """A process's user and system CPU time so far, in clock ticks (None once it is gone)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    if fields[0] in ("T", "t"):  # state, field 3 of proc(5)
-        return None
-    return int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15
+    return int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
 
 
 def _group_limits(limits: SandboxLimits) -> tuple[int, int]:
@@ -217,25 +241,28 @@ class WarmPool:
                 self._cond.wait(min(remaining, 1.0))
         return True
 
-    def wait_settled(self, problem: LoadedProblem, quiet_s: float = 0.3, timeout: float = 30.0) -> bool:
-        """Wait for a ready child of `problem` that has used no CPU for `quiet_s`: done with what a ready child
-        replays while it waits (graders/child/zygote.py `_warm_while_waiting`), as a student's next submission finds
-        it on a server that is not busy. For `gradax bench --bank`."""
+    def wait_settled(self, problem: LoadedProblem, timeout: float = 30.0) -> bool:
+        """Wait for a ready child of `problem` that is done with what a ready child replays while it waits
+        (graders/child/zygote.py `_warm_while_waiting`) and reads its request, as a student's next submission finds
+        it on a server that is not busy. For `gradax bench --bank` and tests."""
         deadline = time.monotonic() + timeout
         if not self.wait_ready(problem, 1, timeout):
             return False
         key, _ = self._profile(problem)
-        last: tuple[int, int] | None = None
-        still_since = time.monotonic()
+        last: tuple[int, int | None] | None = None
+        quiet_since = time.monotonic()
         while time.monotonic() < deadline:
             with self._cond:
                 pid = self._ready[key][0].host_pid if self._ready[key] else None
-            ticks = _cpu_ticks(pid) if pid is not None else None
-            used = (pid, ticks) if pid is not None and ticks is not None else None
-            if used is None or used != last:
-                last, still_since = used, time.monotonic()
-            elif time.monotonic() - still_since >= quiet_s:
+            reads = _reads_its_request(pid) if pid is not None else False
+            if reads:
                 return True
+            if reads is None and pid is not None:  # no /proc/<pid>/syscall here: a second without CPU will do
+                used = (pid, _cpu_ticks(pid))
+                if used != last:
+                    last, quiet_since = used, time.monotonic()
+                elif time.monotonic() - quiet_since >= 1.0:
+                    return True
             time.sleep(0.05)
         return False
 
