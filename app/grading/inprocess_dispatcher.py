@@ -20,11 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.grading import claims
 from app.grading.backend import charged_s, grade_claimed, max_hold_s, retry_delay_s
-from app.grading.capacity import RESERVE_MB
+from app.grading.beside import BesideIdleRuns
 from app.models import Attempt, AttemptStatus
-from graders import run_activity
 from graders.engine import Grader
-from graders.machine import memory_available_mb
 from graders.problem import LoadedProblem
 
 log = logging.getLogger("gradax.dispatcher")
@@ -32,13 +30,6 @@ log = logging.getLogger("gradax.dispatcher")
 # An idle thread looks at the database this often even when nobody wakes it (an attempt committed by another
 # process, a budget that recovered, a retry whose backoff ended).
 IDLE_POLL_S = 1.0
-# Beside a run that has neither used nor waited for a CPU this long (it sleeps, blocks or stopped itself:
-# graders/run_activity.py), one more attempt may be graded, up to as many more as there are grading threads: a
-# run only ever holds its slot until the wall-clock backstop (3x its CPU limit, a minute for most problems), and
-# a few accounts whose submissions sleep would otherwise stall everyone's feedback that long. Fair share still
-# holds (one running attempt per author), so the sleepers' own next attempts wait behind them.
-IDLE_RUN_S = 2.0
-BESIDE_POLL_S = 0.5
 
 
 class InProcessDispatcher:
@@ -53,17 +44,17 @@ class InProcessDispatcher:
         self.on_done = on_done  # told each attempt id whose result was just committed (wakes long polls)
         self.grader = grader
         self.workers = workers
-        self.slot_memory_mb = slot_memory_mb  # memory one more grading needs (settings.grading_slot_memory_mb)
+        # Up to `workers` more threads grade beside runs that sleep (app/grading/beside.py); one more grading needs
+        # `slot_memory_mb` (settings.grading_slot_memory_mb).
+        self.beside = BesideIdleRuns(workers, slot_memory_mb)
         self.retries = retries
         self.lease_s = lease_s
         self.sweep_interval_s = sweep_interval_s
         self.fair = fair or claims.FairShare()
         self.worker_name = f"inprocess:{os.getpid()}"
         self._held: dict[int, claims.Claim] = {}  # attempts being graded right now, by id
-        self._graded_by: dict[int, int] = {}  # attempt id -> ident of the thread grading it
         self._backoff: dict[int, float] = {}  # attempt id -> monotonic time before which it is not retried
         self._lock = threading.Lock()
-        self._beside = threading.Lock()  # see _work_beside_idle_runs
         self._wake = threading.Condition(self._lock)
         self._kicks = 0
         self._stop = threading.Event()
@@ -81,7 +72,9 @@ class InProcessDispatcher:
             t.start()
             self._threads.append(t)
         for i in range(self.workers):
-            t = threading.Thread(target=self._work_beside_idle_runs, name=f"gradax-grader-beside-{i}", daemon=True)
+            t = threading.Thread(target=self.beside.run, args=(self._stop, self._claim_next,
+                                                               self._grade_or_leave_to_sweeper),
+                                 name=f"gradax-grader-beside-{i}", daemon=True)
             t.start()
             self._threads.append(t)
         sweeper = threading.Thread(target=self._sweep_loop, name="gradax-sweeper", daemon=True)
@@ -186,33 +179,6 @@ class InProcessDispatcher:
             log.exception("attempt %d: grading could not be completed; the sweeper will retry it",
                           held.attempt_id)
 
-    def _idle_beside(self) -> bool:
-        """Every grading thread is busy, and more of their runs are idle than gradings already run beside them."""
-        with self._lock:
-            graders = list(self._graded_by.values())
-        if len(graders) < self.workers or len(graders) >= 2 * self.workers:
-            return False
-        idle = run_activity.idle_threads(IDLE_RUN_S)
-        if sum(ident in idle for ident in graders) <= len(graders) - self.workers:
-            return False
-        # The idle run keeps its memory: another child beside it needs the memory a slot is counted with.
-        available = memory_available_mb()
-        return available is None or available >= self.slot_memory_mb + RESERVE_MB
-
-    def _work_beside_idle_runs(self) -> None:
-        """A grading thread that takes an attempt only while a run of this dispatcher is idle (see IDLE_RUN_S)."""
-        while not self._stop.wait(BESIDE_POLL_S):
-            # One beside thread at a time looks and claims, and counts its attempt before the next looks: two
-            # that saw the same idle run would otherwise both grade beside it.
-            with self._beside:
-                held = self._claim_next() if self._idle_beside() else None
-                if held is None:
-                    continue
-                with self._lock:
-                    self._graded_by[held.attempt_id] = threading.get_ident()
-            log.info("attempt %d: graded beside an idle run", held.attempt_id)
-            self._grade_or_leave_to_sweeper(held)
-
     def _backing_off(self) -> list[int]:
         now = time.monotonic()
         with self._lock:
@@ -233,7 +199,7 @@ class InProcessDispatcher:
         `grading_claims` row, and a claim released by a graceful stop or a restart writes nothing."""
         with self._lock:
             self._held[held.attempt_id] = held
-            self._graded_by[held.attempt_id] = threading.get_ident()
+        self.beside.started(held.attempt_id)
         try:
             loaded = self.grader.bank.get(held.problem_id)
             with claims.Keeper(self.session_factory, held, lease_s=self.lease_s,
@@ -246,9 +212,9 @@ class InProcessDispatcher:
                                     retries=self.retries, retryable=loaded is not None,
                                     cost_s=charged_s(report))
         finally:
+            self.beside.ended(held.attempt_id)
             with self._lock:
                 self._held.pop(held.attempt_id, None)
-                self._graded_by.pop(held.attempt_id, None)
         if outcome is claims.Finish.RETRY:
             with self._lock:
                 self._backoff[held.attempt_id] = time.monotonic() + retry_delay_s(report, held.tries)
