@@ -23,6 +23,7 @@ from app.core.config import Settings
 from app.db import make_engine, make_session_factory
 from app.grading import claims
 from app.grading.backend import build_grader, charged_s, grade_claimed, max_hold_s, retry_delay_s
+from app.grading.beside import BesideIdleRuns
 from app.grading.celery_app import TASK_NAME, make_celery
 from app.grading.preparation import BankPreparation
 from app.grading.queue_dispatcher import QueueDispatcher
@@ -54,16 +55,24 @@ class WorkerContext:
     grader: Grader
     dispatcher: QueueDispatcher
     name: str
+    # Task slots (`--concurrency`) and the memory one more grading needs: see `grade_beside_idle_runs`.
+    beside: BesideIdleRuns = field(default_factory=lambda: BesideIdleRuns(1, 1024))
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
     last_reload: float = float("-inf")
+    stop: threading.Event = field(default_factory=threading.Event)
+    # Attempts the beside threads (`grade_beside_idle_runs`) grade right now: put back in the queue at a stop.
+    beside_held: dict[int, claims.Claim] = field(default_factory=dict)
 
     def close(self) -> None:
+        self.stop.set()
+        for held in list(self.beside_held.values()):
+            claims.release(self.session_factory, held)
         self.dispatcher.stop()
         self.grader.executor.close()  # the warm pool owns processes
         self.engine.dispose()
 
 
-def build_context(settings: Settings, *, name: str, sweep: bool) -> WorkerContext:
+def build_context(settings: Settings, *, name: str, sweep: bool, concurrency: int = 1) -> WorkerContext:
     engine = make_engine(settings.sqlalchemy_url)
     current, head = schema_state(engine)
     if current != head:
@@ -77,7 +86,8 @@ def build_context(settings: Settings, *, name: str, sweep: bool) -> WorkerContex
     grader = build_grader(settings, bank)
     dispatcher = QueueDispatcher(factory, settings, sweep=sweep)
     install_score_listener()  # course score changes this worker stores reach LMS grade passback (app/lti)
-    return WorkerContext(settings, engine, factory, grader, dispatcher, name)
+    return WorkerContext(settings, engine, factory, grader, dispatcher, name,
+                         BesideIdleRuns(concurrency, settings.grading_slot_memory_mb))
 
 
 def grade_one(ctx: WorkerContext, attempt_id: int, *, thread_name: str | None = None) -> str:
@@ -90,9 +100,20 @@ def grade_one(ctx: WorkerContext, attempt_id: int, *, thread_name: str | None = 
     if held is None:
         announce_later(ctx, attempt_id, fair)
         return "skipped"
+    return grade_held(ctx, held)
+
+
+def grade_held(ctx: WorkerContext, held: claims.Claim) -> str:
+    """Grade a claimed attempt, store the result under the claim and send what comes next; returns what happened."""
+    fair = ctx.settings.fair_share()
     loaded = current_problem(ctx, held.problem_id)
-    with claims.Keeper(ctx.session_factory, held, lease_s=lease_s, max_hold_s=max_hold_s(ctx.grader, loaded)):
-        report = grade_claimed(ctx.grader, loaded, held, where="grading worker")
+    ctx.beside.started(held.attempt_id)
+    try:
+        with claims.Keeper(ctx.session_factory, held, lease_s=ctx.settings.grading_lease_s,
+                           max_hold_s=max_hold_s(ctx.grader, loaded)):
+            report = grade_claimed(ctx.grader, loaded, held, where="grading worker")
+    finally:
+        ctx.beside.ended(held.attempt_id)
     outcome = claims.finish(ctx.session_factory, held, report,
                             problem_hash=loaded.content_hash if loaded is not None else None,
                             retries=ctx.settings.grading_retries, retryable=loaded is not None,
@@ -106,6 +127,33 @@ def grade_one(ctx: WorkerContext, attempt_id: int, *, thread_name: str | None = 
     log.info("attempt %d: %s (%s, try %d)", held.attempt_id, outcome.value, report.verdict.value, held.tries,
              extra={"attempt_id": held.attempt_id, "verdict": report.verdict.value, "outcome": outcome.value})
     return outcome.value
+
+
+def grade_beside_idle_runs(ctx: WorkerContext, index: int) -> None:
+    """A thread that grades the attempt due next while every task slot of this worker grades a run that sleeps
+    (app/grading/beside.py): with `--pool solo` a sleeping submission held the worker until its wall-clock backstop."""
+    worker = f"{ctx.name}/beside-{index}"
+
+    def claim() -> claims.Claim | None:
+        try:
+            held = claims.claim_next(ctx.session_factory, worker=worker, lease_s=ctx.settings.grading_lease_s,
+                                     fair=ctx.settings.fair_share())
+        except Exception:
+            log.exception("could not take an attempt to grade")
+            return None
+        if held is not None:
+            ctx.beside_held[held.attempt_id] = held
+        return held
+
+    def grade(held: claims.Claim) -> None:
+        try:
+            grade_held(ctx, held)
+        except Exception:  # the claim is no longer renewed: its lease expires and the sweeper queues it again
+            log.exception("attempt %d: grading could not be completed; the sweeper will retry it", held.attempt_id)
+        finally:
+            ctx.beside_held.pop(held.attempt_id, None)
+
+    ctx.beside.run(ctx.stop, claim, grade)
 
 
 def announce_later(ctx: WorkerContext, attempt_id: int, fair: claims.FairShare) -> None:
@@ -152,7 +200,7 @@ def current_problem(ctx: WorkerContext, problem_id: str) -> LoadedProblem | None
 def run_worker(settings: Settings, *, concurrency: int, pool: str, name: str, sweep: bool,
                metrics_port: int | None, metrics_host: str = "127.0.0.1") -> int:
     """Run a Celery worker in this process until it is stopped (SIGTERM finishes the current attempt)."""
-    ctx = build_context(settings, name=name, sweep=sweep)
+    ctx = build_context(settings, name=name, sweep=sweep, concurrency=concurrency)
     celery = make_celery(settings)
 
     @celery.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -176,6 +224,9 @@ def run_worker(settings: Settings, *, concurrency: int, pool: str, name: str, sw
     grader = ctx.grader
     BankPreparation(grader.bank, Preparer(settings), background=False, warm=settings.pool == "warm",
                     on_prepared=lambda loaded: grader.executor.stock(loaded, grader.limits_for(loaded))).start()
+    for i in range(concurrency):
+        threading.Thread(target=grade_beside_idle_runs, args=(ctx, i), name=f"gradax-worker-beside-{i}",
+                         daemon=True).start()
     log.info("worker %s: %s pool, concurrency %d, broker %s", name, pool, concurrency,
              _redact(settings.redis_url))
     worker = celery.Worker(hostname=f"gradax@{name.replace('/', '-')}", pool_cls=pool, concurrency=concurrency,

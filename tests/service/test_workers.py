@@ -354,3 +354,44 @@ def test_a_worker_keeps_spare_children_of_prepared_problems(queue_app: FastAPI, 
         return float(lines[0].split()[-1]) if lines else 0.0
 
     wait_for(lambda: ready_children() >= 1, 120, "a spare warm child in a worker nobody submitted to")
+
+
+@pytest.mark.waits
+def test_a_sleeping_submission_does_not_hold_a_solo_worker_from_another_students_answer(
+        tmp_path: Path, data_dir: Path, small_bank: SmallBank, pg_url: str, redis_server: RedisServer) -> None:
+    """A worker grades one attempt at a time (`--pool solo`), and a submission that sleeps holds it until the
+    wall-clock backstop. Beside a run idle for 2 s the worker grades the attempt due next (app/grading/beside.py):
+    another student's answer does not wait for the sleeper; the sleeper's author's next one still does."""
+    if redis_server.proc is None:
+        redis_server.start()
+    _flush(redis_server)
+    settings = queue_settings(tmp_path, data_dir, database_url=pg_url, redis_url=redis_server.url,
+                              problems_dir=small_bank.problems_dir, courses_dir=small_bank.courses_dir)
+    app = create_app(settings, bank=ProblemBank(small_bank.problems_dir))
+    first, second = small_bank.ids[:2]
+    sleep_s = 12
+    worker: Process | None = None
+    try:
+        with TestClient(app) as client:
+            mallory, alice = register(client, "mallory"), register(client, "alice")
+            worker = start_worker("w", worker_env(settings), tmp_path)  # solo, one at a time
+            warm = submit(client, alice, correct_answer(first), first)  # the pool forks its children
+            assert wait_done(client, warm, alice, timeout=300)["verdict"] == "accepted"
+            sleeper = submit(client, mallory, f"import time\ntime.sleep({sleep_s})\n" + correct_answer(first), first)
+            wait_for(lambda: attempt_row(app, sleeper).status == "running", 60, "the sleeper to start")
+            started = time.monotonic()
+            answer = submit(client, alice, correct_answer(second), second)
+            assert wait_done(client, answer, alice, timeout=120)["verdict"] == "accepted"
+            waited = time.monotonic() - started
+            assert attempt_row(app, sleeper).status == "running", "the sleeper ended first: nothing was shown"
+            assert waited < sleep_s - 4, waited
+            assert claim_history(app, answer) == [("w/beside-0", "done")]
+            mallorys_next = submit(client, mallory, correct_answer(second), second)
+            assert wait_done(client, mallorys_next, mallory, timeout=120)["verdict"] == "accepted"
+            after = attempt_row(app, mallorys_next).started_at
+            ended = attempt_row(app, sleeper).finished_at
+            assert after is not None and ended is not None and after >= ended  # one running attempt per author
+        print(f"\nsolo worker: Alice's answer took {waited:.1f} s beside a {sleep_s} s sleeper")
+    finally:
+        if worker is not None:
+            worker.stop()
