@@ -46,10 +46,6 @@ class BesideIdleRuns:
         with self._lock:
             self._graded_by.pop(attempt_id, None)
 
-    def grading(self) -> int:
-        with self._lock:
-            return len(self._graded_by)
-
     def may_grade_beside(self) -> bool:
         """Every grading slot is busy, and more of their runs are idle than gradings already run beside them."""
         with self._lock:
