@@ -139,17 +139,16 @@ def _one_problem(grader: Any, pool: Any, problem_id: str, warm_n: int) -> dict[s
     first_report = grader.grade_loaded(loaded, code)
     first_ms = (time.perf_counter() - start) * 1000
     verdicts[first_report.verdict.value] = 1
-    cpu_before, forked_before = pool.warm_cpu_snapshot()
+    warmup_before = pool.warm_cpu_snapshot()
     warm = _warm_runs(grader, pool, loaded, code, warm_n, verdicts)
-    cpu_after, forked_after = pool.warm_cpu_snapshot()
-    forked = forked_after - forked_before
+    warmup_after = pool.warm_cpu_snapshot()
     row: dict[str, Any] = {
         "first_ms": round(first_ms, 1), "first_timings": {k: first_report.timings.get(k) for k in ("run_ms",
                                                                                                   "startup_ms")},
         "warm_p50_ms": _pct(warm["ms"], 50), "warm_p95_ms": _pct(warm["ms"], 95), "warm_n": len(warm["ms"]),
         "run_p50_ms": _pct(warm["run_ms"], 50),
         "run_cpu_p50_s": round(statistics.median(warm["cpu_s"]), 3) if warm["cpu_s"] else None,
-        "warmup_cpu_per_child_s": round((cpu_after - cpu_before) / forked, 3) if forked > 0 else None,
+        "warmup_cpu_per_child_s": _per_run(warmup_before, warmup_after),
         "verdicts": verdicts,
     }
     if warm["compile_ms"]:
@@ -174,6 +173,7 @@ def _one_problem(grader: Any, pool: Any, problem_id: str, warm_n: int) -> dict[s
 
 
 def _per_run(before: tuple[float, int], after: tuple[float, int]) -> float | None:
+    """CPU seconds per child (or run) between two (CPU seconds, count) snapshots of the pool."""
     runs = after[1] - before[1]
     return round((after[0] - before[0]) / runs, 3) if runs > 0 else None
 
