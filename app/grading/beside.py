@@ -64,12 +64,26 @@ class BesideIdleRuns:
         """A grading thread that takes an attempt (`claim`) only while a run graded here is idle, and `grade`s it."""
         while not stop.wait(POLL_S):
             with self._looking:
-                held = claim() if self.may_grade_beside() else None
+                try:
+                    held = claim() if self.may_grade_beside() else None
+                except Exception:  # the database could not say: look again next time
+                    log.exception("could not take an attempt to grade")
+                    held = None
                 if held is None:
                     continue
                 self.started(held.attempt_id)
             log.info("attempt %d: graded beside an idle run", held.attempt_id)
             try:
-                grade(held)
+                grade_or_leave_to_sweeper(grade, held)
             finally:
                 self.ended(held.attempt_id)
+
+
+def grade_or_leave_to_sweeper(grade: Callable[[claims.Claim], object], held: claims.Claim) -> None:
+    """`grade(held)`, for a grading thread that must outlive a failed grading."""
+    try:
+        grade(held)
+    except Exception:
+        # Typically the database refused even the reduced report: the claim is no longer renewed, so its lease
+        # expires and the sweeper queues the attempt again.
+        log.exception("attempt %d: grading could not be completed; the sweeper will retry it", held.attempt_id)

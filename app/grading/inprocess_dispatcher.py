@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.grading import claims
 from app.grading.backend import charged_s, grade_claimed, max_hold_s, retry_delay_s
-from app.grading.beside import BesideIdleRuns
+from app.grading.beside import BesideIdleRuns, grade_or_leave_to_sweeper
 from app.models import Attempt, AttemptStatus
 from graders.engine import Grader
 from graders.problem import LoadedProblem
@@ -72,8 +72,7 @@ class InProcessDispatcher:
             t.start()
             self._threads.append(t)
         for i in range(self.workers):
-            t = threading.Thread(target=self.beside.run, args=(self._stop, self._claim_next,
-                                                               self._grade_or_leave_to_sweeper),
+            t = threading.Thread(target=self.beside.run, args=(self._stop, self._claim_next, self._grade),
                                  name=f"gradax-grader-beside-{i}", daemon=True)
             t.start()
             self._threads.append(t)
@@ -159,7 +158,7 @@ class InProcessDispatcher:
                         self._wake.wait(IDLE_POLL_S)
                     self._kicks = max(0, self._kicks - 1)
                 continue
-            self._grade_or_leave_to_sweeper(held)
+            grade_or_leave_to_sweeper(self._grade, held)
 
     def _claim_next(self) -> claims.Claim | None:
         """The attempt due next, fairly; None when there is none (or the database could not say)."""
@@ -169,15 +168,6 @@ class InProcessDispatcher:
         except Exception:
             log.exception("could not take an attempt to grade")
             return None
-
-    def _grade_or_leave_to_sweeper(self, held: claims.Claim) -> None:
-        try:
-            self._grade(held)
-        except Exception:
-            # Typically the database refused even the reduced report: the claim is no longer renewed, so
-            # its lease expires and the sweeper queues the attempt again.
-            log.exception("attempt %d: grading could not be completed; the sweeper will retry it",
-                          held.attempt_id)
 
     def _backing_off(self) -> list[int]:
         now = time.monotonic()

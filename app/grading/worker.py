@@ -135,12 +135,8 @@ def grade_beside_idle_runs(ctx: WorkerContext, index: int) -> None:
     worker = f"{ctx.name}/beside-{index}"
 
     def claim() -> claims.Claim | None:
-        try:
-            held = claims.claim_next(ctx.session_factory, worker=worker, lease_s=ctx.settings.grading_lease_s,
-                                     fair=ctx.settings.fair_share())
-        except Exception:
-            log.exception("could not take an attempt to grade")
-            return None
+        held = claims.claim_next(ctx.session_factory, worker=worker, lease_s=ctx.settings.grading_lease_s,
+                                 fair=ctx.settings.fair_share())
         if held is not None:
             ctx.beside_held[held.attempt_id] = held
         return held
@@ -148,8 +144,6 @@ def grade_beside_idle_runs(ctx: WorkerContext, index: int) -> None:
     def grade(held: claims.Claim) -> None:
         try:
             grade_held(ctx, held)
-        except Exception:  # the claim is no longer renewed: its lease expires and the sweeper queues it again
-            log.exception("attempt %d: grading could not be completed; the sweeper will retry it", held.attempt_id)
         finally:
             ctx.beside_held.pop(held.attempt_id, None)
 
