@@ -151,6 +151,11 @@ def _has_attempts(session: Session, user: User) -> bool:
 def keep_new_account(session: Session, user: User, email: str) -> None:
     """The person says the account that typed their email is not theirs: the LMS's word wins, and the address
     moves, verified, to the account the launch signed in (the typist loses it). Commits."""
+    _verify_email_and_join(session, user, email)
+
+
+def _verify_email_and_join(session: Session, user: User, email: str) -> None:
+    """The address, verified, on `user` unless a verified account has it; then the invitations it names. Commits."""
     if take_verified_email(session, email):
         user.email, user.email_verified = email, True
     session.commit()
@@ -175,8 +180,5 @@ def link_typed_account(session: Session, launched: User, holder: User, email: st
             add_member(session, course_id=course_id, user=holder, role=role, source=source)
     session.delete(launched)
     session.flush()
-    if take_verified_email(session, email):  # still the holder's (or free): verified now
-        holder.email, holder.email_verified = email, True
-    session.commit()
-    accept_invitations(session, holder, by_username=False)
+    _verify_email_and_join(session, holder, email)  # still the holder's (or free): verified now
     return True
